@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * microseg kernel <-> userspace ABI.
+ *
+ * This is the ONLY header that describes data shared between the BPF programs
+ * (bpf/*.bpf.c) and the daemon (userspace/). Both sides include it; nothing
+ * here may be mirrored by hand elsewhere. tests/unit/abi_layout_test.cpp pins
+ * every size and offset, so a change here that moves a field fails the build's
+ * tests until the layout test is updated on purpose.
+ *
+ * Rules for every struct:
+ *  - fixed-width types only, explicit padding, no implicit holes;
+ *  - userspace value-initialises keys (`Key k{}`): hash and LPM keys compare
+ *    raw bytes, padding included.
+ *
+ * Addresses are always stored as 16-byte IPv6; IPv4 (and IPv4-mapped IPv6,
+ * ::ffff:a.b.c.d, which is judged exactly like IPv4) is stored mapped:
+ * 00..00 ff ff a b c d.
+ */
+#ifndef MICROSEG_BPF_ABI_H
+#define MICROSEG_BPF_ABI_H
+
+#ifdef __BPF__
+/* BPF side: types come from <linux/bpf.h>/<linux/types.h> already included. */
+#else
+#include <linux/types.h>
+#endif
+
+/* Bump when any struct or map below changes incompatibly (pinned state of an
+ * older layout is then replaced, see the daemon's adoption logic). */
+#define MS_ABI_VERSION 1
+
+/* ---- identities ------------------------------------------------------ */
+/*
+ * Numeric identities. 0 is the wildcard "any peer" in policy keys and never
+ * an identity of anything. 1..255 are reserved; workload identities (one per
+ * distinct label set) start at MS_IDENTITY_FIRST_WORKLOAD.
+ */
+#define MS_IDENTITY_ANY            0u
+#define MS_IDENTITY_HOST           1u   /* this host, outside the managed root */
+#define MS_IDENTITY_WORLD          2u   /* any non-local address without identity */
+#define MS_IDENTITY_UNMANAGED      3u   /* cgroup under the root matching no workload */
+#define MS_IDENTITY_FIRST_WORKLOAD 256u
+
+/* ---- enums ------------------------------------------------------------ */
+enum ms_mode {
+	MS_MODE_INHERIT = 0,   /* per-identity: use the global mode */
+	MS_MODE_MONITOR = 1,   /* would-deny passes, logged as audit */
+	MS_MODE_ENFORCE = 2,   /* would-deny refused (EPERM) / dropped */
+};
+
+enum ms_verdict {
+	MS_VERDICT_ALLOW = 0,
+	MS_VERDICT_DENY  = 1,
+	MS_VERDICT_AUDIT = 2,  /* events only: deny computed, passed in monitor */
+};
+
+enum ms_direction {
+	MS_DIR_EGRESS  = 0,
+	MS_DIR_INGRESS = 1,
+};
+
+/* IANA protocol numbers, as in struct bpf_sock::protocol. */
+#define MS_PROTO_TCP 6
+#define MS_PROTO_UDP 17
+
+/* Which hook produced an event (for the flow log and debugging). */
+enum ms_hook {
+	MS_HOOK_CONNECT4 = 1,
+	MS_HOOK_CONNECT6 = 2,
+	MS_HOOK_SENDMSG4 = 3,
+	MS_HOOK_SENDMSG6 = 4,
+	MS_HOOK_INGRESS  = 5,
+};
+
+/* Reason attached to a verdict (why the verdict was reached). */
+enum ms_reason {
+	MS_REASON_RULE         = 0, /* a policy entry matched: rule_id names it */
+	MS_REASON_DEFAULT_DENY = 1, /* no entry: zero-trust default */
+	MS_REASON_UDP_ANSWER   = 2, /* UDP answer to a peer heard from recently */
+	MS_REASON_NOT_ISOLATED = 3, /* subject not isolated in this direction */
+	MS_REASON_NO_POLICY    = 4, /* policy maps missing: fail closed */
+};
+
+/* Rule id 0 means "no rule" (default deny); ids are stable per
+ * (policy name, direction, rule index) for the daemon's lifetime. */
+#define MS_RULE_NONE 0u
+
+/* ---- config: ms_config (ARRAY, 1 entry) ------------------------------- */
+#define MS_CONFIG_F_LOG_ALLOWED (1u << 0) /* emit events for allows too */
+
+struct ms_config {
+	__u32 active_slot;    /* 0|1: which policy/cgroup slot is live */
+	__u32 mode;           /* enum ms_mode (global, never INHERIT) */
+	__u64 generation;     /* policy generation in the active slot */
+	__u32 flags;          /* MS_CONFIG_F_* */
+	__u32 _pad0;
+	__u64 answer_ttl_ns;  /* how long a heard UDP peer may be answered */
+};
+
+/* ---- cgroup -> identity: ms_cgroups_<slot> (inner HASH) --------------- */
+/* key: __u64 cgroup id (kernfs id, as bpf_get_current_cgroup_id()) */
+struct ms_cgroup_value {
+	__u32 identity;       /* workload or MS_IDENTITY_UNMANAGED */
+	__u32 _pad0;
+};
+
+/* ---- per-identity settings: ms_identities (HASH) ---------------------- */
+#define MS_IDENT_F_ISOLATE_EGRESS  (1u << 0) /* default-deny egress */
+#define MS_IDENT_F_ISOLATE_INGRESS (1u << 1) /* default-deny ingress */
+
+struct ms_identity_value {
+	__u32 mode;           /* enum ms_mode; INHERIT = use ms_config.mode */
+	__u32 flags;          /* MS_IDENT_F_* */
+};
+
+/* ---- policy: ms_policy_<slot> (inner LPM_TRIE) ------------------------ */
+/*
+ * Key layout (LPM data is compared MSB-first in memory order):
+ *
+ *   subject(32) | peer(32) | direction(8) | protocol(8) | port(16, big-endian)
+ *
+ * subject, peer, direction and protocol always match fully (prefixlen >= 80);
+ * the remaining 0..16 bits are a port prefix, so an `endPort` range compiles
+ * to a handful of entries. Peer MS_IDENTITY_ANY is the wildcard peer and is
+ * looked up second.
+ *
+ * Precedence is resolved by the compiler, not by the trie: per (subject,
+ * direction, peer, protocol) the compiler emits DISJOINT port intervals, in
+ * which deny already beats allow, and it folds wildcard-peer denies into
+ * every specific peer's intervals. The datapath therefore needs at most two
+ * lookups and takes the first hit:
+ *
+ *   1. {subject, peer, dir, proto, port}    specific peer
+ *   2. {subject, ANY,  dir, proto, port}    wildcard peer
+ *   3. miss -> default deny (if the subject is isolated in that direction)
+ *
+ * Example: "allow to server TCP/8080" and "deny to ANY TCP/8000-8099"
+ * compile to {S, server, E, TCP, 8000/15..} = deny (the deny was folded in),
+ * {S, ANY, E, TCP, 8000-8099 prefixes} = deny; a connect to server:8080 hits
+ * step 1 with deny: deny wins.
+ */
+#define MS_POLICY_PREFIX_FIXED 80u  /* bits before the port */
+#define MS_POLICY_PREFIX_FULL  96u
+
+struct ms_policy_key {
+	__u32 prefixlen;      /* LPM prefix length in bits of the data below */
+	__u32 subject;        /* identity whose policy this is */
+	__u32 peer;           /* the other end's identity, or MS_IDENTITY_ANY */
+	__u8  direction;      /* enum ms_direction */
+	__u8  protocol;       /* MS_PROTO_TCP | MS_PROTO_UDP */
+	__be16 port;          /* peer port (egress) or local port (ingress) */
+};
+
+struct ms_policy_value {
+	__u32 rule_id;        /* rule that decided this entry */
+	__u8  verdict;        /* MS_VERDICT_ALLOW | MS_VERDICT_DENY */
+	__u8  _pad0[3];
+};
+
+/* ---- addresses --------------------------------------------------------- */
+struct ms_addr {
+	__u8 a[16];           /* IPv6, or IPv4 mapped (::ffff:a.b.c.d) */
+};
+
+/* ---- local listeners: ms_binds (HASH) ---------------------------------- */
+/* Recorded by cgroup/post_bind4|6, removed by cgroup/sock_release. The
+ * identity of a local destination comes from here, never from its IP. An
+ * unspecified bind (0.0.0.0 / ::) is stored with the unspecified address. */
+struct ms_bind_key {
+	struct ms_addr addr;  /* bound address (mapped for IPv4) */
+	__be16 port;          /* bound port */
+	__u8  protocol;       /* MS_PROTO_* */
+	__u8  _pad0;
+};
+
+struct ms_bind_value {
+	__u64 cookie;         /* socket cookie of the owner, for release */
+	__u64 cgroup_id;      /* cgroup that created the owning socket */
+	__u64 anchor_cgroup_id; /* nearest ancestor with an identity at bind */
+};
+
+/* ---- host addresses: ms_local_addrs (HASH addr -> __u8) --------------- */
+/* Addresses of this host besides loopback (filled by the daemon). */
+
+/* ---- per-socket state: ms_sockets (SK_STORAGE) ------------------------ */
+/* Filled by cgroup/sock_create, so a socket keeps the identity of the cgroup
+ * that created it even when its fd is passed to another cgroup. */
+struct ms_sock_state {
+	__u64 cgroup_id;        /* creator's cgroup */
+	__u64 anchor_cgroup_id; /* nearest ancestor-or-self with an identity
+	                           at creation (0: none) */
+};
+
+/* ---- UDP answers: ms_udp_peers (LRU_HASH key -> __u64 last seen ns) --- */
+/* Filled by cgroup/recvmsg4|6: a socket may answer a peer it heard from
+ * within ms_config.answer_ttl_ns without that being judged a new flow. */
+struct ms_udp_peer_key {
+	__u64 cookie;         /* socket cookie */
+	struct ms_addr addr;  /* peer address */
+	__be16 port;          /* peer port */
+	__u8  _pad0[6];
+};
+
+/* ---- counters: ms_counters (PERCPU_ARRAY) ----------------------------- */
+enum ms_counter {
+	MS_CTR_ALLOWED = 0,     /* new flows allowed (rule, answer, ungoverned) */
+	MS_CTR_DENIED,          /* refused in enforce mode */
+	MS_CTR_AUDITED,         /* would-deny passed in monitor mode */
+	MS_CTR_EVENTS_LOST,     /* ring buffer full: event dropped, counted */
+	MS_CTR_UDP_ANSWERS,     /* UDP sends allowed as answers */
+	MS_CTR_BIND_TABLE_FULL, /* post_bind could not record an owner */
+	MS_CTR_NO_POLICY,       /* verdict with no policy map: failed closed */
+	MS_CTR_MAX,
+};
+
+/* ---- verdict events: ms_events (RINGBUF) ------------------------------ */
+struct ms_event {
+	__u64 timestamp_ns;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 cgroup_id;      /* the source socket's cgroup */
+	__u64 generation;     /* policy generation that decided */
+	__u32 pid;            /* tgid of current */
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 rule_id;        /* MS_RULE_NONE for default deny */
+	struct ms_addr dst_addr;
+	__be16 dst_port;
+	__u8  protocol;       /* MS_PROTO_* */
+	__u8  verdict;        /* enum ms_verdict */
+	__u8  direction;      /* enum ms_direction */
+	__u8  hook;           /* enum ms_hook */
+	__u8  reason;         /* enum ms_reason */
+	__u8  _pad0;
+	char  comm[16];       /* current->comm */
+};
+
+/* ---- limits (defaults; the daemon may resize at load) ----------------- */
+#define MS_MAX_POLICY_ENTRIES  (1u << 20)
+#define MS_MAX_CGROUPS         65536u
+#define MS_MAX_IDENTITIES      65536u
+#define MS_MAX_BINDS           65536u
+#define MS_MAX_UDP_PEERS       65536u
+#define MS_MAX_LOCAL_ADDRS     1024u
+#define MS_RINGBUF_BYTES       (4u << 20)
+#define MS_MAX_CGROUP_DEPTH    32     /* ancestor walk bound below the root */
+
+#endif /* MICROSEG_BPF_ABI_H */

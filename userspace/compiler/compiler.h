@@ -1,0 +1,87 @@
+// Compiler: policy::Bundle + identities -> the complete set of BPF map entries
+// for one policy generation. Pure code (no kernel), deterministic: the same
+// inputs always give byte-identical output in the same order.
+//
+// Semantics (see bpf/abi.h for the key layout and lookup order):
+//  - a rule's peers expand to identities (selectors match workload label sets;
+//    `identity: X` is X's identity; reserved peers are their reserved ids;
+//    omitted peers = MS_IDENTITY_ANY); ports expand to (protocol, interval)
+//    with Protocol::Any -> TCP and UDP, omitted ports -> 0-65535;
+//  - per (subject, direction, peer, protocol) intervals are made disjoint;
+//    where intervals overlap deny beats allow; among equal verdicts the rule
+//    that comes first (policy name order, then rule index) names the entry;
+//  - wildcard-peer deny intervals are folded into every specific peer's
+//    intervals of the same (subject, direction, protocol);
+//  - each disjoint interval becomes the minimal set of port prefixes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bpf/abi.h"
+#include "identity/identities.h"
+#include "policy/model.h"
+
+namespace microseg::compiler {
+
+enum class DefaultEnforcement : uint8_t {
+  Always,    // zero trust: every workload identity default-deny both directions
+  Selected,  // Kubernetes: isolated only in directions some policy selects it for
+};
+
+struct RuleInfo {
+  uint32_t id = MS_RULE_NONE;
+  std::string policy;
+  policy::Direction direction = policy::Direction::Egress;
+  uint32_t index = 0;        // position in the policy's egress/ingress list
+  policy::Action action = policy::Action::Allow;
+  std::string text;          // one-line rendering, e.g. "allow to [identity: server] ports [8080/TCP]"
+  policy::SourceLocation loc;
+  std::string name() const;  // "<policy>/<index>"
+};
+
+// Hands out rule ids that stay the same for (policy, direction, index) across
+// compilations, so flow records from older generations keep their meaning.
+class RuleRegistry {
+ public:
+  uint32_t idFor(const std::string& policy, policy::Direction dir, uint32_t index);
+ private:
+  std::map<std::tuple<std::string, uint8_t, uint32_t>, uint32_t> ids_;
+  uint32_t next_ = 1;
+};
+
+struct PolicyEntry {
+  ms_policy_key key{};       // prefixlen host order, port network order
+  ms_policy_value value{};
+};
+
+struct CompiledPolicy {
+  std::vector<PolicyEntry> entries;                 // sorted by key bytes
+  std::map<uint32_t, ms_identity_value> identities; // every workload identity
+  std::map<uint32_t, RuleInfo> rules;               // every rule of the bundle, by id
+};
+
+struct Options {
+  DefaultEnforcement defaultEnforcement = DefaultEnforcement::Always;
+};
+
+CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
+                       RuleRegistry& registry, const Options& options = {});
+
+// What the datapath decides for a new flow, computed from the compiled entries
+// with exactly the kernel's lookup order. Used by tests and by `explain`.
+struct Decision {
+  uint8_t verdict = MS_VERDICT_DENY;  // MS_VERDICT_ALLOW | MS_VERDICT_DENY
+  uint32_t ruleId = MS_RULE_NONE;
+  uint8_t reason = MS_REASON_DEFAULT_DENY;  // enum ms_reason
+};
+
+Decision evaluate(const CompiledPolicy& compiled, uint32_t subject, uint32_t peer,
+                  policy::Direction dir, uint8_t protocol, uint16_t port);
+
+// Minimal list of (value, prefixBits) covering [first, last] exactly (16-bit).
+std::vector<std::pair<uint16_t, uint8_t>> portPrefixes(uint16_t first, uint16_t last);
+
+}  // namespace microseg::compiler

@@ -1,0 +1,110 @@
+// Policy model: the parsed, validated form of microseg.dev/v1 YAML documents.
+// Pure data; no kernel, no I/O. Produced by policy::Parser, consumed by the
+// compiler and the identity resolver.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace microseg::policy {
+
+// Where something was written. line/column are 1-based (0 = unknown).
+struct SourceLocation {
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+
+// One validation problem. str() renders "FILE:LINE:COL: error: MESSAGE".
+struct Diagnostic {
+  SourceLocation loc;
+  std::string message;
+  std::string str() const;
+};
+
+using Labels = std::map<std::string, std::string>;
+
+enum class Protocol : uint8_t { Any = 0, TCP = 6, UDP = 17 };
+enum class Action : uint8_t { Allow, Deny };
+enum class Direction : uint8_t { Egress = 0, Ingress = 1 };
+enum class Enforcement : uint8_t { Monitor, Enforce };
+enum class ReservedPeer : uint8_t { Host, World, Unmanaged };
+
+enum class SelectorOp : uint8_t { In, NotIn, Exists, DoesNotExist };
+
+struct LabelRequirement {
+  std::string key;
+  SelectorOp op = SelectorOp::Exists;
+  std::vector<std::string> values;  // In/NotIn: non-empty; Exists/DoesNotExist: empty
+};
+
+// Kubernetes-style label selector. Both parts must hold (AND). A selector with
+// neither part is rejected by the parser ("empty selector").
+struct LabelSelector {
+  Labels matchLabels;
+  std::vector<LabelRequirement> matchExpressions;
+  bool matches(const Labels& labels) const;
+};
+
+// Which workloads a policy governs, or which peers a rule names.
+struct Peer {
+  enum class Kind : uint8_t { Selector, Identity, Reserved };
+  Kind kind = Kind::Selector;
+  LabelSelector selector;    // Kind::Selector
+  std::string identity;      // Kind::Identity: a Workload's metadata.name
+  ReservedPeer reserved = ReservedPeer::World;  // Kind::Reserved
+  SourceLocation loc;
+};
+
+// One `ports` item. port omitted = all ports (first=1,last=65535 ... see
+// anyPort); endPort omitted = single port.
+struct PortRange {
+  uint16_t first = 0;  // 0 together with last = 0 means "all ports"
+  uint16_t last = 0;
+  Protocol protocol = Protocol::Any;
+  SourceLocation loc;
+  bool anyPort() const { return first == 0 && last == 0; }
+};
+
+struct Rule {
+  Action action = Action::Allow;
+  // nullopt: `to`/`from` omitted = any peer. Never an empty vector (the parser
+  // rejects `to: []`).
+  std::optional<std::vector<Peer>> peers;
+  // empty: `ports` omitted = every port of every protocol.
+  std::vector<PortRange> ports;
+  SourceLocation loc;
+};
+
+struct Workload {
+  std::string name;
+  std::vector<std::string> cgroups;  // glob patterns relative to the cgroup root
+  Labels labels;
+  std::string spiffeId;              // optional, display only
+  SourceLocation loc;
+};
+
+struct Policy {
+  std::string name;
+  Peer selector;                     // Kind::Selector or Kind::Identity
+  std::optional<Enforcement> enforcement;
+  // has* says whether the key was present (even as an empty list): a policy
+  // with `ingress: []` isolates ingress with nothing allowed.
+  bool hasEgress = false;
+  bool hasIngress = false;
+  std::vector<Rule> egress;
+  std::vector<Rule> ingress;
+  SourceLocation loc;
+};
+
+// Everything loaded from one set of files, in file order (files sorted by path).
+struct Bundle {
+  std::vector<Workload> workloads;
+  std::vector<Policy> policies;
+  const Workload* findWorkload(const std::string& name) const;
+};
+
+}  // namespace microseg::policy
