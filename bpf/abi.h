@@ -3,7 +3,7 @@
  * microseg kernel <-> userspace ABI.
  *
  * This is the ONLY header that describes data shared between the BPF programs
- * (bpf/*.bpf.c) and the daemon (userspace/). Both sides include it; nothing
+ * (bpf/<name>.bpf.c) and the daemon (userspace/). Both sides include it; nothing
  * here may be mirrored by hand elsewhere. tests/unit/abi_layout_test.cpp pins
  * every size and offset, so a change here that moves a field fails the build's
  * tests until the layout test is updated on purpose.
@@ -185,11 +185,17 @@ struct ms_bind_value {
 
 /* ---- per-socket state: ms_sockets (SK_STORAGE) ------------------------ */
 /* Filled by cgroup/sock_create, so a socket keeps the identity of the cgroup
- * that created it even when its fd is passed to another cgroup. */
+ * that created it even when its fd is passed to another cgroup. post_bind
+ * adds the listener key, because cgroup/sock_release may not read the
+ * socket's address and needs it to remove the ms_binds entry. */
+#define MS_SOCK_F_BOUND (1u << 0) /* `bound` holds this socket's ms_binds key */
+
 struct ms_sock_state {
 	__u64 cgroup_id;        /* creator's cgroup */
 	__u64 anchor_cgroup_id; /* nearest ancestor-or-self with an identity
 	                           at creation (0: none) */
+	struct ms_bind_key bound; /* valid with MS_SOCK_F_BOUND */
+	__u32 flags;            /* MS_SOCK_F_* */
 };
 
 /* ---- UDP answers: ms_udp_peers (LRU_HASH key -> __u64 last seen ns) --- */

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Every map of microseg. Included once, by microseg.bpf.c. Layouts are in
+ * abi.h; sizes are defaults the daemon may change before load.
+ *
+ * Policy-derived state lives in pairs of inner maps (slot 0/1) behind
+ * ARRAY_OF_MAPS: the daemon fills the inactive slot completely, then flips
+ * ms_config.active_slot with one write, so a verdict sees either the whole
+ * old generation or the whole new one, never a mix.
+ */
+#ifndef MICROSEG_BPF_LIB_MAPS_H
+#define MICROSEG_BPF_LIB_MAPS_H
+
+/* Set by the daemon before load: cgroup level of the managed root (the
+ * cgroup2 mount's root is level 0). */
+const volatile __u32 ms_root_level = 0;
+/* Size of ms_events in bytes, to decide when a reader wakeup is due. */
+const volatile __u32 ms_ringbuf_bytes = MS_RINGBUF_BYTES;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ms_config);
+} ms_config SEC(".maps");
+
+/* Inner maps are declared by size, not BTF type: clang only emits a forward
+ * declaration for types reached through __array(), which libbpf rejects. */
+
+/* slot -> (cgroup id -> struct ms_cgroup_value) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_HASH);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
+		__uint(max_entries, MS_MAX_CGROUPS);
+		__uint(key_size, sizeof(__u64));
+		__uint(value_size, sizeof(struct ms_cgroup_value));
+	});
+} ms_cgroups SEC(".maps");
+
+/* slot -> (identity -> struct ms_identity_value) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_HASH);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
+		__uint(max_entries, MS_MAX_IDENTITIES);
+		__uint(key_size, sizeof(__u32));
+		__uint(value_size, sizeof(struct ms_identity_value));
+	});
+} ms_identities SEC(".maps");
+
+/* slot -> (struct ms_policy_key -> struct ms_policy_value), LPM */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
+		__uint(max_entries, MS_MAX_POLICY_ENTRIES);
+		__uint(key_size, sizeof(struct ms_policy_key));
+		__uint(value_size, sizeof(struct ms_policy_value));
+	});
+} ms_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MS_MAX_BINDS);
+	__type(key, struct ms_bind_key);
+	__type(value, struct ms_bind_value);
+} ms_binds SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MS_MAX_LOCAL_ADDRS);
+	__type(key, struct ms_addr);
+	__type(value, __u8);
+} ms_local_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ms_sock_state);
+} ms_sockets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MS_MAX_UDP_PEERS);
+	__type(key, struct ms_udp_peer_key);
+	__type(value, __u64);
+} ms_udp_peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MS_CTR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ms_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, MS_RINGBUF_BYTES);
+} ms_events SEC(".maps");
+
+#endif /* MICROSEG_BPF_LIB_MAPS_H */

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# microseg demo: a small shop (frontend -> checkout -> payments -> db) as real
+# processes in a throwaway cgroup tree, microsegd on policies/examples/:
+# first in monitor mode (would-deny flows are audited), then enforce (a
+# lateral-movement attempt is refused, the legitimate path still works).
+#
+#   scripts/demo.sh          run it end to end and clean up
+#   scripts/demo.sh --keep   leave it running for exploring with the CLI;
+#                            Ctrl-C cleans up
+#
+# Safety: BPF programs are attached only to the demo's own cgroup
+# (<cgroup2 mount>/microseg-demo-<pid>), traffic stays on 127.0.0.1, and
+# cleanup kills only the processes this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+KEEP=0
+for arg in "$@"; do
+  case "$arg" in
+    --keep) KEEP=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "demo: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+if [[ $(id -u) -ne 0 ]]; then
+  echo "demo: run as root (it loads BPF programs into its own throwaway cgroup)" >&2
+  exit 1
+fi
+
+bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+bold "Installing dependencies and building"
+scripts/setup.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)" --target microsegd microseg >/dev/null
+echo "built build/microsegd and build/microseg"
+
+CG2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+[[ -n "$CG2" ]] || { echo "demo: no cgroup2 mount in /proc/mounts" >&2; exit 1; }
+ROOT="$CG2/microseg-demo-$$"
+WORK=$(mktemp -d /tmp/microseg-demo.XXXXXX)
+STATE=/sys/fs/bpf/microseg-demo-$$
+SOCK="$WORK/microseg.sock"
+FLOWS="$WORK/flows.jsonl"
+export MICROSEG_SOCKET="$SOCK"
+PIDS=()
+DAEMON_PID=""
+
+cleanup() {
+  set +e
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  if [[ -n "$DAEMON_PID" ]]; then
+    kill -TERM "$DAEMON_PID" 2>/dev/null
+    wait "$DAEMON_PID" 2>/dev/null
+  fi
+  if [[ -d "$ROOT" ]]; then
+    # socat forks a child per connection inside the same cgroups: cgroup.kill
+    # ends every process of the demo's own tree (and nothing outside it).
+    echo 1 >"$ROOT/cgroup.kill" 2>/dev/null
+    sleep 0.2
+    find "$ROOT" -depth -type d -exec rmdir {} \; 2>/dev/null
+  fi
+  rm -rf "$STATE" "$WORK"
+  echo "demo: cleaned up (cgroups, BPF state, processes, temp files)"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Run a command inside a cgroup: the shell moves itself, then execs.
+in_cgroup() {
+  local cg="$1"; shift
+  bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$ROOT/$cg" "$@"
+}
+
+declare -A PORT=([frontend]=8000 [checkout]=8080 [payments]=8443 [postgres]=15432)
+bold "Starting the shop in $ROOT"
+for svc in frontend checkout payments postgres; do
+  mkdir -p "$ROOT/system.slice/$svc.service"
+  in_cgroup "system.slice/$svc.service" socat "TCP-LISTEN:${PORT[$svc]},bind=127.0.0.1,fork,reuseaddr" \
+    "SYSTEM:echo $svc answers" </dev/null >/dev/null 2>&1 &
+  PIDS+=($!)
+  printf '  %-9s listening on 127.0.0.1:%s (cgroup system.slice/%s.service)\n' "$svc" "${PORT[$svc]}" "$svc"
+done
+sleep 0.3
+
+bold "Starting microsegd in monitor mode on policies/examples/"
+build/microsegd --cgroup-root "$ROOT" --policy policies/examples --mode monitor \
+  --socket "$SOCK" --state-dir "$STATE" --flow-log "$FLOWS" 2>"$WORK/microsegd.log" &
+DAEMON_PID=$!
+for _ in $(seq 50); do build/microseg status >/dev/null 2>&1 && break; sleep 0.1; done
+build/microseg status
+
+# call FROM TO: a client in FROM's cgroup connects to TO's port.
+call() {
+  local from="$1" to="$2" out rc
+  out=$(in_cgroup "system.slice/$from.service" socat -T2 - "TCP:127.0.0.1:${PORT[$to]}" </dev/null 2>&1) && rc=0 || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    printf '  %-9s -> %-9s :%-5s  connected (%s)\n' "$from" "$to" "${PORT[$to]}" "$out"
+  else
+    printf '  %-9s -> %-9s :%-5s  REFUSED: %s\n' "$from" "$to" "${PORT[$to]}" \
+      "$(echo "$out" | sed -n 's/.*connect([^)]*): //p' | head -1)"
+  fi
+}
+
+traffic() {
+  call frontend checkout
+  call checkout payments
+  call payments postgres
+  call checkout postgres
+  echo "  -- an attacker who took over the frontend tries to move sideways:"
+  call frontend postgres
+  call frontend payments
+}
+
+show_flows() {
+  sleep 0.4 # the daemon drains events every 100 ms
+  jq -r --arg v "$1" 'select(.verdict == $v) |
+      "  \(.verdict)  \(.src.workload) -> \(.dst.workload):\(.dst.port)/\(.protocol)  rule=\(.rule)"' "$FLOWS" | sort | uniq -c
+}
+
+bold "Traffic in monitor mode: everything connects, would-be denials are audited"
+traffic
+bold "Audited flows (what enforce mode would refuse)"
+show_flows audit
+
+bold "Switching to enforce: microseg mode enforce"
+build/microseg mode enforce
+traffic
+bold "Denied flows"
+show_flows deny
+
+bold "Counters"
+build/microseg status -o json | jq -c '.counters'
+
+if [[ $KEEP -eq 1 ]]; then
+  bold "Left running. Try:"
+  echo "  export MICROSEG_SOCKET=$SOCK"
+  echo "  build/microseg status; build/microseg mode monitor; tail -f $FLOWS"
+  echo "Press Ctrl-C to clean up."
+  while kill -0 "$DAEMON_PID" 2>/dev/null; do sleep 1; done
+fi
+bold "Done"

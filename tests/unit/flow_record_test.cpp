@@ -1,0 +1,81 @@
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "flows/flow_record.h"
+
+namespace microseg::flows {
+namespace {
+
+ms_addr v4(const char* s) {
+  ms_addr a{};
+  a.a[10] = 0xff;
+  a.a[11] = 0xff;
+  inet_pton(AF_INET, s, a.a + 12);
+  return a;
+}
+
+TEST(FlowRecord, MappedAddressesPrintAsIpv4) {
+  EXPECT_EQ(formatAddr(v4("127.0.0.1")), "127.0.0.1");
+  ms_addr six{};
+  inet_pton(AF_INET6, "::1", six.a);
+  EXPECT_EQ(formatAddr(six), "::1");
+}
+
+TEST(FlowRecord, IsoTimeIsUtcWithMicroseconds) {
+  EXPECT_EQ(isoTime(int64_t(1700000000) * 1000000000 + 123456789), "2023-11-14T22:13:20.123456Z");
+}
+
+TEST(FlowRecord, EventToJsonHasTheDocumentedFields) {
+  identity::IdentityTable ids;
+  ids.byWorkload["client-b"] = 257;
+  ids.byWorkload["server"] = 258;
+  ids.workloads[257] = {"client-b"};
+  ids.workloads[258] = {"server"};
+  std::map<uint64_t, std::string> paths{{42, "/client-b"}}, workloads{{42, "client-b"}};
+  std::map<uint32_t, compiler::RuleInfo> rules;
+  compiler::RuleInfo r;
+  r.id = 7;
+  r.policy = "allow-a";
+  r.index = 0;
+  rules[7] = r;
+  FlowContext ctx{&ids, &paths, &workloads, &rules, 0};
+
+  ms_event e{};
+  e.timestamp_ns = 1000;
+  e.cgroup_id = 42;
+  e.pid = 99;
+  e.src_identity = 257;
+  e.dst_identity = 258;
+  e.dst_addr = v4("127.0.0.1");
+  e.dst_port = htons(8080);
+  e.protocol = MS_PROTO_TCP;
+  e.verdict = MS_VERDICT_AUDIT;
+  e.direction = MS_DIR_EGRESS;
+  e.hook = MS_HOOK_CONNECT4;
+  e.reason = MS_REASON_DEFAULT_DENY;
+  std::strcpy(e.comm, "curl");
+  auto j = eventToJson(e, ctx);
+  EXPECT_EQ(j["verdict"], "audit");
+  EXPECT_EQ(j["direction"], "egress");
+  EXPECT_EQ(j["protocol"], "tcp");
+  EXPECT_EQ(j["src"]["workload"], "client-b");
+  EXPECT_EQ(j["src"]["identity"], 257);
+  EXPECT_EQ(j["src"]["cgroup"], "/client-b");
+  EXPECT_EQ(j["src"]["pid"], 99);
+  EXPECT_EQ(j["src"]["comm"], "curl");
+  EXPECT_EQ(j["dst"]["addr"], "127.0.0.1");
+  EXPECT_EQ(j["dst"]["port"], 8080);
+  EXPECT_EQ(j["dst"]["workload"], "server");
+  EXPECT_EQ(j["rule"], "default-deny");
+  EXPECT_TRUE(j.contains("time"));
+
+  e.reason = MS_REASON_RULE;
+  e.rule_id = 7;
+  e.verdict = MS_VERDICT_ALLOW;
+  EXPECT_EQ(eventToJson(e, ctx)["rule"], "allow-a/0");
+}
+
+}  // namespace
+}  // namespace microseg::flows

@@ -1,0 +1,565 @@
+#include "daemon/daemon.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "common/cgroup.h"
+#include "common/fd.h"
+#include "control/protocol.h"
+#include "control/server.h"
+#include "flows/flow_record.h"
+#include "policy/parser.h"
+
+namespace microseg::daemon {
+namespace {
+
+using nlohmann::json;
+
+const char* modeName(uint32_t m) {
+  switch (m) {
+    case MS_MODE_MONITOR: return "monitor";
+    case MS_MODE_ENFORCE: return "enforce";
+    default: return "inherit";
+  }
+}
+
+std::optional<uint32_t> parseMode(const std::string& s) {
+  if (s == "monitor") return MS_MODE_MONITOR;
+  if (s == "enforce") return MS_MODE_ENFORCE;
+  if (s == "inherit") return MS_MODE_INHERIT;
+  return std::nullopt;
+}
+
+int64_t nowRealtimeNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::vector<ms_addr> hostAddrs() {
+  std::vector<ms_addr> out;
+  ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) != 0) return out;
+  for (ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    ms_addr a{};
+    if (i->ifa_addr->sa_family == AF_INET) {
+      a.a[10] = 0xff;
+      a.a[11] = 0xff;
+      std::memcpy(a.a + 12, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      std::memcpy(a.a, &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, 16);
+    } else {
+      continue;
+    }
+    bool dup = false;
+    for (const auto& o : out) dup |= std::memcmp(&o, &a, sizeof(a)) == 0;
+    if (!dup) out.push_back(a);
+  }
+  freeifaddrs(ifa);
+  std::sort(out.begin(), out.end(),
+            [](const ms_addr& x, const ms_addr& y) { return std::memcmp(&x, &y, sizeof(x)) < 0; });
+  return out;
+}
+
+}  // namespace
+
+json DaemonConfig::toJson() const {
+  return json{{"cgroup_root", cgroupRoot},
+              {"policy_paths", policyPaths},
+              {"mode", modeName(mode)},
+              {"socket", socketPath},
+              {"socket_group", socketGroup ? json(*socketGroup) : json(nullptr)},
+              {"state_dir", stateDir},
+              {"flow_log", flowLog},
+              {"log_allowed", logAllowed},
+              {"answer_ttl_seconds", answerTtlSeconds},
+              {"default_enforcement",
+               defaultEnforcement == compiler::DefaultEnforcement::Always ? "always" : "selected"}};
+}
+
+Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {}
+
+Daemon::~Daemon() {
+  if (flowLog_ != nullptr && !flowLogIsStdout_) fclose(flowLog_);
+}
+
+int Daemon::run() {
+  // Signals are handled synchronously by the main loop (signalfd); block
+  // them before any thread starts so no thread takes them asynchronously.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  int rc = setup();
+  if (rc != 0) {
+    shutdown();
+    return rc;
+  }
+  loop();
+  shutdown();
+  return 0;
+}
+
+int Daemon::setup() {
+  startedAt_ = nowRealtimeNs();
+  clockOffsetNs_ = flows::monotonicToRealtimeOffsetNs();
+  spdlog::info("microsegd starting: {}", config_.toJson().dump());
+
+  config_.cgroupRoot = normalizePath(config_.cgroupRoot);
+  if (auto level = cgroupLevel(config_.cgroupRoot); !level) {
+    spdlog::error("{}", level.error().str());
+    return 1;
+  }
+
+  if (config_.flowLog == "-") {
+    flowLog_ = stdout;
+    flowLogIsStdout_ = true;
+  } else if (!config_.flowLog.empty()) {
+    flowLog_ = fopen(config_.flowLog.c_str(), "ae");
+    if (flowLog_ == nullptr) {
+      spdlog::error("{}", sysError("open flow log", config_.flowLog).str());
+      return 1;
+    }
+  }
+
+  datapath::BpfOptions opts;
+  opts.cgroupRoot = config_.cgroupRoot;
+  opts.stateDir = config_.stateDir;
+  opts.mode = config_.mode;
+  opts.logAllowed = config_.logAllowed;
+  opts.answerTtlNs = uint64_t(config_.answerTtlSeconds) * 1000000000ull;
+  auto dp = datapath::BpfDatapath::load(opts);
+  if (!dp) {
+    spdlog::error("datapath: {}", dp.error().str());
+    return 1;
+  }
+  datapath_ = std::move(dp.value());
+
+  std::lock_guard<std::mutex> lock(mu_);
+  refreshLocalAddrsLocked();
+  // The first generation must be complete before anything is attached:
+  // programs never run against empty maps.
+  ReloadResult first = reloadLocked(config_.policyPaths, "startup");
+  if (!first.ok) {
+    for (const auto& e : first.errors) spdlog::error("{}", e);
+    spdlog::error("policy: refusing to start without a valid policy");
+    return 1;
+  }
+  if (auto r = datapath_->attach(); !r) {
+    spdlog::error("datapath: {}", r.error().str());
+    return 1;
+  }
+  spdlog::info("datapath: attached to {} (mode {})", config_.cgroupRoot,
+               modeName(datapath_->mode()));
+
+  control::ControlServer::Options copts;
+  copts.path = config_.socketPath;
+  if (config_.socketGroup) copts.group = static_cast<gid_t>(*config_.socketGroup);
+  control_ = std::make_unique<control::ControlServer>(copts);
+  registerCommands();
+  if (auto r = control_->start(); !r) {
+    spdlog::error("control: {}", r.error().str());
+    return 1;
+  }
+  spdlog::info("microsegd ready: control socket {}", config_.socketPath);
+  return 0;
+}
+
+void Daemon::loop() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  UniqueFd sfd(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  // 100 ms tick: drain events (no per-event wakeups), flush the flow log.
+  UniqueFd tfd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  itimerspec its{};
+  its.it_interval.tv_nsec = 100 * 1000 * 1000;
+  its.it_value.tv_nsec = 100 * 1000 * 1000;
+  timerfd_settime(tfd.get(), 0, &its, nullptr);
+  const int efd = datapath_->eventFd();
+  auto lastRescan = std::chrono::steady_clock::now();
+
+  for (;;) {
+    pollfd fds[3] = {{sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0}, {efd, POLLIN, 0}};
+    int n = poll(fds, 3, 1000);
+    if (n < 0 && errno != EINTR) {
+      spdlog::error("{}", sysError("poll", "main loop").str());
+      return;
+    }
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si{};
+      while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+          std::lock_guard<std::mutex> lock(mu_);
+          auto paths = config_.policyPaths;
+          reloadLocked(paths, "SIGHUP");
+        } else {
+          spdlog::info("received signal {}, shutting down", si.ssi_signo);
+          return;
+        }
+      }
+    }
+    if (fds[1].revents & POLLIN) {
+      uint64_t ticks;
+      (void)!read(tfd.get(), &ticks, sizeof(ticks));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    drainEventsLocked();
+    auto now = std::chrono::steady_clock::now();
+    if (now - lastRescan >= std::chrono::milliseconds(config_.rescanIntervalMs)) {
+      lastRescan = now;
+      rescanLocked();
+      refreshLocalAddrsLocked();
+    }
+  }
+}
+
+void Daemon::shutdown() {
+  if (control_) control_->stop();
+  control_.reset();
+  if (datapath_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    drainEventsLocked();
+    datapath_->detachAndCleanup();
+    spdlog::info("datapath: detached from {}, state removed", config_.cgroupRoot);
+  }
+  datapath_.reset();
+  if (flowLog_ != nullptr) fflush(flowLog_);
+}
+
+ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const std::string& why) {
+  ReloadResult out;
+  const auto started = std::chrono::steady_clock::now();
+  auto record = [&](const ReloadResult& r) {
+    json errs = json::array();
+    for (size_t i = 0; i < r.errors.size() && i < 20; i++) errs.push_back(r.errors[i]);
+    lastReload_ = json{{"ok", r.ok},
+                       {"time", flows::isoTime(nowRealtimeNs())},
+                       {"trigger", why},
+                       {"errors", errs},
+                       {"error_count", r.errors.size()}};
+  };
+
+  policy::ParseResult parsed = policy::loadPaths(paths);
+  if (!parsed.ok()) {
+    for (const auto& d : parsed.errors) out.errors.push_back(d.str());
+    spdlog::error("policy: {} rejected ({} errors); generation {} stays in force", why,
+                  out.errors.size(), generation_);
+    for (const auto& e : out.errors) spdlog::error("policy: {}", e);
+    record(out);
+    return out;
+  }
+
+  identity::IdentityTable ids = identity::assignIdentities(parsed.bundle, ids_);
+  compiler::Options copts;
+  copts.defaultEnforcement = config_.defaultEnforcement;
+  compiler::CompiledPolicy compiled = compiler::compile(parsed.bundle, ids, registry_, copts);
+
+  auto scanned = identity::scanCgroups(config_.cgroupRoot, parsed.bundle, ids);
+  if (!scanned) {
+    out.errors.push_back(scanned.error().str());
+    spdlog::error("identity: {}", scanned.error().str());
+    record(out);
+    return out;
+  }
+
+  datapath::Generation gen;
+  gen.number = generation_ + 1;
+  gen.policy = &compiled;
+  for (const auto& c : *scanned) {
+    if (c.identity != 0) gen.cgroups.push_back({c.id, c.identity});
+  }
+  for (const auto& [workload, mode] : workloadModes_) {
+    if (auto it = ids.byWorkload.find(workload); it != ids.byWorkload.end()) {
+      gen.modeOverrides[it->second] = mode;
+    }
+  }
+  if (auto r = datapath_->applyGeneration(gen); !r) {
+    out.errors.push_back("datapath: " + r.error().str());
+    spdlog::error("datapath: {}; generation {} stays in force", r.error().str(), generation_);
+    record(out);
+    return out;
+  }
+
+  bundle_ = std::move(parsed.bundle);
+  ids_ = std::move(ids);
+  compiled_ = std::move(compiled);
+  for (const auto& [id, info] : compiled_.rules) allRules_[id] = info;
+  generation_ = gen.number;
+  appliedAt_ = flows::isoTime(nowRealtimeNs());
+  config_.policyPaths = paths;
+  cgroups_.clear();
+  cgroupPaths_.clear();
+  cgroupWorkloads_.clear();
+  for (const auto& c : *scanned) {
+    cgroups_[c.id] = c;
+    cgroupPaths_[c.id] = c.path;
+    if (!c.workload.empty()) cgroupWorkloads_[c.id] = c.workload;
+  }
+  out.ok = true;
+  out.generation = generation_;
+  out.entries = compiled_.entries.size();
+  const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                            started)
+                      .count();
+  spdlog::info("policy: generation {} applied ({}): {} workloads, {} policies, {} identities, "
+               "{} map entries, {} cgroups, {:.1f} ms",
+               generation_, why, bundle_.workloads.size(), bundle_.policies.size(),
+               ids_.labels.size(), out.entries, gen.cgroups.size(), ms);
+  record(out);
+  return out;
+}
+
+void Daemon::rescanLocked() {
+  auto scanned = identity::scanCgroups(config_.cgroupRoot, bundle_, ids_);
+  if (!scanned) {
+    spdlog::warn("identity: rescan failed: {}", scanned.error().str());
+    return;
+  }
+  std::vector<datapath::CgroupEntry> upserts;
+  std::map<uint64_t, identity::CgroupInfo> next;
+  for (const auto& c : *scanned) {
+    next[c.id] = c;
+    auto it = cgroups_.find(c.id);
+    if (c.identity != 0 && (it == cgroups_.end() || it->second.identity != c.identity)) {
+      upserts.push_back({c.id, c.identity});
+    }
+  }
+  std::vector<uint64_t> removed;
+  for (const auto& [id, c] : cgroups_) {
+    auto it = next.find(id);
+    if (c.identity != 0 && (it == next.end() || it->second.identity == 0)) removed.push_back(id);
+  }
+  if (!upserts.empty()) {
+    if (auto r = datapath_->upsertCgroups(upserts); !r) {
+      spdlog::warn("identity: {}", r.error().str());
+      return;
+    }
+  }
+  if (!removed.empty()) {
+    if (auto r = datapath_->removeCgroups(removed); !r) spdlog::warn("identity: {}", r.error().str());
+  }
+  if (!upserts.empty() || !removed.empty()) {
+    spdlog::debug("identity: {} cgroups added/changed, {} removed", upserts.size(), removed.size());
+  }
+  cgroups_ = std::move(next);
+  cgroupPaths_.clear();
+  cgroupWorkloads_.clear();
+  for (const auto& [id, c] : cgroups_) {
+    cgroupPaths_[id] = c.path;
+    if (!c.workload.empty()) cgroupWorkloads_[id] = c.workload;
+  }
+}
+
+void Daemon::refreshLocalAddrsLocked() {
+  auto addrs = hostAddrs();
+  if (addrs.size() == localAddrs_.size() &&
+      std::equal(addrs.begin(), addrs.end(), localAddrs_.begin(), [](const ms_addr& x, const ms_addr& y) {
+        return std::memcmp(&x, &y, sizeof(x)) == 0;
+      })) {
+    return;
+  }
+  if (auto r = datapath_->setLocalAddrs(addrs); !r) {
+    spdlog::warn("datapath: {}", r.error().str());
+    return;
+  }
+  localAddrs_ = std::move(addrs);
+}
+
+void Daemon::drainEventsLocked() {
+  flows::FlowContext ctx;
+  ctx.ids = &ids_;
+  ctx.cgroupPaths = &cgroupPaths_;
+  ctx.cgroupWorkloads = &cgroupWorkloads_;
+  ctx.rules = &allRules_;
+  ctx.monotonicToRealtimeNs = clockOffsetNs_;
+  datapath::EventHandler handler = [&](const ms_event& e) {
+    if (flowLog_ == nullptr) return;
+    std::string line = flows::eventToJson(e, ctx).dump();
+    line.push_back('\n');
+    if (fwrite(line.data(), 1, line.size(), flowLog_) != line.size()) flowLogWriteErrors_++;
+  };
+  auto n = datapath_->drainEvents(handler);
+  if (!n) {
+    spdlog::warn("datapath: {}", n.error().str());
+    return;
+  }
+  if (*n > 0 && flowLog_ != nullptr) fflush(flowLog_);
+}
+
+json Daemon::statusLocked() {
+  json workloads = json::array();
+  std::map<std::string, std::vector<std::string>> cgroupsByWorkload;
+  for (const auto& [id, c] : cgroups_) {
+    if (!c.workload.empty() && !c.inherited) cgroupsByWorkload[c.workload].push_back(c.path);
+  }
+  for (const auto& w : bundle_.workloads) {
+    auto it = ids_.byWorkload.find(w.name);
+    uint32_t ident = it == ids_.byWorkload.end() ? 0 : it->second;
+    uint32_t mode = MS_MODE_INHERIT;
+    if (auto m = workloadModes_.find(w.name); m != workloadModes_.end()) {
+      mode = m->second;
+    } else if (auto iv = compiled_.identities.find(ident); iv != compiled_.identities.end()) {
+      mode = iv->second.mode;
+    }
+    workloads.push_back(json{{"name", w.name},
+                             {"identity", ident},
+                             {"labels", w.labels},
+                             {"cgroups", cgroupsByWorkload[w.name]},
+                             {"mode", modeName(mode)}});
+  }
+  json counters = json::object();
+  if (auto c = datapath_->counters(); c) {
+    counters = json{{"allowed", c->allowed()},
+                    {"denied", c->denied()},
+                    {"audited", c->audited()},
+                    {"events_lost", c->eventsLost()},
+                    {"udp_answers", c->udpAnswers()},
+                    {"bind_table_full", c->values[MS_CTR_BIND_TABLE_FULL]},
+                    {"no_policy", c->values[MS_CTR_NO_POLICY]}};
+  }
+  return json{{"version_string", "0.1.0"},
+              {"mode", modeName(datapath_->mode())},
+              {"policy_generation", generation_},
+              {"policy_paths", config_.policyPaths},
+              {"cgroup_root", config_.cgroupRoot},
+              {"state_dir", config_.stateDir},
+              {"uptime_seconds", (nowRealtimeNs() - startedAt_) / 1000000000},
+              {"workloads", workloads},
+              {"counters", counters},
+              {"flow_log_write_errors", flowLogWriteErrors_},
+              {"policy",
+               {{"entries", compiled_.entries.size()},
+                {"rules", compiled_.rules.size()},
+                {"identities", ids_.labels.size()},
+                {"applied_at", appliedAt_}}},
+              {"last_reload", lastReload_},
+              {"config", config_.toJson()}};
+}
+
+void Daemon::registerCommands() {
+  using control::ControlError;
+  using control::Request;
+
+  control_->registerCommand(
+      "status", [this](const Request&) {
+        std::lock_guard<std::mutex> lock(mu_);
+        return statusLocked();
+      },
+      false);
+
+  control_->registerCommand(
+      "mode.get", [this](const Request&) {
+        std::lock_guard<std::mutex> lock(mu_);
+        return json{{"mode", modeName(datapath_->mode())}};
+      },
+      false);
+
+  control_->registerCommand(
+      "mode.set", [this](const Request& req) {
+        if (!req.body.contains("mode") || !req.body["mode"].is_string()) {
+          throw ControlError(control::kErrBadRequest, "field 'mode' (string) is required", {});
+        }
+        const std::string want = req.body["mode"].get<std::string>();
+        auto mode = parseMode(want);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (req.body.contains("workload")) {
+          if (!req.body["workload"].is_string()) {
+            throw ControlError(control::kErrBadRequest, "field 'workload' must be a string", {});
+          }
+          const std::string w = req.body["workload"].get<std::string>();
+          if (!mode) {
+            throw ControlError(control::kErrBadRequest,
+                               "mode '" + want + "' is not one of monitor, enforce, inherit", {});
+          }
+          auto it = ids_.byWorkload.find(w);
+          if (it == ids_.byWorkload.end()) {
+            throw ControlError(control::kErrBadRequest, "no workload named '" + w + "'", {});
+          }
+          if (auto r = datapath_->setIdentityMode(it->second, *mode, compiled_); !r) {
+            throw ControlError(control::kErrInternal, r.error().str(), {});
+          }
+          std::string previous = "inherit";
+          if (auto m = workloadModes_.find(w); m != workloadModes_.end()) previous = modeName(m->second);
+          if (*mode == MS_MODE_INHERIT) {
+            workloadModes_.erase(w);
+          } else {
+            workloadModes_[w] = *mode;
+          }
+          spdlog::info("control: workload {} mode {} -> {} (uid={} pid={})", w, previous, want,
+                       req.peer.uid, req.peer.pid);
+          return json{{"workload", w}, {"mode", want}, {"previous", previous}};
+        }
+        if (!mode || *mode == MS_MODE_INHERIT) {
+          throw ControlError(control::kErrBadRequest,
+                             "mode '" + want + "' is not one of monitor, enforce", {});
+        }
+        const std::string previous = modeName(datapath_->mode());
+        if (auto r = datapath_->setMode(*mode); !r) {
+          throw ControlError(control::kErrInternal, r.error().str(), {});
+        }
+        spdlog::info("control: mode {} -> {} (uid={} pid={})", previous, want, req.peer.uid,
+                     req.peer.pid);
+        return json{{"mode", want}, {"previous", previous}};
+      },
+      true);
+
+  auto reloadReply = [](const ReloadResult& r) {
+    if (!r.ok) {
+      throw ControlError(control::kErrInvalidPolicy,
+                         r.errors.empty() ? "policy rejected" : r.errors.front(), r.errors);
+    }
+    return json{{"generation", r.generation}, {"entries", r.entries}};
+  };
+
+  control_->registerCommand(
+      "policy.reload", [this, reloadReply](const Request& req) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto paths = config_.policyPaths;
+        auto r = reloadLocked(paths, "control (uid " + std::to_string(req.peer.uid) + ")");
+        return reloadReply(r);
+      },
+      true);
+
+  control_->registerCommand(
+      "policy.apply", [this, reloadReply](const Request& req) {
+        std::vector<std::string> paths;
+        if (req.body.contains("paths")) {
+          if (!req.body["paths"].is_array()) {
+            throw ControlError(control::kErrBadRequest, "field 'paths' must be an array of strings", {});
+          }
+          for (const auto& p : req.body["paths"]) {
+            if (!p.is_string() || p.get<std::string>().empty() || p.get<std::string>()[0] != '/') {
+              throw ControlError(control::kErrBadRequest,
+                                 "field 'paths' must hold absolute paths", {});
+            }
+            paths.push_back(p.get<std::string>());
+          }
+        }
+        std::lock_guard<std::mutex> lock(mu_);
+        if (paths.empty()) paths = config_.policyPaths;
+        auto r = reloadLocked(paths, "apply (uid " + std::to_string(req.peer.uid) + ")");
+        return reloadReply(r);
+      },
+      true);
+}
+
+}  // namespace microseg::daemon

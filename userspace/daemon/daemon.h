@@ -1,0 +1,98 @@
+// microsegd: owns the datapath, the policy generations, the cgroup identity
+// view, the flow log and the control socket.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler/compiler.h"
+#include "datapath/bpf_datapath.h"
+#include "identity/cgroup_scanner.h"
+#include "identity/identities.h"
+#include "policy/model.h"
+
+namespace microseg::control {
+class ControlServer;
+}
+
+namespace microseg::daemon {
+
+struct DaemonConfig {
+  std::string cgroupRoot;
+  std::vector<std::string> policyPaths;
+  uint32_t mode = MS_MODE_MONITOR;
+  std::string socketPath = "/run/microseg/microseg.sock";
+  std::optional<unsigned> socketGroup;
+  std::string stateDir = "/sys/fs/bpf/microseg";
+  std::string flowLog;  // "" = none, "-" = stdout
+  bool logAllowed = false;
+  uint32_t answerTtlSeconds = 30;
+  uint32_t rescanIntervalMs = 1000;
+  compiler::DefaultEnforcement defaultEnforcement = compiler::DefaultEnforcement::Always;
+
+  nlohmann::json toJson() const;
+};
+
+// Outcome of a policy load: applied, or rejected with located errors.
+struct ReloadResult {
+  bool ok = false;
+  uint64_t generation = 0;
+  size_t entries = 0;
+  std::vector<std::string> errors;  // "FILE:LINE:COL: error: ..." or datapath errors
+};
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonConfig config);
+  ~Daemon();
+  // Runs until SIGINT/SIGTERM. Returns the process exit code.
+  int run();
+
+ private:
+  int setup();
+  void loop();
+  void shutdown();
+
+  // All of these expect mu_ held.
+  ReloadResult reloadLocked(const std::vector<std::string>& paths, const std::string& why);
+  void rescanLocked();
+  void refreshLocalAddrsLocked();
+  void drainEventsLocked();
+  nlohmann::json statusLocked();
+
+  void registerCommands();
+
+  DaemonConfig config_;
+  std::mutex mu_;
+  std::unique_ptr<datapath::BpfDatapath> datapath_;
+  std::unique_ptr<control::ControlServer> control_;
+
+  // The generation in force.
+  policy::Bundle bundle_;
+  identity::IdentityTable ids_;
+  compiler::RuleRegistry registry_;
+  compiler::CompiledPolicy compiled_;
+  std::map<uint32_t, compiler::RuleInfo> allRules_;  // every rule ever compiled, by id
+  uint64_t generation_ = 0;
+  std::string appliedAt_;
+  std::map<uint64_t, identity::CgroupInfo> cgroups_;  // by cgroup id
+  std::map<uint64_t, std::string> cgroupPaths_, cgroupWorkloads_;
+  std::map<std::string, uint32_t> workloadModes_;  // runtime overrides by workload name
+  std::vector<ms_addr> localAddrs_;
+
+  nlohmann::json lastReload_;
+  int64_t startedAt_ = 0;
+  int64_t clockOffsetNs_ = 0;
+  FILE* flowLog_ = nullptr;
+  bool flowLogIsStdout_ = false;
+  uint64_t flowLogWriteErrors_ = 0;
+};
+
+}  // namespace microseg::daemon

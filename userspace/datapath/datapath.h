@@ -1,0 +1,64 @@
+// The datapath as the daemon sees it: where compiled policy generations,
+// cgroup identities and the mode go, and where verdict events come from.
+// BpfDatapath (bpf_datapath.h) is the kernel implementation.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "bpf/abi.h"
+#include "common/result.h"
+#include "compiler/compiler.h"
+
+namespace microseg::datapath {
+
+struct CgroupEntry {
+  uint64_t cgroupId = 0;
+  uint32_t identity = 0;
+};
+
+struct Counters {
+  uint64_t values[MS_CTR_MAX] = {};
+  uint64_t allowed() const { return values[MS_CTR_ALLOWED]; }
+  uint64_t denied() const { return values[MS_CTR_DENIED]; }
+  uint64_t audited() const { return values[MS_CTR_AUDITED]; }
+  uint64_t eventsLost() const { return values[MS_CTR_EVENTS_LOST]; }
+  uint64_t udpAnswers() const { return values[MS_CTR_UDP_ANSWERS]; }
+};
+
+// One policy generation: everything that must flip at once.
+struct Generation {
+  uint64_t number = 0;
+  const compiler::CompiledPolicy* policy = nullptr;
+  std::vector<CgroupEntry> cgroups;
+  // Runtime per-identity mode overrides (CLI), applied on top of the
+  // policy-declared modes.
+  std::map<uint32_t, uint32_t> modeOverrides;
+};
+
+using EventHandler = std::function<void(const ms_event&)>;
+
+class Datapath {
+ public:
+  virtual ~Datapath() = default;
+
+  // Writes the whole generation into the inactive slot, then flips the
+  // active slot with one write. On error the active generation is untouched.
+  virtual Result<void> applyGeneration(const Generation& gen) = 0;
+  // Cgroup churn between generations: edits the ACTIVE slot in place.
+  virtual Result<void> upsertCgroups(const std::vector<CgroupEntry>& entries) = 0;
+  virtual Result<void> removeCgroups(const std::vector<uint64_t>& cgroupIds) = 0;
+  virtual Result<void> setIdentityMode(uint32_t identity, uint32_t mode,
+                                       const compiler::CompiledPolicy& policy) = 0;
+  virtual Result<void> setMode(uint32_t mode) = 0;
+  virtual uint32_t mode() const = 0;
+  virtual Result<void> setLocalAddrs(const std::vector<ms_addr>& addrs) = 0;
+  virtual Result<Counters> counters() const = 0;
+  // Drains pending events into the handler; returns how many.
+  virtual Result<int> drainEvents(const EventHandler& handler) = 0;
+  // fd that becomes readable when the kernel forces a wakeup (ring > 1/4 full).
+  virtual int eventFd() const = 0;
+};
+
+}  // namespace microseg::datapath

@@ -1,0 +1,120 @@
+#include "flows/flow_record.h"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <ctime>
+
+namespace microseg::flows {
+
+std::string formatAddr(const ms_addr& addr) {
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (std::memcmp(addr.a, kMapped, sizeof(kMapped)) == 0) {
+    inet_ntop(AF_INET, addr.a + 12, buf, sizeof(buf));
+  } else {
+    inet_ntop(AF_INET6, addr.a, buf, sizeof(buf));
+  }
+  return buf;
+}
+
+std::string isoTime(int64_t realtimeNs) {
+  time_t secs = static_cast<time_t>(realtimeNs / 1000000000);
+  long micros = static_cast<long>((realtimeNs % 1000000000) / 1000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, sizeof(buf) - n, ".%06ldZ", micros);
+  return buf;
+}
+
+const char* verdictName(uint8_t v) {
+  switch (v) {
+    case MS_VERDICT_ALLOW: return "allow";
+    case MS_VERDICT_DENY: return "deny";
+    case MS_VERDICT_AUDIT: return "audit";
+    default: return "unknown";
+  }
+}
+
+const char* protocolName(uint8_t p) {
+  switch (p) {
+    case MS_PROTO_TCP: return "tcp";
+    case MS_PROTO_UDP: return "udp";
+    default: return "other";
+  }
+}
+
+const char* hookName(uint8_t h) {
+  switch (h) {
+    case MS_HOOK_CONNECT4: return "connect4";
+    case MS_HOOK_CONNECT6: return "connect6";
+    case MS_HOOK_SENDMSG4: return "sendmsg4";
+    case MS_HOOK_SENDMSG6: return "sendmsg6";
+    case MS_HOOK_INGRESS: return "ingress";
+    default: return "unknown";
+  }
+}
+
+const char* reasonName(uint8_t r) {
+  switch (r) {
+    case MS_REASON_RULE: return "rule";
+    case MS_REASON_DEFAULT_DENY: return "default-deny";
+    case MS_REASON_UDP_ANSWER: return "udp-answer";
+    case MS_REASON_NOT_ISOLATED: return "not-isolated";
+    case MS_REASON_NO_POLICY: return "no-policy";
+    default: return "unknown";
+  }
+}
+
+const char* directionName(uint8_t d) { return d == MS_DIR_INGRESS ? "ingress" : "egress"; }
+
+std::string ruleName(uint32_t ruleId, uint8_t reason,
+                     const std::map<uint32_t, compiler::RuleInfo>& rules) {
+  if (reason != MS_REASON_RULE) return reasonName(reason);
+  auto it = rules.find(ruleId);
+  if (it == rules.end()) return "rule-" + std::to_string(ruleId);
+  return it->second.name();
+}
+
+nlohmann::json eventToJson(const ms_event& e, const FlowContext& ctx) {
+  using nlohmann::json;
+  auto lookup = [](const std::map<uint64_t, std::string>& m, uint64_t k) -> std::string {
+    auto it = m.find(k);
+    return it == m.end() ? std::string() : it->second;
+  };
+  std::string srcWorkload = lookup(*ctx.cgroupWorkloads, e.cgroup_id);
+  if (srcWorkload.empty()) srcWorkload = ctx.ids->nameOf(e.src_identity);
+  std::string cgroup = lookup(*ctx.cgroupPaths, e.cgroup_id);
+  json src = {{"workload", srcWorkload},
+              {"identity", e.src_identity},
+              {"cgroup", cgroup.empty() ? json(nullptr) : json(cgroup)},
+              {"cgroup_id", e.cgroup_id},
+              {"pid", e.pid},
+              {"comm", std::string(e.comm, strnlen(e.comm, sizeof(e.comm)))}};
+  json dst = {{"addr", formatAddr(e.dst_addr)},
+              {"port", ntohs(e.dst_port)},
+              {"workload", ctx.ids->nameOf(e.dst_identity)},
+              {"identity", e.dst_identity}};
+  return json{{"time", isoTime(static_cast<int64_t>(e.timestamp_ns) + ctx.monotonicToRealtimeNs)},
+              {"verdict", verdictName(e.verdict)},
+              {"direction", directionName(e.direction)},
+              {"protocol", protocolName(e.protocol)},
+              {"hook", hookName(e.hook)},
+              {"src", src},
+              {"dst", dst},
+              {"rule", ruleName(e.rule_id, e.reason, *ctx.rules)},
+              {"reason", reasonName(e.reason)},
+              {"generation", e.generation}};
+}
+
+int64_t monotonicToRealtimeOffsetNs() {
+  timespec rt{}, mono{};
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &rt);
+  auto ns = [](const timespec& t) { return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec; };
+  return ns(rt) - ns(mono);
+}
+
+}  // namespace microseg::flows
