@@ -1,5 +1,5 @@
 // microsegd: the microseg daemon. See README.md "Running the daemon".
-#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 

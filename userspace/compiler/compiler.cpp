@@ -1,0 +1,380 @@
+#include "compiler/compiler.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+namespace microseg::compiler {
+namespace {
+
+using policy::Action;
+using policy::Direction;
+
+// A port interval contributed by one rule, before precedence is resolved.
+struct Interval {
+  uint32_t first, last;  // inclusive, 0..65535
+  uint8_t verdict;       // MS_VERDICT_ALLOW | MS_VERDICT_DENY
+  uint32_t order;        // rule order: lower wins among equal verdicts
+  uint32_t ruleId;
+};
+
+// (subject, direction, protocol, peer)
+using GroupKey = std::tuple<uint32_t, uint8_t, uint8_t>;
+using Intervals = std::vector<Interval>;
+
+std::string selectorText(const policy::LabelSelector& s) {
+  std::string out;
+  if (!s.matchLabels.empty()) {
+    out += "matchLabels: ";
+    bool first = true;
+    for (const auto& [k, v] : s.matchLabels) {
+      out += (first ? "" : ",") + k + "=" + v;
+      first = false;
+    }
+  }
+  for (const auto& e : s.matchExpressions) {
+    static const char* ops[] = {"In", "NotIn", "Exists", "DoesNotExist"};
+    if (!out.empty()) out += "; ";
+    out += e.key + " " + ops[static_cast<int>(e.op)];
+    if (!e.values.empty()) {
+      out += " (";
+      for (size_t i = 0; i < e.values.size(); i++) out += (i ? "," : "") + e.values[i];
+      out += ")";
+    }
+  }
+  return out;
+}
+
+std::string peerText(const policy::Peer& p) {
+  switch (p.kind) {
+    case policy::Peer::Kind::Identity: return "identity: " + p.identity;
+    case policy::Peer::Kind::Reserved:
+      return std::string("reserved: ") +
+             (p.reserved == policy::ReservedPeer::Host    ? "host"
+              : p.reserved == policy::ReservedPeer::World ? "world"
+                                                          : "unmanaged");
+    case policy::Peer::Kind::Selector: return selectorText(p.selector);
+  }
+  return "?";
+}
+
+std::string ruleText(const policy::Rule& r, Direction dir) {
+  std::string s = r.action == Action::Allow ? "allow" : "deny";
+  s += dir == Direction::Egress ? " to " : " from ";
+  if (!r.peers) {
+    s += "any";
+  } else {
+    s += "[";
+    for (size_t i = 0; i < r.peers->size(); i++) s += (i ? "; " : "") + peerText((*r.peers)[i]);
+    s += "]";
+  }
+  s += " ports ";
+  if (r.ports.empty()) return s + "any";
+  s += "[";
+  for (size_t i = 0; i < r.ports.size(); i++) {
+    const auto& p = r.ports[i];
+    if (i) s += ", ";
+    if (p.anyPort()) {
+      s += "*";
+    } else {
+      s += std::to_string(p.first);
+      if (p.last != p.first) s += "-" + std::to_string(p.last);
+    }
+    s += p.protocol == policy::Protocol::TCP   ? "/TCP"
+         : p.protocol == policy::Protocol::UDP ? "/UDP"
+                                               : "/any";
+  }
+  return s + "]";
+}
+
+bool subjectMatches(const policy::Peer& sel, uint32_t identity, const identity::IdentityTable& ids) {
+  if (sel.kind == policy::Peer::Kind::Identity) {
+    auto it = ids.byWorkload.find(sel.identity);
+    return it != ids.byWorkload.end() && it->second == identity;
+  }
+  if (sel.kind == policy::Peer::Kind::Selector) {
+    auto it = ids.labels.find(identity);
+    return it != ids.labels.end() && sel.selector.matches(it->second);
+  }
+  return false;
+}
+
+std::vector<uint32_t> expandPeer(const policy::Peer& p, const identity::IdentityTable& ids) {
+  switch (p.kind) {
+    case policy::Peer::Kind::Reserved:
+      switch (p.reserved) {
+        case policy::ReservedPeer::Host: return {MS_IDENTITY_HOST};
+        case policy::ReservedPeer::World: return {MS_IDENTITY_WORLD};
+        case policy::ReservedPeer::Unmanaged: return {MS_IDENTITY_UNMANAGED};
+      }
+      return {};
+    case policy::Peer::Kind::Identity:
+    case policy::Peer::Kind::Selector: {
+      std::vector<uint32_t> out;
+      for (const auto& [id, labels] : ids.labels) {
+        if (subjectMatches(p, id, ids)) out.push_back(id);
+      }
+      return out;
+    }
+  }
+  return {};
+}
+
+// Deny beats allow; then the earlier rule. Returns disjoint, merged pieces.
+Intervals resolve(const Intervals& in) {
+  if (in.empty()) return {};
+  struct Ev {
+    uint32_t at;
+    bool start;
+    size_t idx;
+  };
+  std::vector<Ev> evs;
+  evs.reserve(in.size() * 2);
+  for (size_t i = 0; i < in.size(); i++) {
+    evs.push_back({in[i].first, true, i});
+    evs.push_back({in[i].last + 1, false, i});
+  }
+  std::sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) { return a.at < b.at; });
+  auto prio = [&](size_t i) {
+    return std::make_tuple(in[i].verdict == MS_VERDICT_DENY ? 0 : 1, in[i].order, i);
+  };
+  std::set<std::tuple<int, uint32_t, size_t>> active;
+  Intervals out;
+  size_t e = 0;
+  while (e < evs.size()) {
+    const uint32_t at = evs[e].at;
+    while (e < evs.size() && evs[e].at == at) {
+      if (evs[e].start) {
+        active.insert(prio(evs[e].idx));
+      } else {
+        active.erase(prio(evs[e].idx));
+      }
+      e++;
+    }
+    if (active.empty() || e >= evs.size()) continue;
+    const Interval& win = in[std::get<2>(*active.begin())];
+    const uint32_t end = evs[e].at - 1;
+    if (!out.empty() && out.back().last + 1 == at && out.back().verdict == win.verdict &&
+        out.back().ruleId == win.ruleId) {
+      out.back().last = end;
+    } else {
+      out.push_back({at, end, win.verdict, win.order, win.ruleId});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string RuleInfo::name() const { return policy + "/" + std::to_string(index); }
+
+uint32_t RuleRegistry::idFor(const std::string& policy, policy::Direction dir, uint32_t index) {
+  auto key = std::make_tuple(policy, static_cast<uint8_t>(dir), index);
+  auto it = ids_.find(key);
+  if (it != ids_.end()) return it->second;
+  ids_[key] = next_;
+  return next_++;
+}
+
+std::vector<std::pair<uint16_t, uint8_t>> portPrefixes(uint16_t first, uint16_t last) {
+  std::vector<std::pair<uint16_t, uint8_t>> out;
+  uint32_t lo = first;
+  const uint32_t hi = last;
+  while (lo <= hi) {
+    // Largest aligned block starting at lo that stays within hi.
+    uint32_t size = 1;
+    uint8_t bits = 16;
+    while (bits > 0) {
+      const uint32_t bigger = size << 1;
+      if ((lo & (bigger - 1)) != 0 || lo + bigger - 1 > hi) break;
+      size = bigger;
+      bits--;
+    }
+    out.emplace_back(static_cast<uint16_t>(lo), bits);
+    lo += size;
+  }
+  return out;
+}
+
+CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
+                       RuleRegistry& registry, const Options& options) {
+  CompiledPolicy out;
+
+  // Policies in name order, rules in index order: that is rule precedence
+  // among equal verdicts, and it makes the output independent of file order.
+  std::vector<const policy::Policy*> policies;
+  for (const auto& p : bundle.policies) policies.push_back(&p);
+  std::sort(policies.begin(), policies.end(),
+            [](const auto* a, const auto* b) { return a->name < b->name; });
+
+  struct IdentState {
+    bool egressSelected = false, ingressSelected = false, monitor = false, enforce = false;
+  };
+  std::map<uint32_t, IdentState> state;
+  for (const auto& [id, labels] : ids.labels) state[id];
+
+  // (subject, dir, proto) -> peer -> intervals
+  std::map<GroupKey, std::map<uint32_t, Intervals>> groups;
+  uint32_t order = 0;
+
+  for (const auto* p : policies) {
+    std::vector<uint32_t> subjects;
+    for (const auto& [id, labels] : ids.labels) {
+      if (subjectMatches(p->selector, id, ids)) subjects.push_back(id);
+    }
+    for (uint32_t s : subjects) {
+      auto& st = state[s];
+      st.egressSelected |= p->hasEgress;
+      st.ingressSelected |= p->hasIngress;
+      if (p->enforcement == policy::Enforcement::Monitor) st.monitor = true;
+      if (p->enforcement == policy::Enforcement::Enforce) st.enforce = true;
+    }
+    for (Direction dir : {Direction::Egress, Direction::Ingress}) {
+      const auto& rules = dir == Direction::Egress ? p->egress : p->ingress;
+      for (uint32_t i = 0; i < rules.size(); i++) {
+        const policy::Rule& r = rules[i];
+        RuleInfo info;
+        info.id = registry.idFor(p->name, dir, i);
+        info.policy = p->name;
+        info.direction = dir;
+        info.index = i;
+        info.action = r.action;
+        info.text = ruleText(r, dir);
+        info.loc = r.loc;
+        out.rules[info.id] = info;
+        const uint32_t ruleOrder = order++;
+
+        std::vector<uint32_t> peers;
+        if (!r.peers) {
+          peers.push_back(MS_IDENTITY_ANY);
+        } else {
+          std::set<uint32_t> uniq;
+          for (const auto& peer : *r.peers) {
+            for (uint32_t id : expandPeer(peer, ids)) uniq.insert(id);
+          }
+          peers.assign(uniq.begin(), uniq.end());
+        }
+        std::vector<std::tuple<uint8_t, uint32_t, uint32_t>> ports;  // proto, first, last
+        auto addProto = [&](policy::Protocol proto, uint32_t first, uint32_t last) {
+          if (proto == policy::Protocol::Any || proto == policy::Protocol::TCP) {
+            ports.emplace_back(MS_PROTO_TCP, first, last);
+          }
+          if (proto == policy::Protocol::Any || proto == policy::Protocol::UDP) {
+            ports.emplace_back(MS_PROTO_UDP, first, last);
+          }
+        };
+        if (r.ports.empty()) {
+          addProto(policy::Protocol::Any, 0, 65535);
+        } else {
+          for (const auto& pr : r.ports) {
+            if (pr.anyPort()) {
+              addProto(pr.protocol, 0, 65535);
+            } else {
+              addProto(pr.protocol, pr.first, pr.last);
+            }
+          }
+        }
+        const uint8_t verdict = r.action == Action::Deny ? MS_VERDICT_DENY : MS_VERDICT_ALLOW;
+        for (uint32_t s : subjects) {
+          for (const auto& [proto, first, last] : ports) {
+            auto& byPeer = groups[{s, static_cast<uint8_t>(dir), proto}];
+            for (uint32_t peer : peers) {
+              byPeer[peer].push_back({first, last, verdict, ruleOrder, info.id});
+            }
+          }
+        }
+      }
+    }
+  }
+
+  for (auto& [group, byPeer] : groups) {
+    const auto& [subject, dir, proto] = group;
+    Intervals anyDenies;
+    if (auto it = byPeer.find(MS_IDENTITY_ANY); it != byPeer.end()) {
+      for (const auto& iv : it->second) {
+        if (iv.verdict == MS_VERDICT_DENY) anyDenies.push_back(iv);
+      }
+    }
+    for (auto& [peer, intervals] : byPeer) {
+      if (peer != MS_IDENTITY_ANY) intervals.insert(intervals.end(), anyDenies.begin(), anyDenies.end());
+      for (const auto& iv : resolve(intervals)) {
+        for (const auto& [value, bits] :
+             portPrefixes(static_cast<uint16_t>(iv.first), static_cast<uint16_t>(iv.last))) {
+          PolicyEntry e;
+          e.key.prefixlen = MS_POLICY_PREFIX_FIXED + bits;
+          e.key.subject = subject;
+          e.key.peer = peer;
+          e.key.direction = dir;
+          e.key.protocol = proto;
+          e.key.port = htons(value);
+          e.value.rule_id = iv.ruleId;
+          e.value.verdict = iv.verdict;
+          out.entries.push_back(e);
+        }
+      }
+    }
+  }
+  std::sort(out.entries.begin(), out.entries.end(), [](const PolicyEntry& a, const PolicyEntry& b) {
+    return std::memcmp(&a.key, &b.key, sizeof(a.key)) < 0;
+  });
+
+  for (const auto& [id, st] : state) {
+    ms_identity_value v{};
+    if (options.defaultEnforcement == DefaultEnforcement::Always) {
+      v.flags = MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS;
+    } else {
+      v.flags = (st.egressSelected ? MS_IDENT_F_ISOLATE_EGRESS : 0u) |
+                (st.ingressSelected ? MS_IDENT_F_ISOLATE_INGRESS : 0u);
+    }
+    v.mode = st.monitor ? MS_MODE_MONITOR : st.enforce ? MS_MODE_ENFORCE : MS_MODE_INHERIT;
+    out.identities[id] = v;
+  }
+  return out;
+}
+
+Decision evaluate(const CompiledPolicy& compiled, uint32_t subject, uint32_t peer,
+                  policy::Direction dir, uint8_t protocol, uint16_t port) {
+  Decision d;
+  auto ident = compiled.identities.find(subject);
+  if (ident == compiled.identities.end()) {
+    d.verdict = MS_VERDICT_ALLOW;
+    d.reason = MS_REASON_NOT_ISOLATED;
+    return d;
+  }
+  auto lookup = [&](uint32_t p) -> const PolicyEntry* {
+    const PolicyEntry* best = nullptr;
+    for (const auto& e : compiled.entries) {
+      if (e.key.subject != subject || e.key.peer != p || e.key.direction != static_cast<uint8_t>(dir) ||
+          e.key.protocol != protocol) {
+        continue;
+      }
+      const uint32_t bits = e.key.prefixlen - MS_POLICY_PREFIX_FIXED;
+      const uint32_t mask = bits == 0 ? 0 : (0xffffu << (16 - bits)) & 0xffffu;
+      if ((port & mask) != (ntohs(e.key.port) & mask)) continue;
+      if (best == nullptr || e.key.prefixlen > best->key.prefixlen) best = &e;
+    }
+    return best;
+  };
+  const PolicyEntry* hit = lookup(peer);
+  if (hit == nullptr) hit = lookup(MS_IDENTITY_ANY);
+  if (hit != nullptr) {
+    d.verdict = hit->value.verdict;
+    d.ruleId = hit->value.rule_id;
+    d.reason = MS_REASON_RULE;
+    return d;
+  }
+  const uint32_t isolate =
+      dir == policy::Direction::Egress ? MS_IDENT_F_ISOLATE_EGRESS : MS_IDENT_F_ISOLATE_INGRESS;
+  if (ident->second.flags & isolate) {
+    d.verdict = MS_VERDICT_DENY;
+    d.reason = MS_REASON_DEFAULT_DENY;
+  } else {
+    d.verdict = MS_VERDICT_ALLOW;
+    d.reason = MS_REASON_NOT_ISOLATED;
+  }
+  return d;
+}
+
+}  // namespace microseg::compiler

@@ -1,0 +1,703 @@
+// YAML -> policy model. Every problem becomes a Diagnostic located at the
+// offending key or value; parsing goes on after an error so one run reports
+// everything. yaml-cpp marks are 0-based; diagnostics are 1-based.
+#include "policy/parser.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace microseg::policy {
+namespace {
+
+constexpr const char* kApiVersion = "microseg.dev/v1";
+
+class DocParser {
+ public:
+  DocParser(std::string file, std::vector<Diagnostic>& errors) : file_(std::move(file)), errors_(errors) {}
+
+  void document(const YAML::Node& doc, Bundle& out);
+
+ private:
+  SourceLocation loc(const YAML::Node& n) const {
+    const YAML::Mark m = n.Mark();
+    if (m.is_null()) return {file_, 0, 0};
+    return {file_, m.line + 1, m.column + 1};
+  }
+  void error(const YAML::Node& at, const std::string& msg) { errors_.push_back({loc(at), msg}); }
+  void error(const SourceLocation& at, const std::string& msg) { errors_.push_back({at, msg}); }
+
+  // Checks `node` is a map whose keys are all in `allowed` and unique.
+  // Returns false (after reporting) if it is not a map.
+  bool checkMap(const YAML::Node& node, const std::string& path,
+                std::initializer_list<const char*> allowed);
+  std::optional<std::string> scalar(const YAML::Node& node, const std::string& path);
+  std::optional<int64_t> integer(const YAML::Node& node, const std::string& path);
+
+  void workload(const YAML::Node& spec, const std::string& name, const SourceLocation& at, Bundle& out);
+  void policyDoc(const YAML::Node& spec, const std::string& name, const SourceLocation& at, Bundle& out);
+  Labels labels(const YAML::Node& node, const std::string& path);
+  std::optional<LabelSelector> selector(const YAML::Node& node, const std::string& path);
+  std::optional<Peer> subject(const YAML::Node& node, const std::string& path);
+  std::optional<Peer> peer(const YAML::Node& node, const std::string& path);
+  std::vector<Rule> rules(const YAML::Node& node, const std::string& path, Direction dir);
+  std::optional<PortRange> port(const YAML::Node& node, const std::string& path);
+
+  std::string file_;
+  std::vector<Diagnostic>& errors_;
+};
+
+std::string joinAllowed(std::initializer_list<const char*> allowed) {
+  std::string s;
+  for (const char* a : allowed) s += (s.empty() ? "" : ", ") + std::string(a);
+  return s;
+}
+
+bool validName(const std::string& s) {
+  static const std::regex re("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+  return !s.empty() && s.size() <= 63 && std::regex_match(s, re);
+}
+
+bool validLabelName(const std::string& s) {
+  static const std::regex re("[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?");
+  return !s.empty() && s.size() <= 63 && std::regex_match(s, re);
+}
+
+bool validLabelKey(const std::string& key) {
+  auto slash = key.find('/');
+  if (slash == std::string::npos) return validLabelName(key);
+  static const std::regex dns("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*");
+  const std::string prefix = key.substr(0, slash);
+  return !prefix.empty() && prefix.size() <= 253 && std::regex_match(prefix, dns) &&
+         validLabelName(key.substr(slash + 1));
+}
+
+bool validLabelValue(const std::string& v) { return v.empty() || validLabelName(v); }
+
+bool DocParser::checkMap(const YAML::Node& node, const std::string& path,
+                         std::initializer_list<const char*> allowed) {
+  if (!node.IsMap()) {
+    error(node, path + ": must be a mapping");
+    return false;
+  }
+  std::set<std::string> seen;
+  for (const auto& kv : node) {
+    if (!kv.first.IsScalar()) {
+      error(kv.first, path + ": keys must be strings");
+      continue;
+    }
+    const std::string key = kv.first.Scalar();
+    if (!seen.insert(key).second) {
+      error(kv.first, path + ": duplicate key '" + key + "'");
+      continue;
+    }
+    if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; }) ==
+        allowed.end()) {
+      error(kv.first, path + ": unknown field '" + key + "' (allowed: " + joinAllowed(allowed) + ")");
+    }
+  }
+  return true;
+}
+
+std::optional<std::string> DocParser::scalar(const YAML::Node& node, const std::string& path) {
+  if (!node.IsScalar()) {
+    error(node, path + ": must be a string");
+    return std::nullopt;
+  }
+  return node.Scalar();
+}
+
+std::optional<int64_t> DocParser::integer(const YAML::Node& node, const std::string& path) {
+  // Quoted "80" is a string, not a port: the tag tells them apart.
+  if (!node.IsScalar() || node.Tag() == "!") {
+    error(node, path + ": must be an integer, not " + (node.IsScalar() ? "a quoted string" : "a collection"));
+    return std::nullopt;
+  }
+  const std::string& s = node.Scalar();
+  static const std::regex re("[-+]?[0-9]+");
+  if (!std::regex_match(s, re) || s.size() > 12) {
+    error(node, path + ": '" + s + "' is not an integer");
+    return std::nullopt;
+  }
+  return std::stoll(s);
+}
+
+Labels DocParser::labels(const YAML::Node& node, const std::string& path) {
+  Labels out;
+  if (!node.IsMap()) {
+    error(node, path + ": must be a mapping of label keys to values");
+    return out;
+  }
+  std::set<std::string> seen;
+  for (const auto& kv : node) {
+    if (!kv.first.IsScalar()) {
+      error(kv.first, path + ": label keys must be strings");
+      continue;
+    }
+    const std::string key = kv.first.Scalar();
+    if (!seen.insert(key).second) {
+      error(kv.first, path + ": duplicate key '" + key + "'");
+      continue;
+    }
+    if (!validLabelKey(key)) {
+      error(kv.first, path + ": '" + key +
+                          "' is not a valid label key (alphanumerics, '-', '_', '.', at most 63 "
+                          "characters, optional DNS prefix 'example.com/')");
+      continue;
+    }
+    if (!kv.second.IsScalar()) {
+      error(kv.second, path + "." + key + ": label values must be strings");
+      continue;
+    }
+    const std::string value = kv.second.Scalar();
+    if (!validLabelValue(value)) {
+      error(kv.second, path + "." + key + ": '" + value + "' is not a valid label value");
+      continue;
+    }
+    out[key] = value;
+  }
+  if (out.size() > 64) error(node, path + ": at most 64 labels");
+  return out;
+}
+
+std::optional<LabelSelector> DocParser::selector(const YAML::Node& node, const std::string& path) {
+  LabelSelector sel;
+  bool ok = true;
+  bool any = false;
+  if (auto ml = node["matchLabels"]) {
+    const size_t before = errors_.size();
+    sel.matchLabels = labels(ml, path + ".matchLabels");
+    ok &= errors_.size() == before;
+    any |= !sel.matchLabels.empty();
+  }
+  if (auto me = node["matchExpressions"]) {
+    if (!me.IsSequence()) {
+      error(me, path + ".matchExpressions: must be a list");
+      return std::nullopt;
+    }
+    size_t i = 0;
+    for (const auto& item : me) {
+      const std::string ip = path + ".matchExpressions[" + std::to_string(i++) + "]";
+      if (!checkMap(item, ip, {"key", "operator", "values"})) {
+        ok = false;
+        continue;
+      }
+      LabelRequirement req;
+      if (!item["key"]) {
+        error(item, ip + ": 'key' is required");
+        ok = false;
+        continue;
+      }
+      auto key = scalar(item["key"], ip + ".key");
+      if (!key) {
+        ok = false;
+        continue;
+      }
+      if (!validLabelKey(*key)) {
+        error(item["key"], ip + ".key: '" + *key + "' is not a valid label key");
+        ok = false;
+      }
+      req.key = *key;
+      if (!item["operator"]) {
+        error(item, ip + ": 'operator' is required (In, NotIn, Exists, DoesNotExist)");
+        ok = false;
+        continue;
+      }
+      auto op = scalar(item["operator"], ip + ".operator");
+      if (!op) {
+        ok = false;
+        continue;
+      }
+      if (*op == "In") {
+        req.op = SelectorOp::In;
+      } else if (*op == "NotIn") {
+        req.op = SelectorOp::NotIn;
+      } else if (*op == "Exists") {
+        req.op = SelectorOp::Exists;
+      } else if (*op == "DoesNotExist") {
+        req.op = SelectorOp::DoesNotExist;
+      } else {
+        error(item["operator"], ip + ".operator: '" + *op +
+                                    "' is not one of In, NotIn, Exists, DoesNotExist");
+        ok = false;
+        continue;
+      }
+      const bool needsValues = req.op == SelectorOp::In || req.op == SelectorOp::NotIn;
+      if (auto vals = item["values"]) {
+        if (!vals.IsSequence()) {
+          error(vals, ip + ".values: must be a list of strings");
+          ok = false;
+          continue;
+        }
+        for (const auto& v : vals) {
+          if (!v.IsScalar()) {
+            error(v, ip + ".values: must be a list of strings");
+            ok = false;
+            continue;
+          }
+          req.values.push_back(v.Scalar());
+        }
+        if (!needsValues) {
+          error(vals, ip + ".values: must be empty for operator " + *op);
+          ok = false;
+        }
+      }
+      if (needsValues && req.values.empty()) {
+        error(item, ip + ": operator " + *op + " needs a non-empty 'values' list");
+        ok = false;
+      }
+      sel.matchExpressions.push_back(std::move(req));
+      any = true;
+    }
+  }
+  if (!ok) return std::nullopt;
+  if (!any) {
+    error(node, path + ": empty selector: give matchLabels, matchExpressions or identity "
+                       "(an empty selector would silently match everything or nothing)");
+    return std::nullopt;
+  }
+  return sel;
+}
+
+std::optional<Peer> DocParser::subject(const YAML::Node& node, const std::string& path) {
+  if (!checkMap(node, path, {"matchLabels", "matchExpressions", "identity"})) return std::nullopt;
+  Peer p;
+  p.loc = loc(node);
+  if (auto id = node["identity"]) {
+    if (node["matchLabels"] || node["matchExpressions"]) {
+      error(node, path + ": use either 'identity' or matchLabels/matchExpressions, not both");
+      return std::nullopt;
+    }
+    auto name = scalar(id, path + ".identity");
+    if (!name) return std::nullopt;
+    p.kind = Peer::Kind::Identity;
+    p.identity = *name;
+    p.loc = loc(id);
+    return p;
+  }
+  auto sel = selector(node, path);
+  if (!sel) return std::nullopt;
+  p.kind = Peer::Kind::Selector;
+  p.selector = std::move(*sel);
+  return p;
+}
+
+std::optional<Peer> DocParser::peer(const YAML::Node& node, const std::string& path) {
+  auto reserved = [&](const YAML::Node& n, const std::string& name) -> std::optional<Peer> {
+    Peer p;
+    p.kind = Peer::Kind::Reserved;
+    p.loc = loc(n);
+    if (name == "host") {
+      p.reserved = ReservedPeer::Host;
+    } else if (name == "world") {
+      p.reserved = ReservedPeer::World;
+    } else if (name == "unmanaged") {
+      p.reserved = ReservedPeer::Unmanaged;
+    } else {
+      error(n, path + ": '" + name + "' is not a reserved peer (host, world, unmanaged)");
+      return std::nullopt;
+    }
+    return p;
+  };
+  if (node.IsScalar()) return reserved(node, node.Scalar());
+  if (node.IsMap() && (node["cidr"] || node["except"])) {
+    error(node["cidr"] ? node["cidr"] : node["except"],
+          path + ": cidr peers are not supported yet (External identities come later)");
+    return std::nullopt;
+  }
+  if (!checkMap(node, path, {"matchLabels", "matchExpressions", "identity", "reserved"})) {
+    return std::nullopt;
+  }
+  int forms = (node["identity"] ? 1 : 0) + (node["reserved"] ? 1 : 0) +
+              ((node["matchLabels"] || node["matchExpressions"]) ? 1 : 0);
+  if (forms > 1) {
+    error(node, path + ": a peer is exactly one of: a selector (matchLabels/matchExpressions), "
+                       "identity, reserved");
+    return std::nullopt;
+  }
+  if (auto r = node["reserved"]) {
+    auto name = scalar(r, path + ".reserved");
+    if (!name) return std::nullopt;
+    return reserved(r, *name);
+  }
+  return subject(node, path);
+}
+
+std::optional<PortRange> DocParser::port(const YAML::Node& node, const std::string& path) {
+  if (!checkMap(node, path, {"port", "endPort", "protocol"})) return std::nullopt;
+  PortRange pr;
+  pr.loc = loc(node);
+  bool ok = true;
+  if (auto p = node["port"]) {
+    auto v = integer(p, path + ".port");
+    if (!v) {
+      ok = false;
+    } else if (*v < 1 || *v > 65535) {
+      error(p, path + ".port: " + std::to_string(*v) + " is out of range (1-65535)");
+      ok = false;
+    } else {
+      pr.first = pr.last = static_cast<uint16_t>(*v);
+    }
+  }
+  if (auto e = node["endPort"]) {
+    auto v = integer(e, path + ".endPort");
+    if (!node["port"]) {
+      error(e, path + ".endPort: needs 'port' (the start of the range)");
+      ok = false;
+    } else if (!v) {
+      ok = false;
+    } else if (*v < 1 || *v > 65535) {
+      error(e, path + ".endPort: " + std::to_string(*v) + " is out of range (1-65535)");
+      ok = false;
+    } else if (ok && *v < pr.first) {
+      error(e, path + ".endPort: " + std::to_string(*v) + " is below port " +
+                   std::to_string(pr.first));
+      ok = false;
+    } else if (ok) {
+      pr.last = static_cast<uint16_t>(*v);
+    }
+  }
+  if (auto p = node["protocol"]) {
+    auto v = scalar(p, path + ".protocol");
+    if (!v) {
+      ok = false;
+    } else if (*v == "TCP") {
+      pr.protocol = Protocol::TCP;
+    } else if (*v == "UDP") {
+      pr.protocol = Protocol::UDP;
+    } else {
+      std::string upper = *v;
+      std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+      error(p, path + ".protocol: '" + *v + "' is not TCP or UDP" +
+                   ((upper == "TCP" || upper == "UDP") ? " (use " + upper + ")" : ""));
+      ok = false;
+    }
+  }
+  if (!node["port"] && !node["protocol"]) {
+    error(node, path + ": empty port item: give 'port' and/or 'protocol'");
+    ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return pr;
+}
+
+std::vector<Rule> DocParser::rules(const YAML::Node& node, const std::string& path, Direction dir) {
+  std::vector<Rule> out;
+  if (!node.IsSequence()) {
+    error(node, path + ": must be a list of rules");
+    return out;
+  }
+  const char* peersKey = dir == Direction::Egress ? "to" : "from";
+  const char* wrongKey = dir == Direction::Egress ? "from" : "to";
+  size_t i = 0;
+  for (const auto& item : node) {
+    const std::string rp = path + "[" + std::to_string(i++) + "]";
+    if (item.IsMap() && item[wrongKey]) {
+      error(item[wrongKey], rp + ": '" + wrongKey + "' is not valid in an " +
+                                (dir == Direction::Egress ? "egress" : "ingress") + " rule; use '" +
+                                peersKey + "'");
+    }
+    if (!checkMap(item, rp, {"action", peersKey, "ports", wrongKey})) continue;
+    Rule r;
+    r.loc = loc(item);
+    if (auto a = item["action"]) {
+      auto v = scalar(a, rp + ".action");
+      if (v && *v == "allow") {
+        r.action = Action::Allow;
+      } else if (v && *v == "deny") {
+        r.action = Action::Deny;
+      } else if (v) {
+        error(a, rp + ".action: '" + *v + "' is not allow or deny");
+      }
+    }
+    if (auto peers = item[peersKey]) {
+      const std::string pp = rp + "." + peersKey;
+      if (!peers.IsSequence()) {
+        error(peers, pp + ": must be a list of peers");
+      } else if (peers.size() == 0) {
+        error(peers, pp + ": empty list; omit '" + std::string(peersKey) + "' to mean any peer");
+      } else {
+        r.peers.emplace();
+        size_t j = 0;
+        for (const auto& p : peers) {
+          if (auto parsed = peer(p, pp + "[" + std::to_string(j) + "]")) r.peers->push_back(*parsed);
+          j++;
+        }
+      }
+    }
+    if (auto ports = item["ports"]) {
+      const std::string pp = rp + ".ports";
+      if (!ports.IsSequence()) {
+        error(ports, pp + ": must be a list");
+      } else if (ports.size() == 0) {
+        error(ports, pp + ": empty list; omit 'ports' to mean every port and protocol");
+      } else {
+        size_t j = 0;
+        for (const auto& p : ports) {
+          if (auto parsed = port(p, pp + "[" + std::to_string(j) + "]")) r.ports.push_back(*parsed);
+          j++;
+        }
+      }
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void DocParser::workload(const YAML::Node& spec, const std::string& name, const SourceLocation& at,
+                         Bundle& out) {
+  if (!checkMap(spec, "spec", {"cgroups", "labels", "spiffeId"})) return;
+  Workload w;
+  w.name = name;
+  w.loc = at;
+  if (auto cg = spec["cgroups"]) {
+    if (!cg.IsSequence() || cg.size() == 0) {
+      error(cg, "spec.cgroups: must be a non-empty list of cgroup path patterns");
+    } else {
+      size_t i = 0;
+      for (const auto& c : cg) {
+        const std::string cp = "spec.cgroups[" + std::to_string(i++) + "]";
+        auto v = scalar(c, cp);
+        if (!v) continue;
+        if (v->empty()) {
+          error(c, cp + ": empty path");
+          continue;
+        }
+        if ((*v)[0] == '/') {
+          error(c, cp + ": '" + *v + "' must be relative to the daemon's cgroup root (no leading '/')");
+          continue;
+        }
+        std::stringstream ss(*v);
+        std::string comp;
+        bool bad = false;
+        while (std::getline(ss, comp, '/')) {
+          if (comp.empty() || comp == "." || comp == "..") bad = true;
+        }
+        if (bad || v->back() == '/') {
+          error(c, cp + ": '" + *v + "' has an empty, '.' or '..' path component");
+          continue;
+        }
+        w.cgroups.push_back(*v);
+      }
+    }
+  } else {
+    error(spec, "spec: 'cgroups' is required");
+  }
+  if (auto l = spec["labels"]) w.labels = labels(l, "spec.labels");
+  if (auto s = spec["spiffeId"]) {
+    auto v = scalar(s, "spec.spiffeId");
+    if (v && v->rfind("spiffe://", 0) != 0) {
+      error(s, "spec.spiffeId: '" + *v + "' must start with spiffe://");
+    } else if (v) {
+      w.spiffeId = *v;
+    }
+  }
+  out.workloads.push_back(std::move(w));
+}
+
+void DocParser::policyDoc(const YAML::Node& spec, const std::string& name, const SourceLocation& at,
+                          Bundle& out) {
+  if (!checkMap(spec, "spec", {"selector", "enforcement", "egress", "ingress"})) return;
+  Policy p;
+  p.name = name;
+  p.loc = at;
+  bool ok = true;
+  if (auto sel = spec["selector"]) {
+    auto s = subject(sel, "spec.selector");
+    if (s) {
+      p.selector = *s;
+    } else {
+      ok = false;
+    }
+  } else {
+    error(spec, "spec: 'selector' is required (which workloads this policy governs)");
+    ok = false;
+  }
+  if (auto e = spec["enforcement"]) {
+    auto v = scalar(e, "spec.enforcement");
+    if (v && *v == "monitor") {
+      p.enforcement = Enforcement::Monitor;
+    } else if (v && *v == "enforce") {
+      p.enforcement = Enforcement::Enforce;
+    } else if (v) {
+      error(e, "spec.enforcement: '" + *v + "' is not monitor or enforce");
+    }
+  }
+  if (auto e = spec["egress"]) {
+    p.hasEgress = true;
+    if (!e.IsNull()) p.egress = rules(e, "spec.egress", Direction::Egress);
+  }
+  if (auto i = spec["ingress"]) {
+    p.hasIngress = true;
+    if (!i.IsNull()) p.ingress = rules(i, "spec.ingress", Direction::Ingress);
+  }
+  if (!p.hasEgress && !p.hasIngress) {
+    error(spec, "spec: a policy needs 'egress' and/or 'ingress' rules");
+  }
+  if (ok) out.policies.push_back(std::move(p));
+}
+
+void DocParser::document(const YAML::Node& doc, Bundle& out) {
+  if (doc.IsNull()) return;
+  if (!checkMap(doc, "document", {"apiVersion", "kind", "metadata", "spec"})) return;
+  bool ok = true;
+  for (const char* key : {"apiVersion", "kind", "metadata", "spec"}) {
+    if (!doc[key]) {
+      error(doc, std::string("document: '") + key + "' is required");
+      ok = false;
+    }
+  }
+  if (!ok) return;
+  auto api = scalar(doc["apiVersion"], "apiVersion");
+  if (api && *api != kApiVersion) {
+    error(doc["apiVersion"], "apiVersion: '" + *api + "' is not supported (use " + kApiVersion + ")");
+    return;
+  }
+  auto kind = scalar(doc["kind"], "kind");
+  if (!kind) return;
+  if (*kind != "Workload" && *kind != "Policy") {
+    error(doc["kind"], "kind: '" + *kind + "' is not Workload or Policy");
+    return;
+  }
+  const YAML::Node md = doc["metadata"];
+  if (!checkMap(md, "metadata", {"name", "labels", "annotations"})) return;
+  if (!md["name"]) {
+    error(md, "metadata: 'name' is required");
+    return;
+  }
+  auto name = scalar(md["name"], "metadata.name");
+  if (!name) return;
+  if (!validName(*name)) {
+    error(md["name"], "metadata.name: '" + *name +
+                          "' is not a valid name (lowercase letters, digits and '-', at most 63)");
+    return;
+  }
+  if (auto l = md["labels"]) labels(l, "metadata.labels");
+  if (auto a = md["annotations"]; a && !a.IsMap()) error(a, "metadata.annotations: must be a mapping");
+  const SourceLocation at = loc(md["name"]);
+  if (*kind == "Workload") {
+    workload(doc["spec"], *name, at, out);
+  } else {
+    policyDoc(doc["spec"], *name, at, out);
+  }
+}
+
+std::string locStr(const SourceLocation& l) {
+  return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
+}
+
+void checkIdentityRef(const Bundle& b, const Peer& p, const std::string& what,
+                      std::vector<Diagnostic>& errors) {
+  if (p.kind == Peer::Kind::Identity && b.findWorkload(p.identity) == nullptr) {
+    errors.push_back({p.loc, what + ": identity '" + p.identity + "' names no Workload"});
+  }
+}
+
+}  // namespace
+
+ParseResult parseText(const std::string& text, const std::string& file) {
+  ParseResult out;
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    out.errors.push_back({{file, e.mark.is_null() ? 0 : e.mark.line + 1,
+                           e.mark.is_null() ? 0 : e.mark.column + 1},
+                          "YAML syntax: " + e.msg});
+    return out;
+  }
+  DocParser parser(file, out.errors);
+  for (const auto& d : docs) {
+    try {
+      parser.document(d, out.bundle);
+    } catch (const YAML::Exception& e) {
+      out.errors.push_back({{file, e.mark.line + 1, e.mark.column + 1}, e.msg});
+    }
+  }
+  return out;
+}
+
+void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors) {
+  std::map<std::string, const Workload*> workloads;
+  for (const auto& w : bundle.workloads) {
+    auto [it, fresh] = workloads.emplace(w.name, &w);
+    if (!fresh) {
+      errors.push_back({w.loc, "duplicate Workload name '" + w.name + "' (first defined at " +
+                                   locStr(it->second->loc) + ")"});
+    }
+  }
+  std::map<std::string, const Policy*> policies;
+  for (const auto& p : bundle.policies) {
+    auto [it, fresh] = policies.emplace(p.name, &p);
+    if (!fresh) {
+      errors.push_back({p.loc, "duplicate Policy name '" + p.name + "' (first defined at " +
+                                   locStr(it->second->loc) + ")"});
+    }
+    checkIdentityRef(bundle, p.selector, "spec.selector", errors);
+    for (const auto* list : {&p.egress, &p.ingress}) {
+      for (const auto& r : *list) {
+        if (!r.peers) continue;
+        for (const auto& peer : *r.peers) checkIdentityRef(bundle, peer, "peer", errors);
+      }
+    }
+  }
+}
+
+ParseResult loadPaths(const std::vector<std::string>& paths) {
+  namespace fs = std::filesystem;
+  ParseResult out;
+  if (paths.empty()) {
+    out.errors.push_back({{"<policy>", 0, 0}, "no policy path given"});
+    return out;
+  }
+  std::vector<std::string> files;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    auto st = fs::status(p, ec);
+    if (ec || !fs::exists(st)) {
+      out.errors.push_back({{p, 0, 0}, "cannot read: no such file or directory"});
+      continue;
+    }
+    if (fs::is_directory(st)) {
+      std::vector<std::string> found;
+      for (const auto& e : fs::directory_iterator(p, ec)) {
+        const std::string ext = e.path().extension().string();
+        if (e.is_regular_file() && (ext == ".yaml" || ext == ".yml")) found.push_back(e.path().string());
+      }
+      if (ec) {
+        out.errors.push_back({{p, 0, 0}, "cannot list directory: " + ec.message()});
+        continue;
+      }
+      if (found.empty()) {
+        out.errors.push_back({{p, 0, 0}, "directory has no *.yaml or *.yml files"});
+        continue;
+      }
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      files.push_back(p);
+    }
+  }
+  for (const auto& f : files) {
+    std::ifstream in(f);
+    if (!in) {
+      out.errors.push_back({{f, 0, 0}, "cannot open for reading"});
+      continue;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    ParseResult one = parseText(ss.str(), f);
+    out.errors.insert(out.errors.end(), one.errors.begin(), one.errors.end());
+    for (auto& w : one.bundle.workloads) out.bundle.workloads.push_back(std::move(w));
+    for (auto& p : one.bundle.policies) out.bundle.policies.push_back(std::move(p));
+  }
+  validateBundle(out.bundle, out.errors);
+  return out;
+}
+
+}  // namespace microseg::policy
