@@ -13,12 +13,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <set>
 
 #include "common/cgroup.h"
 #include "common/fd.h"
 #include "control/protocol.h"
 #include "control/server.h"
 #include "flows/flow_record.h"
+#include "identity/listeners.h"
 #include "policy/parser.h"
 
 namespace microseg::daemon {
@@ -161,6 +163,8 @@ int Daemon::setup() {
     spdlog::error("policy: refusing to start without a valid policy");
     return 1;
   }
+  // Listeners that bound before we attach: known before the first verdict.
+  syncListenersLocked();
   if (auto r = datapath_->attach(); !r) {
     spdlog::error("datapath: {}", r.error().str());
     return 1;
@@ -227,6 +231,7 @@ void Daemon::loop() {
     if (now - lastRescan >= std::chrono::milliseconds(config_.rescanIntervalMs)) {
       lastRescan = now;
       rescanLocked();
+      syncListenersLocked();
       refreshLocalAddrsLocked();
     }
   }
@@ -366,6 +371,19 @@ void Daemon::rescanLocked() {
   for (const auto& [id, c] : cgroups_) {
     cgroupPaths_[id] = c.path;
     if (!c.workload.empty()) cgroupWorkloads_[id] = c.workload;
+  }
+}
+
+void Daemon::syncListenersLocked() {
+  auto listeners = identity::dumpListeners();
+  if (!listeners) {
+    spdlog::warn("identity: listener dump failed: {}", listeners.error().str());
+    return;
+  }
+  std::set<uint64_t> under;
+  for (const auto& [id, c] : cgroups_) under.insert(id);
+  if (auto r = datapath_->syncListeners(*listeners, under); !r) {
+    spdlog::warn("datapath: {}", r.error().str());
   }
 }
 

@@ -64,6 +64,7 @@ class Daemon {
   ReloadResult reloadLocked(const std::vector<std::string>& paths, const std::string& why);
   void rescanLocked();
   void refreshLocalAddrsLocked();
+  void syncListenersLocked();
   void drainEventsLocked();
   nlohmann::json statusLocked();
 

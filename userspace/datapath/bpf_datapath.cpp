@@ -278,6 +278,48 @@ Result<void> BpfDatapath::setLocalAddrs(const std::vector<ms_addr>& addrs) {
   return {};
 }
 
+Result<void> BpfDatapath::syncListeners(const std::vector<identity::Listener>& listeners,
+                                        const std::set<uint64_t>& cgroupsUnderRoot) {
+  const int fd = bpf_map__fd(skel_->maps.ms_binds);
+  auto id = [](const ms_bind_key& k, uint64_t cookie) {
+    std::string s(reinterpret_cast<const char*>(&k), sizeof(k));
+    s.append(reinterpret_cast<const char*>(&cookie), sizeof(cookie));
+    return s;
+  };
+  std::set<std::string> live;
+  for (const auto& l : listeners) {
+    live.insert(id(l.key, l.cookie));
+    if (!cgroupsUnderRoot.count(l.cgroupId)) continue;
+    ms_bind_value v{};
+    v.cookie = l.cookie;
+    v.cgroup_id = l.cgroupId;
+    // NOEXIST: an entry recorded by post_bind is at least as fresh.
+    if (bpf_map_update_elem(fd, &l.key, &v, BPF_NOEXIST) != 0 && errno != EEXIST) {
+      return sysError("update of map", "ms_binds");
+    }
+  }
+  std::set<std::string> stale;
+  ms_bind_key key{}, next{};
+  bool first = true;
+  std::vector<ms_bind_key> remove;
+  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    ms_bind_value v{};
+    if (bpf_map_lookup_elem(fd, &key, &v) != 0) continue;
+    const std::string k = id(key, v.cookie);
+    if (live.count(k)) continue;
+    if (staleBinds_.count(k)) {
+      remove.push_back(key);
+    } else {
+      stale.insert(k);
+    }
+  }
+  for (const auto& k : remove) bpf_map_delete_elem(fd, &k);
+  staleBinds_ = std::move(stale);
+  return {};
+}
+
 Result<Counters> BpfDatapath::counters() const {
   Counters out;
   int ncpu = libbpf_num_possible_cpus();

@@ -43,6 +43,8 @@ class BpfDatapath final : public Datapath {
   Result<void> setMode(uint32_t mode) override;
   uint32_t mode() const override { return config_.mode; }
   Result<void> setLocalAddrs(const std::vector<ms_addr>& addrs) override;
+  Result<void> syncListeners(const std::vector<identity::Listener>& listeners,
+                             const std::set<uint64_t>& cgroupsUnderRoot) override;
   Result<Counters> counters() const override;
   Result<int> drainEvents(const EventHandler& handler) override;
   int eventFd() const override;
@@ -71,6 +73,7 @@ class BpfDatapath final : public Datapath {
   };
   SlotMaps slots_[2];
   std::vector<ms_addr> localAddrs_;
+  std::set<std::string> staleBinds_;  // key bytes + cookie missing from the last dump
   const EventHandler* handler_ = nullptr;
   std::vector<std::string> pins_;
   bool stateDirCreated_ = false;

@@ -5,11 +5,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <set>
 #include <vector>
 
 #include "bpf/abi.h"
 #include "common/result.h"
 #include "compiler/compiler.h"
+#include "identity/listeners.h"
 
 namespace microseg::datapath {
 
@@ -54,6 +57,12 @@ class Datapath {
   virtual Result<void> setMode(uint32_t mode) = 0;
   virtual uint32_t mode() const = 0;
   virtual Result<void> setLocalAddrs(const std::vector<ms_addr>& addrs) = 0;
+  // Reconciles ms_binds with the kernel's socket table: adds listeners of
+  // cgroups under the root that bound before microseg was attached, and
+  // removes entries whose socket is gone (missing from two dumps in a row,
+  // so a socket bound during a dump is never dropped).
+  virtual Result<void> syncListeners(const std::vector<identity::Listener>& listeners,
+                                     const std::set<uint64_t>& cgroupsUnderRoot) = 0;
   virtual Result<Counters> counters() const = 0;
   // Drains pending events into the handler; returns how many.
   virtual Result<int> drainEvents(const EventHandler& handler) = 0;
