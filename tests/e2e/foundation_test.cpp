@@ -1,0 +1,357 @@
+// End-to-end tests of the foundation: the real microsegd, the real BPF
+// programs on a throwaway cgroup tree, real sockets. Workloads client-a,
+// client-b, server; the policy allows only client-a -> server TCP/<port>.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "harness.h"
+
+namespace microseg::e2e {
+namespace {
+
+using nlohmann::json;
+
+std::string workloads() {
+  std::string y;
+  for (const char* w : {"client-a", "client-b", "server"}) {
+    y += std::string("apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: ") + w +
+         "}\nspec:\n  cgroups: [\"" + w + "\"]\n  labels: {app: " + w + "}\n---\n";
+  }
+  return y;
+}
+
+std::string allowPolicy(const std::string& client, int port, bool udp = false) {
+  std::string y = workloads() +
+                  "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: allow-client}\nspec:\n"
+                  "  selector: {identity: " + client + "}\n  egress:\n"
+                  "    - to: [{identity: server}]\n      ports: [{port: " + std::to_string(port) +
+                  ", protocol: TCP}]\n";
+  if (udp) {
+    y += "    - to: [{matchLabels: {app: server}}]\n      ports: [{port: " + std::to_string(port + 1) +
+         ", protocol: UDP}]\n";
+  }
+  return y;
+}
+
+class Foundation : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a_ = tree_.create("client-a");
+    b_ = tree_.create("client-b");
+    srv_ = tree_.create("server");
+    port_ = freePortBase();
+  }
+  void TearDown() override {
+    if (HasFailure() && daemon_) std::cerr << "---- microsegd log ----\n" << daemon_->log() << "\n";
+  }
+  void startDaemon(const std::string& mode, const std::string& policy = "") {
+    daemon_ = std::make_unique<Daemon>(tree_, policy.empty() ? allowPolicy("client-a", port_) : policy, mode);
+    ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  }
+  void startServers() {
+    tcp4_ = std::make_unique<Child>(tcpServer(srv_, AF_INET, "127.0.0.1", port_));
+    tcp6_ = std::make_unique<Child>(tcpServer(srv_, AF_INET6, "::1", port_));
+    udp_ = std::make_unique<Child>(udpEchoServer(srv_, AF_INET, "127.0.0.1", port_ + 1));
+    ASSERT_TRUE(tcp4_->ready() && tcp6_->ready() && udp_->ready()) << "servers failed to bind";
+  }
+  void enforce() {
+    auto r = daemon_->cli({"mode", "enforce"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    ASSERT_EQ(daemon_->cli({"mode"}).out, "enforce\n");
+  }
+  int connectFrom(const std::string& cg, int port = 0) {
+    const int p = port == 0 ? port_ : port;
+    return runIn(cg, [p] { return tcpConnect(AF_INET, "127.0.0.1", p); });
+  }
+  uint64_t generation() {
+    auto s = daemon_->status();
+    return s ? (*s)["policy_generation"].get<uint64_t>() : 0;
+  }
+
+  CgroupTree tree_;
+  std::string a_, b_, srv_;
+  int port_ = 0;
+  std::unique_ptr<Daemon> daemon_;  // destroyed before the servers and the tree
+  std::unique_ptr<Child> tcp4_, tcp6_, udp_;
+};
+
+TEST_F(Foundation, MonitorModeAuditsWouldDenyAndLetsItPass) {
+  startDaemon("monitor");
+  startServers();
+  EXPECT_EQ(connectFrom(b_), 0);
+  auto audit = daemon_->waitFlow([&](const json& f) {
+    return f["verdict"] == "audit" && f["src"]["workload"] == "client-b";
+  });
+  ASSERT_TRUE(audit) << daemon_->log();
+  EXPECT_EQ((*audit)["dst"]["workload"], "server");
+  EXPECT_EQ((*audit)["dst"]["port"], port_);
+  EXPECT_EQ((*audit)["dst"]["addr"], "127.0.0.1");
+  EXPECT_EQ((*audit)["protocol"], "tcp");
+  EXPECT_EQ((*audit)["direction"], "egress");
+  EXPECT_EQ((*audit)["rule"], "default-deny");
+  EXPECT_EQ((*audit)["src"]["cgroup"], "/client-b");
+  EXPECT_GT((*audit)["src"]["pid"].get<int>(), 0);
+
+  EXPECT_EQ(connectFrom(a_), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  for (const auto& f : daemon_->flows()) EXPECT_NE(f["src"]["workload"], "client-a") << f.dump();
+  auto s = daemon_->status();
+  ASSERT_TRUE(s);
+  EXPECT_EQ((*s)["mode"], "monitor");
+  EXPECT_GE((*s)["counters"]["audited"].get<int>(), 1);
+  EXPECT_GE((*s)["counters"]["allowed"].get<int>(), 1);
+}
+
+TEST_F(Foundation, EnforceRefusesAtOnceWithEperm) {
+  startDaemon("monitor");
+  startServers();
+  enforce();
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(connectFrom(b_), EPERM);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  EXPECT_LT(ms.count(), 100) << "a refused connect must fail at once, not time out";
+  EXPECT_EQ(connectFrom(a_), 0);
+  auto deny = daemon_->waitFlow([](const json& f) {
+    return f["verdict"] == "deny" && f["src"]["workload"] == "client-b" && f["dst"]["workload"] == "server";
+  });
+  ASSERT_TRUE(deny) << daemon_->log();
+  EXPECT_EQ((*deny)["rule"], "default-deny");
+  auto st = daemon_->cli({"status", "-o", "json"});
+  ASSERT_EQ(st.rc, 0) << st.err;
+  auto s = json::parse(st.out);
+  EXPECT_EQ(s["mode"], "enforce");
+  EXPECT_GE(s["counters"]["denied"].get<int>(), 1);
+  for (const char* k : {"allowed", "denied", "audited", "events_lost"}) EXPECT_TRUE(s["counters"].contains(k));
+  EXPECT_TRUE(s.contains("policy_generation"));
+  EXPECT_TRUE(s.contains("workloads"));
+
+  // And back: monitor lets it through on the very next syscall.
+  ASSERT_EQ(daemon_->cli({"mode", "monitor"}).rc, 0);
+  EXPECT_EQ(connectFrom(b_), 0);
+}
+
+TEST_F(Foundation, UdpIsJudgedAndAnswersAreNotNewFlows) {
+  startDaemon("enforce");
+  startServers();
+  const int udpPort = port_ + 1;
+  EXPECT_EQ(runIn(b_, [&] { return udpSendto(AF_INET, "127.0.0.1", udpPort); }), EPERM);
+  EXPECT_EQ(runIn(b_, [&] { return udpConnectSend(AF_INET, "127.0.0.1", udpPort); }), EPERM);
+  EXPECT_EQ(runIn(a_, [&] { return udpSendto(AF_INET, "127.0.0.1", udpPort); }), EPERM)
+      << "no UDP rule yet";
+
+  daemon_->writePolicy("policy.yaml", allowPolicy("client-a", port_, /*udp=*/true));
+  auto r = daemon_->cli({"policy", "reload"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+
+  // The server has no egress rule: its answers pass as answers.
+  EXPECT_EQ(runIn(a_, [&] { return udpRequest(AF_INET, "127.0.0.1", udpPort, false); }), 0);
+  EXPECT_EQ(runIn(a_, [&] { return udpRequest(AF_INET, "127.0.0.1", udpPort, true); }), 0);
+  EXPECT_EQ(runIn(b_, [&] { return udpRequest(AF_INET, "127.0.0.1", udpPort, false); }), EPERM);
+  // The same server socket sending to a port of the client it never heard
+  // from is a new flow, judged by the server's (empty) egress policy.
+  EXPECT_EQ(runIn(a_, [&] { return udpAskUnsolicited(AF_INET, "127.0.0.1", udpPort, port_ + 7); }), EPERM);
+  auto deny = daemon_->waitFlow([&](const json& f) {
+    return f["verdict"] == "deny" && f["src"]["workload"] == "server" && f["protocol"] == "udp";
+  });
+  EXPECT_TRUE(deny) << daemon_->log();
+}
+
+TEST_F(Foundation, BypassAttemptsAreRefused) {
+  startDaemon("enforce");
+  startServers();
+  // IPv4-mapped IPv6 (connect6 with ::ffff:127.0.0.1) is judged as IPv4.
+  EXPECT_EQ(runIn(b_, [&] { return tcpConnectV4Mapped("127.0.0.1", port_); }), EPERM);
+  EXPECT_EQ(runIn(a_, [&] { return tcpConnectV4Mapped("127.0.0.1", port_); }), 0);
+  // TCP Fast Open: sendto(MSG_FASTOPEN) fires connect4.
+  EXPECT_EQ(runIn(b_, [&] { return tfoSendto(AF_INET, "127.0.0.1", port_); }), EPERM);
+  // IPv6 loopback, with the server's own ::1 listener.
+  EXPECT_EQ(runIn(b_, [&] { return tcpConnect(AF_INET6, "::1", port_); }), EPERM);
+  EXPECT_EQ(runIn(a_, [&] { return tcpConnect(AF_INET6, "::1", port_); }), 0);
+  // UDP from an AF_INET6 socket to a mapped address fires sendmsg4.
+  EXPECT_EQ(runIn(b_, [&] { return udpSendto(AF_INET6, "::ffff:127.0.0.1", port_ + 1); }), EPERM);
+  auto mapped = daemon_->waitFlow([&](const json& f) {
+    return f["verdict"] == "deny" && f["hook"] == "connect6" && f["dst"]["addr"] == "127.0.0.1";
+  });
+  EXPECT_TRUE(mapped) << "mapped destinations are logged as IPv4";
+}
+
+TEST_F(Foundation, SocketKeepsTheIdentityOfTheCgroupThatCreatedIt) {
+  startDaemon("enforce");
+  startServers();
+  // Created in client-b, then the process moves to client-a and connects:
+  // still client-b (identity is not laundered by changing cgroup / fd passing).
+  const std::string aProcs = a_ + "/cgroup.procs";
+  int rc = runIn(b_, [&] {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int p = open(aProcs.c_str(), O_WRONLY);
+    std::string pid = std::to_string(getpid());
+    if (p < 0 || write(p, pid.data(), pid.size()) < 0) return -3;
+    close(p);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(static_cast<uint16_t>(port_));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int r = connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) == 0 ? 0 : errno;
+    close(fd);
+    return r;
+  });
+  EXPECT_EQ(rc, EPERM);
+}
+
+TEST_F(Foundation, NewChildCgroupIsItsWorkloadFromTheFirstConnect) {
+  startDaemon("enforce");
+  startServers();
+  // Created after the daemon started; no sleep before the connect.
+  const std::string deepA = tree_.create("client-a/sub/deeper");
+  const std::string deepB = tree_.create("client-b/sub");
+  EXPECT_EQ(connectFrom(deepA), 0);
+  EXPECT_EQ(connectFrom(deepB), EPERM);
+  auto deny = daemon_->waitFlow([](const json& f) { return f["verdict"] == "deny"; });
+  ASSERT_TRUE(deny);
+  EXPECT_EQ((*deny)["src"]["workload"], "client-b");
+}
+
+TEST_F(Foundation, PolicyChangesTakeEffectForTheNextConnect) {
+  startDaemon("enforce");
+  startServers();
+  ASSERT_EQ(connectFrom(a_), 0);
+  ASSERT_EQ(connectFrom(b_), EPERM);
+  const uint64_t g0 = generation();
+
+  daemon_->writePolicy("policy.yaml", allowPolicy("client-b", port_));
+  ASSERT_EQ(kill(daemon_->pid(), SIGHUP), 0);
+  for (int i = 0; i < 100 && generation() == g0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(generation(), g0 + 1);
+  EXPECT_EQ(connectFrom(b_), 0);
+  EXPECT_EQ(connectFrom(a_), EPERM);
+
+  daemon_->writePolicy("policy.yaml", allowPolicy("client-a", port_));
+  auto r = daemon_->cli({"policy", "reload"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(generation(), g0 + 2);
+  EXPECT_EQ(connectFrom(a_), 0);
+  EXPECT_EQ(connectFrom(b_), EPERM);
+}
+
+TEST_F(Foundation, InvalidPolicyIsRejectedAndThePreviousStaysInForce) {
+  startDaemon("enforce");
+  startServers();
+  const uint64_t g0 = generation();
+  daemon_->writePolicy("zz-bad.yaml",
+                       "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: bad}\nspec:\n"
+                       "  selector: {identity: client-b}\n  egress:\n"
+                       "    - ports: [{port: 70000, protocol: TCP}]\n");
+  const std::string bad = daemon_->policyDir() + "/zz-bad.yaml";
+  auto r = daemon_->cli({"policy", "reload"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find(bad + ":7:22: error:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("70000"), std::string::npos) << r.err;
+  EXPECT_EQ(generation(), g0);
+  EXPECT_EQ(connectFrom(a_), 0);
+  EXPECT_EQ(connectFrom(b_), EPERM);
+  auto s = daemon_->status();
+  ASSERT_TRUE(s);
+  EXPECT_FALSE((*s)["last_reload"]["ok"].get<bool>());
+
+  auto v = daemon_->cli({"policy", "validate", bad});
+  EXPECT_EQ(v.rc, 1);
+  EXPECT_NE(v.err.find(bad + ":7:22: error:"), std::string::npos) << v.err;
+  // SIGHUP with the bad file: rejected too, daemon still serving.
+  ASSERT_EQ(kill(daemon_->pid(), SIGHUP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(generation(), g0);
+  EXPECT_EQ(connectFrom(b_), EPERM);
+}
+
+TEST_F(Foundation, UnmanagedCgroupsAreNotGovernedAndHostListenersAreHost) {
+  startDaemon("enforce");
+  startServers();
+  const std::string other = tree_.create("not-a-workload");
+  EXPECT_EQ(connectFrom(other), 0) << "a cgroup matching no workload is not governed";
+  // A listener outside the managed tree (this test process's own cgroup).
+  Child host(cgroup2Mount() + [] {
+    std::ifstream in("/proc/self/cgroup");
+    std::string line, path;
+    while (std::getline(in, line)) {
+      if (line.rfind("0::", 0) == 0) path = line.substr(3);
+    }
+    return path == "/" ? std::string() : path;
+  }(), [&] {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(static_cast<uint16_t>(port_ + 5));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0 || listen(fd, 16) != 0) return -1;
+    return fd;
+  }, [](int) { pause(); });
+  ASSERT_TRUE(host.ready());
+  EXPECT_EQ(connectFrom(b_, port_ + 5), EPERM);
+  auto deny = daemon_->waitFlow([&](const json& f) {
+    return f["verdict"] == "deny" && f["dst"]["port"] == port_ + 5;
+  });
+  ASSERT_TRUE(deny) << daemon_->log();
+  EXPECT_EQ((*deny)["dst"]["workload"], "host");
+}
+
+TEST_F(Foundation, ListenersThatStartedBeforeTheDaemonAreIdentified) {
+  startServers();  // before the daemon: found through sock_diag, not post_bind
+  startDaemon("monitor");
+  EXPECT_EQ(connectFrom(b_), 0);
+  auto audit = daemon_->waitFlow([](const json& f) { return f["verdict"] == "audit"; });
+  ASSERT_TRUE(audit) << daemon_->log();
+  EXPECT_EQ((*audit)["dst"]["workload"], "server");
+  enforce();
+  EXPECT_EQ(connectFrom(a_), 0);
+  EXPECT_EQ(connectFrom(b_), EPERM);
+}
+
+TEST_F(Foundation, CleanShutdownDetachesAndRemovesEverything) {
+  startDaemon("enforce");
+  startServers();
+  ASSERT_EQ(connectFrom(b_), EPERM);
+  const std::string state = daemon_->stateDir();
+  ASSERT_TRUE(std::filesystem::exists(state));
+  EXPECT_EQ(daemon_->stop(), 0);
+  EXPECT_FALSE(std::filesystem::exists(state)) << "pins left behind in " << state;
+  // No program left on the test root.
+  const std::string cmd = "bpftool cgroup show " + tree_.root() + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096];
+  std::string out;
+  while (fgets(buf, sizeof(buf), p)) out += buf;
+  pclose(p);
+  EXPECT_EQ(out.find("ms_"), std::string::npos) << out;
+  EXPECT_EQ(connectFrom(b_), 0) << "nothing is enforced after a clean shutdown";
+}
+
+}  // namespace
+}  // namespace microseg::e2e
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  if (geteuid() != 0) {
+    std::cerr << "e2e tests need root: they load BPF programs into throwaway cgroups\n";
+    return 1;
+  }
+  if (microseg::e2e::cgroup2Mount().empty()) {
+    std::cerr << "e2e tests need a cgroup2 mount (none in /proc/mounts)\n";
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,106 @@
+// Harness for end-to-end tests: throwaway cgroup trees, the real microsegd,
+// processes placed in cgroups, real sockets. Everything a test creates is
+// removed by RAII, also when an assertion fails.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace microseg::e2e {
+
+std::string cgroup2Mount();
+
+// <cgroup2>/microseg-test-<pid>-<n> with children; removed on destruction
+// (cgroup.kill ends whatever still runs inside: only our own processes).
+class CgroupTree {
+ public:
+  CgroupTree();
+  ~CgroupTree();
+  const std::string& root() const { return root_; }
+  std::string path(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
+  std::string create(const std::string& rel);  // mkdir -p, returns the absolute path
+
+ private:
+  std::string root_;
+};
+
+// A forked process that moved itself into `cgroup` before running `fn`.
+// Runs `fn` and reports its int result back.
+int runIn(const std::string& cgroup, const std::function<int()>& fn, int timeoutMs = 5000);
+
+// A long-running child in `cgroup` (a server). `setup` runs first and returns
+// an fd (or -1 on failure); readiness is signalled after it; then `serve` loops
+// until killed. Killed (SIGKILL) and reaped on destruction.
+class Child {
+ public:
+  Child(const std::string& cgroup, const std::function<int()>& setup,
+        const std::function<void(int)>& serve);
+  ~Child();
+  Child(Child&& o) noexcept : pid_(o.pid_), ready_(o.ready_) { o.pid_ = -1; }
+  Child& operator=(Child&&) = delete;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  bool ready() const { return ready_; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  bool ready_ = false;
+};
+
+Child tcpServer(const std::string& cgroup, int family, const std::string& addr, int port);
+Child udpEchoServer(const std::string& cgroup, int family, const std::string& addr, int port);
+
+// Socket operations, each returning 0 or the errno of the failing call.
+int tcpConnect(int family, const std::string& addr, int port);
+int tcpConnectV4Mapped(const std::string& v4, int port);  // AF_INET6 socket to ::ffff:v4
+int tfoSendto(int family, const std::string& addr, int port);
+int udpSendto(int family, const std::string& addr, int port, int srcPort = 0);
+int udpConnectSend(int family, const std::string& addr, int port);
+// sendto then wait up to 1 s for an answer (ETIMEDOUT if none)
+int udpRequest(int family, const std::string& addr, int port, bool connected);
+// Asks the echo server to send a datagram from its socket to `targetPort` of
+// our address (a port it never heard from); returns the server's errno, or a
+// negative errno if the question itself failed.
+int udpAskUnsolicited(int family, const std::string& addr, int port, int targetPort);
+
+struct CliResult {
+  int rc = -1;
+  std::string out, err;
+};
+
+class Daemon {
+ public:
+  Daemon(const CgroupTree& tree, const std::string& policyYaml, const std::string& mode,
+         const std::vector<std::string>& extraArgs = {});
+  ~Daemon();
+  bool started() const { return started_; }
+  pid_t pid() const { return pid_; }
+  const std::string& policyDir() const { return policyDir_; }
+  const std::string& stateDir() const { return stateDir_; }
+  void writePolicy(const std::string& file, const std::string& yaml);
+  // Sends SIGTERM and waits; returns the exit status (or -1).
+  int stop();
+  CliResult cli(const std::vector<std::string>& args) const;
+  std::optional<nlohmann::json> status() const;
+  // Waits (bounded) for a flow-log line matching `pred`.
+  std::optional<nlohmann::json> waitFlow(const std::function<bool(const nlohmann::json&)>& pred,
+                                         int timeoutMs = 3000) const;
+  std::vector<nlohmann::json> flows() const;
+  std::string log() const;
+
+ private:
+  std::string dir_, policyDir_, socket_, stateDir_, flowLog_, logFile_;
+  pid_t pid_ = -1;
+  bool started_ = false;
+};
+
+int freePortBase();  // a base for up to 20 consecutive ports for this test
+
+}  // namespace microseg::e2e
