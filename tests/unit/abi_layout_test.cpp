@@ -1,0 +1,64 @@
+// Pins the kernel<->userspace ABI (bpf/abi.h): a change that moves a field
+// fails here, on purpose, so it is made deliberately (bump MS_ABI_VERSION).
+#include <gtest/gtest.h>
+
+#include <cstddef>
+
+#include "bpf/abi.h"
+
+#define PIN(type, size) static_assert(sizeof(type) == (size), #type " size changed")
+#define AT(type, field, off) static_assert(offsetof(type, field) == (off), #type "." #field " moved")
+
+PIN(struct ms_config, 32);
+AT(struct ms_config, active_slot, 0);
+AT(struct ms_config, mode, 4);
+AT(struct ms_config, generation, 8);
+AT(struct ms_config, flags, 16);
+AT(struct ms_config, answer_ttl_ns, 24);
+
+PIN(struct ms_cgroup_value, 8);
+PIN(struct ms_identity_value, 8);
+AT(struct ms_identity_value, flags, 4);
+
+PIN(struct ms_policy_key, 16);
+AT(struct ms_policy_key, prefixlen, 0);
+AT(struct ms_policy_key, subject, 4);
+AT(struct ms_policy_key, peer, 8);
+AT(struct ms_policy_key, direction, 12);
+AT(struct ms_policy_key, protocol, 13);
+AT(struct ms_policy_key, port, 14);
+PIN(struct ms_policy_value, 8);
+
+PIN(struct ms_addr, 16);
+PIN(struct ms_bind_key, 20);
+AT(struct ms_bind_key, port, 16);
+AT(struct ms_bind_key, protocol, 18);
+PIN(struct ms_bind_value, 24);
+
+PIN(struct ms_sock_state, 40);
+AT(struct ms_sock_state, bound, 16);
+AT(struct ms_sock_state, flags, 36);
+
+PIN(struct ms_udp_peer_key, 32);
+AT(struct ms_udp_peer_key, addr, 8);
+AT(struct ms_udp_peer_key, port, 24);
+
+PIN(struct ms_event, 80);
+AT(struct ms_event, cgroup_id, 8);
+AT(struct ms_event, generation, 16);
+AT(struct ms_event, pid, 24);
+AT(struct ms_event, rule_id, 36);
+AT(struct ms_event, dst_addr, 40);
+AT(struct ms_event, dst_port, 56);
+AT(struct ms_event, reason, 62);
+AT(struct ms_event, comm, 64);
+
+TEST(AbiLayout, PolicyPrefixCoversTheKeyData) {
+  EXPECT_EQ(MS_POLICY_PREFIX_FULL, 8 * (sizeof(struct ms_policy_key) - sizeof(__u32)));
+  EXPECT_EQ(MS_POLICY_PREFIX_FIXED + 16, MS_POLICY_PREFIX_FULL);
+}
+
+TEST(AbiLayout, ReservedIdentitiesAreBelowWorkloads) {
+  EXPECT_LT(MS_IDENTITY_UNMANAGED, MS_IDENTITY_FIRST_WORKLOAD);
+  EXPECT_EQ(MS_IDENTITY_ANY, 0u);
+}
