@@ -94,8 +94,10 @@ struct ms_config {
 	__u32 mode;           /* enum ms_mode (global, never INHERIT) */
 	__u64 generation;     /* policy generation in the active slot */
 	__u32 flags;          /* MS_CONFIG_F_* */
-	__u32 _pad0;
+	__u32 abi_version;    /* MS_ABI_VERSION of the daemon that wrote it */
 	__u64 answer_ttl_ns;  /* how long a heard UDP peer may be answered */
+	__u64 root_cgroup_id; /* cgroup the programs are attached to; a restarted
+	                         daemon adopts pinned state only for the same root */
 };
 
 /* ---- cgroup -> identity: ms_cgroups_<slot> (inner HASH) --------------- */

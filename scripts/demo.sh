@@ -52,9 +52,12 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
   if [[ -n "$DAEMON_PID" ]]; then
-    kill -TERM "$DAEMON_PID" 2>/dev/null
+    # SIGTERM alone would leave the pinned programs enforcing (by design);
+    # uninstall detaches and removes them.
+    build/microseg uninstall >/dev/null 2>&1 || kill -TERM "$DAEMON_PID" 2>/dev/null
     wait "$DAEMON_PID" 2>/dev/null
   fi
+  build/microsegd --cleanup --state-dir "$STATE" 2>/dev/null
   if [[ -d "$ROOT" ]]; then
     # socat forks a child per connection inside the same cgroups: cgroup.kill
     # ends every process of the demo's own tree (and nothing outside it).

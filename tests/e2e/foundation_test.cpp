@@ -319,24 +319,52 @@ TEST_F(Foundation, ListenersThatStartedBeforeTheDaemonAreIdentified) {
   EXPECT_EQ(connectFrom(b_), EPERM);
 }
 
-TEST_F(Foundation, CleanShutdownDetachesAndRemovesEverything) {
+std::string bpftoolCgroupShow(const std::string& cgroup) {
+  const std::string cmd = "bpftool cgroup show " + cgroup + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return "popen failed";
+  char buf[4096];
+  std::string out;
+  while (fgets(buf, sizeof(buf), p)) out += buf;
+  pclose(p);
+  return out;
+}
+
+TEST_F(Foundation, SigtermKeepsEnforcingThroughPinnedLinks) {
+  startDaemon("enforce");
+  startServers();
+  ASSERT_EQ(connectFrom(b_), EPERM);
+  EXPECT_EQ(daemon_->stop(), 0);
+  // No daemon: the pinned links keep enforcing the last policy and mode.
+  EXPECT_EQ(connectFrom(b_), EPERM);
+  EXPECT_EQ(connectFrom(a_), 0);
+  EXPECT_NE(bpftoolCgroupShow(tree_.root()).find("ms_connect4"), std::string::npos);
+}
+
+TEST_F(Foundation, UninstallRemovesEverything) {
   startDaemon("enforce");
   startServers();
   ASSERT_EQ(connectFrom(b_), EPERM);
   const std::string state = daemon_->stateDir();
   ASSERT_TRUE(std::filesystem::exists(state));
-  EXPECT_EQ(daemon_->stop(), 0);
+  auto r = daemon_->cli({"uninstall"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(daemon_->stop(), 0) << "the daemon exits after uninstall";
   EXPECT_FALSE(std::filesystem::exists(state)) << "pins left behind in " << state;
-  // No program left on the test root.
-  const std::string cmd = "bpftool cgroup show " + tree_.root() + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  char buf[4096];
-  std::string out;
-  while (fgets(buf, sizeof(buf), p)) out += buf;
-  pclose(p);
-  EXPECT_EQ(out.find("ms_"), std::string::npos) << out;
-  EXPECT_EQ(connectFrom(b_), 0) << "nothing is enforced after a clean shutdown";
+  const std::string progs = bpftoolCgroupShow(tree_.root());
+  EXPECT_EQ(progs.find("ms_"), std::string::npos) << progs;
+  EXPECT_EQ(connectFrom(b_), 0) << "nothing is enforced after uninstall";
+}
+
+TEST_F(Foundation, CleanupFlagRemovesPinnedStateOfAStoppedDaemon) {
+  startDaemon("enforce");
+  startServers();
+  daemon_->crash();
+  ASSERT_EQ(connectFrom(b_), EPERM) << "still enforced by pinned links after a crash";
+  EXPECT_EQ(daemon_->cleanup(), 0);
+  EXPECT_FALSE(std::filesystem::exists(daemon_->stateDir()));
+  EXPECT_EQ(bpftoolCgroupShow(tree_.root()).find("ms_"), std::string::npos);
+  EXPECT_EQ(connectFrom(b_), 0);
 }
 
 }  // namespace

@@ -362,17 +362,21 @@ Daemon::Daemon(const CgroupTree& tree, const std::string& policyYaml, const std:
   stateDir_ = "/sys/fs/bpf/microseg-test-" + std::to_string(getpid()) + "-" + std::to_string(gCounter++);
   flowLog_ = dir_ + "/flows.jsonl";
   logFile_ = dir_ + "/microsegd.log";
-  std::vector<std::string> args = {MS_BUILD_DIR "/microsegd", "--cgroup-root", tree.root(),
-                                   "--policy", policyDir_, "--mode", mode, "--socket", socket_,
-                                   "--state-dir", stateDir_, "--flow-log", flowLog_,
-                                   "--log-level", "debug"};
-  args.insert(args.end(), extraArgs.begin(), extraArgs.end());
+  args_ = {MS_BUILD_DIR "/microsegd", "--cgroup-root", tree.root(), "--policy", policyDir_,
+           "--mode", mode, "--socket", socket_, "--state-dir", stateDir_, "--flow-log", flowLog_,
+           "--log-level", "debug"};
+  args_.insert(args_.end(), extraArgs.begin(), extraArgs.end());
+  start();
+}
+
+bool Daemon::start() {
+  started_ = false;
   pid_ = fork();
   if (pid_ == 0) {
-    int fd = open(logFile_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(logFile_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 2);
     std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
+    for (auto& a : args_) argv.push_back(a.data());
     argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
@@ -381,19 +385,43 @@ Daemon::Daemon(const CgroupTree& tree, const std::string& policyYaml, const std:
   while (nowMs() < end) {
     if (status()) {
       started_ = true;
-      return;
+      return true;
     }
     int st;
     if (waitpid(pid_, &st, WNOHANG) == pid_) {
       pid_ = -1;
-      return;
+      return false;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  return false;
+}
+
+void Daemon::crash() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int st;
+  waitPid(pid_, 5000, &st);
+  pid_ = -1;
+}
+
+int Daemon::cleanup() const {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(logFile_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 2);
+    execl(MS_BUILD_DIR "/microsegd", "microsegd", "--cleanup", "--state-dir", stateDir_.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int st = 0;
+  if (!waitPid(pid, 10000, &st)) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 Daemon::~Daemon() {
   if (pid_ > 0) stop();
+  cleanup();
   std::error_code ec;
   fs::remove_all(dir_, ec);
   fs::remove_all(stateDir_, ec);

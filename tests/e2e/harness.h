@@ -85,8 +85,15 @@ class Daemon {
   const std::string& policyDir() const { return policyDir_; }
   const std::string& stateDir() const { return stateDir_; }
   void writePolicy(const std::string& file, const std::string& yaml);
-  // Sends SIGTERM and waits; returns the exit status (or -1).
+  // Sends SIGTERM and waits; returns the exit status (or -1). Pinned state
+  // stays (that is the daemon's contract); the destructor removes it.
   int stop();
+  // SIGKILL (a crash): nothing of the daemon's shutdown path runs.
+  void crash();
+  // Starts the daemon again with the same arguments; true when it serves.
+  bool start();
+  // `microsegd --cleanup` on this daemon's state dir; returns the exit code.
+  int cleanup() const;
   CliResult cli(const std::vector<std::string>& args) const;
   std::optional<nlohmann::json> status() const;
   // Waits (bounded) for a flow-log line matching `pred`.
@@ -97,6 +104,7 @@ class Daemon {
 
  private:
   std::string dir_, policyDir_, socket_, stateDir_, flowLog_, logFile_;
+  std::vector<std::string> args_;
   pid_t pid_ = -1;
   bool started_ = false;
 };

@@ -9,12 +9,14 @@
 #define PIN(type, size) static_assert(sizeof(type) == (size), #type " size changed")
 #define AT(type, field, off) static_assert(offsetof(type, field) == (off), #type "." #field " moved")
 
-PIN(struct ms_config, 32);
+PIN(struct ms_config, 40);
 AT(struct ms_config, active_slot, 0);
 AT(struct ms_config, mode, 4);
 AT(struct ms_config, generation, 8);
 AT(struct ms_config, flags, 16);
+AT(struct ms_config, abi_version, 20);
 AT(struct ms_config, answer_ttl_ns, 24);
+AT(struct ms_config, root_cgroup_id, 32);
 
 PIN(struct ms_cgroup_value, 8);
 PIN(struct ms_identity_value, 8);

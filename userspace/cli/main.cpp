@@ -226,6 +226,10 @@ int main(int argc, char** argv) {
   apply->add_option("paths", applyPaths, "FILE or DIR")->required();
   addOutput(apply);
 
+  auto* uninstall = app.add_subcommand(
+      "uninstall", "detach every program and remove all pinned state; the daemon exits");
+  addOutput(uninstall);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -241,6 +245,17 @@ int main(int argc, char** argv) {
     return cmdMode(g, modeValue, workload);
   }
   if (validate->parsed()) return cmdValidate(g, validatePaths);
+  if (uninstall->parsed()) {
+    json r;
+    if (int rc = request(g, {{"command", "uninstall"}}, r); rc != kOk) return rc;
+    if (g.json()) {
+      std::cout << r.dump(2) << "\n";
+    } else {
+      std::cout << "uninstalling: programs detached and pinned state under "
+                << r.value("state_dir", "?") << " removed; microsegd exits\n";
+    }
+    return kOk;
+  }
   if (reload->parsed()) return cmdReload(g, {});
   if (apply->parsed()) return cmdReload(g, applyPaths);
   return kUsage;

@@ -6,13 +6,17 @@
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "common/cgroup.h"
@@ -95,6 +99,38 @@ Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {}
 
 Daemon::~Daemon() {
   if (flowLog_ != nullptr && !flowLogIsStdout_) fclose(flowLog_);
+  if (wakeFd_ >= 0) close(wakeFd_);
+  if (inotifyFd_ >= 0) close(inotifyFd_);
+}
+
+void Daemon::wake() {
+  uint64_t one = 1;
+  (void)!write(wakeFd_, &one, sizeof(one));
+}
+
+void Daemon::watchPolicyPaths() {
+  // Re-created on every change of paths: simplest way to drop old watches.
+  if (inotifyFd_ >= 0) close(inotifyFd_);
+  inotifyFd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotifyFd_ < 0) {
+    spdlog::warn("policy: inotify unavailable ({}); reload with SIGHUP or `microseg policy reload`",
+                 std::strerror(errno));
+    return;
+  }
+  const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
+                        IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB;
+  for (const auto& p : config_.policyPaths) {
+    struct stat st {};
+    // A file is watched through its directory: editors replace files by rename.
+    std::string dir = p;
+    if (::stat(p.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+      auto slash = p.find_last_of('/');
+      dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
+    }
+    if (inotify_add_watch(inotifyFd_, dir.c_str(), mask) < 0) {
+      spdlog::warn("policy: cannot watch {}: {}", dir, std::strerror(errno));
+    }
+  }
 }
 
 int Daemon::run() {
@@ -152,25 +188,44 @@ int Daemon::setup() {
     return 1;
   }
   datapath_ = std::move(dp.value());
+  wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
   std::lock_guard<std::mutex> lock(mu_);
+  if (datapath_->adopted()) {
+    // The pinned state is what is in force right now: keep its mode and
+    // continue its generation numbers.
+    generation_ = datapath_->generation();
+    if (config_.modeFromFlagOrFile && config_.mode != datapath_->mode()) {
+      spdlog::info("mode: keeping {} from the pinned state (configured {} applies to fresh "
+                   "installs; change it with `microseg mode`)",
+                   modeName(datapath_->mode()), modeName(config_.mode));
+    }
+    config_.mode = datapath_->mode();
+  }
   refreshLocalAddrsLocked();
   // The first generation must be complete before anything is attached:
   // programs never run against empty maps.
   ReloadResult first = reloadLocked(config_.policyPaths, "startup");
   if (!first.ok) {
     for (const auto& e : first.errors) spdlog::error("{}", e);
-    spdlog::error("policy: refusing to start without a valid policy");
-    return 1;
+    if (!datapath_->adopted()) {
+      spdlog::error("policy: refusing to start without a valid policy");
+      return 1;
+    }
+    spdlog::error("policy: invalid; the adopted generation {} stays in force until a valid "
+                  "policy is applied",
+                  generation_);
   }
   // Listeners that bound before we attach: known before the first verdict.
   syncListenersLocked();
-  if (auto r = datapath_->attach(); !r) {
+  if (auto r = datapath_->activate(); !r) {
     spdlog::error("datapath: {}", r.error().str());
     return 1;
   }
-  spdlog::info("datapath: attached to {} (mode {})", config_.cgroupRoot,
-               modeName(datapath_->mode()));
+  spdlog::info("datapath: {} {} (mode {}, generation {})",
+               datapath_->adopted() ? "adopted pinned links on" : "attached to", config_.cgroupRoot,
+               modeName(datapath_->mode()), generation_);
+  watchPolicyPaths();
 
   control::ControlServer::Options copts;
   copts.path = config_.socketPath;
@@ -200,10 +255,20 @@ void Daemon::loop() {
   timerfd_settime(tfd.get(), 0, &its, nullptr);
   const int efd = datapath_->eventFd();
   auto lastRescan = std::chrono::steady_clock::now();
+  int64_t reloadDueMs = 0;  // 0: no reload pending
+  auto steadyMs = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
 
   for (;;) {
-    pollfd fds[3] = {{sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0}, {efd, POLLIN, 0}};
-    int n = poll(fds, 3, 1000);
+    pollfd fds[5] = {{sfd.get(), POLLIN, 0},
+                     {tfd.get(), POLLIN, 0},
+                     {efd, POLLIN, 0},
+                     {wakeFd_, POLLIN, 0},
+                     {inotifyFd_, POLLIN, 0}};
+    int n = poll(fds, 5, 1000);
     if (n < 0 && errno != EINTR) {
       spdlog::error("{}", sysError("poll", "main loop").str());
       return;
@@ -225,7 +290,27 @@ void Daemon::loop() {
       uint64_t ticks;
       (void)!read(tfd.get(), &ticks, sizeof(ticks));
     }
+    if (fds[3].revents & POLLIN) {
+      uint64_t v;
+      (void)!read(wakeFd_, &v, sizeof(v));
+    }
+    if (uninstallRequested_) {
+      spdlog::info("uninstall requested, shutting down");
+      return;
+    }
+    if (inotifyFd_ >= 0 && (fds[4].revents & POLLIN)) {
+      alignas(inotify_event) char buf[8192];
+      while (read(inotifyFd_, buf, sizeof(buf)) > 0) {
+      }
+      // Debounced: an editor or `cp` produces bursts of events.
+      reloadDueMs = steadyMs() + config_.reloadDebounceMs;
+    }
     std::lock_guard<std::mutex> lock(mu_);
+    if (reloadDueMs != 0 && steadyMs() >= reloadDueMs) {
+      reloadDueMs = 0;
+      auto paths = config_.policyPaths;
+      reloadLocked(paths, "policy files changed");
+    }
     drainEventsLocked();
     auto now = std::chrono::steady_clock::now();
     if (now - lastRescan >= std::chrono::milliseconds(config_.rescanIntervalMs)) {
@@ -243,8 +328,14 @@ void Daemon::shutdown() {
   if (datapath_) {
     std::lock_guard<std::mutex> lock(mu_);
     drainEventsLocked();
-    datapath_->detachAndCleanup();
-    spdlog::info("datapath: detached from {}, state removed", config_.cgroupRoot);
+    if (uninstallRequested_) {
+      datapath_->uninstall();
+    } else {
+      datapath_->release();
+      spdlog::info("datapath: exiting; pinned links in {} keep enforcing generation {} (mode {}); "
+                   "`microseg uninstall` or `microsegd --cleanup` removes them",
+                   datapath_->pinDir(), generation_, modeName(datapath_->mode()));
+    }
   }
   datapath_.reset();
   if (flowLog_ != nullptr) fflush(flowLog_);
@@ -310,7 +401,16 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
   for (const auto& [id, info] : compiled_.rules) allRules_[id] = info;
   generation_ = gen.number;
   appliedAt_ = flows::isoTime(nowRealtimeNs());
+  const bool pathsChanged = config_.policyPaths != paths;
   config_.policyPaths = paths;
+  if (pathsChanged && inotifyFd_ >= 0) watchPolicyPaths();
+  haveModel_ = true;
+  for (const auto& pol : bundle_.policies) {
+    if (!pol.ingress.empty()) {
+      spdlog::warn("policy: {} has ingress rules; they are validated but not enforced yet",
+                   pol.name);
+    }
+  }
   cgroups_.clear();
   cgroupPaths_.clear();
   cgroupWorkloads_.clear();
@@ -334,6 +434,9 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
 }
 
 void Daemon::rescanLocked() {
+  // Without a policy model of our own (adopted maps, invalid policy) we
+  // would classify every cgroup as unmanaged: leave the maps alone.
+  if (!haveModel_) return;
   auto scanned = identity::scanCgroups(config_.cgroupRoot, bundle_, ids_);
   if (!scanned) {
     spdlog::warn("identity: rescan failed: {}", scanned.error().str());
@@ -537,6 +640,15 @@ void Daemon::registerCommands() {
         spdlog::info("control: mode {} -> {} (uid={} pid={})", previous, want, req.peer.uid,
                      req.peer.pid);
         return json{{"mode", want}, {"previous", previous}};
+      },
+      true);
+
+  control_->registerCommand(
+      "uninstall", [this](const Request& req) {
+        spdlog::warn("control: uninstall requested by uid={} pid={}", req.peer.uid, req.peer.pid);
+        uninstallRequested_ = true;
+        wake();
+        return json{{"uninstalling", true}, {"state_dir", config_.stateDir}};
       },
       true);
 

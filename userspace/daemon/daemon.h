@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,6 +37,8 @@ struct DaemonConfig {
   uint32_t answerTtlSeconds = 30;
   uint32_t rescanIntervalMs = 1000;
   compiler::DefaultEnforcement defaultEnforcement = compiler::DefaultEnforcement::Always;
+  bool modeFromFlagOrFile = false;  // only to explain a kept pinned mode in the log
+  uint32_t reloadDebounceMs = 300;
 
   nlohmann::json toJson() const;
 };
@@ -69,6 +72,8 @@ class Daemon {
   nlohmann::json statusLocked();
 
   void registerCommands();
+  void watchPolicyPaths();
+  void wake();
 
   DaemonConfig config_;
   std::mutex mu_;
@@ -89,6 +94,10 @@ class Daemon {
   std::vector<ms_addr> localAddrs_;
 
   nlohmann::json lastReload_;
+  bool haveModel_ = false;  // a policy set of ours is loaded (not only adopted maps)
+  std::atomic<bool> uninstallRequested_{false};
+  int wakeFd_ = -1;
+  int inotifyFd_ = -1;
   int64_t startedAt_ = 0;
   int64_t clockOffsetNs_ = 0;
   FILE* flowLog_ = nullptr;

@@ -4,43 +4,77 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <iostream>
 
+#include "daemon/config_file.h"
 #include "daemon/daemon.h"
+#include "datapath/bpf_datapath.h"
 
 int main(int argc, char** argv) {
   using microseg::daemon::DaemonConfig;
   CLI::App app{"microsegd: zero-trust microsegmentation enforcer (cgroup BPF)"};
   DaemonConfig cfg;
-  std::string mode = "monitor";
-  std::string logLevel = "info";
-  std::string defaultEnforcement = "always";
-  app.add_option("--cgroup-root", cfg.cgroupRoot,
-                 "cgroup v2 directory whose subtree is managed (absolute path)")
-      ->required();
-  app.add_option("--policy", cfg.policyPaths, "policy FILE or DIR (repeatable)")->required();
-  app.add_option("--mode", mode, "monitor (log would-deny) or enforce (refuse)")
-      ->check(CLI::IsMember({"monitor", "enforce"}));
-  app.add_option("--socket", cfg.socketPath, "control socket path")->capture_default_str();
-  app.add_option("--socket-group", cfg.socketGroup, "gid allowed to use the control socket");
-  app.add_option("--state-dir", cfg.stateDir, "bpffs directory for pinned state")
-      ->capture_default_str();
-  app.add_option("--flow-log", cfg.flowLog, "flow log file (JSON lines), '-' for stdout");
-  app.add_flag("--log-allowed", cfg.logAllowed, "also log allowed flows");
-  app.add_option("--answer-ttl", cfg.answerTtlSeconds,
-                 "seconds a UDP socket may answer a peer it heard from")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 3600));
-  app.add_option("--default-enforcement", defaultEnforcement,
-                 "always (zero trust) or selected (Kubernetes semantics)")
-      ->check(CLI::IsMember({"always", "selected"}));
-  app.add_option("--log-level", logLevel, "trace|debug|info|warn|error")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  std::string configPath, mode, logLevel = "info", defaultEnforcement, cgroupRoot, socketPath,
+                          stateDir, flowLog;
+  std::vector<std::string> policies;
+  unsigned socketGroup = 0;
+  uint32_t answerTtl = 0;
+  bool logAllowed = false, cleanup = false;
+
+  app.add_option("--config", configPath, "YAML configuration file (flags override it)");
+  auto* oRoot = app.add_option("--cgroup-root", cgroupRoot,
+                               "cgroup v2 directory whose subtree is managed (absolute path)");
+  auto* oPolicy = app.add_option("--policy", policies, "policy FILE or DIR (repeatable)");
+  auto* oMode = app.add_option("--mode", mode, "monitor (log would-deny) or enforce (refuse); "
+                                               "a restart keeps the mode of the pinned state")
+                    ->check(CLI::IsMember({"monitor", "enforce"}));
+  auto* oSocket = app.add_option("--socket", socketPath, "control socket path [/run/microseg/microseg.sock]");
+  auto* oGroup = app.add_option("--socket-group", socketGroup,
+                                "gid allowed to use the control socket (socket becomes 0660)");
+  auto* oState = app.add_option("--state-dir", stateDir, "bpffs directory for pinned state [/sys/fs/bpf/microseg]");
+  auto* oFlow = app.add_option("--flow-log", flowLog, "flow log file (JSON lines), '-' for stdout");
+  auto* oAllowed = app.add_flag("--log-allowed", logAllowed, "also log allowed flows");
+  auto* oTtl = app.add_option("--answer-ttl", answerTtl, "seconds a UDP socket may answer a peer it heard from [30]")
+                   ->check(CLI::Range(1, 3600));
+  auto* oDefault = app.add_option("--default-enforcement", defaultEnforcement,
+                                  "always (zero trust) or selected (Kubernetes semantics)")
+                       ->check(CLI::IsMember({"always", "selected"}));
+  auto* oLevel = app.add_option("--log-level", logLevel, "trace|debug|info|warn|error")
+                     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_flag("--cleanup", cleanup,
+               "detach and remove all pinned state under --state-dir, then exit (like `microseg uninstall`)");
   CLI11_PARSE(app, argc, argv);
 
-  // journald-friendly: no colours, no timestamps when stderr is the journal.
+  // journald-friendly: no colours; syslog priority prefix under systemd.
   auto logger = spdlog::stderr_logger_mt("microsegd");
   logger->set_pattern(getenv("JOURNAL_STREAM") != nullptr ? "<%l> %v" : "%Y-%m-%dT%H:%M:%S.%e %l %v");
   spdlog::set_default_logger(logger);
+
+  std::string fileLevel;
+  if (!configPath.empty()) {
+    auto errs = microseg::daemon::loadConfigFile(configPath, cfg, fileLevel);
+    if (!errs.empty()) {
+      for (const auto& e : errs) std::cerr << e.str() << "\n";
+      std::cerr << "microsegd: invalid configuration file, not starting\n";
+      return 2;
+    }
+  }
+  if (*oRoot) cfg.cgroupRoot = cgroupRoot;
+  if (*oPolicy) cfg.policyPaths = policies;
+  if (*oMode) cfg.mode = mode == "enforce" ? MS_MODE_ENFORCE : MS_MODE_MONITOR;
+  if (*oSocket) cfg.socketPath = socketPath;
+  if (*oGroup) cfg.socketGroup = socketGroup;
+  if (*oState) cfg.stateDir = stateDir;
+  if (*oFlow) cfg.flowLog = flowLog;
+  if (*oAllowed) cfg.logAllowed = logAllowed;
+  if (*oTtl) cfg.answerTtlSeconds = answerTtl;
+  if (*oDefault) {
+    cfg.defaultEnforcement = defaultEnforcement == "selected"
+                                 ? microseg::compiler::DefaultEnforcement::Selected
+                                 : microseg::compiler::DefaultEnforcement::Always;
+  }
+  cfg.modeFromFlagOrFile = *oMode || !configPath.empty();
+  if (!*oLevel && !fileLevel.empty()) logLevel = fileLevel;
   spdlog::set_level(spdlog::level::from_str(logLevel));
   spdlog::flush_on(spdlog::level::info);
 
@@ -48,10 +82,19 @@ int main(int argc, char** argv) {
     spdlog::error("microsegd must run as root (it loads BPF programs and attaches them to cgroups)");
     return 1;
   }
-  cfg.mode = mode == "enforce" ? MS_MODE_ENFORCE : MS_MODE_MONITOR;
-  cfg.defaultEnforcement = defaultEnforcement == "selected"
-                               ? microseg::compiler::DefaultEnforcement::Selected
-                               : microseg::compiler::DefaultEnforcement::Always;
+  if (cleanup) {
+    auto n = microseg::datapath::BpfDatapath::cleanupStateDir(cfg.stateDir);
+    if (!n) {
+      spdlog::error("cleanup: {}", n.error().str());
+      return 1;
+    }
+    spdlog::info("cleanup: removed {} pinned objects under {}", *n, cfg.stateDir);
+    return 0;
+  }
+  if (cfg.cgroupRoot.empty() || cfg.policyPaths.empty()) {
+    std::cerr << "microsegd: --cgroup-root and --policy are required (as flags or in --config)\n";
+    return 2;
+  }
   microseg::daemon::Daemon daemon(cfg);
   return daemon.run();
 }

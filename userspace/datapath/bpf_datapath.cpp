@@ -97,6 +97,44 @@ void BpfDatapath::SkelDeleter::operator()(::microseg_bpf* s) const { microseg_bp
 void BpfDatapath::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
 void BpfDatapath::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
 
+// Every map is pinned by its name under the pin dir; every program's link
+// as "link_<program>". Adoption needs all of them.
+static const char* const kPinnedMaps[] = {"ms_config",   "ms_cgroups",     "ms_identities", "ms_policy",
+                                   "ms_binds",    "ms_local_addrs", "ms_sockets",    "ms_udp_peers",
+                                   "ms_counters", "ms_events"};
+
+static std::vector<bpf_program*> allPrograms(::microseg_bpf* skel) {
+  return {skel->progs.ms_sock_create, skel->progs.ms_post_bind4, skel->progs.ms_post_bind6,
+          skel->progs.ms_recvmsg4,    skel->progs.ms_recvmsg6,   skel->progs.ms_sock_release,
+          skel->progs.ms_connect4,    skel->progs.ms_connect6,   skel->progs.ms_sendmsg4,
+          skel->progs.ms_sendmsg6};
+}
+
+namespace {
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+// Is the pinned state in `dir` complete, of our ABI and for `rootId`?
+bool adoptable(const std::string& dir, uint64_t rootId, ms_config* cfgOut) {
+  for (const char* m : kPinnedMaps) {
+    if (!exists(dir + "/" + m)) return false;
+  }
+  int fd = bpf_obj_get((dir + "/ms_config").c_str());
+  if (fd < 0) return false;
+  uint32_t zero = 0;
+  ms_config cfg{};
+  bool ok = bpf_map_lookup_elem(fd, &zero, &cfg) == 0;
+  ::close(fd);
+  if (!ok || cfg.abi_version != MS_ABI_VERSION || cfg.root_cgroup_id != rootId) return false;
+  *cfgOut = cfg;
+  return true;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options) {
   libbpf_set_print(libbpfPrint);
   std::unique_ptr<BpfDatapath> dp(new BpfDatapath());
@@ -112,9 +150,33 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
                  "refusing to manage the root of the cgroup hierarchy; point --cgroup-root at a "
                  "subtree"};
   }
+  auto rootId = cgroupId(options.cgroupRoot);
+  if (!rootId) return rootId.error();
 
   if (auto r = ensureBpffs(options.stateDir); !r) return r.error();
-  dp->stateDirCreated_ = true;
+  dp->pinDir_ = options.stateDir + "/abi-" + std::to_string(MS_ABI_VERSION);
+
+  ms_config pinned{};
+  if (exists(dp->pinDir_)) {
+    if (adoptable(dp->pinDir_, *rootId, &pinned)) {
+      dp->adopted_ = true;
+    } else {
+      // Incomplete, or for another cgroup root: retire it after our attach.
+      std::string aside = options.stateDir + "/retired-" + std::to_string(::getpid());
+      if (::rename(dp->pinDir_.c_str(), aside.c_str()) != 0) {
+        return sysError("move aside incompatible pinned state", dp->pinDir_);
+      }
+      spdlog::warn("datapath: pinned state in {} is incomplete or for another cgroup root; "
+                   "replacing it (new programs attach before the old ones detach)",
+                   dp->pinDir_);
+    }
+  }
+  {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(options.stateDir, ec)) {
+      if (e.path().string() != dp->pinDir_) dp->legacyDirs_.push_back(e.path().string());
+    }
+  }
 
   ::microseg_bpf* skel = microseg_bpf__open();
   if (!skel) return libbpfError("open BPF object", "microseg", -errno);
@@ -124,17 +186,38 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
   if (int rc = bpf_map__set_max_entries(skel->maps.ms_events, options.ringbufBytes); rc != 0) {
     return libbpfError("size ring buffer", "ms_events", rc);
   }
+  if (dp->adopted_) {
+    for (const char* name : kPinnedMaps) {
+      const std::string path = dp->pinDir_ + "/" + name;
+      int fd = bpf_obj_get(path.c_str());
+      if (fd < 0) return libbpfError("open pinned map", path, -errno);
+      bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
+      int rc = m ? bpf_map__reuse_fd(m, fd) : -ENOENT;
+      ::close(fd);
+      if (rc != 0) return libbpfError("reuse pinned map", path, rc);
+    }
+  }
   if (int rc = microseg_bpf__load(skel); rc != 0) {
     return Error{"load BPF programs", "microseg", rc < 0 ? -rc : errno,
                  "kernel needs cgroup v2, BTF, sk_storage and ring buffers (>= 5.8); run with "
                  "--log-level debug for the verifier log"};
   }
 
-  dp->config_.active_slot = 0;
-  dp->config_.mode = options.mode;
-  dp->config_.generation = 0;
+  if (dp->adopted_) {
+    dp->config_ = pinned;
+    if (auto r = dp->adoptSlots(); !r) return r.error();
+    spdlog::info("datapath: adopted pinned state in {} (generation {}, mode {})", dp->pinDir_,
+                 pinned.generation, pinned.mode == MS_MODE_ENFORCE ? "enforce" : "monitor");
+  } else {
+    dp->config_.active_slot = 0;
+    dp->config_.mode = options.mode;
+    dp->config_.generation = 0;
+  }
+  // Settings (not state) always come from this run's options.
   dp->config_.flags = options.logAllowed ? MS_CONFIG_F_LOG_ALLOWED : 0;
   dp->config_.answer_ttl_ns = options.answerTtlNs;
+  dp->config_.abi_version = MS_ABI_VERSION;
+  dp->config_.root_cgroup_id = *rootId;
   if (auto r = dp->writeConfig(); !r) return r.error();
 
   dp->ring_.reset(ring_buffer__new(
@@ -150,6 +233,50 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
       dp.get(), nullptr));
   if (!dp->ring_) return libbpfError("open ring buffer", "ms_events", -errno);
   return dp;
+}
+
+Result<void> BpfDatapath::adoptSlots() {
+  const uint32_t slot = config_.active_slot & 1;
+  struct {
+    bpf_map* outer;
+    UniqueFd* inner;
+  } maps[] = {{skel_->maps.ms_cgroups, &slots_[slot].cgroups},
+              {skel_->maps.ms_identities, &slots_[slot].identities},
+              {skel_->maps.ms_policy, &slots_[slot].policy}};
+  for (auto& m : maps) {
+    uint32_t id = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(m.outer), &slot, &id) != 0) {
+      return sysError("read active slot of", bpf_map__name(m.outer));
+    }
+    int fd = bpf_map_get_fd_by_id(id);
+    if (fd < 0) return sysError("open inner map of", bpf_map__name(m.outer));
+    m.inner->reset(fd);
+  }
+  // Host addresses we did not record ourselves: take them over so that
+  // setLocalAddrs() can remove the ones that are gone.
+  const int fd = bpf_map__fd(skel_->maps.ms_local_addrs);
+  ms_addr key{}, next{};
+  bool first = true;
+  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    localAddrs_.push_back(key);
+  }
+  return {};
+}
+
+std::vector<uint64_t> BpfDatapath::activeCgroupIds() const {
+  std::vector<uint64_t> out;
+  const auto& active = slots_[config_.active_slot & 1];
+  if (!active.cgroups) return out;
+  uint64_t key = 0, next = 0;
+  bool first = true;
+  while (bpf_map_get_next_key(active.cgroups.get(), first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    out.push_back(key);
+  }
+  return out;
 }
 
 BpfDatapath::~BpfDatapath() = default;
@@ -343,74 +470,131 @@ Result<int> BpfDatapath::drainEvents(const EventHandler& handler) {
 
 int BpfDatapath::eventFd() const { return ring_buffer__epoll_fd(ring_.get()); }
 
-Result<void> BpfDatapath::attach() {
-  bpf_program* progs[] = {
-      skel_->progs.ms_sock_create, skel_->progs.ms_post_bind4, skel_->progs.ms_post_bind6,
-      skel_->progs.ms_recvmsg4,    skel_->progs.ms_recvmsg6,   skel_->progs.ms_sock_release,
-      skel_->progs.ms_connect4,    skel_->progs.ms_connect6,   skel_->progs.ms_sendmsg4,
-      skel_->progs.ms_sendmsg6,
-  };
-  for (bpf_program* p : progs) {
-    bpf_link* link = bpf_program__attach_cgroup(p, cgroupFd_.get());
-    if (!link) {
-      int e = errno;
-      links_.clear();  // all or nothing
-      return Error{"attach program", std::string(bpf_program__name(p)) + "' to '" +
-                                         options_.cgroupRoot,
-                   e, {}};
+Result<void> BpfDatapath::activate() {
+  const auto progs = allPrograms(skel_.get());
+  if (adopted_) {
+    for (bpf_program* p : progs) {
+      const std::string path = pinDir_ + "/link_" + bpf_program__name(p);
+      bpf_link* link = bpf_link__open(path.c_str());
+      if (!link) return libbpfError("open pinned link", path, -errno);
+      links_.emplace_back(link);
+      // Atomic in the kernel: the hook never runs without a program.
+      if (int rc = bpf_link__update_program(link, p); rc != 0) {
+        return libbpfError("update program in pinned link", path, rc);
+      }
     }
-    links_.emplace_back(link);
+    spdlog::info("datapath: programs replaced in {} pinned links (never detached)", links_.size());
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(pinDir_, ec);
+    if (ec) return Error{"create pin dir", pinDir_, ec.value(), {}};
+    for (bpf_program* p : progs) {
+      bpf_link* link = bpf_program__attach_cgroup(p, cgroupFd_.get());
+      if (!link) {
+        int e = errno;
+        links_.clear();  // all or nothing
+        return Error{"attach program",
+                     std::string(bpf_program__name(p)) + "' to '" + options_.cgroupRoot, e, {}};
+      }
+      links_.emplace_back(link);
+    }
+    if (auto r = pin(); !r) return r;
   }
-  return pin();
+  retireLegacy();
+  return {};
 }
 
 Result<void> BpfDatapath::pin() {
-  // Pins make the state visible to bpftool and are the base for adoption
-  // across restarts; a clean shutdown removes them.
+  // Pinned links keep enforcing when the daemon stops or crashes; pinned
+  // maps are what a restarted daemon adopts.
   for (auto& l : links_) {
     bpf_link_info info{};
     uint32_t len = sizeof(info);
-    std::string name = "link_" + std::to_string(pins_.size());
+    std::string name;
     if (bpf_obj_get_info_by_fd(bpf_link__fd(l.get()), &info, &len) == 0) {
       bpf_prog_info pinfo{};
       uint32_t plen = sizeof(pinfo);
       int pfd = bpf_prog_get_fd_by_id(info.prog_id);
-      if (pfd >= 0 && bpf_obj_get_info_by_fd(pfd, &pinfo, &plen) == 0) name = std::string("link_") + pinfo.name;
+      if (pfd >= 0 && bpf_obj_get_info_by_fd(pfd, &pinfo, &plen) == 0) name = pinfo.name;
       if (pfd >= 0) ::close(pfd);
     }
-    std::string path = options_.stateDir + "/" + name;
+    if (name.empty()) return Error{"name link", "prog", EINVAL, {}};
+    const std::string path = pinDir_ + "/link_" + name;
     ::unlink(path.c_str());
     if (int rc = bpf_link__pin(l.get(), path.c_str()); rc != 0) return libbpfError("pin link", path, rc);
-    pins_.push_back(path);
   }
-  bpf_map* maps[] = {skel_->maps.ms_config, skel_->maps.ms_cgroups, skel_->maps.ms_identities,
-                     skel_->maps.ms_policy, skel_->maps.ms_binds,   skel_->maps.ms_counters,
-                     skel_->maps.ms_events};
-  for (bpf_map* m : maps) {
-    std::string path = options_.stateDir + "/" + bpf_map__name(m);
+  for (const char* name : kPinnedMaps) {
+    bpf_map* m = bpf_object__find_map_by_name(skel_->obj, name);
+    const std::string path = pinDir_ + "/" + name;
     ::unlink(path.c_str());
-    if (int rc = bpf_map__pin(m, path.c_str()); rc != 0) return libbpfError("pin map", path, rc);
-    pins_.push_back(path);
+    if (int rc = m ? bpf_map__pin(m, path.c_str()) : -ENOENT; rc != 0) {
+      return libbpfError("pin map", path, rc);
+    }
   }
   return {};
 }
 
-void BpfDatapath::detachAndCleanup() {
-  for (auto& l : links_) {
-    bpf_link__unpin(l.get());
-    // bpf_link__detach makes the detach explicit even if something else
-    // still holds a reference to the link.
-    bpf_link__detach(l.get());
-  }
-  links_.clear();
-  for (const auto& p : pins_) ::unlink(p.c_str());
-  pins_.clear();
-  if (stateDirCreated_) {
-    if (::rmdir(options_.stateDir.c_str()) != 0 && errno != ENOENT) {
-      spdlog::warn("datapath: could not remove state dir {}: {}", options_.stateDir,
-                   std::strerror(errno));
+namespace {
+
+// Detach (if a link) and unpin every object in `dir`, then remove it.
+int removePinDir(const std::string& dir) {
+  int removed = 0;
+  std::error_code ec;
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) files.push_back(e.path().string());
+  for (const auto& f : files) {
+    int fd = bpf_obj_get(f.c_str());
+    if (fd >= 0) {
+      // Detach links explicitly so the hook is gone even if something else
+      // still holds a reference (for maps this fails with EINVAL: harmless).
+      bpf_link_detach(fd);
+      ::close(fd);
     }
+    if (::unlink(f.c_str()) == 0) removed++;
   }
+  ::rmdir(dir.c_str());
+  return removed;
+}
+
+}  // namespace
+
+void BpfDatapath::retireLegacy() {
+  for (const auto& d : legacyDirs_) {
+    int n = removePinDir(d);
+    spdlog::info("datapath: retired old pinned state {} ({} objects)", d, n);
+  }
+  legacyDirs_.clear();
+}
+
+void BpfDatapath::release() {
+  // Closing our link fds does not detach pinned links.
+  links_.clear();
+  released_ = true;
+}
+
+void BpfDatapath::uninstall() {
+  for (auto& l : links_) bpf_link__detach(l.get());
+  links_.clear();
+  int n = removePinDir(pinDir_);
+  retireLegacy();
+  if (::rmdir(options_.stateDir.c_str()) != 0 && errno != ENOENT) {
+    spdlog::warn("datapath: state dir {} not removed: {}", options_.stateDir, std::strerror(errno));
+  }
+  spdlog::info("datapath: uninstalled: detached from {}, {} pinned objects removed",
+               options_.cgroupRoot, n);
+}
+
+Result<int> BpfDatapath::cleanupStateDir(const std::string& stateDir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(stateDir, ec)) return 0;
+  int n = 0;
+  std::vector<std::string> dirs;
+  for (const auto& e : std::filesystem::directory_iterator(stateDir, ec)) {
+    if (e.is_directory()) dirs.push_back(e.path().string());
+  }
+  for (const auto& d : dirs) n += removePinDir(d);
+  if (::rmdir(stateDir.c_str()) != 0 && errno != ENOENT) return sysError("remove state dir", stateDir);
+  return n;
 }
 
 }  // namespace microseg::datapath

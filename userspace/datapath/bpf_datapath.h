@@ -25,15 +25,31 @@ struct BpfOptions {
 
 class BpfDatapath final : public Datapath {
  public:
-  // probe -> open -> configure -> load. Nothing is attached yet.
+  // probe -> open -> configure -> load. If compatible pinned state of an
+  // earlier run exists under <stateDir>/abi-<MS_ABI_VERSION> (same ABI, same
+  // cgroup root), its maps are reused ("adopted"): the policy, identities,
+  // listeners, per-socket state, counters and mode in force stay in force.
+  // Nothing is attached or detached yet.
   static Result<std::unique_ptr<BpfDatapath>> load(const BpfOptions& options);
   ~BpfDatapath() override;
 
-  // Attach every program to the cgroup root. Call only after the first
-  // applyGeneration(): programs never run against empty maps.
-  Result<void> attach();
-  // Detach, unpin and remove the state dir (clean shutdown).
-  void detachAndCleanup();
+  bool adopted() const { return adopted_; }
+
+  // Fresh state: attach every program to the cgroup root, pin links and maps,
+  // then retire pinned state of older/incompatible runs (new attached before
+  // old detached: no enforcement gap). Adopted state: atomically swap the
+  // programs inside the pinned links (BPF_LINK_UPDATE): never detached.
+  // Call only after the first applyGeneration(): programs never run against
+  // empty maps.
+  Result<void> activate();
+  // Daemon exit (SIGTERM, crash): close our fds, keep the pins. The pinned
+  // links go on enforcing the last generation and mode.
+  void release();
+  // `microseg uninstall`: detach, unpin, remove the state dir.
+  void uninstall();
+  // Offline `microsegd --cleanup`: detach every pinned link and remove every
+  // pin under stateDir. Returns how many pinned objects were removed.
+  static Result<int> cleanupStateDir(const std::string& stateDir);
 
   Result<void> applyGeneration(const Generation& gen) override;
   Result<void> upsertCgroups(const std::vector<CgroupEntry>& entries) override;
@@ -50,11 +66,16 @@ class BpfDatapath final : public Datapath {
   int eventFd() const override;
 
   uint64_t generation() const { return config_.generation; }
+  const std::string& pinDir() const { return pinDir_; }
+  // Cgroup ids in the active slot (to garbage-collect after adoption).
+  std::vector<uint64_t> activeCgroupIds() const;
 
  private:
   BpfDatapath() = default;
   Result<void> writeConfig();
   Result<void> pin();
+  Result<void> adoptSlots();
+  void retireLegacy();
 
   struct SkelDeleter { void operator()(::microseg_bpf* s) const; };
   struct LinkDeleter { void operator()(bpf_link* l) const; };
@@ -75,8 +96,10 @@ class BpfDatapath final : public Datapath {
   std::vector<ms_addr> localAddrs_;
   std::set<std::string> staleBinds_;  // key bytes + cookie missing from the last dump
   const EventHandler* handler_ = nullptr;
-  std::vector<std::string> pins_;
-  bool stateDirCreated_ = false;
+  std::string pinDir_;
+  std::vector<std::string> legacyDirs_;  // pinned state to retire after attach
+  bool adopted_ = false;
+  bool released_ = false;
 };
 
 

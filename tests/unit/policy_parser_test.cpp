@@ -1,0 +1,613 @@
+// policy::parseText / loadPaths: good documents become the exact model; bad
+// documents are rejected with a located diagnostic (1-based line:column).
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "policy/parser.h"
+
+namespace microseg::policy {
+namespace {
+
+std::string dump(const std::vector<Diagnostic>& errors) {
+  std::string s;
+  for (const auto& e : errors) s += "  " + e.str() + "\n";
+  return s;
+}
+
+// ---- 1. good documents ------------------------------------------------------
+
+// Line numbers are given in the comments; the test checks locations against them.
+const char* kGood =
+    "apiVersion: microseg.dev/v1\n"                                   // 1
+    "kind: Workload\n"                                                // 2
+    "metadata: {name: api}\n"                                         // 3
+    "spec:\n"                                                         // 4
+    "  cgroups: [\"system.slice/api.service\", \"kubepods/*/api\"]\n"  // 5
+    "  labels: {app: api, tier: backend}\n"                           // 6
+    "  spiffeId: spiffe://example.org/ns/prod/sa/api\n"               // 7
+    "---\n"                                                           // 8
+    "apiVersion: microseg.dev/v1\n"                                   // 9
+    "kind: Workload\n"                                                // 10
+    "metadata: {name: db}\n"                                          // 11
+    "spec:\n"                                                         // 12
+    "  cgroups: [db]\n"                                               // 13
+    "  labels: {app: db}\n"                                           // 14
+    "---\n"                                                           // 15
+    "apiVersion: microseg.dev/v1\n"                                   // 16
+    "kind: Policy\n"                                                  // 17
+    "metadata:\n"                                                     // 18
+    "  name: api-policy\n"                                            // 19
+    "spec:\n"                                                         // 20
+    "  selector:\n"                                                   // 21
+    "    matchLabels: {app: api}\n"                                   // 22
+    "    matchExpressions:\n"                                         // 23
+    "      - {key: tier, operator: In, values: [backend, middle]}\n"  // 24
+    "      - {key: env, operator: NotIn, values: [dev]}\n"            // 25
+    "      - {key: app, operator: Exists}\n"                          // 26
+    "      - {key: legacy, operator: DoesNotExist}\n"                 // 27
+    "  enforcement: enforce\n"                                        // 28
+    "  egress:\n"                                                     // 29
+    "    - to:\n"                                                     // 30
+    "        - matchLabels: {app: db}\n"                              // 31
+    "        - identity: db\n"                                        // 32
+    "        - reserved: host\n"                                      // 33
+    "        - world\n"                                               // 34
+    "      ports:\n"                                                  // 35
+    "        - port: 5432\n"                                          // 36
+    "          protocol: TCP\n"                                       // 37
+    "        - port: 8000\n"                                          // 38
+    "          endPort: 8100\n"                                       // 39
+    "        - protocol: UDP\n"                                       // 40
+    "    - action: deny\n"                                            // 41
+    "      to: [{matchLabels: {app: db}}]\n"                          // 42
+    "  ingress: []\n"                                                 // 43
+    "---\n"                                                           // 44
+    "apiVersion: microseg.dev/v1\n"                                   // 45
+    "kind: Policy\n"                                                  // 46
+    "metadata: {name: by-identity}\n"                                 // 47
+    "spec:\n"                                                         // 48
+    "  selector: {identity: api}\n"                                   // 49
+    "  enforcement: monitor\n"                                        // 50
+    "  ingress:\n"                                                    // 51
+    "    - from: [unmanaged]\n"                                       // 52
+    "      ports: [{port: 53, protocol: UDP}]\n";                     // 53
+
+TEST(PolicyParser, GoodWorkloads) {
+  auto r = parseText(kGood, "good.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  ASSERT_EQ(r.bundle.workloads.size(), 2u);
+
+  const Workload& api = r.bundle.workloads[0];
+  EXPECT_EQ(api.name, "api");
+  EXPECT_EQ(api.cgroups, (std::vector<std::string>{"system.slice/api.service", "kubepods/*/api"}));
+  EXPECT_EQ(api.labels, (Labels{{"app", "api"}, {"tier", "backend"}}));
+  EXPECT_EQ(api.spiffeId, "spiffe://example.org/ns/prod/sa/api");
+  EXPECT_EQ(api.loc.file, "good.yaml");
+  EXPECT_EQ(api.loc.line, 3);
+  EXPECT_EQ(api.loc.column, 18);  // the name value
+
+  const Workload& db = r.bundle.workloads[1];
+  EXPECT_EQ(db.name, "db");
+  EXPECT_EQ(db.cgroups, (std::vector<std::string>{"db"}));
+  EXPECT_EQ(db.labels, (Labels{{"app", "db"}}));
+  EXPECT_EQ(db.spiffeId, "");
+  EXPECT_EQ(db.loc.line, 11);
+  EXPECT_EQ(db.loc.column, 18);
+
+  EXPECT_EQ(r.bundle.findWorkload("db"), &db);
+  EXPECT_EQ(r.bundle.findWorkload("nope"), nullptr);
+}
+
+TEST(PolicyParser, GoodPolicySelectorAndExpressions) {
+  auto r = parseText(kGood, "good.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  ASSERT_EQ(r.bundle.policies.size(), 2u);
+  const Policy& p = r.bundle.policies[0];
+  EXPECT_EQ(p.name, "api-policy");
+  EXPECT_EQ(p.loc.line, 19);
+  EXPECT_EQ(p.loc.column, 9);
+  ASSERT_TRUE(p.enforcement.has_value());
+  EXPECT_EQ(*p.enforcement, Enforcement::Enforce);
+
+  EXPECT_EQ(p.selector.kind, Peer::Kind::Selector);
+  EXPECT_EQ(p.selector.loc.line, 22);
+  EXPECT_EQ(p.selector.loc.column, 5);
+  EXPECT_EQ(p.selector.selector.matchLabels, (Labels{{"app", "api"}}));
+  const auto& me = p.selector.selector.matchExpressions;
+  ASSERT_EQ(me.size(), 4u);
+  EXPECT_EQ(me[0].key, "tier");
+  EXPECT_EQ(me[0].op, SelectorOp::In);
+  EXPECT_EQ(me[0].values, (std::vector<std::string>{"backend", "middle"}));
+  EXPECT_EQ(me[1].key, "env");
+  EXPECT_EQ(me[1].op, SelectorOp::NotIn);
+  EXPECT_EQ(me[1].values, (std::vector<std::string>{"dev"}));
+  EXPECT_EQ(me[2].key, "app");
+  EXPECT_EQ(me[2].op, SelectorOp::Exists);
+  EXPECT_TRUE(me[2].values.empty());
+  EXPECT_EQ(me[3].key, "legacy");
+  EXPECT_EQ(me[3].op, SelectorOp::DoesNotExist);
+  EXPECT_TRUE(me[3].values.empty());
+}
+
+TEST(PolicyParser, GoodPolicyEgressRules) {
+  auto r = parseText(kGood, "good.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  ASSERT_EQ(r.bundle.policies.size(), 2u);
+  const Policy& p = r.bundle.policies[0];
+  EXPECT_TRUE(p.hasEgress);
+  ASSERT_EQ(p.egress.size(), 2u);
+
+  const Rule& r0 = p.egress[0];
+  EXPECT_EQ(r0.action, Action::Allow);
+  EXPECT_EQ(r0.loc.file, "good.yaml");
+  EXPECT_EQ(r0.loc.line, 30);
+  EXPECT_EQ(r0.loc.column, 7);
+  ASSERT_TRUE(r0.peers.has_value());
+  ASSERT_EQ(r0.peers->size(), 4u);
+
+  const Peer& sel = (*r0.peers)[0];
+  EXPECT_EQ(sel.kind, Peer::Kind::Selector);
+  EXPECT_EQ(sel.selector.matchLabels, (Labels{{"app", "db"}}));
+  EXPECT_TRUE(sel.selector.matchExpressions.empty());
+  EXPECT_EQ(sel.loc.line, 31);
+  EXPECT_EQ(sel.loc.column, 11);
+
+  const Peer& id = (*r0.peers)[1];
+  EXPECT_EQ(id.kind, Peer::Kind::Identity);
+  EXPECT_EQ(id.identity, "db");
+  EXPECT_EQ(id.loc.line, 32);
+  EXPECT_EQ(id.loc.column, 21);  // the identity value
+
+  const Peer& host = (*r0.peers)[2];
+  EXPECT_EQ(host.kind, Peer::Kind::Reserved);
+  EXPECT_EQ(host.reserved, ReservedPeer::Host);
+  EXPECT_EQ(host.loc.line, 33);
+  EXPECT_EQ(host.loc.column, 21);
+
+  const Peer& world = (*r0.peers)[3];
+  EXPECT_EQ(world.kind, Peer::Kind::Reserved);
+  EXPECT_EQ(world.reserved, ReservedPeer::World);
+  EXPECT_EQ(world.loc.line, 34);
+  EXPECT_EQ(world.loc.column, 11);
+
+  ASSERT_EQ(r0.ports.size(), 3u);
+  EXPECT_EQ(r0.ports[0].first, 5432);
+  EXPECT_EQ(r0.ports[0].last, 5432);
+  EXPECT_EQ(r0.ports[0].protocol, Protocol::TCP);
+  EXPECT_FALSE(r0.ports[0].anyPort());
+  EXPECT_EQ(r0.ports[0].loc.line, 36);
+  EXPECT_EQ(r0.ports[0].loc.column, 11);
+  EXPECT_EQ(r0.ports[1].first, 8000);
+  EXPECT_EQ(r0.ports[1].last, 8100);
+  EXPECT_EQ(r0.ports[1].protocol, Protocol::Any);
+  EXPECT_EQ(r0.ports[1].loc.line, 38);
+  EXPECT_EQ(r0.ports[2].first, 0);
+  EXPECT_EQ(r0.ports[2].last, 0);
+  EXPECT_TRUE(r0.ports[2].anyPort());
+  EXPECT_EQ(r0.ports[2].protocol, Protocol::UDP);
+  EXPECT_EQ(r0.ports[2].loc.line, 40);
+
+  const Rule& r1 = p.egress[1];
+  EXPECT_EQ(r1.action, Action::Deny);
+  EXPECT_EQ(r1.loc.line, 41);
+  EXPECT_EQ(r1.loc.column, 7);
+  ASSERT_TRUE(r1.peers.has_value());
+  ASSERT_EQ(r1.peers->size(), 1u);
+  EXPECT_EQ((*r1.peers)[0].kind, Peer::Kind::Selector);
+  EXPECT_EQ((*r1.peers)[0].selector.matchLabels, (Labels{{"app", "db"}}));
+  EXPECT_TRUE(r1.ports.empty());
+
+  // `ingress: []` is present and empty: ingress is isolated.
+  EXPECT_TRUE(p.hasIngress);
+  EXPECT_TRUE(p.ingress.empty());
+}
+
+TEST(PolicyParser, GoodPolicyIdentitySelectorAndIngress) {
+  auto r = parseText(kGood, "good.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  ASSERT_EQ(r.bundle.policies.size(), 2u);
+  const Policy& p = r.bundle.policies[1];
+  EXPECT_EQ(p.name, "by-identity");
+  EXPECT_EQ(p.loc.line, 47);
+  EXPECT_EQ(p.selector.kind, Peer::Kind::Identity);
+  EXPECT_EQ(p.selector.identity, "api");
+  EXPECT_EQ(p.selector.loc.line, 49);
+  EXPECT_EQ(p.selector.loc.column, 24);  // the identity value
+  ASSERT_TRUE(p.enforcement.has_value());
+  EXPECT_EQ(*p.enforcement, Enforcement::Monitor);
+  EXPECT_FALSE(p.hasEgress);
+  EXPECT_TRUE(p.egress.empty());
+  EXPECT_TRUE(p.hasIngress);
+  ASSERT_EQ(p.ingress.size(), 1u);
+  const Rule& in = p.ingress[0];
+  EXPECT_EQ(in.action, Action::Allow);
+  EXPECT_EQ(in.loc.line, 52);
+  ASSERT_TRUE(in.peers.has_value());
+  ASSERT_EQ(in.peers->size(), 1u);
+  EXPECT_EQ((*in.peers)[0].kind, Peer::Kind::Reserved);
+  EXPECT_EQ((*in.peers)[0].reserved, ReservedPeer::Unmanaged);
+  ASSERT_EQ(in.ports.size(), 1u);
+  EXPECT_EQ(in.ports[0].first, 53);
+  EXPECT_EQ(in.ports[0].last, 53);
+  EXPECT_EQ(in.ports[0].protocol, Protocol::UDP);
+}
+
+TEST(PolicyParser, OmittedPeersAndPortsMeanAny) {
+  auto r = parseText(
+      "apiVersion: microseg.dev/v1\n"
+      "kind: Policy\n"
+      "metadata: {name: p}\n"
+      "spec:\n"
+      "  selector: {matchLabels: {app: a}}\n"
+      "  egress:\n"
+      "    - action: allow\n",
+      "f.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  ASSERT_EQ(r.bundle.policies.size(), 1u);
+  const Policy& p = r.bundle.policies[0];
+  EXPECT_FALSE(p.enforcement.has_value());
+  EXPECT_TRUE(p.hasEgress);
+  EXPECT_FALSE(p.hasIngress);
+  ASSERT_EQ(p.egress.size(), 1u);
+  EXPECT_FALSE(p.egress[0].peers.has_value());
+  EXPECT_TRUE(p.egress[0].ports.empty());
+}
+
+TEST(PolicyParser, EmptyDocumentsAreIgnored) {
+  auto r = parseText("# only a comment\n---\n---\n", "f.yaml");
+  EXPECT_TRUE(r.ok()) << dump(r.errors);
+  EXPECT_TRUE(r.bundle.workloads.empty());
+  EXPECT_TRUE(r.bundle.policies.empty());
+}
+
+TEST(PolicyParser, ShopExampleLoads) {
+  const std::string path = std::string(MS_SOURCE_DIR) + "/policies/examples/shop.yaml";
+  auto r = loadPaths({path});
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  ASSERT_EQ(r.bundle.workloads.size(), 4u);
+  ASSERT_EQ(r.bundle.policies.size(), 4u);
+  EXPECT_EQ(r.bundle.workloads[0].name, "frontend");
+  EXPECT_EQ(r.bundle.workloads[3].name, "db");
+  EXPECT_EQ(r.bundle.workloads[0].loc.file, path);
+  EXPECT_EQ(r.bundle.policies[0].name, "frontend-egress");
+  EXPECT_EQ(r.bundle.policies[0].selector.kind, Peer::Kind::Identity);
+  EXPECT_EQ(r.bundle.policies[3].name, "no-db-from-web");
+  ASSERT_EQ(r.bundle.policies[3].egress.size(), 1u);
+  EXPECT_EQ(r.bundle.policies[3].egress[0].action, Action::Deny);
+  const Policy& pay = r.bundle.policies[2];
+  ASSERT_EQ(pay.egress.size(), 2u);
+  ASSERT_TRUE(pay.egress[1].peers.has_value());
+  EXPECT_EQ((*pay.egress[1].peers)[0].kind, Peer::Kind::Reserved);
+  EXPECT_EQ((*pay.egress[1].peers)[0].reserved, ReservedPeer::World);
+}
+
+// ---- 2. bad documents -------------------------------------------------------
+
+// Headers: four lines each, so a `spec` body starts on line 5.
+#define WL_HEAD                    \
+  "apiVersion: microseg.dev/v1\n"  \
+  "kind: Workload\n"               \
+  "metadata: {name: w}\n"          \
+  "spec:\n"
+#define POL_HEAD                   \
+  "apiVersion: microseg.dev/v1\n"  \
+  "kind: Policy\n"                 \
+  "metadata: {name: p}\n"          \
+  "spec:\n"
+#define POL_SEL "  selector: {matchLabels: {app: a}}\n"  // line 5
+
+struct BadCase {
+  const char* name;
+  const char* yaml;
+  const char* substr;  // expected in the diagnostic's message
+  int line;
+  int column;
+};
+
+// Columns: count from 1. Flow-style lines used below, e.g.
+//   "    - ports: [{port: 0}]"   '-'=5 'ports'=7 '['=14 '{'=15 'port'=16 value=22
+//   "    - to: [{...}]"          'to'=7 '['=11 '{'=12 first key=13
+//   "  selector: {...}"          '{'=13
+//   "      - {key: app, operator: X, values: [x]}"  '{'=9 'key'=10 'operator'=20 X=30
+const BadCase kBad[] = {
+    // -- unknown fields (located at the key)
+    {"UnknownTopLevel", WL_HEAD "  cgroups: [a]\n" "extra: 1\n", "document: unknown field 'extra'", 6, 1},
+    {"UnknownInMetadata",
+     "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: w, namespace: x}\nspec: {cgroups: [a]}\n",
+     "metadata: unknown field 'namespace'", 3, 21},
+    {"UnknownInWorkloadSpec", WL_HEAD "  cgroups: [a]\n" "  label: {app: x}\n", "spec: unknown field 'label'", 6, 3},
+    {"UnknownInPolicySpec", POL_HEAD POL_SEL "  egress: []\n" "  podSelector: {}\n",
+     "spec: unknown field 'podSelector'", 7, 3},
+    {"UnknownInRule", POL_HEAD POL_SEL "  egress:\n" "    - to: [world]\n" "      port: 80\n",
+     "spec.egress[0]: unknown field 'port'", 8, 7},
+    {"UnknownInPortItem", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 80, proto: TCP}]\n",
+     "spec.egress[0].ports[0]: unknown field 'proto'", 7, 26},
+    {"UnknownInPeer", POL_HEAD POL_SEL "  egress:\n" "    - to: [{matchLabels: {app: b}, namespace: x}]\n",
+     "spec.egress[0].to[0]: unknown field 'namespace'", 7, 36},
+    {"UnknownInMatchExpression",
+     POL_HEAD "  selector:\n" "    matchExpressions:\n" "      - {key: app, operator: Exists, value: [x]}\n"
+              "  egress: []\n",
+     "spec.selector.matchExpressions[0]: unknown field 'value'", 7, 38},
+    {"DuplicateKey", WL_HEAD "  cgroups: [a]\n" "  cgroups: [b]\n", "spec: duplicate key 'cgroups'", 6, 3},
+
+    // -- header
+    {"WrongApiVersion", "apiVersion: microseg.dev/v2\nkind: Workload\nmetadata: {name: w}\nspec: {cgroups: [a]}\n",
+     "apiVersion: 'microseg.dev/v2' is not supported", 1, 13},
+    {"UnknownKind", "apiVersion: microseg.dev/v1\nkind: Service\nmetadata: {name: w}\nspec: {cgroups: [a]}\n",
+     "kind: 'Service' is not Workload or Policy", 2, 7},
+    {"MissingMetadataName",
+     "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {labels: {a: b}}\nspec: {cgroups: [a]}\n",
+     "metadata: 'name' is required", 3, 11},
+    {"InvalidNameUppercase", "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: Web}\nspec: {cgroups: [a]}\n",
+     "metadata.name: 'Web' is not a valid name", 3, 18},
+    {"MissingSpec", "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: w}\n",
+     "document: 'spec' is required", 1, 1},
+
+    // -- ports (located at the value)
+    {"PortZero", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 0}]\n",
+     "spec.egress[0].ports[0].port: 0 is out of range", 7, 22},
+    {"Port70000", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 70000}]\n",
+     "port: 70000 is out of range (1-65535)", 7, 22},
+    {"PortNegative", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: -1}]\n", "port: -1 is out of range", 7, 22},
+    {"PortQuotedString", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: \"80\"}]\n",
+     "port: must be an integer, not a quoted string", 7, 22},
+    {"PortFloat", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 1.5}]\n", "port: '1.5' is not an integer", 7,
+     22},
+    {"EndPortBelowPort", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 100, endPort: 50}]\n",
+     "endPort: 50 is below port 100", 7, 36},
+    {"EndPortOutOfRange", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 100, endPort: 70000}]\n",
+     "endPort: 70000 is out of range", 7, 36},
+    {"EndPortWithoutPort", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{endPort: 90, protocol: TCP}]\n",
+     "endPort: needs 'port'", 7, 25},
+    {"ProtocolLowercase", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 80, protocol: tcp}]\n",
+     "protocol: 'tcp' is not TCP or UDP (use TCP)", 7, 36},
+    {"ProtocolSCTP", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 80, protocol: SCTP}]\n",
+     "protocol: 'SCTP' is not TCP or UDP", 7, 36},
+    {"EmptyPortItem", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{}]\n",
+     "spec.egress[0].ports[0]: empty port item", 7, 15},
+    {"EmptyPortsList", POL_HEAD POL_SEL "  egress:\n" "    - ports: []\n",
+     "spec.egress[0].ports: empty list; omit 'ports'", 7, 14},
+
+    // -- rules and peers
+    {"EmptyToList", POL_HEAD POL_SEL "  egress:\n" "    - to: []\n", "spec.egress[0].to: empty list; omit 'to'", 7, 11},
+    {"FromInEgress", POL_HEAD POL_SEL "  egress:\n" "    - from: [world]\n",
+     "'from' is not valid in an egress rule; use 'to'", 7, 13},
+    {"ToInIngress", POL_HEAD POL_SEL "  ingress:\n" "    - to: [world]\n",
+     "'to' is not valid in an ingress rule; use 'from'", 7, 11},
+    {"BadAction", POL_HEAD POL_SEL "  egress:\n" "    - action: drop\n",
+     "spec.egress[0].action: 'drop' is not allow or deny", 7, 15},
+    {"CidrPeer", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.0.0.0/8}]\n",
+     "cidr peers are not supported", 7, 19},
+    {"ReservedInternet", POL_HEAD POL_SEL "  egress:\n" "    - to: [{reserved: internet}]\n",
+     "spec.egress[0].to[0]: 'internet' is not a reserved peer", 7, 23},
+    {"ScalarPeerInternet", POL_HEAD POL_SEL "  egress:\n" "    - to: [world, internet]\n",
+     "spec.egress[0].to[1]: 'internet' is not a reserved peer", 7, 19},
+    {"PeerTwoForms", POL_HEAD POL_SEL "  egress:\n" "    - to: [{identity: w, reserved: host}]\n",
+     "a peer is exactly one of", 7, 12},
+
+    // -- selectors
+    {"EmptySelector", POL_HEAD "  selector: {}\n" "  egress: []\n", "spec.selector: empty selector", 5, 13},
+    {"EmptyMatchLabels", POL_HEAD "  selector: {matchLabels: {}}\n" "  egress: []\n", "spec.selector: empty selector",
+     5, 13},
+    {"IdentityWithMatchLabels", POL_HEAD "  selector: {identity: w, matchLabels: {app: a}}\n" "  egress: []\n",
+     "use either 'identity' or matchLabels/matchExpressions, not both", 5, 13},
+    {"MissingSelector", POL_HEAD "  egress: []\n", "spec: 'selector' is required", 5, 3},
+    {"OperatorFoo",
+     POL_HEAD "  selector:\n" "    matchExpressions:\n" "      - {key: app, operator: Foo, values: [x]}\n"
+              "  egress: []\n",
+     "operator: 'Foo' is not one of In, NotIn, Exists, DoesNotExist", 7, 30},
+    {"InWithoutValues",
+     POL_HEAD "  selector:\n" "    matchExpressions:\n" "      - {key: app, operator: In}\n" "  egress: []\n",
+     "matchExpressions[0]: operator In needs a non-empty 'values' list", 7, 9},
+    {"ExistsWithValues",
+     POL_HEAD "  selector:\n" "    matchExpressions:\n" "      - {key: app, operator: Exists, values: [x]}\n"
+              "  egress: []\n",
+     "values: must be empty for operator Exists", 7, 46},
+    {"BadLabelKey", WL_HEAD "  cgroups: [a]\n" "  labels: {_app: x}\n", "'_app' is not a valid label key", 6, 12},
+    {"BadLabelValue", WL_HEAD "  cgroups: [a]\n" "  labels: {app: \"has space\"}\n",
+     "spec.labels.app: 'has space' is not a valid label value", 6, 17},
+    {"BadEnforcement", POL_HEAD POL_SEL "  enforcement: strict\n" "  egress: []\n",
+     "spec.enforcement: 'strict' is not monitor or enforce", 6, 16},
+
+    // -- workloads
+    {"AbsoluteCgroup", WL_HEAD "  cgroups: [/sys/fs/cgroup/a]\n", "must be relative to the daemon's cgroup root", 5, 13},
+    {"DotDotCgroup", WL_HEAD "  cgroups: [a/../b]\n", "'a/../b' has an empty, '.' or '..' path component", 5, 13},
+    {"EmptyCgroupsList", WL_HEAD "  cgroups: []\n", "spec.cgroups: must be a non-empty list", 5, 12},
+    {"MissingCgroups", WL_HEAD "  labels: {app: a}\n", "spec: 'cgroups' is required", 5, 3},
+    {"SpiffeIdWithoutScheme", WL_HEAD "  cgroups: [a]\n" "  spiffeId: example.org/w\n",
+     "spec.spiffeId: 'example.org/w' must start with spiffe://", 6, 13},
+
+    // -- policy shape and document shape
+    {"PolicyWithoutRules", POL_HEAD POL_SEL, "spec: a policy needs 'egress' and/or 'ingress' rules", 5, 3},
+    {"NonMapDocument", "- a\n- b\n", "document: must be a mapping", 1, 1},
+    // Unclosed flow sequence: the parser runs to the end of input (line 6, col 1).
+    {"YamlSyntaxError", POL_HEAD "  selector: [unclosed\n", "YAML syntax", 6, 1},
+};
+
+class PolicyParserBad : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(PolicyParserBad, ReportsLocatedDiagnostic) {
+  const BadCase& c = GetParam();
+  auto r = parseText(c.yaml, "bad.yaml");
+  ASSERT_FALSE(r.ok()) << c.yaml;
+  const Diagnostic* hit = nullptr;
+  for (const auto& e : r.errors) {
+    if (e.message.find(c.substr) != std::string::npos) {
+      hit = &e;
+      break;
+    }
+  }
+  ASSERT_NE(hit, nullptr) << "no diagnostic contains \"" << c.substr << "\"; got:\n" << dump(r.errors);
+  EXPECT_EQ(hit->loc.file, "bad.yaml");
+  EXPECT_EQ(hit->loc.line, c.line) << hit->str();
+  EXPECT_EQ(hit->loc.column, c.column) << hit->str();
+}
+
+INSTANTIATE_TEST_SUITE_P(Policy, PolicyParserBad, ::testing::ValuesIn(kBad),
+                         [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
+
+TEST(PolicyParser, BadTableIsLargeEnough) { EXPECT_GE(std::size(kBad), 35u); }
+
+TEST(PolicyParser, ErrorsDoNotStopParsing) {
+  // Two independent problems in one file: both are reported.
+  auto r = parseText(WL_HEAD "  cgroups: [/abs]\n" "---\n" WL_HEAD "  cgroups: [a]\n" "  spiffeId: nope\n", "f.yaml");
+  ASSERT_EQ(r.errors.size(), 2u) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].loc.line, 5);
+  EXPECT_EQ(r.errors[1].loc.line, 12);
+}
+
+// ---- 3. cross-document validation via loadPaths ------------------------------
+
+class PolicyLoadPaths : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/microseg-parser-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::string dir_;
+};
+
+const char* kWorkloadW1 =
+    "apiVersion: microseg.dev/v1\n"
+    "kind: Workload\n"
+    "metadata: {name: w1}\n"  // name value at 3:18
+    "spec: {cgroups: [a]}\n";
+
+const char* kPolicyP1 =
+    "apiVersion: microseg.dev/v1\n"
+    "kind: Policy\n"
+    "metadata: {name: p1}\n"
+    "spec:\n"
+    "  selector: {identity: w1}\n"
+    "  egress: []\n";
+
+TEST_F(PolicyLoadPaths, DuplicateWorkloadNames) {
+  const std::string a = write("a.yaml", kWorkloadW1);
+  const std::string b = write("b.yaml", std::string("# second copy\n") + kWorkloadW1);
+  auto r = loadPaths({dir_});
+  ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+  const Diagnostic& e = r.errors[0];
+  EXPECT_EQ(e.loc.file, b);
+  EXPECT_EQ(e.loc.line, 4);
+  EXPECT_EQ(e.loc.column, 18);
+  EXPECT_NE(e.message.find("duplicate Workload name 'w1'"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("first defined at " + a + ":3:18"), std::string::npos) << e.message;
+  EXPECT_EQ(r.bundle.workloads.size(), 2u);
+}
+
+TEST_F(PolicyLoadPaths, DuplicatePolicyNames) {
+  const std::string a = write("a.yaml", std::string(kWorkloadW1) + "---\n" + kPolicyP1);
+  const std::string b = write("b.yml", kPolicyP1);
+  auto r = loadPaths({a, b});
+  ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+  const Diagnostic& e = r.errors[0];
+  EXPECT_EQ(e.loc.file, b);
+  EXPECT_EQ(e.loc.line, 3);
+  EXPECT_EQ(e.loc.column, 18);
+  EXPECT_NE(e.message.find("duplicate Policy name 'p1'"), std::string::npos) << e.message;
+  // p1 in a.yaml starts after the 4-line workload and the '---' line: name at 8:18.
+  EXPECT_NE(e.message.find("first defined at " + a + ":8:18"), std::string::npos) << e.message;
+}
+
+TEST_F(PolicyLoadPaths, UnknownIdentityInSelector) {
+  write("a.yaml", kWorkloadW1);
+  const std::string b = write("b.yaml",
+                              "apiVersion: microseg.dev/v1\n"
+                              "kind: Policy\n"
+                              "metadata: {name: p}\n"
+                              "spec:\n"
+                              "  selector: {identity: ghost}\n"
+                              "  egress: []\n");
+  auto r = loadPaths({dir_});
+  ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+  const Diagnostic& e = r.errors[0];
+  EXPECT_EQ(e.loc.file, b);
+  EXPECT_EQ(e.loc.line, 5);
+  EXPECT_EQ(e.loc.column, 24);
+  EXPECT_NE(e.message.find("spec.selector: identity 'ghost' names no Workload"), std::string::npos) << e.message;
+}
+
+TEST_F(PolicyLoadPaths, UnknownIdentityInPeer) {
+  const std::string a = write("a.yaml",
+                              std::string(kWorkloadW1) +
+                                  "---\n"
+                                  "apiVersion: microseg.dev/v1\n"  // 6
+                                  "kind: Policy\n"                 // 7
+                                  "metadata: {name: p}\n"          // 8
+                                  "spec:\n"                        // 9
+                                  "  selector: {identity: w1}\n"   // 10
+                                  "  ingress:\n"                   // 11
+                                  "    - from: [{identity: ghost}]\n");  // 12, ghost at col 25
+  auto r = loadPaths({a});
+  ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+  const Diagnostic& e = r.errors[0];
+  EXPECT_EQ(e.loc.file, a);
+  EXPECT_EQ(e.loc.line, 12);
+  EXPECT_EQ(e.loc.column, 25);
+  EXPECT_NE(e.message.find("peer: identity 'ghost' names no Workload"), std::string::npos) << e.message;
+}
+
+TEST_F(PolicyLoadPaths, DirectoryWithoutYaml) {
+  write("README.txt", "not a policy\n");
+  auto r = loadPaths({dir_});
+  ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].loc.file, dir_);
+  EXPECT_EQ(r.errors[0].loc.line, 0);
+  EXPECT_NE(r.errors[0].message.find("directory has no *.yaml or *.yml files"), std::string::npos);
+}
+
+TEST_F(PolicyLoadPaths, MissingPath) {
+  const std::string missing = dir_ + "/nope.yaml";
+  auto r = loadPaths({missing});
+  ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].loc.file, missing);
+  EXPECT_NE(r.errors[0].message.find("cannot read: no such file or directory"), std::string::npos);
+}
+
+TEST_F(PolicyLoadPaths, NoPathGiven) {
+  auto r = loadPaths({});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.errors[0].message.find("no policy path given"), std::string::npos);
+}
+
+TEST_F(PolicyLoadPaths, DirectoryFilesAreSortedAndNonYamlIgnored) {
+  write("b.yaml", "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: second}\nspec: {cgroups: [b]}\n");
+  write("a.yml", "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: first}\nspec: {cgroups: [a]}\n");
+  write("c.txt", "garbage: [\n");
+  auto r = loadPaths({dir_});
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  ASSERT_EQ(r.bundle.workloads.size(), 2u);
+  EXPECT_EQ(r.bundle.workloads[0].name, "first");
+  EXPECT_EQ(r.bundle.workloads[1].name, "second");
+}
+
+TEST(PolicyDiagnostic, StrFormat) {
+  Diagnostic d{{"dir/x.yaml", 12, 7}, "something broke"};
+  EXPECT_EQ(d.str(), "dir/x.yaml:12:7: error: something broke");
+
+  auto r = parseText("apiVersion: microseg.dev/v1\nkind: Service\nmetadata: {name: w}\nspec: {}\n", "k.yaml");
+  ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].str(), "k.yaml:2:7: error: kind: 'Service' is not Workload or Policy");
+
+  // No line/column: the location is just the file.
+  EXPECT_EQ((Diagnostic{{"d", 0, 0}, "m"}).str(), "d: error: m");
+}
+
+}  // namespace
+}  // namespace microseg::policy
