@@ -16,33 +16,12 @@
 #include <memory>
 
 #include "harness.h"
+#include "policies.h"
 
 namespace microseg::e2e {
 namespace {
 
 using nlohmann::json;
-
-std::string workloads() {
-  std::string y;
-  for (const char* w : {"client-a", "client-b", "server"}) {
-    y += std::string("apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: ") + w +
-         "}\nspec:\n  cgroups: [\"" + w + "\"]\n  labels: {app: " + w + "}\n---\n";
-  }
-  return y;
-}
-
-std::string allowPolicy(const std::string& client, int port, bool udp = false) {
-  std::string y = workloads() +
-                  "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: allow-client}\nspec:\n"
-                  "  selector: {identity: " + client + "}\n  egress:\n"
-                  "    - to: [{identity: server}]\n      ports: [{port: " + std::to_string(port) +
-                  ", protocol: TCP}]\n";
-  if (udp) {
-    y += "    - to: [{matchLabels: {app: server}}]\n      ports: [{port: " + std::to_string(port + 1) +
-         ", protocol: UDP}]\n";
-  }
-  return y;
-}
 
 class Foundation : public ::testing::Test {
  protected:

@@ -462,6 +462,27 @@ TEST(PolicyParser, ErrorsDoNotStopParsing) {
   EXPECT_EQ(r.errors[1].loc.line, 12);
 }
 
+// ---- regressions for parser bugs found by these tests ----------------------
+
+TEST(PolicyParser, PeerUnknownFieldReportedOnce) {
+  auto r = parseText(POL_HEAD POL_SEL "  egress:\n" "    - to: [{matchLabels: {app: b}, namespace: x}]\n", "f.yaml");
+  EXPECT_EQ(r.errors.size(), 1u) << dump(r.errors);
+}
+
+TEST(PolicyParser, ExistsWithEmptyValuesListIsAccepted) {
+  auto r = parseText(POL_HEAD "  selector:\n" "    matchExpressions:\n"
+                              "      - {key: app, operator: Exists, values: []}\n" "  egress: []\n",
+                     "f.yaml");
+  EXPECT_TRUE(r.ok()) << dump(r.errors);
+}
+
+TEST(PolicyParser, NullPortMessageIsAccurate) {
+  auto r = parseText(POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: }]\n", "f.yaml");
+  ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+  EXPECT_NE(r.errors[0].message.find("must be an integer"), std::string::npos);
+  EXPECT_EQ(r.errors[0].message.find("collection"), std::string::npos) << r.errors[0].message;
+}
+
 // ---- 3. cross-document validation via loadPaths ------------------------------
 
 class PolicyLoadPaths : public ::testing::Test {

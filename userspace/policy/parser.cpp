@@ -44,6 +44,7 @@ class DocParser {
   Labels labels(const YAML::Node& node, const std::string& path);
   std::optional<LabelSelector> selector(const YAML::Node& node, const std::string& path);
   std::optional<Peer> subject(const YAML::Node& node, const std::string& path);
+  std::optional<Peer> selectorOrIdentity(const YAML::Node& node, const std::string& path);
   std::optional<Peer> peer(const YAML::Node& node, const std::string& path);
   std::vector<Rule> rules(const YAML::Node& node, const std::string& path, Direction dir);
   std::optional<PortRange> port(const YAML::Node& node, const std::string& path);
@@ -115,7 +116,8 @@ std::optional<std::string> DocParser::scalar(const YAML::Node& node, const std::
 std::optional<int64_t> DocParser::integer(const YAML::Node& node, const std::string& path) {
   // Quoted "80" is a string, not a port: the tag tells them apart.
   if (!node.IsScalar() || node.Tag() == "!") {
-    error(node, path + ": must be an integer, not " + (node.IsScalar() ? "a quoted string" : "a collection"));
+    error(node, path + ": must be an integer, not " +
+                    (node.IsScalar() ? "a quoted string" : node.IsNull() ? "empty" : "a collection"));
     return std::nullopt;
   }
   const std::string& s = node.Scalar();
@@ -242,7 +244,7 @@ std::optional<LabelSelector> DocParser::selector(const YAML::Node& node, const s
           }
           req.values.push_back(v.Scalar());
         }
-        if (!needsValues) {
+        if (!needsValues && !req.values.empty()) {
           error(vals, ip + ".values: must be empty for operator " + *op);
           ok = false;
         }
@@ -266,6 +268,11 @@ std::optional<LabelSelector> DocParser::selector(const YAML::Node& node, const s
 
 std::optional<Peer> DocParser::subject(const YAML::Node& node, const std::string& path) {
   if (!checkMap(node, path, {"matchLabels", "matchExpressions", "identity"})) return std::nullopt;
+  return selectorOrIdentity(node, path);
+}
+
+// Keys already checked by the caller.
+std::optional<Peer> DocParser::selectorOrIdentity(const YAML::Node& node, const std::string& path) {
   Peer p;
   p.loc = loc(node);
   if (auto id = node["identity"]) {
@@ -325,7 +332,7 @@ std::optional<Peer> DocParser::peer(const YAML::Node& node, const std::string& p
     if (!name) return std::nullopt;
     return reserved(r, *name);
   }
-  return subject(node, path);
+  return selectorOrIdentity(node, path);
 }
 
 std::optional<PortRange> DocParser::port(const YAML::Node& node, const std::string& path) {
