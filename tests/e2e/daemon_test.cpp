@@ -1,0 +1,277 @@
+// End-to-end tests of the daemon's operability: restarts and crashes without
+// an enforcement gap, reloads, workload churn, control-socket abuse.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "harness.h"
+#include "policies.h"
+
+namespace microseg::e2e {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+class DaemonOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a_ = tree_.create("client-a");
+    b_ = tree_.create("client-b");
+    srv_ = tree_.create("server");
+    port_ = freePortBase();
+    server_ = std::make_unique<Child>(tcpServer(srv_, AF_INET, "127.0.0.1", port_));
+    ASSERT_TRUE(server_->ready());
+  }
+  void TearDown() override {
+    if (HasFailure() && daemon_) std::cerr << "---- microsegd log ----\n" << daemon_->log() << "\n";
+  }
+  void startDaemon(const std::string& mode) {
+    daemon_ = std::make_unique<Daemon>(tree_, allowPolicy("client-a", port_), mode);
+    ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  }
+  int connectFrom(const std::string& cg) {
+    const int p = port_;
+    return runIn(cg, [p] { return tcpConnect(AF_INET, "127.0.0.1", p); });
+  }
+  json status() {
+    auto s = daemon_->status();
+    return s ? *s : json::object();
+  }
+  template <typename Pred>
+  bool waitFor(Pred pred, int timeoutMs = 5000) {
+    const auto end = std::chrono::steady_clock::now() + milliseconds(timeoutMs);
+    while (std::chrono::steady_clock::now() < end) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return pred();
+  }
+
+  CgroupTree tree_;
+  std::string a_, b_, srv_;
+  int port_ = 0;
+  std::unique_ptr<Daemon> daemon_;
+  std::unique_ptr<Child> server_;
+};
+
+// A process in `cg` connecting in a loop for `ms`; returns how many connects
+// had the unexpected outcome (expectOk: any failure; else any success that
+// is not EPERM), or -1 if fewer than 50 connects ran.
+int connectLoop(const std::string& cg, int port, bool expectOk, int ms) {
+  return runIn(
+      cg,
+      [=] {
+        int wrong = 0, total = 0;
+        const auto end = std::chrono::steady_clock::now() + milliseconds(ms);
+        while (std::chrono::steady_clock::now() < end) {
+          int rc = tcpConnect(AF_INET, "127.0.0.1", port);
+          total++;
+          if (expectOk ? rc != 0 : rc != EPERM) wrong++;
+          std::this_thread::sleep_for(std::chrono::microseconds(500));
+        }
+        return total < 50 ? -1 : wrong;
+      },
+      ms + 10000);
+}
+
+TEST_F(DaemonOps, CrashAndRestartTwiceWithoutAWrongVerdict) {
+  startDaemon("enforce");
+  int wrongA = -2, wrongB = -2;
+  std::thread ta([&] { wrongA = connectLoop(a_, port_, true, 4000); });
+  std::thread tb([&] { wrongB = connectLoop(b_, port_, false, 4000); });
+  for (int i = 0; i < 2; i++) {
+    std::this_thread::sleep_for(milliseconds(600));
+    daemon_->crash();  // SIGKILL: no shutdown path runs
+    std::this_thread::sleep_for(milliseconds(300));
+    ASSERT_TRUE(daemon_->start()) << daemon_->log();
+    EXPECT_TRUE(status()["datapath"]["adopted"].get<bool>());
+  }
+  ta.join();
+  tb.join();
+  EXPECT_EQ(wrongA, 0) << "allowed connects that failed";
+  EXPECT_EQ(wrongB, 0) << "denied connects that succeeded";
+  EXPECT_EQ(status()["mode"], "enforce");
+}
+
+TEST_F(DaemonOps, ChangesWhileDownApplyOnRestartAndTheModeSurvives) {
+  startDaemon("monitor");
+  ASSERT_EQ(daemon_->cli({"mode", "enforce"}).rc, 0);
+  ASSERT_EQ(connectFrom(b_), EPERM);
+  const uint64_t gen = status()["policy_generation"].get<uint64_t>();
+  ASSERT_EQ(daemon_->stop(), 0);
+  daemon_->writePolicy("policy.yaml", allowPolicy("client-b", port_));
+  EXPECT_EQ(connectFrom(b_), EPERM) << "down: the pinned generation still enforces";
+  // Restarted with --mode monitor on its command line: the pinned mode wins.
+  ASSERT_TRUE(daemon_->start()) << daemon_->log();
+  auto s = status();
+  EXPECT_EQ(s["mode"], "enforce");
+  EXPECT_GT(s["policy_generation"].get<uint64_t>(), gen) << "generations continue";
+  EXPECT_EQ(connectFrom(b_), 0);
+  EXPECT_EQ(connectFrom(a_), EPERM);
+}
+
+TEST_F(DaemonOps, WatchedDirectoryReloadsAndRejectsInvalidPolicy) {
+  startDaemon("enforce");
+  const uint64_t g0 = status()["policy_generation"].get<uint64_t>();
+  // A valid change is picked up without SIGHUP.
+  daemon_->writePolicy("policy.yaml", allowPolicy("client-b", port_));
+  ASSERT_TRUE(waitFor([&] { return status()["policy_generation"].get<uint64_t>() > g0; }));
+  EXPECT_EQ(connectFrom(b_), 0);
+  const uint64_t g1 = status()["policy_generation"].get<uint64_t>();
+  // An invalid file is rejected whole; the previous policy keeps enforcing.
+  daemon_->writePolicy("zz-bad.yaml", "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: x}\n"
+                                      "spec: {selector: {identity: nobody}, egress: []}\n");
+  ASSERT_TRUE(waitFor([&] { return !status()["last_reload"]["ok"].get<bool>(); }));
+  auto s = status();
+  EXPECT_EQ(s["policy_generation"].get<uint64_t>(), g1);
+  ASSERT_FALSE(s["last_reload"]["errors"].empty());
+  EXPECT_NE(s["last_reload"]["errors"][0].get<std::string>().find("zz-bad.yaml:4:"), std::string::npos)
+      << s["last_reload"].dump();
+  EXPECT_EQ(connectFrom(b_), 0);
+  EXPECT_EQ(connectFrom(a_), EPERM);
+  auto st = daemon_->cli({"status"});
+  EXPECT_NE(st.out.find("REJECTED"), std::string::npos) << st.out;
+  // Removing it brings the set back to valid.
+  std::filesystem::remove(daemon_->policyDir() + "/zz-bad.yaml");
+  ASSERT_TRUE(waitFor([&] { return status()["last_reload"]["ok"].get<bool>(); }));
+}
+
+TEST_F(DaemonOps, ThreeHundredCgroupsComeAndGoWithRightVerdictsAndNoStaleEntries) {
+  startDaemon("enforce");
+  const size_t baseline = status()["datapath"]["cgroup_entries"].get<size_t>();
+  constexpr int kPerClient = 150;
+  std::vector<std::string> cgs;
+  for (int i = 0; i < kPerClient; i++) {
+    cgs.push_back(tree_.create("client-a/w" + std::to_string(i)));
+    cgs.push_back(tree_.create("client-b/w" + std::to_string(i)));
+  }
+  // One process per cgroup, all at once, each connecting as soon as it is in.
+  std::vector<std::thread> threads;
+  std::vector<int> results(cgs.size(), -99);
+  for (size_t i = 0; i < cgs.size(); i++) {
+    threads.emplace_back([&, i] { results[i] = connectFrom(cgs[i]); });
+  }
+  for (auto& t : threads) t.join();
+  int wrong = 0;
+  for (size_t i = 0; i < cgs.size(); i++) {
+    const bool isA = cgs[i].find("/client-a/") != std::string::npos;
+    if (results[i] != (isA ? 0 : EPERM)) wrong++;
+  }
+  EXPECT_EQ(wrong, 0) << "wrong verdicts among " << cgs.size() << " new cgroups";
+  // The daemon learns them (rescan) ...
+  EXPECT_TRUE(waitFor([&] {
+    return status()["datapath"]["cgroup_entries"].get<size_t>() == baseline + cgs.size();
+  })) << status()["datapath"].dump();
+  // ... and forgets them once they are gone.
+  for (const auto& c : cgs) rmdir(c.c_str());
+  EXPECT_TRUE(waitFor([&] { return status()["datapath"]["cgroup_entries"].get<size_t>() == baseline; }))
+      << status()["datapath"].dump();
+}
+
+std::string rawExchange(const std::string& path, const std::string& bytes) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return "connect failed";
+  }
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  timeval tv{3, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+TEST_F(DaemonOps, ControlSocketRefusesNonRootAndSurvivesGarbage) {
+  startDaemon("monitor");
+  const std::string sock = status()["config"]["socket"].get<std::string>();
+  // Unprivileged user: may not change the mode nor apply a policy.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"mode", "enforce"}, std::vector<std::string>{"policy", "reload"}}) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(10);
+      std::vector<std::string> full = {MS_BUILD_DIR "/microseg", "--socket", sock};
+      full.insert(full.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (auto& s : full) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      int devnull = open("/dev/null", O_WRONLY);
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    ASSERT_TRUE(WIFEXITED(st));
+    EXPECT_EQ(WEXITSTATUS(st), 4) << "exit code 4 = permission denied";
+  }
+  EXPECT_EQ(status()["mode"], "monitor");
+
+  for (const std::string& garbage : {std::string("{nope\n"), std::string("\x01\x02\x03\n"),
+                                     std::string("{\"version\":1,\"command\":\"mode.set\",\"mode\":7}\n"),
+                                     std::string("{\"version\":1,\"command\":\"mode.set\",\"mode\":\"off\"}\n"),
+                                     std::string("{\"version\":1,\"command\":\"policy.apply\",\"paths\":\"x\"}\n"),
+                                     std::string("{\"version\":9,\"command\":\"status\"}\n"),
+                                     std::string(1 << 20, 'x')}) {
+    auto reply = rawExchange(sock, garbage);
+    ASSERT_FALSE(reply.empty()) << "no reply to garbage of " << garbage.size() << " bytes";
+    auto j = json::parse(reply);
+    EXPECT_FALSE(j["ok"].get<bool>()) << reply;
+    EXPECT_FALSE(j["error"]["message"].get<std::string>().empty());
+  }
+  EXPECT_EQ(status()["mode"], "monitor") << "daemon still serving, nothing changed";
+}
+
+TEST_F(DaemonOps, PinnedStateForAnotherRootIsReplacedWithoutAGap) {
+  startDaemon("enforce");
+  ASSERT_EQ(connectFrom(b_), EPERM);
+  daemon_->crash();
+  // Same state dir, same root: adopted. Simulate an incompatible layout by
+  // corrupting the ABI version recorded in the pinned config.
+  const std::string cfg = daemon_->stateDir() + "/abi-1/ms_config";
+  ASSERT_TRUE(std::filesystem::exists(cfg));
+  std::string cmd = "bpftool map update pinned " + cfg +
+                    " key 0 0 0 0 value hex $(bpftool map lookup pinned " + cfg +
+                    " key 0 0 0 0 -j | sed 's/.*\"value\":\\[//; s/\\].*//; s/\"//g; s/,/ /g' | "
+                    "awk '{ $21=\"00\"; print }')";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  EXPECT_EQ(connectFrom(b_), EPERM) << "old links still enforcing";
+  ASSERT_TRUE(daemon_->start()) << daemon_->log();
+  EXPECT_FALSE(status()["datapath"]["adopted"].get<bool>());
+  EXPECT_EQ(connectFrom(b_), EPERM);
+  EXPECT_EQ(connectFrom(a_), 0);
+  // Only one set of programs is attached now.
+  FILE* p = popen(("bpftool cgroup show " + tree_.root() + " | grep -c ms_connect4").c_str(), "r");
+  char buf[32] = {};
+  ASSERT_NE(fgets(buf, sizeof(buf), p), nullptr);
+  pclose(p);
+  EXPECT_EQ(std::atoi(buf), 1);
+  EXPECT_FALSE(std::filesystem::exists(daemon_->stateDir() + "/retired-" + std::to_string(daemon_->pid())));
+}
+
+}  // namespace
+}  // namespace microseg::e2e
