@@ -40,6 +40,8 @@
 #define MS_IDENTITY_HOST           1u   /* this host, outside the managed root */
 #define MS_IDENTITY_WORLD          2u   /* any non-local address without identity */
 #define MS_IDENTITY_UNMANAGED      3u   /* cgroup under the root matching no workload */
+#define MS_IDENTITY_PENDING        4u   /* new cgroup not classified yet, that may
+                                           match a workload pattern: fail closed */
 #define MS_IDENTITY_FIRST_WORKLOAD 256u
 
 /* ---- enums ------------------------------------------------------------ */
@@ -80,6 +82,7 @@ enum ms_reason {
 	MS_REASON_UDP_ANSWER   = 2, /* UDP answer to a peer heard from recently */
 	MS_REASON_NOT_ISOLATED = 3, /* subject not isolated in this direction */
 	MS_REASON_NO_POLICY    = 4, /* policy maps missing: fail closed */
+	MS_REASON_PENDING      = 5, /* subject cgroup not classified yet: fail closed */
 };
 
 /* Rule id 0 means "no rule" (default deny); ids are stable per
@@ -101,10 +104,22 @@ struct ms_config {
 };
 
 /* ---- cgroup -> identity: ms_cgroups_<slot> (inner HASH) --------------- */
-/* key: __u64 cgroup id (kernfs id, as bpf_get_current_cgroup_id()) */
+/* key: __u64 cgroup id (kernfs id, as bpf_get_current_cgroup_id()).
+ *
+ * The daemon writes an entry for EVERY cgroup under the root it has seen. A
+ * cgroup without an entry (created a moment ago) resolves through its
+ * nearest ancestor that has one (the anchor):
+ *   - anchor has MS_CGROUP_F_PENDING_CHILDREN (some Workload pattern could
+ *     match a new cgroup below it, e.g. "machine.slice/<star>"):
+ *     MS_IDENTITY_PENDING, judged fail-closed until the daemon classifies it
+ *     (it watches cgroupfs with inotify, so that is milliseconds);
+ *   - otherwise: the anchor's identity (children inherit their workload).
+ */
+#define MS_CGROUP_F_PENDING_CHILDREN (1u << 0)
+
 struct ms_cgroup_value {
-	__u32 identity;       /* workload or MS_IDENTITY_UNMANAGED */
-	__u32 _pad0;
+	__u32 identity;       /* workload, or MS_IDENTITY_UNMANAGED */
+	__u32 flags;          /* MS_CGROUP_F_* */
 };
 
 /* ---- per-identity settings: ms_identities (HASH) ---------------------- */

@@ -3,8 +3,9 @@
  * The one verdict function shared by every egress entry point.
  *
  * Order of a decision for a new flow from socket S to (addr, port, proto):
- *   1. subject = identity of S's creator cgroup; not a workload -> allow
- *      (nothing governs unmanaged processes' egress);
+ *   1. subject = identity of S's creator cgroup; pending (not classified
+ *      yet, may be a workload) -> deny; not a workload -> allow (nothing
+ *      governs unmanaged processes' egress);
  *   2. UDP: a peer S heard from within answer_ttl -> allow as an answer;
  *   3. peer = owner of the local listener, or world;
  *   4. policy: {subject, peer, ...}, then {subject, ANY, ...} (see abi.h);
@@ -78,10 +79,18 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	f.hook = hook;
 	f.generation = cfg->generation;
 	f.subject = socket_identity(cgroups, ctx->sk, &f.cgroup_id);
+	mode = cfg->mode;
+	if (f.subject == MS_IDENTITY_PENDING) {
+		/* A workload may be starting in a cgroup we have not classified
+		 * yet: fail closed for the few ms until we have. */
+		f.peer = peer_identity(cgroups, addr, port, f.protocol);
+		f.verdict = MS_VERDICT_DENY;
+		f.reason = MS_REASON_PENDING;
+		goto refuse;
+	}
 	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
 		return 1;
 
-	mode = cfg->mode;
 	idv = bpf_map_lookup_elem(identities, &f.subject);
 	if (idv) {
 		flags = idv->flags;
@@ -121,6 +130,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 			emit_event(&f);
 		return 1;
 	}
+refuse:
 	if (mode == MS_MODE_MONITOR) {
 		f.verdict = MS_VERDICT_AUDIT;
 		count(MS_CTR_AUDITED);

@@ -40,7 +40,8 @@ static __always_inline __u32 cgroup_identity(void *cgroups, __u64 cgroup_id, __u
 	if (anchor) {
 		v = bpf_map_lookup_elem(cgroups, &anchor);
 		if (v)
-			return v->identity;
+			return (v->flags & MS_CGROUP_F_PENDING_CHILDREN) ? MS_IDENTITY_PENDING
+									 : v->identity;
 	}
 	return MS_IDENTITY_UNMANAGED;
 }

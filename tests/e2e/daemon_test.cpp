@@ -16,6 +16,7 @@
 
 #include "harness.h"
 #include "policies.h"
+#include "bpf/abi.h"
 
 namespace microseg::e2e {
 namespace {
@@ -177,6 +178,35 @@ TEST_F(DaemonOps, ThreeHundredCgroupsComeAndGoWithRightVerdictsAndNoStaleEntries
   for (const auto& c : cgs) rmdir(c.c_str());
   EXPECT_TRUE(waitFor([&] { return status()["datapath"]["cgroup_entries"].get<size_t>() == baseline; }))
       << status()["datapath"].dump();
+}
+
+TEST_F(DaemonOps, NewCgroupsFailClosedUntilClassified) {
+  tree_.create("vms");
+  const std::string policy =
+      allowPolicy("client-a", port_) +
+      "---\napiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: vm}\n"
+      "spec: {cgroups: [\"vms/*\"], labels: {app: vm}}\n---\n"
+      "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: vm-egress}\n"
+      "spec:\n  selector: {identity: vm}\n  egress: [{to: [{identity: server}]}]\n";
+  daemon_ = std::make_unique<Daemon>(tree_, policy, "enforce");
+  ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  const size_t known = status()["datapath"]["cgroups_known"].get<size_t>();
+  // Freeze the daemon: the kernel alone must not let a starting workload
+  // through as "unmanaged" before it is classified.
+  ASSERT_EQ(kill(daemon_->pid(), SIGSTOP), 0);
+  const std::string vm = tree_.create("vms/vm1");
+  const std::string stray = tree_.create("stray");
+  const int vmBefore = connectFrom(vm);
+  const int strayBefore = connectFrom(stray);
+  ASSERT_EQ(kill(daemon_->pid(), SIGCONT), 0);
+  EXPECT_EQ(vmBefore, EPERM) << "an unclassified cgroup that may be a workload fails closed";
+  EXPECT_EQ(strayBefore, EPERM);
+  ASSERT_TRUE(waitFor([&] { return status()["datapath"]["cgroups_known"].get<size_t>() >= known + 2; }));
+  EXPECT_EQ(connectFrom(vm), 0) << "classified as vm: allowed by vm-egress";
+  EXPECT_EQ(connectFrom(stray), 0) << "classified as unmanaged: not governed";
+  auto pending = daemon_->waitFlow([](const json& f) { return f["reason"] == "pending-identity"; });
+  ASSERT_TRUE(pending) << daemon_->log();
+  EXPECT_EQ((*pending)["src"]["identity"], MS_IDENTITY_PENDING);
 }
 
 std::string rawExchange(const std::string& path, const std::string& bytes) {

@@ -256,7 +256,13 @@ TEST_F(Foundation, InvalidPolicyIsRejectedAndThePreviousStaysInForce) {
 TEST_F(Foundation, UnmanagedCgroupsAreNotGovernedAndHostListenersAreHost) {
   startDaemon("enforce");
   startServers();
+  const size_t known = (*daemon_->status())["datapath"]["cgroups_known"].get<size_t>();
   const std::string other = tree_.create("not-a-workload");
+  // Until the daemon has classified it (inotify: milliseconds) a new cgroup
+  // that could be a workload is pending and fails closed; wait for that.
+  for (int i = 0; i < 100 && (*daemon_->status())["datapath"]["cgroups_known"].get<size_t>() == known; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   EXPECT_EQ(connectFrom(other), 0) << "a cgroup matching no workload is not governed";
   // A listener outside the managed tree (this test process's own cgroup).
   Child host(cgroup2Mount() + [] {

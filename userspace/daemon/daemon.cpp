@@ -101,6 +101,16 @@ Daemon::~Daemon() {
   if (flowLog_ != nullptr && !flowLogIsStdout_) fclose(flowLog_);
   if (wakeFd_ >= 0) close(wakeFd_);
   if (inotifyFd_ >= 0) close(inotifyFd_);
+  if (cgroupInotifyFd_ >= 0) close(cgroupInotifyFd_);
+}
+
+void Daemon::watchCgroupsLocked(const std::vector<identity::CgroupInfo>& cgroups) {
+  if (cgroupInotifyFd_ < 0) return;
+  for (const auto& c : cgroups) {
+    if (cgroups_.count(c.id)) continue;  // already watched
+    const std::string dir = c.path == "/" ? config_.cgroupRoot : config_.cgroupRoot + c.path;
+    inotify_add_watch(cgroupInotifyFd_, dir.c_str(), IN_CREATE | IN_DELETE | IN_ONLYDIR);
+  }
 }
 
 void Daemon::wake() {
@@ -189,6 +199,7 @@ int Daemon::setup() {
   }
   datapath_ = std::move(dp.value());
   wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  cgroupInotifyFd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 
   std::lock_guard<std::mutex> lock(mu_);
   if (datapath_->adopted()) {
@@ -263,12 +274,10 @@ void Daemon::loop() {
   };
 
   for (;;) {
-    pollfd fds[5] = {{sfd.get(), POLLIN, 0},
-                     {tfd.get(), POLLIN, 0},
-                     {efd, POLLIN, 0},
-                     {wakeFd_, POLLIN, 0},
-                     {inotifyFd_, POLLIN, 0}};
-    int n = poll(fds, 5, 1000);
+    pollfd fds[6] = {{sfd.get(), POLLIN, 0},       {tfd.get(), POLLIN, 0},
+                     {efd, POLLIN, 0},             {wakeFd_, POLLIN, 0},
+                     {inotifyFd_, POLLIN, 0},      {cgroupInotifyFd_, POLLIN, 0}};
+    int n = poll(fds, 6, 1000);
     if (n < 0 && errno != EINTR) {
       spdlog::error("{}", sysError("poll", "main loop").str());
       return;
@@ -305,7 +314,20 @@ void Daemon::loop() {
       // Debounced: an editor or `cp` produces bursts of events.
       reloadDueMs = steadyMs() + config_.reloadDebounceMs;
     }
+    bool cgroupsChanged = false;
+    if (cgroupInotifyFd_ >= 0 && (fds[5].revents & POLLIN)) {
+      alignas(inotify_event) char buf[8192];
+      while (read(cgroupInotifyFd_, buf, sizeof(buf)) > 0) {
+      }
+      cgroupsChanged = true;
+    }
     std::lock_guard<std::mutex> lock(mu_);
+    if (cgroupsChanged) {
+      // Classify new cgroups now: until then they are pending (fail closed)
+      // or inherit their parent's workload.
+      rescanLocked();
+      lastRescan = std::chrono::steady_clock::now();
+    }
     if (reloadDueMs != 0 && steadyMs() >= reloadDueMs) {
       reloadDueMs = 0;
       auto paths = config_.policyPaths;
@@ -381,7 +403,7 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
   gen.number = generation_ + 1;
   gen.policy = &compiled;
   for (const auto& c : *scanned) {
-    if (c.identity != 0) gen.cgroups.push_back({c.id, c.identity});
+    gen.cgroups.push_back({c.id, c.mapIdentity(), c.pendingChildren ? MS_CGROUP_F_PENDING_CHILDREN : 0u});
   }
   for (const auto& [workload, mode] : workloadModes_) {
     if (auto it = ids.byWorkload.find(workload); it != ids.byWorkload.end()) {
@@ -411,6 +433,7 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
                    pol.name);
     }
   }
+  watchCgroupsLocked(*scanned);
   cgroups_.clear();
   cgroupPaths_.clear();
   cgroupWorkloads_.clear();
@@ -447,14 +470,14 @@ void Daemon::rescanLocked() {
   for (const auto& c : *scanned) {
     next[c.id] = c;
     auto it = cgroups_.find(c.id);
-    if (c.identity != 0 && (it == cgroups_.end() || it->second.identity != c.identity)) {
-      upserts.push_back({c.id, c.identity});
+    if (it == cgroups_.end() || it->second.identity != c.identity ||
+        it->second.pendingChildren != c.pendingChildren) {
+      upserts.push_back({c.id, c.mapIdentity(), c.pendingChildren ? MS_CGROUP_F_PENDING_CHILDREN : 0u});
     }
   }
   std::vector<uint64_t> removed;
   for (const auto& [id, c] : cgroups_) {
-    auto it = next.find(id);
-    if (c.identity != 0 && (it == next.end() || it->second.identity == 0)) removed.push_back(id);
+    if (!next.count(id)) removed.push_back(id);
   }
   if (!upserts.empty()) {
     if (auto r = datapath_->upsertCgroups(upserts); !r) {
@@ -468,6 +491,7 @@ void Daemon::rescanLocked() {
   if (!upserts.empty() || !removed.empty()) {
     spdlog::debug("identity: {} cgroups added/changed, {} removed", upserts.size(), removed.size());
   }
+  watchCgroupsLocked(*scanned);
   cgroups_ = std::move(next);
   cgroupPaths_.clear();
   cgroupWorkloads_.clear();

@@ -73,6 +73,9 @@ class Daemon {
 
   void registerCommands();
   void watchPolicyPaths();
+  // inotify on every cgroup dir of the tree: a new cgroup is classified
+  // right away, not at the next periodic rescan.
+  void watchCgroupsLocked(const std::vector<identity::CgroupInfo>& cgroups);
   void wake();
 
   DaemonConfig config_;
@@ -98,6 +101,7 @@ class Daemon {
   std::atomic<bool> uninstallRequested_{false};
   int wakeFd_ = -1;
   int inotifyFd_ = -1;
+  int cgroupInotifyFd_ = -1;
   int64_t startedAt_ = 0;
   int64_t clockOffsetNs_ = 0;
   FILE* flowLog_ = nullptr;

@@ -302,6 +302,7 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   for (const auto& c : gen.cgroups) {
     ms_cgroup_value v{};
     v.identity = c.identity;
+    v.flags = c.flags;
     uint64_t key = c.cgroupId;
     if (auto r = updateElem(next.cgroups.get(), kCgroupsSpec.name, &key, &v); !r) return r;
   }
@@ -350,6 +351,7 @@ Result<void> BpfDatapath::upsertCgroups(const std::vector<CgroupEntry>& entries)
   for (const auto& c : entries) {
     ms_cgroup_value v{};
     v.identity = c.identity;
+    v.flags = c.flags;
     uint64_t key = c.cgroupId;
     if (auto r = updateElem(active.cgroups.get(), kCgroupsSpec.name, &key, &v); !r) return r;
   }

@@ -18,7 +18,8 @@ namespace microseg::datapath {
 
 struct CgroupEntry {
   uint64_t cgroupId = 0;
-  uint32_t identity = 0;
+  uint32_t identity = 0;  // workload, or MS_IDENTITY_UNMANAGED
+  uint32_t flags = 0;     // MS_CGROUP_F_*
 };
 
 struct Counters {

@@ -64,6 +64,7 @@ const char* reasonName(uint8_t r) {
     case MS_REASON_UDP_ANSWER: return "udp-answer";
     case MS_REASON_NOT_ISOLATED: return "not-isolated";
     case MS_REASON_NO_POLICY: return "no-policy";
+    case MS_REASON_PENDING: return "pending-identity";
     default: return "unknown";
   }
 }

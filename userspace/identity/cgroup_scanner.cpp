@@ -46,6 +46,29 @@ const policy::Workload* matchWorkload(const policy::Bundle& bundle, const std::s
   return best;
 }
 
+bool mayHaveWorkloadChildren(const policy::Bundle& bundle, const std::string& relPath) {
+  const size_t depth = relPath.empty() ? 0 : std::count(relPath.begin(), relPath.end(), '/') + 1;
+  for (const auto& w : bundle.workloads) {
+    for (const auto& pat : w.cgroups) {
+      // Components of the pattern, split at '/' (globs never contain '/').
+      std::vector<std::string> comps;
+      size_t start = 0;
+      for (size_t i = 0; i <= pat.size(); i++) {
+        if (i == pat.size() || pat[i] == '/') {
+          comps.push_back(pat.substr(start, i - start));
+          start = i + 1;
+        }
+      }
+      if (comps.size() <= depth) continue;
+      if (depth == 0) return true;
+      std::string prefix;
+      for (size_t k = 0; k < depth; k++) prefix += (k ? "/" : "") + comps[k];
+      if (fnmatch(prefix.c_str(), relPath.c_str(), FNM_PATHNAME) == 0) return true;
+    }
+  }
+  return false;
+}
+
 Result<std::vector<CgroupInfo>> scanCgroups(const std::string& root, const policy::Bundle& bundle,
                                             const IdentityTable& ids, const ScanLimits& limits) {
   std::vector<CgroupInfo> out;
@@ -70,6 +93,7 @@ Result<std::vector<CgroupInfo>> scanCgroups(const std::string& root, const polic
       info.identity = parent->identity;
       info.inherited = true;
     }
+    info.pendingChildren = mayHaveWorkloadChildren(bundle, rel);
     if (out.size() >= limits.maxCgroups) {
       return Error{"scan cgroups", root, 0,
                    "more than " + std::to_string(limits.maxCgroups) + " cgroups"};

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf/abi.h"
 #include "common/result.h"
 #include "identity/identities.h"
 #include "policy/model.h"
@@ -24,7 +25,16 @@ struct CgroupInfo {
   std::string workload;  // empty = unmanaged
   uint32_t identity = 0;
   bool inherited = false;  // identity comes from an ancestor
+  // Some Workload pattern could match a cgroup created below this one, so an
+  // unclassified new descendant must fail closed (MS_CGROUP_F_PENDING_CHILDREN).
+  bool pendingChildren = false;
+  uint32_t mapIdentity() const { return identity != 0 ? identity : MS_IDENTITY_UNMANAGED; }
 };
+
+// True if a cgroup created below `relPath` ("" = the root) could match one of
+// the bundle's workload patterns: some pattern has a proper prefix of path
+// components that matches relPath.
+bool mayHaveWorkloadChildren(const policy::Bundle& bundle, const std::string& relPath);
 
 // Pure matching: workload for a relative path (no leading '/'), given the
 // workloads in bundle order. More specific wins: a pattern without wildcards

@@ -13,6 +13,7 @@ const char* reservedName(uint32_t identity) {
     case MS_IDENTITY_HOST: return "host";
     case MS_IDENTITY_WORLD: return "world";
     case MS_IDENTITY_UNMANAGED: return "unmanaged";
+    case MS_IDENTITY_PENDING: return "pending";
     default: return "";
   }
 }
