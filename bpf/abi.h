@@ -237,6 +237,12 @@ enum ms_counter {
 	MS_CTR_MAX,
 };
 
+/* ---- rule hits: ms_rule_hits (PERCPU_ARRAY rule id -> __u64) ----------- */
+/* Verdicts decided by each rule (index MS_RULE_NONE counts default denies).
+ * Rule ids at or above MS_MAX_RULES are not counted. Not pinned: rule ids
+ * are numbered per daemon run, so each run starts from zero. */
+#define MS_MAX_RULES 65536u
+
 /* ---- verdict events: ms_events (RINGBUF) ------------------------------ */
 struct ms_event {
 	__u64 timestamp_ns;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */

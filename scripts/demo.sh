@@ -95,9 +95,12 @@ DAEMON_PID=$!
 for _ in $(seq 50); do build/microseg status >/dev/null 2>&1 && break; sleep 0.1; done
 build/microseg status
 
-# call FROM TO: a client in FROM's cgroup connects to TO's port.
+FAILURES=0
+# call FROM TO [EXPECT]: a client in FROM's cgroup connects to TO's port;
+# EXPECT (ok|refused) is checked, so the demo fails loudly if microseg does not
+# do what it shows.
 call() {
-  local from="$1" to="$2" out rc
+  local from="$1" to="$2" expect="${3:-}" out rc
   out=$(in_cgroup "system.slice/$from.service" socat -T2 - "TCP:127.0.0.1:${PORT[$to]}" </dev/null 2>&1) && rc=0 || rc=$?
   if [[ $rc -eq 0 ]]; then
     printf '  %-9s -> %-9s :%-5s  connected (%s)\n' "$from" "$to" "${PORT[$to]}" "$out"
@@ -105,16 +108,24 @@ call() {
     printf '  %-9s -> %-9s :%-5s  REFUSED: %s\n' "$from" "$to" "${PORT[$to]}" \
       "$(echo "$out" | sed -n 's/.*connect([^)]*): //p' | head -1)"
   fi
+  if [[ -n "$expect" ]] && { [[ $expect == ok && $rc -ne 0 ]] || [[ $expect == refused && $rc -eq 0 ]]; }; then
+    echo "  !! expected $expect" >&2
+    FAILURES=$((FAILURES + 1))
+  fi
 }
 
+# traffic MODE: in monitor everything connects; in enforce the lateral
+# movement is refused and the legitimate chain still works.
 traffic() {
-  call frontend checkout
-  call checkout payments
-  call payments postgres
-  call checkout postgres
+  local lateral=ok
+  [[ $1 == enforce ]] && lateral=refused
+  call frontend checkout ok
+  call checkout payments ok
+  call payments postgres ok
+  call checkout postgres ok
   echo "  -- an attacker who took over the frontend tries to move sideways:"
-  call frontend postgres
-  call frontend payments
+  call frontend postgres "$lateral"
+  call frontend payments "$lateral"
 }
 
 show_flows() {
@@ -124,13 +135,13 @@ show_flows() {
 }
 
 bold "Traffic in monitor mode: everything connects, would-be denials are audited"
-traffic
+traffic monitor
 bold "Audited flows (what enforce mode would refuse)"
 show_flows audit
 
 bold "Switching to enforce: microseg mode enforce"
 build/microseg mode enforce
-traffic
+traffic enforce
 bold "Denied flows"
 show_flows deny
 
@@ -143,5 +154,9 @@ if [[ $KEEP -eq 1 ]]; then
   echo "  build/microseg status; build/microseg mode monitor; tail -f $FLOWS"
   echo "Press Ctrl-C to clean up."
   while kill -0 "$DAEMON_PID" 2>/dev/null; do sleep 1; done
+fi
+if ((FAILURES > 0)); then
+  echo "demo: $FAILURES connection(s) did not behave as the policy says" >&2
+  exit 1
 fi
 bold "Done"

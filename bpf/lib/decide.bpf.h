@@ -124,6 +124,9 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 		f.reason = MS_REASON_NOT_ISOLATED;
 	}
 
+	if (f.reason == MS_REASON_RULE || f.reason == MS_REASON_DEFAULT_DENY)
+		count_rule(f.rule_id);
+
 	if (f.verdict == MS_VERDICT_ALLOW) {
 		count(MS_CTR_ALLOWED);
 		if (cfg->flags & MS_CONFIG_F_LOG_ALLOWED)

@@ -19,6 +19,14 @@ static __always_inline void count(__u32 counter)
 		*c += 1; /* per-CPU slot: no atomics needed */
 }
 
+static __always_inline void count_rule(__u32 rule_id)
+{
+	__u64 *c = bpf_map_lookup_elem(&ms_rule_hits, &rule_id);
+
+	if (c)
+		*c += 1;
+}
+
 struct ms_flow {
 	__u64 cgroup_id;
 	__u64 generation;

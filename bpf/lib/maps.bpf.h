@@ -106,6 +106,13 @@ struct {
 } ms_counters SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MS_MAX_RULES);
+	__type(key, __u32);
+	__type(value, __u64);
+} ms_rule_hits SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, MS_RINGBUF_BYTES);
 } ms_events SEC(".maps");

@@ -346,6 +346,19 @@ const BadCase kBad[] = {
      "metadata: 'name' is required", 3, 11},
     {"InvalidNameUppercase", "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: Web}\nspec: {cgroups: [a]}\n",
      "metadata.name: 'Web' is not a valid name", 3, 18},
+    {"WorkloadMetadataLabels",
+     "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: w, labels: {app: w}}\nspec: {cgroups: [a]}\n",
+     "metadata.labels: a Workload's labels go in spec.labels", 3, 29},
+    {"DuplicateAnnotation",
+     "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: p, annotations: {a: b, a: c}}\n"
+     "spec: {selector: {identity: w}, egress: []}\n",
+     "metadata.annotations: duplicate key 'a'", 3, 41},
+    {"NameTooLong",
+     "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: "
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}\nspec: {cgroups: [a]}\n",
+     "is not a valid name", 3, 18},
+    {"NameTrailingDash", "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: web-}\nspec: {cgroups: [a]}\n",
+     "metadata.name: 'web-' is not a valid name", 3, 18},
     {"MissingSpec", "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: w}\n",
      "document: 'spec' is required", 1, 1},
 
@@ -359,6 +372,15 @@ const BadCase kBad[] = {
      "port: must be an integer, not a quoted string", 7, 22},
     {"PortFloat", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 1.5}]\n", "port: '1.5' is not an integer", 7,
      22},
+    {"PortLeadingZero", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 080}]\n", "port: '080' has a leading zero",
+     7, 22},
+    {"PortTaggedString", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: !!str 80}]\n",
+     "port: must be an integer, not a tagged value", 7, 22},
+    {"PortBareNumber", POL_HEAD POL_SEL "  egress:\n" "    - ports: [80]\n",
+     "spec.egress[0].ports[0]: must be a mapping; write {port: 80}", 7, 15},
+    // An empty value is located at its key, not at the token after it.
+    {"PortEmptyValue", POL_HEAD POL_SEL "  egress:\n" "    - ports:\n" "        - port:\n" "          protocol: TCP\n",
+     "ports[0].port: must be an integer, not empty", 8, 11},
     {"EndPortBelowPort", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 100, endPort: 50}]\n",
      "endPort: 50 is below port 100", 7, 36},
     {"EndPortOutOfRange", POL_HEAD POL_SEL "  egress:\n" "    - ports: [{port: 100, endPort: 70000}]\n",
@@ -380,6 +402,10 @@ const BadCase kBad[] = {
      "'from' is not valid in an egress rule; use 'to'", 7, 13},
     {"ToInIngress", POL_HEAD POL_SEL "  ingress:\n" "    - to: [world]\n",
      "'to' is not valid in an ingress rule; use 'from'", 7, 11},
+    {"EgressNull", POL_HEAD POL_SEL "  egress:\n" "  ingress: []\n",
+     "spec.egress: must be a list of rules (write [] to allow nothing)", 6, 3},
+    {"EgressNullAtEnd", POL_HEAD POL_SEL "  egress:\n", "spec.egress: must be a list of rules", 6, 3},
+    {"RulesNotAList", POL_HEAD POL_SEL "  egress: {to: [world]}\n", "spec.egress: must be a list of rules", 6, 11},
     {"BadAction", POL_HEAD POL_SEL "  egress:\n" "    - action: drop\n",
      "spec.egress[0].action: 'drop' is not allow or deny", 7, 15},
     {"CidrPeer", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.0.0.0/8}]\n",
@@ -410,6 +436,8 @@ const BadCase kBad[] = {
               "  egress: []\n",
      "values: must be empty for operator Exists", 7, 46},
     {"BadLabelKey", WL_HEAD "  cgroups: [a]\n" "  labels: {_app: x}\n", "'_app' is not a valid label key", 6, 12},
+    {"BadLabelKeyPrefix", WL_HEAD "  cgroups: [a]\n" "  labels: {Example.COM/app: x}\n",
+     "'Example.COM/app' is not a valid label key", 6, 12},
     {"BadLabelValue", WL_HEAD "  cgroups: [a]\n" "  labels: {app: \"has space\"}\n",
      "spec.labels.app: 'has space' is not a valid label value", 6, 17},
     {"BadEnforcement", POL_HEAD POL_SEL "  enforcement: strict\n" "  egress: []\n",
@@ -418,6 +446,8 @@ const BadCase kBad[] = {
     // -- workloads
     {"AbsoluteCgroup", WL_HEAD "  cgroups: [/sys/fs/cgroup/a]\n", "must be relative to the daemon's cgroup root", 5, 13},
     {"DotDotCgroup", WL_HEAD "  cgroups: [a/../b]\n", "'a/../b' has an empty, '.' or '..' path component", 5, 13},
+    {"EmptyCgroupComponent", WL_HEAD "  cgroups: [a//b]\n", "'a//b' has an empty, '.' or '..' path component", 5, 13},
+    {"CgroupUnclosedBracket", WL_HEAD "  cgroups: [\"a/[bc\"]\n", "'[' at offset 2 has no closing ']'", 5, 13},
     {"EmptyCgroupsList", WL_HEAD "  cgroups: []\n", "spec.cgroups: must be a non-empty list", 5, 12},
     {"MissingCgroups", WL_HEAD "  labels: {app: a}\n", "spec: 'cgroups' is required", 5, 3},
     {"SpiffeIdWithoutScheme", WL_HEAD "  cgroups: [a]\n" "  spiffeId: example.org/w\n",
@@ -452,7 +482,113 @@ TEST_P(PolicyParserBad, ReportsLocatedDiagnostic) {
 INSTANTIATE_TEST_SUITE_P(Policy, PolicyParserBad, ::testing::ValuesIn(kBad),
                          [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
 
-TEST(PolicyParser, BadTableIsLargeEnough) { EXPECT_GE(std::size(kBad), 35u); }
+TEST(PolicyParser, BadTableIsLargeEnough) { EXPECT_GE(std::size(kBad), 60u); }
+
+// The example of the language brief, verbatim.
+TEST(PolicyParser, BriefExample) {
+  auto r = parseText(
+      "apiVersion: microseg.dev/v1\n"
+      "kind: Workload\n"
+      "metadata: {name: payments}\n"
+      "spec:\n"
+      "  cgroups: [\"system.slice/payments.service\"]\n"
+      "  labels: {app: payments, tier: backend}\n"
+      "---\n"
+      "apiVersion: microseg.dev/v1\n"
+      "kind: Policy\n"
+      "metadata: {name: payments-egress}\n"
+      "spec:\n"
+      "  selector: {matchLabels: {app: payments}}\n"
+      "  enforcement: monitor\n"
+      "  egress:\n"
+      "    - to: [{identity: payments}]\n"
+      "      ports: [{port: 5432, protocol: TCP}, {port: 8000, endPort: 8100}]\n"
+      "    - action: deny\n"
+      "      to: [world]\n",
+      "brief.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  std::vector<Diagnostic> errors;
+  validateBundle(r.bundle, errors);
+  EXPECT_TRUE(errors.empty()) << dump(errors);
+  ASSERT_EQ(r.bundle.workloads.size(), 1u);
+  EXPECT_EQ(r.bundle.workloads[0].cgroups, (std::vector<std::string>{"system.slice/payments.service"}));
+  EXPECT_EQ(r.bundle.workloads[0].labels, (Labels{{"app", "payments"}, {"tier", "backend"}}));
+  ASSERT_EQ(r.bundle.policies.size(), 1u);
+  const Policy& p = r.bundle.policies[0];
+  EXPECT_EQ(p.name, "payments-egress");
+  EXPECT_EQ(p.selector.kind, Peer::Kind::Selector);
+  EXPECT_EQ(p.selector.selector.matchLabels, (Labels{{"app", "payments"}}));
+  EXPECT_EQ(p.enforcement, Enforcement::Monitor);
+  EXPECT_TRUE(p.hasEgress);
+  EXPECT_FALSE(p.hasIngress);
+  ASSERT_EQ(p.egress.size(), 2u);
+  ASSERT_TRUE(p.egress[0].peers.has_value());
+  ASSERT_EQ(p.egress[0].peers->size(), 1u);
+  EXPECT_EQ((*p.egress[0].peers)[0].kind, Peer::Kind::Identity);
+  EXPECT_EQ((*p.egress[0].peers)[0].identity, "payments");
+  ASSERT_EQ(p.egress[0].ports.size(), 2u);
+  EXPECT_EQ(p.egress[0].ports[0].first, 5432);
+  EXPECT_EQ(p.egress[0].ports[0].last, 5432);
+  EXPECT_EQ(p.egress[0].ports[0].protocol, Protocol::TCP);
+  EXPECT_EQ(p.egress[0].ports[1].first, 8000);
+  EXPECT_EQ(p.egress[0].ports[1].last, 8100);
+  EXPECT_EQ(p.egress[0].ports[1].protocol, Protocol::Any);
+  EXPECT_EQ(p.egress[1].action, Action::Deny);
+  ASSERT_TRUE(p.egress[1].peers.has_value());
+  ASSERT_EQ(p.egress[1].peers->size(), 1u);
+  EXPECT_EQ((*p.egress[1].peers)[0].kind, Peer::Kind::Reserved);
+  EXPECT_EQ((*p.egress[1].peers)[0].reserved, ReservedPeer::World);
+  EXPECT_TRUE(p.egress[1].ports.empty());
+}
+
+TEST(PolicyParser, CgroupGlobsAccepted) {
+  auto r = parseText(WL_HEAD "  cgroups: [\"machine.slice/*\", \"k/pod[0-9]?/c\", \"a/[!]x]\", \"b/\\\\[lit\"]\n", "f.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  ASSERT_EQ(r.bundle.workloads.size(), 1u);
+  EXPECT_EQ(r.bundle.workloads[0].cgroups,
+            (std::vector<std::string>{"machine.slice/*", "k/pod[0-9]?/c", "a/[!]x]", "b/\\[lit"}));
+}
+
+TEST(PolicyParser, PrefixedLabelKeysAndEmptyValue) {
+  auto r = parseText(WL_HEAD "  cgroups: [a]\n" "  labels: {example.com/team: pay, app.kubernetes.io/name: x, flag: \"\"}\n",
+                     "f.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  EXPECT_EQ(r.bundle.workloads[0].labels,
+            (Labels{{"example.com/team", "pay"}, {"app.kubernetes.io/name", "x"}, {"flag", ""}}));
+}
+
+TEST(PolicyParser, TooManyLabels) {
+  std::string labels = "  labels:\n";
+  for (int i = 0; i < 65; i++) labels += "    k" + std::to_string(i) + ": v\n";
+  auto r = parseText(WL_HEAD "  cgroups: [a]\n" + labels, "f.yaml");
+  ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+  EXPECT_NE(r.errors[0].message.find("spec.labels: at most 64 labels"), std::string::npos) << r.errors[0].message;
+}
+
+TEST(PolicyParser, BadNameStillChecksSpec) {
+  // The name is wrong and so is the spec: both are reported, nothing is kept.
+  auto r = parseText("apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: Bad}\nspec: {cgroups: [/abs]}\n",
+                     "f.yaml");
+  ASSERT_EQ(r.errors.size(), 2u) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].loc.line, 3);
+  EXPECT_EQ(r.errors[1].loc.line, 4);
+  EXPECT_TRUE(r.bundle.workloads.empty());
+}
+
+TEST(PolicyParser, ManyErrorsInOneDocumentAllReported) {
+  auto r = parseText(POL_HEAD POL_SEL "  egress:\n"
+                     "    - to: []\n"                                           // 7
+                     "      ports: [{port: 0}, {port: 80, protocol: tcp}]\n"    // 8
+                     "    - from: [world]\n"                                    // 9
+                     "      action: maybe\n",                                   // 10
+                     "f.yaml");
+  ASSERT_EQ(r.errors.size(), 5u) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].loc.line, 7);
+  EXPECT_EQ(r.errors[1].loc.line, 8);
+  EXPECT_EQ(r.errors[2].loc.line, 8);
+  EXPECT_EQ(r.errors[3].loc.line, 9);
+  EXPECT_EQ(r.errors[4].loc.line, 10);
+}
 
 TEST(PolicyParser, ErrorsDoNotStopParsing) {
   // Two independent problems in one file: both are reported.
@@ -598,7 +734,8 @@ TEST_F(PolicyLoadPaths, MissingPath) {
   auto r = loadPaths({missing});
   ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
   EXPECT_EQ(r.errors[0].loc.file, missing);
-  EXPECT_NE(r.errors[0].message.find("cannot read: no such file or directory"), std::string::npos);
+  EXPECT_NE(r.errors[0].message.find("cannot read: No such file or directory"), std::string::npos)
+      << r.errors[0].message;
 }
 
 TEST_F(PolicyLoadPaths, NoPathGiven) {

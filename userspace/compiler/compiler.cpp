@@ -378,3 +378,60 @@ Decision evaluate(const CompiledPolicy& compiled, uint32_t subject, uint32_t pee
 }
 
 }  // namespace microseg::compiler
+
+namespace microseg::compiler {
+
+Explanation explain(const policy::Bundle& bundle, const identity::IdentityTable& ids,
+                    const CompiledPolicy& compiled, uint32_t subject, uint32_t peer,
+                    policy::Direction dir, uint8_t protocol, uint16_t port) {
+  Explanation out;
+  out.decision = evaluate(compiled, subject, peer, dir, protocol, port);
+  std::vector<const policy::Policy*> policies;
+  for (const auto& p : bundle.policies) policies.push_back(&p);
+  std::sort(policies.begin(), policies.end(),
+            [](const auto* a, const auto* b) { return a->name < b->name; });
+  const char* protoName = protocol == MS_PROTO_TCP ? "TCP" : protocol == MS_PROTO_UDP ? "UDP" : "other";
+  for (const auto* p : policies) {
+    if (!subjectMatches(p->selector, subject, ids)) continue;
+    out.selectingPolicies.push_back(p->name);
+    const auto& rules = dir == Direction::Egress ? p->egress : p->ingress;
+    for (uint32_t i = 0; i < rules.size(); i++) {
+      const policy::Rule& r = rules[i];
+      Explanation::RuleCheck c;
+      c.rule = p->name + "/" + std::to_string(i);
+      c.text = ruleText(r, dir);
+      for (const auto& [id, info] : compiled.rules) {
+        if (info.policy == p->name && info.direction == dir && info.index == i) c.ruleId = id;
+      }
+      bool peerOk = !r.peers.has_value();
+      if (!peerOk) {
+        for (const auto& pe : *r.peers) {
+          for (uint32_t id : expandPeer(pe, ids)) peerOk |= id == peer;
+        }
+      }
+      bool protoOk = r.ports.empty(), portOk = r.ports.empty();
+      for (const auto& pr : r.ports) {
+        const bool pMatch = pr.protocol == policy::Protocol::Any ||
+                            static_cast<uint8_t>(pr.protocol) == protocol;
+        protoOk |= pMatch;
+        if (pMatch && (pr.anyPort() || (port >= pr.first && port <= pr.last))) portOk = true;
+      }
+      c.matches = peerOk && protoOk && portOk;
+      if (!peerOk) {
+        c.why = "wrong peer: " + ids.nameOf(peer) + " is not among the rule's peers";
+      } else if (!protoOk) {
+        c.why = std::string("wrong protocol: ") + protoName + " is not among the rule's ports";
+      } else if (!portOk) {
+        c.why = "wrong port: " + std::to_string(port) + "/" + protoName + " is not among the rule's ports";
+      } else if (c.ruleId != out.decision.ruleId) {
+        c.why = (r.action == Action::Allow && out.decision.verdict == MS_VERDICT_DENY)
+                    ? "matches, but a deny rule wins"
+                    : "matches, but an earlier rule names the verdict";
+      }
+      out.rules.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
+}  // namespace microseg::compiler

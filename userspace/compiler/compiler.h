@@ -86,3 +86,26 @@ Decision evaluate(const CompiledPolicy& compiled, uint32_t subject, uint32_t pee
 std::vector<std::pair<uint16_t, uint8_t>> portPrefixes(uint16_t first, uint16_t last);
 
 }  // namespace microseg::compiler
+
+namespace microseg::compiler {
+
+// Why the current policy gives a flow its verdict (for `microseg explain`).
+struct Explanation {
+  Decision decision;
+  std::vector<std::string> selectingPolicies;  // policies whose selector matches the subject
+  struct RuleCheck {
+    uint32_t ruleId = MS_RULE_NONE;
+    std::string rule;  // "<policy>/<index>"
+    std::string text;
+    bool matches = false;  // peer, protocol and port all match
+    std::string why;       // for a non-match: "wrong peer: ...", "wrong port: ..."
+  };
+  // Every rule of the selecting policies in the asked direction, in order.
+  std::vector<RuleCheck> rules;
+};
+
+Explanation explain(const policy::Bundle& bundle, const identity::IdentityTable& ids,
+                    const CompiledPolicy& compiled, uint32_t subject, uint32_t peer,
+                    policy::Direction dir, uint8_t protocol, uint16_t port);
+
+}  // namespace microseg::compiler

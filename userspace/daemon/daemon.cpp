@@ -95,7 +95,7 @@ json DaemonConfig::toJson() const {
                defaultEnforcement == compiler::DefaultEnforcement::Always ? "always" : "selected"}};
 }
 
-Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {}
+Daemon::Daemon(DaemonConfig config) : config_(std::move(config)), flowStore_(config_.flowStoreSize) {}
 
 Daemon::~Daemon() {
   if (flowLog_ != nullptr && !flowLogIsStdout_) fclose(flowLog_);
@@ -243,6 +243,7 @@ int Daemon::setup() {
   if (config_.socketGroup) copts.group = static_cast<gid_t>(*config_.socketGroup);
   control_ = std::make_unique<control::ControlServer>(copts);
   registerCommands();
+  registerQueries();
   if (auto r = control_->start(); !r) {
     spdlog::error("control: {}", r.error().str());
     return 1;
@@ -367,6 +368,7 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
   ReloadResult out;
   const auto started = std::chrono::steady_clock::now();
   auto record = [&](const ReloadResult& r) {
+    if (!r.ok) reloadFailures_++;
     json errs = json::array();
     for (size_t i = 0; i < r.errors.size() && i < 20; i++) errs.push_back(r.errors[i]);
     lastReload_ = json{{"ok", r.ok},
@@ -448,6 +450,7 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
   const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                             started)
                       .count();
+  lastApplyMs_ = ms;
   spdlog::info("policy: generation {} applied ({}): {} workloads, {} policies, {} identities, "
                "{} map entries, {} cgroups, {:.1f} ms",
                generation_, why, bundle_.workloads.size(), bundle_.policies.size(),
@@ -529,25 +532,46 @@ void Daemon::refreshLocalAddrsLocked() {
   localAddrs_ = std::move(addrs);
 }
 
-void Daemon::drainEventsLocked() {
+flows::FlowContext Daemon::flowContextLocked() const {
   flows::FlowContext ctx;
   ctx.ids = &ids_;
   ctx.cgroupPaths = &cgroupPaths_;
   ctx.cgroupWorkloads = &cgroupWorkloads_;
   ctx.rules = &allRules_;
   ctx.monotonicToRealtimeNs = clockOffsetNs_;
+  return ctx;
+}
+
+void Daemon::writeFlowLine(const flows::FlowRecord& r, uint64_t delta) {
+  if (flowLog_ == nullptr || delta == 0) return;
+  std::string line = flows::recordToJson(r, delta, flowContextLocked()).dump();
+  line.push_back('\n');
+  if (fwrite(line.data(), 1, line.size(), flowLog_) != line.size()) flowLogWriteErrors_++;
+}
+
+// Events are folded into aggregated records; the flow log gets a line when a
+// record is new (at once) and then at most once a second per record with the
+// count since its previous line, so a flood cannot flood the log and the
+// counts of all lines add up to the events received.
+void Daemon::drainEventsLocked() {
+  auto onEvict = [this](const flows::FlowRecord& r) { writeFlowLine(r, r.count - r.flushedCount); };
   datapath::EventHandler handler = [&](const ms_event& e) {
-    if (flowLog_ == nullptr) return;
-    std::string line = flows::eventToJson(e, ctx).dump();
-    line.push_back('\n');
-    if (fwrite(line.data(), 1, line.size(), flowLog_) != line.size()) flowLogWriteErrors_++;
+    flowStore_.add(e, static_cast<int64_t>(e.timestamp_ns) + clockOffsetNs_, onEvict);
   };
   auto n = datapath_->drainEvents(handler);
   if (!n) {
     spdlog::warn("datapath: {}", n.error().str());
     return;
   }
-  if (*n > 0 && flowLog_ != nullptr) fflush(flowLog_);
+  const int64_t now = nowRealtimeNs() / 1000000;
+  const bool periodic = now - lastFlushMs_ >= 1000;
+  if (periodic) lastFlushMs_ = now;
+  bool wrote = false;
+  for (const auto& r : flowStore_.takeUnflushed(/*onlyNew=*/!periodic)) {
+    writeFlowLine(r, r.count - r.flushedCount);
+    wrote = true;
+  }
+  if (wrote && flowLog_ != nullptr) fflush(flowLog_);
 }
 
 json Daemon::statusLocked() {

@@ -8,12 +8,15 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "compiler/compiler.h"
+#include "flows/flow_record.h"
+#include "flows/flow_store.h"
 #include "datapath/bpf_datapath.h"
 #include "identity/cgroup_scanner.h"
 #include "identity/identities.h"
@@ -39,6 +42,7 @@ struct DaemonConfig {
   compiler::DefaultEnforcement defaultEnforcement = compiler::DefaultEnforcement::Always;
   bool modeFromFlagOrFile = false;  // only to explain a kept pinned mode in the log
   uint32_t reloadDebounceMs = 300;
+  size_t flowStoreSize = 10000;  // aggregated flow records kept in memory
 
   nlohmann::json toJson() const;
 };
@@ -72,6 +76,12 @@ class Daemon {
   nlohmann::json statusLocked();
 
   void registerCommands();
+  void registerQueries();  // read-only views: daemon/queries.cpp
+  flows::FlowContext flowContextLocked() const;
+  void writeFlowLine(const flows::FlowRecord& r, uint64_t delta);
+  // Identities named by a CLI filter: a workload name, a reserved name, or a
+  // label selector "k=v,k2=v2". Empty result = matches nothing.
+  std::set<uint32_t> resolvePeerFilterLocked(const std::string& spec) const;
   void watchPolicyPaths();
   // inotify on every cgroup dir of the tree: a new cgroup is classified
   // right away, not at the next periodic rescan.
@@ -104,6 +114,10 @@ class Daemon {
   int cgroupInotifyFd_ = -1;
   int64_t startedAt_ = 0;
   int64_t clockOffsetNs_ = 0;
+  flows::FlowStore flowStore_;
+  int64_t lastFlushMs_ = 0;
+  double lastApplyMs_ = 0;
+  uint64_t reloadFailures_ = 0;
   FILE* flowLog_ = nullptr;
   bool flowLogIsStdout_ = false;
   uint64_t flowLogWriteErrors_ = 0;

@@ -462,6 +462,21 @@ Result<Counters> BpfDatapath::counters() const {
   return out;
 }
 
+Result<std::map<uint32_t, uint64_t>> BpfDatapath::ruleHits(uint32_t maxRuleId) const {
+  std::map<uint32_t, uint64_t> out;
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return libbpfError("count CPUs", "possible", ncpu);
+  std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
+  const int fd = bpf_map__fd(skel_->maps.ms_rule_hits);
+  for (uint32_t id = 0; id <= maxRuleId && id < MS_MAX_RULES; id++) {
+    if (bpf_map_lookup_elem(fd, &id, vals.data()) != 0) return sysError("lookup in map", "ms_rule_hits");
+    uint64_t sum = 0;
+    for (uint64_t v : vals) sum += v;
+    if (sum != 0) out[id] = sum;
+  }
+  return out;
+}
+
 Result<int> BpfDatapath::drainEvents(const EventHandler& handler) {
   handler_ = &handler;
   int n = ring_buffer__consume(ring_.get());

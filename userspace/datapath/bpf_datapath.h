@@ -62,6 +62,7 @@ class BpfDatapath final : public Datapath {
   Result<void> syncListeners(const std::vector<identity::Listener>& listeners,
                              const std::set<uint64_t>& cgroupsUnderRoot) override;
   Result<Counters> counters() const override;
+  Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const override;
   Result<int> drainEvents(const EventHandler& handler) override;
   int eventFd() const override;
 

@@ -65,6 +65,8 @@ class Datapath {
   virtual Result<void> syncListeners(const std::vector<identity::Listener>& listeners,
                                      const std::set<uint64_t>& cgroupsUnderRoot) = 0;
   virtual Result<Counters> counters() const = 0;
+  // Verdicts per rule id since this daemon started (index 0 = default deny).
+  virtual Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const = 0;
   // Drains pending events into the handler; returns how many.
   virtual Result<int> drainEvents(const EventHandler& handler) = 0;
   // fd that becomes readable when the kernel forces a wakeup (ring > 1/4 full).

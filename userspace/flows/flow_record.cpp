@@ -1,5 +1,7 @@
 #include "flows/flow_record.h"
 
+#include "flows/flow_store.h"
+
 #include <arpa/inet.h>
 
 #include <cstring>
@@ -108,6 +110,32 @@ nlohmann::json eventToJson(const ms_event& e, const FlowContext& ctx) {
               {"rule", ruleName(e.rule_id, e.reason, *ctx.rules)},
               {"reason", reasonName(e.reason)},
               {"generation", e.generation}};
+}
+
+nlohmann::json recordToJson(const FlowRecord& r, uint64_t delta, const FlowContext& ctx) {
+  ms_event e{};
+  e.cgroup_id = r.cgroupId;
+  e.generation = r.generation;
+  e.pid = r.pid;
+  e.src_identity = r.key.srcIdentity;
+  e.dst_identity = r.key.dstIdentity;
+  e.rule_id = r.key.ruleId;
+  e.dst_addr = r.dstAddr;
+  e.dst_port = htons(r.key.dstPort);
+  e.protocol = r.key.protocol;
+  e.verdict = r.key.verdict;
+  e.direction = r.key.direction;
+  e.hook = r.hook;
+  e.reason = r.key.reason;
+  std::strncpy(e.comm, r.comm.c_str(), sizeof(e.comm) - 1);
+  nlohmann::json j = eventToJson(e, ctx);
+  j["time"] = isoTime(r.lastSeenNs);
+  j["record_id"] = r.id;
+  j["count"] = delta;
+  j["total"] = r.count;
+  j["first_seen"] = isoTime(r.firstSeenNs);
+  j["last_seen"] = isoTime(r.lastSeenNs);
+  return j;
 }
 
 int64_t monotonicToRealtimeOffsetNs() {

@@ -37,6 +37,11 @@ std::string ruleName(uint32_t ruleId, uint8_t reason, const std::map<uint32_t, c
 // One flow-log JSON object (schema documented in README "Flow log").
 nlohmann::json eventToJson(const ms_event& event, const FlowContext& ctx);
 
+// One aggregated flow record (flow log line and `microseg flows` item):
+// the event fields above plus "record_id", "count" (events since the
+// previous line of this record: `delta`), "total", "first_seen", "last_seen".
+nlohmann::json recordToJson(const struct FlowRecord& record, uint64_t delta, const FlowContext& ctx);
+
 // Offset between CLOCK_REALTIME and CLOCK_MONOTONIC, now.
 int64_t monotonicToRealtimeOffsetNs();
 

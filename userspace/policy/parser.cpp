@@ -6,6 +6,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -25,6 +27,13 @@ class DocParser {
 
  private:
   SourceLocation loc(const YAML::Node& n) const {
+    // An empty value (`port:`) has no text of its own and yaml-cpp marks it at
+    // whatever token follows, often the next line: point at its key instead.
+    if (n.IsDefined() && n.IsNull()) {
+      for (const auto& [value, key] : nullValues_) {
+        if (value.is(n)) return loc(key);
+      }
+    }
     const YAML::Mark m = n.Mark();
     if (m.is_null()) return {file_, 0, 0};
     return {file_, m.line + 1, m.column + 1};
@@ -42,6 +51,7 @@ class DocParser {
   void workload(const YAML::Node& spec, const std::string& name, const SourceLocation& at, Bundle& out);
   void policyDoc(const YAML::Node& spec, const std::string& name, const SourceLocation& at, Bundle& out);
   Labels labels(const YAML::Node& node, const std::string& path);
+  void annotations(const YAML::Node& node);
   std::optional<LabelSelector> selector(const YAML::Node& node, const std::string& path);
   std::optional<Peer> subject(const YAML::Node& node, const std::string& path);
   std::optional<Peer> selectorOrIdentity(const YAML::Node& node, const std::string& path);
@@ -49,8 +59,11 @@ class DocParser {
   std::vector<Rule> rules(const YAML::Node& node, const std::string& path, Direction dir);
   std::optional<PortRange> port(const YAML::Node& node, const std::string& path);
 
+  void indexNullValues(const YAML::Node& n);
+
   std::string file_;
   std::vector<Diagnostic>& errors_;
+  std::vector<std::pair<YAML::Node, YAML::Node>> nullValues_;  // (empty value, its key)
 };
 
 std::string joinAllowed(std::initializer_list<const char*> allowed) {
@@ -79,6 +92,29 @@ bool validLabelKey(const std::string& key) {
 }
 
 bool validLabelValue(const std::string& v) { return v.empty() || validLabelName(v); }
+
+// The resolver matches cgroup patterns with fnmatch(FNM_PATHNAME). fnmatch
+// quietly treats a malformed bracket as literal text, so a typo would make a
+// pattern that never matches; catch it here instead.
+std::optional<std::string> globProblem(const std::string& pattern) {
+  for (size_t i = 0; i < pattern.size(); i++) {
+    if (pattern[i] == '\\') {
+      if (++i == pattern.size()) return "ends with a lone '\\'";
+      continue;
+    }
+    if (pattern[i] != '[') continue;
+    size_t j = i + 1;
+    if (j < pattern.size() && (pattern[j] == '!' || pattern[j] == '^')) j++;
+    if (j < pattern.size() && pattern[j] == ']') j++;  // a leading ']' is a member
+    while (j < pattern.size() && pattern[j] != ']') {
+      if (pattern[j] == '/') return "'[' at offset " + std::to_string(i) + " has no closing ']' before '/'";
+      j++;
+    }
+    if (j == pattern.size()) return "'[' at offset " + std::to_string(i) + " has no closing ']'";
+    i = j;
+  }
+  return std::nullopt;
+}
 
 bool DocParser::checkMap(const YAML::Node& node, const std::string& path,
                          std::initializer_list<const char*> allowed) {
@@ -114,16 +150,25 @@ std::optional<std::string> DocParser::scalar(const YAML::Node& node, const std::
 }
 
 std::optional<int64_t> DocParser::integer(const YAML::Node& node, const std::string& path) {
-  // Quoted "80" is a string, not a port: the tag tells them apart.
-  if (!node.IsScalar() || node.Tag() == "!") {
+  // Quoted "80" is a string, not a port: the tag tells them apart ("!" =
+  // quoted, "?" = plain). An explicit tag such as !!str is not a number either.
+  if (!node.IsScalar() || (node.Tag() != "?" && node.Tag() != "tag:yaml.org,2002:int")) {
     error(node, path + ": must be an integer, not " +
-                    (node.IsScalar() ? "a quoted string" : node.IsNull() ? "empty" : "a collection"));
+                    (node.IsScalar() ? (node.Tag() == "!" ? "a quoted string" : "a tagged value")
+                     : node.IsNull() ? "empty"
+                                     : "a collection"));
     return std::nullopt;
   }
   const std::string& s = node.Scalar();
   static const std::regex re("[-+]?[0-9]+");
   if (!std::regex_match(s, re) || s.size() > 12) {
     error(node, path + ": '" + s + "' is not an integer");
+    return std::nullopt;
+  }
+  // YAML 1.1 reads 010 as octal 8, YAML 1.2 as 10: refuse to guess.
+  const size_t digits = s.find_first_not_of("+-");
+  if (s.size() - digits > 1 && s[digits] == '0') {
+    error(node, path + ": '" + s + "' has a leading zero (ambiguous: octal in YAML 1.1)");
     return std::nullopt;
   }
   return std::stoll(s);
@@ -336,6 +381,10 @@ std::optional<Peer> DocParser::peer(const YAML::Node& node, const std::string& p
 }
 
 std::optional<PortRange> DocParser::port(const YAML::Node& node, const std::string& path) {
+  if (node.IsScalar()) {
+    error(node, path + ": must be a mapping; write {port: " + node.Scalar() + "}");
+    return std::nullopt;
+  }
   if (!checkMap(node, path, {"port", "endPort", "protocol"})) return std::nullopt;
   PortRange pr;
   pr.loc = loc(node);
@@ -489,6 +538,10 @@ void DocParser::workload(const YAML::Node& spec, const std::string& name, const 
           error(c, cp + ": '" + *v + "' has an empty, '.' or '..' path component");
           continue;
         }
+        if (auto why = globProblem(*v)) {
+          error(c, cp + ": '" + *v + "': " + *why);
+          continue;
+        }
         w.cgroups.push_back(*v);
       }
     }
@@ -535,13 +588,23 @@ void DocParser::policyDoc(const YAML::Node& spec, const std::string& name, const
       error(e, "spec.enforcement: '" + *v + "' is not monitor or enforce");
     }
   }
+  // A bare `egress:` is rejected rather than read as `[]`: it is as likely a
+  // mis-indented rule list as a deliberate "allow nothing".
   if (auto e = spec["egress"]) {
     p.hasEgress = true;
-    if (!e.IsNull()) p.egress = rules(e, "spec.egress", Direction::Egress);
+    if (e.IsNull()) {
+      error(e, "spec.egress: must be a list of rules (write [] to allow nothing)");
+    } else {
+      p.egress = rules(e, "spec.egress", Direction::Egress);
+    }
   }
   if (auto i = spec["ingress"]) {
     p.hasIngress = true;
-    if (!i.IsNull()) p.ingress = rules(i, "spec.ingress", Direction::Ingress);
+    if (i.IsNull()) {
+      error(i, "spec.ingress: must be a list of rules (write [] to allow nothing)");
+    } else {
+      p.ingress = rules(i, "spec.ingress", Direction::Ingress);
+    }
   }
   if (!p.hasEgress && !p.hasIngress) {
     error(spec, "spec: a policy needs 'egress' and/or 'ingress' rules");
@@ -549,8 +612,24 @@ void DocParser::policyDoc(const YAML::Node& spec, const std::string& name, const
   if (ok) out.policies.push_back(std::move(p));
 }
 
+void DocParser::indexNullValues(const YAML::Node& n) {
+  if (n.IsMap()) {
+    for (const auto& kv : n) {
+      if (kv.second.IsNull()) {
+        nullValues_.emplace_back(kv.second, kv.first);
+      } else {
+        indexNullValues(kv.second);
+      }
+    }
+  } else if (n.IsSequence()) {
+    for (const auto& item : n) indexNullValues(item);
+  }
+}
+
 void DocParser::document(const YAML::Node& doc, Bundle& out) {
   if (doc.IsNull()) return;
+  nullValues_.clear();
+  indexNullValues(doc);
   if (!checkMap(doc, "document", {"apiVersion", "kind", "metadata", "spec"})) return;
   bool ok = true;
   for (const char* key : {"apiVersion", "kind", "metadata", "spec"}) {
@@ -573,24 +652,54 @@ void DocParser::document(const YAML::Node& doc, Bundle& out) {
   }
   const YAML::Node md = doc["metadata"];
   if (!checkMap(md, "metadata", {"name", "labels", "annotations"})) return;
+  // With a bad or missing name the document is not kept, but its spec is still
+  // checked so one run reports everything.
+  bool keep = true;
+  std::string name;
   if (!md["name"]) {
     error(md, "metadata: 'name' is required");
-    return;
-  }
-  auto name = scalar(md["name"], "metadata.name");
-  if (!name) return;
-  if (!validName(*name)) {
-    error(md["name"], "metadata.name: '" + *name +
+    keep = false;
+  } else if (auto n = scalar(md["name"], "metadata.name"); !n) {
+    keep = false;
+  } else if (!validName(*n)) {
+    error(md["name"], "metadata.name: '" + *n +
                           "' is not a valid name (lowercase letters, digits and '-', at most 63)");
+    keep = false;
+  } else {
+    name = *n;
+  }
+  if (auto l = md["labels"]) {
+    if (*kind == "Workload") {
+      // Kubernetes habit; here selection uses spec.labels only, so accepting
+      // these would silently leave the workload unselected.
+      error(md["labels"], "metadata.labels: a Workload's labels go in spec.labels");
+    } else {
+      labels(l, "metadata.labels");
+    }
+  }
+  if (auto a = md["annotations"]) annotations(a);
+  const SourceLocation at = md["name"] ? loc(md["name"]) : loc(md);
+  Bundle scratch;
+  Bundle& into = keep ? out : scratch;
+  if (*kind == "Workload") {
+    workload(doc["spec"], name, at, into);
+  } else {
+    policyDoc(doc["spec"], name, at, into);
+  }
+}
+
+void DocParser::annotations(const YAML::Node& node) {
+  if (!node.IsMap()) {
+    error(node, "metadata.annotations: must be a mapping of strings to strings");
     return;
   }
-  if (auto l = md["labels"]) labels(l, "metadata.labels");
-  if (auto a = md["annotations"]; a && !a.IsMap()) error(a, "metadata.annotations: must be a mapping");
-  const SourceLocation at = loc(md["name"]);
-  if (*kind == "Workload") {
-    workload(doc["spec"], *name, at, out);
-  } else {
-    policyDoc(doc["spec"], *name, at, out);
+  std::set<std::string> seen;
+  for (const auto& kv : node) {
+    if (!kv.first.IsScalar() || !kv.second.IsScalar()) {
+      error(kv.first, "metadata.annotations: keys and values must be strings");
+    } else if (!seen.insert(kv.first.Scalar()).second) {
+      error(kv.first, "metadata.annotations: duplicate key '" + kv.first.Scalar() + "'");
+    }
   }
 }
 
@@ -667,14 +776,20 @@ ParseResult loadPaths(const std::vector<std::string>& paths) {
     std::error_code ec;
     auto st = fs::status(p, ec);
     if (ec || !fs::exists(st)) {
-      out.errors.push_back({{p, 0, 0}, "cannot read: no such file or directory"});
+      out.errors.push_back(
+          {{p, 0, 0}, "cannot read: " + (ec ? ec.message() : std::string("No such file or directory"))});
       continue;
     }
     if (fs::is_directory(st)) {
       std::vector<std::string> found;
-      for (const auto& e : fs::directory_iterator(p, ec)) {
-        const std::string ext = e.path().extension().string();
-        if (e.is_regular_file() && (ext == ".yaml" || ext == ".yml")) found.push_back(e.path().string());
+      // The error_code forms throughout: a vanished or unreadable entry is a
+      // diagnostic, not an exception out of the daemon's reload.
+      for (fs::directory_iterator it(p, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string ext = it->path().extension().string();
+        std::error_code fec;
+        if ((ext == ".yaml" || ext == ".yml") && it->is_regular_file(fec)) {
+          found.push_back(it->path().string());
+        }
       }
       if (ec) {
         out.errors.push_back({{p, 0, 0}, "cannot list directory: " + ec.message()});
@@ -693,11 +808,15 @@ ParseResult loadPaths(const std::vector<std::string>& paths) {
   for (const auto& f : files) {
     std::ifstream in(f);
     if (!in) {
-      out.errors.push_back({{f, 0, 0}, "cannot open for reading"});
+      out.errors.push_back({{f, 0, 0}, std::string("cannot open for reading: ") + std::strerror(errno)});
       continue;
     }
     std::stringstream ss;
     ss << in.rdbuf();
+    if (in.bad()) {
+      out.errors.push_back({{f, 0, 0}, std::string("cannot read: ") + std::strerror(errno)});
+      continue;
+    }
     ParseResult one = parseText(ss.str(), f);
     out.errors.insert(out.errors.end(), one.errors.begin(), one.errors.end());
     for (auto& w : one.bundle.workloads) out.bundle.workloads.push_back(std::move(w));

@@ -1,0 +1,357 @@
+// Read-only views served on the control socket: flows, explain, workloads,
+// policy.show, graph. They answer "why was this dropped?" from the policy
+// in force and the aggregated flow records.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "control/protocol.h"
+#include "control/server.h"
+#include "daemon/daemon.h"
+
+namespace microseg::daemon {
+namespace {
+
+using control::ControlError;
+using control::Request;
+using nlohmann::json;
+
+const char* kReserved[] = {"host", "world", "unmanaged", "pending"};
+
+std::optional<uint32_t> reservedId(const std::string& name) {
+  if (name == "host") return MS_IDENTITY_HOST;
+  if (name == "world") return MS_IDENTITY_WORLD;
+  if (name == "unmanaged") return MS_IDENTITY_UNMANAGED;
+  if (name == "pending") return MS_IDENTITY_PENDING;
+  return std::nullopt;
+}
+
+std::string optString(const json& body, const char* key) {
+  if (!body.contains(key) || body[key].is_null()) return {};
+  if (!body[key].is_string()) {
+    throw ControlError(control::kErrBadRequest, std::string("field '") + key + "' must be a string", {});
+  }
+  return body[key].get<std::string>();
+}
+
+int64_t optInt(const json& body, const char* key, int64_t lo, int64_t hi, int64_t dflt) {
+  if (!body.contains(key) || body[key].is_null()) return dflt;
+  if (!body[key].is_number_integer()) {
+    throw ControlError(control::kErrBadRequest, std::string("field '") + key + "' must be an integer", {});
+  }
+  const int64_t v = body[key].get<int64_t>();
+  if (v < lo || v > hi) {
+    throw ControlError(control::kErrBadRequest, std::string("field '") + key + "' is out of range (" +
+                                                    std::to_string(lo) + "-" + std::to_string(hi) + ")",
+                       {});
+  }
+  return v;
+}
+
+uint8_t parseProtocol(const std::string& p) {
+  if (p == "tcp" || p == "TCP") return MS_PROTO_TCP;
+  if (p == "udp" || p == "UDP") return MS_PROTO_UDP;
+  throw ControlError(control::kErrBadRequest, "protocol '" + p + "' is not tcp or udp", {});
+}
+
+size_t processCount(const std::string& cgroupDir) {
+  std::ifstream in(cgroupDir + "/cgroup.procs");
+  size_t n = 0;
+  std::string line;
+  while (std::getline(in, line)) n += !line.empty();
+  return n;
+}
+
+}  // namespace
+
+std::set<uint32_t> Daemon::resolvePeerFilterLocked(const std::string& spec) const {
+  std::set<uint32_t> out;
+  if (auto r = reservedId(spec)) return {*r};
+  if (auto it = ids_.byWorkload.find(spec); it != ids_.byWorkload.end()) return {it->second};
+  if (spec.find('=') == std::string::npos) {
+    throw ControlError(control::kErrBadRequest,
+                       "'" + spec + "' is neither a workload, a reserved name (host, world, "
+                                    "unmanaged) nor a label selector like app=web",
+                       {});
+  }
+  policy::LabelSelector sel;
+  std::stringstream ss(spec);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    auto eq = part.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw ControlError(control::kErrBadRequest, "bad label selector '" + spec + "' (want k=v[,k=v])", {});
+    }
+    sel.matchLabels[part.substr(0, eq)] = part.substr(eq + 1);
+  }
+  for (const auto& [id, labels] : ids_.labels) {
+    if (sel.matches(labels)) out.insert(id);
+  }
+  return out;
+}
+
+void Daemon::registerQueries() {
+  control_->registerCommand(
+      "flows", [this](const Request& req) {
+        const std::string verdict = optString(req.body, "verdict");
+        if (!verdict.empty() && verdict != "allow" && verdict != "deny" && verdict != "audit") {
+          throw ControlError(control::kErrBadRequest, "verdict '" + verdict + "' is not allow, deny or audit", {});
+        }
+        const std::string from = optString(req.body, "from"), to = optString(req.body, "to");
+        const int64_t port = optInt(req.body, "port", 0, 65535, 0);
+        const int64_t sinceSec = optInt(req.body, "since_seconds", 0, 365LL * 86400, 0);
+        const int64_t afterSeq = optInt(req.body, "after_seq", 0, INT64_MAX, 0);
+        const int64_t limit = optInt(req.body, "limit", 1, 100000, 1000);
+        std::lock_guard<std::mutex> lock(mu_);
+        drainEventsLocked();  // what the kernel has now, not 100 ms ago
+        std::set<uint32_t> fromIds, toIds;
+        if (!from.empty()) fromIds = resolvePeerFilterLocked(from);
+        if (!to.empty()) toIds = resolvePeerFilterLocked(to);
+        const int64_t sinceNs =
+            sinceSec == 0 ? 0
+                          : std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                    .count() -
+                                sinceSec * 1000000000LL;
+        auto recs = afterSeq > 0 ? flowStore_.updatedAfter(static_cast<uint64_t>(afterSeq)) : flowStore_.all();
+        const auto ctx = flowContextLocked();
+        json items = json::array();
+        for (const auto& r : recs) {
+          if (!verdict.empty() && verdict != flows::verdictName(r.key.verdict)) continue;
+          if (!from.empty() && !fromIds.count(r.key.srcIdentity)) continue;
+          if (!to.empty() && !toIds.count(r.key.dstIdentity)) continue;
+          if (port != 0 && r.key.dstPort != port) continue;
+          if (r.lastSeenNs < sinceNs) continue;
+          items.push_back(flows::recordToJson(r, r.count, ctx));
+          if (static_cast<int64_t>(items.size()) >= limit) break;
+        }
+        json counters = json::object();
+        if (auto c = datapath_->counters(); c) counters = {{"events_lost", c->eventsLost()}};
+        return json{{"records", items},
+                    {"seq", flowStore_.seq()},
+                    {"store", {{"records", flowStore_.size()},
+                               {"capacity", flowStore_.capacity()},
+                               {"evicted", flowStore_.evicted()},
+                               {"events", flowStore_.events()}}},
+                    {"events_lost", counters.value("events_lost", 0)}};
+      },
+      false);
+
+  control_->registerCommand(
+      "explain", [this](const Request& req) {
+        std::lock_guard<std::mutex> lock(mu_);
+        uint32_t subject = 0, peer = 0;
+        uint16_t port = 0;
+        uint8_t proto = MS_PROTO_TCP;
+        policy::Direction dir = policy::Direction::Egress;
+        std::string fromName, toName;
+        json flow = nullptr;
+        if (req.body.contains("flow")) {
+          const int64_t id = optInt(req.body, "flow", 1, INT64_MAX, 0);
+          drainEventsLocked();
+          auto r = flowStore_.find(static_cast<uint64_t>(id));
+          if (!r) throw ControlError(control::kErrBadRequest, "no flow record " + std::to_string(id), {});
+          subject = r->key.srcIdentity;
+          peer = r->key.dstIdentity;
+          port = r->key.dstPort;
+          proto = r->key.protocol;
+          dir = r->key.direction == MS_DIR_INGRESS ? policy::Direction::Ingress : policy::Direction::Egress;
+          flow = flows::recordToJson(*r, r->count, flowContextLocked());
+        } else {
+          fromName = optString(req.body, "from");
+          toName = optString(req.body, "to");
+          if (fromName.empty() || toName.empty()) {
+            throw ControlError(control::kErrBadRequest, "'from' and 'to' are required (or 'flow')", {});
+          }
+          auto one = [&](const std::string& n) {
+            auto s = resolvePeerFilterLocked(n);
+            if (s.size() != 1) {
+              throw ControlError(control::kErrBadRequest,
+                                 "'" + n + "' names " + std::to_string(s.size()) +
+                                     " identities; name one workload or reserved peer",
+                                 {});
+            }
+            return *s.begin();
+          };
+          subject = one(fromName);
+          peer = one(toName);
+          port = static_cast<uint16_t>(optInt(req.body, "port", 1, 65535, 0));
+          if (port == 0) throw ControlError(control::kErrBadRequest, "'port' is required", {});
+          const std::string p = optString(req.body, "protocol");
+          proto = p.empty() ? MS_PROTO_TCP : parseProtocol(p);
+          const std::string d = optString(req.body, "direction");
+          if (d == "ingress") {
+            dir = policy::Direction::Ingress;
+          } else if (!d.empty() && d != "egress") {
+            throw ControlError(control::kErrBadRequest, "direction '" + d + "' is not egress or ingress", {});
+          }
+        }
+        auto ex = compiler::explain(bundle_, ids_, compiled_, subject, peer, dir, proto, port);
+        uint32_t mode = datapath_->mode();
+        if (auto it = compiled_.identities.find(subject); it != compiled_.identities.end() &&
+                                                           it->second.mode != MS_MODE_INHERIT) {
+          mode = it->second.mode;
+        }
+        if (auto w = ids_.workloads.find(subject); w != ids_.workloads.end()) {
+          for (const auto& name : w->second) {
+            if (auto m = workloadModes_.find(name); m != workloadModes_.end()) mode = m->second;
+          }
+        }
+        std::string outcome = flows::verdictName(ex.decision.verdict);
+        if (ex.decision.verdict == MS_VERDICT_DENY && mode == MS_MODE_MONITOR) outcome = "audit";
+        json rules = json::array();
+        for (const auto& c : ex.rules) {
+          rules.push_back({{"rule", c.rule}, {"id", c.ruleId}, {"text", c.text}, {"matches", c.matches},
+                           {"why", c.why}});
+        }
+        json decided = nullptr;
+        if (auto it = compiled_.rules.find(ex.decision.ruleId); it != compiled_.rules.end() &&
+                                                               ex.decision.reason == MS_REASON_RULE) {
+          decided = {{"rule", it->second.name()}, {"id", it->first}, {"text", it->second.text},
+                     {"location", it->second.loc.file + ":" + std::to_string(it->second.loc.line)}};
+        }
+        return json{{"from", {{"identity", subject}, {"workload", ids_.nameOf(subject)}}},
+                    {"to", {{"identity", peer}, {"workload", ids_.nameOf(peer)}}},
+                    {"port", port},
+                    {"protocol", flows::protocolName(proto)},
+                    {"direction", dir == policy::Direction::Ingress ? "ingress" : "egress"},
+                    {"verdict", flows::verdictName(ex.decision.verdict)},
+                    {"outcome", outcome},
+                    {"mode", mode == MS_MODE_ENFORCE ? "enforce" : "monitor"},
+                    {"reason", flows::reasonName(ex.decision.reason)},
+                    {"rule", flows::ruleName(ex.decision.ruleId, ex.decision.reason, allRules_)},
+                    {"decided_by", decided},
+                    {"selecting_policies", ex.selectingPolicies},
+                    {"rules_checked", rules},
+                    {"flow", flow},
+                    {"generation", generation_}};
+      },
+      false);
+
+  control_->registerCommand(
+      "workloads", [this](const Request&) {
+        std::lock_guard<std::mutex> lock(mu_);
+        json out = json::array();
+        for (const auto& w : bundle_.workloads) {
+          const uint32_t ident = ids_.byWorkload.count(w.name) ? ids_.byWorkload.at(w.name) : 0;
+          json cgroups = json::array();
+          size_t procs = 0;
+          for (const auto& [id, c] : cgroups_) {
+            if (c.workload != w.name) continue;
+            if (!c.inherited) cgroups.push_back(c.path);
+            procs += processCount(config_.cgroupRoot + (c.path == "/" ? "" : c.path));
+          }
+          std::set<uint32_t> peers;
+          bool anyPeer = false;
+          for (const auto& e : compiled_.entries) {
+            if (e.key.subject != ident || e.key.direction != MS_DIR_EGRESS || e.value.verdict != MS_VERDICT_ALLOW) continue;
+            if (e.key.peer == MS_IDENTITY_ANY) {
+              anyPeer = true;
+            } else {
+              peers.insert(e.key.peer);
+            }
+          }
+          uint32_t mode = MS_MODE_INHERIT;
+          if (auto m = workloadModes_.find(w.name); m != workloadModes_.end()) {
+            mode = m->second;
+          } else if (auto iv = compiled_.identities.find(ident); iv != compiled_.identities.end()) {
+            mode = iv->second.mode;
+          }
+          const uint32_t effective = mode == MS_MODE_INHERIT ? datapath_->mode() : mode;
+          json peerNames = json::array();
+          for (uint32_t p : peers) peerNames.push_back(ids_.nameOf(p));
+          out.push_back({{"name", w.name},
+                         {"identity", ident},
+                         {"labels", w.labels},
+                         {"spiffe_id", w.spiffeId.empty() ? json(nullptr) : json(w.spiffeId)},
+                         {"cgroups", cgroups},
+                         {"processes", procs},
+                         {"mode", mode == MS_MODE_INHERIT ? "inherit" : (mode == MS_MODE_ENFORCE ? "enforce" : "monitor")},
+                         {"effective_mode", effective == MS_MODE_ENFORCE ? "enforce" : "monitor"},
+                         {"allowed_peers", anyPeer ? json("any") : json(peers.size())},
+                         {"allowed_peer_names", peerNames}});
+        }
+        return json{{"workloads", out}};
+      },
+      false);
+
+  control_->registerCommand(
+      "policy.show", [this](const Request&) {
+        std::lock_guard<std::mutex> lock(mu_);
+        uint32_t maxId = 0;
+        for (const auto& [id, r] : compiled_.rules) maxId = std::max(maxId, id);
+        std::map<uint32_t, uint64_t> hits;
+        if (auto h = datapath_->ruleHits(maxId); h) hits = *h;
+        json rules = json::array();
+        for (const auto& [id, r] : compiled_.rules) {
+          rules.push_back({{"id", id},
+                           {"rule", r.name()},
+                           {"policy", r.policy},
+                           {"direction", r.direction == policy::Direction::Ingress ? "ingress" : "egress"},
+                           {"index", r.index},
+                           {"action", r.action == policy::Action::Allow ? "allow" : "deny"},
+                           {"text", r.text},
+                           {"location", r.loc.file + ":" + std::to_string(r.loc.line) + ":" + std::to_string(r.loc.column)},
+                           {"hits", hits.count(id) ? hits[id] : 0}});
+        }
+        return json{{"generation", generation_},
+                    {"rules", rules},
+                    {"default_deny_hits", hits.count(0) ? hits[0] : 0},
+                    {"entries", compiled_.entries.size()}};
+      },
+      false);
+
+  control_->registerCommand(
+      "graph", [this](const Request&) {
+        std::lock_guard<std::mutex> lock(mu_);
+        drainEventsLocked();
+        json nodes = json::array();
+        std::set<uint32_t> seen;
+        auto node = [&](uint32_t id) {
+          if (!seen.insert(id).second) return;
+          const bool reserved = id < MS_IDENTITY_FIRST_WORKLOAD;
+          nodes.push_back({{"id", id}, {"name", reserved && id == MS_IDENTITY_ANY ? "any" : ids_.nameOf(id)},
+                           {"kind", reserved ? "reserved" : "workload"}});
+        };
+        for (const auto& [id, labels] : ids_.labels) node(id);
+        // Policy edges: allowed (subject, peer) pairs with their ports.
+        std::map<std::pair<uint32_t, uint32_t>, std::set<std::string>> allowed;
+        for (const auto& e : compiled_.entries) {
+          if (e.key.direction != MS_DIR_EGRESS || e.value.verdict != MS_VERDICT_ALLOW) continue;
+          const uint32_t bits = e.key.prefixlen - MS_POLICY_PREFIX_FIXED;
+          const uint16_t first = ntohs(e.key.port);
+          const uint32_t last = first + (bits == 0 ? 65535u : (1u << (16 - bits)) - 1);
+          std::string ports = bits == 16 ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(last);
+          allowed[{e.key.subject, e.key.peer}].insert(ports + "/" + flows::protocolName(e.key.protocol));
+        }
+        json edges = json::array();
+        for (const auto& [k, ports] : allowed) {
+          node(k.first);
+          node(k.second);
+          edges.push_back({{"from", k.first}, {"to", k.second}, {"kind", "policy"},
+                           {"ports", std::vector<std::string>(ports.begin(), ports.end())}});
+        }
+        // Observed edges from the flow records, by verdict.
+        std::map<std::tuple<uint32_t, uint32_t, std::string>, std::pair<uint64_t, std::set<std::string>>> observed;
+        for (const auto& r : flowStore_.all()) {
+          auto& o = observed[{r.key.srcIdentity, r.key.dstIdentity, flows::verdictName(r.key.verdict)}];
+          o.first += r.count;
+          o.second.insert(std::to_string(r.key.dstPort) + "/" + flows::protocolName(r.key.protocol));
+        }
+        for (const auto& [k, o] : observed) {
+          node(std::get<0>(k));
+          node(std::get<1>(k));
+          edges.push_back({{"from", std::get<0>(k)}, {"to", std::get<1>(k)}, {"kind", "observed"},
+                           {"verdict", std::get<2>(k)}, {"count", o.first},
+                           {"ports", std::vector<std::string>(o.second.begin(), o.second.end())}});
+        }
+        return json{{"nodes", nodes}, {"edges", edges}, {"generation", generation_}};
+      },
+      false);
+  (void)kReserved;
+}
+
+}  // namespace microseg::daemon

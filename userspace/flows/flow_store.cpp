@@ -1,0 +1,85 @@
+#include "flows/flow_store.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace microseg::flows {
+
+const FlowRecord& FlowStore::add(const ms_event& e, int64_t wallNs,
+                                 const std::function<void(const FlowRecord&)>& onEvict) {
+  FlowKey k;
+  k.direction = e.direction;
+  k.srcIdentity = e.src_identity;
+  k.dstIdentity = e.dst_identity;
+  k.dstPort = ntohs(e.dst_port);
+  k.protocol = e.protocol;
+  k.verdict = e.verdict;
+  k.ruleId = e.rule_id;
+  k.reason = e.reason;
+  events_++;
+  auto it = byKey_.find(k);
+  if (it == byKey_.end()) {
+    if (byKey_.size() >= capacity_) {
+      auto victim = std::prev(lru_.end());
+      if (onEvict) onEvict(*victim);
+      byKey_.erase(victim->key);
+      byId_.erase(victim->id);
+      lru_.erase(victim);
+      evicted_++;
+    }
+    FlowRecord r;
+    r.id = nextId_++;
+    r.key = k;
+    r.firstSeenNs = wallNs;
+    lru_.push_front(std::move(r));
+    it = byKey_.emplace(k, lru_.begin()).first;
+    byId_[lru_.begin()->id] = lru_.begin();
+  } else if (it->second != lru_.begin()) {
+    lru_.splice(lru_.begin(), lru_, it->second);
+  }
+  FlowRecord& r = *it->second;
+  r.lastSeenNs = wallNs;
+  r.count++;
+  r.updateSeq = ++seq_;
+  r.cgroupId = e.cgroup_id;
+  r.pid = e.pid;
+  r.comm.assign(e.comm, strnlen(e.comm, sizeof(e.comm)));
+  r.dstAddr = e.dst_addr;
+  r.generation = e.generation;
+  r.hook = e.hook;
+  return r;
+}
+
+std::vector<FlowRecord> FlowStore::takeUnflushed(bool onlyNew) {
+  std::vector<FlowRecord> out;
+  for (auto& r : lru_) {
+    if (r.count != r.flushedCount && (!onlyNew || r.flushedCount == 0)) {
+      out.push_back(r);
+      r.flushedCount = r.count;
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.updateSeq < b.updateSeq; });
+  return out;
+}
+
+std::vector<FlowRecord> FlowStore::all() const { return {lru_.begin(), lru_.end()}; }
+
+std::vector<FlowRecord> FlowStore::updatedAfter(uint64_t seq) const {
+  std::vector<FlowRecord> out;
+  for (const auto& r : lru_) {
+    if (r.updateSeq <= seq) break;  // LRU order = update order
+    out.push_back(r);
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+std::optional<FlowRecord> FlowStore::find(uint64_t id) const {
+  auto it = byId_.find(id);
+  if (it == byId_.end()) return std::nullopt;
+  return *it->second;
+}
+
+}  // namespace microseg::flows

@@ -1,0 +1,92 @@
+// Aggregated flow records: verdict events folded per flow key, so a connect
+// flood becomes one record with a count instead of a flood of lines.
+//
+// Bounded: at most `capacity` records; when a new key arrives at capacity the
+// least recently seen record is evicted (after its last counts were handed to
+// the flow log) and counted in `evicted`. Pure logic, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "bpf/abi.h"
+
+namespace microseg::flows {
+
+struct FlowKey {
+  uint8_t direction = MS_DIR_EGRESS;
+  uint32_t srcIdentity = 0;
+  uint32_t dstIdentity = 0;
+  uint16_t dstPort = 0;  // host order
+  uint8_t protocol = 0;
+  uint8_t verdict = 0;   // enum ms_verdict
+  uint32_t ruleId = 0;
+  uint8_t reason = 0;    // enum ms_reason
+  auto tie() const {
+    return std::tie(direction, srcIdentity, dstIdentity, dstPort, protocol, verdict, ruleId, reason);
+  }
+  bool operator<(const FlowKey& o) const { return tie() < o.tie(); }
+  bool operator==(const FlowKey& o) const { return tie() == o.tie(); }
+};
+
+struct FlowRecord {
+  uint64_t id = 0;          // stable while the record lives
+  FlowKey key;
+  int64_t firstSeenNs = 0;  // wall clock
+  int64_t lastSeenNs = 0;
+  uint64_t count = 0;       // events folded into this record
+  uint64_t flushedCount = 0;  // part of `count` already written to the flow log
+  uint64_t updateSeq = 0;   // global sequence of the last update (for --follow)
+  // Details of the latest event (not part of the key).
+  uint64_t cgroupId = 0;
+  uint32_t pid = 0;
+  std::string comm;
+  ms_addr dstAddr{};
+  uint64_t generation = 0;
+  uint8_t hook = 0;
+};
+
+class FlowStore {
+ public:
+  explicit FlowStore(size_t capacity = 10000) : capacity_(capacity ? capacity : 1) {}
+
+  // Folds one event in; `wallNs` is its wall-clock time. Returns the record.
+  // If a record has to be evicted to make room, `onEvict` gets it first.
+  const FlowRecord& add(const ms_event& e, int64_t wallNs,
+                        const std::function<void(const FlowRecord&)>& onEvict = {});
+
+  // Records with unflushed counts (for the flow log), oldest update first;
+  // marks them flushed. `onlyNew`: only records never flushed before. The
+  // returned copies still carry the previous flushedCount (delta = count -
+  // flushedCount).
+  std::vector<FlowRecord> takeUnflushed(bool onlyNew = false);
+
+  // Every record, most recently seen first.
+  std::vector<FlowRecord> all() const;
+  // Records updated after `seq` (for --follow), oldest update first.
+  std::vector<FlowRecord> updatedAfter(uint64_t seq) const;
+  std::optional<FlowRecord> find(uint64_t id) const;
+
+  size_t size() const { return byKey_.size(); }
+  size_t capacity() const { return capacity_; }
+  uint64_t evicted() const { return evicted_; }
+  uint64_t events() const { return events_; }
+  uint64_t seq() const { return seq_; }
+
+ private:
+  using Lru = std::list<FlowRecord>;  // front = most recently seen
+  size_t capacity_;
+  Lru lru_;
+  std::map<FlowKey, Lru::iterator> byKey_;
+  std::unordered_map<uint64_t, Lru::iterator> byId_;
+  uint64_t nextId_ = 1, seq_ = 0, evicted_ = 0, events_ = 0;
+};
+
+}  // namespace microseg::flows
