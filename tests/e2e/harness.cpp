@@ -1,21 +1,28 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -26,7 +33,244 @@ namespace fs = std::filesystem;
 namespace {
 
 std::atomic<int> gCounter{0};
+pid_t gMainPid = 0;
+constexpr const char* kTfoSysctl = "/proc/sys/net/ipv4/tcp_fastopen";
+constexpr int kServerLifetimeMs = 60000;  // servers end by themselves even if never killed
 
+// ---- what must be undone, also from a signal handler ------------------------
+// Fixed-size lock-free tables: the signal path may only read memory and make
+// async-signal-safe calls.
+enum PidKind : int { kWorker = 1, kDaemon = 2, kTool = 3 };
+struct PidSlot {
+  std::atomic<pid_t> pid{0};
+  std::atomic<int> kind{0};
+};
+constexpr int kMaxPids = 1024;  // the churn test runs 300 workers at once
+PidSlot gPids[kMaxPids];
+
+enum PathKind : int { kBusy = -1, kCgroupTree = 1, kStateDir = 2, kTempDir = 3 };
+struct PathSlot {
+  std::atomic<int> kind{0};
+  char path[512] = {};
+};
+constexpr int kMaxPaths = 64;
+PathSlot gPaths[kMaxPaths];
+std::atomic<int> gTfoOriginal{-1};
+
+void trackPid(pid_t pid, PidKind kind) {
+  if (pid <= 0) return;
+  for (auto& s : gPids) {
+    pid_t free = 0;
+    if (s.pid.compare_exchange_strong(free, pid)) {
+      s.kind = kind;
+      return;
+    }
+  }
+  std::cerr << "e2e harness: pid table full, pid " << pid << " is not tracked\n";
+}
+
+void untrackPid(pid_t pid) {
+  for (auto& s : gPids) {
+    pid_t expected = pid;
+    if (s.pid.compare_exchange_strong(expected, 0)) {
+      s.kind = 0;
+      return;
+    }
+  }
+}
+
+void trackPath(const std::string& path, PathKind kind) {
+  for (auto& s : gPaths) {
+    int free = 0;
+    if (!s.kind.compare_exchange_strong(free, kBusy)) continue;
+    std::snprintf(s.path, sizeof(s.path), "%s", path.c_str());
+    s.kind = kind;
+    return;
+  }
+  std::cerr << "e2e harness: path table full, " << path << " is not tracked\n";
+}
+
+void untrackPath(const std::string& path) {
+  for (auto& s : gPaths) {
+    if (s.kind.load() > 0 && path == s.path) {
+      s.kind = 0;
+      return;
+    }
+  }
+}
+
+// ---- async-signal-safe helpers -------------------------------------------------
+void sleepMs(int ms) {
+  timespec ts{ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+// waitpid with a bound; the pid is untracked once reaped.
+bool reap(pid_t pid, int timeoutMs, int* status) {
+  for (int waited = 0;; waited += 5) {
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid || (r < 0 && errno == ECHILD)) {
+      untrackPid(pid);
+      return r == pid;
+    }
+    if (r < 0 && errno != EINTR) return false;
+    if (waited >= timeoutMs) return false;
+    sleepMs(5);
+  }
+}
+
+bool rmdirRetry(const char* path) {
+  // A cgroup whose last process just died reports EBUSY for a moment.
+  for (int i = 0; i < 50; i++) {
+    if (rmdir(path) == 0 || errno == ENOENT) return true;
+    if (errno != EBUSY) return false;
+    sleepMs(20);
+  }
+  return false;
+}
+
+bool joinPath(char* out, size_t size, const char* dir, const char* name) {
+  size_t i = 0;
+  for (const char* p = dir; *p != 0; p++) {
+    if (i + 1 >= size) return false;
+    out[i++] = *p;
+  }
+  if (i + 1 >= size) return false;
+  out[i++] = '/';
+  for (const char* p = name; *p != 0; p++) {
+    if (i + 1 >= size) return false;
+    out[i++] = *p;
+  }
+  out[i] = 0;
+  return true;
+}
+
+struct LinuxDirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+// Removes every directory below `path`, deepest first (a cgroup directory holds
+// only interface files, which go with it). getdents64 rather than opendir: no
+// malloc, so it also runs from the signal handler.
+void rmdirBelow(const char* path, int depth) {
+  if (depth > 16) return;
+  for (int pass = 0; pass < 8; pass++) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    bool removedAny = false;
+    alignas(8) char buf[2048];
+    long n;
+    while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+      for (long off = 0; off < n;) {
+        auto* d = reinterpret_cast<LinuxDirent64*>(buf + off);
+        off += d->d_reclen;
+        if (d->d_type != DT_DIR) continue;
+        if (std::strcmp(d->d_name, ".") == 0 || std::strcmp(d->d_name, "..") == 0) continue;
+        char child[1024];
+        if (!joinPath(child, sizeof(child), path, d->d_name)) continue;
+        rmdirBelow(child, depth + 1);
+        if (rmdirRetry(child)) removedAny = true;
+      }
+    }
+    close(fd);
+    if (!removedAny) return;
+  }
+}
+
+// fork + execve with a bounded wait; -1 if it did not finish in time.
+int runTool(const char* const argv[], int timeoutMs) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0) {
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+    }
+    execve(argv[0], const_cast<char* const*>(argv), environ);
+    _exit(127);
+  }
+  if (pid < 0) return -1;
+  trackPid(pid, kTool);
+  int st = 0;
+  if (!reap(pid, timeoutMs, &st)) {
+    kill(pid, SIGKILL);
+    reap(pid, 1000, &st);
+    return -1;
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void writeAll(int fd, const char* s) {
+  size_t len = std::strlen(s);
+  while (len > 0) {
+    ssize_t n = write(fd, s, len);
+    if (n <= 0) return;
+    s += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+bool writeSysctl(const char* path, int value) {
+  char buf[16];
+  int len = std::snprintf(buf, sizeof(buf), "%d\n", value);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, buf, static_cast<size_t>(len)) == len;
+  close(fd);
+  return ok;
+}
+
+// Everything the tests left behind: our processes (by pid), the daemons'
+// pinned state, the cgroup trees, the temp dirs, the sysctl.
+void cleanupEverything() {
+  for (auto& s : gPids) {
+    const pid_t p = s.pid.load();
+    if (p > 0) kill(p, SIGKILL);
+  }
+  for (auto& s : gPids) {
+    const pid_t p = s.pid.load();
+    int st;
+    if (p > 0) reap(p, 2000, &st);
+  }
+  for (auto& s : gPaths) {
+    if (s.kind.load() != kStateDir) continue;
+    const char* cleanup[] = {MS_BUILD_DIR "/microsegd", "--cleanup", "--state-dir", s.path, nullptr};
+    runTool(cleanup, 10000);
+    const char* rm[] = {"/bin/rm", "-rf", s.path, nullptr};
+    runTool(rm, 5000);
+  }
+  for (auto& s : gPaths) {
+    if (s.kind.load() != kCgroupTree) continue;
+    rmdirBelow(s.path, 0);
+    rmdirRetry(s.path);
+  }
+  for (auto& s : gPaths) {
+    if (s.kind.load() != kTempDir) continue;
+    const char* rm[] = {"/bin/rm", "-rf", s.path, nullptr};
+    runTool(rm, 5000);
+  }
+  const int tfo = gTfoOriginal.load();
+  if (tfo >= 0) writeSysctl(kTfoSysctl, tfo);
+}
+
+void onFatalSignal(int sig) {
+  // Forked workers inherit this handler (and get the terminal's ^C too).
+  if (getpid() != gMainPid) _exit(128 + sig);
+  static std::atomic<bool> once{false};
+  if (!once.exchange(true)) {
+    writeAll(2, "\ne2e: interrupted, removing the test processes, pinned state, cgroups and temp files\n");
+    cleanupEverything();
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+// ---- ordinary helpers ----------------------------------------------------------
 int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -71,15 +315,19 @@ socklen_t makeAddr(int family, const std::string& addr, int port, sockaddr_stora
   return sizeof(*a);
 }
 
-bool waitPid(pid_t pid, int timeoutMs, int* status) {
-  const int64_t end = nowMs() + timeoutMs;
-  while (nowMs() < end) {
-    pid_t r = waitpid(pid, status, WNOHANG);
-    if (r == pid) return true;
-    if (r < 0) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+bool waitPid(pid_t pid, int timeoutMs, int* status) { return reap(pid, timeoutMs, status); }
+
+// Kills and reaps the still-running tracked processes of `kind`.
+void killTracked(PidKind kind) {
+  for (auto& s : gPids) {
+    const pid_t p = s.pid.load();
+    if (p > 0 && s.kind.load() == kind) kill(p, SIGKILL);
   }
-  return false;
+  for (auto& s : gPids) {
+    const pid_t p = s.pid.load();
+    int st;
+    if (p > 0 && s.kind.load() == kind) reap(p, 2000, &st);
+  }
 }
 
 }  // namespace
@@ -94,27 +342,74 @@ std::string cgroup2Mount() {
   return {};
 }
 
+bool ensureBpffs() {
+  std::ifstream in("/proc/mounts");
+  std::string dev, dir, type, rest;
+  while (in >> dev >> dir >> type) {
+    std::getline(in, rest);
+    if (type == "bpf" && dir == "/sys/fs/bpf") return true;
+  }
+  mkdir("/sys/fs/bpf", 0700);
+  if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") != 0) {
+    std::cerr << "cannot mount bpffs at /sys/fs/bpf: " << std::strerror(errno) << "\n";
+    return false;
+  }
+  return true;
+}
+
+void installCleanupOnSignal() {
+  gMainPid = getpid();
+  struct sigaction sa {};
+  sa.sa_handler = onFatalSignal;
+  sigemptyset(&sa.sa_mask);
+  // SIGABRT too: std::terminate (e.g. a joinable thread left behind by a
+  // failed ASSERT) must not leak pinned programs on cgroups.
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT}) sigaction(sig, &sa, nullptr);
+}
+
+TcpFastOpenClient::TcpFastOpenClient() {
+  const std::string v = readFile(kTfoSysctl);
+  if (v.empty()) return;
+  const int current = std::atoi(v.c_str());
+  if ((current & 1) != 0) {
+    ok_ = true;  // already on: nothing to restore
+    return;
+  }
+  original_ = current;
+  gTfoOriginal = current;
+  ok_ = writeSysctl(kTfoSysctl, current | 1);
+}
+
+TcpFastOpenClient::~TcpFastOpenClient() {
+  if (original_ < 0) return;
+  writeSysctl(kTfoSysctl, original_);
+  gTfoOriginal = -1;
+}
+
 CgroupTree::CgroupTree() {
   root_ = cgroup2Mount() + "/microseg-test-" + std::to_string(getpid()) + "-" +
           std::to_string(gCounter++);
-  mkdir(root_.c_str(), 0755);
+  if (mkdir(root_.c_str(), 0755) != 0) {
+    std::cerr << "e2e harness: mkdir " << root_ << ": " << std::strerror(errno) << "\n";
+  }
+  trackPath(root_, kCgroupTree);
 }
 
 CgroupTree::~CgroupTree() {
-  writeFile(root_ + "/cgroup.kill", "1");
-  // rmdir deepest first; a cgroup whose last process just died may report
-  // EBUSY for a moment.
-  for (int attempt = 0; attempt < 50; attempt++) {
-    std::vector<std::string> dirs;
+  killTracked(kWorker);
+  rmdirBelow(root_.c_str(), 0);
+  if (!rmdirRetry(root_.c_str())) {
+    // Never kill what we did not fork: say what is left instead.
+    std::cerr << "e2e harness: cannot remove " << root_ << ": " << std::strerror(errno) << "\n";
     std::error_code ec;
     for (auto it = fs::recursive_directory_iterator(root_, ec); !ec && it != fs::end(it); it.increment(ec)) {
-      if (it->is_directory()) dirs.push_back(it->path().string());
+      if (it->path().filename() == "cgroup.procs") {
+        const std::string procs = readFile(it->path().string());
+        if (!procs.empty()) std::cerr << "  " << it->path().string() << ": " << procs;
+      }
     }
-    std::sort(dirs.begin(), dirs.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
-    for (const auto& d : dirs) rmdir(d.c_str());
-    if (rmdir(root_.c_str()) == 0 || errno == ENOENT) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  untrackPath(root_);
 }
 
 std::string CgroupTree::create(const std::string& rel) {
@@ -134,6 +429,11 @@ int runIn(const std::string& cgroup, const std::function<int()>& fn, int timeout
     _exit(0);
   }
   close(pfd[1]);
+  if (pid < 0) {
+    close(pfd[0]);
+    return -1;
+  }
+  trackPid(pid, kWorker);
   int result = -1;
   pollfd p{pfd[0], POLLIN, 0};
   if (poll(&p, 1, timeoutMs) > 0) {
@@ -155,8 +455,6 @@ Child::Child(const std::string& cgroup, const std::function<int()>& setup,
   pid_ = fork();
   if (pid_ == 0) {
     close(pfd[0]);
-    // Die with the test process, whatever happens to it.
-    signal(SIGTERM, SIG_DFL);
     int fd = enterCgroup(cgroup) ? setup() : -1;
     char ok = fd >= 0 ? 1 : 0;
     (void)!write(pfd[1], &ok, 1);
@@ -165,6 +463,11 @@ Child::Child(const std::string& cgroup, const std::function<int()>& setup,
     _exit(0);
   }
   close(pfd[1]);
+  if (pid_ < 0) {
+    close(pfd[0]);
+    return;
+  }
+  trackPid(pid_, kWorker);
   char ok = 0;
   pollfd p{pfd[0], POLLIN, 0};
   if (poll(&p, 1, 5000) > 0 && read(pfd[0], &ok, 1) == 1) ready_ = ok == 1;
@@ -194,7 +497,7 @@ Child tcpServer(const std::string& cgroup, int family, const std::string& addr, 
         return fd;
       },
       [](int fd) {
-        const int64_t end = nowMs() + 120000;  // bounded: a test never runs that long
+        const int64_t end = nowMs() + kServerLifetimeMs;
         while (nowMs() < end) {
           pollfd p{fd, POLLIN, 0};
           if (poll(&p, 1, 200) > 0) {
@@ -216,7 +519,7 @@ Child udpEchoServer(const std::string& cgroup, int family, const std::string& ad
         return fd;
       },
       [](int fd) {
-        const int64_t end = nowMs() + 120000;
+        const int64_t end = nowMs() + kServerLifetimeMs;
         char buf[2048];
         while (nowMs() < end) {
           pollfd p{fd, POLLIN, 0};
@@ -288,7 +591,11 @@ int udpSendto(int family, const std::string& addr, int port, int srcPort) {
   if (srcPort != 0) {
     sockaddr_storage src;
     socklen_t sl = makeAddr(family, family == AF_INET ? "0.0.0.0" : "::", srcPort, src);
-    bind(fd, reinterpret_cast<sockaddr*>(&src), sl);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&src), sl) != 0) {
+      const int rc = errno;
+      close(fd);
+      return rc;
+    }
   }
   sockaddr_storage ss;
   socklen_t len = makeAddr(family, addr, port, ss);
@@ -354,12 +661,18 @@ int udpRequest(int family, const std::string& addr, int port, bool connected) {
 Daemon::Daemon(const CgroupTree& tree, const std::string& policyYaml, const std::string& mode,
                const std::vector<std::string>& extraArgs) {
   char tmpl[] = "/tmp/microseg-e2e.XXXXXX";
-  dir_ = mkdtemp(tmpl);
+  if (mkdtemp(tmpl) == nullptr) {
+    std::cerr << "e2e harness: mkdtemp: " << std::strerror(errno) << "\n";
+    return;
+  }
+  dir_ = tmpl;
+  trackPath(dir_, kTempDir);
   policyDir_ = dir_ + "/policies";
   fs::create_directories(policyDir_);
   writePolicy("policy.yaml", policyYaml);
   socket_ = dir_ + "/ctl.sock";
   stateDir_ = "/sys/fs/bpf/microseg-test-" + std::to_string(getpid()) + "-" + std::to_string(gCounter++);
+  trackPath(stateDir_, kStateDir);
   flowLog_ = dir_ + "/flows.jsonl";
   logFile_ = dir_ + "/microsegd.log";
   args_ = {MS_BUILD_DIR "/microsegd", "--cgroup-root", tree.root(), "--policy", policyDir_,
@@ -381,6 +694,10 @@ bool Daemon::start() {
     execv(argv[0], argv.data());
     _exit(127);
   }
+  if (pid_ < 0) return false;
+  trackPid(pid_, kDaemon);
+  // Ready = the control socket answers `status` (it exists only once the
+  // programs are attached and the policy is in force).
   const int64_t end = nowMs() + 10000;
   while (nowMs() < end) {
     if (status()) {
@@ -388,7 +705,8 @@ bool Daemon::start() {
       return true;
     }
     int st;
-    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+    if (reap(pid_, 0, &st)) {
+      std::cerr << "e2e harness: microsegd exited during startup (status " << st << ")\n";
       pid_ = -1;
       return false;
     }
@@ -414,17 +732,27 @@ int Daemon::cleanup() const {
           static_cast<char*>(nullptr));
     _exit(127);
   }
+  if (pid < 0) return -1;
+  trackPid(pid, kTool);
   int st = 0;
-  if (!waitPid(pid, 10000, &st)) return -1;
+  if (!waitPid(pid, 10000, &st)) {
+    kill(pid, SIGKILL);
+    waitPid(pid, 2000, &st);
+    return -1;
+  }
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 Daemon::~Daemon() {
+  if (dir_.empty()) return;
   if (pid_ > 0) stop();
+  // SIGTERM leaves the pinned links enforcing (by design); detach them.
   cleanup();
   std::error_code ec;
   fs::remove_all(dir_, ec);
   fs::remove_all(stateDir_, ec);
+  untrackPath(stateDir_);
+  untrackPath(dir_);
 }
 
 void Daemon::writePolicy(const std::string& file, const std::string& yaml) {
@@ -447,7 +775,8 @@ int Daemon::stop() {
 
 CliResult Daemon::cli(const std::vector<std::string>& args) const {
   CliResult r;
-  const std::string out = dir_ + "/cli.out", err = dir_ + "/cli.err";
+  const std::string n = std::to_string(gCounter++);
+  const std::string out = dir_ + "/cli" + n + ".out", err = dir_ + "/cli" + n + ".err";
   pid_t pid = fork();
   if (pid == 0) {
     int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -462,10 +791,21 @@ CliResult Daemon::cli(const std::vector<std::string>& args) const {
     execv(argv[0], argv.data());
     _exit(127);
   }
+  if (pid < 0) return r;
+  trackPid(pid, kTool);
   int st = 0;
-  if (waitPid(pid, 15000, &st)) r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  if (waitPid(pid, 15000, &st)) {
+    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  } else {
+    kill(pid, SIGKILL);
+    waitPid(pid, 2000, &st);
+    r.err = "(microseg did not finish within 15 s)\n";
+  }
   r.out = readFile(out);
-  r.err = readFile(err);
+  r.err += readFile(err);
+  std::error_code ec;
+  fs::remove(out, ec);
+  fs::remove(err, ec);
   return r;
 }
 
@@ -504,11 +844,62 @@ std::string Daemon::log() const {
   return readFile(logFile_) + "\n--- flow log ---\n" + readFile(flowLog_);
 }
 
+namespace {
+
+bool portFree(int family, int type, int port) {
+  int fd = socket(family, type, 0);
+  if (fd < 0) return false;
+  int one = 1;
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  sockaddr_storage ss;
+  socklen_t len = makeAddr(family, family == AF_INET ? "0.0.0.0" : "::", port, ss);
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0;
+  close(fd);
+  return ok;
+}
+
+}  // namespace
+
 int freePortBase() {
+  // Below the ephemeral range: the tests' own clients (thousands of
+  // connects, TIME_WAIT) must never occupy a port a server is about to bind.
+  int low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low;
+  const int span = std::max(1000, low - 10000 - 40);
   static int next = 0;
-  int base = 20000 + (getpid() * 37 % 20000) + next;
-  next += 20;
-  return base;
+  for (int attempt = 0; attempt < 500; attempt++) {
+    const int base = 10000 + ((getpid() * 97 + next) % span);
+    next += 20;
+    bool free = true;
+    for (int p = base; p < base + 20 && free; p++) {
+      free = portFree(AF_INET, SOCK_STREAM, p) && portFree(AF_INET, SOCK_DGRAM, p) &&
+             portFree(AF_INET6, SOCK_STREAM, p) && portFree(AF_INET6, SOCK_DGRAM, p);
+    }
+    if (free) return base;
+  }
+  return 10000 + getpid() % 20000;
 }
 
 }  // namespace microseg::e2e
+
+// The harness owns main(): the tests must not silently skip when they cannot
+// touch the kernel, that would hide a broken datapath.
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  // Listing needs no kernel: ctest discovers the tests at build time, and a
+  // build may run unprivileged.
+  if (GTEST_FLAG_GET(list_tests)) return RUN_ALL_TESTS();
+  if (geteuid() != 0) {
+    std::cerr << "e2e tests must run as root: they load BPF programs into throwaway cgroups "
+                 "(run `sudo ctest -L e2e` or `sudo ./e2e_tests`)\n";
+    return 1;
+  }
+  if (microseg::e2e::cgroup2Mount().empty()) {
+    std::cerr << "e2e tests need a cgroup2 mount (none in /proc/mounts)\n";
+    return 1;
+  }
+  if (!microseg::e2e::ensureBpffs()) return 1;
+  signal(SIGPIPE, SIG_IGN);
+  microseg::e2e::installCleanupOnSignal();
+  return RUN_ALL_TESTS();
+}

@@ -14,14 +14,43 @@
 
 namespace microseg::e2e {
 
+// Where cgroup2 is mounted (from /proc/mounts; hybrid layouts put it at
+// /sys/fs/cgroup/unified, so it is never assumed). Empty if none.
 std::string cgroup2Mount();
 
-// <cgroup2>/microseg-test-<pid>-<n> with children; removed on destruction
-// (cgroup.kill ends whatever still runs inside: only our own processes).
+// Mounts bpffs at /sys/fs/bpf unless one is mounted there; false on failure.
+bool ensureBpffs();
+
+// Installs the SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGABRT path that kills the
+// processes the tests forked, detaches the daemons' pinned state and removes
+// the test cgroups and temp dirs before the test binary dies. Called by main().
+void installCleanupOnSignal();
+
+// Sets the client bit of net.ipv4.tcp_fastopen for its lifetime (restored on
+// destruction, also from the signal path).
+class TcpFastOpenClient {
+ public:
+  TcpFastOpenClient();
+  ~TcpFastOpenClient();
+  TcpFastOpenClient(const TcpFastOpenClient&) = delete;
+  TcpFastOpenClient& operator=(const TcpFastOpenClient&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  int original_ = -1;
+  bool ok_ = false;
+};
+
+// <cgroup2>/microseg-test-<pid>-<n> with children, removed on destruction.
+// The destructor kills (SIGKILL) the worker processes the test forked that are
+// still alive (tracked by pid, never "whatever is in the cgroup"), reaps them
+// and removes the directories deepest first.
 class CgroupTree {
  public:
   CgroupTree();
   ~CgroupTree();
+  CgroupTree(const CgroupTree&) = delete;
+  CgroupTree& operator=(const CgroupTree&) = delete;
   const std::string& root() const { return root_; }
   std::string path(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
   std::string create(const std::string& rel);  // mkdir -p, returns the absolute path
@@ -80,6 +109,8 @@ class Daemon {
   Daemon(const CgroupTree& tree, const std::string& policyYaml, const std::string& mode,
          const std::vector<std::string>& extraArgs = {});
   ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
   bool started() const { return started_; }
   pid_t pid() const { return pid_; }
   const std::string& policyDir() const { return policyDir_; }
@@ -94,12 +125,14 @@ class Daemon {
   bool start();
   // `microsegd --cleanup` on this daemon's state dir; returns the exit code.
   int cleanup() const;
+  // Runs MS_BUILD_DIR/microseg --socket <this daemon's socket> args...
   CliResult cli(const std::vector<std::string>& args) const;
   std::optional<nlohmann::json> status() const;
   // Waits (bounded) for a flow-log line matching `pred`.
   std::optional<nlohmann::json> waitFlow(const std::function<bool(const nlohmann::json&)>& pred,
                                          int timeoutMs = 3000) const;
   std::vector<nlohmann::json> flows() const;
+  // The daemon's stderr and the flow log, for failure messages.
   std::string log() const;
 
  private:

@@ -1,5 +1,11 @@
-// Control socket: protocol handling and a hostile client's effect (none).
+// Control socket: protocol handling, socket lifecycle, and that a hostile or
+// broken client has no effect on the server or other clients.
+#include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -8,6 +14,10 @@
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
 #include <thread>
 
 #include "control/client.h"
@@ -17,54 +27,115 @@ namespace microseg::control {
 namespace {
 
 using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+int connectTo(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Reads until EOF or timeout.
+std::string readAll(int fd, int timeoutMs = 3000) {
+  std::string out;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+  char buf[4096];
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left)) <= 0) break;
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+// Runs fn in a forked child as uid 65534 (supplementary groups `groups`,
+// primary gid `gid`); returns its exit status, or -1.
+int asNobody(gid_t gid, const std::vector<gid_t>& groups, const std::function<int()>& fn) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgroups(groups.size(), groups.data()) != 0) _exit(90);
+    if (setresgid(gid, gid, gid) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(91);
+    _exit(fn());
+  }
+  int st = 0;
+  if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return -1;
+  return WEXITSTATUS(st);
+}
 
 class ControlTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/microseg-ctl.XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
     path_ = dir_ + "/ctl.sock";
     ControlServer::Options o;
     o.path = path_;
     o.idleTimeoutMs = 300;
-    server_ = std::make_unique<ControlServer>(o);
-    server_->registerCommand("echo", [](const Request& r) { return json{{"got", r.body.value("x", 0)}}; }, false);
-    server_->registerCommand("set", [](const Request&) { return json{{"done", true}}; }, true);
-    server_->registerCommand("boom", [](const Request&) -> json {
-      throw ControlError(kErrInvalidPolicy, "bad policy", {"a.yaml:1:2: error: x"});
-    }, false);
-    server_->registerCommand("crash", [](const Request&) -> json { throw std::runtime_error("oops"); }, false);
+    server_ = makeServer(o);
     ASSERT_TRUE(server_->start());
   }
   void TearDown() override {
     server_.reset();
-    rmdir(dir_.c_str());
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
   }
-  // Raw exchange: send bytes, read the reply line.
+
+  static std::unique_ptr<ControlServer> makeServer(const ControlServer::Options& o) {
+    auto s = std::make_unique<ControlServer>(o);
+    s->registerCommand("echo", [](const Request& r) { return json{{"got", r.body.value("x", 0)}}; }, false);
+    s->registerCommand(
+        "whoami",
+        [](const Request& r) { return json{{"pid", r.peer.pid}, {"uid", r.peer.uid}, {"gid", r.peer.gid}}; },
+        false);
+    s->registerCommand("set", [](const Request&) { return json{{"done", true}}; }, true);
+    s->registerCommand("nothing", [](const Request&) { return json(); }, false);
+    s->registerCommand("big", [](const Request&) { return json{{"blob", std::string(4 << 20, 'b')}}; }, false);
+    s->registerCommand("slow", [](const Request&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(600));
+      return json::object();
+    }, false);
+    s->registerCommand("boom", [](const Request&) -> json {
+      throw ControlError(kErrInvalidPolicy, "bad policy", {"a.yaml:1:2: error: x", "b.yaml:3:4: error: y"});
+    }, true);
+    s->registerCommand("crash", [](const Request&) -> json { throw std::runtime_error("oops"); }, false);
+    s->registerCommand("weird", [](const Request&) -> json { throw 42; }, false);
+    // Cgroup names are bytes, not necessarily UTF-8.
+    s->registerCommand("bytes", [](const Request&) { return json{{"cgroup", "/bad\xff\xfename"}}; }, false);
+    return s;
+  }
+
+  // Raw exchange: send bytes, read until the server closes.
   std::string raw(const std::string& bytes) {
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strcpy(a.sun_path, path_.c_str());
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return "connect failed";
+    int fd = connectTo(path_);
+    if (fd < 0) return "connect failed";
     size_t off = 0;
     while (off < bytes.size()) {
       ssize_t n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) break;
+      if (n <= 0) break;  // the server may refuse early and close: read its reply
       off += static_cast<size_t>(n);
     }
-    std::string out;
-    char buf[4096];
-    timeval tv{3, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ssize_t n;
-    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    std::string out = readAll(fd);
     close(fd);
     return out;
   }
-  std::string code(const std::string& reply) {
+  static std::string code(const std::string& reply) {
     auto j = json::parse(reply);
     return j["ok"].get<bool>() ? "ok" : j["error"]["code"].get<std::string>();
+  }
+  bool echoWorks(int timeoutMs = 2000) {
+    auto r = call(path_, {{"command", "echo"}, {"x", 5}}, timeoutMs);
+    return r && (*r)["ok"].get<bool>() && (*r)["result"]["got"] == 5;
   }
 
   std::string dir_, path_;
@@ -74,86 +145,356 @@ class ControlTest : public ::testing::Test {
 TEST_F(ControlTest, RoundTrip) {
   auto r = call(path_, {{"command", "echo"}, {"x", 7}});
   ASSERT_TRUE(r) << r.error().str();
-  EXPECT_TRUE((*r)["ok"].get<bool>());
   EXPECT_EQ((*r)["version"], 1);
+  EXPECT_TRUE((*r)["ok"].get<bool>());
   EXPECT_EQ((*r)["result"]["got"], 7);
+  // A handler with nothing to say still yields an object.
+  auto n = call(path_, {{"command", "nothing"}});
+  ASSERT_TRUE(n);
+  EXPECT_TRUE((*n)["result"].is_object());
+  // The reply is one line.
+  const std::string line = raw("{\"version\":1,\"command\":\"echo\",\"x\":3}\n");
+  EXPECT_EQ(line.find('\n'), line.size() - 1) << line;
+}
+
+TEST_F(ControlTest, HandlerSeesThePeerFromSoPeercred) {
+  auto r = call(path_, {{"command", "whoami"}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ((*r)["result"]["pid"], getpid());
+  EXPECT_EQ((*r)["result"]["uid"], geteuid());
+  EXPECT_EQ((*r)["result"]["gid"], getegid());
+}
+
+TEST_F(ControlTest, RequestWithoutTrailingNewlineIsAnsweredAtEof) {
+  int fd = connectTo(path_);
+  ASSERT_GE(fd, 0);
+  const std::string req = "{\"version\":1,\"command\":\"echo\",\"x\":9}";
+  ASSERT_EQ(send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  shutdown(fd, SHUT_WR);
+  auto reply = json::parse(readAll(fd));
+  close(fd);
+  EXPECT_EQ(reply["result"]["got"], 9);
 }
 
 TEST_F(ControlTest, SocketIsOwnerOnly) {
   struct stat st {};
-  ASSERT_EQ(stat(path_.c_str(), &st), 0);
+  ASSERT_EQ(lstat(path_.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(st.st_uid, geteuid());
 }
 
-TEST_F(ControlTest, ProtocolErrors) {
-  EXPECT_EQ(code(raw("{nope\n")), kErrBadRequest);
-  EXPECT_EQ(code(raw("[1,2]\n")), kErrBadRequest);
-  EXPECT_EQ(code(raw("{\"command\":\"echo\"}\n")), kErrBadRequest);
-  EXPECT_EQ(code(raw("{\"version\":2,\"command\":\"echo\"}\n")), kErrUnsupportedVersion);
-  EXPECT_EQ(code(raw("{\"version\":\"1\",\"command\":\"echo\"}\n")), kErrUnsupportedVersion);
-  EXPECT_EQ(code(raw("{\"version\":1}\n")), kErrBadRequest);
-  EXPECT_EQ(code(raw("{\"version\":1,\"command\":\"nope\"}\n")), kErrUnknownCommand);
-  auto boom = json::parse(raw("{\"version\":1,\"command\":\"boom\"}\n"));
-  EXPECT_EQ(boom["error"]["code"], kErrInvalidPolicy);
-  EXPECT_EQ(boom["error"]["details"][0], "a.yaml:1:2: error: x");
-  EXPECT_EQ(code(raw("{\"version\":1,\"command\":\"crash\"}\n")), kErrInternal);
+TEST_F(ControlTest, GroupSocketIs0660AndOwnedByTheGroup) {
+  ControlServer::Options o;
+  o.path = dir_ + "/group.sock";
+  o.group = getegid();
+  auto s = makeServer(o);
+  ASSERT_TRUE(s->start());
+  struct stat st {};
+  ASSERT_EQ(lstat(o.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_gid, getegid());
 }
 
-TEST_F(ControlTest, OversizedMessageIsRefusedAndServerKeepsServing) {
-  std::string big(1 << 20, 'a');
-  auto reply = raw(big);
-  ASSERT_FALSE(reply.empty());
-  EXPECT_EQ(code(reply), kErrBadRequest);
-  EXPECT_NE(reply.find("exceeds"), std::string::npos);
-  auto r = call(path_, {{"command", "echo"}, {"x", 1}});
-  ASSERT_TRUE(r);
-  EXPECT_TRUE((*r)["ok"].get<bool>());
+TEST_F(ControlTest, StopRemovesTheSocketAndIsIdempotent) {
+  server_->stop();
+  EXPECT_FALSE(std::filesystem::exists(path_));
+  server_->stop();
+  auto r = call(path_, {{"command", "echo"}}, 500);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().err, ENOENT);
 }
 
-TEST_F(ControlTest, SilentClientDoesNotBlockOthers) {
+TEST_F(ControlTest, StaleSocketIsReplaced) {
+  server_.reset();
+  // A socket file nobody listens on, as a crashed daemon leaves behind.
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
   std::strcpy(a.sun_path, path_.c_str());
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  close(fd);
+  auto r = call(path_, {{"command", "echo"}}, 500);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().err, ECONNREFUSED);
+  EXPECT_NE(r.error().str().find("not running"), std::string::npos) << r.error().str();
+
+  ControlServer::Options o;
+  o.path = path_;
+  server_ = makeServer(o);
+  ASSERT_TRUE(server_->start());
+  EXPECT_TRUE(echoWorks());
+}
+
+TEST_F(ControlTest, NeverReplacesANonSocketOrALiveServer) {
+  const std::string file = dir_ + "/regular";
+  { std::ofstream(file) << "keep me"; }
+  ControlServer::Options o;
+  o.path = file;
+  auto s = makeServer(o);
+  auto r = s->start();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().err, EEXIST);
+  std::ifstream in(file);
+  std::string content;
+  std::getline(in, content);
+  EXPECT_EQ(content, "keep me");
+
+  o.path = path_;  // the fixture's server is listening there
+  auto second = makeServer(o);
+  auto r2 = second->start();
+  ASSERT_FALSE(r2);
+  EXPECT_EQ(r2.error().err, EADDRINUSE);
+  second.reset();
+  EXPECT_TRUE(echoWorks()) << "the first server keeps its socket";
+}
+
+TEST_F(ControlTest, ProtocolErrors) {
+  EXPECT_EQ(code(raw("{nope\n")), kErrBadRequest);
+  EXPECT_EQ(code(raw("\n")), kErrBadRequest);
+  EXPECT_EQ(code(raw("[1,2]\n")), kErrBadRequest);
+  EXPECT_EQ(code(raw("{\"command\":\"echo\"}\n")), kErrBadRequest) << "missing version";
+  EXPECT_EQ(code(raw("{\"version\":2,\"command\":\"echo\"}\n")), kErrUnsupportedVersion);
+  EXPECT_EQ(code(raw("{\"version\":\"1\",\"command\":\"echo\"}\n")), kErrUnsupportedVersion);
+  EXPECT_EQ(code(raw("{\"version\":1.5,\"command\":\"echo\"}\n")), kErrUnsupportedVersion);
+  EXPECT_EQ(code(raw("{\"version\":1}\n")), kErrBadRequest) << "missing command";
+  EXPECT_EQ(code(raw("{\"version\":1,\"command\":7}\n")), kErrBadRequest);
+  auto unknown = json::parse(raw("{\"version\":1,\"command\":\"nope\"}\n"));
+  EXPECT_EQ(unknown["error"]["code"], kErrUnknownCommand);
+  EXPECT_NE(unknown["error"]["message"].get<std::string>().find("echo"), std::string::npos)
+      << "names the known commands";
+  auto v2 = json::parse(raw("{\"version\":2,\"command\":\"echo\"}\n"));
+  EXPECT_EQ(v2["version"], 1) << "replies always speak version 1";
+  EXPECT_TRUE(v2["error"]["details"].is_array());
+  EXPECT_TRUE(echoWorks());
+}
+
+TEST_F(ControlTest, HandlerErrorsBecomeReplies) {
+  auto boom = call(path_, {{"command", "boom"}});
+  ASSERT_TRUE(boom);
+  EXPECT_FALSE((*boom)["ok"].get<bool>());
+  EXPECT_EQ((*boom)["error"]["code"], kErrInvalidPolicy);
+  EXPECT_EQ((*boom)["error"]["message"], "bad policy");
+  EXPECT_EQ((*boom)["error"]["details"], json::array({"a.yaml:1:2: error: x", "b.yaml:3:4: error: y"}));
+  auto crash = call(path_, {{"command", "crash"}});
+  ASSERT_TRUE(crash);
+  EXPECT_EQ((*crash)["error"]["code"], kErrInternal);
+  EXPECT_EQ((*crash)["error"]["message"], "oops");
+  auto weird = call(path_, {{"command", "weird"}});
+  ASSERT_TRUE(weird);
+  EXPECT_EQ((*weird)["error"]["code"], kErrInternal);
+  EXPECT_TRUE(echoWorks()) << "still serving";
+}
+
+TEST_F(ControlTest, InvalidUtf8InAResultIsReplacedNotFatal) {
+  auto r = call(path_, {{"command", "bytes"}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ((*r)["result"]["cgroup"], "/bad\xef\xbf\xbd\xef\xbf\xbdname");
+  EXPECT_TRUE(echoWorks());
+}
+
+TEST_F(ControlTest, MessageSizeLimitIsExact) {
+  auto padded = [](size_t size) {
+    json j = {{"version", 1}, {"command", "echo"}, {"x", 1}, {"pad", ""}};
+    const size_t base = j.dump().size();
+    j["pad"] = std::string(size - base, 'p');
+    return j.dump();
+  };
+  ASSERT_EQ(padded(kMaxMessageBytes).size(), kMaxMessageBytes);
+  EXPECT_EQ(code(raw(padded(kMaxMessageBytes) + "\n")), "ok");
+  auto over = json::parse(raw(padded(kMaxMessageBytes + 1) + "\n"));
+  EXPECT_EQ(over["error"]["code"], kErrBadRequest);
+  EXPECT_EQ(over["error"]["message"], "message exceeds 65536 bytes");
+}
+
+TEST_F(ControlTest, OversizedMessageIsRefusedAndServerKeepsServing) {
+  const std::string reply = raw(std::string(1 << 20, 'a'));  // 1 MiB, no newline
+  ASSERT_FALSE(reply.empty());
+  auto j = json::parse(reply);
+  EXPECT_EQ(j["error"]["code"], kErrBadRequest);
+  EXPECT_EQ(j["error"]["message"], "message exceeds 65536 bytes");
+  EXPECT_TRUE(echoWorks());
+}
+
+TEST_F(ControlTest, SilentClientDoesNotBlockOthersAndIsDropped) {
+  int fd = connectTo(path_);
+  ASSERT_GE(fd, 0);
   ASSERT_EQ(send(fd, "{\"vers", 6, 0), 6);  // and then nothing
-  const auto t0 = std::chrono::steady_clock::now();
-  auto r = call(path_, {{"command", "echo"}}, 2000);
-  EXPECT_TRUE(r && (*r)["ok"].get<bool>());
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(500));
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(echoWorks());
+  EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(250));
+  // Dropped once idle (300 ms here): EOF, no reply.
+  EXPECT_EQ(readAll(fd, 3000), "");
+  EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(2500));
   close(fd);
 }
 
-TEST_F(ControlTest, MutationsNeedRoot) {
-  PeerCred nobody{1234, 65534, 65534};
-  auto denied = server_->handle("{\"version\":1,\"command\":\"set\"}", nobody);
-  EXPECT_EQ(denied["error"]["code"], kErrPermissionDenied);
-  auto readOnly = server_->handle("{\"version\":1,\"command\":\"echo\"}", nobody);
-  EXPECT_TRUE(readOnly["ok"].get<bool>());
-  PeerCred root{1, 0, 0};
-  EXPECT_TRUE(server_->handle("{\"version\":1,\"command\":\"set\"}", root)["ok"].get<bool>());
+TEST_F(ControlTest, ClientThatDoesNotReadItsReplyDoesNotBlockOthers) {
+  int fd = connectTo(path_);
+  ASSERT_GE(fd, 0);
+  const std::string req = "{\"version\":1,\"command\":\"big\"}\n";  // 4 MiB reply, never read
+  ASSERT_EQ(send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(echoWorks());
+  EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(250));
+  close(fd);
 }
 
-TEST_F(ControlTest, NonRootCannotEvenConnectToA0600Socket) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to an unprivileged uid";
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(10);
-    auto r = call(path_, {{"command", "set"}}, 1000);
-    _exit(!r && r.error().err == EACCES ? 0 : 1);
+TEST_F(ControlTest, LargeReplyArrivesWhole) {
+  auto r = call(path_, {{"command", "big"}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ((*r)["result"]["blob"].get<std::string>().size(), 4u << 20);
+}
+
+TEST_F(ControlTest, ClientTimesOut) {
+  auto r = call(path_, {{"command", "slow"}}, 150);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().err, ETIMEDOUT);
+}
+
+TEST_F(ControlTest, TooManyClientsAreTurnedAwayAtOnce) {
+  ControlServer::Options o;
+  o.path = dir_ + "/small.sock";
+  o.maxClients = 2;
+  auto s = makeServer(o);
+  ASSERT_TRUE(s->start());
+  int a = connectTo(o.path), b = connectTo(o.path);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // both accepted
+  auto r = call(o.path, {{"command", "echo"}}, 2000);
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_FALSE((*r)["ok"].get<bool>());
+  EXPECT_NE((*r)["error"]["message"].get<std::string>().find("too many"), std::string::npos);
+  close(a);
+  close(b);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto ok = call(o.path, {{"command", "echo"}}, 2000);
+  ASSERT_TRUE(ok);
+  EXPECT_TRUE((*ok)["ok"].get<bool>()) << "slots come back";
+}
+
+TEST_F(ControlTest, ManyConcurrentClientsAllServed) {
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int i = 0; i < 32; i++) {
+    threads.emplace_back([&, i] {
+      auto r = call(path_, {{"command", "echo"}, {"x", i}}, 5000);
+      if (r && (*r)["ok"].get<bool>() && (*r)["result"]["got"] == i) good++;
+    });
   }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  EXPECT_TRUE(WIFEXITED(st));
-  EXPECT_EQ(WEXITSTATUS(st), 0);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(good.load(), 32);
+}
+
+TEST_F(ControlTest, MutationsNeedRootOrTheGroup) {
+  PeerCred nobody{1234, 65534, 65534, std::nullopt};
+  auto denied = server_->handle("{\"version\":1,\"command\":\"set\"}", nobody);
+  EXPECT_EQ(denied["error"]["code"], kErrPermissionDenied);
+  EXPECT_TRUE(server_->handle("{\"version\":1,\"command\":\"echo\"}", nobody)["ok"].get<bool>())
+      << "read-only commands are open to anyone who can connect";
+  PeerCred root{1, 0, 0, std::nullopt};
+  EXPECT_TRUE(server_->handle("{\"version\":1,\"command\":\"set\"}", root)["ok"].get<bool>());
+
+  ControlServer::Options o;
+  o.path = dir_ + "/unused.sock";
+  o.group = 4242;
+  auto grouped = makeServer(o);  // not started: handle() needs no socket
+  const std::string set = "{\"version\":1,\"command\":\"set\"}";
+  EXPECT_TRUE(grouped->handle(set, PeerCred{1234, 1000, 4242, std::nullopt})["ok"].get<bool>()) << "primary";
+  EXPECT_TRUE(grouped->handle(set, PeerCred{1234, 1000, 1000, std::vector<gid_t>{7, 4242}})["ok"].get<bool>())
+      << "supplementary";
+  EXPECT_EQ(grouped->handle(set, PeerCred{1234, 1000, 1000, std::vector<gid_t>{7}})["error"]["code"],
+            kErrPermissionDenied);
+}
+
+TEST_F(ControlTest, MutationsAreLoggedWithUidAndPid) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", sink));
+  spdlog::set_level(spdlog::level::info);
+  server_->handle("{\"version\":1,\"command\":\"set\"}", PeerCred{123, 0, 0, std::nullopt});
+  server_->handle("{\"version\":1,\"command\":\"set\"}", PeerCred{456, 65534, 65534, std::nullopt});
+  spdlog::set_default_logger(previous);
+  EXPECT_NE(log.str().find("control: set by uid=0 pid=123"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("control: set refused for uid=65534 pid=456"), std::string::npos) << log.str();
+}
+
+TEST_F(ControlTest, NonRootCannotConnectToA0600Socket) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to an unprivileged uid";
+  ASSERT_EQ(chmod(dir_.c_str(), 0711), 0);
+  const std::string path = path_;
+  int rc = asNobody(65534, {}, [&] {
+    auto r = call(path, {{"command", "echo"}}, 1000);
+    if (r) return 1;
+    if (r.error().err != EACCES) return 2;
+    return r.error().str().find("permission denied") != std::string::npos ? 0 : 3;
+  });
+  EXPECT_EQ(rc, 0);
+}
+
+TEST_F(ControlTest, NonRootPeerIsRefusedMutationsOverTheSocket) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to an unprivileged uid";
+  ASSERT_EQ(chmod(dir_.c_str(), 0711), 0);
+  // Open the socket to everyone so the request reaches the server's check.
+  ASSERT_EQ(chmod(path_.c_str(), 0666), 0);
+  const std::string path = path_;
+  int rc = asNobody(65534, {}, [&] {
+    auto set = call(path, {{"command", "set"}}, 1000);
+    if (!set || (*set)["ok"].get<bool>()) return 1;
+    if ((*set)["error"]["code"] != kErrPermissionDenied) return 2;
+    auto who = call(path, {{"command", "whoami"}}, 1000);
+    if (!who || (*who)["result"]["uid"] != 65534) return 3;
+    return 0;
+  });
+  EXPECT_EQ(rc, 0);
+}
+
+TEST_F(ControlTest, SupplementaryGroupMemberMayMutateOverTheSocket) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to an unprivileged uid";
+  ASSERT_EQ(chmod(dir_.c_str(), 0711), 0);
+  ControlServer::Options o;
+  o.path = dir_ + "/group.sock";
+  o.group = 4242;
+  auto s = makeServer(o);
+  ASSERT_TRUE(s->start());
+  const std::string path = o.path;
+  auto mutate = [&] {
+    auto set = call(path, {{"command", "set"}}, 1000);
+    if (!set) return 10 + std::min(set.error().err, 100);
+    return (*set)["ok"].get<bool>() ? 0 : 1;
+  };
+  EXPECT_EQ(asNobody(65534, {4242}, mutate), 0) << "supplementary member";
+  EXPECT_EQ(asNobody(4242, {}, mutate), 0) << "primary member";
+  EXPECT_EQ(asNobody(65534, {}, mutate), 10 + EACCES) << "others cannot even connect";
 }
 
 TEST(ControlClient, ClearErrorWhenNoDaemon) {
   auto r = call("/tmp/microseg-definitely-not-here.sock", {{"command", "status"}}, 500);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().err, ENOENT);
-  EXPECT_NE(r.error().str().find("is microsegd running?"), std::string::npos) << r.error().str();
+  EXPECT_NE(r.error().str().find("microsegd is not running at this path"), std::string::npos)
+      << r.error().str();
+  EXPECT_NE(r.error().str().find("/tmp/microseg-definitely-not-here.sock"), std::string::npos);
+}
+
+TEST(ControlClient, RefusesToSendBadRequests) {
+  auto notObject = call("/tmp/x.sock", json::array({1, 2}), 500);
+  ASSERT_FALSE(notObject);
+  EXPECT_EQ(notObject.error().err, EINVAL);
+  auto tooBig = call("/tmp/x.sock", {{"command", "echo"}, {"pad", std::string(kMaxMessageBytes, 'p')}}, 500);
+  ASSERT_FALSE(tooBig);
+  EXPECT_EQ(tooBig.error().err, EMSGSIZE);
+}
+
+TEST(ControlProtocol, Replies) {
+  auto ok = successReply(json{{"a", 1}});
+  EXPECT_EQ(ok, json::parse(R"({"version":1,"ok":true,"result":{"a":1}})"));
+  auto err = errorReply(ControlError(kErrBadRequest, "field 'mode' is required"));
+  EXPECT_EQ(err, json::parse(R"({"version":1,"ok":false,
+      "error":{"code":"bad_request","message":"field 'mode' is required","details":[]}})"));
 }
 
 }  // namespace

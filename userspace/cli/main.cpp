@@ -1,20 +1,32 @@
 // microseg: the operator CLI. Talks to microsegd over its control socket,
 // except `policy validate`, which works offline.
 //
-// Exit codes:
+// Exit codes (scripts may rely on them):
 //   0  success (policy validate: the files are valid)
-//   1  the command failed (invalid policy, the daemon answered with an error)
-//   2  usage error (bad arguments)
-//   3  the daemon is not reachable (not running, wrong --socket)
-//   4  permission denied (socket permissions or a mutation by a non-root user)
+//   1  the command failed: invalid policy, the daemon answered with an error,
+//      a path that does not exist, a garbled reply
+//   2  usage error (bad arguments, unknown command or value)
+//   3  the daemon is not reachable (not running, wrong --socket, no reply in time)
+//   4  permission denied (socket permissions, or a mutation by a caller that is
+//      neither root nor in the socket's group)
+// Errors go to stderr as one line "microseg: <message>"; policy diagnostics
+// ("FILE:LINE:COL: error: ...") precede it, one per line.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
+#include <chrono>
+#include <csignal>
 #include <iostream>
+#include <thread>
 
+#include "cli/format.h"
 #include "cli/table.h"
+#include "cli/views.h"
 #include "control/client.h"
 #include "control/protocol.h"
 #include "policy/parser.h"
@@ -22,100 +34,76 @@
 namespace {
 
 using nlohmann::json;
-using microseg::cli::Table;
+namespace control = microseg::control;
+namespace cli = microseg::cli;
 
 enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3, kDenied = 4 };
 
+// Policy loads compile the whole set; give them longer than a status query.
+constexpr int kQueryTimeoutMs = 5000;
+constexpr int kPolicyTimeoutMs = 30000;
+
 struct Globals {
-  std::string socket;
+  std::string socket = control::kDefaultSocket;
   std::string output = "table";
   bool json() const { return output == "json"; }
 };
 
 int fail(const std::string& msg, int code) {
-  std::cerr << "microseg: " << msg << "\n";
+  std::cerr << "microseg: " << cli::sanitize(msg) << "\n";
   return code;
 }
 
-// Sends a request; on success stores the result. Prints errors itself.
-int request(const Globals& g, json req, json& result) {
-  auto reply = microseg::control::call(g.socket, std::move(req));
-  if (!reply) {
-    const auto& e = reply.error();
-    if (e.err == EACCES || e.err == EPERM) {
-      return fail(e.str() + " (needs root or the socket group)", kDenied);
-    }
-    return fail(e.str(), kUnreachable);
+int exitFor(const microseg::Error& e) {
+  switch (e.err) {
+    case EACCES:
+    case EPERM:
+      return kDenied;
+    case 0:          // closed without a reply, or not a protocol reply
+    case EMSGSIZE:   // request or reply too big
+    case EINVAL:
+      return kFailed;
+    default:         // ENOENT, ECONNREFUSED, ETIMEDOUT, ...
+      return kUnreachable;
   }
+}
+
+// Sends a request; on success stores the result. Prints errors itself.
+int request(const Globals& g, const json& req, json& result, int timeoutMs = kQueryTimeoutMs) {
+  auto reply = control::call(g.socket, req, timeoutMs);
+  if (!reply) return fail(reply.error().str(), exitFor(reply.error()));
   const json& r = *reply;
-  if (r.value("ok", false)) {
+  if (r["ok"].get<bool>()) {
     result = r.value("result", json::object());
     return kOk;
   }
   const json err = r.value("error", json::object());
   const std::string code = err.value("code", "");
-  for (const auto& d : err.value("details", json::array())) {
-    if (d.is_string()) std::cerr << d.get<std::string>() << "\n";
-  }
-  const auto details = err.value("details", json::array());
-  if (details.empty() || code != microseg::control::kErrInvalidPolicy) {
-    std::cerr << "microseg: " << err.value("message", "request failed") << "\n";
+  const json details = err.value("details", json::array());
+  for (const auto& d : details) std::cerr << (d.is_string() ? cli::sanitize(d.get<std::string>()) : control::encodeMessage(d)) << "\n";
+  if (code == control::kErrInvalidPolicy) {
+    const size_t n = details.size();
+    fail("policy rejected (" + std::to_string(n) + (n == 1 ? " error" : " errors") +
+             "); the daemon keeps the previous policy",
+         kFailed);
   } else {
-    std::cerr << "microseg: policy rejected (" << details.size()
-              << " errors); the daemon keeps the previous policy\n";
+    fail(err.value("message", "request failed") + (code.empty() ? "" : " [" + code + "]"), kFailed);
   }
-  return code == microseg::control::kErrPermissionDenied ? kDenied : kFailed;
+  return code == control::kErrPermissionDenied ? kDenied : kFailed;
 }
 
-std::string joinLabels(const json& labels) {
-  std::string s;
-  for (const auto& [k, v] : labels.items()) {
-    s += (s.empty() ? "" : ",") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
-  }
-  return s;
-}
-
-std::string joinStrings(const json& arr) {
-  std::string s;
-  for (const auto& v : arr) s += (s.empty() ? "" : ",") + (v.is_string() ? v.get<std::string>() : v.dump());
-  return s;
-}
-
-std::string num(const json& j, const char* key) {
-  return j.contains(key) ? j[key].dump() : "-";
+void printJson(const json& j) {
+  std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
 }
 
 int cmdStatus(const Globals& g) {
   json r;
   if (int rc = request(g, {{"command", "status"}}, r); rc != kOk) return rc;
   if (g.json()) {
-    std::cout << r.dump(2) << "\n";
-    return kOk;
+    printJson(r);
+  } else {
+    cli::printStatus(r, std::cout);
   }
-  const json c = r.value("counters", json::object());
-  const json p = r.value("policy", json::object());
-  std::cout << "mode:        " << r.value("mode", "?") << "\n"
-            << "generation:  " << num(r, "policy_generation") << " (" << num(p, "rules")
-            << " rules, " << num(p, "entries") << " map entries, applied "
-            << p.value("applied_at", "?") << ")\n"
-            << "cgroup root: " << r.value("cgroup_root", "?") << "\n"
-            << "policy:      " << joinStrings(r.value("policy_paths", json::array())) << "\n"
-            << "counters:    allowed " << num(c, "allowed") << ", denied " << num(c, "denied")
-            << ", audited " << num(c, "audited") << ", events lost " << num(c, "events_lost")
-            << ", udp answers " << num(c, "udp_answers") << "\n";
-  const json lr = r.value("last_reload", json::object());
-  if (!lr.empty() && !lr.value("ok", true)) {
-    std::cout << "last reload: REJECTED at " << lr.value("time", "?") << " ("
-              << lr.value("error_count", 0) << " errors; previous policy in force)\n";
-    for (const auto& e : lr.value("errors", json::array())) std::cout << "  " << e.get<std::string>() << "\n";
-  }
-  std::cout << "\n";
-  Table t({"WORKLOAD", "IDENTITY", "MODE", "CGROUPS", "LABELS"});
-  for (const auto& w : r.value("workloads", json::array())) {
-    t.add({w.value("name", ""), num(w, "identity"), w.value("mode", ""),
-           joinStrings(w.value("cgroups", json::array())), joinLabels(w.value("labels", json::object()))});
-  }
-  t.print(std::cout);
   return kOk;
 }
 
@@ -125,67 +113,195 @@ int cmdMode(const Globals& g, const std::string& value, const std::string& workl
     if (!workload.empty()) return fail("--workload needs a mode to set", kUsage);
     if (int rc = request(g, {{"command", "mode.get"}}, r); rc != kOk) return rc;
     if (g.json()) {
-      std::cout << r.dump(2) << "\n";
+      printJson(r);
     } else {
-      std::cout << r.value("mode", "?") << "\n";
+      std::cout << cli::field(r, "mode") << "\n";
     }
     return kOk;
+  }
+  if (value == "inherit" && workload.empty()) {
+    return fail("mode 'inherit' is only valid with --workload (allowed: monitor, enforce)", kUsage);
   }
   json req = {{"command", "mode.set"}, {"mode", value}};
   if (!workload.empty()) req["workload"] = workload;
   if (int rc = request(g, req, r); rc != kOk) return rc;
   if (g.json()) {
-    std::cout << r.dump(2) << "\n";
+    printJson(r);
   } else if (!workload.empty()) {
-    std::cout << "workload " << workload << " mode: " << r.value("mode", "?") << " (was "
-              << r.value("previous", "?") << ")\n";
+    std::cout << "workload " << cli::sanitize(workload) << " mode: " << cli::field(r, "mode") << " (was "
+              << cli::field(r, "previous") << ")\n";
   } else {
-    std::cout << "mode: " << r.value("mode", "?") << " (was " << r.value("previous", "?") << ")\n";
+    std::cout << "mode: " << cli::field(r, "mode") << " (was " << cli::field(r, "previous") << ")\n";
   }
   return kOk;
 }
 
 int cmdValidate(const Globals& g, const std::vector<std::string>& paths) {
-  auto res = microseg::policy::loadPaths(paths);
+  const auto res = microseg::policy::loadPaths(paths);
   if (g.json()) {
     json errs = json::array();
     for (const auto& d : res.errors) errs.push_back(d.str());
-    std::cout << json{{"valid", res.ok()},
-                      {"errors", errs},
-                      {"workloads", res.bundle.workloads.size()},
-                      {"policies", res.bundle.policies.size()}}
-                     .dump(2)
-              << "\n";
+    printJson({{"valid", res.ok()},
+               {"errors", errs},
+               {"workloads", res.bundle.workloads.size()},
+               {"policies", res.bundle.policies.size()}});
     return res.ok() ? kOk : kFailed;
   }
-  for (const auto& d : res.errors) std::cerr << d.str() << "\n";
+  for (const auto& d : res.errors) std::cerr << cli::sanitize(d.str()) << "\n";
   if (!res.ok()) {
-    std::cerr << "microseg: " << res.errors.size() << " error(s): invalid\n";
-    return kFailed;
+    const size_t n = res.errors.size();
+    return fail(std::to_string(n) + (n == 1 ? " error" : " errors") + ": invalid", kFailed);
   }
   std::cout << res.bundle.workloads.size() << " workloads, " << res.bundle.policies.size()
             << " policies: valid\n";
   return kOk;
 }
 
-int cmdReload(const Globals& g, const std::vector<std::string>& paths) {
+// paths empty: policy.reload (the daemon's own paths); else policy.apply.
+int cmdLoad(const Globals& g, const std::vector<std::string>& paths) {
   json req = {{"command", paths.empty() ? "policy.reload" : "policy.apply"}};
   if (!paths.empty()) {
+    // The daemon resolves paths in its own working directory; send absolute ones.
     json abs = json::array();
     for (const auto& p : paths) {
       char buf[PATH_MAX];
-      if (realpath(p.c_str(), buf) == nullptr) return fail("cannot resolve path '" + p + "'", kFailed);
+      if (realpath(p.c_str(), buf) == nullptr) {
+        return fail("cannot resolve '" + p + "': " + std::strerror(errno), kFailed);
+      }
       abs.push_back(std::string(buf));
     }
     req["paths"] = abs;
   }
   json r;
+  if (int rc = request(g, req, r, kPolicyTimeoutMs); rc != kOk) return rc;
+  if (g.json()) {
+    printJson(r);
+  } else {
+    std::cout << "policy generation " << cli::field(r, "generation") << " applied (" << cli::field(r, "entries")
+              << " map entries)\n";
+  }
+  return kOk;
+}
+
+int cmdUninstall(const Globals& g) {
+  json r;
+  if (int rc = request(g, {{"command", "uninstall"}}, r, kPolicyTimeoutMs); rc != kOk) return rc;
+  if (g.json()) {
+    printJson(r);
+  } else {
+    std::cout << "uninstalling: programs detached and pinned state under " << cli::field(r, "state_dir")
+              << " removed; microsegd exits\n";
+  }
+  return kOk;
+}
+
+struct FlowFilter {
+  std::string verdict, from, to, since;
+  int port = 0;
+  int limit = 1000;
+};
+
+volatile std::sig_atomic_t gStop = 0;
+
+int cmdFlows(const Globals& g, const FlowFilter& f, bool follow) {
+  json req = {{"command", "flows"}, {"limit", f.limit}};
+  if (!f.verdict.empty()) req["verdict"] = f.verdict;
+  if (!f.from.empty()) req["from"] = f.from;
+  if (!f.to.empty()) req["to"] = f.to;
+  if (f.port != 0) req["port"] = f.port;
+  if (!f.since.empty()) {
+    auto secs = cli::parseDuration(f.since);
+    if (!secs) return fail("--since '" + f.since + "' is not a duration like 90s, 10m, 2h, 1d", kUsage);
+    req["since_seconds"] = *secs;
+  }
+  json r;
+  if (int rc = request(g, req, r); rc != kOk) return rc;
+  auto emit = [&](const json& records, bool header) {
+    if (g.json()) {
+      if (follow) {
+        for (const auto& rec : records) std::cout << control::encodeMessage(rec) << "\n";
+      } else {
+        printJson(r);
+      }
+    } else {
+      cli::printFlows(records, std::cout, header);
+    }
+    std::cout.flush();
+  };
+  json records = r.value("records", json::array());
+  if (!follow) {
+    emit(records, true);
+    if (!g.json() && r.value("events_lost", 0) > 0) {
+      std::cerr << "microseg: " << r.value("events_lost", 0) << " events were lost (ring buffer full)\n";
+    }
+    return kOk;
+  }
+  // Oldest first when following, like a log.
+  std::reverse(records.begin(), records.end());
+  emit(records, false);
+  uint64_t seq = r.value("seq", 0);
+  std::signal(SIGINT, [](int) { gStop = 1; });
+  std::signal(SIGTERM, [](int) { gStop = 1; });
+  req.erase("since_seconds");
+  while (!gStop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    req["after_seq"] = seq;
+    json next;
+    if (int rc = request(g, req, next); rc != kOk) return rc;
+    emit(next.value("records", json::array()), false);
+    seq = next.value("seq", seq);
+  }
+  return kOk;
+}
+
+int cmdExplain(const Globals& g, const std::string& from, const std::string& to, const std::string& portSpec,
+               const std::string& direction, int64_t flow) {
+  json req = {{"command", "explain"}};
+  if (flow > 0) {
+    if (!from.empty() || !to.empty() || !portSpec.empty()) {
+      return fail("--flow excludes --from/--to/--port", kUsage);
+    }
+    req["flow"] = flow;
+  } else {
+    if (from.empty() || to.empty() || portSpec.empty()) {
+      return fail("explain needs --from, --to and --port (or --flow ID)", kUsage);
+    }
+    auto p = cli::parsePortSpec(portSpec);
+    if (!p) return fail("--port '" + portSpec + "' is not PORT[/tcp|/udp] with PORT in 1-65535", kUsage);
+    req["from"] = from;
+    req["to"] = to;
+    req["port"] = p->first;
+    req["protocol"] = p->second;
+    req["direction"] = direction;
+  }
+  json r;
   if (int rc = request(g, req, r); rc != kOk) return rc;
   if (g.json()) {
-    std::cout << r.dump(2) << "\n";
+    printJson(r);
   } else {
-    std::cout << "policy generation " << num(r, "generation") << " applied (" << num(r, "entries")
-              << " map entries)\n";
+    cli::printExplain(r, std::cout);
+  }
+  return kOk;
+}
+
+int cmdSimple(const Globals& g, const char* command, void (*print)(const json&, std::ostream&)) {
+  json r;
+  if (int rc = request(g, {{"command", command}}, r); rc != kOk) return rc;
+  if (g.json()) {
+    printJson(r);
+  } else {
+    print(r, std::cout);
+  }
+  return kOk;
+}
+
+int cmdGraph(const Globals& g, const std::string& format) {
+  json r;
+  if (int rc = request(g, {{"command", "graph"}}, r); rc != kOk) return rc;
+  if (format == "json") {
+    printJson(r);
+  } else {
+    std::cout << cli::graphDot(r);
   }
   return kOk;
 }
@@ -193,70 +309,104 @@ int cmdReload(const Globals& g, const std::vector<std::string>& paths) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"microseg: inspect and control the microseg daemon"};
+  CLI::App app{"microseg: inspect and control the microseg daemon (microsegd)", "microseg"};
+  // Global options may also follow the subcommand: `microseg status --socket X`.
+  app.fallthrough();
   app.require_subcommand(1);
   Globals g;
-  const char* env = getenv("MICROSEG_SOCKET");
-  g.socket = env != nullptr && *env != '\0' ? env : microseg::control::kDefaultSocket;
-  app.add_option("--socket", g.socket, "control socket (env MICROSEG_SOCKET)")->capture_default_str();
+  app.add_option("--socket", g.socket, "control socket of microsegd")
+      ->envname("MICROSEG_SOCKET")
+      ->capture_default_str();
+  const auto outputCheck = CLI::IsMember({"table", "json"});
+  app.add_option("-o,--output", g.output, "output format: table or json")->check(outputCheck);
   auto addOutput = [&](CLI::App* sub) {
-    sub->add_option("-o,--output", g.output, "table or json")->check(CLI::IsMember({"table", "json"}));
+    sub->add_option("-o,--output", g.output, "output format: table or json")->check(outputCheck);
   };
 
   auto* status = app.add_subcommand("status", "daemon state, counters and workloads");
   addOutput(status);
 
-  auto* mode = app.add_subcommand("mode", "print the mode, or set it: monitor | enforce");
+  auto* mode = app.add_subcommand("mode", "print the enforcement mode, or set it: monitor | enforce");
   std::string modeValue, workload;
-  mode->add_option("mode", modeValue, "monitor or enforce (inherit with --workload)")
-      ->check(CLI::IsMember({"monitor", "enforce", "inherit"}));
-  mode->add_option("--workload", workload, "set the mode of one workload only");
+  mode->add_option("mode", modeValue, "monitor or enforce (inherit: only with --workload)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            if (v == "monitor" || v == "enforce" || v == "inherit") return {};
+            return "'" + v + "' is not a mode (allowed: monitor, enforce)";
+          },
+          "monitor|enforce", "mode"));
+  mode->add_option("--workload", workload, "set the mode of this workload only");
   addOutput(mode);
 
   auto* pol = app.add_subcommand("policy", "validate, reload or apply policies");
   pol->require_subcommand(1);
-  auto* validate = pol->add_subcommand("validate", "check policy files offline (no daemon)");
+  auto* validate = pol->add_subcommand("validate", "check policy files offline (no daemon needed)");
   std::vector<std::string> validatePaths;
-  validate->add_option("paths", validatePaths, "FILE or DIR")->required();
+  validate->add_option("paths", validatePaths, "policy FILE or DIR")->required();
   addOutput(validate);
   auto* reload = pol->add_subcommand("reload", "make the daemon re-read its policy paths");
   addOutput(reload);
-  auto* apply = pol->add_subcommand("apply", "make the daemon load these paths instead");
+  auto* apply = pol->add_subcommand("apply", "make the daemon load these paths from now on");
   std::vector<std::string> applyPaths;
-  apply->add_option("paths", applyPaths, "FILE or DIR")->required();
+  apply->add_option("paths", applyPaths, "policy FILE or DIR")->required();
   addOutput(apply);
+
+  auto* flows = app.add_subcommand("flows", "aggregated flow records: who talked to whom, with which verdict");
+  FlowFilter ff;
+  bool follow = false;
+  flows->add_option("--verdict", ff.verdict, "allow, deny or audit")->check(CLI::IsMember({"allow", "deny", "audit"}));
+  flows->add_option("--from", ff.from, "source: workload name, host/world/unmanaged, or labels k=v[,k=v]");
+  flows->add_option("--to", ff.to, "destination: workload name, reserved name, or labels k=v[,k=v]");
+  flows->add_option("--port", ff.port, "destination port")->check(CLI::Range(1, 65535));
+  flows->add_option("--since", ff.since, "only records seen in the last 90s, 10m, 2h, 1d");
+  flows->add_option("--limit", ff.limit, "at most this many records")->check(CLI::Range(1, 100000));
+  flows->add_flag("-f,--follow", follow, "stream new and updated records until interrupted");
+  addOutput(flows);
+
+  auto* explainCmd = app.add_subcommand("explain", "the verdict the policy gives a flow, and why");
+  std::string exFrom, exTo, exPort, exDir = "egress";
+  int64_t exFlow = 0;
+  explainCmd->add_option("--from", exFrom, "source workload (or host/world/unmanaged)");
+  explainCmd->add_option("--to", exTo, "destination workload (or host/world/unmanaged)");
+  explainCmd->add_option("--port", exPort, "PORT[/tcp|/udp], e.g. 5432/tcp");
+  explainCmd->add_option("--direction", exDir, "egress or ingress")->check(CLI::IsMember({"egress", "ingress"}));
+  explainCmd->add_option("--flow", exFlow, "explain an observed flow record (its ID from `microseg flows`)");
+  addOutput(explainCmd);
+
+  auto* workloads = app.add_subcommand("workloads", "workloads with identity, cgroups, processes, mode, peers");
+  addOutput(workloads);
+  auto* show = pol->add_subcommand("show", "the active rules with their ids and hit counts");
+  addOutput(show);
+
+  auto* graph = app.add_subcommand("graph", "workloads and their allowed/observed edges (dot or json)");
+  std::string graphFormat = "dot";
+  graph->add_option("-o,--output", graphFormat, "dot (Graphviz) or json")->check(CLI::IsMember({"dot", "json"}));
 
   auto* uninstall = app.add_subcommand(
       "uninstall", "detach every program and remove all pinned state; the daemon exits");
   addOutput(uninstall);
 
+  if (argc <= 1) {
+    std::cerr << app.help();
+    return kUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? kOk : kUsage;
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
+    return fail(std::string(e.what()) + " (see 'microseg --help')", kUsage);
   }
 
   if (status->parsed()) return cmdStatus(g);
-  if (mode->parsed()) {
-    if (modeValue == "inherit" && workload.empty()) {
-      return fail("'inherit' is only valid with --workload", kUsage);
-    }
-    return cmdMode(g, modeValue, workload);
-  }
+  if (mode->parsed()) return cmdMode(g, modeValue, workload);
   if (validate->parsed()) return cmdValidate(g, validatePaths);
-  if (uninstall->parsed()) {
-    json r;
-    if (int rc = request(g, {{"command", "uninstall"}}, r); rc != kOk) return rc;
-    if (g.json()) {
-      std::cout << r.dump(2) << "\n";
-    } else {
-      std::cout << "uninstalling: programs detached and pinned state under "
-                << r.value("state_dir", "?") << " removed; microsegd exits\n";
-    }
-    return kOk;
-  }
-  if (reload->parsed()) return cmdReload(g, {});
-  if (apply->parsed()) return cmdReload(g, applyPaths);
-  return kUsage;
+  if (reload->parsed()) return cmdLoad(g, {});
+  if (apply->parsed()) return cmdLoad(g, applyPaths);
+  if (uninstall->parsed()) return cmdUninstall(g);
+  if (flows->parsed()) return cmdFlows(g, ff, follow);
+  if (explainCmd->parsed()) return cmdExplain(g, exFrom, exTo, exPort, exDir, exFlow);
+  if (workloads->parsed()) return cmdSimple(g, "workloads", cli::printWorkloads);
+  if (show->parsed()) return cmdSimple(g, "policy.show", cli::printPolicyShow);
+  if (graph->parsed()) return cmdGraph(g, graphFormat);
+  return fail("no command given (see 'microseg --help')", kUsage);
 }

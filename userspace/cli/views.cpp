@@ -1,0 +1,159 @@
+#include "cli/views.h"
+
+#include <map>
+#include <set>
+
+#include "cli/format.h"
+#include "cli/table.h"
+
+namespace microseg::cli {
+
+using nlohmann::json;
+
+void printFlows(const json& records, std::ostream& out, bool header) {
+  Table t({"ID", "LAST SEEN", "VERDICT", "DIR", "FROM", "TO", "PORT", "RULE", "COUNT"});
+  for (const auto& r : records) {
+    const json src = r.value("src", json::object()), dst = r.value("dst", json::object());
+    t.add({field(r, "record_id"), field(r, "last_seen"), field(r, "verdict"), field(r, "direction"),
+           field(src, "workload"), field(dst, "workload") + " (" + field(dst, "addr") + ")",
+           field(dst, "port") + "/" + field(r, "protocol"), field(r, "rule"), field(r, "total")});
+  }
+  if (header) {
+    t.print(out);
+    return;
+  }
+  // --follow: one self-describing line per update, like `hubble observe`.
+  for (const auto& r : records) {
+    const json src = r.value("src", json::object()), dst = r.value("dst", json::object());
+    out << sanitize(field(r, "last_seen") + "  " + field(r, "verdict") + "  " + field(r, "direction") + "  " +
+                    field(src, "workload") + " -> " + field(dst, "workload") + " " + field(dst, "addr") + ":" +
+                    field(dst, "port") + "/" + field(r, "protocol") + "  rule=" + field(r, "rule") +
+                    "  count=" + field(r, "total") + "  id=" + field(r, "record_id"))
+        << "\n";
+  }
+}
+
+void printExplain(const json& r, std::ostream& out) {
+  const json from = r.value("from", json::object()), to = r.value("to", json::object());
+  out << field(from, "workload") << " -> " << field(to, "workload") << " " << field(r, "port") << "/"
+      << field(r, "protocol") << " (" << field(r, "direction") << "): " << field(r, "verdict");
+  if (field(r, "outcome") != field(r, "verdict")) out << ", " << field(r, "outcome") << " in " << field(r, "mode") << " mode";
+  out << "\n";
+  if (r.contains("decided_by") && r["decided_by"].is_object()) {
+    const json& d = r["decided_by"];
+    out << "  decided by " << field(d, "rule") << ": " << field(d, "text") << "  (" << field(d, "location") << ")\n";
+  } else {
+    out << "  reason: " << field(r, "reason") << "\n";
+  }
+  const json pols = r.value("selecting_policies", json::array());
+  if (pols.empty()) {
+    out << "  no policy selects " << field(from, "workload") << "\n";
+  } else {
+    out << "  policies selecting " << field(from, "workload") << ": " << formatList(pols) << "\n";
+  }
+  bool any = false;
+  for (const auto& c : r.value("rules_checked", json::array())) {
+    if (!any) out << "  rules checked:\n";
+    any = true;
+    out << "    " << field(c, "rule") << "  " << field(c, "text") << "\n      -> "
+        << (c.value("matches", false) && c.value("why", "").empty() ? "matches" : field(c, "why")) << "\n";
+  }
+}
+
+void printWorkloads(const json& r, std::ostream& out) {
+  Table t({"WORKLOAD", "IDENTITY", "MODE", "PROCS", "ALLOWED PEERS", "CGROUPS", "LABELS"});
+  for (const auto& w : r.value("workloads", json::array())) {
+    std::string mode = field(w, "mode");
+    if (mode == "inherit") mode = "inherit (" + field(w, "effective_mode") + ")";
+    t.add({field(w, "name"), field(w, "identity"), mode, field(w, "processes"), field(w, "allowed_peers"),
+           formatList(w.value("cgroups", json::array()), 3), formatLabels(w.value("labels", json::object()))});
+  }
+  t.print(out);
+}
+
+void printPolicyShow(const json& r, std::ostream& out) {
+  out << "generation " << field(r, "generation") << ", " << field(r, "entries") << " map entries, "
+      << "default-deny hits " << field(r, "default_deny_hits") << "\n\n";
+  Table t({"ID", "RULE", "DIR", "ACTION", "HITS", "TEXT"});
+  for (const auto& x : r.value("rules", json::array())) {
+    t.add({field(x, "id"), field(x, "rule"), field(x, "direction"), field(x, "action"), field(x, "hits"),
+           field(x, "text")});
+  }
+  t.print(out);
+}
+
+namespace {
+
+std::string dotQuote(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) o += c;
+  }
+  return o + "\"";
+}
+
+}  // namespace
+
+std::string graphDot(const json& g) {
+  std::string out = "digraph microseg {\n  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n";
+  std::map<int64_t, std::string> names;
+  for (const auto& n : g.value("nodes", json::array())) {
+    const int64_t id = n.value("id", 0);
+    const std::string name = n.value("name", std::to_string(id));
+    names[id] = name;
+    out += "  " + dotQuote(name);
+    if (n.value("kind", "") == "reserved") out += " [shape=ellipse, style=dashed]";
+    out += ";\n";
+  }
+  for (const auto& e : g.value("edges", json::array())) {
+    const std::string from = names.count(e.value("from", 0)) ? names[e.value("from", 0)] : "?";
+    const std::string to = names.count(e.value("to", 0)) ? names[e.value("to", 0)] : "?";
+    std::string ports;
+    for (const auto& p : e.value("ports", json::array())) ports += (ports.empty() ? "" : ",") + p.get<std::string>();
+    std::string attrs;
+    if (e.value("kind", "") == "policy") {
+      attrs = "color=grey50, label=" + dotQuote(ports);
+    } else {
+      const std::string v = e.value("verdict", "");
+      const std::string label = v + " x" + std::to_string(e.value("count", 0)) + " " + ports;
+      if (v == "deny") {
+        attrs = "color=red, penwidth=2, fontcolor=red, label=" + dotQuote(label);
+      } else if (v == "audit") {
+        attrs = "color=orange, style=dashed, fontcolor=orange, label=" + dotQuote(label);
+      } else {
+        attrs = "color=darkgreen, fontcolor=darkgreen, label=" + dotQuote(label);
+      }
+    }
+    out += "  " + dotQuote(from) + " -> " + dotQuote(to) + " [" + attrs + "];\n";
+  }
+  return out + "}\n";
+}
+
+std::optional<int64_t> parseDuration(const std::string& s) {
+  if (s.size() < 2) return std::nullopt;
+  const char unit = s.back();
+  const std::string num = s.substr(0, s.size() - 1);
+  if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos || num.size() > 9) return std::nullopt;
+  const int64_t n = std::stoll(num);
+  switch (unit) {
+    case 's': return n;
+    case 'm': return n * 60;
+    case 'h': return n * 3600;
+    case 'd': return n * 86400;
+    default: return std::nullopt;
+  }
+}
+
+std::optional<std::pair<uint16_t, std::string>> parsePortSpec(const std::string& s) {
+  const auto slash = s.find('/');
+  const std::string num = s.substr(0, slash);
+  std::string proto = slash == std::string::npos ? "tcp" : s.substr(slash + 1);
+  for (auto& c : proto) c = static_cast<char>(tolower(c));
+  if (num.empty() || num.size() > 5 || num.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  const long p = std::stol(num);
+  if (p < 1 || p > 65535 || (proto != "tcp" && proto != "udp")) return std::nullopt;
+  return std::make_pair(static_cast<uint16_t>(p), proto);
+}
+
+}  // namespace microseg::cli
