@@ -764,12 +764,18 @@ int Daemon::stop() {
   kill(pid_, SIGTERM);
   int st = 0;
   if (!waitPid(pid_, 10000, &st)) {
+    std::cerr << "e2e harness: microsegd did not exit within 10 s of SIGTERM; killed\n";
     kill(pid_, SIGKILL);
     waitPid(pid_, 2000, &st);
     pid_ = -1;
     return -1;
   }
   pid_ = -1;
+  if (WIFSIGNALED(st)) {
+    std::cerr << "e2e harness: microsegd died of signal " << WTERMSIG(st) << " (" << strsignal(WTERMSIG(st))
+              << ") after SIGTERM\n";
+    return -1;
+  }
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "control/metrics_text.h"
 #include "harness.h"
 #include "policies.h"
 
@@ -265,6 +266,71 @@ TEST_F(Observe, WorkloadsPolicyShowAndGraph) {
   EXPECT_NE(dot.out.find("digraph microseg"), std::string::npos);
   EXPECT_NE(dot.out.find("\"client-a\" -> \"server\""), std::string::npos) << dot.out;
   EXPECT_NE(dot.out.find("audit"), std::string::npos) << dot.out;
+}
+
+std::string scrape(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return {};
+  }
+  const std::string req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  timeval tv{3, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  auto body = out.find("\r\n\r\n");
+  return body == std::string::npos ? std::string() : out.substr(body + 4);
+}
+
+double metricValue(const std::vector<metrics::Family>& fams, const std::string& name,
+                   const std::map<std::string, std::string>& labels = {}) {
+  for (const auto& f : fams) {
+    if (f.name != name) continue;
+    for (const auto& s : f.samples) {
+      if (s.labels == labels) return s.value;
+    }
+  }
+  return -1;
+}
+
+TEST_F(Observe, MetricsScrapeParsesStrictlyAndMatchesStatus) {
+  Child server = tcpServer(srv_, AF_INET, "127.0.0.1", port_);
+  ASSERT_TRUE(server.ready());
+  const int metricsPort = port_ + 10;
+  daemon_ = std::make_unique<Daemon>(tree_, allowPolicy("client-a", port_), "enforce",
+                                     std::vector<std::string>{"--metrics-listen", "127.0.0.1:" + std::to_string(metricsPort)});
+  ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  for (int i = 0; i < 3; i++) ASSERT_EQ(runIn(a_, [&] { return tcpConnect(AF_INET, "127.0.0.1", port_); }), 0);
+  for (int i = 0; i < 5; i++) ASSERT_EQ(runIn(b_, [&] { return tcpConnect(AF_INET, "127.0.0.1", port_); }), EPERM);
+  std::this_thread::sleep_for(milliseconds(300));
+  const std::string text = scrape(metricsPort);
+  ASSERT_FALSE(text.empty());
+  auto fams = metrics::parse(text);
+  ASSERT_TRUE(fams) << fams.error().str() << "\n" << text;
+  auto s = daemon_->status();
+  ASSERT_TRUE(s);
+  const json& c = (*s)["counters"];
+  EXPECT_EQ(metricValue(*fams, "microseg_verdicts_total", {{"verdict", "allow"}}), c["allowed"].get<double>());
+  EXPECT_EQ(metricValue(*fams, "microseg_verdicts_total", {{"verdict", "deny"}}), c["denied"].get<double>());
+  EXPECT_EQ(metricValue(*fams, "microseg_verdicts_total", {{"verdict", "audit"}}), c["audited"].get<double>());
+  EXPECT_EQ(metricValue(*fams, "microseg_events_lost_total"), c["events_lost"].get<double>());
+  EXPECT_EQ(c["denied"].get<int>(), 5);
+  EXPECT_EQ(metricValue(*fams, "microseg_flow_events_total",
+                        {{"direction", "egress"}, {"verdict", "deny"}, {"workload", "client-b"}}),
+            5);
+  EXPECT_EQ(metricValue(*fams, "microseg_policy_generation"), (*s)["policy_generation"].get<double>());
+  EXPECT_EQ(metricValue(*fams, "microseg_enforce"), 1);
+  EXPECT_GT(metricValue(*fams, "microseg_map_capacity", {{"map", "policy"}}), 0);
+  EXPECT_EQ(metricValue(*fams, "microseg_policy_reload_failures_total"), 0);
 }
 
 }  // namespace

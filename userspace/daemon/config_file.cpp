@@ -32,7 +32,7 @@ std::vector<policy::Diagnostic> loadConfigFile(const std::string& path, DaemonCo
   static const std::set<std::string> known = {
       "cgroupRoot", "policy",        "mode",     "socket",           "socketGroup",
       "stateDir",   "flowLog",       "logAllowed", "answerTtlSeconds", "defaultEnforcement",
-      "logLevel",   "rescanIntervalMs"};
+      "logLevel",   "rescanIntervalMs", "metricsListen", "flowStoreSize"};
   auto str = [&](const YAML::Node& v, const std::string& key, std::string& out) {
     if (!v.IsScalar()) {
       errs.push_back({at(v), key + ": must be a string"});
@@ -125,6 +125,10 @@ std::vector<policy::Diagnostic> loadConfigFile(const std::string& path, DaemonCo
       }
     } else if (key == "logLevel") {
       if (oneOf(v, key, {"trace", "debug", "info", "warn", "error"}, s)) logLevel = s;
+    } else if (key == "metricsListen") {
+      if (str(v, key, s)) cfg.metricsListen = s;
+    } else if (key == "flowStoreSize") {
+      if (uint(v, key, 1, 10000000, n)) cfg.flowStoreSize = static_cast<size_t>(n);
     } else if (key == "rescanIntervalMs") {
       if (uint(v, key, 100, 60000, n)) cfg.rescanIntervalMs = static_cast<uint32_t>(n);
     }

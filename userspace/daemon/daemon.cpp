@@ -21,6 +21,7 @@
 
 #include "common/cgroup.h"
 #include "common/fd.h"
+#include "control/metrics_http.h"
 #include "control/protocol.h"
 #include "control/server.h"
 #include "flows/flow_record.h"
@@ -91,6 +92,8 @@ json DaemonConfig::toJson() const {
               {"flow_log", flowLog},
               {"log_allowed", logAllowed},
               {"answer_ttl_seconds", answerTtlSeconds},
+              {"metrics_listen", metricsListen},
+              {"flow_store_size", flowStoreSize},
               {"default_enforcement",
                defaultEnforcement == compiler::DefaultEnforcement::Always ? "always" : "selected"}};
 }
@@ -248,6 +251,10 @@ int Daemon::setup() {
     spdlog::error("control: {}", r.error().str());
     return 1;
   }
+  if (auto r = startMetricsLocked(); !r) {
+    spdlog::error("metrics: {}", r.error().str());
+    return 1;
+  }
   spdlog::info("microsegd ready: control socket {}", config_.socketPath);
   return 0;
 }
@@ -348,6 +355,7 @@ void Daemon::loop() {
 void Daemon::shutdown() {
   if (control_) control_->stop();
   control_.reset();
+  metrics_.reset();
   if (datapath_) {
     std::lock_guard<std::mutex> lock(mu_);
     drainEventsLocked();
@@ -557,6 +565,9 @@ void Daemon::drainEventsLocked() {
   auto onEvict = [this](const flows::FlowRecord& r) { writeFlowLine(r, r.count - r.flushedCount); };
   datapath::EventHandler handler = [&](const ms_event& e) {
     flowStore_.add(e, static_cast<int64_t>(e.timestamp_ns) + clockOffsetNs_, onEvict);
+    auto w = cgroupWorkloads_.find(e.cgroup_id);
+    flowEventCounts_[{flows::directionName(e.direction), flows::verdictName(e.verdict),
+                      w != cgroupWorkloads_.end() ? w->second : ids_.nameOf(e.src_identity)}]++;
   };
   auto n = datapath_->drainEvents(handler);
   if (!n) {

@@ -25,6 +25,9 @@
 namespace microseg::control {
 class ControlServer;
 }
+namespace microseg::metrics {
+class HttpEndpoint;
+}
 
 namespace microseg::daemon {
 
@@ -43,6 +46,7 @@ struct DaemonConfig {
   bool modeFromFlagOrFile = false;  // only to explain a kept pinned mode in the log
   uint32_t reloadDebounceMs = 300;
   size_t flowStoreSize = 10000;  // aggregated flow records kept in memory
+  std::string metricsListen;     // "127.0.0.1:9464"; empty = no metrics endpoint
 
   nlohmann::json toJson() const;
 };
@@ -77,6 +81,8 @@ class Daemon {
 
   void registerCommands();
   void registerQueries();  // read-only views: daemon/queries.cpp
+  std::string renderMetricsLocked();  // daemon/metrics.cpp
+  Result<void> startMetricsLocked();
   flows::FlowContext flowContextLocked() const;
   void writeFlowLine(const flows::FlowRecord& r, uint64_t delta);
   // Identities named by a CLI filter: a workload name, a reserved name, or a
@@ -115,6 +121,9 @@ class Daemon {
   int64_t startedAt_ = 0;
   int64_t clockOffsetNs_ = 0;
   flows::FlowStore flowStore_;
+  // Events received, by (direction, verdict, source workload), for metrics.
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> flowEventCounts_;
+  std::unique_ptr<metrics::HttpEndpoint> metrics_;
   int64_t lastFlushMs_ = 0;
   double lastApplyMs_ = 0;
   uint64_t reloadFailures_ = 0;

@@ -41,6 +41,12 @@ int main(int argc, char** argv) {
                        ->check(CLI::IsMember({"always", "selected"}));
   auto* oLevel = app.add_option("--log-level", logLevel, "trace|debug|info|warn|error")
                      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  std::string metricsListen;
+  size_t flowStoreSize = 0;
+  auto* oMetrics = app.add_option("--metrics-listen", metricsListen,
+                                  "serve Prometheus metrics on HOST:PORT, e.g. 127.0.0.1:9464 (off by default)");
+  auto* oStore = app.add_option("--flow-store-size", flowStoreSize, "aggregated flow records kept in memory [10000]")
+                     ->check(CLI::Range(1, 10000000));
   app.add_flag("--cleanup", cleanup,
                "detach and remove all pinned state under --state-dir, then exit (like `microseg uninstall`)");
   CLI11_PARSE(app, argc, argv);
@@ -67,6 +73,8 @@ int main(int argc, char** argv) {
   if (*oState) cfg.stateDir = stateDir;
   if (*oFlow) cfg.flowLog = flowLog;
   if (*oAllowed) cfg.logAllowed = logAllowed;
+  if (*oMetrics) cfg.metricsListen = metricsListen;
+  if (*oStore) cfg.flowStoreSize = flowStoreSize;
   if (*oTtl) cfg.answerTtlSeconds = answerTtl;
   if (*oDefault) {
     cfg.defaultEnforcement = defaultEnforcement == "selected"

@@ -1,0 +1,62 @@
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "cli/views.h"
+
+namespace microseg::cli {
+namespace {
+
+using nlohmann::json;
+
+TEST(CliViews, Durations) {
+  EXPECT_EQ(parseDuration("90s"), 90);
+  EXPECT_EQ(parseDuration("10m"), 600);
+  EXPECT_EQ(parseDuration("2h"), 7200);
+  EXPECT_EQ(parseDuration("1d"), 86400);
+  for (const char* bad : {"", "m", "10", "10x", "-5m", "1.5h", "9999999999s"}) {
+    EXPECT_FALSE(parseDuration(bad).has_value()) << bad;
+  }
+}
+
+TEST(CliViews, PortSpecs) {
+  EXPECT_EQ(parsePortSpec("5432/tcp"), std::make_pair(uint16_t{5432}, std::string("tcp")));
+  EXPECT_EQ(parsePortSpec("53/UDP"), std::make_pair(uint16_t{53}, std::string("udp")));
+  EXPECT_EQ(parsePortSpec("8080"), std::make_pair(uint16_t{8080}, std::string("tcp")));
+  for (const char* bad : {"", "0", "65536", "80/sctp", "x/tcp", "/tcp", "-1"}) {
+    EXPECT_FALSE(parsePortSpec(bad).has_value()) << bad;
+  }
+}
+
+TEST(CliViews, GraphDotStylesEdgesByKind) {
+  json g = {{"nodes", {{{"id", 256}, {"name", "web"}, {"kind", "workload"}},
+                       {{"id", 257}, {"name", "db"}, {"kind", "workload"}},
+                       {{"id", 2}, {"name", "world"}, {"kind", "reserved"}}}},
+            {"edges", {{{"from", 256}, {"to", 257}, {"kind", "policy"}, {"ports", {"5432/tcp"}}},
+                       {{"from", 256}, {"to", 2}, {"kind", "observed"}, {"verdict", "deny"}, {"count", 3},
+                        {"ports", {"443/tcp"}}}}}};
+  const std::string dot = graphDot(g);
+  EXPECT_NE(dot.find("digraph microseg {"), std::string::npos);
+  EXPECT_NE(dot.find("\"web\" -> \"db\" [color=grey50, label=\"5432/tcp\"]"), std::string::npos) << dot;
+  EXPECT_NE(dot.find("\"web\" -> \"world\" [color=red"), std::string::npos) << dot;
+  EXPECT_NE(dot.find("deny x3 443/tcp"), std::string::npos) << dot;
+  EXPECT_NE(dot.find("\"world\" [shape=ellipse"), std::string::npos) << dot;
+}
+
+TEST(CliViews, ExplainTextNamesRuleOrMisses) {
+  json r = {{"from", {{"workload", "web"}}}, {"to", {{"workload", "db"}}}, {"port", 6000},
+            {"protocol", "tcp"}, {"direction", "egress"}, {"verdict", "deny"}, {"outcome", "audit"},
+            {"mode", "monitor"}, {"reason", "default-deny"}, {"decided_by", nullptr},
+            {"selecting_policies", {"web-out"}},
+            {"rules_checked", {{{"rule", "web-out/0"}, {"text", "allow to [identity: db] ports [5432/TCP]"},
+                                {"matches", false}, {"why", "wrong port: 6000/TCP is not among the rule's ports"}}}}};
+  std::ostringstream out;
+  printExplain(r, out);
+  const std::string s = out.str();
+  EXPECT_NE(s.find("web -> db 6000/tcp (egress): deny, audit in monitor mode"), std::string::npos) << s;
+  EXPECT_NE(s.find("reason: default-deny"), std::string::npos) << s;
+  EXPECT_NE(s.find("wrong port: 6000/TCP"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace microseg::cli
