@@ -24,18 +24,12 @@ namespace {
 using nlohmann::json;
 using std::chrono::milliseconds;
 
-class DaemonOps : public ::testing::Test {
+class DaemonOps : public WorkloadTest {
  protected:
   void SetUp() override {
-    a_ = tree_.create("client-a");
-    b_ = tree_.create("client-b");
-    srv_ = tree_.create("server");
-    port_ = freePortBase();
+    WorkloadTest::SetUp();
     server_ = std::make_unique<Child>(tcpServer(srv_, AF_INET, "127.0.0.1", port_));
     ASSERT_TRUE(server_->ready()) << "server failed to bind port " << port_;
-  }
-  void TearDown() override {
-    if (HasFailure() && daemon_) std::cerr << "---- microsegd log ----\n" << daemon_->log() << "\n";
   }
   void startDaemon(const std::string& mode) {
     daemon_ = std::make_unique<Daemon>(tree_, allowPolicy("client-a", port_), mode);
@@ -59,10 +53,6 @@ class DaemonOps : public ::testing::Test {
     return pred();
   }
 
-  CgroupTree tree_;
-  std::string a_, b_, srv_;
-  int port_ = 0;
-  std::unique_ptr<Daemon> daemon_;
   std::unique_ptr<Child> server_;
 };
 

@@ -23,17 +23,8 @@ namespace {
 
 using nlohmann::json;
 
-class Foundation : public ::testing::Test {
+class Foundation : public WorkloadTest {
  protected:
-  void SetUp() override {
-    a_ = tree_.create("client-a");
-    b_ = tree_.create("client-b");
-    srv_ = tree_.create("server");
-    port_ = freePortBase();
-  }
-  void TearDown() override {
-    if (HasFailure() && daemon_) std::cerr << "---- microsegd log ----\n" << daemon_->log() << "\n";
-  }
   void startDaemon(const std::string& mode, const std::string& policy = "") {
     daemon_ = std::make_unique<Daemon>(tree_, policy.empty() ? allowPolicy("client-a", port_) : policy, mode);
     ASSERT_TRUE(daemon_->started()) << daemon_->log();
@@ -58,12 +49,8 @@ class Foundation : public ::testing::Test {
     return s ? (*s)["policy_generation"].get<uint64_t>() : 0;
   }
 
-  CgroupTree tree_;
-  std::string a_, b_, srv_;
-  int port_ = 0;
   // Destroyed in reverse: servers, daemon (its log is printed in TearDown
   // before), then the tree.
-  std::unique_ptr<Daemon> daemon_;
   std::unique_ptr<Child> tcp4_, tcp6_, udp_;
 };
 

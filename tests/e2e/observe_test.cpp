@@ -34,22 +34,7 @@ long rssKb(pid_t pid) {
   return -1;
 }
 
-class Observe : public ::testing::Test {
- protected:
-  void SetUp() override {
-    a_ = tree_.create("client-a");
-    b_ = tree_.create("client-b");
-    srv_ = tree_.create("server");
-    port_ = freePortBase();
-  }
-  void TearDown() override {
-    if (HasFailure() && daemon_) std::cerr << "---- microsegd log ----\n" << daemon_->log().substr(0, 20000) << "\n";
-  }
-  CgroupTree tree_;
-  std::string a_, b_, srv_;
-  int port_ = 0;
-  std::unique_ptr<Daemon> daemon_;
-};
+class Observe : public WorkloadTest {};
 
 TEST_F(Observe, AFloodAggregatesIntoRecordsThatAddUpToTheKernelCounter) {
   Child server = tcpServer(srv_, AF_INET, "127.0.0.1", port_);

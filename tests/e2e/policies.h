@@ -1,8 +1,14 @@
-// Policies shared by the e2e tests: workloads client-a, client-b, server
+// Policies and the base fixture shared by the e2e tests: workloads client-a, client-b, server
 // (cgroups of the same names under the test root).
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <memory>
 #include <string>
+
+#include "harness.h"
 
 namespace microseg::e2e {
 
@@ -27,5 +33,24 @@ inline std::string allowPolicy(const std::string& client, int port, bool udp = f
   }
   return y;
 }
+
+// A throwaway tree with the three workloads' cgroups and a free port range;
+// prints the daemon's log when a test fails.
+class WorkloadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a_ = tree_.create("client-a");
+    b_ = tree_.create("client-b");
+    srv_ = tree_.create("server");
+    port_ = freePortBase();
+  }
+  void TearDown() override {
+    if (HasFailure() && daemon_) std::cerr << "---- microsegd log ----\n" << daemon_->log().substr(0, 20000) << "\n";
+  }
+  CgroupTree tree_;
+  std::string a_, b_, srv_;
+  int port_ = 0;
+  std::unique_ptr<Daemon> daemon_;
+};
 
 }  // namespace microseg::e2e
