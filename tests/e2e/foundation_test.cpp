@@ -126,6 +126,12 @@ TEST_F(Foundation, UdpIsJudgedAndAnswersAreNotNewFlows) {
   EXPECT_EQ(runIn(a_, [&] { return udpRequest(AF_INET, "127.0.0.1", udpPort, false); }), 0);
   EXPECT_EQ(runIn(a_, [&] { return udpRequest(AF_INET, "127.0.0.1", udpPort, true); }), 0);
   EXPECT_EQ(runIn(b_, [&] { return udpRequest(AF_INET, "127.0.0.1", udpPort, false); }), EPERM);
+  // The same over IPv6 (recvmsg6/sendmsg6 answer tracking).
+  Child udp6 = udpEchoServer(srv_, AF_INET6, "::1", udpPort);
+  ASSERT_TRUE(udp6.ready());
+  EXPECT_EQ(runIn(a_, [&] { return udpRequest(AF_INET6, "::1", udpPort, false); }), 0);
+  EXPECT_EQ(runIn(a_, [&] { return udpRequest(AF_INET6, "::1", udpPort, true); }), 0);
+  EXPECT_EQ(runIn(b_, [&] { return udpRequest(AF_INET6, "::1", udpPort, false); }), EPERM);
   // The same server socket sending to a port of the client it never heard
   // from is a new flow, judged by the server's (empty) egress policy.
   EXPECT_EQ(runIn(a_, [&] { return udpAskUnsolicited(AF_INET, "127.0.0.1", udpPort, port_ + 7); }), EPERM);
