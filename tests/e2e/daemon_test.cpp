@@ -202,30 +202,6 @@ TEST_F(DaemonOps, NewCgroupsFailClosedUntilClassified) {
   EXPECT_EQ((*pending)["src"]["identity"], MS_IDENTITY_PENDING);
 }
 
-std::string rawExchange(const std::string& path, const std::string& bytes) {
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return "connect failed";
-  }
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    off += static_cast<size_t>(n);
-  }
-  timeval tv{3, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return out;
-}
 
 TEST_F(DaemonOps, ControlSocketRefusesNonRootAndSurvivesGarbage) {
   startDaemon("monitor");
@@ -260,7 +236,7 @@ TEST_F(DaemonOps, ControlSocketRefusesNonRootAndSurvivesGarbage) {
                                      std::string("{\"version\":1,\"command\":\"policy.apply\",\"paths\":\"x\"}\n"),
                                      std::string("{\"version\":9,\"command\":\"status\"}\n"),
                                      std::string(1 << 20, 'x')}) {
-    auto reply = rawExchange(sock, garbage);
+    auto reply = unixExchange(sock, garbage);
     ASSERT_FALSE(reply.empty()) << "no reply to garbage of " << garbage.size() << " bytes";
     auto j = json::parse(reply);
     EXPECT_FALSE(j["ok"].get<bool>()) << reply;

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -909,3 +910,44 @@ int main(int argc, char** argv) {
   microseg::e2e::installCleanupOnSignal();
   return RUN_ALL_TESTS();
 }
+
+namespace microseg::e2e {
+
+std::string streamExchange(const sockaddr* addr, unsigned addrLen, int family, const std::string& bytes) {
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, addr, addrLen) != 0) {
+    if (fd >= 0) close(fd);
+    return "connect failed";
+  }
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  timeval tv{3, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+std::string unixExchange(const std::string& path, const std::string& bytes) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+  return streamExchange(reinterpret_cast<sockaddr*>(&a), sizeof(a), AF_UNIX, bytes);
+}
+
+std::string loopbackExchange(int port, const std::string& bytes) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return streamExchange(reinterpret_cast<sockaddr*>(&a), sizeof(a), AF_INET, bytes);
+}
+
+}  // namespace microseg::e2e

@@ -3,6 +3,7 @@
 // removed by RAII, also when an assertion fails.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -142,6 +143,12 @@ class Daemon {
   bool started_ = false;
 };
 
-int freePortBase();  // a base for up to 20 consecutive ports for this test
+int freePortBase();
+
+// Connects a stream socket to `addr`, sends `bytes` whole, then reads until
+// the peer closes (3 s receive timeout). "connect failed" if it cannot connect.
+std::string streamExchange(const sockaddr* addr, unsigned addrLen, int family, const std::string& bytes);
+std::string unixExchange(const std::string& path, const std::string& bytes);
+std::string loopbackExchange(int port, const std::string& bytes);  // a base for up to 20 consecutive ports for this test
 
 }  // namespace microseg::e2e
