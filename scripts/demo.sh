@@ -152,7 +152,7 @@ if [[ $KEEP -eq 1 ]]; then
   bold "Left running. Try:"
   echo "  export MICROSEG_SOCKET=$SOCK"
   echo "  build/microseg status; build/microseg mode monitor; tail -f $FLOWS"
-  echo "Press Ctrl-C to clean up."
+  echo "Press Ctrl-C (or kill -TERM $$) to clean up."
   while kill -0 "$DAEMON_PID" 2>/dev/null; do sleep 1; done
 fi
 if ((FAILURES > 0)); then
