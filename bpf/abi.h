@@ -28,7 +28,7 @@
 
 /* Bump when any struct or map below changes incompatibly (pinned state of an
  * older layout is then replaced, see the daemon's adoption logic). */
-#define MS_ABI_VERSION 1
+#define MS_ABI_VERSION 2
 
 /* ---- identities ------------------------------------------------------ */
 /*
@@ -43,6 +43,9 @@
 #define MS_IDENTITY_PENDING        4u   /* new cgroup not classified yet, that may
                                            match a workload pattern: fail closed */
 #define MS_IDENTITY_FIRST_WORKLOAD 256u
+/* Identities of remote address ranges (the ipcache: `External` objects and
+ * inline `cidr` peers) start here; below it are workloads. */
+#define MS_IDENTITY_FIRST_EXTERNAL (1u << 24)
 
 /* ---- enums ------------------------------------------------------------ */
 enum ms_mode {
@@ -79,7 +82,7 @@ enum ms_hook {
 enum ms_reason {
 	MS_REASON_RULE         = 0, /* a policy entry matched: rule_id names it */
 	MS_REASON_DEFAULT_DENY = 1, /* no entry: zero-trust default */
-	MS_REASON_UDP_ANSWER   = 2, /* UDP answer to a peer heard from recently */
+	MS_REASON_UDP_ANSWER   = 2, /* UDP answer/reply to a recent exchange */
 	MS_REASON_NOT_ISOLATED = 3, /* subject not isolated in this direction */
 	MS_REASON_NO_POLICY    = 4, /* policy maps missing: fail closed */
 	MS_REASON_PENDING      = 5, /* subject cgroup not classified yet: fail closed */
@@ -101,6 +104,8 @@ struct ms_config {
 	__u64 answer_ttl_ns;  /* how long a heard UDP peer may be answered */
 	__u64 root_cgroup_id; /* cgroup the programs are attached to; a restarted
 	                         daemon adopts pinned state only for the same root */
+	__u64 host_netns_cookie; /* network namespace of the daemon ("this host"):
+	                            owner of the addresses flagged MS_IPCACHE_F_HOST */
 };
 
 /* ---- cgroup -> identity: ms_cgroups_<slot> (inner HASH) --------------- */
@@ -180,15 +185,52 @@ struct ms_addr {
 	__u8 a[16];           /* IPv6, or IPv4 mapped (::ffff:a.b.c.d) */
 };
 
+/* ---- ipcache: ms_ipcache_<slot> (inner LPM_TRIE) ------------------------ */
+/*
+ * Address -> identity of the other end, for every address that is not
+ * loopback. Most specific prefix wins (LPM). Entries come from:
+ *   - `External` objects and inline `cidr` peers (compiled per generation):
+ *     identity >= MS_IDENTITY_FIRST_EXTERNAL, flags 0. The compiler splits
+ *     overlapping ranges so that every prefix's identity stands for exactly
+ *     the set of Externals/cidr peers containing it (`except` carves holes);
+ *   - addresses of this host's network namespace: MS_IPCACHE_F_HOST,
+ *     identity MS_IDENTITY_HOST, netns_cookie = the host netns. The peer is
+ *     then the owner of the listening socket there (ms_binds), never the IP;
+ *   - addresses of a workload's own network namespace (a container):
+ *     MS_IPCACHE_F_NETNS, identity = that workload, netns_cookie = its netns.
+ *     The owner of the listener in that netns is asked first.
+ * A miss is MS_IDENTITY_WORLD.
+ *
+ * IPv4 is stored mapped, so an IPv4 a.b.c.d/n is prefixlen 96 + n over
+ * ::ffff:a.b.c.d. IPv6 prefixes never cover the mapped range: the compiler
+ * emits a ::ffff:0:0/96 boundary when an IPv6 prefix would (e.g. ::/0).
+ */
+#define MS_IPCACHE_F_HOST  (1u << 0) /* an address of the host netns */
+#define MS_IPCACHE_F_NETNS (1u << 1) /* an address of a workload's own netns */
+
+struct ms_ipcache_key {
+	__u32 prefixlen;      /* 0..128 bits of addr */
+	struct ms_addr addr;  /* bits past prefixlen are zero */
+};
+
+struct ms_ipcache_value {
+	__u32 identity;       /* External/cidr, workload (F_NETNS) or HOST (F_HOST) */
+	__u32 flags;          /* MS_IPCACHE_F_* */
+	__u64 netns_cookie;   /* F_HOST/F_NETNS: netns owning the address, else 0 */
+};
+
 /* ---- local listeners: ms_binds (HASH) ---------------------------------- */
 /* Recorded by cgroup/post_bind4|6, removed by cgroup/sock_release. The
  * identity of a local destination comes from here, never from its IP. An
- * unspecified bind (0.0.0.0 / ::) is stored with the unspecified address. */
+ * unspecified bind (0.0.0.0 / ::) is stored with the unspecified address.
+ * Keyed by network namespace: every container has its own loopback and
+ * its own port space. */
 struct ms_bind_key {
+	__u64 netns_cookie;   /* netns of the bound socket */
 	struct ms_addr addr;  /* bound address (mapped for IPv4) */
 	__be16 port;          /* bound port */
 	__u8  protocol;       /* MS_PROTO_* */
-	__u8  _pad0;
+	__u8  _pad0[5];
 };
 
 struct ms_bind_value {
@@ -197,32 +239,54 @@ struct ms_bind_value {
 	__u64 anchor_cgroup_id; /* nearest ancestor with an identity at bind */
 };
 
-/* ---- host addresses: ms_local_addrs (HASH addr -> __u8) --------------- */
-/* Addresses of this host besides loopback (filled by the daemon). */
-
 /* ---- per-socket state: ms_sockets (SK_STORAGE) ------------------------ */
 /* Filled by cgroup/sock_create, so a socket keeps the identity of the cgroup
- * that created it even when its fd is passed to another cgroup. post_bind
- * adds the listener key, because cgroup/sock_release may not read the
- * socket's address and needs it to remove the ms_binds entry. */
-#define MS_SOCK_F_BOUND (1u << 0) /* `bound` holds this socket's ms_binds key */
+ * that created it even when its fd is passed to another cgroup (and accepted
+ * sockets inherit their listener's: BPF_F_CLONE). post_bind adds the
+ * listener key, because cgroup/sock_release may not read the socket's
+ * address and needs it to remove the ms_binds entry. */
+#define MS_SOCK_F_BOUND     (1u << 0) /* `bound` holds this socket's ms_binds key */
+#define MS_SOCK_F_CONNECTED (1u << 1) /* UDP connect() passed the egress check:
+                                         datagrams from the connected peer are
+                                         replies (the kernel delivers nothing
+                                         else to a connected UDP socket) */
 
 struct ms_sock_state {
 	__u64 cgroup_id;        /* creator's cgroup */
 	__u64 anchor_cgroup_id; /* nearest ancestor-or-self with an identity
 	                           at creation (0: none) */
+	__u64 netns_cookie;     /* netns the socket was created in */
 	struct ms_bind_key bound; /* valid with MS_SOCK_F_BOUND */
 	__u32 flags;            /* MS_SOCK_F_* */
+	__u32 _pad0;
 };
 
-/* ---- UDP answers: ms_udp_peers (LRU_HASH key -> __u64 last seen ns) --- */
-/* Filled by cgroup/recvmsg4|6: a socket may answer a peer it heard from
- * within ms_config.answer_ttl_ns without that being judged a new flow. */
-struct ms_udp_peer_key {
+/* ---- UDP exchanges: ms_udp_flows (LRU_HASH) ---------------------------- */
+/*
+ * What an unconnected UDP socket exchanged with a peer recently, so that
+ * replies are not judged as new flows (a stateful firewall's conntrack,
+ * per socket):
+ *   - egress to P passes without a rule if the socket heard from P within
+ *     ms_config.answer_ttl_ns (an answer);
+ *   - ingress from P passes without a rule if the socket sent to P within
+ *     the TTL (the answer to its request);
+ *   - a flow a rule already allowed in the current generation is not judged
+ *     again within the TTL (egress_gen / ingress_gen): established UDP flows
+ *     cost one lookup.
+ * Timestamps are refreshed at most every 100 ms per entry.
+ */
+struct ms_udp_flow_key {
 	__u64 cookie;         /* socket cookie */
 	struct ms_addr addr;  /* peer address */
 	__be16 port;          /* peer port */
 	__u8  _pad0[6];
+};
+
+struct ms_udp_flow_value {
+	__u64 sent_ns;        /* last datagram to the peer that passed egress */
+	__u64 heard_ns;       /* last datagram from the peer that passed ingress */
+	__u64 egress_gen;     /* generation whose rules allowed sending (0: none) */
+	__u64 ingress_gen;    /* generation whose rules allowed receiving (0: none) */
 };
 
 /* ---- counters: ms_counters (PERCPU_ARRAY) ----------------------------- */
@@ -231,9 +295,11 @@ enum ms_counter {
 	MS_CTR_DENIED,          /* refused in enforce mode */
 	MS_CTR_AUDITED,         /* would-deny passed in monitor mode */
 	MS_CTR_EVENTS_LOST,     /* ring buffer full: event dropped, counted */
-	MS_CTR_UDP_ANSWERS,     /* UDP sends allowed as answers */
+	MS_CTR_UDP_ANSWERS,     /* UDP datagrams passed as answers/replies */
 	MS_CTR_BIND_TABLE_FULL, /* post_bind could not record an owner */
 	MS_CTR_NO_POLICY,       /* verdict with no policy map: failed closed */
+	MS_CTR_UNPARSED,        /* inbound packet without a TCP/UDP header we could
+	                           find, to a governed socket: failed closed */
 	MS_CTR_MAX,
 };
 
@@ -244,23 +310,31 @@ enum ms_counter {
 #define MS_MAX_RULES 65536u
 
 /* ---- verdict events: ms_events (RINGBUF) ------------------------------ */
+/* Oriented like the flow: src is the side that opened it, dst the side it
+ * was opened to, whichever side judged it (`direction`: egress = judged at
+ * the source's connect/sendmsg, ingress = judged as it arrived at dst). */
 struct ms_event {
 	__u64 timestamp_ns;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
-	__u64 cgroup_id;      /* the source socket's cgroup */
+	__u64 src_cgroup_id;  /* creator cgroup of the source socket, 0 if not
+	                         local (ingress from another host/netns) */
+	__u64 dst_cgroup_id;  /* creator cgroup of the destination socket, 0 if
+	                         unknown (egress to a remote address) */
 	__u64 generation;     /* policy generation that decided */
-	__u32 pid;            /* tgid of current */
+	__u32 pid;            /* egress: tgid of the caller; ingress: 0 */
 	__u32 src_identity;
 	__u32 dst_identity;
 	__u32 rule_id;        /* MS_RULE_NONE for default deny */
+	struct ms_addr src_addr; /* ingress: the packet's source; egress: zero */
 	struct ms_addr dst_addr;
+	__be16 src_port;      /* ingress: the packet's source port; egress: 0 */
 	__be16 dst_port;
 	__u8  protocol;       /* MS_PROTO_* */
 	__u8  verdict;        /* enum ms_verdict */
-	__u8  direction;      /* enum ms_direction */
+	__u8  direction;      /* enum ms_direction: which side judged */
 	__u8  hook;           /* enum ms_hook */
 	__u8  reason;         /* enum ms_reason */
-	__u8  _pad0;
-	char  comm[16];       /* current->comm */
+	__u8  _pad0[7];
+	char  comm[16];       /* egress: current->comm; ingress: empty */
 };
 
 /* ---- limits (defaults; the daemon may resize at load) ----------------- */
@@ -268,8 +342,8 @@ struct ms_event {
 #define MS_MAX_CGROUPS         65536u
 #define MS_MAX_IDENTITIES      65536u
 #define MS_MAX_BINDS           65536u
-#define MS_MAX_UDP_PEERS       65536u
-#define MS_MAX_LOCAL_ADDRS     1024u
+#define MS_MAX_UDP_FLOWS       65536u
+#define MS_MAX_IPCACHE         (1u << 18)
 #define MS_RINGBUF_BYTES       (4u << 20)
 #define MS_MAX_CGROUP_DEPTH    32     /* ancestor walk bound below the root */
 

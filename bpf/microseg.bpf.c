@@ -3,12 +3,14 @@
  * microseg datapath: cgroup socket hooks attached to the managed cgroup root.
  *
  * Entry points are thin: read the context, normalise the address (IPv4 and
- * IPv4-mapped IPv6 become the same ms_addr) and call decide_egress().
+ * IPv4-mapped IPv6 become the same ms_addr) and call decide_egress() or
+ * decide_ingress() (lib/decide.bpf.h).
  *
- *   cgroup/sock_create     remember the creator cgroup of every socket
+ *   cgroup/sock_create     remember the creator cgroup and netns of every socket
  *   cgroup/connect4|6      TCP connect (incl. TCP Fast Open), connected UDP
  *   cgroup/sendmsg4|6      unconnected UDP sendto/sendmsg
- *   cgroup/recvmsg4|6      note the UDP peers a socket heard from (answers)
+ *   cgroup_skb/ingress     the first packet of every inbound flow (TCP SYN to
+ *                          a listener, UDP datagrams not part of an exchange)
  *   cgroup/post_bind4|6    who listens where (identity of local destinations)
  *   cgroup/sock_release    forget a listener when its socket goes away
  */
@@ -23,6 +25,7 @@
 #include "bpf/lib/addr.bpf.h"
 #include "bpf/lib/identity.bpf.h"
 #include "bpf/lib/events.bpf.h"
+#include "bpf/lib/packet.bpf.h"
 #include "bpf/lib/decide.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -41,6 +44,7 @@ int ms_sock_create(struct bpf_sock *sk)
 	if (!st)
 		return 1;
 	st->cgroup_id = bpf_get_current_cgroup_id();
+	st->netns_cookie = bpf_get_netns_cookie(sk);
 	slot = cfg->active_slot & 1;
 	cgroups = bpf_map_lookup_elem(&ms_cgroups, &slot);
 	st->anchor_cgroup_id = cgroups ? current_anchor(cgroups) : 0;
@@ -85,40 +89,25 @@ int ms_sendmsg6(struct bpf_sock_addr *ctx)
 	return decide_egress(ctx, &addr, (__be16)ctx->user_port, MS_HOOK_SENDMSG6);
 }
 
-static __always_inline void note_udp_peer(struct bpf_sock_addr *ctx, const struct ms_addr *addr)
+SEC("cgroup_skb/ingress")
+int ms_ingress(struct __sk_buff *skb)
 {
-	struct ms_udp_peer_key key = {};
-	__u64 now = bpf_ktime_get_ns(), *seen;
+	struct bpf_sock *sk = skb->sk;
+	__u8 proto;
 
-	key.cookie = bpf_get_socket_cookie(ctx);
-	key.addr = *addr;
-	key.port = (__be16)ctx->user_port;
-	seen = bpf_map_lookup_elem(&ms_udp_peers, &key);
-	/* Refresh at most every 100 ms: a busy server stays cheap. */
-	if (seen && now - *seen < 100000000ULL)
-		return;
-	bpf_map_update_elem(&ms_udp_peers, &key, &now, BPF_ANY);
-}
-
-SEC("cgroup/recvmsg4")
-int ms_recvmsg4(struct bpf_sock_addr *ctx)
-{
-	struct ms_addr addr;
-
-	addr_from_ip4(&addr, ctx->user_ip4);
-	note_udp_peer(ctx, &addr);
-	return 1;
-}
-
-SEC("cgroup/recvmsg6")
-int ms_recvmsg6(struct bpf_sock_addr *ctx)
-{
-	struct ms_addr addr;
-	__u32 w[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
-
-	addr_from_ip6(&addr, w);
-	note_udp_peer(ctx, &addr);
-	return 1;
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	proto = proto_norm(sk->protocol);
+	/* Fast path, no parsing: only a listener can be asked for a new TCP
+	 * connection; established and closing sockets carry replies. */
+	if (proto == MS_PROTO_TCP && sk->state != BPF_TCP_LISTEN)
+		return 1;
+	if (proto != MS_PROTO_TCP && proto != MS_PROTO_UDP)
+		return 1;
+	return decide_ingress(skb, sk, proto);
 }
 
 /* Listener key of a socket. `v6` is decided by the caller from the hook
@@ -127,6 +116,7 @@ int ms_recvmsg6(struct bpf_sock_addr *ctx)
  * compiler offset to share one load between both families. */
 static __always_inline void bind_key_of(struct bpf_sock *sk, bool v6, struct ms_bind_key *key)
 {
+	key->netns_cookie = bpf_get_netns_cookie(sk);
 	if (v6) {
 		__u32 w[4];
 

@@ -96,17 +96,26 @@ for _ in $(seq 50); do build/microseg status >/dev/null 2>&1 && break; sleep 0.1
 build/microseg status
 
 FAILURES=0
-# call FROM TO [EXPECT]: a client in FROM's cgroup connects to TO's port;
-# EXPECT (ok|refused) is checked, so the demo fails loudly if microseg does not
-# do what it shows.
+# call FROM TO [EXPECT]: a client in FROM's cgroup (FROM=host: this script's
+# own cgroup, outside the shop) connects to TO's port; EXPECT (ok|refused) is
+# checked, so the demo fails loudly if microseg does not do what it shows. A
+# caller's own egress refuses at once (EPERM); a callee's ingress drops the
+# SYN (the caller gives up after the 1 s connect timeout).
 call() {
-  local from="$1" to="$2" expect="${3:-}" out rc
-  out=$(in_cgroup "system.slice/$from.service" socat -T2 - "TCP:127.0.0.1:${PORT[$to]}" </dev/null 2>&1) && rc=0 || rc=$?
+  local from="$1" to="$2" expect="${3:-}" out rc why
+  local target="TCP:127.0.0.1:${PORT[$to]},connect-timeout=1"
+  if [[ $from == host ]]; then
+    out=$(socat -T2 - "$target" </dev/null 2>&1) && rc=0 || rc=$?
+  else
+    out=$(in_cgroup "system.slice/$from.service" socat -T2 - "$target" </dev/null 2>&1) && rc=0 || rc=$?
+  fi
   if [[ $rc -eq 0 ]]; then
     printf '  %-9s -> %-9s :%-5s  connected (%s)\n' "$from" "$to" "${PORT[$to]}" "$out"
   else
-    printf '  %-9s -> %-9s :%-5s  REFUSED: %s\n' "$from" "$to" "${PORT[$to]}" \
-      "$(echo "$out" | sed -n 's/.*connect([^)]*): //p' | head -1)"
+    why=$(echo "$out" | grep -m1 ' E ' | sed 's/.*: //')
+    [[ $why == *"timed out"* ]] && why="$why: dropped by $to's ingress"
+    [[ $why == *"not permitted"* ]] && why="$why: refused by $from's egress"
+    printf '  %-9s -> %-9s :%-5s  REFUSED: %s\n' "$from" "$to" "${PORT[$to]}" "$why"
   fi
   if [[ -n "$expect" ]] && { [[ $expect == ok && $rc -ne 0 ]] || [[ $expect == refused && $rc -eq 0 ]]; }; then
     echo "  !! expected $expect" >&2
@@ -126,12 +135,15 @@ traffic() {
   echo "  -- an attacker who took over the frontend tries to move sideways:"
   call frontend postgres "$lateral"
   call frontend payments "$lateral"
+  echo "  -- a process outside the shop (its egress is nobody's business) goes for the database:"
+  call host postgres "$lateral"
+  call host frontend ok
 }
 
 show_flows() {
   sleep 0.4 # the daemon drains events every 100 ms
   jq -r --arg v "$1" 'select(.verdict == $v) |
-      "  \(.verdict)  \(.src.workload) -> \(.dst.workload):\(.dst.port)/\(.protocol)  rule=\(.rule)"' "$FLOWS" | sort | uniq -c
+      "  \(.verdict)  \(.src.workload) -> \(.dst.workload):\(.dst.port)/\(.protocol)  \(.direction)  rule=\(.rule)"' "$FLOWS" | sort | uniq -c
 }
 
 bold "Traffic in monitor mode: everything connects, would-be denials are audited"

@@ -34,22 +34,20 @@ static __always_inline bool addr_is_v4(const struct ms_addr *a)
 	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0x0000ffff);
 }
 
-/* Loopback, unspecified (connect to 0.0.0.0/:: reaches this host) or an
- * address of this host registered by the daemon. */
-static __always_inline bool addr_is_local(const struct ms_addr *a)
+/* Loopback or unspecified (a connect to 0.0.0.0 / :: reaches this netns):
+ * the other end is a socket of the same network namespace. Every other
+ * address is looked up in the ipcache, which also knows the addresses of
+ * this host and of the workloads' own network namespaces. */
+static __always_inline bool addr_is_loopback(const struct ms_addr *a)
 {
 	const __u32 *w = (const __u32 *)a->a;
 
 	if (addr_is_v4(a)) {
 		__u32 ip = bpf_ntohl(w[3]);
 
-		if ((ip >> 24) == 127 || ip == 0)
-			return true;
-	} else if (w[0] == 0 && w[1] == 0 && w[2] == 0 &&
-		   (w[3] == 0 || w[3] == bpf_htonl(1))) {
-		return true;
+		return (ip >> 24) == 127 || ip == 0;
 	}
-	return bpf_map_lookup_elem(&ms_local_addrs, a) != NULL;
+	return w[0] == 0 && w[1] == 0 && w[2] == 0 && (w[3] == 0 || w[3] == bpf_htonl(1));
 }
 
 /* Normalise a socket protocol to the policy protocols. MPTCP runs over TCP

@@ -1,20 +1,59 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The one verdict function shared by every egress entry point.
+ * The verdict, shared by every entry point. A connection between two
+ * workloads needs both sides to consent: the caller's egress is judged at
+ * connect()/sendmsg() (decide_egress), the callee's ingress when the first
+ * packet arrives at its socket (decide_ingress). Each side is judged once,
+ * with kernel identities for both ends where both are local.
  *
- * Order of a decision for a new flow from socket S to (addr, port, proto):
+ * Order of a decision for a new flow judged at socket S (the subject):
  *   1. subject = identity of S's creator cgroup; pending (not classified
  *      yet, may be a workload) -> deny; not a workload -> allow (nothing
- *      governs unmanaged processes' egress);
- *   2. UDP: a peer S heard from within answer_ttl -> allow as an answer;
- *   3. peer = owner of the local listener, or world;
- *   4. policy: {subject, peer, ...}, then {subject, ANY, ...} (see abi.h);
- *      miss -> default deny if the subject is isolated for egress;
+ *      governs unmanaged processes);
+ *   2. not a new flow -> allow without a verdict: TCP packets other than a
+ *      SYN to a listener; UDP datagrams answering a recent exchange of S
+ *      with that peer (see ms_udp_flows in abi.h); a UDP flow a rule of
+ *      this generation already allowed;
+ *   3. peer = the other end's identity (identity.bpf.h, packet.bpf.h);
+ *   4. policy: {subject, peer, dir, proto, port}, then {subject, ANY, ...}
+ *      (see abi.h); miss -> default deny if the subject is isolated in
+ *      that direction, else allow;
  *   5. deny in monitor mode (per identity, else global) -> audit, pass.
- * Returns 1 to let the syscall proceed, 0 to fail it with EPERM.
+ * Entry points return 1 to let the syscall/packet through, 0 to refuse it
+ * (EPERM for connect/sendmsg, drop for packets).
  */
 #ifndef MICROSEG_BPF_LIB_DECIDE_H
 #define MICROSEG_BPF_LIB_DECIDE_H
+
+/* The maps of the generation in force. */
+struct ms_gen {
+	struct ms_config *cfg;
+	void *cgroups;
+	void *identities;
+	void *policy;
+	void *ipcache;
+};
+
+/* 0 on success; -1 without config, -2 without slot maps (never attached
+ * that way; if it happens the caller fails closed). */
+static __always_inline int load_gen(struct ms_gen *g)
+{
+	__u32 zero = 0, slot;
+
+	g->cfg = bpf_map_lookup_elem(&ms_config, &zero);
+	if (!g->cfg)
+		return -1;
+	slot = g->cfg->active_slot & 1;
+	g->cgroups = bpf_map_lookup_elem(&ms_cgroups, &slot);
+	g->identities = bpf_map_lookup_elem(&ms_identities, &slot);
+	g->policy = bpf_map_lookup_elem(&ms_policy, &slot);
+	g->ipcache = bpf_map_lookup_elem(&ms_ipcache, &slot);
+	if (!g->cgroups || !g->identities || !g->policy || !g->ipcache) {
+		count(MS_CTR_NO_POLICY);
+		return -2;
+	}
+	return 0;
+}
 
 static __always_inline struct ms_policy_value *policy_lookup(void *policy, __u32 subject,
 							     __u32 peer, __u8 direction,
@@ -36,113 +75,294 @@ static __always_inline struct ms_policy_value *policy_lookup(void *policy, __u32
 	return bpf_map_lookup_elem(policy, &key);
 }
 
-static __always_inline bool udp_answer(struct bpf_sock_addr *ctx, const struct ms_config *cfg,
-				       const struct ms_addr *addr, __be16 port)
+/* Step 5: count, log, and apply the mode to f->verdict. */
+static __always_inline int finish(const struct ms_config *cfg, struct ms_flow *f, __u32 mode)
 {
-	struct ms_udp_peer_key key = {};
-	__u64 *seen;
-
-	key.cookie = bpf_get_socket_cookie(ctx);
-	key.addr = *addr;
-	key.port = port;
-	seen = bpf_map_lookup_elem(&ms_udp_peers, &key);
-	return seen && bpf_ktime_get_ns() - *seen <= cfg->answer_ttl_ns;
+	if (f->verdict == MS_VERDICT_ALLOW) {
+		count(MS_CTR_ALLOWED);
+		if (cfg->flags & MS_CONFIG_F_LOG_ALLOWED)
+			emit_event(f);
+		return 1;
+	}
+	if (mode == MS_MODE_MONITOR) {
+		f->verdict = MS_VERDICT_AUDIT;
+		count(MS_CTR_AUDITED);
+		emit_event(f);
+		return 1;
+	}
+	count(MS_CTR_DENIED);
+	emit_event(f);
+	return 0;
 }
 
-static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct ms_addr *addr,
-					 __be16 port, __u8 hook)
+/* Steps 4-5 for a flow whose subject is a workload and peer is known. */
+static __always_inline int judge(const struct ms_gen *g, struct ms_flow *f)
 {
-	struct ms_flow f = {};
-	struct ms_config *cfg;
 	struct ms_identity_value *idv;
 	struct ms_policy_value *pv;
-	void *cgroups, *identities, *policy;
-	__u32 zero = 0, slot, mode, flags = MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS;
+	__u32 mode = g->cfg->mode;
+	__u32 flags = MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS;
+	__u32 isolate = f->direction == MS_DIR_EGRESS ? MS_IDENT_F_ISOLATE_EGRESS
+						      : MS_IDENT_F_ISOLATE_INGRESS;
 
-	cfg = bpf_map_lookup_elem(&ms_config, &zero);
-	if (!cfg)
-		return 0;
-	slot = cfg->active_slot & 1;
-	cgroups = bpf_map_lookup_elem(&ms_cgroups, &slot);
-	identities = bpf_map_lookup_elem(&ms_identities, &slot);
-	policy = bpf_map_lookup_elem(&ms_policy, &slot);
-	if (!cgroups || !identities || !policy) {
-		/* Never attached without maps; if it happens, fail closed. */
-		count(MS_CTR_NO_POLICY);
-		return cfg->mode == MS_MODE_MONITOR;
-	}
-
-	f.addr = *addr;
-	f.port = port;
-	f.protocol = proto_norm(ctx->protocol);
-	f.direction = MS_DIR_EGRESS;
-	f.hook = hook;
-	f.generation = cfg->generation;
-	f.subject = socket_identity(cgroups, ctx->sk, &f.cgroup_id);
-	mode = cfg->mode;
-	if (f.subject == MS_IDENTITY_PENDING) {
-		/* A workload may be starting in a cgroup we have not classified
-		 * yet: fail closed for the few ms until we have. */
-		f.peer = peer_identity(cgroups, addr, port, f.protocol);
-		f.verdict = MS_VERDICT_DENY;
-		f.reason = MS_REASON_PENDING;
-		goto refuse;
-	}
-	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
-		return 1;
-
-	idv = bpf_map_lookup_elem(identities, &f.subject);
+	idv = bpf_map_lookup_elem(g->identities, &f->subject);
 	if (idv) {
 		flags = idv->flags;
 		if (idv->mode != MS_MODE_INHERIT)
 			mode = idv->mode;
 	}
-
-	if (f.protocol == MS_PROTO_UDP && udp_answer(ctx, cfg, addr, port)) {
-		count(MS_CTR_UDP_ANSWERS);
-		if (cfg->flags & MS_CONFIG_F_LOG_ALLOWED) {
-			f.peer = peer_identity(cgroups, addr, port, f.protocol);
-			f.verdict = MS_VERDICT_ALLOW;
-			f.reason = MS_REASON_UDP_ANSWER;
-			emit_event(&f);
-		}
-		return 1;
-	}
-
-	f.peer = peer_identity(cgroups, addr, port, f.protocol);
-	pv = policy_lookup(policy, f.subject, f.peer, MS_DIR_EGRESS, f.protocol, port);
+	pv = policy_lookup(g->policy, f->subject, f->peer, f->direction, f->protocol, f->dst_port);
 	if (pv) {
-		f.verdict = pv->verdict;
-		f.rule_id = pv->rule_id;
-		f.reason = MS_REASON_RULE;
-	} else if (flags & MS_IDENT_F_ISOLATE_EGRESS) {
-		f.verdict = MS_VERDICT_DENY;
-		f.rule_id = MS_RULE_NONE;
-		f.reason = MS_REASON_DEFAULT_DENY;
+		f->verdict = pv->verdict;
+		f->rule_id = pv->rule_id;
+		f->reason = MS_REASON_RULE;
+		count_rule(f->rule_id);
+	} else if (flags & isolate) {
+		f->verdict = MS_VERDICT_DENY;
+		f->rule_id = MS_RULE_NONE;
+		f->reason = MS_REASON_DEFAULT_DENY;
+		count_rule(MS_RULE_NONE);
 	} else {
-		f.verdict = MS_VERDICT_ALLOW;
-		f.reason = MS_REASON_NOT_ISOLATED;
+		f->verdict = MS_VERDICT_ALLOW;
+		f->reason = MS_REASON_NOT_ISOLATED;
+	}
+	return finish(g->cfg, f, mode);
+}
+
+/* A subject that may be a workload nobody has classified yet. */
+static __always_inline int refuse_pending(const struct ms_gen *g, struct ms_flow *f)
+{
+	f->verdict = MS_VERDICT_DENY;
+	f->reason = MS_REASON_PENDING;
+	return finish(g->cfg, f, g->cfg->mode);
+}
+
+/* ---- UDP exchanges (ms_udp_flows) ---------------------------------------- */
+
+#define MS_UDP_REFRESH_NS 100000000ULL /* write a timestamp at most every 100 ms */
+
+static __always_inline bool fresh(__u64 then, __u64 now, __u64 ttl)
+{
+	return then != 0 && now - then <= ttl;
+}
+
+static __always_inline struct ms_udp_flow_value *udp_flow_lookup(__u64 cookie,
+								 const struct ms_addr *peer,
+								 __be16 port)
+{
+	struct ms_udp_flow_key key = {};
+
+	key.cookie = cookie;
+	key.addr = *peer;
+	key.port = port;
+	return bpf_map_lookup_elem(&ms_udp_flows, &key);
+}
+
+/* A datagram to (`sent`) or from the peer passed; `allowed_gen` is the
+ * generation whose rules allowed it, 0 if it passed without (an answer, an
+ * audit). `v` is the entry if the caller already looked it up. */
+static __always_inline void udp_flow_note(struct ms_udp_flow_value *v, __u64 cookie,
+					  const struct ms_addr *peer, __be16 port, bool sent,
+					  __u64 allowed_gen, __u64 now)
+{
+	struct ms_udp_flow_value nv = {};
+	struct ms_udp_flow_key key = {};
+
+	if (v) {
+		__u64 *ts = sent ? &v->sent_ns : &v->heard_ns;
+		__u64 *gen = sent ? &v->egress_gen : &v->ingress_gen;
+
+		if (now - *ts >= MS_UDP_REFRESH_NS)
+			*ts = now;
+		if (allowed_gen && *gen != allowed_gen)
+			*gen = allowed_gen;
+		return;
+	}
+	if (sent) {
+		nv.sent_ns = now;
+		nv.egress_gen = allowed_gen;
+	} else {
+		nv.heard_ns = now;
+		nv.ingress_gen = allowed_gen;
+	}
+	key.cookie = cookie;
+	key.addr = *peer;
+	key.port = port;
+	bpf_map_update_elem(&ms_udp_flows, &key, &nv, BPF_ANY);
+}
+
+/* Step 2 for UDP, for a datagram the socket sends (`sent`) or receives:
+ * MS_UDP_NEW if it needs a verdict, MS_UDP_KNOWN if a rule of the
+ * generation in force already allowed this exchange, MS_UDP_ANSWER if it
+ * answers (egress) or replies to (ingress) the other direction. */
+enum { MS_UDP_NEW = 0, MS_UDP_KNOWN = 1, MS_UDP_ANSWER = 2 };
+
+static __always_inline int udp_known(const struct ms_gen *g, struct ms_udp_flow_value *v,
+				     bool sent, __u64 cookie, const struct ms_addr *peer,
+				     __be16 port, __u64 now)
+{
+	__u64 ttl = g->cfg->answer_ttl_ns;
+
+	if (!v)
+		return MS_UDP_NEW;
+	if (fresh(sent ? v->heard_ns : v->sent_ns, now, ttl)) {
+		count(MS_CTR_UDP_ANSWERS);
+		udp_flow_note(v, cookie, peer, port, sent, 0, now);
+		return MS_UDP_ANSWER;
+	}
+	if ((sent ? v->egress_gen : v->ingress_gen) == g->cfg->generation &&
+	    fresh(sent ? v->sent_ns : v->heard_ns, now, ttl)) {
+		udp_flow_note(v, cookie, peer, port, sent, 0, now);
+		return MS_UDP_KNOWN;
+	}
+	return MS_UDP_NEW;
+}
+
+/* Log an answer when allowed flows are logged (the peer is only looked up
+ * for that). */
+static __always_inline void log_answer(struct ms_flow *f)
+{
+	f->verdict = MS_VERDICT_ALLOW;
+	f->reason = MS_REASON_UDP_ANSWER;
+	emit_event(f);
+}
+
+/* ---- egress: connect4/6, sendmsg4/6 ------------------------------------- */
+
+static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct ms_addr *addr,
+					 __be16 port, __u8 hook)
+{
+	struct ms_udp_flow_value *uf = NULL;
+	struct ms_sock_state *st = NULL;
+	struct ms_flow f = {};
+	struct ms_gen g;
+	__u64 cookie = 0, now = 0, netns;
+	bool connect = hook == MS_HOOK_CONNECT4 || hook == MS_HOOK_CONNECT6;
+	int rc, pass, known;
+
+	rc = load_gen(&g);
+	if (rc)
+		return rc == -2 && g.cfg->mode == MS_MODE_MONITOR;
+
+	f.dst_addr = *addr;
+	f.dst_port = port;
+	f.protocol = proto_norm(ctx->protocol);
+	f.direction = MS_DIR_EGRESS;
+	f.hook = hook;
+	f.generation = g.cfg->generation;
+	f.subject = socket_identity(g.cgroups, ctx->sk, &st, &f.src_cgroup_id);
+	netns = bpf_get_netns_cookie(ctx);
+	if (f.subject == MS_IDENTITY_PENDING) {
+		f.peer = egress_peer(g.cgroups, g.ipcache, netns, addr, port, f.protocol,
+				     &f.dst_cgroup_id);
+		return refuse_pending(&g, &f);
+	}
+	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
+		return 1;
+
+	if (f.protocol == MS_PROTO_UDP) {
+		cookie = bpf_get_socket_cookie(ctx);
+		now = bpf_ktime_get_ns();
+		uf = udp_flow_lookup(cookie, addr, port);
+		known = udp_known(&g, uf, true, cookie, addr, port, now);
+		if (known != MS_UDP_NEW) {
+			if (connect && st)
+				st->flags |= MS_SOCK_F_CONNECTED;
+			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
+				f.peer = egress_peer(g.cgroups, g.ipcache, netns, addr, port,
+						     f.protocol, &f.dst_cgroup_id);
+				log_answer(&f);
+			}
+			return 1;
+		}
 	}
 
-	if (f.reason == MS_REASON_RULE || f.reason == MS_REASON_DEFAULT_DENY)
-		count_rule(f.rule_id);
+	f.peer = egress_peer(g.cgroups, g.ipcache, netns, addr, port, f.protocol, &f.dst_cgroup_id);
+	pass = judge(&g, &f);
+	if (pass && f.protocol == MS_PROTO_UDP) {
+		udp_flow_note(uf, cookie, addr, port, true,
+			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now);
+		if (connect && st)
+			st->flags |= MS_SOCK_F_CONNECTED;
+	}
+	return pass;
+}
 
-	if (f.verdict == MS_VERDICT_ALLOW) {
-		count(MS_CTR_ALLOWED);
-		if (cfg->flags & MS_CONFIG_F_LOG_ALLOWED)
-			emit_event(&f);
-		return 1;
+/* ---- ingress: cgroup_skb/ingress ---------------------------------------- */
+
+static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock *sk, __u8 proto)
+{
+	struct ms_udp_flow_value *uf = NULL;
+	struct ms_sock_state *st;
+	struct ms_flow f = {};
+	struct ms_pkt p = {};
+	struct ms_gen g;
+	__u64 cookie = 0, now = 0;
+	int rc, pass, known;
+
+	rc = load_gen(&g);
+	if (rc)
+		return rc == -2 && g.cfg->mode == MS_MODE_MONITOR;
+
+	st = bpf_sk_storage_get(&ms_sockets, sk, 0, 0);
+	if (parse_pkt(skb, &p) < 0) {
+		/* Nothing to judge it by: fail closed for governed sockets. */
+		f.subject = sk_identity(g.cgroups, g.cfg, sk, st, &f.dst_cgroup_id);
+		if (f.subject < MS_IDENTITY_FIRST_WORKLOAD && f.subject != MS_IDENTITY_PENDING)
+			return 1;
+		count(MS_CTR_UNPARSED);
+		return g.cfg->mode == MS_MODE_MONITOR;
 	}
-refuse:
-	if (mode == MS_MODE_MONITOR) {
-		f.verdict = MS_VERDICT_AUDIT;
-		count(MS_CTR_AUDITED);
-		emit_event(&f);
+	/* Only a SYN opens a TCP flow; the rest of the handshake and every
+	 * packet of an established connection are not judged. */
+	if (proto == MS_PROTO_TCP && (p.tcp_flags & (MS_TCP_F_SYN | MS_TCP_F_ACK)) != MS_TCP_F_SYN)
 		return 1;
+	/* The kernel delivers to a connected UDP socket only what its peer
+	 * sends, and connect() was judged: replies. */
+	if (proto == MS_PROTO_UDP && st && (st->flags & MS_SOCK_F_CONNECTED) &&
+	    sk->state == BPF_TCP_ESTABLISHED)
+		return 1;
+
+	f.src_addr = p.src;
+	f.dst_addr = p.dst;
+	f.src_port = p.sport;
+	f.dst_port = p.dport;
+	f.protocol = proto;
+	f.direction = MS_DIR_INGRESS;
+	f.hook = MS_HOOK_INGRESS;
+	f.generation = g.cfg->generation;
+	f.subject = sk_identity(g.cgroups, g.cfg, sk, st, &f.dst_cgroup_id);
+	if (f.subject == MS_IDENTITY_PENDING) {
+		f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, bpf_get_netns_cookie(skb), &p,
+				      proto, &f.src_cgroup_id);
+		return refuse_pending(&g, &f);
 	}
-	count(MS_CTR_DENIED);
-	emit_event(&f);
-	return 0;
+	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
+		return 1;
+
+	if (proto == MS_PROTO_UDP) {
+		cookie = bpf_get_socket_cookie(skb);
+		now = bpf_ktime_get_ns();
+		uf = udp_flow_lookup(cookie, &p.src, p.sport);
+		known = udp_known(&g, uf, false, cookie, &p.src, p.sport, now);
+		if (known != MS_UDP_NEW) {
+			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
+				f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg,
+						      bpf_get_netns_cookie(skb), &p, proto,
+						      &f.src_cgroup_id);
+				log_answer(&f);
+			}
+			return 1;
+		}
+	}
+
+	f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, bpf_get_netns_cookie(skb), &p, proto,
+			      &f.src_cgroup_id);
+	pass = judge(&g, &f);
+	if (pass && proto == MS_PROTO_UDP)
+		udp_flow_note(uf, cookie, &p.src, p.sport, false,
+			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now);
+	return pass;
 }
 
 #endif /* MICROSEG_BPF_LIB_DECIDE_H */

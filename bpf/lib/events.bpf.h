@@ -27,16 +27,20 @@ static __always_inline void count_rule(__u32 rule_id)
 		*c += 1;
 }
 
+/* A flow being judged, oriented like the event (src opened it to dst). */
 struct ms_flow {
-	__u64 cgroup_id;
+	__u64 src_cgroup_id;
+	__u64 dst_cgroup_id;
 	__u64 generation;
-	struct ms_addr addr;
-	__u32 subject;
-	__u32 peer;
+	struct ms_addr src_addr;
+	struct ms_addr dst_addr;
+	__u32 subject;        /* identity of the judged socket */
+	__u32 peer;           /* identity of the other end */
 	__u32 rule_id;
-	__be16 port;
+	__be16 src_port;
+	__be16 dst_port;      /* the policy port in both directions */
 	__u8 protocol;
-	__u8 direction;
+	__u8 direction;       /* egress: subject = src; ingress: subject = dst */
 	__u8 hook;
 	__u8 verdict;
 	__u8 reason;
@@ -46,6 +50,7 @@ static __always_inline void emit_event(const struct ms_flow *f)
 {
 	struct ms_event *e;
 	__u64 flags = BPF_RB_NO_WAKEUP;
+	bool egress = f->direction == MS_DIR_EGRESS;
 
 	if (bpf_ringbuf_query(&ms_events, BPF_RB_AVAIL_DATA) > ms_ringbuf_bytes / 4)
 		flags = BPF_RB_FORCE_WAKEUP;
@@ -56,21 +61,31 @@ static __always_inline void emit_event(const struct ms_flow *f)
 		return;
 	}
 	e->timestamp_ns = bpf_ktime_get_ns();
-	e->cgroup_id = f->cgroup_id;
+	e->src_cgroup_id = f->src_cgroup_id;
+	e->dst_cgroup_id = f->dst_cgroup_id;
 	e->generation = f->generation;
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	e->src_identity = f->subject;
-	e->dst_identity = f->peer;
+	e->src_identity = egress ? f->subject : f->peer;
+	e->dst_identity = egress ? f->peer : f->subject;
 	e->rule_id = f->rule_id;
-	e->dst_addr = f->addr;
-	e->dst_port = f->port;
+	e->src_addr = f->src_addr;
+	e->dst_addr = f->dst_addr;
+	e->src_port = f->src_port;
+	e->dst_port = f->dst_port;
 	e->protocol = f->protocol;
 	e->verdict = f->verdict;
 	e->direction = f->direction;
 	e->hook = f->hook;
 	e->reason = f->reason;
-	e->_pad0 = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__builtin_memset(e->_pad0, 0, sizeof(e->_pad0));
+	if (egress) {
+		/* process context: the caller */
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	} else {
+		/* softirq: "current" is whoever was interrupted */
+		e->pid = 0;
+		__builtin_memset(e->comm, 0, sizeof(e->comm));
+	}
 	bpf_ringbuf_submit(e, flags);
 }
 

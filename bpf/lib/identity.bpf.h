@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Identity resolution.
+ * Identity resolution: who is this socket, who is the other end.
  *
  * A socket's identity is that of the cgroup that CREATED it (recorded by
  * cgroup/sock_create in ms_sockets), so passing an fd to a process in another
@@ -10,6 +10,15 @@
  * "anchor", found by walking the creator's ancestors from the managed root
  * down. So a process in a brand-new child cgroup of a workload is that
  * workload from its first socket on.
+ *
+ * The other end of a flow:
+ *   - loopback / unspecified: the owner of the listening (egress) or sending
+ *     (ingress) socket in the same network namespace;
+ *   - an address of this host or of a workload's own netns (ipcache flags
+ *     HOST / NETNS): the owner of the socket in that netns when it can be
+ *     found, else the ipcache identity (host, or the container's workload);
+ *   - any other address: its ipcache identity (External / cidr), else world.
+ * A local peer is identified by its socket's cgroup, never by its IP.
  */
 #ifndef MICROSEG_BPF_LIB_IDENTITY_H
 #define MICROSEG_BPF_LIB_IDENTITY_H
@@ -22,6 +31,23 @@ static __always_inline __u64 current_anchor(void *cgroups)
 
 	for (int i = 0; i < MS_MAX_CGROUP_DEPTH; i++) {
 		__u64 id = bpf_get_current_ancestor_cgroup_id(ms_root_level + i);
+
+		if (!id)
+			break;
+		if (bpf_map_lookup_elem(cgroups, &id))
+			anchor = id;
+	}
+	return anchor;
+}
+
+/* The same for a socket's cgroup (ingress runs in softirq: "current" is
+ * whatever task was interrupted, never the socket's owner). */
+static __always_inline __u64 sk_anchor(void *cgroups, struct bpf_sock *sk)
+{
+	__u64 anchor = 0;
+
+	for (int i = 0; i < MS_MAX_CGROUP_DEPTH; i++) {
+		__u64 id = bpf_sk_ancestor_cgroup_id(sk, ms_root_level + i);
 
 		if (!id)
 			break;
@@ -46,14 +72,17 @@ static __always_inline __u32 cgroup_identity(void *cgroups, __u64 cgroup_id, __u
 	return MS_IDENTITY_UNMANAGED;
 }
 
-/* Creator cgroup and identity of a socket. Sockets created before microseg
- * attached have no ms_sockets entry: fall back to the calling task's cgroup. */
-static __always_inline __u32 socket_identity(void *cgroups, struct bpf_sock *sk, __u64 *cgroup_id)
+/* Creator cgroup and identity of the socket of a sock_addr hook (connect,
+ * sendmsg: process context). Sockets created before microseg attached have
+ * no ms_sockets entry: fall back to the calling task's cgroup. */
+static __always_inline __u32 socket_identity(void *cgroups, struct bpf_sock *sk,
+					     struct ms_sock_state **stp, __u64 *cgroup_id)
 {
 	struct ms_sock_state *st = NULL;
 
 	if (sk)
 		st = bpf_sk_storage_get(&ms_sockets, sk, 0, 0);
+	*stp = st;
 	if (st) {
 		*cgroup_id = st->cgroup_id;
 		return cgroup_identity(cgroups, st->cgroup_id, st->anchor_cgroup_id);
@@ -64,17 +93,38 @@ static __always_inline __u32 socket_identity(void *cgroups, struct bpf_sock *sk,
 	return cgroup_identity(cgroups, *cgroup_id, current_anchor(cgroups));
 }
 
-/* Identity of the local socket bound to (addr, port, proto): exact address
- * first, then the unspecified address of its family, then a dual-stack "::"
- * listener for IPv4. No owner under the managed root: MS_IDENTITY_HOST. */
-static __always_inline __u32 local_owner_identity(void *cgroups, const struct ms_addr *addr,
-						  __be16 port, __u8 proto)
+/* Identity of any full socket from its own state (ingress: the receiving
+ * socket, or a local sender found by lookup). Without ms_sockets state the
+ * socket predates microseg: its cgroup decides, and a socket outside the
+ * managed root is `host`. `st` is the socket's ms_sockets state or NULL. */
+static __always_inline __u32 sk_identity(void *cgroups, const struct ms_config *cfg,
+					 struct bpf_sock *sk, struct ms_sock_state *st,
+					 __u64 *cgroup_id)
+{
+	if (st) {
+		*cgroup_id = st->cgroup_id;
+		return cgroup_identity(cgroups, st->cgroup_id, st->anchor_cgroup_id);
+	}
+	*cgroup_id = bpf_sk_cgroup_id(sk);
+	if (bpf_sk_ancestor_cgroup_id(sk, ms_root_level) != cfg->root_cgroup_id)
+		return MS_IDENTITY_HOST;
+	if (bpf_map_lookup_elem(cgroups, cgroup_id))
+		return cgroup_identity(cgroups, *cgroup_id, 0);
+	return cgroup_identity(cgroups, *cgroup_id, sk_anchor(cgroups, sk));
+}
+
+/* Owner of the local socket bound to (addr, port, proto) in netns `netns`:
+ * exact address first, then the unspecified address of its family, then a
+ * dual-stack "::" listener for IPv4. 0 if nobody under the root owns it. */
+static __always_inline __u32 local_owner(void *cgroups, __u64 netns, const struct ms_addr *addr,
+					 __be16 port, __u8 proto, __u64 *owner_cgroup)
 {
 	struct ms_bind_key key = {};
 	struct ms_bind_value *b;
 	__u32 *w = (__u32 *)key.addr.a;
 	bool v4 = addr_is_v4(addr);
 
+	key.netns_cookie = netns;
 	key.addr = *addr;
 	key.port = port;
 	key.protocol = proto;
@@ -93,18 +143,43 @@ static __always_inline __u32 local_owner_identity(void *cgroups, const struct ms
 		b = bpf_map_lookup_elem(&ms_binds, &key);
 	}
 	if (!b)
-		return MS_IDENTITY_HOST;
+		return 0;
+	*owner_cgroup = b->cgroup_id;
 	return cgroup_identity(cgroups, b->cgroup_id, b->anchor_cgroup_id);
 }
 
-/* Identity of the other end of an egress flow. Local destinations are
- * identified by the owner of the listening socket, never by the IP. */
-static __always_inline __u32 peer_identity(void *cgroups, const struct ms_addr *addr,
-					   __be16 port, __u8 proto)
+static __always_inline struct ms_ipcache_value *ipcache_lookup(void *ipcache,
+							       const struct ms_addr *addr)
 {
-	if (addr_is_local(addr))
-		return local_owner_identity(cgroups, addr, port, proto);
-	return MS_IDENTITY_WORLD;
+	struct ms_ipcache_key key = {};
+
+	key.prefixlen = 128;
+	key.addr = *addr;
+	return bpf_map_lookup_elem(ipcache, &key);
+}
+
+/* The other end of an egress flow from a socket in netns `netns` to
+ * (addr, port, proto). `owner_cgroup` gets the listener's cgroup if local. */
+static __always_inline __u32 egress_peer(void *cgroups, void *ipcache, __u64 netns,
+					 const struct ms_addr *addr, __be16 port, __u8 proto,
+					 __u64 *owner_cgroup)
+{
+	struct ms_ipcache_value *v;
+	__u32 id;
+
+	if (addr_is_loopback(addr)) {
+		id = local_owner(cgroups, netns, addr, port, proto, owner_cgroup);
+		return id ? id : MS_IDENTITY_HOST;
+	}
+	v = ipcache_lookup(ipcache, addr);
+	if (!v)
+		return MS_IDENTITY_WORLD;
+	if (v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS)) {
+		id = local_owner(cgroups, v->netns_cookie, addr, port, proto, owner_cgroup);
+		if (id)
+			return id;
+	}
+	return v->identity;
 }
 
 #endif /* MICROSEG_BPF_LIB_IDENTITY_H */

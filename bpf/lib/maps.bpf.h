@@ -69,6 +69,20 @@ struct {
 	});
 } ms_policy SEC(".maps");
 
+/* slot -> (struct ms_ipcache_key -> struct ms_ipcache_value), LPM */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
+		__uint(max_entries, MS_MAX_IPCACHE);
+		__uint(key_size, sizeof(struct ms_ipcache_key));
+		__uint(value_size, sizeof(struct ms_ipcache_value));
+	});
+} ms_ipcache SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -78,25 +92,19 @@ struct {
 } ms_binds SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MS_MAX_LOCAL_ADDRS);
-	__type(key, struct ms_addr);
-	__type(value, __u8);
-} ms_local_addrs SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	/* CLONE: accepted sockets inherit their listener's state */
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
 	__type(key, int);
 	__type(value, struct ms_sock_state);
 } ms_sockets SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MS_MAX_UDP_PEERS);
-	__type(key, struct ms_udp_peer_key);
-	__type(value, __u64);
-} ms_udp_peers SEC(".maps");
+	__uint(max_entries, MS_MAX_UDP_FLOWS);
+	__type(key, struct ms_udp_flow_key);
+	__type(value, struct ms_udp_flow_value);
+} ms_udp_flows SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -180,7 +180,9 @@ TEST_F(DaemonOps, NewCgroupsFailClosedUntilClassified) {
       "---\napiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: vm}\n"
       "spec: {cgroups: [\"vms/*\"], labels: {app: vm}}\n---\n"
       "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: vm-egress}\n"
-      "spec:\n  selector: {identity: vm}\n  egress: [{to: [{identity: server}]}]\n";
+      "spec:\n  selector: {identity: vm}\n  egress: [{to: [{identity: server}]}]\n---\n"
+      "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: server-from-vm}\n"
+      "spec:\n  selector: {identity: server}\n  ingress: [{from: [{identity: vm}, unmanaged]}]\n";
   daemon_ = std::make_unique<Daemon>(tree_, policy, "enforce");
   ASSERT_TRUE(daemon_->started()) << daemon_->log();
   const size_t known = status()["datapath"]["cgroups_known"].get<size_t>();
@@ -195,8 +197,8 @@ TEST_F(DaemonOps, NewCgroupsFailClosedUntilClassified) {
   EXPECT_EQ(vmBefore, EPERM) << "an unclassified cgroup that may be a workload fails closed";
   EXPECT_EQ(strayBefore, EPERM);
   ASSERT_TRUE(waitFor([&] { return status()["datapath"]["cgroups_known"].get<size_t>() >= known + 2; }));
-  EXPECT_EQ(connectFrom(vm), 0) << "classified as vm: allowed by vm-egress";
-  EXPECT_EQ(connectFrom(stray), 0) << "classified as unmanaged: not governed";
+  EXPECT_EQ(connectFrom(vm), 0) << "classified as vm: allowed by vm-egress and server-from-vm";
+  EXPECT_EQ(connectFrom(stray), 0) << "classified as unmanaged: egress not governed, server admits unmanaged";
   auto pending = daemon_->waitFlow([](const json& f) { return f["reason"] == "pending-identity"; });
   ASSERT_TRUE(pending) << daemon_->log();
   EXPECT_EQ((*pending)["src"]["identity"], MS_IDENTITY_PENDING);
@@ -251,7 +253,7 @@ TEST_F(DaemonOps, PinnedStateForAnotherRootIsReplacedWithoutAGap) {
   daemon_->crash();
   // Same state dir, same root: adopted. Simulate an incompatible layout by
   // corrupting the ABI version recorded in the pinned config.
-  const std::string cfg = daemon_->stateDir() + "/abi-1/ms_config";
+  const std::string cfg = daemon_->stateDir() + "/abi-" + std::to_string(MS_ABI_VERSION) + "/ms_config";
   ASSERT_TRUE(std::filesystem::exists(cfg));
   std::string cmd = "bpftool map update pinned " + cfg +
                     " key 0 0 0 0 value hex $(bpftool map lookup pinned " + cfg +

@@ -274,7 +274,22 @@ TEST_F(Foundation, UnmanagedCgroupsAreNotGovernedAndHostListenersAreHost) {
   for (int i = 0; i < 100 && (*daemon_->status())["datapath"]["cgroups_known"].get<size_t>() == known; i++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  EXPECT_EQ(connectFrom(other), 0) << "a cgroup matching no workload is not governed";
+  // Its egress is not governed, but the server's ingress is: unmanaged
+  // callers are refused (the SYN is dropped) until a rule admits them.
+  EXPECT_EQ(connectFrom(other), ETIMEDOUT) << "the server's ingress does not admit unmanaged callers";
+  auto dropped = daemon_->waitFlow([&](const json& f) {
+    return f["verdict"] == "deny" && f["direction"] == "ingress" && f["src"]["workload"] == "unmanaged";
+  });
+  ASSERT_TRUE(dropped) << daemon_->log();
+  EXPECT_EQ((*dropped)["dst"]["workload"], "server");
+  EXPECT_EQ((*dropped)["src"]["cgroup"], "/not-a-workload") << "the caller is identified by its socket's cgroup";
+  EXPECT_EQ((*dropped)["hook"], "ingress");
+  const uint64_t g0 = generation();
+  daemon_->writePolicy("policy.yaml", allowPolicy("client-a", port_) +
+                                          "---\napiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: admit-unmanaged}\n"
+                                          "spec:\n  selector: {identity: server}\n  ingress: [{from: [unmanaged]}]\n");
+  for (int i = 0; i < 100 && generation() == g0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(connectFrom(other), 0) << "a cgroup matching no workload is not governed for egress";
   // A listener outside the managed tree (this test process's own cgroup).
   Child host(cgroup2Mount() + [] {
     std::ifstream in("/proc/self/cgroup");

@@ -241,10 +241,14 @@ TEST_F(Observe, WorkloadsPolicyShowAndGraph) {
   auto show = daemon_->cli({"policy", "show", "-o", "json"});
   ASSERT_EQ(show.rc, 0) << show.err;
   auto sj = json::parse(show.out);
-  ASSERT_EQ(sj["rules"].size(), 1u);
+  // Each connect is judged twice: client-a's egress and the server's ingress.
+  ASSERT_EQ(sj["rules"].size(), 2u);
   EXPECT_EQ(sj["rules"][0]["rule"], "allow-client/0");
   EXPECT_EQ(sj["rules"][0]["hits"], 2);
-  EXPECT_EQ(sj["default_deny_hits"], 1);
+  EXPECT_EQ(sj["rules"][1]["rule"], "server-in/0");
+  EXPECT_EQ(sj["rules"][1]["direction"], "ingress");
+  EXPECT_EQ(sj["rules"][1]["hits"], 2);
+  EXPECT_EQ(sj["default_deny_hits"], 2) << "client-b: audited at its egress and at the server's ingress";
 
   auto dot = daemon_->cli({"graph", "-o", "dot"});
   ASSERT_EQ(dot.rc, 0) << dot.err;

@@ -21,16 +21,19 @@ inline std::string workloads() {
   return y;
 }
 
+// `client` may reach the server on TCP/<port> (and UDP/<port+1>): the
+// client's egress and the server's ingress both allow it, nothing else.
 inline std::string allowPolicy(const std::string& client, int port, bool udp = false) {
+  const std::string p = std::to_string(port), u = std::to_string(port + 1);
   std::string y = workloads() +
                   "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: allow-client}\nspec:\n"
                   "  selector: {identity: " + client + "}\n  egress:\n"
-                  "    - to: [{identity: server}]\n      ports: [{port: " + std::to_string(port) +
-                  ", protocol: TCP}]\n";
-  if (udp) {
-    y += "    - to: [{matchLabels: {app: server}}]\n      ports: [{port: " + std::to_string(port + 1) +
-         ", protocol: UDP}]\n";
-  }
+                  "    - to: [{identity: server}]\n      ports: [{port: " + p + ", protocol: TCP}]\n";
+  if (udp) y += "    - to: [{matchLabels: {app: server}}]\n      ports: [{port: " + u + ", protocol: UDP}]\n";
+  y += "---\napiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: server-in}\nspec:\n"
+       "  selector: {identity: server}\n  ingress:\n"
+       "    - from: [{identity: " + client + "}]\n      ports: [{port: " + p + ", protocol: TCP}]\n";
+  if (udp) y += "    - from: [{matchLabels: {app: " + client + "}}]\n      ports: [{port: " + u + ", protocol: UDP}]\n";
   return y;
 }
 

@@ -9,7 +9,7 @@
 #define PIN(type, size) static_assert(sizeof(type) == (size), #type " size changed")
 #define AT(type, field, off) static_assert(offsetof(type, field) == (off), #type "." #field " moved")
 
-PIN(struct ms_config, 40);
+PIN(struct ms_config, 48);
 AT(struct ms_config, active_slot, 0);
 AT(struct ms_config, mode, 4);
 AT(struct ms_config, generation, 8);
@@ -17,6 +17,7 @@ AT(struct ms_config, flags, 16);
 AT(struct ms_config, abi_version, 20);
 AT(struct ms_config, answer_ttl_ns, 24);
 AT(struct ms_config, root_cgroup_id, 32);
+AT(struct ms_config, host_netns_cookie, 40);
 
 PIN(struct ms_cgroup_value, 8);
 PIN(struct ms_identity_value, 8);
@@ -32,28 +33,43 @@ AT(struct ms_policy_key, port, 14);
 PIN(struct ms_policy_value, 8);
 
 PIN(struct ms_addr, 16);
-PIN(struct ms_bind_key, 20);
-AT(struct ms_bind_key, port, 16);
-AT(struct ms_bind_key, protocol, 18);
+PIN(struct ms_ipcache_key, 20);
+AT(struct ms_ipcache_key, addr, 4);
+PIN(struct ms_ipcache_value, 16);
+AT(struct ms_ipcache_value, flags, 4);
+AT(struct ms_ipcache_value, netns_cookie, 8);
+
+PIN(struct ms_bind_key, 32);
+AT(struct ms_bind_key, addr, 8);
+AT(struct ms_bind_key, port, 24);
+AT(struct ms_bind_key, protocol, 26);
 PIN(struct ms_bind_value, 24);
 
-PIN(struct ms_sock_state, 40);
-AT(struct ms_sock_state, bound, 16);
-AT(struct ms_sock_state, flags, 36);
+PIN(struct ms_sock_state, 64);
+AT(struct ms_sock_state, netns_cookie, 16);
+AT(struct ms_sock_state, bound, 24);
+AT(struct ms_sock_state, flags, 56);
 
-PIN(struct ms_udp_peer_key, 32);
-AT(struct ms_udp_peer_key, addr, 8);
-AT(struct ms_udp_peer_key, port, 24);
+PIN(struct ms_udp_flow_key, 32);
+AT(struct ms_udp_flow_key, addr, 8);
+AT(struct ms_udp_flow_key, port, 24);
+PIN(struct ms_udp_flow_value, 32);
+AT(struct ms_udp_flow_value, heard_ns, 8);
+AT(struct ms_udp_flow_value, ingress_gen, 24);
 
-PIN(struct ms_event, 80);
-AT(struct ms_event, cgroup_id, 8);
-AT(struct ms_event, generation, 16);
-AT(struct ms_event, pid, 24);
-AT(struct ms_event, rule_id, 36);
-AT(struct ms_event, dst_addr, 40);
-AT(struct ms_event, dst_port, 56);
-AT(struct ms_event, reason, 62);
-AT(struct ms_event, comm, 64);
+PIN(struct ms_event, 112);
+AT(struct ms_event, src_cgroup_id, 8);
+AT(struct ms_event, dst_cgroup_id, 16);
+AT(struct ms_event, generation, 24);
+AT(struct ms_event, pid, 32);
+AT(struct ms_event, src_identity, 36);
+AT(struct ms_event, rule_id, 44);
+AT(struct ms_event, src_addr, 48);
+AT(struct ms_event, dst_addr, 64);
+AT(struct ms_event, src_port, 80);
+AT(struct ms_event, dst_port, 82);
+AT(struct ms_event, reason, 88);
+AT(struct ms_event, comm, 96);
 
 TEST(AbiLayout, PolicyPrefixCoversTheKeyData) {
   EXPECT_EQ(MS_POLICY_PREFIX_FULL, 8 * (sizeof(struct ms_policy_key) - sizeof(__u32)));
@@ -62,5 +78,13 @@ TEST(AbiLayout, PolicyPrefixCoversTheKeyData) {
 
 TEST(AbiLayout, ReservedIdentitiesAreBelowWorkloads) {
   EXPECT_LT(MS_IDENTITY_UNMANAGED, MS_IDENTITY_FIRST_WORKLOAD);
+  EXPECT_LT(MS_IDENTITY_PENDING, MS_IDENTITY_FIRST_WORKLOAD);
+  EXPECT_LT(MS_IDENTITY_FIRST_WORKLOAD, MS_IDENTITY_FIRST_EXTERNAL);
   EXPECT_EQ(MS_IDENTITY_ANY, 0u);
+}
+
+TEST(AbiLayout, IpcacheKeyIsAnLpmKey) {
+  // LPM trie keys start with a u32 prefix length over the data after it.
+  EXPECT_EQ(offsetof(struct ms_ipcache_key, prefixlen), 0u);
+  EXPECT_EQ(8 * (sizeof(struct ms_ipcache_key) - sizeof(__u32)), 128u);
 }

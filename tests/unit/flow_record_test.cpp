@@ -44,7 +44,7 @@ TEST(FlowRecord, EventToJsonHasTheDocumentedFields) {
 
   ms_event e{};
   e.timestamp_ns = 1000;
-  e.cgroup_id = 42;
+  e.src_cgroup_id = 42;
   e.pid = 99;
   e.src_identity = 257;
   e.dst_identity = 258;

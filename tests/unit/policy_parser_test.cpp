@@ -271,7 +271,7 @@ TEST(PolicyParser, ShopExampleLoads) {
   auto r = loadPaths({path});
   ASSERT_TRUE(r.ok()) << dump(r.errors);
   ASSERT_EQ(r.bundle.workloads.size(), 4u);
-  ASSERT_EQ(r.bundle.policies.size(), 4u);
+  ASSERT_EQ(r.bundle.policies.size(), 8u);
   EXPECT_EQ(r.bundle.workloads[0].name, "frontend");
   EXPECT_EQ(r.bundle.workloads[3].name, "db");
   EXPECT_EQ(r.bundle.workloads[0].loc.file, path);

@@ -58,8 +58,17 @@ struct PolicyEntry {
   ms_policy_value value{};
 };
 
+// An address range with an identity (External, inline cidr peer); prefixlen
+// counts bits of the 128-bit address (IPv4 is mapped: a /8 is 104).
+struct IpcacheEntry {
+  ms_addr addr{};
+  uint32_t prefixlen = 0;
+  uint32_t identity = 0;
+};
+
 struct CompiledPolicy {
   std::vector<PolicyEntry> entries;                 // sorted by key bytes
+  std::vector<IpcacheEntry> ipcache;                // sorted by key bytes
   std::map<uint32_t, ms_identity_value> identities; // every workload identity
   std::map<uint32_t, RuleInfo> rules;               // every rule of the bundle, by id
 };

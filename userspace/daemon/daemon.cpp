@@ -54,32 +54,6 @@ int64_t nowRealtimeNs() {
       .count();
 }
 
-std::vector<ms_addr> hostAddrs() {
-  std::vector<ms_addr> out;
-  ifaddrs* ifa = nullptr;
-  if (getifaddrs(&ifa) != 0) return out;
-  for (ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr) continue;
-    ms_addr a{};
-    if (i->ifa_addr->sa_family == AF_INET) {
-      a.a[10] = 0xff;
-      a.a[11] = 0xff;
-      std::memcpy(a.a + 12, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
-    } else if (i->ifa_addr->sa_family == AF_INET6) {
-      std::memcpy(a.a, &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, 16);
-    } else {
-      continue;
-    }
-    bool dup = false;
-    for (const auto& o : out) dup |= std::memcmp(&o, &a, sizeof(a)) == 0;
-    if (!dup) out.push_back(a);
-  }
-  freeifaddrs(ifa);
-  std::sort(out.begin(), out.end(),
-            [](const ms_addr& x, const ms_addr& y) { return std::memcmp(&x, &y, sizeof(x)) < 0; });
-  return out;
-}
-
 }  // namespace
 
 json DaemonConfig::toJson() const {
@@ -189,8 +163,22 @@ int Daemon::setup() {
     }
   }
 
+  auto cookie = identity::currentNetnsCookie();
+  if (!cookie) {
+    spdlog::error("{}", cookie.error().str());
+    return 1;
+  }
+  hostNetnsCookie_ = *cookie;
+  hostNetnsInode_ = identity::ownNetnsInode();
+  if (auto own = identity::inspectOwnNetns(&hostAddrSubscription_); own) {
+    hostAddrs_ = own->addrs;
+  } else {
+    spdlog::warn("identity: {}", own.error().str());
+  }
+
   datapath::BpfOptions opts;
   opts.cgroupRoot = config_.cgroupRoot;
+  opts.hostNetnsCookie = hostNetnsCookie_;
   opts.stateDir = config_.stateDir;
   opts.mode = config_.mode;
   opts.logAllowed = config_.logAllowed;
@@ -216,9 +204,9 @@ int Daemon::setup() {
     }
     config_.mode = datapath_->mode();
   }
-  refreshLocalAddrsLocked();
   // The first generation must be complete before anything is attached:
   // programs never run against empty maps.
+  addresses_ = addressEntriesLocked();
   ReloadResult first = reloadLocked(config_.policyPaths, "startup");
   if (!first.ok) {
     for (const auto& e : first.errors) spdlog::error("{}", e);
@@ -230,7 +218,12 @@ int Daemon::setup() {
                   "policy is applied",
                   generation_);
   }
-  // Listeners that bound before we attach: known before the first verdict.
+  // Containers' addresses and listeners that bound before we attach: known
+  // before the first verdict.
+  if (haveModel_) {
+    discoverNetnsLocked();
+    refreshAddressesLocked();
+  }
   syncListenersLocked();
   if (auto r = datapath_->activate(); !r) {
     spdlog::error("datapath: {}", r.error().str());
@@ -282,10 +275,16 @@ void Daemon::loop() {
   };
 
   for (;;) {
-    pollfd fds[6] = {{sfd.get(), POLLIN, 0},       {tfd.get(), POLLIN, 0},
-                     {efd, POLLIN, 0},             {wakeFd_, POLLIN, 0},
-                     {inotifyFd_, POLLIN, 0},      {cgroupInotifyFd_, POLLIN, 0}};
-    int n = poll(fds, 6, 1000);
+    std::vector<pollfd> fds = {{sfd.get(), POLLIN, 0},       {tfd.get(), POLLIN, 0},
+                               {efd, POLLIN, 0},             {wakeFd_, POLLIN, 0},
+                               {inotifyFd_, POLLIN, 0},      {cgroupInotifyFd_, POLLIN, 0},
+                               {hostAddrSubscription_.get(), POLLIN, 0}};
+    constexpr size_t kFixedFds = 7;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int fd : workloadNetns_.subscriptionFds()) fds.push_back({fd, POLLIN, 0});
+    }
+    int n = poll(fds.data(), fds.size(), 1000);
     if (n < 0 && errno != EINTR) {
       spdlog::error("{}", sysError("poll", "main loop").str());
       return;
@@ -330,6 +329,22 @@ void Daemon::loop() {
       cgroupsChanged = true;
     }
     std::lock_guard<std::mutex> lock(mu_);
+    bool addressesChanged = false;
+    if (fds[6].revents & POLLIN) {
+      if (identity::drainSubscription(hostAddrSubscription_.get())) {
+        hostAddrs_ = identity::interfaceAddrs();
+        addressesChanged = true;
+      }
+    }
+    std::vector<int> readable;
+    for (size_t i = kFixedFds; i < fds.size(); i++) {
+      if (fds[i].revents & POLLIN) readable.push_back(fds[i].fd);
+    }
+    if (!readable.empty()) {
+      for (const auto& p : workloadNetns_.refresh(readable)) spdlog::warn("identity: {}", p);
+      addressesChanged = true;
+    }
+    if (addressesChanged && haveModel_) refreshAddressesLocked();
     if (cgroupsChanged) {
       // Classify new cgroups now: until then they are pending (fail closed)
       // or inherit their parent's workload.
@@ -346,8 +361,12 @@ void Daemon::loop() {
     if (now - lastRescan >= std::chrono::milliseconds(config_.rescanIntervalMs)) {
       lastRescan = now;
       rescanLocked();
+      if (haveModel_) {
+        hostAddrs_ = identity::interfaceAddrs();
+        discoverNetnsLocked();
+        refreshAddressesLocked();
+      }
       syncListenersLocked();
-      refreshLocalAddrsLocked();
     }
   }
 }
@@ -420,6 +439,7 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
       gen.modeOverrides[it->second] = mode;
     }
   }
+  gen.addresses = addresses_;
   if (auto r = datapath_->applyGeneration(gen); !r) {
     out.errors.push_back("datapath: " + r.error().str());
     spdlog::error("datapath: {}; generation {} stays in force", r.error().str(), generation_);
@@ -437,12 +457,6 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
   config_.policyPaths = paths;
   if (pathsChanged && inotifyFd_ >= 0) watchPolicyPaths();
   haveModel_ = true;
-  for (const auto& pol : bundle_.policies) {
-    if (!pol.ingress.empty()) {
-      spdlog::warn("policy: {} has ingress rules; they are validated but not enforced yet",
-                   pol.name);
-    }
-  }
   watchCgroupsLocked(*scanned);
   cgroups_.clear();
   cgroupPaths_.clear();
@@ -513,31 +527,98 @@ void Daemon::rescanLocked() {
 }
 
 void Daemon::syncListenersLocked() {
-  auto listeners = identity::dumpListeners();
+  auto listeners = identity::dumpListeners(hostNetnsCookie_);
   if (!listeners) {
     spdlog::warn("identity: listener dump failed: {}", listeners.error().str());
     return;
   }
+  std::set<uint64_t> netns = {hostNetnsCookie_};
+  for (const auto& [inode, e] : workloadNetns_.entries()) {
+    listeners->insert(listeners->end(), e.view.listeners.begin(), e.view.listeners.end());
+    netns.insert(e.view.cookie);
+  }
   std::set<uint64_t> under;
   for (const auto& [id, c] : cgroups_) under.insert(id);
-  if (auto r = datapath_->syncListeners(*listeners, under); !r) {
+  if (auto r = datapath_->syncListeners(*listeners, under, netns); !r) {
     spdlog::warn("datapath: {}", r.error().str());
   }
 }
 
-void Daemon::refreshLocalAddrsLocked() {
-  auto addrs = hostAddrs();
-  if (addrs.size() == localAddrs_.size() &&
-      std::equal(addrs.begin(), addrs.end(), localAddrs_.begin(), [](const ms_addr& x, const ms_addr& y) {
-        return std::memcmp(&x, &y, sizeof(x)) == 0;
-      })) {
-    return;
+void Daemon::discoverNetnsLocked() {
+  std::map<uint64_t, identity::WorkloadNetns::Seen> seen;
+  std::map<uint64_t, std::set<std::string>> workloadsIn;
+  for (const auto& [id, c] : cgroups_) {
+    if (c.workload.empty()) continue;
+    const std::string dir = c.path == "/" ? config_.cgroupRoot : config_.cgroupRoot + c.path;
+    for (pid_t pid : identity::cgroupPids(dir, 4)) {
+      const uint64_t inode = identity::netnsInodeOf(pid);
+      if (inode == 0 || inode == hostNetnsInode_) continue;
+      workloadsIn[inode].insert(c.workload);
+      auto& s = seen[inode];
+      // Several workloads in one netns (a pod's containers): the address
+      // can name only one; the first by name, and listeners still resolve
+      // by their own cgroup.
+      if (s.workload.empty() || c.workload < s.workload) {
+        s.workload = c.workload;
+        s.identity = c.identity;
+        s.pid = pid;
+      }
+    }
   }
-  if (auto r = datapath_->setLocalAddrs(addrs); !r) {
+  for (const auto& [inode, names] : workloadsIn) {
+    if (names.size() > 1 && !workloadNetns_.entries().count(inode)) {
+      std::string all;
+      for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+      spdlog::warn("identity: workloads {} share a network namespace; its addresses are {}'s", all,
+                   seen[inode].workload);
+    }
+  }
+  for (const auto& p : workloadNetns_.update(seen)) spdlog::warn("identity: {}", p);
+}
+
+std::vector<datapath::AddressEntry> Daemon::addressEntriesLocked() const {
+  std::vector<datapath::AddressEntry> next;
+  auto add = [&](const ms_addr& a, uint32_t identity, uint32_t flags, uint64_t netns) {
+    datapath::AddressEntry e;
+    e.key.prefixlen = 128;
+    e.key.addr = a;
+    e.value.identity = identity;
+    e.value.flags = flags;
+    e.value.netns_cookie = netns;
+    next.push_back(e);
+  };
+  std::set<std::string> taken;
+  auto keyOf = [](const ms_addr& a) { return std::string(reinterpret_cast<const char*>(a.a), sizeof(a.a)); };
+  for (const auto& a : hostAddrs_) {
+    if (taken.insert(keyOf(a)).second) add(a, MS_IDENTITY_HOST, MS_IPCACHE_F_HOST, hostNetnsCookie_);
+  }
+  for (const auto& [inode, e] : workloadNetns_.entries()) {
+    for (const auto& a : e.view.addrs) {
+      // Loopback is per netns and never looked up; an address the host
+      // also has stays the host's.
+      const bool loop4 = a.a[10] == 0xff && a.a[11] == 0xff && a.a[12] == 127;
+      static const uint8_t kLoop6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+      if (loop4 || std::memcmp(a.a, kLoop6, 16) == 0) continue;
+      if (taken.insert(keyOf(a)).second) {
+        add(a, e.seen.identity, MS_IPCACHE_F_NETNS, e.view.cookie);
+      }
+    }
+  }
+  return next;
+}
+
+void Daemon::refreshAddressesLocked() {
+  auto next = addressEntriesLocked();
+  auto same = [](const datapath::AddressEntry& x, const datapath::AddressEntry& y) {
+    return std::memcmp(&x.key, &y.key, sizeof(x.key)) == 0 && std::memcmp(&x.value, &y.value, sizeof(x.value)) == 0;
+  };
+  if (next.size() == addresses_.size() && std::equal(next.begin(), next.end(), addresses_.begin(), same)) return;
+  if (auto r = datapath_->setAddresses(next); !r) {
     spdlog::warn("datapath: {}", r.error().str());
     return;
   }
-  localAddrs_ = std::move(addrs);
+  spdlog::debug("identity: {} addresses of the host and workload netns in the ipcache", next.size());
+  addresses_ = std::move(next);
 }
 
 flows::FlowContext Daemon::flowContextLocked() const {
@@ -565,9 +646,13 @@ void Daemon::drainEventsLocked() {
   auto onEvict = [this](const flows::FlowRecord& r) { writeFlowLine(r, r.count - r.flushedCount); };
   datapath::EventHandler handler = [&](const ms_event& e) {
     flowStore_.add(e, static_cast<int64_t>(e.timestamp_ns) + clockOffsetNs_, onEvict);
-    auto w = cgroupWorkloads_.find(e.cgroup_id);
+    // By the workload whose policy judged: the source for egress, the
+    // destination for ingress.
+    const bool egress = e.direction == MS_DIR_EGRESS;
+    auto w = cgroupWorkloads_.find(egress ? e.src_cgroup_id : e.dst_cgroup_id);
     flowEventCounts_[{flows::directionName(e.direction), flows::verdictName(e.verdict),
-                      w != cgroupWorkloads_.end() ? w->second : ids_.nameOf(e.src_identity)}]++;
+                      w != cgroupWorkloads_.end() ? w->second
+                                                  : ids_.nameOf(egress ? e.src_identity : e.dst_identity)}]++;
   };
   auto n = datapath_->drainEvents(handler);
   if (!n) {

@@ -20,6 +20,7 @@
 #include "datapath/bpf_datapath.h"
 #include "identity/cgroup_scanner.h"
 #include "identity/identities.h"
+#include "identity/netns.h"
 #include "policy/model.h"
 
 namespace microseg::control {
@@ -74,7 +75,11 @@ class Daemon {
   // All of these expect mu_ held.
   ReloadResult reloadLocked(const std::vector<std::string>& paths, const std::string& why);
   void rescanLocked();
-  void refreshLocalAddrsLocked();
+  // Addresses of this host and of the workloads' own netns -> ipcache.
+  std::vector<datapath::AddressEntry> addressEntriesLocked() const;
+  void refreshAddressesLocked();
+  // Which netns the workloads' processes are in (every rescan).
+  void discoverNetnsLocked();
   void syncListenersLocked();
   void drainEventsLocked();
   nlohmann::json statusLocked();
@@ -110,7 +115,12 @@ class Daemon {
   std::map<uint64_t, identity::CgroupInfo> cgroups_;  // by cgroup id
   std::map<uint64_t, std::string> cgroupPaths_, cgroupWorkloads_;
   std::map<std::string, uint32_t> workloadModes_;  // runtime overrides by workload name
-  std::vector<ms_addr> localAddrs_;
+  uint64_t hostNetnsCookie_ = 0;
+  uint64_t hostNetnsInode_ = 0;
+  UniqueFd hostAddrSubscription_;  // address changes of the host netns
+  std::vector<ms_addr> hostAddrs_;
+  identity::WorkloadNetns workloadNetns_;
+  std::vector<datapath::AddressEntry> addresses_;  // what the ipcache has of them
 
   nlohmann::json lastReload_;
   bool haveModel_ = false;  // a policy set of ours is loaded (not only adopted maps)

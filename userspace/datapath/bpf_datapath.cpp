@@ -75,6 +75,31 @@ constexpr InnerSpec kIdentitiesSpec{BPF_MAP_TYPE_HASH, "ms_ident_in", sizeof(uin
                                     sizeof(ms_identity_value), MS_MAX_IDENTITIES};
 constexpr InnerSpec kPolicySpec{BPF_MAP_TYPE_LPM_TRIE, "ms_policy_in", sizeof(ms_policy_key),
                                 sizeof(ms_policy_value), MS_MAX_POLICY_ENTRIES};
+constexpr InnerSpec kIpcacheSpec{BPF_MAP_TYPE_LPM_TRIE, "ms_ipcache_in", sizeof(ms_ipcache_key),
+                                 sizeof(ms_ipcache_value), MS_MAX_IPCACHE};
+
+std::string keyBytes(const ms_ipcache_key& k) { return std::string(reinterpret_cast<const char*>(&k), sizeof(k)); }
+
+ms_ipcache_key keyOf(const std::string& bytes) {
+  ms_ipcache_key k{};
+  std::memcpy(&k, bytes.data(), sizeof(k));
+  return k;
+}
+
+// The ipcache a generation gets: compiled ranges, run-time addresses over them.
+std::map<std::string, ms_ipcache_value> compiledIpcache(const compiler::CompiledPolicy* policy) {
+  std::map<std::string, ms_ipcache_value> out;
+  if (policy == nullptr) return out;
+  for (const auto& e : policy->ipcache) {
+    ms_ipcache_key k{};
+    k.prefixlen = e.prefixlen;
+    k.addr = e.addr;
+    ms_ipcache_value v{};
+    v.identity = e.identity;
+    out[keyBytes(k)] = v;
+  }
+  return out;
+}
 
 Result<UniqueFd> createInner(const InnerSpec& spec) {
   LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
@@ -99,15 +124,16 @@ void BpfDatapath::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__f
 
 // Every map is pinned by its name under the pin dir; every program's link
 // as "link_<program>". Adoption needs all of them.
-static const char* const kPinnedMaps[] = {"ms_config",   "ms_cgroups",     "ms_identities", "ms_policy",
-                                   "ms_binds",    "ms_local_addrs", "ms_sockets",    "ms_udp_peers",
-                                   "ms_counters", "ms_events"};
+static const char* const kPinnedMaps[] = {"ms_config",  "ms_cgroups",   "ms_identities", "ms_policy",
+                                          "ms_ipcache", "ms_binds",     "ms_sockets",    "ms_udp_flows",
+                                          "ms_counters", "ms_events"};
 
+// sock_create first: every socket created from then on has its state before
+// any hook that reads it is attached.
 static std::vector<bpf_program*> allPrograms(::microseg_bpf* skel) {
   return {skel->progs.ms_sock_create, skel->progs.ms_post_bind4, skel->progs.ms_post_bind6,
-          skel->progs.ms_recvmsg4,    skel->progs.ms_recvmsg6,   skel->progs.ms_sock_release,
-          skel->progs.ms_connect4,    skel->progs.ms_connect6,   skel->progs.ms_sendmsg4,
-          skel->progs.ms_sendmsg6};
+          skel->progs.ms_sock_release, skel->progs.ms_connect4,  skel->progs.ms_connect6,
+          skel->progs.ms_sendmsg4,    skel->progs.ms_sendmsg6,   skel->progs.ms_ingress};
 }
 
 namespace {
@@ -218,6 +244,7 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
   dp->config_.answer_ttl_ns = options.answerTtlNs;
   dp->config_.abi_version = MS_ABI_VERSION;
   dp->config_.root_cgroup_id = *rootId;
+  dp->config_.host_netns_cookie = options.hostNetnsCookie;
   if (auto r = dp->writeConfig(); !r) return r.error();
 
   dp->ring_.reset(ring_buffer__new(
@@ -242,7 +269,8 @@ Result<void> BpfDatapath::adoptSlots() {
     UniqueFd* inner;
   } maps[] = {{skel_->maps.ms_cgroups, &slots_[slot].cgroups},
               {skel_->maps.ms_identities, &slots_[slot].identities},
-              {skel_->maps.ms_policy, &slots_[slot].policy}};
+              {skel_->maps.ms_policy, &slots_[slot].policy},
+              {skel_->maps.ms_ipcache, &slots_[slot].ipcache}};
   for (auto& m : maps) {
     uint32_t id = 0;
     if (bpf_map_lookup_elem(bpf_map__fd(m.outer), &slot, &id) != 0) {
@@ -252,16 +280,8 @@ Result<void> BpfDatapath::adoptSlots() {
     if (fd < 0) return sysError("open inner map of", bpf_map__name(m.outer));
     m.inner->reset(fd);
   }
-  // Host addresses we did not record ourselves: take them over so that
-  // setLocalAddrs() can remove the ones that are gone.
-  const int fd = bpf_map__fd(skel_->maps.ms_local_addrs);
-  ms_addr key{}, next{};
-  bool first = true;
-  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
-    first = false;
-    key = next;
-    localAddrs_.push_back(key);
-  }
+  // Which of the adopted ipcache entries are run-time addresses is not
+  // recorded; the first generation this run applies rewrites them all.
   return {};
 }
 
@@ -295,9 +315,12 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   if (!id) return id.error();
   auto po = createInner(kPolicySpec);
   if (!po) return po.error();
+  auto ip = createInner(kIpcacheSpec);
+  if (!ip) return ip.error();
   next.cgroups = std::move(cg.value());
   next.identities = std::move(id.value());
   next.policy = std::move(po.value());
+  next.ipcache = std::move(ip.value());
 
   for (const auto& c : gen.cgroups) {
     ms_cgroup_value v{};
@@ -324,14 +347,31 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
     }
   }
 
+  auto compiled = compiledIpcache(gen.policy);
+  std::map<std::string, ms_ipcache_value> addresses;
+  for (const auto& a : gen.addresses) addresses[keyBytes(a.key)] = a.value;
+  auto ipcache = compiled;
+  for (const auto& [k, v] : addresses) ipcache[k] = v;
+  for (const auto& [k, v] : ipcache) {
+    const ms_ipcache_key key = keyOf(k);
+    if (auto r = updateElem(next.ipcache.get(), kIpcacheSpec.name, &key, &v); !r) {
+      Error err = r.error();
+      err.detail = std::to_string(ipcache.size()) + " entries, capacity " + std::to_string(kIpcacheSpec.maxEntries);
+      return err;
+    }
+  }
+
   // Install the complete inner maps in the inactive slot, then flip.
-  int cgFd = next.cgroups.get(), idFd = next.identities.get(), poFd = next.policy.get();
+  int cgFd = next.cgroups.get(), idFd = next.identities.get(), poFd = next.policy.get(),
+      ipFd = next.ipcache.get();
   if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_cgroups), "ms_cgroups", &slot, &cgFd); !r)
     return r;
   if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_identities), "ms_identities", &slot, &idFd);
       !r)
     return r;
   if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_policy), "ms_policy", &slot, &poFd); !r)
+    return r;
+  if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_ipcache), "ms_ipcache", &slot, &ipFd); !r)
     return r;
 
   ms_config next_cfg = config_;
@@ -342,6 +382,8 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
     return r;
   config_ = next_cfg;
   slots_[slot] = std::move(next);
+  compiledIpcache_ = std::move(compiled);
+  addresses_ = std::move(addresses);
   return {};
 }
 
@@ -392,23 +434,35 @@ Result<void> BpfDatapath::setMode(uint32_t mode) {
   return {};
 }
 
-Result<void> BpfDatapath::setLocalAddrs(const std::vector<ms_addr>& addrs) {
-  int fd = bpf_map__fd(skel_->maps.ms_local_addrs);
-  uint8_t one = 1;
-  for (const auto& a : addrs) {
-    if (auto r = updateElem(fd, "ms_local_addrs", &a, &one); !r) return r;
+Result<void> BpfDatapath::setAddresses(const std::vector<AddressEntry>& addresses) {
+  const auto& active = slots_[config_.active_slot & 1];
+  if (!active.ipcache) return Error{"update addresses", "ms_ipcache", 0, "no generation applied"};
+  std::map<std::string, ms_ipcache_value> next;
+  for (const auto& a : addresses) next[keyBytes(a.key)] = a.value;
+  const int fd = active.ipcache.get();
+  for (const auto& [k, v] : next) {
+    auto it = addresses_.find(k);
+    if (it != addresses_.end() && std::memcmp(&it->second, &v, sizeof(v)) == 0) continue;
+    const ms_ipcache_key key = keyOf(k);
+    if (auto r = updateElem(fd, kIpcacheSpec.name, &key, &v); !r) return r;
   }
-  for (const auto& old : localAddrs_) {
-    bool keep = false;
-    for (const auto& a : addrs) keep |= std::memcmp(&a, &old, sizeof(a)) == 0;
-    if (!keep) bpf_map_delete_elem(fd, &old);
+  for (const auto& [k, v] : addresses_) {
+    if (next.count(k)) continue;
+    const ms_ipcache_key key = keyOf(k);
+    // A compiled range of the same prefix comes back; else the entry goes.
+    if (auto c = compiledIpcache_.find(k); c != compiledIpcache_.end()) {
+      if (auto r = updateElem(fd, kIpcacheSpec.name, &key, &c->second); !r) return r;
+    } else if (bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT) {
+      return sysError("delete from map", kIpcacheSpec.name);
+    }
   }
-  localAddrs_ = addrs;
+  addresses_ = std::move(next);
   return {};
 }
 
 Result<void> BpfDatapath::syncListeners(const std::vector<identity::Listener>& listeners,
-                                        const std::set<uint64_t>& cgroupsUnderRoot) {
+                                        const std::set<uint64_t>& cgroupsUnderRoot,
+                                        const std::set<uint64_t>& netnsDumped) {
   const int fd = bpf_map__fd(skel_->maps.ms_binds);
   auto id = [](const ms_bind_key& k, uint64_t cookie) {
     std::string s(reinterpret_cast<const char*>(&k), sizeof(k));
@@ -434,6 +488,7 @@ Result<void> BpfDatapath::syncListeners(const std::vector<identity::Listener>& l
   while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
     first = false;
     key = next;
+    if (!netnsDumped.count(key.netns_cookie)) continue;
     ms_bind_value v{};
     if (bpf_map_lookup_elem(fd, &key, &v) != 0) continue;
     const std::string k = id(key, v.cookie);

@@ -21,6 +21,7 @@ struct BpfOptions {
   bool logAllowed = false;
   uint64_t answerTtlNs = 30ull * 1000 * 1000 * 1000;
   uint32_t ringbufBytes = MS_RINGBUF_BYTES;
+  uint64_t hostNetnsCookie = 0;  // netns of the daemon (SO_NETNS_COOKIE)
 };
 
 class BpfDatapath final : public Datapath {
@@ -58,9 +59,10 @@ class BpfDatapath final : public Datapath {
                                const compiler::CompiledPolicy& policy) override;
   Result<void> setMode(uint32_t mode) override;
   uint32_t mode() const override { return config_.mode; }
-  Result<void> setLocalAddrs(const std::vector<ms_addr>& addrs) override;
+  Result<void> setAddresses(const std::vector<AddressEntry>& addresses) override;
   Result<void> syncListeners(const std::vector<identity::Listener>& listeners,
-                             const std::set<uint64_t>& cgroupsUnderRoot) override;
+                             const std::set<uint64_t>& cgroupsUnderRoot,
+                             const std::set<uint64_t>& netnsDumped) override;
   Result<Counters> counters() const override;
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const override;
   Result<int> drainEvents(const EventHandler& handler) override;
@@ -91,10 +93,13 @@ class BpfDatapath final : public Datapath {
   // Inner maps per slot: [slot] -> fds. The active slot's fds are edited by
   // churn updates; the inactive slot is rebuilt whole by applyGeneration.
   struct SlotMaps {
-    UniqueFd cgroups, identities, policy;
+    UniqueFd cgroups, identities, policy, ipcache;
   };
   SlotMaps slots_[2];
-  std::vector<ms_addr> localAddrs_;
+  // What the active slot's ipcache holds: compiled entries (by key bytes)
+  // and the run-time addresses written over them.
+  std::map<std::string, ms_ipcache_value> compiledIpcache_;
+  std::map<std::string, ms_ipcache_value> addresses_;
   std::set<std::string> staleBinds_;  // key bytes + cookie missing from the last dump
   const EventHandler* handler_ = nullptr;
   std::string pinDir_;

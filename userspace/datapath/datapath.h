@@ -22,6 +22,15 @@ struct CgroupEntry {
   uint32_t flags = 0;     // MS_CGROUP_F_*
 };
 
+// An ipcache entry the daemon learns at run time, not from policy: an
+// address of this host (MS_IPCACHE_F_HOST) or of a workload's own network
+// namespace (MS_IPCACHE_F_NETNS). Overrides a compiled entry of the same
+// prefix.
+struct AddressEntry {
+  ms_ipcache_key key{};  // prefixlen 128 (a single address)
+  ms_ipcache_value value{};
+};
+
 struct Counters {
   uint64_t values[MS_CTR_MAX] = {};
   uint64_t allowed() const { return values[MS_CTR_ALLOWED]; }
@@ -39,6 +48,8 @@ struct Generation {
   // Runtime per-identity mode overrides (CLI), applied on top of the
   // policy-declared modes.
   std::map<uint32_t, uint32_t> modeOverrides;
+  // Addresses of this host and of workloads' netns (see AddressEntry).
+  std::vector<AddressEntry> addresses;
 };
 
 using EventHandler = std::function<void(const ms_event&)>;
@@ -57,13 +68,18 @@ class Datapath {
                                        const compiler::CompiledPolicy& policy) = 0;
   virtual Result<void> setMode(uint32_t mode) = 0;
   virtual uint32_t mode() const = 0;
-  virtual Result<void> setLocalAddrs(const std::vector<ms_addr>& addrs) = 0;
-  // Reconciles ms_binds with the kernel's socket table: adds listeners of
-  // cgroups under the root that bound before microseg was attached, and
-  // removes entries whose socket is gone (missing from two dumps in a row,
-  // so a socket bound during a dump is never dropped).
+  // Replaces the run-time address entries of the ACTIVE slot (the next
+  // generation takes them from Generation::addresses).
+  virtual Result<void> setAddresses(const std::vector<AddressEntry>& addresses) = 0;
+  // Reconciles ms_binds with the kernel's socket tables of the network
+  // namespaces `netnsDumped` (cookies): adds listeners of cgroups under the
+  // root that bound before microseg was attached, and removes entries of
+  // those namespaces whose socket is gone (missing from two dumps in a row,
+  // so a socket bound during a dump is never dropped). Entries of other
+  // namespaces are left alone.
   virtual Result<void> syncListeners(const std::vector<identity::Listener>& listeners,
-                                     const std::set<uint64_t>& cgroupsUnderRoot) = 0;
+                                     const std::set<uint64_t>& cgroupsUnderRoot,
+                                     const std::set<uint64_t>& netnsDumped) = 0;
   virtual Result<Counters> counters() const = 0;
   // Verdicts per rule id since this daemon started (index 0 = default deny).
   virtual Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const = 0;

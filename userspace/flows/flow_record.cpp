@@ -81,25 +81,42 @@ std::string ruleName(uint32_t ruleId, uint8_t reason,
   return it->second.name();
 }
 
+namespace {
+
+bool isZero(const ms_addr& a) {
+  static const ms_addr kZero{};
+  return std::memcmp(&a, &kZero, sizeof(a)) == 0;
+}
+
+}  // namespace
+
 nlohmann::json eventToJson(const ms_event& e, const FlowContext& ctx) {
   using nlohmann::json;
   auto lookup = [](const std::map<uint64_t, std::string>& m, uint64_t k) -> std::string {
     auto it = m.find(k);
     return it == m.end() ? std::string() : it->second;
   };
-  std::string srcWorkload = lookup(*ctx.cgroupWorkloads, e.cgroup_id);
-  if (srcWorkload.empty()) srcWorkload = ctx.ids->nameOf(e.src_identity);
-  std::string cgroup = lookup(*ctx.cgroupPaths, e.cgroup_id);
-  json src = {{"workload", srcWorkload},
-              {"identity", e.src_identity},
-              {"cgroup", cgroup.empty() ? json(nullptr) : json(cgroup)},
-              {"cgroup_id", e.cgroup_id},
-              {"pid", e.pid},
-              {"comm", std::string(e.comm, strnlen(e.comm, sizeof(e.comm)))}};
-  json dst = {{"addr", formatAddr(e.dst_addr)},
-              {"port", ntohs(e.dst_port)},
-              {"workload", ctx.ids->nameOf(e.dst_identity)},
-              {"identity", e.dst_identity}};
+  // One end: the workload of its socket's cgroup when the kernel named the
+  // cgroup, else the identity's name.
+  auto end = [&](uint32_t identity, uint64_t cgroupId) {
+    std::string workload = cgroupId != 0 ? lookup(*ctx.cgroupWorkloads, cgroupId) : std::string();
+    if (workload.empty()) workload = ctx.ids->nameOf(identity);
+    const std::string cgroup = cgroupId != 0 ? lookup(*ctx.cgroupPaths, cgroupId) : std::string();
+    return json{{"workload", workload},
+                {"identity", identity},
+                {"cgroup", cgroup.empty() ? json(nullptr) : json(cgroup)},
+                {"cgroup_id", cgroupId == 0 ? json(nullptr) : json(cgroupId)}};
+  };
+  json src = end(e.src_identity, e.src_cgroup_id);
+  src["addr"] = isZero(e.src_addr) ? json(nullptr) : json(formatAddr(e.src_addr));
+  src["port"] = e.src_port == 0 ? json(nullptr) : json(ntohs(e.src_port));
+  // The caller's process is known when the caller's side judged (egress).
+  src["pid"] = e.pid == 0 ? json(nullptr) : json(e.pid);
+  const std::string comm(e.comm, strnlen(e.comm, sizeof(e.comm)));
+  src["comm"] = comm.empty() ? json(nullptr) : json(comm);
+  json dst = end(e.dst_identity, e.dst_cgroup_id);
+  dst["addr"] = formatAddr(e.dst_addr);
+  dst["port"] = ntohs(e.dst_port);
   return json{{"time", isoTime(static_cast<int64_t>(e.timestamp_ns) + ctx.monotonicToRealtimeNs)},
               {"verdict", verdictName(e.verdict)},
               {"direction", directionName(e.direction)},
@@ -114,12 +131,15 @@ nlohmann::json eventToJson(const ms_event& e, const FlowContext& ctx) {
 
 nlohmann::json recordToJson(const FlowRecord& r, uint64_t delta, const FlowContext& ctx) {
   ms_event e{};
-  e.cgroup_id = r.cgroupId;
+  e.src_cgroup_id = r.srcCgroupId;
+  e.dst_cgroup_id = r.dstCgroupId;
   e.generation = r.generation;
   e.pid = r.pid;
   e.src_identity = r.key.srcIdentity;
   e.dst_identity = r.key.dstIdentity;
   e.rule_id = r.key.ruleId;
+  e.src_addr = r.srcAddr;
+  e.src_port = htons(r.srcPort);
   e.dst_addr = r.dstAddr;
   e.dst_port = htons(r.key.dstPort);
   e.protocol = r.key.protocol;

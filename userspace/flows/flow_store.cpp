@@ -43,9 +43,12 @@ const FlowRecord& FlowStore::add(const ms_event& e, int64_t wallNs,
   r.lastSeenNs = wallNs;
   r.count++;
   r.updateSeq = ++seq_;
-  r.cgroupId = e.cgroup_id;
+  r.srcCgroupId = e.src_cgroup_id;
+  r.dstCgroupId = e.dst_cgroup_id;
   r.pid = e.pid;
   r.comm.assign(e.comm, strnlen(e.comm, sizeof(e.comm)));
+  r.srcAddr = e.src_addr;
+  r.srcPort = ntohs(e.src_port);
   r.dstAddr = e.dst_addr;
   r.generation = e.generation;
   r.hook = e.hook;

@@ -45,9 +45,12 @@ struct FlowRecord {
   uint64_t flushedCount = 0;  // part of `count` already written to the flow log
   uint64_t updateSeq = 0;   // global sequence of the last update (for --follow)
   // Details of the latest event (not part of the key).
-  uint64_t cgroupId = 0;
+  uint64_t srcCgroupId = 0;
+  uint64_t dstCgroupId = 0;
   uint32_t pid = 0;
   std::string comm;
+  ms_addr srcAddr{};
+  uint16_t srcPort = 0;  // host order
   ms_addr dstAddr{};
   uint64_t generation = 0;
   uint8_t hook = 0;

@@ -18,7 +18,7 @@ namespace {
 
 constexpr uint32_t kTcpListen = 10;  // TCP_LISTEN in the kernel's state enum
 
-Result<void> dumpOne(int fd, uint8_t family, uint8_t protocol, std::vector<Listener>& out) {
+Result<void> dumpOne(int fd, uint64_t netns, uint8_t family, uint8_t protocol, std::vector<Listener>& out) {
   struct {
     nlmsghdr nlh;
     inet_diag_req_v2 req;
@@ -51,6 +51,7 @@ Result<void> dumpOne(int fd, uint8_t family, uint8_t protocol, std::vector<Liste
       auto* d = static_cast<inet_diag_msg*>(NLMSG_DATA(h));
       if (d->id.idiag_sport == 0) continue;  // not bound
       Listener l;
+      l.key.netns_cookie = netns;
       if (d->idiag_family == AF_INET) {
         l.key.addr.a[10] = 0xff;
         l.key.addr.a[11] = 0xff;
@@ -74,7 +75,7 @@ Result<void> dumpOne(int fd, uint8_t family, uint8_t protocol, std::vector<Liste
 
 }  // namespace
 
-Result<std::vector<Listener>> dumpListeners() {
+Result<std::vector<Listener>> dumpListeners(uint64_t netnsCookie) {
   UniqueFd fd(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (!fd) return sysError("open netlink socket", "NETLINK_SOCK_DIAG");
   timeval tv{2, 0};
@@ -82,7 +83,7 @@ Result<std::vector<Listener>> dumpListeners() {
   std::vector<Listener> out;
   for (uint8_t family : {AF_INET, AF_INET6}) {
     for (uint8_t proto : {IPPROTO_TCP, IPPROTO_UDP}) {
-      if (auto r = dumpOne(fd.get(), family, proto, out); !r) return r.error();
+      if (auto r = dumpOne(fd.get(), netnsCookie, family, proto, out); !r) return r.error();
     }
   }
   return out;

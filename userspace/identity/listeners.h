@@ -15,13 +15,14 @@
 namespace microseg::identity {
 
 struct Listener {
-  ms_bind_key key{};      // address (IPv4 mapped), port (network order), protocol
+  ms_bind_key key{};      // netns, address (IPv4 mapped), port (network order), protocol
   uint64_t cookie = 0;    // socket cookie (same as bpf_get_socket_cookie)
   uint64_t cgroupId = 0;  // cgroup v2 id of the socket
 };
 
 // TCP sockets in LISTEN state and bound UDP sockets, IPv4 and IPv6, in the
-// caller's network namespace.
-Result<std::vector<Listener>> dumpListeners();
+// calling thread's network namespace, whose cookie is `netnsCookie` (it goes
+// into every key).
+Result<std::vector<Listener>> dumpListeners(uint64_t netnsCookie);
 
 }  // namespace microseg::identity

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Inbound packets (cgroup_skb/ingress): header parsing and the identity of
+ * the sender.
+ *
+ * A cgroup_skb program sees the packet from its network header on, after
+ * reassembly. IPv6 extension headers are walked (bounded): a SYN hidden
+ * behind hop-by-hop or destination options is still a SYN. A packet whose
+ * transport header cannot be found is reported as unparsable and the caller
+ * fails closed.
+ */
+#ifndef MICROSEG_BPF_LIB_PACKET_H
+#define MICROSEG_BPF_LIB_PACKET_H
+
+#define MS_ETH_P_IP   0x0800
+#define MS_ETH_P_IPV6 0x86DD
+#define MS_IPV6_MAX_EXT_HDRS 8
+
+#define MS_TCP_F_SYN 0x02
+#define MS_TCP_F_ACK 0x10
+
+struct ms_pkt {
+	struct ms_addr src;
+	struct ms_addr dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;     /* IPPROTO_* of the transport header */
+	__u8 tcp_flags; /* TCP only */
+	bool v4;
+};
+
+struct ms_ip4_hdr {
+	__u8 ver_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__be16 check;
+	__be32 saddr;
+	__be32 daddr;
+};
+
+struct ms_ip6_hdr {
+	__be32 ver_tc_flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u32 saddr[4];
+	__u32 daddr[4];
+};
+
+/* Returns 0 and fills `p`, or -1 if no TCP/UDP header could be found. */
+static __always_inline int parse_pkt(struct __sk_buff *skb, struct ms_pkt *p)
+{
+	__u32 off;
+	__u8 nexthdr;
+
+	if (skb->protocol == bpf_htons(MS_ETH_P_IP)) {
+		struct ms_ip4_hdr ip;
+
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
+			return -1;
+		if ((ip.ver_ihl >> 4) != 4 || (ip.ver_ihl & 0xf) < 5)
+			return -1;
+		/* A fragment has no transport header of its own (sockets only
+		 * ever see reassembled packets; be strict anyway). */
+		if (ip.frag_off & bpf_htons(0x3fff))
+			return -1;
+		off = (ip.ver_ihl & 0xf) * 4;
+		nexthdr = ip.protocol;
+		addr_from_ip4(&p->src, ip.saddr);
+		addr_from_ip4(&p->dst, ip.daddr);
+		p->v4 = true;
+	} else if (skb->protocol == bpf_htons(MS_ETH_P_IPV6)) {
+		struct ms_ip6_hdr ip6;
+		int i;
+
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
+			return -1;
+		addr_from_ip6(&p->src, ip6.saddr);
+		addr_from_ip6(&p->dst, ip6.daddr);
+		p->v4 = false;
+		off = sizeof(ip6);
+		nexthdr = ip6.nexthdr;
+		for (i = 0; i < MS_IPV6_MAX_EXT_HDRS; i++) {
+			__u8 ext[2];
+
+			if (nexthdr == IPPROTO_TCP || nexthdr == IPPROTO_UDP ||
+			    nexthdr == IPPROTO_UDPLITE)
+				break;
+			if (nexthdr != 0 /* hop-by-hop */ && nexthdr != 43 /* routing */ &&
+			    nexthdr != 60 /* dest opts */ && nexthdr != 44 /* fragment */ &&
+			    nexthdr != 51 /* AH */)
+				return -1;
+			if (bpf_skb_load_bytes_relative(skb, off, ext, sizeof(ext), BPF_HDR_START_NET))
+				return -1;
+			if (nexthdr == 44) {
+				__be16 frag;
+
+				if (bpf_skb_load_bytes_relative(skb, off + 2, &frag, sizeof(frag),
+								BPF_HDR_START_NET))
+					return -1;
+				if (frag & bpf_htons(0xfff9)) /* offset or more-fragments */
+					return -1;
+				off += 8;
+			} else if (nexthdr == 51) {
+				off += ((__u32)ext[1] + 2) * 4;
+			} else {
+				off += ((__u32)ext[1] + 1) * 8;
+			}
+			nexthdr = ext[0];
+		}
+		if (i == MS_IPV6_MAX_EXT_HDRS)
+			return -1;
+	} else {
+		return -1;
+	}
+
+	p->proto = nexthdr;
+	if (nexthdr == IPPROTO_TCP) {
+		__u8 th[14];
+
+		if (bpf_skb_load_bytes_relative(skb, off, th, sizeof(th), BPF_HDR_START_NET))
+			return -1;
+		__builtin_memcpy(&p->sport, th, 2);
+		__builtin_memcpy(&p->dport, th + 2, 2);
+		p->tcp_flags = th[13];
+	} else if (nexthdr == IPPROTO_UDP || nexthdr == IPPROTO_UDPLITE) {
+		__be16 ports[2];
+
+		if (bpf_skb_load_bytes_relative(skb, off, ports, sizeof(ports), BPF_HDR_START_NET))
+			return -1;
+		p->sport = ports[0];
+		p->dport = ports[1];
+		p->tcp_flags = 0;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+/* The socket of this netns that sent `p`, looked up with the tuple seen from
+ * its side (its local end is the packet's source). Only a socket whose own
+ * ports match is taken: a listener or an unconnected server socket that
+ * merely shares the source port is not the sender. Returns its identity, or
+ * 0 if not found. */
+static __always_inline __u32 local_sender(struct __sk_buff *skb, void *cgroups,
+					  const struct ms_config *cfg, const struct ms_pkt *p,
+					  __u8 proto, __u64 *sender_cgroup)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 size, id = 0;
+
+	if (p->v4) {
+		t.ipv4.saddr = ((const __u32 *)p->dst.a)[3];
+		t.ipv4.daddr = ((const __u32 *)p->src.a)[3];
+		t.ipv4.sport = p->dport;
+		t.ipv4.dport = p->sport;
+		size = sizeof(t.ipv4);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, p->dst.a, 16);
+		__builtin_memcpy(t.ipv6.daddr, p->src.a, 16);
+		t.ipv6.sport = p->dport;
+		t.ipv6.dport = p->sport;
+		size = sizeof(t.ipv6);
+	}
+	if (proto == MS_PROTO_TCP)
+		sk = bpf_sk_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
+	else
+		sk = bpf_sk_lookup_udp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	/* bpf_sock: src_port host order, dst_port network order. */
+	if (sk->src_port == bpf_ntohs(p->sport) &&
+	    (sk->dst_port == p->dport || (proto == MS_PROTO_UDP && sk->dst_port == 0)) &&
+	    sk->state != BPF_TCP_LISTEN)
+		id = sk_identity(cgroups, cfg, sk, bpf_sk_storage_get(&ms_sockets, sk, 0, 0),
+				 sender_cgroup);
+	bpf_sk_release(sk);
+	return id;
+}
+
+/* The other end of an inbound flow, for a receiving socket in netns
+ * `netns`. `sender_cgroup` gets the sender's cgroup if it is local. */
+static __always_inline __u32 ingress_peer(struct __sk_buff *skb, void *cgroups, void *ipcache,
+					  const struct ms_config *cfg, __u64 netns,
+					  const struct ms_pkt *p, __u8 proto, __u64 *sender_cgroup)
+{
+	struct ms_ipcache_value *v = NULL;
+	__u32 id;
+
+	if (!addr_is_loopback(&p->src)) {
+		v = ipcache_lookup(ipcache, &p->src);
+		if (!v)
+			return MS_IDENTITY_WORLD;
+		/* Only an address of this very netns can belong to a socket the
+		 * lookup below may find; anything else came over a wire. */
+		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS)) ||
+		    v->netns_cookie != netns)
+			return v->identity;
+	}
+	id = local_sender(skb, cgroups, cfg, p, proto, sender_cgroup);
+	if (id)
+		return id;
+	return v ? v->identity : MS_IDENTITY_HOST;
+}
+
+#endif /* MICROSEG_BPF_LIB_PACKET_H */

@@ -1,0 +1,91 @@
+// Network namespaces of workloads (containers): which netns a workload's
+// processes live in, which addresses that netns has, and who listens there.
+//
+// The datapath identifies a peer in another netns by address (ipcache,
+// MS_IPCACHE_F_NETNS) and a listener by (netns cookie, address, port), so
+// the daemon has to look inside each workload netns. It does so from a
+// short-lived thread that setns()es into it: sockets keep the netns they
+// were created in, so a NETLINK_ROUTE socket made there reports that netns's
+// address changes for as long as it stays open.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bpf/abi.h"
+#include "common/fd.h"
+#include "common/result.h"
+#include "identity/listeners.h"
+
+namespace microseg::identity {
+
+// The cookie of the calling thread's netns (SO_NETNS_COOKIE, Linux >= 5.14):
+// what bpf_get_netns_cookie() returns for sockets there.
+Result<uint64_t> currentNetnsCookie();
+
+// Inode of /proc/<pid>/ns/net (identifies a netns while it exists); 0 if the
+// process is gone.
+uint64_t netnsInodeOf(pid_t pid);
+uint64_t ownNetnsInode();
+
+// Up to `max` pids from <cgroupDir>/cgroup.procs.
+std::vector<pid_t> cgroupPids(const std::string& cgroupDir, size_t max);
+
+struct NetnsView {
+  uint64_t cookie = 0;
+  std::vector<ms_addr> addrs;       // every interface address (IPv4 mapped), sorted, unique
+  std::vector<Listener> listeners;  // key.netns_cookie = cookie
+};
+
+// /proc/<pid>/ns/net, opened (holding it keeps the netns alive).
+Result<UniqueFd> openNetnsOf(pid_t pid);
+
+// Looks into the netns `nsFd`. With `subscribe`, also returns a
+// NETLINK_ROUTE socket of that netns subscribed to address changes
+// (readable when they change).
+Result<NetnsView> inspectNetns(int nsFd, UniqueFd* subscribe = nullptr);
+
+// The same for the caller's own netns.
+Result<NetnsView> inspectOwnNetns(UniqueFd* subscribe = nullptr);
+
+// Every address of the calling thread's netns.
+std::vector<ms_addr> interfaceAddrs();
+
+// Drains a subscription socket; true if it reported anything.
+bool drainSubscription(int fd);
+
+// The network namespaces that workloads run in, other than the daemon's.
+// update() is given, per netns inode, the workload identity found there and
+// a pid in it; it opens new namespaces, forgets vanished ones and re-reads
+// every known one (addresses and listeners).
+class WorkloadNetns {
+ public:
+  struct Seen {
+    uint32_t identity = 0;
+    std::string workload;
+    pid_t pid = 0;
+  };
+  struct Entry {
+    UniqueFd ns;          // keeps the netns open while we track it
+    UniqueFd subscription;  // address changes
+    Seen seen;
+    NetnsView view;
+  };
+
+  // Returns the problems met (one line each); entries that could not be
+  // read keep their last view.
+  std::vector<std::string> update(const std::map<uint64_t, Seen>& seen);
+  // Re-reads the namespaces whose subscription socket is readable.
+  std::vector<std::string> refresh(const std::vector<int>& readableFds);
+  std::vector<int> subscriptionFds() const;
+  const std::map<uint64_t, Entry>& entries() const { return entries_; }
+
+ private:
+  std::map<uint64_t, Entry> entries_;  // by netns inode
+};
+
+}  // namespace microseg::identity
