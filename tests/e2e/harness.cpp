@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -49,7 +50,7 @@ struct PidSlot {
 constexpr int kMaxPids = 1024;  // the churn test runs 300 workers at once
 PidSlot gPids[kMaxPids];
 
-enum PathKind : int { kBusy = -1, kCgroupTree = 1, kStateDir = 2, kTempDir = 3 };
+enum PathKind : int { kBusy = -1, kCgroupTree = 1, kStateDir = 2, kTempDir = 3, kNetns = 4 };
 struct PathSlot {
   std::atomic<int> kind{0};
   char path[512] = {};
@@ -255,6 +256,11 @@ void cleanupEverything() {
     const char* rm[] = {"/bin/rm", "-rf", s.path, nullptr};
     runTool(rm, 5000);
   }
+  for (auto& s : gPaths) {
+    if (s.kind.load() != kNetns) continue;
+    const char* del[] = {"/usr/sbin/ip", "netns", "delete", s.path, nullptr};
+    runTool(del, 5000);
+  }
   const int tfo = gTfoOriginal.load();
   if (tfo >= 0) writeSysctl(kTfoSysctl, tfo);
 }
@@ -296,6 +302,17 @@ bool enterCgroup(const std::string& cgroup) {
   if (fd < 0) return false;
   std::string pid = std::to_string(getpid());
   bool ok = write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+  close(fd);
+  return ok;
+}
+
+// ... and, if given, into the netns at `netnsPath`.
+bool enter(const std::string& cgroup, const std::string& netnsPath) {
+  if (!enterCgroup(cgroup)) return false;
+  if (netnsPath.empty()) return true;
+  int fd = open(netnsPath.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = setns(fd, CLONE_NEWNET) == 0;
   close(fd);
   return ok;
 }
@@ -419,13 +436,14 @@ std::string CgroupTree::create(const std::string& rel) {
   return p;
 }
 
-int runIn(const std::string& cgroup, const std::function<int()>& fn, int timeoutMs) {
+int runIn(const std::string& cgroup, const std::function<int()>& fn, int timeoutMs,
+          const std::string& netnsPath) {
   int pfd[2];
   if (pipe2(pfd, O_CLOEXEC) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
     close(pfd[0]);
-    int result = enterCgroup(cgroup) ? fn() : -1000;
+    int result = enter(cgroup, netnsPath) ? fn() : -1000;
     (void)!write(pfd[1], &result, sizeof(result));
     _exit(0);
   }
@@ -450,13 +468,13 @@ int runIn(const std::string& cgroup, const std::function<int()>& fn, int timeout
 }
 
 Child::Child(const std::string& cgroup, const std::function<int()>& setup,
-             const std::function<void(int)>& serve) {
+             const std::function<void(int)>& serve, const std::string& netnsPath) {
   int pfd[2];
   if (pipe2(pfd, O_CLOEXEC) != 0) return;
   pid_ = fork();
   if (pid_ == 0) {
     close(pfd[0]);
-    int fd = enterCgroup(cgroup) ? setup() : -1;
+    int fd = enter(cgroup, netnsPath) ? setup() : -1;
     char ok = fd >= 0 ? 1 : 0;
     (void)!write(pfd[1], &ok, 1);
     close(pfd[1]);
@@ -483,7 +501,8 @@ Child::~Child() {
   }
 }
 
-Child tcpServer(const std::string& cgroup, int family, const std::string& addr, int port) {
+Child tcpServer(const std::string& cgroup, int family, const std::string& addr, int port,
+                const std::string& netnsPath) {
   return Child(
       cgroup,
       [=]() {
@@ -506,10 +525,12 @@ Child tcpServer(const std::string& cgroup, int family, const std::string& addr, 
             if (c >= 0) close(c);
           }
         }
-      });
+      },
+      netnsPath);
 }
 
-Child udpEchoServer(const std::string& cgroup, int family, const std::string& addr, int port) {
+Child udpEchoServer(const std::string& cgroup, int family, const std::string& addr, int port,
+                    const std::string& netnsPath) {
   return Child(
       cgroup,
       [=]() {
@@ -546,12 +567,29 @@ Child udpEchoServer(const std::string& cgroup, int family, const std::string& ad
           }
           sendto(fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), flen);
         }
-      });
+      },
+      netnsPath);
 }
 
-int tcpConnect(int family, const std::string& addr, int port) {
+namespace {
+
+// Binds `fd` to `srcAddr` (port 0); 0 or errno.
+int bindSource(int fd, int family, const std::string& srcAddr) {
+  if (srcAddr.empty()) return 0;
+  sockaddr_storage src;
+  socklen_t sl = makeAddr(family, srcAddr, 0, src);
+  return bind(fd, reinterpret_cast<sockaddr*>(&src), sl) == 0 ? 0 : errno;
+}
+
+}  // namespace
+
+int tcpConnect(int family, const std::string& addr, int port, int timeoutMs, const std::string& srcAddr) {
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0);
   if (fd < 0) return errno;
+  if (int rc = bindSource(fd, family, srcAddr); rc != 0) {
+    close(fd);
+    return rc;
+  }
   sockaddr_storage ss;
   socklen_t len = makeAddr(family, addr, port, ss);
   int rc = 0;
@@ -559,7 +597,7 @@ int tcpConnect(int family, const std::string& addr, int port) {
     rc = errno;
     if (rc == EINPROGRESS) {
       pollfd p{fd, POLLOUT, 0};
-      if (poll(&p, 1, 2000) <= 0) {
+      if (poll(&p, 1, timeoutMs) <= 0) {
         rc = ETIMEDOUT;
       } else {
         socklen_t el = sizeof(rc);
@@ -639,9 +677,14 @@ int udpAskUnsolicited(int family, const std::string& addr, int port, int targetP
   return rc;
 }
 
-int udpRequest(int family, const std::string& addr, int port, bool connected) {
+int udpRequest(int family, const std::string& addr, int port, bool connected, int timeoutMs,
+               const std::string& srcAddr) {
   int fd = socket(family, SOCK_DGRAM, 0);
   if (fd < 0) return errno;
+  if (int rc = bindSource(fd, family, srcAddr); rc != 0) {
+    close(fd);
+    return rc;
+  }
   sockaddr_storage ss;
   socklen_t len = makeAddr(family, addr, port, ss);
   int rc = 0;
@@ -653,7 +696,7 @@ int udpRequest(int family, const std::string& addr, int port, bool connected) {
   if (rc == 0) {
     pollfd p{fd, POLLIN, 0};
     char buf[64];
-    if (poll(&p, 1, 1000) <= 0 || recv(fd, buf, sizeof(buf), 0) != 4) rc = ETIMEDOUT;
+    if (poll(&p, 1, timeoutMs) <= 0 || recv(fd, buf, sizeof(buf), 0) != 4) rc = ETIMEDOUT;
   }
   close(fd);
   return rc;
@@ -940,6 +983,72 @@ std::string unixExchange(const std::string& path, const std::string& bytes) {
   a.sun_family = AF_UNIX;
   std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
   return streamExchange(reinterpret_cast<sockaddr*>(&a), sizeof(a), AF_UNIX, bytes);
+}
+
+Netns::Netns() {
+  name_ = "microseg-test-" + std::to_string(getpid()) + "-" + std::to_string(gCounter++);
+  trackPath(name_, kNetns);
+  const char* add[] = {"/usr/sbin/ip", "netns", "add", name_.c_str(), nullptr};
+  ok_ = runTool(add, 5000) == 0 && ip({"link", "set", "lo", "up"});
+  if (!ok_) std::cerr << "e2e harness: cannot create netns " << name_ << "\n";
+}
+
+Netns::~Netns() {
+  const char* del[] = {"/usr/sbin/ip", "netns", "delete", name_.c_str(), nullptr};
+  if (runTool(del, 5000) != 0) std::cerr << "e2e harness: cannot delete netns " << name_ << "\n";
+  untrackPath(name_);
+}
+
+bool Netns::ip(const std::vector<std::string>& args) const {
+  std::vector<std::string> full = {"/usr/sbin/ip", "-n", name_};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<const char*> argv;
+  for (const auto& a : full) argv.push_back(a.c_str());
+  argv.push_back(nullptr);
+  return runTool(argv.data(), 5000) == 0;
+}
+
+bool vethPair(const Netns& a, const std::vector<std::string>& aAddrs, const Netns& b,
+              const std::vector<std::string>& bAddrs, const std::string& prefix) {
+  const std::string an = prefix + "a", bn = prefix + "b";
+  // Fixed MACs and permanent neighbour entries: the first IPv6 packet on a
+  // fresh veth is otherwise lost to neighbour discovery (a 1 s SYN retry).
+  static std::atomic<int> pairs{0};
+  const int n = pairs++;
+  char macA[32], macB[32];
+  std::snprintf(macA, sizeof(macA), "02:4d:%02x:%02x:%02x:01", (getpid() >> 8) & 0xff, getpid() & 0xff, n & 0xff);
+  std::snprintf(macB, sizeof(macB), "02:4d:%02x:%02x:%02x:02", (getpid() >> 8) & 0xff, getpid() & 0xff, n & 0xff);
+  if (!a.ip({"link", "add", an, "address", macA, "type", "veth", "peer", "name", bn, "address", macB, "netns",
+             b.name()})) {
+    return false;
+  }
+  auto setup = [](const Netns& ns, const std::string& dev, const std::vector<std::string>& addrs) {
+    for (const auto& addr : addrs) {
+      std::vector<std::string> args = {"addr", "add", addr, "dev", dev};
+      if (addr.find(':') != std::string::npos) args.push_back("nodad");
+      if (!ns.ip(args)) return false;
+    }
+    return ns.ip({"link", "set", dev, "up"});
+  };
+  auto neighbours = [](const Netns& ns, const std::string& dev, const std::vector<std::string>& peerAddrs,
+                       const char* peerMac) {
+    for (const auto& addr : peerAddrs) {
+      const std::string ip = addr.substr(0, addr.find('/'));
+      if (!ns.ip({"neigh", "replace", ip, "lladdr", peerMac, "dev", dev, "nud", "permanent"})) return false;
+    }
+    return true;
+  };
+  return setup(a, an, aAddrs) && setup(b, bn, bAddrs) && neighbours(a, an, bAddrs, macB) &&
+         neighbours(b, bn, aAddrs, macA);
+}
+
+std::string ownCgroup() {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line, path;
+  while (std::getline(in, line)) {
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+  }
+  return cgroup2Mount() + (path == "/" ? std::string() : path);
 }
 
 std::string loopbackExchange(int port, const std::string& bytes) {

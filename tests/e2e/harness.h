@@ -60,17 +60,49 @@ class CgroupTree {
   std::string root_;
 };
 
-// A forked process that moved itself into `cgroup` before running `fn`.
-// Runs `fn` and reports its int result back.
-int runIn(const std::string& cgroup, const std::function<int()>& fn, int timeoutMs = 5000);
+// A network namespace of the test's own (`ip netns add microseg-test-<pid>-<n>`),
+// with loopback up; deleted on destruction and from the signal path, and
+// with it every link and address in it.
+class Netns {
+ public:
+  Netns();
+  ~Netns();
+  Netns(const Netns&) = delete;
+  Netns& operator=(const Netns&) = delete;
+  bool ok() const { return ok_; }
+  const std::string& name() const { return name_; }
+  std::string path() const { return "/run/netns/" + name_; }
+  // `ip -n <name> <args>`; true on success.
+  bool ip(const std::vector<std::string>& args) const;
 
-// A long-running child in `cgroup` (a server). `setup` runs first and returns
-// an fd (or -1 on failure); readiness is signalled after it; then `serve` loops
-// until killed. Killed (SIGKILL) and reaped on destruction.
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
+// A veth pair from `a` to `b`, named <prefix>a / <prefix>b, up, with the
+// given addresses ("10.1.0.1/24", "fd00:1::1/64"); IPv6 without DAD, so the
+// addresses work at once.
+bool vethPair(const Netns& a, const std::vector<std::string>& aAddrs, const Netns& b,
+              const std::vector<std::string>& bAddrs, const std::string& prefix);
+
+// The cgroup of this test process (outside every test's managed tree): a
+// process there is "host" to microseg.
+std::string ownCgroup();
+
+// A forked process that moved itself into `cgroup` (and, if given, the netns
+// at `netnsPath`) before running `fn`. Runs `fn` and reports its int result.
+int runIn(const std::string& cgroup, const std::function<int()>& fn, int timeoutMs = 5000,
+          const std::string& netnsPath = "");
+
+// A long-running child in `cgroup` (and netns, if given): a server. `setup`
+// runs first and returns an fd (or -1 on failure); readiness is signalled
+// after it; then `serve` loops until killed. Killed (SIGKILL) and reaped on
+// destruction.
 class Child {
  public:
   Child(const std::string& cgroup, const std::function<int()>& setup,
-        const std::function<void(int)>& serve);
+        const std::function<void(int)>& serve, const std::string& netnsPath = "");
   ~Child();
   Child(Child&& o) noexcept : pid_(o.pid_), ready_(o.ready_) { o.pid_ = -1; }
   Child& operator=(Child&&) = delete;
@@ -84,17 +116,23 @@ class Child {
   bool ready_ = false;
 };
 
-Child tcpServer(const std::string& cgroup, int family, const std::string& addr, int port);
-Child udpEchoServer(const std::string& cgroup, int family, const std::string& addr, int port);
+Child tcpServer(const std::string& cgroup, int family, const std::string& addr, int port,
+                const std::string& netnsPath = "");
+Child udpEchoServer(const std::string& cgroup, int family, const std::string& addr, int port,
+                    const std::string& netnsPath = "");
 
 // Socket operations, each returning 0 or the errno of the failing call.
-int tcpConnect(int family, const std::string& addr, int port);
+// tcpConnect waits `timeoutMs` for the handshake (ETIMEDOUT: the SYN was
+// dropped); `srcAddr` binds the client first.
+int tcpConnect(int family, const std::string& addr, int port, int timeoutMs = 2000,
+               const std::string& srcAddr = "");
 int tcpConnectV4Mapped(const std::string& v4, int port);  // AF_INET6 socket to ::ffff:v4
 int tfoSendto(int family, const std::string& addr, int port);
 int udpSendto(int family, const std::string& addr, int port, int srcPort = 0);
 int udpConnectSend(int family, const std::string& addr, int port);
-// sendto then wait up to 1 s for an answer (ETIMEDOUT if none)
-int udpRequest(int family, const std::string& addr, int port, bool connected);
+// sendto then wait up to `timeoutMs` for the echo (ETIMEDOUT if none)
+int udpRequest(int family, const std::string& addr, int port, bool connected, int timeoutMs = 1000,
+               const std::string& srcAddr = "");
 // Asks the echo server to send a datagram from its socket to `targetPort` of
 // our address (a port it never heard from); returns the server's errno, or a
 // negative errno if the question itself failed.

@@ -685,10 +685,21 @@ json Daemon::statusLocked() {
     } else if (auto iv = compiled_.identities.find(ident); iv != compiled_.identities.end()) {
       mode = iv->second.mode;
     }
+    // Its own network namespaces (containers) and their addresses, as the
+    // ipcache has them.
+    json netns = json::array();
+    for (const auto& [inode, e] : workloadNetns_.entries()) {
+      if (e.seen.workload != w.name) continue;
+      json addrs = json::array();
+      for (const auto& a : e.view.addrs) addrs.push_back(flows::formatAddr(a));
+      netns.push_back(json{{"inode", inode}, {"cookie", e.view.cookie}, {"addresses", addrs},
+                           {"listeners", e.view.listeners.size()}});
+    }
     workloads.push_back(json{{"name", w.name},
                              {"identity", ident},
                              {"labels", w.labels},
                              {"cgroups", cgroupsByWorkload[w.name]},
+                             {"netns", netns},
                              {"mode", modeName(mode)}});
   }
   json counters = json::object();
@@ -699,7 +710,8 @@ json Daemon::statusLocked() {
                     {"events_lost", c->eventsLost()},
                     {"udp_answers", c->udpAnswers()},
                     {"bind_table_full", c->values[MS_CTR_BIND_TABLE_FULL]},
-                    {"no_policy", c->values[MS_CTR_NO_POLICY]}};
+                    {"no_policy", c->values[MS_CTR_NO_POLICY]},
+                    {"unparsed", c->values[MS_CTR_UNPARSED]}};
   }
   return json{{"version_string", "0.1.0"},
               {"mode", modeName(datapath_->mode())},
@@ -715,7 +727,9 @@ json Daemon::statusLocked() {
                {{"adopted", datapath_->adopted()},
                 {"pin_dir", datapath_->pinDir()},
                 {"cgroup_entries", datapath_->activeCgroupIds().size()},
-                {"cgroups_known", cgroups_.size()}}},
+                {"cgroups_known", cgroups_.size()},
+                {"addresses", addresses_.size()},
+                {"host_netns_cookie", hostNetnsCookie_}}},
               {"policy",
                {{"entries", compiled_.entries.size()},
                 {"rules", compiled_.rules.size()},

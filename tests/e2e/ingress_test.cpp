@@ -1,0 +1,335 @@
+// End-to-end tests of the receiving side: cgroup_skb/ingress judges callers
+// whose egress nobody checked (processes outside the managed tree, other
+// network namespaces), both sides of local traffic must consent, replies are
+// not new flows, and `--default-enforcement selected` behaves like Kubernetes
+// NetworkPolicy. Real kernel, throwaway cgroups and network namespaces.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include "bpf/abi.h"
+#include "harness.h"
+#include "policies.h"
+
+namespace microseg::e2e {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kDropMs = 500;  // a dropped SYN: no handshake within this
+
+std::string doc(const std::string& kind, const std::string& name, const std::string& spec) {
+  return "---\napiVersion: microseg.dev/v1\nkind: " + kind + "\nmetadata: {name: " + name + "}\nspec:\n" + spec;
+}
+
+std::string workload(const std::string& name, const std::string& cgroup) {
+  return doc("Workload", name, "  cgroups: [\"" + cgroup + "\"]\n  labels: {app: " + name + "}\n");
+}
+
+class Ingress : public WorkloadTest {
+ protected:
+  void startDaemon(const std::string& policy, const std::string& mode = "enforce",
+                   const std::vector<std::string>& extra = {}) {
+    daemon_ = std::make_unique<Daemon>(tree_, policy, mode, extra);
+    ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  }
+  uint64_t generation() {
+    auto s = daemon_->status();
+    return s ? (*s)["policy_generation"].get<uint64_t>() : 0;
+  }
+  // Replaces the policy and waits until the daemon has applied it.
+  void apply(const std::string& policy) {
+    const uint64_t g0 = generation();
+    daemon_->writePolicy("policy.yaml", policy);
+    for (int i = 0; i < 150 && generation() == g0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_GT(generation(), g0) << daemon_->log();
+  }
+  int tcpFrom(const std::string& cg, int family, const std::string& addr, int port, const std::string& ns = "",
+              const std::string& src = "") {
+    return runIn(cg, [=] { return tcpConnect(family, addr, port, kDropMs, src); }, 5000, ns);
+  }
+  int udpFrom(const std::string& cg, int family, const std::string& addr, int port, bool connected,
+              const std::string& ns = "", const std::string& src = "") {
+    return runIn(cg, [=] { return udpRequest(family, addr, port, connected, kDropMs, src); }, 5000, ns);
+  }
+  std::optional<json> flow(const std::string& direction, const std::string& verdict, const std::string& src,
+                           const std::string& dst, int port) {
+    return daemon_->waitFlow([=](const json& f) {
+      return f["direction"] == direction && f["verdict"] == verdict && f["src"]["workload"] == src &&
+             f["dst"]["workload"] == dst && f["dst"]["port"] == port;
+    });
+  }
+};
+
+TEST_F(Ingress, AHostProcessIsRefusedByTheServerUnlessAdmitted) {
+  Child s4 = tcpServer(srv_, AF_INET, "127.0.0.1", port_);
+  Child s6 = tcpServer(srv_, AF_INET6, "::1", port_);
+  ASSERT_TRUE(s4.ready() && s6.ready());
+  startDaemon(allowPolicy("client-a", port_));
+  const std::string host = ownCgroup();
+
+  // Its egress is nobody's to judge, but the server's ingress is: the SYN is
+  // dropped, the caller sees no connection (not a reset, not EPERM).
+  EXPECT_EQ(tcpFrom(host, AF_INET, "127.0.0.1", port_), ETIMEDOUT);
+  EXPECT_EQ(tcpFrom(host, AF_INET6, "::1", port_), ETIMEDOUT);
+  EXPECT_EQ(runIn(host, [&] { return tcpConnect(AF_INET6, "::ffff:127.0.0.1", port_, kDropMs); }), ETIMEDOUT)
+      << "IPv4-mapped IPv6 is IPv4";
+  EXPECT_EQ(tcpFrom(a_, AF_INET, "127.0.0.1", port_), 0) << "client-a is admitted";
+  auto deny = flow("ingress", "deny", "host", "server", port_);
+  ASSERT_TRUE(deny) << daemon_->log();
+  EXPECT_EQ((*deny)["hook"], "ingress");
+  EXPECT_EQ((*deny)["rule"], "default-deny");
+  EXPECT_EQ((*deny)["src"]["identity"], MS_IDENTITY_HOST);
+  EXPECT_EQ((*deny)["src"]["addr"], "127.0.0.1");
+  EXPECT_GT((*deny)["src"]["port"].get<int>(), 0);
+  EXPECT_EQ((*deny)["dst"]["cgroup"], "/server");
+
+  // Monitor: logged as an ingress audit, and it passes.
+  ASSERT_EQ(daemon_->cli({"mode", "monitor"}).rc, 0);
+  EXPECT_EQ(tcpFrom(host, AF_INET, "127.0.0.1", port_), 0);
+  ASSERT_TRUE(flow("ingress", "audit", "host", "server", port_)) << daemon_->log();
+
+  // Enforce again, with a rule admitting this host's processes.
+  ASSERT_EQ(daemon_->cli({"mode", "enforce"}).rc, 0);
+  ASSERT_NO_FATAL_FAILURE(apply(allowPolicy("client-a", port_) +
+                                doc("Policy", "admit-host",
+                                    "  selector: {identity: server}\n  ingress:\n    - from: [host]\n"
+                                    "      ports: [{port: " + std::to_string(port_) + ", protocol: TCP}]\n")));
+  EXPECT_EQ(tcpFrom(host, AF_INET, "127.0.0.1", port_), 0);
+  EXPECT_EQ(tcpFrom(host, AF_INET6, "::1", port_), 0);
+  EXPECT_EQ(tcpFrom(b_, AF_INET, "127.0.0.1", port_), EPERM) << "client-b's own egress still refuses";
+}
+
+TEST_F(Ingress, BothSidesMustConsent) {
+  Child s4 = tcpServer(srv_, AF_INET, "127.0.0.1", port_);
+  ASSERT_TRUE(s4.ready());
+  const std::string p = std::to_string(port_);
+  // client-b's egress allows the server, the server admits only client-a.
+  std::string policy = allowPolicy("client-a", port_) +
+                       doc("Policy", "b-out", "  selector: {identity: client-b}\n  egress:\n"
+                                              "    - to: [{identity: server}]\n      ports: [{port: " + p + "}]\n");
+  startDaemon(policy);
+  EXPECT_EQ(tcpFrom(a_, AF_INET, "127.0.0.1", port_), 0);
+  EXPECT_EQ(tcpFrom(b_, AF_INET, "127.0.0.1", port_), ETIMEDOUT) << "the server's ingress refuses client-b";
+  auto deny = flow("ingress", "deny", "client-b", "server", port_);
+  ASSERT_TRUE(deny) << daemon_->log();
+  EXPECT_EQ((*deny)["src"]["cgroup"], "/client-b") << "a local caller is identified by its socket, not its IP";
+  EXPECT_EQ((*deny)["src"]["pid"], nullptr) << "judged in softirq: no caller process to name";
+
+  // The other way round: the server admits client-b, client-b's egress does not allow.
+  policy = allowPolicy("client-a", port_) +
+           doc("Policy", "admit-b", "  selector: {identity: server}\n  ingress:\n"
+                                    "    - from: [{identity: client-b}]\n      ports: [{port: " + p + "}]\n");
+  ASSERT_NO_FATAL_FAILURE(apply(policy));
+  EXPECT_EQ(tcpFrom(b_, AF_INET, "127.0.0.1", port_), EPERM) << "client-b's egress refuses at once";
+}
+
+TEST_F(Ingress, UdpAnswersNeedOnlyTheInboundRule) {
+  const int u = port_ + 1;
+  Child e4 = udpEchoServer(srv_, AF_INET, "127.0.0.1", u);
+  Child e6 = udpEchoServer(srv_, AF_INET6, "::1", u);
+  ASSERT_TRUE(e4.ready() && e6.ready());
+  // client-a may send to the server's UDP port and the server admits it; no
+  // rule covers the answers (server egress, client-a ingress: default deny).
+  startDaemon(allowPolicy("client-a", port_, /*udp=*/true));
+  for (int family : {AF_INET, AF_INET6}) {
+    const std::string addr = family == AF_INET ? "127.0.0.1" : "::1";
+    SCOPED_TRACE(addr);
+    EXPECT_EQ(udpFrom(a_, family, addr, u, /*connected=*/false), 0) << "unconnected: the echo comes back";
+    EXPECT_EQ(udpFrom(a_, family, addr, u, /*connected=*/true), 0) << "connected: the echo comes back";
+    EXPECT_EQ(udpFrom(b_, family, addr, u, false), EPERM) << "client-b has no egress rule";
+    // The server may answer the peer it heard from, not another port of it.
+    EXPECT_EQ(runIn(a_, [&] { return udpAskUnsolicited(family, addr, u, port_ + 7); }), EPERM);
+  }
+  auto s = daemon_->status();
+  ASSERT_TRUE(s);
+  EXPECT_GE((*s)["counters"]["udp_answers"].get<int>(), 4) << "answers and replies passed as such";
+
+  // A DNS-style server for callers outside the tree: only its inbound rule.
+  const std::string host = ownCgroup();
+  EXPECT_EQ(udpFrom(host, AF_INET, "127.0.0.1", u, false), ETIMEDOUT) << "not admitted yet";
+  ASSERT_TRUE(flow("ingress", "deny", "host", "server", u)) << daemon_->log();
+  ASSERT_NO_FATAL_FAILURE(apply(allowPolicy("client-a", port_, true) +
+                                doc("Policy", "dns-like", "  selector: {identity: server}\n  ingress:\n"
+                                                          "    - from: [host]\n      ports: [{port: " +
+                                                              std::to_string(u) + ", protocol: UDP}]\n")));
+  EXPECT_EQ(udpFrom(host, AF_INET, "127.0.0.1", u, false), 0);
+  EXPECT_EQ(udpFrom(host, AF_INET6, "::1", u, true), 0);
+
+  // A managed socket that never talked to a peer does not hear from it:
+  // client-a's ingress judges a datagram nobody asked for.
+  Child aSock = udpEchoServer(a_, AF_INET, "127.0.0.1", port_ + 3);
+  ASSERT_TRUE(aSock.ready());
+  EXPECT_EQ(udpFrom(host, AF_INET, "127.0.0.1", port_ + 3, false), ETIMEDOUT);
+  ASSERT_TRUE(flow("ingress", "deny", "host", "client-a", port_ + 3)) << daemon_->log();
+}
+
+// Kubernetes NetworkPolicy semantics (`selected`) against zero trust
+// (`always`), on the same policies.
+struct K8sCase {
+  const char* what;
+  std::string policy;  // in addition to the workloads
+  int aToServer;       // expected results under `selected`
+  int bToServer;
+  int aToOtherPort;
+};
+
+class IngressK8s : public Ingress {
+ protected:
+  std::vector<K8sCase> cases() const {
+    const std::string p = std::to_string(port_), q = std::to_string(port_ + 2);
+    const std::string serverIn = "  selector: {matchLabels: {app: server}}\n  ingress:\n";
+    return {
+        {"default deny ingress", doc("Policy", "deny-all-in", "  selector: {identity: server}\n  ingress: []\n"),
+         ETIMEDOUT, ETIMEDOUT, ETIMEDOUT},
+        {"allow from a label",
+         doc("Policy", "from-a", serverIn + "    - from: [{matchLabels: {app: client-a}}]\n      ports: [{port: " + p + "}]\n"),
+         0, ETIMEDOUT, ETIMEDOUT},
+        {"egress-only policy",
+         doc("Policy", "a-out", "  selector: {identity: client-a}\n  egress:\n    - to: [{identity: server}]\n"
+                                "      ports: [{port: " + p + ", protocol: TCP}]\n"),
+         0, 0, EPERM},
+        {"two policies add up",
+         doc("Policy", "from-a", serverIn + "    - from: [{identity: client-a}]\n      ports: [{port: " + p + "}]\n") +
+             doc("Policy", "from-b", serverIn + "    - from: [{identity: client-b}]\n      ports: [{port: " + p + "}]\n"),
+         0, 0, ETIMEDOUT},
+    };
+  }
+  void run(const std::string& enforcement) {
+    Child s1 = tcpServer(srv_, AF_INET, "127.0.0.1", port_);
+    Child s2 = tcpServer(srv_, AF_INET, "127.0.0.1", port_ + 2);
+    ASSERT_TRUE(s1.ready() && s2.ready());
+    const auto all = cases();
+    startDaemon(workloads() + all[0].policy, "enforce", {"--default-enforcement", enforcement});
+    for (size_t i = 0; i < all.size(); i++) {
+      const auto& c = all[i];
+      SCOPED_TRACE(std::string(c.what) + " (" + enforcement + ")");
+      if (i > 0) {
+        ASSERT_NO_FATAL_FAILURE(apply(workloads() + c.policy));
+      }
+      const int a = tcpFrom(a_, AF_INET, "127.0.0.1", port_);
+      const int b = tcpFrom(b_, AF_INET, "127.0.0.1", port_);
+      const int other = tcpFrom(a_, AF_INET, "127.0.0.1", port_ + 2);
+      if (enforcement == "selected") {
+        EXPECT_EQ(a, c.aToServer);
+        EXPECT_EQ(b, c.bToServer);
+        EXPECT_EQ(other, c.aToOtherPort);
+      } else {
+        // Zero trust: nothing passes that both sides do not allow; none of
+        // these policies allows both sides of anything.
+        EXPECT_NE(a, 0);
+        EXPECT_NE(b, 0);
+        EXPECT_NE(other, 0);
+      }
+    }
+  }
+};
+
+TEST_F(IngressK8s, SelectedModeIsKubernetesNetworkPolicy) { run("selected"); }
+TEST_F(IngressK8s, AlwaysModeDeniesAllOfThemUntilBothSidesAllow) {
+  run("always");
+  // ... and passes once both sides allow.
+  Child s1 = tcpServer(srv_, AF_INET, "127.0.0.1", port_ + 4);
+  ASSERT_TRUE(s1.ready());
+  ASSERT_NO_FATAL_FAILURE(apply(allowPolicy("client-a", port_ + 4)));
+  EXPECT_EQ(tcpFrom(a_, AF_INET, "127.0.0.1", port_ + 4), 0);
+}
+
+// Two "containers": each a netns + a cgroup of its own, linked by a veth
+// pair, talking by their own addresses.
+class Containers : public Ingress {
+ protected:
+  void SetUp() override {
+    Ingress::SetUp();
+    ctrA_ = tree_.create("ctr-a");
+    ctrB_ = tree_.create("ctr-b");
+    ASSERT_TRUE(nsA_.ok() && nsB_.ok());
+    ASSERT_TRUE(vethPair(nsA_, {"10.77.0.1/24", "fd00:77::1/64"}, nsB_, {"10.77.0.2/24", "fd00:77::2/64"},
+                         "ms" + std::to_string(getpid() % 100000) + "c"));
+  }
+  std::string policy(int p, int q) const {
+    const std::string ps = std::to_string(p), qs = std::to_string(q);
+    // a -> b on p (both sides); b's egress allows a:q but a does not admit b.
+    return workload("ctr-a", "ctr-a") + workload("ctr-b", "ctr-b") +
+           doc("Policy", "a-out", "  selector: {identity: ctr-a}\n  egress:\n    - to: [{identity: ctr-b}]\n"
+                                  "      ports: [{port: " + ps + "}]\n") +
+           doc("Policy", "b-in", "  selector: {identity: ctr-b}\n  ingress:\n    - from: [{identity: ctr-a}]\n"
+                                 "      ports: [{port: " + ps + "}]\n") +
+           doc("Policy", "b-out", "  selector: {identity: ctr-b}\n  egress:\n    - to: [{identity: ctr-a}]\n"
+                                  "      ports: [{port: " + qs + "}]\n");
+  }
+  // Waits until the daemon has the workload's netns addresses.
+  bool knows(const std::string& workload, const std::string& addr) {
+    for (int i = 0; i < 150; i++) {
+      auto s = daemon_->status();
+      if (s) {
+        for (const auto& w : (*s)["workloads"]) {
+          if (w["name"] != workload) continue;
+          for (const auto& n : w["netns"]) {
+            for (const auto& a : n["addresses"]) {
+              if (a == addr) return true;
+            }
+          }
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+  Netns nsA_, nsB_;
+  std::string ctrA_, ctrB_;
+};
+
+TEST_F(Containers, VerdictsFollowTheirIdentitiesBothWays) {
+  const int p = port_, q = port_ + 1, r = port_ + 2;
+  Child b4 = tcpServer(ctrB_, AF_INET, "0.0.0.0", p, nsB_.path());
+  Child br = tcpServer(ctrB_, AF_INET, "0.0.0.0", r, nsB_.path());
+  Child b6 = tcpServer(ctrB_, AF_INET6, "::", p, nsB_.path());
+  Child bu = udpEchoServer(ctrB_, AF_INET, "0.0.0.0", p, nsB_.path());
+  Child a4 = tcpServer(ctrA_, AF_INET, "0.0.0.0", q, nsA_.path());
+  Child a6 = tcpServer(ctrA_, AF_INET6, "::", q, nsA_.path());
+  ASSERT_TRUE(b4.ready() && br.ready() && b6.ready() && bu.ready() && a4.ready() && a6.ready());
+  startDaemon(policy(p, q));
+  ASSERT_TRUE(knows("ctr-a", "10.77.0.1") && knows("ctr-b", "10.77.0.2") && knows("ctr-b", "fd00:77::2"))
+      << (*daemon_->status())["workloads"].dump();
+
+  // a -> b: a's egress and b's ingress allow it, over IPv4 and IPv6, TCP and UDP.
+  EXPECT_EQ(tcpFrom(ctrA_, AF_INET, "10.77.0.2", p, nsA_.path()), 0);
+  EXPECT_EQ(tcpFrom(ctrA_, AF_INET6, "fd00:77::2", p, nsA_.path()), 0);
+  EXPECT_EQ(udpFrom(ctrA_, AF_INET, "10.77.0.2", p, false, nsA_.path()), 0) << "and the answer gets back in";
+  EXPECT_EQ(udpFrom(ctrA_, AF_INET, "10.77.0.2", p, true, nsA_.path()), 0);
+  // a -> b on another port: a's egress refuses.
+  EXPECT_EQ(tcpFrom(ctrA_, AF_INET, "10.77.0.2", r, nsA_.path()), EPERM);
+  // b -> a: b's egress allows, a's ingress does not admit b.
+  EXPECT_EQ(tcpFrom(ctrB_, AF_INET, "10.77.0.1", q, nsB_.path()), ETIMEDOUT);
+  EXPECT_EQ(tcpFrom(ctrB_, AF_INET6, "fd00:77::1", q, nsB_.path()), ETIMEDOUT);
+
+  auto in = flow("ingress", "deny", "ctr-b", "ctr-a", q);
+  ASSERT_TRUE(in) << daemon_->log();
+  EXPECT_EQ((*in)["src"]["addr"], "10.77.0.2") << "known by its container's address";
+  auto out = daemon_->waitFlow([&](const json& f) {
+    return f["direction"] == "egress" && f["verdict"] == "deny" && f["src"]["workload"] == "ctr-a" && f["dst"]["port"] == r;
+  });
+  ASSERT_TRUE(out) << daemon_->log();
+  EXPECT_EQ((*out)["dst"]["workload"], "ctr-b") << "the destination container is identified";
+  EXPECT_EQ((*out)["dst"]["cgroup"], "/ctr-b") << "by its listener's cgroup in its netns";
+
+  // A new address of b's is known at once (netlink), and judged as b.
+  ASSERT_TRUE(nsB_.ip({"addr", "add", "10.77.0.12/24", "dev", "ms" + std::to_string(getpid() % 100000) + "cb"}));
+  ASSERT_TRUE(knows("ctr-b", "10.77.0.12"));
+  EXPECT_EQ(tcpFrom(ctrA_, AF_INET, "10.77.0.12", p, nsA_.path()), 0);
+  EXPECT_EQ(tcpFrom(ctrB_, AF_INET, "10.77.0.1", q, nsB_.path(), "10.77.0.12"), ETIMEDOUT);
+
+  // Something in b's netns outside the managed tree is still b's address to
+  // a: a container's address is its identity (documented limit).
+  EXPECT_EQ(tcpFrom(ownCgroup(), AF_INET, "10.77.0.1", q, nsB_.path()), ETIMEDOUT);
+}
+
+}  // namespace
+}  // namespace microseg::e2e
