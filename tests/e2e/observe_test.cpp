@@ -81,13 +81,15 @@ TEST_F(Observe, AFloodAggregatesIntoRecordsThatAddUpToTheKernelCounter) {
 }
 
 TEST_F(Observe, ExplainAgreesWithTheKernelOnAMatrixOfFlows) {
-  // Listeners on 8 TCP and 8 UDP ports, IPv4 and IPv6, all in the server.
+  // Listeners on 8 TCP and 8 UDP ports, IPv4 and IPv6, all in the server;
+  // the UDP ones echo, so a datagram dropped at the server's ingress shows.
   const int base = port_;
-  Child listeners(srv_, [base] {
+  std::vector<int> fds;  // lives in the forked child: filled by setup, used by serve
+  Child listeners(srv_, [base, &fds] {
     for (int i = 0; i < 8; i++) {
       for (int family : {AF_INET, AF_INET6}) {
         for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
-          int fd = socket(family, type, 0);
+          int fd = socket(family, type | SOCK_NONBLOCK, 0);
           int one = 1;
           setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
           if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
@@ -108,13 +110,34 @@ TEST_F(Observe, ExplainAgreesWithTheKernelOnAMatrixOfFlows) {
           }
           if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return -1;
           if (type == SOCK_STREAM && listen(fd, 64) != 0) return -1;
+          fds.push_back(fd);
         }
       }
     }
     return 0;
-  }, [](int) {
+  }, [&fds](int) {
+    std::vector<pollfd> pfds;
+    for (int fd : fds) pfds.push_back({fd, POLLIN, 0});
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (std::chrono::steady_clock::now() < end) pause();
+    while (std::chrono::steady_clock::now() < end) {
+      if (poll(pfds.data(), pfds.size(), 200) <= 0) continue;
+      for (const auto& p : pfds) {
+        if (!(p.revents & POLLIN)) continue;
+        int type = 0;
+        socklen_t tl = sizeof(type);
+        getsockopt(p.fd, SOL_SOCKET, SO_TYPE, &type, &tl);
+        if (type == SOCK_STREAM) {
+          int c = accept(p.fd, nullptr, nullptr);
+          if (c >= 0) close(c);
+          continue;
+        }
+        char buf[512];
+        sockaddr_storage from;
+        socklen_t flen = sizeof(from);
+        ssize_t n = recvfrom(p.fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &flen);
+        if (n > 0) sendto(p.fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), flen);
+      }
+    }
   });
   ASSERT_TRUE(listeners.ready());
   const std::string p = std::to_string(base);
@@ -127,7 +150,12 @@ TEST_F(Observe, ExplainAgreesWithTheKernelOnAMatrixOfFlows) {
       "---\napiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: guard}\nspec:\n  selector: {identity: client-a}\n  egress:\n"
       "    - action: deny\n      to: [{identity: server}]\n      ports: [{port: " + port(2) + "}]\n"
       "---\napiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: b-out}\nspec:\n  selector: {identity: client-b}\n  egress:\n"
-      "    - to: [{identity: server}]\n      ports: [{port: " + port(6) + ", endPort: " + port(7) + "}]\n";
+      "    - to: [{identity: server}]\n      ports: [{port: " + port(6) + ", endPort: " + port(7) + "}]\n"
+      // The server's side: client-a's TCP 4 and client-b's 7 pass their
+      // own egress and are dropped here.
+      "---\napiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: server-in}\nspec:\n  selector: {identity: server}\n  ingress:\n"
+      "    - from: [{identity: client-a}]\n      ports: [{port: " + port(0) + ", endPort: " + port(3) + ", protocol: TCP}, {port: " + port(5) + ", protocol: UDP}]\n"
+      "    - from: [{identity: client-b}]\n      ports: [{port: " + port(6) + "}]\n";
   daemon_ = std::make_unique<Daemon>(tree_, policy, "enforce");
   ASSERT_TRUE(daemon_->started()) << daemon_->log();
 
@@ -138,10 +166,13 @@ TEST_F(Observe, ExplainAgreesWithTheKernelOnAMatrixOfFlows) {
         for (int family : {AF_INET, AF_INET6}) {
           const int portNum = base + i;
           const std::string addr = family == AF_INET ? "127.0.0.1" : "::1";
+          // Refused by the client's egress (EPERM) or dropped by the
+          // server's ingress (no handshake / no echo): deny.
           const int rc = runIn(cg, [&] {
-            return proto == "tcp" ? tcpConnect(family, addr, portNum) : udpSendto(family, addr, portNum);
+            return proto == "tcp" ? tcpConnect(family, addr, portNum, 400)
+                                  : udpRequest(family, addr, portNum, false, 400);
           });
-          const std::string kernel = rc == EPERM ? "deny" : "allow";
+          const std::string kernel = rc == 0 ? "allow" : "deny";
           auto ex = daemon_->cli({"explain", "--from", client, "--to", "server", "--port",
                                   std::to_string(portNum) + "/" + proto, "-o", "json"});
           ASSERT_EQ(ex.rc, 0) << ex.err;
@@ -151,7 +182,7 @@ TEST_F(Observe, ExplainAgreesWithTheKernelOnAMatrixOfFlows) {
             disagreements++;
             ADD_FAILURE() << client << " -> server " << portNum << "/" << proto << " family " << family
                           << ": kernel " << kernel << " (errno " << rc << "), explain " << e["verdict"] << " "
-                          << e["rule"];
+                          << e["direction"] << " " << e["rule"];
           }
         }
       }
@@ -159,6 +190,17 @@ TEST_F(Observe, ExplainAgreesWithTheKernelOnAMatrixOfFlows) {
   }
   EXPECT_GE(checked, 50);
   EXPECT_EQ(disagreements, 0);
+  // Both sides are shown; the one that refuses decides.
+  auto both = daemon_->cli({"explain", "--from", "client-a", "--to", "server", "--port", port(4) + "/tcp", "-o", "json"});
+  ASSERT_EQ(both.rc, 0) << both.err;
+  const auto bj = json::parse(both.out);
+  ASSERT_EQ(bj["sides"].size(), 2u) << both.out;
+  EXPECT_EQ(bj["sides"][0]["direction"], "egress");
+  EXPECT_EQ(bj["sides"][0]["verdict"], "allow");
+  EXPECT_EQ(bj["sides"][1]["direction"], "ingress");
+  EXPECT_EQ(bj["sides"][1]["judged_by"]["workload"], "server");
+  EXPECT_EQ(bj["sides"][1]["verdict"], "deny");
+  EXPECT_EQ(bj["direction"], "ingress") << "the refusing side decides";
   // And the text form says why a default deny is one.
   auto why = daemon_->cli({"explain", "--from", "client-a", "--to", "server", "--port", port(6) + "/tcp"});
   EXPECT_EQ(why.rc, 0);

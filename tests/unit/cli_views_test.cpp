@@ -43,19 +43,32 @@ TEST(CliViews, GraphDotStylesEdgesByKind) {
   EXPECT_NE(dot.find("\"world\" [shape=ellipse"), std::string::npos) << dot;
 }
 
-TEST(CliViews, ExplainTextNamesRuleOrMisses) {
-  json r = {{"from", {{"workload", "web"}}}, {"to", {{"workload", "db"}}}, {"port", 6000},
-            {"protocol", "tcp"}, {"direction", "egress"}, {"verdict", "deny"}, {"outcome", "audit"},
-            {"mode", "monitor"}, {"reason", "default-deny"}, {"decided_by", nullptr},
-            {"selecting_policies", {"web-out"}},
-            {"rules_checked", {{{"rule", "web-out/0"}, {"text", "allow to [identity: db] ports [5432/TCP]"},
-                                {"matches", false}, {"why", "wrong port: 6000/TCP is not among the rule's ports"}}}}};
+TEST(CliViews, ExplainTextShowsEachSideWithItsRuleOrMisses) {
+  json egress = {{"direction", "egress"}, {"judged_by", {{"workload", "web"}}}, {"verdict", "allow"},
+                 {"outcome", "allow"}, {"mode", "monitor"}, {"reason", "rule"},
+                 {"decided_by", {{"rule", "web-out/0"}, {"text", "allow to [identity: db] ports any"},
+                                 {"location", "p.yaml:3"}}},
+                 {"selecting_policies", {"web-out"}}, {"rules_checked", json::array()}};
+  json ingress = {{"direction", "ingress"}, {"judged_by", {{"workload", "db"}}}, {"verdict", "deny"},
+                  {"outcome", "audit"}, {"mode", "monitor"}, {"reason", "default-deny"}, {"decided_by", nullptr},
+                  {"selecting_policies", {"db-in"}},
+                  {"rules_checked", {{{"rule", "db-in/0"}, {"text", "allow from [identity: api] ports [5432/TCP]"},
+                                      {"matches", false}, {"why", "wrong peer: web is not among the rule's peers"}}}}};
+  json r = {{"from", {{"workload", "web"}}}, {"to", {{"workload", "db"}}}, {"port", 5432},
+            {"protocol", "tcp"}, {"verdict", "deny"}, {"outcome", "audit"}, {"sides", {egress, ingress}}};
   std::ostringstream out;
   printExplain(r, out);
   const std::string s = out.str();
-  EXPECT_NE(s.find("web -> db 6000/tcp (egress): deny, audit in monitor mode"), std::string::npos) << s;
-  EXPECT_NE(s.find("reason: default-deny"), std::string::npos) << s;
-  EXPECT_NE(s.find("wrong port: 6000/TCP"), std::string::npos) << s;
+  EXPECT_NE(s.find("web -> db 5432/tcp: deny, audit (monitor mode)"), std::string::npos) << s;
+  EXPECT_NE(s.find("egress of web: allow, decided by web-out/0"), std::string::npos) << s;
+  EXPECT_NE(s.find("ingress of db: deny (audit in monitor mode) (default-deny)"), std::string::npos) << s;
+  EXPECT_NE(s.find("wrong peer: web is not among"), std::string::npos) << s;
+
+  std::ostringstream none;
+  printExplain({{"from", {{"workload", "host"}}}, {"to", {{"workload", "world"}}}, {"port", 1}, {"protocol", "udp"},
+                {"verdict", "allow"}, {"outcome", "allow"}, {"sides", json::array()}},
+               none);
+  EXPECT_NE(none.str().find("neither end is a workload"), std::string::npos) << none.str();
 }
 
 }  // namespace

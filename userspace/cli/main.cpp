@@ -272,7 +272,7 @@ int cmdExplain(const Globals& g, const std::string& from, const std::string& to,
     req["to"] = to;
     req["port"] = p->first;
     req["protocol"] = p->second;
-    req["direction"] = direction;
+    if (!direction.empty()) req["direction"] = direction;
   }
   json r;
   if (int rc = request(g, req, r); rc != kOk) return rc;
@@ -364,12 +364,12 @@ int main(int argc, char** argv) {
   addOutput(flows);
 
   auto* explainCmd = app.add_subcommand("explain", "the verdict the policy gives a flow, and why");
-  std::string exFrom, exTo, exPort, exDir = "egress";
+  std::string exFrom, exTo, exPort, exDir;
   int64_t exFlow = 0;
   explainCmd->add_option("--from", exFrom, "source workload (or host/world/unmanaged)");
   explainCmd->add_option("--to", exTo, "destination workload (or host/world/unmanaged)");
   explainCmd->add_option("--port", exPort, "PORT[/tcp|/udp], e.g. 5432/tcp");
-  explainCmd->add_option("--direction", exDir, "egress or ingress")->check(CLI::IsMember({"egress", "ingress"}));
+  explainCmd->add_option("--direction", exDir, "only this side: egress (the caller's policy) or ingress (the callee's); default both")->check(CLI::IsMember({"egress", "ingress"}));
   explainCmd->add_option("--flow", exFlow, "explain an observed flow record (its ID from `microseg flows`)");
   addOutput(explainCmd);
 

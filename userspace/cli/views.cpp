@@ -33,40 +33,59 @@ void printFlows(const json& records, std::ostream& out, bool header) {
   }
 }
 
-void printExplain(const json& r, std::ostream& out) {
-  const json from = r.value("from", json::object()), to = r.value("to", json::object());
-  out << field(from, "workload") << " -> " << field(to, "workload") << " " << field(r, "port") << "/"
-      << field(r, "protocol") << " (" << field(r, "direction") << "): " << field(r, "verdict");
-  if (field(r, "outcome") != field(r, "verdict")) out << ", " << field(r, "outcome") << " in " << field(r, "mode") << " mode";
-  out << "\n";
-  if (r.contains("decided_by") && r["decided_by"].is_object()) {
-    const json& d = r["decided_by"];
-    out << "  decided by " << field(d, "rule") << ": " << field(d, "text") << "  (" << field(d, "location") << ")\n";
+namespace {
+
+// One side: "egress of web: deny (audit in monitor mode)" and why.
+void printSide(const json& sd, std::ostream& out) {
+  const json by = sd.value("judged_by", json::object());
+  const std::string who = field(by, "workload");
+  out << "  " << field(sd, "direction") << " of " << who << ": " << field(sd, "verdict");
+  if (field(sd, "outcome") != field(sd, "verdict")) out << " (" << field(sd, "outcome") << " in " << field(sd, "mode") << " mode)";
+  if (sd.contains("decided_by") && sd["decided_by"].is_object()) {
+    const json& d = sd["decided_by"];
+    out << ", decided by " << field(d, "rule") << ": " << field(d, "text") << "  (" << field(d, "location") << ")\n";
   } else {
-    out << "  reason: " << field(r, "reason") << "\n";
+    out << " (" << field(sd, "reason") << ")\n";
   }
-  const json pols = r.value("selecting_policies", json::array());
+  const json pols = sd.value("selecting_policies", json::array());
   if (pols.empty()) {
-    out << "  no policy selects " << field(from, "workload") << "\n";
+    out << "    no policy selects " << who << "\n";
   } else {
-    out << "  policies selecting " << field(from, "workload") << ": " << formatList(pols) << "\n";
+    out << "    policies selecting " << who << ": " << formatList(pols) << "\n";
   }
   bool any = false;
-  for (const auto& c : r.value("rules_checked", json::array())) {
-    if (!any) out << "  rules checked:\n";
+  for (const auto& c : sd.value("rules_checked", json::array())) {
+    if (!any) out << "    rules checked:\n";
     any = true;
-    out << "    " << field(c, "rule") << "  " << field(c, "text") << "\n      -> "
+    out << "      " << field(c, "rule") << "  " << field(c, "text") << "\n        -> "
         << (c.value("matches", false) && c.value("why", "").empty() ? "matches" : field(c, "why")) << "\n";
   }
 }
 
+}  // namespace
+
+void printExplain(const json& r, std::ostream& out) {
+  const json from = r.value("from", json::object()), to = r.value("to", json::object());
+  out << field(from, "workload") << " -> " << field(to, "workload") << " " << field(r, "port") << "/"
+      << field(r, "protocol") << ": " << field(r, "verdict");
+  if (field(r, "outcome") != field(r, "verdict")) out << ", " << field(r, "outcome") << " (monitor mode)";
+  out << "\n";
+  const json sides = r.value("sides", json::array());
+  if (sides.empty()) {
+    out << "  neither end is a workload: no policy of microseg governs this flow\n";
+    return;
+  }
+  for (const auto& sd : sides) printSide(sd, out);
+}
+
 void printWorkloads(const json& r, std::ostream& out) {
-  Table t({"WORKLOAD", "IDENTITY", "MODE", "PROCS", "ALLOWED PEERS", "CGROUPS", "LABELS"});
+  Table t({"WORKLOAD", "IDENTITY", "MODE", "PROCS", "MAY CALL", "CALLED BY", "CGROUPS", "LABELS"});
   for (const auto& w : r.value("workloads", json::array())) {
     std::string mode = field(w, "mode");
     if (mode == "inherit") mode = "inherit (" + field(w, "effective_mode") + ")";
     t.add({field(w, "name"), field(w, "identity"), mode, field(w, "processes"), field(w, "allowed_peers"),
-           formatList(w.value("cgroups", json::array()), 3), formatLabels(w.value("labels", json::object()))});
+           field(w, "allowed_callers"), formatList(w.value("cgroups", json::array()), 3),
+           formatLabels(w.value("labels", json::object()))});
   }
   t.print(out);
 }
@@ -104,6 +123,7 @@ std::string graphDot(const json& g) {
     names[id] = name;
     out += "  " + dotQuote(name);
     if (n.value("kind", "") == "reserved") out += " [shape=ellipse, style=dashed]";
+    if (n.value("kind", "") == "external") out += " [shape=ellipse]";
     out += ";\n";
   }
   for (const auto& e : g.value("edges", json::array())) {
@@ -113,7 +133,9 @@ std::string graphDot(const json& g) {
     for (const auto& p : e.value("ports", json::array())) ports += (ports.empty() ? "" : ",") + p.get<std::string>();
     std::string attrs;
     if (e.value("kind", "") == "policy") {
+      // The caller's egress allows (solid) / the callee's ingress admits (dotted).
       attrs = "color=grey50, label=" + dotQuote(ports);
+      if (e.value("direction", "egress") == "ingress") attrs += ", style=dotted";
     } else {
       const std::string v = e.value("verdict", "");
       const std::string label = v + " x" + std::to_string(e.value("count", 0)) + " " + ports;

@@ -143,26 +143,27 @@ void Daemon::registerQueries() {
   control_->registerCommand(
       "explain", [this](const Request& req) {
         std::lock_guard<std::mutex> lock(mu_);
-        uint32_t subject = 0, peer = 0;
+        uint32_t from = 0, to = 0;
         uint16_t port = 0;
         uint8_t proto = MS_PROTO_TCP;
-        policy::Direction dir = policy::Direction::Egress;
-        std::string fromName, toName;
+        // Which side's policy to explain: a flow between two workloads is
+        // judged by the caller's egress and by the callee's ingress.
+        bool egressSide = true, ingressSide = true;
         json flow = nullptr;
         if (req.body.contains("flow")) {
           const int64_t id = optInt(req.body, "flow", 1, INT64_MAX, 0);
           drainEventsLocked();
           auto r = flowStore_.find(static_cast<uint64_t>(id));
           if (!r) throw ControlError(control::kErrBadRequest, "no flow record " + std::to_string(id), {});
-          subject = r->key.srcIdentity;
-          peer = r->key.dstIdentity;
+          from = r->key.srcIdentity;
+          to = r->key.dstIdentity;
           port = r->key.dstPort;
           proto = r->key.protocol;
-          dir = r->key.direction == MS_DIR_INGRESS ? policy::Direction::Ingress : policy::Direction::Egress;
+          egressSide = r->key.direction == MS_DIR_EGRESS;
+          ingressSide = !egressSide;
           flow = flows::recordToJson(*r, r->count, flowContextLocked());
         } else {
-          fromName = optString(req.body, "from");
-          toName = optString(req.body, "to");
+          const std::string fromName = optString(req.body, "from"), toName = optString(req.body, "to");
           if (fromName.empty() || toName.empty()) {
             throw ControlError(control::kErrBadRequest, "'from' and 'to' are required (or 'flow')", {});
           }
@@ -176,58 +177,106 @@ void Daemon::registerQueries() {
             }
             return *s.begin();
           };
-          subject = one(fromName);
-          peer = one(toName);
+          from = one(fromName);
+          to = one(toName);
           port = static_cast<uint16_t>(optInt(req.body, "port", 1, 65535, 0));
           if (port == 0) throw ControlError(control::kErrBadRequest, "'port' is required", {});
           const std::string p = optString(req.body, "protocol");
           proto = p.empty() ? MS_PROTO_TCP : parseProtocol(p);
           const std::string d = optString(req.body, "direction");
-          if (d == "ingress") {
-            dir = policy::Direction::Ingress;
-          } else if (!d.empty() && d != "egress") {
+          if (d == "egress") {
+            ingressSide = false;
+          } else if (d == "ingress") {
+            egressSide = false;
+          } else if (!d.empty()) {
             throw ControlError(control::kErrBadRequest, "direction '" + d + "' is not egress or ingress", {});
           }
         }
-        auto ex = compiler::explain(bundle_, ids_, compiled_, subject, peer, dir, proto, port);
-        uint32_t mode = datapath_->mode();
-        if (auto it = compiled_.identities.find(subject); it != compiled_.identities.end() &&
-                                                           it->second.mode != MS_MODE_INHERIT) {
-          mode = it->second.mode;
-        }
-        if (auto w = ids_.workloads.find(subject); w != ids_.workloads.end()) {
-          for (const auto& name : w->second) {
-            if (auto m = workloadModes_.find(name); m != workloadModes_.end()) mode = m->second;
+        // Only workloads have policy; the other end of a side is its peer.
+        auto governed = [&](uint32_t id) { return ids_.workloads.count(id) != 0; };
+        json sides = json::array();
+        auto side = [&](policy::Direction dir, uint32_t subject, uint32_t peer) {
+          auto ex = compiler::explain(bundle_, ids_, compiled_, subject, peer, dir, proto, port);
+          uint32_t mode = datapath_->mode();
+          if (auto it = compiled_.identities.find(subject);
+              it != compiled_.identities.end() && it->second.mode != MS_MODE_INHERIT) {
+            mode = it->second.mode;
+          }
+          if (auto w = ids_.workloads.find(subject); w != ids_.workloads.end()) {
+            for (const auto& name : w->second) {
+              if (auto m = workloadModes_.find(name); m != workloadModes_.end()) mode = m->second;
+            }
+          }
+          std::string outcome = flows::verdictName(ex.decision.verdict);
+          if (ex.decision.verdict == MS_VERDICT_DENY && mode == MS_MODE_MONITOR) outcome = "audit";
+          json rules = json::array();
+          for (const auto& c : ex.rules) {
+            rules.push_back({{"rule", c.rule}, {"id", c.ruleId}, {"text", c.text}, {"matches", c.matches},
+                             {"why", c.why}});
+          }
+          json decided = nullptr;
+          if (auto it = compiled_.rules.find(ex.decision.ruleId);
+              it != compiled_.rules.end() && ex.decision.reason == MS_REASON_RULE) {
+            decided = {{"rule", it->second.name()}, {"id", it->first}, {"text", it->second.text},
+                       {"location", it->second.loc.file + ":" + std::to_string(it->second.loc.line)}};
+          }
+          sides.push_back({{"direction", dir == policy::Direction::Ingress ? "ingress" : "egress"},
+                           {"judged_by", {{"identity", subject}, {"workload", ids_.nameOf(subject)}}},
+                           {"verdict", flows::verdictName(ex.decision.verdict)},
+                           {"outcome", outcome},
+                           {"mode", mode == MS_MODE_ENFORCE ? "enforce" : "monitor"},
+                           {"reason", flows::reasonName(ex.decision.reason)},
+                           {"rule", flows::ruleName(ex.decision.ruleId, ex.decision.reason, allRules_)},
+                           {"decided_by", decided},
+                           {"selecting_policies", ex.selectingPolicies},
+                           {"rules_checked", rules}});
+        };
+        if (egressSide && governed(from)) side(policy::Direction::Egress, from, to);
+        if (ingressSide && governed(to)) side(policy::Direction::Ingress, to, from);
+
+        // The flow passes if every side that judges it lets it; the first
+        // side that refuses decides.
+        json decidingSide = nullptr;
+        std::string verdict = "allow", outcome = "allow";
+        for (const auto& sd : sides) {
+          if (sd["verdict"] == "deny" && verdict == "allow") {
+            verdict = "deny";
+            decidingSide = sd;
+          }
+          if (sd["outcome"] == "deny") {
+            outcome = "deny";
+          } else if (sd["outcome"] == "audit" && outcome == "allow") {
+            outcome = "audit";
           }
         }
-        std::string outcome = flows::verdictName(ex.decision.verdict);
-        if (ex.decision.verdict == MS_VERDICT_DENY && mode == MS_MODE_MONITOR) outcome = "audit";
-        json rules = json::array();
-        for (const auto& c : ex.rules) {
-          rules.push_back({{"rule", c.rule}, {"id", c.ruleId}, {"text", c.text}, {"matches", c.matches},
-                           {"why", c.why}});
-        }
-        json decided = nullptr;
-        if (auto it = compiled_.rules.find(ex.decision.ruleId); it != compiled_.rules.end() &&
-                                                               ex.decision.reason == MS_REASON_RULE) {
-          decided = {{"rule", it->second.name()}, {"id", it->first}, {"text", it->second.text},
-                     {"location", it->second.loc.file + ":" + std::to_string(it->second.loc.line)}};
-        }
-        return json{{"from", {{"identity", subject}, {"workload", ids_.nameOf(subject)}}},
-                    {"to", {{"identity", peer}, {"workload", ids_.nameOf(peer)}}},
+        if (decidingSide.is_null() && !sides.empty()) decidingSide = sides[0];
+        json out = {{"from", {{"identity", from}, {"workload", ids_.nameOf(from)}}},
+                    {"to", {{"identity", to}, {"workload", ids_.nameOf(to)}}},
                     {"port", port},
                     {"protocol", flows::protocolName(proto)},
-                    {"direction", dir == policy::Direction::Ingress ? "ingress" : "egress"},
-                    {"verdict", flows::verdictName(ex.decision.verdict)},
+                    {"verdict", verdict},
                     {"outcome", outcome},
-                    {"mode", mode == MS_MODE_ENFORCE ? "enforce" : "monitor"},
-                    {"reason", flows::reasonName(ex.decision.reason)},
-                    {"rule", flows::ruleName(ex.decision.ruleId, ex.decision.reason, allRules_)},
-                    {"decided_by", decided},
-                    {"selecting_policies", ex.selectingPolicies},
-                    {"rules_checked", rules},
+                    {"sides", sides},
                     {"flow", flow},
                     {"generation", generation_}};
+        if (decidingSide.is_null()) {
+          // Neither end is a workload: nothing of ours governs this flow.
+          out["direction"] = nullptr;
+          out["mode"] = datapath_->mode() == MS_MODE_ENFORCE ? "enforce" : "monitor";
+          out["reason"] = "not-governed";
+          out["rule"] = "not-governed";
+          out["decided_by"] = nullptr;
+          out["selecting_policies"] = json::array();
+          out["rules_checked"] = json::array();
+        } else {
+          // The deciding side's details at the top (scripts written for a
+          // single-sided explain keep working).
+          for (const char* k : {"direction", "mode", "reason", "rule", "decided_by", "selecting_policies",
+                                "rules_checked"}) {
+            out[k] = decidingSide[k];
+          }
+        }
+        return out;
       },
       false);
 
@@ -244,14 +293,16 @@ void Daemon::registerQueries() {
             if (!c.inherited) cgroups.push_back(c.path);
             procs += processCount(config_.cgroupRoot + (c.path == "/" ? "" : c.path));
           }
-          std::set<uint32_t> peers;
-          bool anyPeer = false;
+          // Whom its egress may reach, and who its ingress admits.
+          std::set<uint32_t> peers, callers;
+          bool anyPeer = false, anyCaller = false;
           for (const auto& e : compiled_.entries) {
-            if (e.key.subject != ident || e.key.direction != MS_DIR_EGRESS || e.value.verdict != MS_VERDICT_ALLOW) continue;
+            if (e.key.subject != ident || e.value.verdict != MS_VERDICT_ALLOW) continue;
+            const bool egress = e.key.direction == MS_DIR_EGRESS;
             if (e.key.peer == MS_IDENTITY_ANY) {
-              anyPeer = true;
+              (egress ? anyPeer : anyCaller) = true;
             } else {
-              peers.insert(e.key.peer);
+              (egress ? peers : callers).insert(e.key.peer);
             }
           }
           uint32_t mode = MS_MODE_INHERIT;
@@ -261,8 +312,9 @@ void Daemon::registerQueries() {
             mode = iv->second.mode;
           }
           const uint32_t effective = mode == MS_MODE_INHERIT ? datapath_->mode() : mode;
-          json peerNames = json::array();
+          json peerNames = json::array(), callerNames = json::array();
           for (uint32_t p : peers) peerNames.push_back(ids_.nameOf(p));
+          for (uint32_t p : callers) callerNames.push_back(ids_.nameOf(p));
           out.push_back({{"name", w.name},
                          {"identity", ident},
                          {"labels", w.labels},
@@ -272,7 +324,9 @@ void Daemon::registerQueries() {
                          {"mode", mode == MS_MODE_INHERIT ? "inherit" : (mode == MS_MODE_ENFORCE ? "enforce" : "monitor")},
                          {"effective_mode", effective == MS_MODE_ENFORCE ? "enforce" : "monitor"},
                          {"allowed_peers", anyPeer ? json("any") : json(peers.size())},
-                         {"allowed_peer_names", peerNames}});
+                         {"allowed_peer_names", peerNames},
+                         {"allowed_callers", anyCaller ? json("any") : json(callers.size())},
+                         {"allowed_caller_names", callerNames}});
         }
         return json{{"workloads", out}};
       },
@@ -313,25 +367,31 @@ void Daemon::registerQueries() {
         auto node = [&](uint32_t id) {
           if (!seen.insert(id).second) return;
           const bool reserved = id < MS_IDENTITY_FIRST_WORKLOAD;
+          const char* kind = reserved ? "reserved" : id >= MS_IDENTITY_FIRST_EXTERNAL ? "external" : "workload";
           nodes.push_back({{"id", id}, {"name", reserved && id == MS_IDENTITY_ANY ? "any" : ids_.nameOf(id)},
-                           {"kind", reserved ? "reserved" : "workload"}});
+                           {"kind", kind}});
         };
         for (const auto& [id, labels] : ids_.labels) node(id);
-        // Policy edges: allowed (subject, peer) pairs with their ports.
-        std::map<std::pair<uint32_t, uint32_t>, std::set<std::string>> allowed;
+        // Policy edges: allowed (caller, callee) pairs with their ports, by
+        // the side whose policy allows them (egress: the caller's).
+        std::map<std::tuple<uint32_t, uint32_t, uint8_t>, std::set<std::string>> allowed;
         for (const auto& e : compiled_.entries) {
-          if (e.key.direction != MS_DIR_EGRESS || e.value.verdict != MS_VERDICT_ALLOW) continue;
+          if (e.value.verdict != MS_VERDICT_ALLOW) continue;
           const uint32_t bits = e.key.prefixlen - MS_POLICY_PREFIX_FIXED;
           const uint16_t first = ntohs(e.key.port);
           const uint32_t last = first + (bits == 0 ? 65535u : (1u << (16 - bits)) - 1);
           std::string ports = bits == 16 ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(last);
-          allowed[{e.key.subject, e.key.peer}].insert(ports + "/" + flows::protocolName(e.key.protocol));
+          const bool egress = e.key.direction == MS_DIR_EGRESS;
+          allowed[{egress ? e.key.subject : e.key.peer, egress ? e.key.peer : e.key.subject, e.key.direction}].insert(
+              ports + "/" + flows::protocolName(e.key.protocol));
         }
         json edges = json::array();
         for (const auto& [k, ports] : allowed) {
-          node(k.first);
-          node(k.second);
-          edges.push_back({{"from", k.first}, {"to", k.second}, {"kind", "policy"},
+          const auto& [from, to, dir] = k;
+          node(from);
+          node(to);
+          edges.push_back({{"from", from}, {"to", to}, {"kind", "policy"},
+                           {"direction", flows::directionName(dir)},
                            {"ports", std::vector<std::string>(ports.begin(), ports.end())}});
         }
         // Observed edges from the flow records, by verdict.
