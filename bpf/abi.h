@@ -240,11 +240,12 @@ struct ms_bind_value {
 };
 
 /* ---- per-socket state: ms_sockets (SK_STORAGE) ------------------------ */
-/* Filled by cgroup/sock_create, so a socket keeps the identity of the cgroup
- * that created it even when its fd is passed to another cgroup (and accepted
- * sockets inherit their listener's: BPF_F_CLONE). post_bind adds the
+/* Only for sockets that need it: a bound socket (post_bind adds its
  * listener key, because cgroup/sock_release may not read the socket's
- * address and needs it to remove the ms_binds entry. */
+ * address and needs it to remove the ms_binds entry) and a connected UDP
+ * socket. A socket's identity needs no state: the kernel fixes a socket's
+ * cgroup when the socket is created (bpf_sk_cgroup_id), and passing its fd
+ * to another cgroup does not change it. */
 #define MS_SOCK_F_BOUND     (1u << 0) /* `bound` holds this socket's ms_binds key */
 #define MS_SOCK_F_CONNECTED (1u << 1) /* UDP connect() passed the egress check:
                                          datagrams from the connected peer are
@@ -252,10 +253,6 @@ struct ms_bind_value {
                                          else to a connected UDP socket) */
 
 struct ms_sock_state {
-	__u64 cgroup_id;        /* creator's cgroup */
-	__u64 anchor_cgroup_id; /* nearest ancestor-or-self with an identity
-	                           at creation (0: none) */
-	__u64 netns_cookie;     /* netns the socket was created in */
 	struct ms_bind_key bound; /* valid with MS_SOCK_F_BOUND */
 	__u32 flags;            /* MS_SOCK_F_* */
 	__u32 _pad0;

@@ -6,7 +6,6 @@
  * IPv4-mapped IPv6 become the same ms_addr) and call decide_egress() or
  * decide_ingress() (lib/decide.bpf.h).
  *
- *   cgroup/sock_create     remember the creator cgroup and netns of every socket
  *   cgroup/connect4|6      TCP connect (incl. TCP Fast Open), connected UDP
  *   cgroup/sendmsg4|6      unconnected UDP sendto/sendmsg
  *   cgroup_skb/ingress     the first packet of every inbound flow (TCP SYN to
@@ -22,6 +21,7 @@
 
 #include "bpf/abi.h"
 #include "bpf/lib/maps.bpf.h"
+#include "bpf/lib/kernel.bpf.h"
 #include "bpf/lib/addr.bpf.h"
 #include "bpf/lib/identity.bpf.h"
 #include "bpf/lib/events.bpf.h"
@@ -29,27 +29,6 @@
 #include "bpf/lib/decide.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-SEC("cgroup/sock_create")
-int ms_sock_create(struct bpf_sock *sk)
-{
-	struct ms_sock_state *st;
-	void *cgroups;
-	__u32 zero = 0, slot;
-	struct ms_config *cfg = bpf_map_lookup_elem(&ms_config, &zero);
-
-	if (!cfg)
-		return 1;
-	st = bpf_sk_storage_get(&ms_sockets, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st)
-		return 1;
-	st->cgroup_id = bpf_get_current_cgroup_id();
-	st->netns_cookie = bpf_get_netns_cookie(sk);
-	slot = cfg->active_slot & 1;
-	cgroups = bpf_map_lookup_elem(&ms_cgroups, &slot);
-	st->anchor_cgroup_id = cgroups ? current_anchor(cgroups) : 0;
-	return 1;
-}
 
 SEC("cgroup/connect4")
 int ms_connect4(struct bpf_sock_addr *ctx)
@@ -140,16 +119,25 @@ static __always_inline int record_bind(struct bpf_sock *sk, bool v6)
 	struct ms_bind_key key = {};
 	struct ms_bind_value val = {};
 	struct ms_sock_state *st;
+	struct cgroup___ms *cgrp;
+	struct ms_config *cfg;
+	void *cgroups;
+	__u32 zero = 0, slot;
 
 	bind_key_of(sk, v6, &key);
 	val.cookie = bpf_get_socket_cookie(sk);
-	st = bpf_sk_storage_get(&ms_sockets, sk, 0, 0);
-	if (st) {
-		val.cgroup_id = st->cgroup_id;
-		val.anchor_cgroup_id = st->anchor_cgroup_id;
-	} else {
-		val.cgroup_id = bpf_get_current_cgroup_id();
+	cgrp = sk_cgroup(sk);
+	val.cgroup_id = cgroup_id_of(cgrp);
+	/* The anchor resolves the owner while its own cgroup has no entry
+	 * (created a moment ago). */
+	cfg = bpf_map_lookup_elem(&ms_config, &zero);
+	if (cfg) {
+		slot = cfg->active_slot & 1;
+		cgroups = bpf_map_lookup_elem(&ms_cgroups, &slot);
+		if (cgroups && !bpf_map_lookup_elem(cgroups, &val.cgroup_id))
+			val.anchor_cgroup_id = anchor_of(cgroups, cfg, cgrp);
 	}
+	st = bpf_sk_storage_get(&ms_sockets, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (bpf_map_update_elem(&ms_binds, &key, &val, BPF_ANY)) {
 		count(MS_CTR_BIND_TABLE_FULL);
 		return 1;

@@ -7,7 +7,7 @@
  * with kernel identities for both ends where both are local.
  *
  * Order of a decision for a new flow judged at socket S (the subject):
- *   1. subject = identity of S's creator cgroup; pending (not classified
+ *   1. subject = identity of S's cgroup (fixed at creation); pending (not classified
  *      yet, may be a workload) -> deny; not a workload -> allow (nothing
  *      governs unmanaged processes);
  *   2. not a new flow -> allow without a verdict: TCP packets other than a
@@ -229,11 +229,21 @@ static __always_inline void log_answer(struct ms_flow *f)
 
 /* ---- egress: connect4/6, sendmsg4/6 ------------------------------------- */
 
+/* A UDP socket's connect() passed: what the kernel delivers to it from now
+ * on comes from that peer (replies). */
+static __always_inline void mark_connected(struct bpf_sock *sk)
+{
+	struct ms_sock_state *st = bpf_sk_storage_get(&ms_sockets, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (st)
+		st->flags |= MS_SOCK_F_CONNECTED;
+}
+
 static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct ms_addr *addr,
 					 __be16 port, __u8 hook)
 {
 	struct ms_udp_flow_value *uf = NULL;
-	struct ms_sock_state *st = NULL;
+	struct bpf_sock *sk;
 	struct ms_flow f = {};
 	struct ms_gen g;
 	__u64 cookie = 0, now = 0, netns;
@@ -250,7 +260,10 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	f.direction = MS_DIR_EGRESS;
 	f.hook = hook;
 	f.generation = g.cfg->generation;
-	f.subject = socket_identity(g.cgroups, ctx->sk, &st, &f.src_cgroup_id);
+	sk = ctx->sk;
+	if (!sk)
+		return 0; /* the kernel always gives one; fail closed if not */
+	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id);
 	netns = bpf_get_netns_cookie(ctx);
 	if (f.subject == MS_IDENTITY_PENDING) {
 		f.peer = egress_peer(g.cgroups, g.ipcache, netns, addr, port, f.protocol,
@@ -266,8 +279,8 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 		uf = udp_flow_lookup(cookie, addr, port);
 		known = udp_known(&g, uf, true, cookie, addr, port, now);
 		if (known != MS_UDP_NEW) {
-			if (connect && st)
-				st->flags |= MS_SOCK_F_CONNECTED;
+			if (connect)
+				mark_connected(sk);
 			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
 				f.peer = egress_peer(g.cgroups, g.ipcache, netns, addr, port,
 						     f.protocol, &f.dst_cgroup_id);
@@ -282,8 +295,8 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	if (pass && f.protocol == MS_PROTO_UDP) {
 		udp_flow_note(uf, cookie, addr, port, true,
 			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now);
-		if (connect && st)
-			st->flags |= MS_SOCK_F_CONNECTED;
+		if (connect)
+			mark_connected(sk);
 	}
 	return pass;
 }
@@ -304,10 +317,9 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	if (rc)
 		return rc == -2 && g.cfg->mode == MS_MODE_MONITOR;
 
-	st = bpf_sk_storage_get(&ms_sockets, sk, 0, 0);
 	if (parse_pkt(skb, &p) < 0) {
 		/* Nothing to judge it by: fail closed for governed sockets. */
-		f.subject = sk_identity(g.cgroups, g.cfg, sk, st, &f.dst_cgroup_id);
+		f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id);
 		if (f.subject < MS_IDENTITY_FIRST_WORKLOAD && f.subject != MS_IDENTITY_PENDING)
 			return 1;
 		count(MS_CTR_UNPARSED);
@@ -319,9 +331,11 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 		return 1;
 	/* The kernel delivers to a connected UDP socket only what its peer
 	 * sends, and connect() was judged: replies. */
-	if (proto == MS_PROTO_UDP && st && (st->flags & MS_SOCK_F_CONNECTED) &&
-	    sk->state == BPF_TCP_ESTABLISHED)
-		return 1;
+	if (proto == MS_PROTO_UDP && sk->state == BPF_TCP_ESTABLISHED) {
+		st = bpf_sk_storage_get(&ms_sockets, sk, 0, 0);
+		if (st && (st->flags & MS_SOCK_F_CONNECTED))
+			return 1;
+	}
 
 	f.src_addr = p.src;
 	f.dst_addr = p.dst;
@@ -331,7 +345,7 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	f.direction = MS_DIR_INGRESS;
 	f.hook = MS_HOOK_INGRESS;
 	f.generation = g.cfg->generation;
-	f.subject = sk_identity(g.cgroups, g.cfg, sk, st, &f.dst_cgroup_id);
+	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id);
 	if (f.subject == MS_IDENTITY_PENDING) {
 		f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, bpf_get_netns_cookie(skb), &p,
 				      proto, &f.src_cgroup_id);

@@ -2,13 +2,14 @@
 /*
  * Identity resolution: who is this socket, who is the other end.
  *
- * A socket's identity is that of the cgroup that CREATED it (recorded by
- * cgroup/sock_create in ms_sockets), so passing an fd to a process in another
- * cgroup does not launder identity. A cgroup gets the identity of its own
- * entry in the active ms_cgroups slot or, if the daemon has not seen it yet
+ * A socket's identity is that of the cgroup that CREATED it: the kernel
+ * records it in the socket at creation (bpf_sk_cgroup_id), and neither
+ * moving the process nor passing the fd to another cgroup changes it, so
+ * identity cannot be laundered. A cgroup gets the identity of its own entry
+ * in the active ms_cgroups slot or, if the daemon has not seen it yet
  * (created a moment ago), of its nearest ancestor that has an entry: the
- * "anchor", found by walking the creator's ancestors from the managed root
- * down. So a process in a brand-new child cgroup of a workload is that
+ * "anchor", found by walking the socket cgroup's ancestors from the managed
+ * root down. So a process in a brand-new child cgroup of a workload is that
  * workload from its first socket on.
  *
  * The other end of a flow:
@@ -23,38 +24,35 @@
 #ifndef MICROSEG_BPF_LIB_IDENTITY_H
 #define MICROSEG_BPF_LIB_IDENTITY_H
 
-/* Deepest ancestor-or-self of current's cgroup that has an identity entry,
- * or 0. Bounded by MS_MAX_CGROUP_DEPTH levels below the managed root. */
-static __always_inline __u64 current_anchor(void *cgroups)
+/* Nearest proper ancestor of `cgrp` (below or at the managed root) that has
+ * an identity entry, or 0. Walks up at most MS_MAX_CGROUP_DEPTH levels. */
+static __always_inline __u64 anchor_of(void *cgroups, const struct ms_config *cfg,
+				       struct cgroup___ms *cgrp)
 {
-	__u64 anchor = 0;
-
 	for (int i = 0; i < MS_MAX_CGROUP_DEPTH; i++) {
-		__u64 id = bpf_get_current_ancestor_cgroup_id(ms_root_level + i);
+		__u64 id;
 
-		if (!id)
+		cgrp = cgroup_parent(cgrp);
+		if (!cgrp)
 			break;
+		id = cgroup_id_of(cgrp);
 		if (bpf_map_lookup_elem(cgroups, &id))
-			anchor = id;
+			return id;
+		if (id == cfg->root_cgroup_id)
+			break;
 	}
-	return anchor;
+	return 0;
 }
 
-/* The same for a socket's cgroup (ingress runs in softirq: "current" is
- * whatever task was interrupted, never the socket's owner). */
-static __always_inline __u64 sk_anchor(void *cgroups, struct bpf_sock *sk)
+/* Is `cgrp` the managed root or below it? */
+static __always_inline bool under_root(const struct ms_config *cfg, struct cgroup___ms *cgrp)
 {
-	__u64 anchor = 0;
-
-	for (int i = 0; i < MS_MAX_CGROUP_DEPTH; i++) {
-		__u64 id = bpf_sk_ancestor_cgroup_id(sk, ms_root_level + i);
-
-		if (!id)
-			break;
-		if (bpf_map_lookup_elem(cgroups, &id))
-			anchor = id;
+	for (int i = 0; i <= MS_MAX_CGROUP_DEPTH && cgrp; i++) {
+		if (cgroup_id_of(cgrp) == cfg->root_cgroup_id)
+			return true;
+		cgrp = cgroup_parent(cgrp);
 	}
-	return anchor;
+	return false;
 }
 
 static __always_inline __u32 cgroup_identity(void *cgroups, __u64 cgroup_id, __u64 anchor)
@@ -72,45 +70,20 @@ static __always_inline __u32 cgroup_identity(void *cgroups, __u64 cgroup_id, __u
 	return MS_IDENTITY_UNMANAGED;
 }
 
-/* Creator cgroup and identity of the socket of a sock_addr hook (connect,
- * sendmsg: process context). Sockets created before microseg attached have
- * no ms_sockets entry: fall back to the calling task's cgroup. */
-static __always_inline __u32 socket_identity(void *cgroups, struct bpf_sock *sk,
-					     struct ms_sock_state **stp, __u64 *cgroup_id)
-{
-	struct ms_sock_state *st = NULL;
-
-	if (sk)
-		st = bpf_sk_storage_get(&ms_sockets, sk, 0, 0);
-	*stp = st;
-	if (st) {
-		*cgroup_id = st->cgroup_id;
-		return cgroup_identity(cgroups, st->cgroup_id, st->anchor_cgroup_id);
-	}
-	*cgroup_id = bpf_get_current_cgroup_id();
-	if (bpf_map_lookup_elem(cgroups, cgroup_id))
-		return cgroup_identity(cgroups, *cgroup_id, 0);
-	return cgroup_identity(cgroups, *cgroup_id, current_anchor(cgroups));
-}
-
-/* Identity of any full socket from its own state (ingress: the receiving
- * socket, or a local sender found by lookup). Without ms_sockets state the
- * socket predates microseg: its cgroup decides, and a socket outside the
- * managed root is `host`. `st` is the socket's ms_sockets state or NULL. */
+/* Identity (and creator cgroup) of a socket: the judged socket of any hook,
+ * or a local sender found by lookup. A socket of a cgroup outside the
+ * managed root is `host` (only a looked-up sender can be one). */
 static __always_inline __u32 sk_identity(void *cgroups, const struct ms_config *cfg,
-					 struct bpf_sock *sk, struct ms_sock_state *st,
-					 __u64 *cgroup_id)
+					 const void *sk, __u64 *cgroup_id)
 {
-	if (st) {
-		*cgroup_id = st->cgroup_id;
-		return cgroup_identity(cgroups, st->cgroup_id, st->anchor_cgroup_id);
-	}
-	*cgroup_id = bpf_sk_cgroup_id(sk);
-	if (bpf_sk_ancestor_cgroup_id(sk, ms_root_level) != cfg->root_cgroup_id)
-		return MS_IDENTITY_HOST;
+	struct cgroup___ms *cgrp = sk_cgroup(sk);
+
+	*cgroup_id = cgroup_id_of(cgrp);
 	if (bpf_map_lookup_elem(cgroups, cgroup_id))
 		return cgroup_identity(cgroups, *cgroup_id, 0);
-	return cgroup_identity(cgroups, *cgroup_id, sk_anchor(cgroups, sk));
+	if (!under_root(cfg, cgrp))
+		return MS_IDENTITY_HOST;
+	return cgroup_identity(cgroups, *cgroup_id, anchor_of(cgroups, cfg, cgrp));
 }
 
 /* Owner of the local socket bound to (addr, port, proto) in netns `netns`:

@@ -93,8 +93,8 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	/* CLONE: accepted sockets inherit their listener's state */
-	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	/* no CLONE: an accepted socket is not bound and not connected UDP */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct ms_sock_state);
 } ms_sockets SEC(".maps");

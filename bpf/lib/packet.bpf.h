@@ -177,8 +177,7 @@ static __always_inline __u32 local_sender(struct __sk_buff *skb, void *cgroups,
 	if (sk->src_port == bpf_ntohs(p->sport) &&
 	    (sk->dst_port == p->dport || (proto == MS_PROTO_UDP && sk->dst_port == 0)) &&
 	    sk->state != BPF_TCP_LISTEN)
-		id = sk_identity(cgroups, cfg, sk, bpf_sk_storage_get(&ms_sockets, sk, 0, 0),
-				 sender_cgroup);
+		id = sk_identity(cgroups, cfg, sk, sender_cgroup);
 	bpf_sk_release(sk);
 	return id;
 }

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -197,6 +199,71 @@ TEST_F(Foundation, SocketKeepsTheIdentityOfTheCgroupThatCreatedIt) {
     return r;
   });
   EXPECT_EQ(rc, EPERM);
+}
+
+TEST_F(Foundation, ASocketPassedToAnotherCgroupKeepsItsCreatorsIdentity) {
+  startDaemon("enforce");
+  ASSERT_NO_FATAL_FAILURE(startServers());
+  // client-b creates a socket and hands it over SCM_RIGHTS to a process in
+  // client-a, which connects with it: still client-b's socket, refused.
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+  auto sendFd = [](int over, int fd) {
+    char byte = 'x', ctl[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{&byte, 1};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof(ctl);
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(over, &m, 0) == 1;
+  };
+  auto recvFd = [](int over) {
+    char byte, ctl[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{&byte, 1};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof(ctl);
+    pollfd p{over, POLLIN, 0};
+    if (poll(&p, 1, 3000) <= 0 || recvmsg(over, &m, 0) != 1) return -1;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    int fd = -1;
+    if (c != nullptr && c->cmsg_type == SCM_RIGHTS) std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+  };
+  const int port = port_;
+  ASSERT_EQ(runIn(b_, [&] {
+              int tcp = socket(AF_INET, SOCK_STREAM, 0), udp = socket(AF_INET, SOCK_DGRAM, 0);
+              return sendFd(sv[0], tcp) && sendFd(sv[0], udp) ? 0 : -1;
+            }),
+            0);
+  const int rc = runIn(a_, [&] {
+    const int tcp = recvFd(sv[1]), udp = recvFd(sv[1]);
+    if (tcp < 0 || udp < 0) return -1;
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(static_cast<uint16_t>(port));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int t = connect(tcp, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) == 0 ? 0 : errno;
+    sin.sin_port = htons(static_cast<uint16_t>(port + 1));
+    const int u = sendto(udp, "x", 1, 0, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) == 1 ? 0 : errno;
+    return t == EPERM && u == EPERM ? 0 : 1000 + t;
+  });
+  close(sv[0]);
+  close(sv[1]);
+  EXPECT_EQ(rc, 0) << "client-a is allowed to the server, the socket it was handed is client-b's";
+  EXPECT_EQ(connectFrom(a_), 0) << "client-a's own socket is allowed";
+  auto deny = daemon_->waitFlow([](const json& f) { return f["verdict"] == "deny" && f["protocol"] == "tcp"; });
+  ASSERT_TRUE(deny) << daemon_->log();
+  EXPECT_EQ((*deny)["src"]["workload"], "client-b");
+  EXPECT_EQ((*deny)["src"]["cgroup"], "/client-b");
 }
 
 TEST_F(Foundation, NewChildCgroupIsItsWorkloadFromTheFirstConnect) {

@@ -45,10 +45,9 @@ AT(struct ms_bind_key, port, 24);
 AT(struct ms_bind_key, protocol, 26);
 PIN(struct ms_bind_value, 24);
 
-PIN(struct ms_sock_state, 64);
-AT(struct ms_sock_state, netns_cookie, 16);
-AT(struct ms_sock_state, bound, 24);
-AT(struct ms_sock_state, flags, 56);
+PIN(struct ms_sock_state, 40);
+AT(struct ms_sock_state, bound, 0);
+AT(struct ms_sock_state, flags, 32);
 
 PIN(struct ms_udp_flow_key, 32);
 AT(struct ms_udp_flow_key, addr, 8);

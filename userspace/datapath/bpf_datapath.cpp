@@ -24,9 +24,13 @@ namespace microseg::datapath {
 namespace {
 
 int libbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
-  char buf[1024];
-  int n = vsnprintf(buf, sizeof(buf), fmt, args);
-  std::string msg(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  // The verifier log comes as one message of many KiB: keep all of it.
+  va_list copy;
+  va_copy(copy, args);
+  const int n = vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  std::string msg(n > 0 ? static_cast<size_t>(n) : 0, '\0');
+  if (n > 0) vsnprintf(msg.data(), msg.size() + 1, fmt, args);
   while (!msg.empty() && msg.back() == '\n') msg.pop_back();
   if (level == LIBBPF_WARN) {
     spdlog::warn("libbpf: {}", msg);
@@ -128,12 +132,12 @@ static const char* const kPinnedMaps[] = {"ms_config",  "ms_cgroups",   "ms_iden
                                           "ms_ipcache", "ms_binds",     "ms_sockets",    "ms_udp_flows",
                                           "ms_counters", "ms_events"};
 
-// sock_create first: every socket created from then on has its state before
-// any hook that reads it is attached.
+// Listener bookkeeping first, so a listener that binds while we attach is
+// recorded before any verdict asks for it.
 static std::vector<bpf_program*> allPrograms(::microseg_bpf* skel) {
-  return {skel->progs.ms_sock_create, skel->progs.ms_post_bind4, skel->progs.ms_post_bind6,
-          skel->progs.ms_sock_release, skel->progs.ms_connect4,  skel->progs.ms_connect6,
-          skel->progs.ms_sendmsg4,    skel->progs.ms_sendmsg6,   skel->progs.ms_ingress};
+  return {skel->progs.ms_post_bind4, skel->progs.ms_post_bind6, skel->progs.ms_sock_release,
+          skel->progs.ms_connect4,   skel->progs.ms_connect6,   skel->progs.ms_sendmsg4,
+          skel->progs.ms_sendmsg6,   skel->progs.ms_ingress};
 }
 
 namespace {
