@@ -56,6 +56,15 @@ std::string peerText(const policy::Peer& p) {
               : p.reserved == policy::ReservedPeer::World ? "world"
                                                           : "unmanaged");
     case policy::Peer::Kind::Selector: return selectorText(p.selector);
+    case policy::Peer::Kind::Cidr: {
+      std::string s = "cidr: " + p.cidr.str();
+      if (p.except.empty()) return s;
+      std::vector<policy::Cidr> holes = p.except;
+      std::sort(holes.begin(), holes.end());
+      s += " except [";
+      for (size_t i = 0; i < holes.size(); i++) s += (i ? ", " : "") + holes[i].str();
+      return s + "]";
+    }
   }
   return "?";
 }
@@ -118,6 +127,9 @@ std::vector<uint32_t> expandPeer(const policy::Peer& p, const identity::Identity
       }
       return out;
     }
+    case policy::Peer::Kind::Cidr:
+      // No address identities yet: an inline range matches nothing.
+      return {};
   }
   return {};
 }

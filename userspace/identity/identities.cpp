@@ -30,17 +30,6 @@ std::string IdentityTable::nameOf(uint32_t identity) const {
   return s;
 }
 
-namespace {
-
-// Workloads without labels would all share one identity and be
-// indistinguishable; give each its own via an implicit name label.
-policy::Labels identityLabels(const policy::Workload& w) {
-  if (!w.labels.empty()) return w.labels;
-  return {{"microseg.dev/workload", w.name}};
-}
-
-}  // namespace
-
 IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable& previous) {
   std::map<policy::Labels, uint32_t> prevByLabels;
   for (const auto& [id, labels] : previous.labels) prevByLabels[labels] = id;
@@ -50,7 +39,7 @@ IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable
   std::set<uint32_t> used;
   std::set<policy::Labels> fresh;  // sorted: deterministic assignment order
   for (const auto& w : bundle.workloads) {
-    const policy::Labels labels = identityLabels(w);
+    const policy::Labels labels = w.effectiveLabels();
     if (byLabels.count(labels)) continue;
     if (auto it = prevByLabels.find(labels); it != prevByLabels.end()) {
       byLabels[labels] = it->second;
@@ -66,7 +55,7 @@ IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable
     used.insert(next);
   }
   for (const auto& w : bundle.workloads) {
-    const policy::Labels labels = identityLabels(w);
+    const policy::Labels labels = w.effectiveLabels();
     const uint32_t id = byLabels.at(labels);
     out.byWorkload[w.name] = id;
     out.labels[id] = labels;

@@ -24,7 +24,8 @@ struct IdentityTable {
 // Assign identities to every workload of `bundle`. A label set that already has
 // an id in `previous` keeps it; new label sets get the smallest free id >=
 // MS_IDENTITY_FIRST_WORKLOAD. Deterministic: same inputs, same output. A
-// workload without labels gets the implicit label microseg.dev/workload=<name>.
+// workload gets Workload::effectiveLabels() (implicit microseg.dev/workload=<name>
+// without spec.labels, plus its namespace label).
 IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable& previous = {});
 
 // Reserved identity name for ids < MS_IDENTITY_FIRST_WORKLOAD, or "" if none.
