@@ -482,6 +482,133 @@ TEST(CompilerRemote, ExplainTextsForRemotePeers) {
   EXPECT_EQ(f.ids.nameOf(f.at("fd00::1")), "corp-net,cidr:fd00::/16");
 }
 
+// The worked examples of policies/README.md ("Semantics"), table by table: a
+// flow between workloads passes when the caller's egress and the callee's
+// ingress both allow it.
+struct Worked {
+  policy::Bundle bundle;
+  identity::IdentityTable ids;
+  RuleRegistry registry;
+  CompiledPolicy out;
+  Worked(const std::string& policies, DefaultEnforcement mode) {
+    auto r = policy::parseText(
+        "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: web}\nspec: {cgroups: [web], labels: {app: web}}\n---\n"
+        "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: api}\nspec: {cgroups: [api], labels: {app: api}}\n---\n"
+        "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: db}\nspec: {cgroups: [db], labels: {app: db}}\n---\n" +
+            policies,
+        "worked.yaml");
+    policy::validateBundle(r.bundle, r.errors);
+    for (const auto& e : r.errors) ADD_FAILURE() << e.str();
+    bundle = r.bundle;
+    ids = identity::assignIdentities(bundle);
+    Options o;
+    o.defaultEnforcement = mode;
+    out = compile(bundle, ids, registry, o);
+  }
+  bool passes(const char* from, const char* to, uint16_t port, uint8_t proto = MS_PROTO_TCP) const {
+    const uint32_t a = ids.byWorkload.at(from), b = ids.byWorkload.at(to);
+    return evaluate(out, a, b, Direction::Egress, proto, port).verdict == MS_VERDICT_ALLOW &&
+           evaluate(out, b, a, Direction::Ingress, proto, port).verdict == MS_VERDICT_ALLOW;
+  }
+};
+
+TEST(CompilerReadme, WorkedExamples) {
+  const std::string apiClosed = policyDoc("api-closed", "  selector: {matchLabels: {app: api}}\n  ingress: []\n");
+  const std::string apiFromWeb = policyDoc("api-from-web", "  selector: {matchLabels: {app: api}}\n  ingress:\n"
+                                                          "    - from: [{matchLabels: {app: web}}]\n"
+                                                          "      ports: [{port: 8080, protocol: TCP}]\n");
+  const std::string webOut = policyDoc("web-out", "  selector: {matchLabels: {app: web}}\n  egress:\n"
+                                                  "    - to: [{matchLabels: {app: api}}]\n"
+                                                  "      ports: [{port: 8080, protocol: TCP}]\n");
+  const std::string webDns = policyDoc("web-dns", "  selector: {matchLabels: {app: web}}\n  egress:\n"
+                                                  "    - to: [world]\n      ports: [{port: 53, protocol: UDP}]\n");
+  const std::string noAdmin = policyDoc("no-api-admin", "  selector: {matchLabels: {app: web}}\n  egress:\n"
+                                                        "    - action: deny\n      to: [{matchLabels: {app: api}}]\n"
+                                                        "      ports: [{port: 8080, endPort: 8089, protocol: TCP}]\n");
+  const auto S = DefaultEnforcement::Selected, A = DefaultEnforcement::Always;
+
+  // Default deny ingress.
+  EXPECT_FALSE(Worked(apiClosed, S).passes("web", "api", 80));
+  EXPECT_TRUE(Worked(apiClosed, S).passes("web", "db", 80));
+  EXPECT_TRUE(Worked(apiClosed, S).passes("api", "db", 80));
+  for (auto [f, t] : {std::pair{"web", "api"}, {"web", "db"}, {"api", "db"}}) {
+    EXPECT_FALSE(Worked(apiClosed, A).passes(f, t, 80)) << f << "->" << t;
+  }
+  // Allow from a label.
+  EXPECT_TRUE(Worked(apiClosed + apiFromWeb, S).passes("web", "api", 8080));
+  EXPECT_FALSE(Worked(apiClosed + apiFromWeb, S).passes("web", "api", 9090));
+  EXPECT_FALSE(Worked(apiClosed + apiFromWeb, S).passes("db", "api", 8080));
+  EXPECT_FALSE(Worked(apiClosed + apiFromWeb, A).passes("web", "api", 8080));
+  EXPECT_FALSE(Worked(apiClosed + apiFromWeb, A).passes("db", "api", 8080));
+  EXPECT_TRUE(Worked(apiClosed + apiFromWeb + webOut, A).passes("web", "api", 8080));
+  EXPECT_TRUE(Worked(apiClosed + apiFromWeb + webOut, S).passes("web", "api", 8080));
+  // Egress-only policy.
+  EXPECT_TRUE(Worked(webOut, S).passes("web", "api", 8080));
+  EXPECT_FALSE(Worked(webOut, S).passes("web", "db", 80));
+  EXPECT_TRUE(Worked(webOut, S).passes("db", "web", 80));
+  EXPECT_FALSE(Worked(webOut, A).passes("web", "api", 8080));
+  EXPECT_FALSE(Worked(webOut, A).passes("db", "web", 80));
+  // Allows add up.
+  for (auto mode : {S, A}) {
+    Worked w(webOut + webDns, mode);
+    const uint32_t web = w.ids.byWorkload.at("web");
+    EXPECT_EQ(evaluate(w.out, web, MS_IDENTITY_WORLD, Direction::Egress, MS_PROTO_UDP, 53).verdict, MS_VERDICT_ALLOW);
+    EXPECT_EQ(evaluate(w.out, web, w.ids.byWorkload.at("api"), Direction::Egress, MS_PROTO_TCP, 8080).verdict,
+              MS_VERDICT_ALLOW);
+    EXPECT_FALSE(w.passes("web", "db", 80));
+  }
+  EXPECT_TRUE(Worked(webOut + webDns, S).passes("web", "api", 8080));
+  EXPECT_FALSE(Worked(webOut + webDns, A).passes("web", "api", 8080)) << "api's ingress must allow web too";
+  // Deny wins.
+  for (auto mode : {S, A}) {
+    Worked w(apiFromWeb + webOut + noAdmin, mode);
+    EXPECT_FALSE(w.passes("web", "api", 8080));
+    const uint32_t web = w.ids.byWorkload.at("web"), api = w.ids.byWorkload.at("api");
+    EXPECT_EQ(w.out.rules.at(evaluate(w.out, web, api, Direction::Egress, MS_PROTO_TCP, 8080).ruleId).name(),
+              "no-api-admin/0");
+  }
+}
+
+// The "Remote ranges" example of policies/README.md.
+TEST(CompilerReadme, RemoteRangesExample) {
+  Worked w(R"(apiVersion: microseg.dev/v1
+kind: External
+metadata: {name: corp-net}
+spec:
+  labels: {zone: corp}
+  cidrs: ["10.0.0.0/8", "fd00::/8"]
+  except: ["10.66.0.0/16"]
+---
+apiVersion: microseg.dev/v1
+kind: Policy
+metadata: {name: api-remote}
+spec:
+  selector: {matchLabels: {app: api}}
+  egress:
+    - to: [{matchLabels: {zone: corp}}, {cidr: 198.51.100.0/24}]
+      ports: [{port: 443, protocol: TCP}]
+  ingress:
+    - from: [{identity: corp-net}]
+      ports: [{port: 8080, protocol: TCP}]
+    - action: deny
+      from: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}]
+      ports: [{port: 8080, protocol: TCP}]
+)",
+           DefaultEnforcement::Always);
+  const uint32_t api = w.ids.byWorkload.at("api");
+  auto verdict = [&](const char* a, Direction d, uint16_t port) {
+    return evaluate(w.out, api, identity::lookupAddress(w.ids, *policy::parseAddress(a)), d, MS_PROTO_TCP, port).verdict;
+  };
+  EXPECT_EQ(verdict("10.2.0.1", Direction::Egress, 443), MS_VERDICT_ALLOW);
+  EXPECT_EQ(verdict("10.66.0.1", Direction::Egress, 443), MS_VERDICT_DENY) << "the lab";
+  EXPECT_EQ(verdict("198.51.100.7", Direction::Egress, 443), MS_VERDICT_ALLOW);
+  EXPECT_EQ(verdict("8.8.8.8", Direction::Egress, 443), MS_VERDICT_DENY);
+  EXPECT_EQ(verdict("10.1.0.1", Direction::Ingress, 8080), MS_VERDICT_ALLOW);
+  EXPECT_EQ(verdict("fd00::1", Direction::Ingress, 8080), MS_VERDICT_ALLOW);
+  EXPECT_EQ(verdict("10.2.0.1", Direction::Ingress, 8080), MS_VERDICT_DENY) << "deny wins";
+  EXPECT_EQ(verdict("10.66.0.1", Direction::Ingress, 8080), MS_VERDICT_DENY);
+}
+
 TEST(PortPrefixes, SimpleCases) {
   using V = std::vector<std::pair<uint16_t, uint8_t>>;
   EXPECT_EQ(portPrefixes(0, 65535), (V{{0, 0}}));
