@@ -464,10 +464,9 @@ std::optional<Peer> DocParser::cidrPeer(const YAML::Node& node, const std::strin
   p.loc = loc(node["cidr"]);
   auto c = cidrValue(node["cidr"], path + ".cidr");
   if (c) p.cidr = *c;
-  if (auto x = node["except"]) {
-    auto items = cidrList(x, path + ".except", false);
-    for (const auto& it : items ? *items : std::vector<CidrItem>{}) {
-      if (!c) break;  // nothing to check the holes against
+  auto items = node["except"] ? cidrList(node["except"], path + ".except", false) : std::nullopt;
+  if (items && c) {  // without a cidr there is nothing to check the holes against
+    for (const auto& it : *items) {
       const std::string ip = path + ".except[" + std::to_string(it.index) + "]";
       if (it.cidr.contains(*c)) {
         error(it.node, ip + ": " + it.cidr.str() + " covers all of cidr " + c->str() + " (nothing would be left)");
@@ -685,18 +684,20 @@ void DocParser::external(const YAML::Node& spec, const Meta& meta, Bundle& out) 
     error(spec, "spec: 'cidrs' is required (the address ranges this External stands for)");
   }
   for (const auto& c : cidrs) e.cidrs.push_back(c.cidr);
-  if (auto x = spec["except"]) {
-    auto items = cidrList(x, "spec.except", false);
-    for (const auto& it : items ? *items : std::vector<CidrItem>{}) {
-      // A hole is judged against the ranges only when they all parsed, so a
-      // typo in cidrs is not reported a second time as a misplaced except.
-      if (!cidrsOk) break;
+  auto items = spec["except"] ? cidrList(spec["except"], "spec.except", false) : std::nullopt;
+  // A hole is judged against the ranges only when they all parsed, so a typo
+  // in cidrs is not reported a second time as a misplaced except.
+  if (items && cidrsOk) {
+    for (const auto& it : *items) {
       const std::string ip = "spec.except[" + std::to_string(it.index) + "]";
-      auto covered = std::find_if(cidrs.begin(), cidrs.end(), [&](const CidrItem& c) { return it.cidr.contains(c.cidr); });
+      auto covered =
+          std::find_if(cidrs.begin(), cidrs.end(), [&](const CidrItem& c) { return it.cidr.contains(c.cidr); });
+      const bool inside =
+          std::any_of(cidrs.begin(), cidrs.end(), [&](const CidrItem& c) { return c.cidr.contains(it.cidr); });
       if (covered != cidrs.end()) {
         error(it.node, ip + ": " + it.cidr.str() + " covers all of spec.cidrs[" + std::to_string(covered->index) +
                            "] (" + covered->cidr.str() + "); remove that cidr instead");
-      } else if (std::none_of(cidrs.begin(), cidrs.end(), [&](const CidrItem& c) { return c.cidr.contains(it.cidr); })) {
+      } else if (!inside) {
         error(it.node, ip + ": " + it.cidr.str() + " is not inside any of spec.cidrs" + familyHint(it.cidr, e.cidrs));
       } else {
         e.except.push_back(it.cidr);
