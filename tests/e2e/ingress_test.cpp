@@ -333,3 +333,91 @@ TEST_F(Containers, VerdictsFollowTheirIdentitiesBothWays) {
 
 }  // namespace
 }  // namespace microseg::e2e
+
+namespace microseg::e2e {
+namespace {
+
+// A "remote host": a netns of its own linked to the server's netns by a
+// veth pair; its processes are outside the managed tree (nobody judges
+// their egress). It has addresses in a partner range, in a hole of that
+// range (`except`), and in no range at all (world).
+class RemoteHost : public Ingress {
+ protected:
+  void SetUp() override {
+    Ingress::SetUp();
+    ASSERT_TRUE(nsS_.ok() && nsR_.ok());
+    ASSERT_TRUE(vethPair(nsS_, {"10.79.0.1/24", "10.80.0.1/24", "fd00:79::1/64"}, nsR_,
+                         {"10.79.0.2/24", "10.79.0.200/24", "10.80.0.2/24", "fd00:79::2/64", "fd00:79::8000:2/64"},
+                         "ms" + std::to_string(getpid() % 100000) + "r"));
+  }
+  std::string policy(int p, int q) const {
+    const std::string ps = std::to_string(p), qs = std::to_string(q);
+    return workloads() +
+           doc("External", "partner",
+               "  labels: {zone: partner}\n  cidrs: [\"10.79.0.0/24\", \"fd00:79::/64\"]\n"
+               "  except: [\"10.79.0.128/25\", \"fd00:79::8000:0/97\"]\n") +
+           doc("Policy", "server-in", "  selector: {identity: server}\n  ingress:\n"
+                                      "    - from: [{identity: partner}]\n      ports: [{port: " + ps + ", protocol: TCP}]\n"
+                                      "    - from: [{matchLabels: {zone: partner}}]\n      ports: [{port: " + ps + ", protocol: UDP}]\n") +
+           doc("Policy", "server-out", "  selector: {identity: server}\n  egress:\n"
+                                       "    - to: [{cidr: 10.79.0.0/24, except: [10.79.0.128/25]}]\n"
+                                       "      ports: [{port: " + qs + ", protocol: TCP}]\n");
+  }
+  Netns nsS_, nsR_;
+};
+
+TEST_F(RemoteHost, ExternalCidrsAdmitARemoteHostExceptItsHoles) {
+  const int p = port_, q = port_ + 1;
+  Child s4 = tcpServer(srv_, AF_INET, "0.0.0.0", p, nsS_.path());
+  Child s6 = tcpServer(srv_, AF_INET6, "::", p, nsS_.path());
+  Child su = udpEchoServer(srv_, AF_INET, "0.0.0.0", p, nsS_.path());
+  const std::string remote = ownCgroup();  // outside the managed tree
+  Child r4 = tcpServer(remote, AF_INET, "0.0.0.0", q, nsR_.path());
+  ASSERT_TRUE(s4.ready() && s6.ready() && su.ready() && r4.ready());
+  startDaemon(policy(p, q));
+  const std::string R = nsR_.path(), S = nsS_.path();
+
+  // From inside the partner range: admitted, TCP and UDP (the echo comes back).
+  EXPECT_EQ(tcpFrom(remote, AF_INET, "10.79.0.1", p, R, "10.79.0.2"), 0);
+  EXPECT_EQ(tcpFrom(remote, AF_INET6, "fd00:79::1", p, R, "fd00:79::2"), 0);
+  EXPECT_EQ(udpFrom(remote, AF_INET, "10.79.0.1", p, false, R, "10.79.0.2"), 0);
+  // From the hole: dropped; from outside every range (world): dropped.
+  EXPECT_EQ(tcpFrom(remote, AF_INET, "10.79.0.1", p, R, "10.79.0.200"), ETIMEDOUT);
+  EXPECT_EQ(tcpFrom(remote, AF_INET6, "fd00:79::1", p, R, "fd00:79::8000:2"), ETIMEDOUT);
+  EXPECT_EQ(tcpFrom(remote, AF_INET, "10.80.0.1", p, R, "10.80.0.2"), ETIMEDOUT);
+  EXPECT_EQ(udpFrom(remote, AF_INET, "10.79.0.1", p, false, R, "10.79.0.200"), ETIMEDOUT);
+
+  auto hole = daemon_->waitFlow([&](const json& f) {
+    return f["direction"] == "ingress" && f["verdict"] == "deny" && f["src"]["addr"] == "10.79.0.200";
+  });
+  ASSERT_TRUE(hole) << daemon_->log();
+  EXPECT_EQ((*hole)["src"]["workload"], "world") << "an except hole is not the partner";
+  EXPECT_EQ((*hole)["dst"]["workload"], "server");
+  auto world = daemon_->waitFlow([&](const json& f) {
+    return f["direction"] == "ingress" && f["verdict"] == "deny" && f["src"]["addr"] == "10.80.0.2";
+  });
+  ASSERT_TRUE(world) << daemon_->log();
+  EXPECT_EQ((*world)["src"]["workload"], "world");
+
+  // The server's egress by inline cidr: the range, not its hole.
+  EXPECT_EQ(tcpFrom(srv_, AF_INET, "10.79.0.2", q, S), 0);
+  EXPECT_EQ(tcpFrom(srv_, AF_INET, "10.79.0.200", q, S), EPERM);
+  EXPECT_EQ(tcpFrom(srv_, AF_INET, "10.80.0.2", q, S), EPERM);
+
+  // explain knows the remote ends by address (and by name where that is one identity).
+  auto ex = daemon_->cli({"explain", "--from", "10.79.0.2", "--to", "server", "--port", std::to_string(p) + "/tcp", "-o", "json"});
+  ASSERT_EQ(ex.rc, 0) << ex.err;
+  auto exj = json::parse(ex.out);
+  EXPECT_EQ(exj["verdict"], "allow") << ex.out;
+  EXPECT_NE(exj["from"]["workload"].get<std::string>().find("partner"), std::string::npos) << ex.out;
+  auto hx = daemon_->cli({"explain", "--from", "10.79.0.200", "--to", "server", "--port", std::to_string(p) + "/tcp", "-o", "json"});
+  ASSERT_EQ(hx.rc, 0) << hx.err;
+  EXPECT_EQ(json::parse(hx.out)["verdict"], "deny") << hx.out;
+  EXPECT_EQ(json::parse(hx.out)["from"]["workload"], "world") << hx.out;
+  auto v6 = daemon_->cli({"explain", "--from", "partner", "--to", "server", "--port", std::to_string(p) + "/tcp"});
+  EXPECT_EQ(v6.rc, 1) << "partner's IPv4 part overlaps the inline cidr peer: two identities";
+  EXPECT_NE(v6.err.find("name an address in it"), std::string::npos) << v6.err;
+}
+
+}  // namespace
+}  // namespace microseg::e2e

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <random>
+#include <set>
 
 #include "compiler/compiler.h"
 #include "identity/identities.h"
@@ -237,6 +238,375 @@ TEST(Compiler, RuleTextAndNames) {
   const auto& r = f.out.rules.begin()->second;
   EXPECT_EQ(r.name(), "p/0");
   EXPECT_EQ(r.text, "allow to [identity: api] ports [8000-8100/any, 53/UDP]");
+}
+
+// ---- remote identities: Externals, cidr peers, world, namespaces ------------
+
+const char* kExternals = R"(
+apiVersion: microseg.dev/v1
+kind: External
+metadata: {name: corp-net}
+spec:
+  labels: {zone: corp}
+  cidrs: [10.0.0.0/8, "fd00::/8"]
+  except: [10.66.0.0/16]
+---
+apiVersion: microseg.dev/v1
+kind: External
+metadata: {name: partner}
+spec:
+  labels: {zone: partner}
+  cidrs: [10.1.0.0/16, 192.0.2.0/24]
+---
+)";
+
+// Identities by address, so tests read like the datapath sees peers:
+//   corp = 10.2.0.1 {corp-net}, both = 10.1.0.1 {corp-net, partner},
+//   partner = 192.0.2.1 {partner}, v6 = fd00::1 {corp-net}, 10.66.0.1 and
+//   8.8.8.8 = world (unless an inline peer covers them).
+struct Remote : Fixture {
+  explicit Remote(const std::string& policies, Options opts = {})
+      : Fixture(std::string(kExternals) + policies, opts) {}
+  uint32_t at(const char* address) const { return identity::lookupAddress(ids, *policy::parseAddress(address)); }
+  Decision flow(uint32_t s, const char* address, Direction dir = Direction::Egress, uint16_t port = 443) const {
+    return evaluate(out, s, at(address), dir, MS_PROTO_TCP, port);
+  }
+  bool allowed(uint32_t s, const char* address, Direction dir = Direction::Egress, uint16_t port = 443) const {
+    return flow(s, address, dir, port).verdict == MS_VERDICT_ALLOW;
+  }
+  // Peers that some entry of (subject, dir) names, by identity name.
+  std::set<std::string> peerNames(uint32_t s, Direction dir) const {
+    std::set<std::string> names;
+    for (const auto& e : out.entries) {
+      if (e.key.subject == s && e.key.direction == static_cast<uint8_t>(dir)) names.insert(ids.nameOf(e.key.peer));
+    }
+    return names;
+  }
+};
+
+TEST(CompilerRemote, IdentitiesOfTheFixture) {
+  Remote f("");
+  EXPECT_EQ(f.ids.nameOf(f.at("10.2.0.1")), "corp-net");
+  EXPECT_EQ(f.ids.nameOf(f.at("10.1.0.1")), "corp-net,partner");
+  EXPECT_EQ(f.ids.nameOf(f.at("192.0.2.1")), "partner");
+  EXPECT_EQ(f.ids.nameOf(f.at("fd00::1")), "corp-net");
+  EXPECT_EQ(f.at("10.66.0.1"), MS_IDENTITY_WORLD);
+  EXPECT_EQ(f.at("8.8.8.8"), MS_IDENTITY_WORLD);
+}
+
+TEST(CompilerRemote, ExternalByIdentityIsEveryRangeItIsIn) {
+  for (const char* dir : {"egress", "ingress"}) {
+    const Direction d = std::string(dir) == "egress" ? Direction::Egress : Direction::Ingress;
+    const char* key = d == Direction::Egress ? "to" : "from";
+    Remote f(policyDoc("p", std::string("  selector: {identity: web}\n  ") + dir + ":\n    - " + key +
+                                ": [{identity: corp-net}]\n      ports: [{port: 443, protocol: TCP}]\n"));
+    EXPECT_EQ(f.peerNames(f.web, d), (std::set<std::string>{"corp-net", "corp-net,partner"})) << dir;
+    EXPECT_TRUE(f.allowed(f.web, "10.2.0.1", d)) << dir;
+    EXPECT_TRUE(f.allowed(f.web, "10.1.0.1", d)) << dir;
+    EXPECT_TRUE(f.allowed(f.web, "fd00::1", d)) << dir;
+    EXPECT_FALSE(f.allowed(f.web, "10.66.0.1", d)) << dir << ": the hole is not corp-net";
+    EXPECT_FALSE(f.allowed(f.web, "192.0.2.1", d)) << dir;
+    EXPECT_FALSE(f.allowed(f.web, "10.2.0.1", d, 444)) << dir;
+    EXPECT_EQ(f.out.rules.at(f.flow(f.web, "10.2.0.1", d).ruleId).name(), "p/0");
+  }
+}
+
+TEST(CompilerRemote, InlineCidrPeerIsItsOwnMembership) {
+  Remote f(policyDoc("p", "  selector: {identity: web}\n  egress:\n"
+                          "    - to: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}]\n") +
+           policyDoc("q", "  selector: {identity: api}\n  ingress:\n"
+                          "    - from: [{cidr: 8.8.8.0/24}]\n"));
+  EXPECT_TRUE(f.allowed(f.web, "10.2.0.1"));
+  EXPECT_TRUE(f.allowed(f.web, "10.66.0.1")) << "corp-net's hole, but inside the inline range";
+  EXPECT_FALSE(f.allowed(f.web, "10.1.0.1")) << "the inline peer's own hole";
+  EXPECT_FALSE(f.allowed(f.web, "11.0.0.1"));
+  EXPECT_FALSE(f.allowed(f.web, "192.0.2.1"));
+  EXPECT_EQ(f.peerNames(f.web, Direction::Egress),
+            (std::set<std::string>{"corp-net,cidr:10.0.0.0/8 except 10.1.0.0/16", "cidr:10.0.0.0/8 except 10.1.0.0/16"}));
+  EXPECT_TRUE(f.allowed(f.api, "8.8.8.8", Direction::Ingress));
+  EXPECT_FALSE(f.allowed(f.api, "8.8.4.4", Direction::Ingress));
+  EXPECT_FALSE(f.allowed(f.api, "8.8.8.8", Direction::Egress));
+}
+
+TEST(CompilerRemote, LabelSelectorsMatchExternalsToo) {
+  Remote f(policyDoc("p", "  selector: {identity: web}\n  egress:\n"
+                          "    - to: [{matchLabels: {zone: partner}}]\n"
+                          "    - to: [{matchExpressions: [{key: app, operator: In, values: [db]}]}]\n") +
+           policyDoc("q", "  selector: {identity: db}\n  ingress:\n"
+                          "    - from: [{matchExpressions: [{key: zone, operator: Exists}]}]\n"));
+  EXPECT_EQ(f.peerNames(f.web, Direction::Egress), (std::set<std::string>{"corp-net,partner", "partner", "db"}));
+  EXPECT_TRUE(f.allowed(f.web, "192.0.2.1"));
+  EXPECT_TRUE(f.allowed(f.web, "10.1.0.1"));
+  EXPECT_FALSE(f.allowed(f.web, "10.2.0.1"));
+  EXPECT_EQ(f.egress(f.web, f.db, MS_PROTO_TCP, 1).verdict, MS_VERDICT_ALLOW);
+  EXPECT_EQ(f.peerNames(f.db, Direction::Ingress), (std::set<std::string>{"corp-net", "corp-net,partner", "partner"}));
+  EXPECT_FALSE(f.allowed(f.db, "8.8.8.8", Direction::Ingress));
+}
+
+TEST(CompilerRemote, WorldIsEverythingNotLocal) {
+  Remote f(policyDoc("p", "  selector: {identity: web}\n  egress:\n    - to: [world]\n  ingress:\n    - from: [world]\n"));
+  const std::set<std::string> world{"world", "corp-net", "corp-net,partner", "partner"};
+  EXPECT_EQ(f.peerNames(f.web, Direction::Egress), world);
+  EXPECT_EQ(f.peerNames(f.web, Direction::Ingress), world);
+  for (const char* a : {"8.8.8.8", "10.2.0.1", "10.1.0.1", "10.66.0.1", "192.0.2.1", "fd00::1", "2001:db8::1"}) {
+    EXPECT_TRUE(f.allowed(f.web, a)) << a;
+    EXPECT_TRUE(f.allowed(f.web, a, Direction::Ingress)) << a;
+  }
+  EXPECT_EQ(f.egress(f.web, MS_IDENTITY_HOST, MS_PROTO_TCP, 1).verdict, MS_VERDICT_DENY);
+  EXPECT_EQ(f.egress(f.web, f.api, MS_PROTO_TCP, 1).verdict, MS_VERDICT_DENY);
+}
+
+TEST(CompilerRemote, DenyOnAnExternalBeatsAllowToWorld) {
+  Remote f(policyDoc("p", "  selector: {identity: web}\n  egress:\n"
+                          "    - to: [world]\n      ports: [{port: 443}]\n"
+                          "    - action: deny\n      to: [{identity: partner}]\n"));
+  EXPECT_TRUE(f.allowed(f.web, "8.8.8.8"));
+  EXPECT_TRUE(f.allowed(f.web, "10.2.0.1"));
+  EXPECT_FALSE(f.allowed(f.web, "10.1.0.1")) << "corp-net and partner: partner's deny wins";
+  EXPECT_FALSE(f.allowed(f.web, "192.0.2.1"));
+  EXPECT_EQ(f.out.rules.at(f.flow(f.web, "192.0.2.1").ruleId).name(), "p/1");
+}
+
+TEST(CompilerRemote, SelectedVersusAlways) {
+  const std::string policies =
+      policyDoc("egress-only", "  selector: {identity: web}\n  egress:\n    - to: [{identity: corp-net}]\n") +
+      policyDoc("isolate-api", "  selector: {identity: api}\n  ingress: []\n");
+  Options sel;
+  sel.defaultEnforcement = DefaultEnforcement::Selected;
+  Remote s(policies, sel), a(policies);
+  EXPECT_EQ(s.out.identities.at(s.web).flags, MS_IDENT_F_ISOLATE_EGRESS);
+  EXPECT_EQ(s.out.identities.at(s.api).flags, MS_IDENT_F_ISOLATE_INGRESS);
+  EXPECT_EQ(s.out.identities.at(s.db).flags, 0u);
+  const uint32_t both = MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS;
+  for (uint32_t w : {a.web, a.api, a.db}) EXPECT_EQ(a.out.identities.at(w).flags, both);
+  // Ranges are peers, never subjects: no per-identity settings for them.
+  EXPECT_EQ(s.out.identities.size(), 3u);
+  EXPECT_EQ(a.out.identities.size(), 3u);
+  // The same entries either way; only isolation differs.
+  ASSERT_EQ(s.out.entries.size(), a.out.entries.size());
+  EXPECT_EQ(0, std::memcmp(s.out.entries.data(), a.out.entries.data(), s.out.entries.size() * sizeof(PolicyEntry)));
+
+  EXPECT_TRUE(s.allowed(s.web, "10.2.0.1"));
+  EXPECT_FALSE(s.allowed(s.web, "8.8.8.8"));
+  EXPECT_TRUE(s.allowed(s.web, "8.8.8.8", Direction::Ingress)) << "web's ingress is not isolated";
+  EXPECT_EQ(s.flow(s.web, "8.8.8.8", Direction::Ingress).reason, MS_REASON_NOT_ISOLATED);
+  EXPECT_FALSE(s.allowed(s.api, "10.2.0.1", Direction::Ingress)) << "ingress: [] isolates with nothing allowed";
+  EXPECT_TRUE(s.allowed(s.api, "10.2.0.1", Direction::Egress));
+  EXPECT_TRUE(s.allowed(s.db, "8.8.8.8"));
+  EXPECT_FALSE(a.allowed(a.web, "8.8.8.8", Direction::Ingress));
+  EXPECT_FALSE(a.allowed(a.db, "8.8.8.8"));
+  EXPECT_EQ(a.flow(a.db, "8.8.8.8").reason, MS_REASON_DEFAULT_DENY);
+}
+
+TEST(CompilerRemote, IpcacheIsCopiedSorted) {
+  Remote f(policyDoc("p", "  selector: {identity: web}\n  egress:\n    - to: [{cidr: \"::/0\"}]\n"));
+  ASSERT_EQ(f.out.ipcache.size(), f.ids.ipcache.size());
+  std::vector<std::string> got;
+  for (size_t i = 0; i < f.out.ipcache.size(); i++) {
+    const auto& e = f.out.ipcache[i];
+    policy::Cidr c;
+    c.addr = e.addr;
+    c.prefixlen = e.prefixlen;
+    EXPECT_EQ(c, f.ids.ipcache[i].prefix);
+    EXPECT_EQ(e.identity, f.ids.ipcache[i].identity);
+    got.push_back(c.str() + "=" + f.ids.nameOf(e.identity));
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"::/0=cidr:::/0", "0.0.0.0/0=world", "10.0.0.0/8=corp-net",
+                                           "10.1.0.0/16=corp-net,partner", "10.66.0.0/16=world",
+                                           "192.0.2.0/24=partner", "fd00::/8=corp-net,cidr:::/0"}));
+  EXPECT_EQ(f.out.ipcache[2].prefixlen, 104u);
+  EXPECT_TRUE(f.allowed(f.web, "2001:db8::1"));
+  EXPECT_FALSE(f.allowed(f.web, "8.8.8.8")) << "::/0 is not IPv4";
+}
+
+TEST(CompilerRemote, PolicyNamespaceScopesItsSelectorOnly) {
+  const std::string wl =
+      "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: shop-api, namespace: shop}\n"
+      "spec: {cgroups: [s], labels: {app: api}}\n---\n"
+      "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: lab-api, namespace: lab}\n"
+      "spec: {cgroups: [l], labels: {app: api}}\n---\n"
+      "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: p, namespace: shop}\nspec:\n"
+      "  selector: {matchLabels: {app: api}}\n  egress:\n    - to: [{matchLabels: {app: api}}]\n---\n";
+  Remote f(wl);
+  const uint32_t shop = f.ids.byWorkload.at("shop-api"), lab = f.ids.byWorkload.at("lab-api");
+  EXPECT_NE(shop, lab) << "the namespace label keeps them apart";
+  EXPECT_EQ(f.egress(shop, lab, MS_PROTO_TCP, 1).verdict, MS_VERDICT_ALLOW) << "peers are not scoped";
+  EXPECT_EQ(f.egress(shop, f.api, MS_PROTO_TCP, 1).verdict, MS_VERDICT_ALLOW);
+  EXPECT_EQ(f.egress(lab, shop, MS_PROTO_TCP, 1).verdict, MS_VERDICT_DENY) << "lab-api is not a subject";
+  EXPECT_EQ(f.egress(f.api, shop, MS_PROTO_TCP, 1).verdict, MS_VERDICT_DENY) << "neither is api (no namespace)";
+  auto e = explain(f.bundle, f.ids, f.out, lab, shop, Direction::Egress, MS_PROTO_TCP, 1);
+  EXPECT_TRUE(e.selectingPolicies.empty());
+  e = explain(f.bundle, f.ids, f.out, shop, lab, Direction::Egress, MS_PROTO_TCP, 1);
+  EXPECT_EQ(e.selectingPolicies, (std::vector<std::string>{"p"}));
+}
+
+TEST(CompilerRemote, ExplainTextsForRemotePeers) {
+  Remote f(policyDoc("p", "  selector: {identity: web}\n  egress:\n"
+                          "    - to: [{cidr: 10.0.0.0/8, except: [10.2.0.0/16, 10.1.0.0/16]}]\n"
+                          "      ports: [{port: 443, protocol: TCP}]\n"
+                          "    - to: [{identity: partner}, world]\n      ports: [{port: 80, protocol: TCP}]\n"
+                          "    - action: deny\n      to: [{cidr: \"fd00::/16\"}]\n"));
+  ASSERT_EQ(f.out.rules.size(), 3u);
+  auto text = [&](uint32_t index) {
+    for (const auto& [id, r] : f.out.rules) {
+      if (r.index == index) return r.text;
+    }
+    return std::string();
+  };
+  EXPECT_EQ(text(0), "allow to [cidr: 10.0.0.0/8 except [10.1.0.0/16, 10.2.0.0/16]] ports [443/TCP]");
+  EXPECT_EQ(text(1), "allow to [identity: partner; reserved: world] ports [80/TCP]");
+  EXPECT_EQ(text(2), "deny to [cidr: fd00::/16] ports any");
+
+  auto e = explain(f.bundle, f.ids, f.out, f.web, f.at("10.1.0.1"), Direction::Egress, MS_PROTO_TCP, 443);
+  EXPECT_EQ(e.decision.verdict, MS_VERDICT_DENY);
+  EXPECT_EQ(e.decision.reason, MS_REASON_DEFAULT_DENY);
+  ASSERT_EQ(e.rules.size(), 3u);
+  EXPECT_EQ(e.rules[0].why, "wrong peer: corp-net,partner is not among the rule's peers");
+  EXPECT_EQ(e.rules[1].why, "wrong port: 443/TCP is not among the rule's ports");
+  EXPECT_EQ(e.rules[2].why, "wrong peer: corp-net,partner is not among the rule's peers");
+
+  e = explain(f.bundle, f.ids, f.out, f.web, f.at("10.3.0.1"), Direction::Egress, MS_PROTO_TCP, 443);
+  EXPECT_EQ(e.decision.verdict, MS_VERDICT_ALLOW);
+  EXPECT_TRUE(e.rules[0].matches);
+  EXPECT_EQ(f.out.rules.at(e.decision.ruleId).name(), "p/0");
+
+  e = explain(f.bundle, f.ids, f.out, f.web, f.at("8.8.8.8"), Direction::Egress, MS_PROTO_TCP, 443);
+  EXPECT_EQ(e.rules[0].why, "wrong peer: world is not among the rule's peers");
+
+  e = explain(f.bundle, f.ids, f.out, f.web, f.at("fd00::1"), Direction::Egress, MS_PROTO_TCP, 80);
+  EXPECT_EQ(e.decision.verdict, MS_VERDICT_DENY);
+  EXPECT_EQ(f.out.rules.at(e.decision.ruleId).name(), "p/2");
+  EXPECT_TRUE(e.rules[1].matches) << "world covers corp-net's range";
+  EXPECT_EQ(e.rules[1].why, "matches, but a deny rule wins");
+  EXPECT_TRUE(e.rules[2].matches);
+  EXPECT_EQ(f.ids.nameOf(f.at("fd00::1")), "corp-net,cidr:fd00::/16");
+}
+
+// The worked examples of policies/README.md ("Semantics"), table by table: a
+// flow between workloads passes when the caller's egress and the callee's
+// ingress both allow it.
+struct Worked {
+  policy::Bundle bundle;
+  identity::IdentityTable ids;
+  RuleRegistry registry;
+  CompiledPolicy out;
+  Worked(const std::string& policies, DefaultEnforcement mode) {
+    auto r = policy::parseText(
+        "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: web}\nspec: {cgroups: [web], labels: {app: web}}\n---\n"
+        "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: api}\nspec: {cgroups: [api], labels: {app: api}}\n---\n"
+        "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: db}\nspec: {cgroups: [db], labels: {app: db}}\n---\n" +
+            policies,
+        "worked.yaml");
+    policy::validateBundle(r.bundle, r.errors);
+    for (const auto& e : r.errors) ADD_FAILURE() << e.str();
+    bundle = r.bundle;
+    ids = identity::assignIdentities(bundle);
+    Options o;
+    o.defaultEnforcement = mode;
+    out = compile(bundle, ids, registry, o);
+  }
+  bool passes(const char* from, const char* to, uint16_t port, uint8_t proto = MS_PROTO_TCP) const {
+    const uint32_t a = ids.byWorkload.at(from), b = ids.byWorkload.at(to);
+    return evaluate(out, a, b, Direction::Egress, proto, port).verdict == MS_VERDICT_ALLOW &&
+           evaluate(out, b, a, Direction::Ingress, proto, port).verdict == MS_VERDICT_ALLOW;
+  }
+};
+
+TEST(CompilerReadme, WorkedExamples) {
+  const std::string apiClosed = policyDoc("api-closed", "  selector: {matchLabels: {app: api}}\n  ingress: []\n");
+  const std::string apiFromWeb = policyDoc("api-from-web", "  selector: {matchLabels: {app: api}}\n  ingress:\n"
+                                                          "    - from: [{matchLabels: {app: web}}]\n"
+                                                          "      ports: [{port: 8080, protocol: TCP}]\n");
+  const std::string webOut = policyDoc("web-out", "  selector: {matchLabels: {app: web}}\n  egress:\n"
+                                                  "    - to: [{matchLabels: {app: api}}]\n"
+                                                  "      ports: [{port: 8080, protocol: TCP}]\n");
+  const std::string webDns = policyDoc("web-dns", "  selector: {matchLabels: {app: web}}\n  egress:\n"
+                                                  "    - to: [world]\n      ports: [{port: 53, protocol: UDP}]\n");
+  const std::string noAdmin = policyDoc("no-api-admin", "  selector: {matchLabels: {app: web}}\n  egress:\n"
+                                                        "    - action: deny\n      to: [{matchLabels: {app: api}}]\n"
+                                                        "      ports: [{port: 8080, endPort: 8089, protocol: TCP}]\n");
+  const auto S = DefaultEnforcement::Selected, A = DefaultEnforcement::Always;
+
+  // Default deny ingress.
+  EXPECT_FALSE(Worked(apiClosed, S).passes("web", "api", 80));
+  EXPECT_TRUE(Worked(apiClosed, S).passes("web", "db", 80));
+  EXPECT_TRUE(Worked(apiClosed, S).passes("api", "db", 80));
+  for (auto [f, t] : {std::pair{"web", "api"}, {"web", "db"}, {"api", "db"}}) {
+    EXPECT_FALSE(Worked(apiClosed, A).passes(f, t, 80)) << f << "->" << t;
+  }
+  // Allow from a label.
+  EXPECT_TRUE(Worked(apiClosed + apiFromWeb, S).passes("web", "api", 8080));
+  EXPECT_FALSE(Worked(apiClosed + apiFromWeb, S).passes("web", "api", 9090));
+  EXPECT_FALSE(Worked(apiClosed + apiFromWeb, S).passes("db", "api", 8080));
+  EXPECT_FALSE(Worked(apiClosed + apiFromWeb, A).passes("web", "api", 8080));
+  EXPECT_FALSE(Worked(apiClosed + apiFromWeb, A).passes("db", "api", 8080));
+  EXPECT_TRUE(Worked(apiClosed + apiFromWeb + webOut, A).passes("web", "api", 8080));
+  EXPECT_TRUE(Worked(apiClosed + apiFromWeb + webOut, S).passes("web", "api", 8080));
+  // Egress-only policy.
+  EXPECT_TRUE(Worked(webOut, S).passes("web", "api", 8080));
+  EXPECT_FALSE(Worked(webOut, S).passes("web", "db", 80));
+  EXPECT_TRUE(Worked(webOut, S).passes("db", "web", 80));
+  EXPECT_FALSE(Worked(webOut, A).passes("web", "api", 8080));
+  EXPECT_FALSE(Worked(webOut, A).passes("db", "web", 80));
+  // Allows add up.
+  for (auto mode : {S, A}) {
+    Worked w(webOut + webDns, mode);
+    const uint32_t web = w.ids.byWorkload.at("web");
+    EXPECT_EQ(evaluate(w.out, web, MS_IDENTITY_WORLD, Direction::Egress, MS_PROTO_UDP, 53).verdict, MS_VERDICT_ALLOW);
+    EXPECT_EQ(evaluate(w.out, web, w.ids.byWorkload.at("api"), Direction::Egress, MS_PROTO_TCP, 8080).verdict,
+              MS_VERDICT_ALLOW);
+    EXPECT_FALSE(w.passes("web", "db", 80));
+  }
+  EXPECT_TRUE(Worked(webOut + webDns, S).passes("web", "api", 8080));
+  EXPECT_FALSE(Worked(webOut + webDns, A).passes("web", "api", 8080)) << "api's ingress must allow web too";
+  // Deny wins.
+  for (auto mode : {S, A}) {
+    Worked w(apiFromWeb + webOut + noAdmin, mode);
+    EXPECT_FALSE(w.passes("web", "api", 8080));
+    const uint32_t web = w.ids.byWorkload.at("web"), api = w.ids.byWorkload.at("api");
+    EXPECT_EQ(w.out.rules.at(evaluate(w.out, web, api, Direction::Egress, MS_PROTO_TCP, 8080).ruleId).name(),
+              "no-api-admin/0");
+  }
+}
+
+// The "Remote ranges" example of policies/README.md.
+TEST(CompilerReadme, RemoteRangesExample) {
+  Worked w(R"(apiVersion: microseg.dev/v1
+kind: External
+metadata: {name: corp-net}
+spec:
+  labels: {zone: corp}
+  cidrs: ["10.0.0.0/8", "fd00::/8"]
+  except: ["10.66.0.0/16"]
+---
+apiVersion: microseg.dev/v1
+kind: Policy
+metadata: {name: api-remote}
+spec:
+  selector: {matchLabels: {app: api}}
+  egress:
+    - to: [{matchLabels: {zone: corp}}, {cidr: 198.51.100.0/24}]
+      ports: [{port: 443, protocol: TCP}]
+  ingress:
+    - from: [{identity: corp-net}]
+      ports: [{port: 8080, protocol: TCP}]
+    - action: deny
+      from: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}]
+      ports: [{port: 8080, protocol: TCP}]
+)",
+           DefaultEnforcement::Always);
+  const uint32_t api = w.ids.byWorkload.at("api");
+  auto verdict = [&](const char* a, Direction d, uint16_t port) {
+    return evaluate(w.out, api, identity::lookupAddress(w.ids, *policy::parseAddress(a)), d, MS_PROTO_TCP, port).verdict;
+  };
+  EXPECT_EQ(verdict("10.2.0.1", Direction::Egress, 443), MS_VERDICT_ALLOW);
+  EXPECT_EQ(verdict("10.66.0.1", Direction::Egress, 443), MS_VERDICT_DENY) << "the lab";
+  EXPECT_EQ(verdict("198.51.100.7", Direction::Egress, 443), MS_VERDICT_ALLOW);
+  EXPECT_EQ(verdict("8.8.8.8", Direction::Egress, 443), MS_VERDICT_DENY);
+  EXPECT_EQ(verdict("10.1.0.1", Direction::Ingress, 8080), MS_VERDICT_ALLOW);
+  EXPECT_EQ(verdict("fd00::1", Direction::Ingress, 8080), MS_VERDICT_ALLOW);
+  EXPECT_EQ(verdict("10.2.0.1", Direction::Ingress, 8080), MS_VERDICT_DENY) << "deny wins";
+  EXPECT_EQ(verdict("10.66.0.1", Direction::Ingress, 8080), MS_VERDICT_DENY);
 }
 
 TEST(PortPrefixes, SimpleCases) {

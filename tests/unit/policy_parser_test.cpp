@@ -22,6 +22,12 @@ std::string dump(const std::vector<Diagnostic>& errors) {
 
 // ---- 1. good documents ------------------------------------------------------
 
+#define EXT_HEAD_DOC               \
+  "apiVersion: microseg.dev/v1\n"  \
+  "kind: External\n"               \
+  "metadata: {name: e}\n"          \
+  "spec:\n"
+
 // Line numbers are given in the comments; the test checks locations against them.
 const char* kGood =
     "apiVersion: microseg.dev/v1\n"                                   // 1
@@ -287,6 +293,159 @@ TEST(PolicyParser, ShopExampleLoads) {
   EXPECT_EQ((*pay.egress[1].peers)[0].reserved, ReservedPeer::World);
 }
 
+// Externals, inline cidr peers and namespaces; line numbers in the comments.
+const char* kRemote =
+    "apiVersion: microseg.dev/v1\n"                                    // 1
+    "kind: External\n"                                                 // 2
+    "metadata: {name: corp-net, namespace: shop}\n"                    // 3
+    "spec:\n"                                                          // 4
+    "  labels: {zone: corp}\n"                                         // 5
+    "  cidrs: [\"10.0.0.0/8\", \"fd00::/8\"]\n"                        // 6
+    "  except: [\"10.66.0.0/16\", \"fd00:66::/32\"]\n"                 // 7
+    "---\n"                                                            // 8
+    "apiVersion: microseg.dev/v1\n"                                    // 9
+    "kind: External\n"                                                 // 10
+    "metadata: {name: partner}\n"                                      // 11
+    "spec:\n"                                                          // 12
+    "  cidrs:\n"                                                       // 13
+    "    - 192.0.2.0/24\n"                                             // 14
+    "    - 2001:DB8::/32\n"                                            // 15
+    "---\n"                                                            // 16
+    "apiVersion: microseg.dev/v1\n"                                    // 17
+    "kind: Workload\n"                                                 // 18
+    "metadata: {name: api, namespace: shop}\n"                         // 19
+    "spec: {cgroups: [api]}\n"                                         // 20
+    "---\n"                                                            // 21
+    "apiVersion: microseg.dev/v1\n"                                    // 22
+    "kind: Workload\n"                                                 // 23
+    "metadata: {name: web, namespace: shop}\n"                         // 24
+    "spec: {cgroups: [web], labels: {app: web, microseg.dev/namespace: shop}}\n"  // 25
+    "---\n"                                                            // 26
+    "apiVersion: microseg.dev/v1\n"                                    // 27
+    "kind: Policy\n"                                                   // 28
+    "metadata: {name: api-remote, namespace: shop}\n"                  // 29
+    "spec:\n"                                                          // 30
+    "  selector: {identity: api}\n"                                    // 31
+    "  egress:\n"                                                      // 32
+    "    - to:\n"                                                      // 33
+    "        - cidr: 10.0.0.0/8\n"                                     // 34
+    "          except: [10.2.0.0/16, 10.1.0.0/16]\n"                   // 35
+    "        - identity: partner\n"                                    // 36
+    "        - {cidr: \"::/0\"}\n"                                     // 37
+    "  ingress:\n"                                                     // 38
+    "    - from: [{cidr: 203.0.113.0/24}, {matchLabels: {zone: corp}}]\n";  // 39
+
+Cidr cidrOf(const char* text) {
+  auto c = parseCidr(text);
+  EXPECT_TRUE(c.has_value()) << text;
+  return c.value_or(Cidr{});
+}
+
+TEST(PolicyParser, GoodExternals) {
+  auto r = parseText(kRemote, "remote.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  validateBundle(r.bundle, r.errors);
+  ASSERT_TRUE(r.errors.empty()) << dump(r.errors);
+  ASSERT_EQ(r.bundle.externals.size(), 2u);
+  const External& corp = r.bundle.externals[0];
+  EXPECT_EQ(corp.name, "corp-net");
+  EXPECT_EQ(corp.namespaceName, "shop");
+  EXPECT_EQ(corp.labels, (Labels{{"zone", "corp"}}));
+  EXPECT_EQ(corp.effectiveLabels(), (Labels{{"zone", "corp"}, {"microseg.dev/namespace", "shop"}}));
+  EXPECT_EQ(corp.cidrs, (std::vector<Cidr>{cidrOf("10.0.0.0/8"), cidrOf("fd00::/8")}));
+  EXPECT_EQ(corp.except, (std::vector<Cidr>{cidrOf("10.66.0.0/16"), cidrOf("fd00:66::/32")}));
+  EXPECT_EQ(corp.loc.file, "remote.yaml");
+  EXPECT_EQ(corp.loc.line, 3);
+  EXPECT_EQ(corp.loc.column, 18);
+  EXPECT_TRUE(corp.contains(*parseAddress("10.1.2.3")));
+  EXPECT_FALSE(corp.contains(*parseAddress("10.66.0.1")));
+  EXPECT_TRUE(corp.contains(*parseAddress("fd00:1::1")));
+  EXPECT_FALSE(corp.contains(*parseAddress("fd00:66::1")));
+  EXPECT_FALSE(corp.contains(*parseAddress("11.0.0.1")));
+
+  const External& partner = r.bundle.externals[1];
+  EXPECT_EQ(partner.name, "partner");
+  EXPECT_EQ(partner.namespaceName, "");
+  EXPECT_TRUE(partner.labels.empty());
+  EXPECT_TRUE(partner.effectiveLabels().empty()) << "no implicit label: an External is known by its addresses";
+  ASSERT_EQ(partner.cidrs.size(), 2u);
+  EXPECT_EQ(partner.cidrs[0].str(), "192.0.2.0/24");
+  EXPECT_EQ(partner.cidrs[1].str(), "2001:db8::/32");  // unquoted in a block list, canonical lowercase
+  EXPECT_TRUE(partner.except.empty());
+  EXPECT_EQ(r.bundle.findExternal("partner"), &partner);
+  EXPECT_EQ(r.bundle.findExternal("api"), nullptr);
+}
+
+TEST(PolicyParser, GoodNamespaces) {
+  auto r = parseText(kRemote, "remote.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  ASSERT_EQ(r.bundle.workloads.size(), 2u);
+  const Workload& api = r.bundle.workloads[0];
+  EXPECT_EQ(api.namespaceName, "shop");
+  EXPECT_TRUE(api.labels.empty());
+  // Without spec.labels: still an identity of its own, in the namespace.
+  EXPECT_EQ(api.effectiveLabels(),
+            (Labels{{"microseg.dev/workload", "api"}, {"microseg.dev/namespace", "shop"}}));
+  const Workload& web = r.bundle.workloads[1];
+  EXPECT_EQ(web.labels, (Labels{{"app", "web"}, {"microseg.dev/namespace", "shop"}}));  // same value: fine
+  EXPECT_EQ(web.effectiveLabels(), (Labels{{"app", "web"}, {"microseg.dev/namespace", "shop"}}));
+  ASSERT_EQ(r.bundle.policies.size(), 1u);
+  EXPECT_EQ(r.bundle.policies[0].namespaceName, "shop");
+  EXPECT_EQ(r.bundle.policies[0].selector.identity, "api");
+  // No namespace: the plain label sets of before.
+  auto plain = parseText(kGood, "good.yaml");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain.bundle.workloads[0].effectiveLabels(), (Labels{{"app", "api"}, {"tier", "backend"}}));
+  EXPECT_EQ(plain.bundle.policies[0].namespaceName, "");
+}
+
+TEST(PolicyParser, GoodCidrPeers) {
+  auto r = parseText(kRemote, "remote.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  const Policy& p = r.bundle.policies[0];
+  ASSERT_EQ(p.egress.size(), 1u);
+  ASSERT_TRUE(p.egress[0].peers.has_value());
+  const auto& to = *p.egress[0].peers;
+  ASSERT_EQ(to.size(), 3u);
+  EXPECT_EQ(to[0].kind, Peer::Kind::Cidr);
+  EXPECT_EQ(to[0].cidr, cidrOf("10.0.0.0/8"));
+  EXPECT_EQ(to[0].except, (std::vector<Cidr>{cidrOf("10.2.0.0/16"), cidrOf("10.1.0.0/16")}));  // as written
+  EXPECT_EQ(to[0].cidrText(), "10.0.0.0/8 except 10.1.0.0/16,10.2.0.0/16");             // sorted
+  EXPECT_EQ(to[0].loc.line, 34);
+  EXPECT_EQ(to[0].loc.column, 17);  // the cidr value
+  EXPECT_EQ(to[1].kind, Peer::Kind::Identity);
+  EXPECT_EQ(to[1].identity, "partner");
+  EXPECT_EQ(to[2].kind, Peer::Kind::Cidr);
+  EXPECT_EQ(to[2].cidrText(), "::/0");
+  EXPECT_TRUE(to[2].except.empty());
+  EXPECT_EQ(to[2].loc.line, 37);
+  EXPECT_EQ(to[2].loc.column, 18);  // the opening quote
+  ASSERT_EQ(p.ingress.size(), 1u);
+  const auto& from = *p.ingress[0].peers;
+  ASSERT_EQ(from.size(), 2u);
+  EXPECT_EQ(from[0].kind, Peer::Kind::Cidr);
+  EXPECT_EQ(from[0].cidrText(), "203.0.113.0/24");
+  EXPECT_EQ(from[0].loc.line, 39);
+  EXPECT_EQ(from[0].loc.column, 21);
+  EXPECT_EQ(from[1].kind, Peer::Kind::Selector);
+  EXPECT_EQ(from[1].selector.matchLabels, (Labels{{"zone", "corp"}}));
+}
+
+TEST(PolicyParser, ExternalWithManyProblemsReportsAll) {
+  auto r = parseText(EXT_HEAD_DOC                                      // 1-4
+                     "  cidrs: [10.0.0.0, 10.1.2.3/8, \"::ffff:1.2.3.4/120\"]\n"  // 5
+                     "  except: [11.0.0.0/8]\n"                          // 6
+                     "  zone: x\n",                                      // 7
+                     "f.yaml");
+  // Four, not five: the except is not judged against ranges that did not parse.
+  ASSERT_EQ(r.errors.size(), 4u) << dump(r.errors);
+  EXPECT_NE(r.errors[0].message.find("spec: unknown field 'zone'"), std::string::npos) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].loc.line, 7);
+  EXPECT_NE(r.errors[1].message.find("spec.cidrs[0]: '10.0.0.0' has no prefix length"), std::string::npos);
+  EXPECT_NE(r.errors[2].message.find("spec.cidrs[1]: 10.1.2.3/8 has host bits set"), std::string::npos);
+  EXPECT_NE(r.errors[3].message.find("spec.cidrs[2]: '::ffff:1.2.3.4/120' is IPv4-mapped"), std::string::npos);
+}
+
 // ---- 2. bad documents -------------------------------------------------------
 
 // Headers: four lines each, so a `spec` body starts on line 5.
@@ -300,6 +459,7 @@ TEST(PolicyParser, ShopExampleLoads) {
   "kind: Policy\n"                 \
   "metadata: {name: p}\n"          \
   "spec:\n"
+#define EXT_HEAD EXT_HEAD_DOC
 #define POL_SEL "  selector: {matchLabels: {app: a}}\n"  // line 5
 
 struct BadCase {
@@ -308,6 +468,7 @@ struct BadCase {
   const char* substr;  // expected in the diagnostic's message
   int line;
   int column;
+  bool exact = false;  // the whole message, not a part of it
 };
 
 // Columns: count from 1. Flow-style lines used below, e.g.
@@ -319,8 +480,8 @@ const BadCase kBad[] = {
     // -- unknown fields (located at the key)
     {"UnknownTopLevel", WL_HEAD "  cgroups: [a]\n" "extra: 1\n", "document: unknown field 'extra'", 6, 1},
     {"UnknownInMetadata",
-     "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: w, namespace: x}\nspec: {cgroups: [a]}\n",
-     "metadata: unknown field 'namespace'", 3, 21},
+     "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: w, uid: x}\nspec: {cgroups: [a]}\n",
+     "metadata: unknown field 'uid' (allowed: name, namespace, labels, annotations)", 3, 21},
     {"UnknownInWorkloadSpec", WL_HEAD "  cgroups: [a]\n" "  label: {app: x}\n", "spec: unknown field 'label'", 6, 3},
     {"UnknownInPolicySpec", POL_HEAD POL_SEL "  egress: []\n" "  podSelector: {}\n",
      "spec: unknown field 'podSelector'", 7, 3},
@@ -340,7 +501,7 @@ const BadCase kBad[] = {
     {"WrongApiVersion", "apiVersion: microseg.dev/v2\nkind: Workload\nmetadata: {name: w}\nspec: {cgroups: [a]}\n",
      "apiVersion: 'microseg.dev/v2' is not supported", 1, 13},
     {"UnknownKind", "apiVersion: microseg.dev/v1\nkind: Service\nmetadata: {name: w}\nspec: {cgroups: [a]}\n",
-     "kind: 'Service' is not Workload or Policy", 2, 7},
+     "kind: 'Service' is not Workload, External or Policy", 2, 7},
     {"MissingMetadataName",
      "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {labels: {a: b}}\nspec: {cgroups: [a]}\n",
      "metadata: 'name' is required", 3, 11},
@@ -408,8 +569,35 @@ const BadCase kBad[] = {
     {"RulesNotAList", POL_HEAD POL_SEL "  egress: {to: [world]}\n", "spec.egress: must be a list of rules", 6, 11},
     {"BadAction", POL_HEAD POL_SEL "  egress:\n" "    - action: drop\n",
      "spec.egress[0].action: 'drop' is not allow or deny", 7, 15},
-    {"CidrPeer", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.0.0.0/8}]\n",
-     "cidr peers are not supported", 7, 19},
+    // -- cidr peers (located at the offending value)
+    {"CidrPeerHostBits", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.1.2.3/8}]\n",
+     "spec.egress[0].to[0].cidr: 10.1.2.3/8 has host bits set; did you mean 10.0.0.0/8?", 7, 19, true},
+    {"CidrPeerNoPrefix", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.1.2.3}]\n",
+     "spec.egress[0].to[0].cidr: '10.1.2.3' has no prefix length (/n); write 10.1.2.3/32 for this one address", 7,
+     19, true},
+    {"CidrPeerExceptOutside", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.1.0.0/16, except: [10.2.0.0/16]}]\n",
+     "spec.egress[0].to[0].except[0]: 10.2.0.0/16 is not inside cidr 10.1.0.0/16", 7, 41, true},
+    {"CidrPeerExceptCoversCidr", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.1.0.0/16, except: [10.0.0.0/8]}]\n",
+     "spec.egress[0].to[0].except[0]: 10.0.0.0/8 covers all of cidr 10.1.0.0/16 (nothing would be left)", 7, 41, true},
+    {"CidrPeerExceptIpv4InIpv6", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: \"::/0\", except: [10.0.0.0/8]}]\n",
+     "spec.egress[0].to[0].except[0]: 10.0.0.0/8 is not inside cidr ::/0 (::/0 is IPv6 and never contains IPv4 "
+     "addresses)", 7, 36, true},
+    {"CidrPeerExceptTwice", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16, 10.1.0.0/16]}]\n",
+     "spec.egress[0].to[0].except[1]: 10.1.0.0/16 is listed twice (first at spec.egress[0].to[0].except[0])", 7, 53, true},
+    {"CidrPeerExceptNotAList", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.0.0.0/8, except: 10.1.0.0/16}]\n",
+     "spec.egress[0].to[0].except: must be a list of CIDRs (e.g. [\"10.0.0.0/8\"])", 7, 39, true},
+    {"ExceptWithoutCidr", POL_HEAD POL_SEL "  egress:\n" "    - to: [{except: [10.2.0.0/16]}]\n",
+     "spec.egress[0].to[0]: 'except' needs 'cidr' (the range to take the exceptions out of)", 7, 21, true},
+    {"CidrAndIdentity", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.0.0.0/8, identity: w}]\n",
+     "spec.egress[0].to[0]: a peer is exactly one of: a selector (matchLabels/matchExpressions), identity, "
+     "reserved, cidr", 7, 12, true},
+    {"CidrPeerUnknownField", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.0.0.0/8, exclude: [10.1.0.0/16]}]\n",
+     "spec.egress[0].to[0]: unknown field 'exclude' (allowed: matchLabels, matchExpressions, identity, "
+     "reserved, cidr, except)", 7, 31, true},
+    {"IngressCidrPeerMapped", POL_HEAD POL_SEL "  ingress:\n" "    - from: [{cidr: \"::ffff:10.0.0.0/104\"}]\n",
+     "spec.ingress[0].from[0].cidr: '::ffff:10.0.0.0/104' is IPv4-mapped IPv6; write the IPv4 form 10.0.0.0/8", 7, 21, true},
+    {"IngressCidrPeerPrefixTooLong", POL_HEAD POL_SEL "  ingress:\n" "    - from: [{cidr: \"fd00::/129\"}]\n",
+     "spec.ingress[0].from[0].cidr: 'fd00::/129': prefix length 129 is out of range for IPv6 (0-128)", 7, 21, true},
     {"ReservedInternet", POL_HEAD POL_SEL "  egress:\n" "    - to: [{reserved: internet}]\n",
      "spec.egress[0].to[0]: 'internet' is not a reserved peer", 7, 23},
     {"ScalarPeerInternet", POL_HEAD POL_SEL "  egress:\n" "    - to: [world, internet]\n",
@@ -453,6 +641,68 @@ const BadCase kBad[] = {
     {"SpiffeIdWithoutScheme", WL_HEAD "  cgroups: [a]\n" "  spiffeId: example.org/w\n",
      "spec.spiffeId: 'example.org/w' must start with spiffe://", 6, 13},
 
+    // -- externals
+    {"ExternalMissingCidrs", EXT_HEAD "  labels: {zone: corp}\n",
+     "spec: 'cidrs' is required (the address ranges this External stands for)", 5, 3, true},
+    {"ExternalEmptyCidrs", EXT_HEAD "  cidrs: []\n", "spec.cidrs: must be a non-empty list of CIDRs", 5, 10, true},
+    {"ExternalCidrsNotAList", EXT_HEAD "  cidrs: 10.0.0.0/8\n",
+     "spec.cidrs: must be a list of CIDRs (e.g. [\"10.0.0.0/8\"])", 5, 10, true},
+    {"ExternalCidrNoPrefix", EXT_HEAD "  cidrs: [\"10.0.0.0/8\", \"10.1.2.3\"]\n",
+     "spec.cidrs[1]: '10.1.2.3' has no prefix length (/n); write 10.1.2.3/32 for this one address", 5, 25, true},
+    {"ExternalCidrHostBits", EXT_HEAD "  cidrs: [10.0.0.0/8, 10.1.2.3/8]\n",
+     "spec.cidrs[1]: 10.1.2.3/8 has host bits set; did you mean 10.0.0.0/8?", 5, 23, true},
+    {"ExternalCidrIpv6HostBits", EXT_HEAD "  cidrs: [\"fd00::1/8\"]\n",
+     "spec.cidrs[0]: fd00::1/8 has host bits set; did you mean fd00::/8?", 5, 11, true},
+    {"ExternalCidrMapped", EXT_HEAD "  cidrs: [\"::ffff:1.2.3.4/120\"]\n",
+     "spec.cidrs[0]: '::ffff:1.2.3.4/120' is IPv4-mapped IPv6; write the IPv4 form 1.2.3.0/24", 5, 11, true},
+    {"ExternalCidrPrefixTooLong", EXT_HEAD "  cidrs: [10.0.0.0/33]\n",
+     "spec.cidrs[0]: '10.0.0.0/33': prefix length 33 is out of range for IPv4 (0-32)", 5, 11, true},
+    {"ExternalCidrBadAddress", EXT_HEAD "  cidrs: [10.0.0.300/8]\n",
+     "spec.cidrs[0]: '10.0.0.300/8' is not a CIDR: '10.0.0.300' is not an IPv4 address (want "
+     "ADDRESS/LENGTH, e.g. 10.0.0.0/8 or fd00::/8)", 5, 11, true},
+    {"ExternalCidrNotAString", EXT_HEAD "  cidrs: [{a: b}]\n", "spec.cidrs[0]: must be a string", 5, 11, true},
+    {"ExternalDuplicateCidr", EXT_HEAD "  cidrs: [\"fd00::/8\", \"FD00:0::/8\"]\n",
+     "spec.cidrs[1]: fd00::/8 is listed twice (first at spec.cidrs[0])", 5, 23, true},
+    {"ExternalExceptOutside", EXT_HEAD "  cidrs: [10.0.0.0/8]\n" "  except: [10.66.0.0/16, 11.0.0.0/16]\n",
+     "spec.except[1]: 11.0.0.0/16 is not inside any of spec.cidrs", 6, 26, true},
+    {"ExternalExceptCoversCidr", EXT_HEAD "  cidrs: [10.0.0.0/8, 10.1.2.0/24]\n" "  except: [10.1.0.0/16]\n",
+     "spec.except[0]: 10.1.0.0/16 covers all of spec.cidrs[1] (10.1.2.0/24); remove that cidr instead", 6, 12, true},
+    {"ExternalExceptIpv4InIpv6", EXT_HEAD "  cidrs: [\"::/0\"]\n" "  except: [10.0.0.0/8]\n",
+     "spec.except[0]: 10.0.0.0/8 is not inside any of spec.cidrs (::/0 is IPv6 and never contains IPv4 addresses)",
+     6, 12, true},
+    {"ExternalExceptTwice", EXT_HEAD "  cidrs: [10.0.0.0/8]\n" "  except: [10.1.0.0/16, 10.1.0.0/16]\n",
+     "spec.except[1]: 10.1.0.0/16 is listed twice (first at spec.except[0])", 6, 25, true},
+    {"ExternalExceptNull", EXT_HEAD "  cidrs: [10.0.0.0/8]\n" "  except:\n",
+     "spec.except: must be a list of CIDRs (e.g. [\"10.0.0.0/8\"])", 6, 3, true},
+    {"ExternalUnknownField", EXT_HEAD "  cidrs: [10.0.0.0/8]\n" "  cgroups: [a]\n",
+     "spec: unknown field 'cgroups' (allowed: labels, cidrs, except)", 6, 3, true},
+    {"ExternalMetadataLabels",
+     "apiVersion: microseg.dev/v1\nkind: External\nmetadata: {name: e, labels: {zone: x}}\nspec: {cidrs: [10.0.0.0/8]}\n",
+     "metadata.labels: an External's labels go in spec.labels", 3, 29, true},
+    {"ExternalBadLabelValue", EXT_HEAD "  cidrs: [10.0.0.0/8]\n" "  labels: {zone: \"a b\"}\n",
+     "spec.labels.zone: 'a b' is not a valid label value", 6, 18, true},
+
+    // -- namespaces
+    {"BadNamespace", "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: w, namespace: Shop}\nspec: {cgroups: [a]}\n",
+     "metadata.namespace: 'Shop' is not a valid namespace (lowercase letters, digits and '-', at most 63)", 3, 32, true},
+    {"NamespaceNotAString", "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: w, namespace: [a]}\nspec: {cgroups: [a]}\n",
+     "metadata.namespace: must be a string", 3, 32, true},
+    {"WorkloadNamespaceLabelContradicts",
+     "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: w, namespace: shop}\nspec:\n"
+     "  cgroups: [a]\n" "  labels: {app: a, microseg.dev/namespace: other}\n",
+     "spec.labels.microseg.dev/namespace: 'other' contradicts metadata.namespace 'shop' (the namespace sets this "
+     "label)", 6, 44, true},
+    {"ExternalNamespaceLabelContradicts",
+     "apiVersion: microseg.dev/v1\nkind: External\nmetadata: {name: e, namespace: shop}\nspec:\n"
+     "  cidrs: [10.0.0.0/8]\n" "  labels: {microseg.dev/namespace: other}\n",
+     "spec.labels.microseg.dev/namespace: 'other' contradicts metadata.namespace 'shop' (the namespace sets this "
+     "label)", 6, 36, true},
+    {"PolicySelectorNamespaceContradicts",
+     "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: p, namespace: shop}\nspec:\n"
+     "  selector: {matchLabels: {microseg.dev/namespace: web}}\n" "  egress: []\n",
+     "spec.selector.matchLabels.microseg.dev/namespace: 'web' contradicts metadata.namespace 'shop' (the namespace "
+     "sets this label)", 5, 52, true},
+
     // -- policy shape and document shape
     {"PolicyWithoutRules", POL_HEAD POL_SEL, "spec: a policy needs 'egress' and/or 'ingress' rules", 5, 3},
     {"NonMapDocument", "- a\n- b\n", "document: must be a mapping", 1, 1},
@@ -474,6 +724,9 @@ TEST_P(PolicyParserBad, ReportsLocatedDiagnostic) {
     }
   }
   ASSERT_NE(hit, nullptr) << "no diagnostic contains \"" << c.substr << "\"; got:\n" << dump(r.errors);
+  if (c.exact) {
+    EXPECT_EQ(hit->message, c.substr);
+  }
   EXPECT_EQ(hit->loc.file, "bad.yaml");
   EXPECT_EQ(hit->loc.line, c.line) << hit->str();
   EXPECT_EQ(hit->loc.column, c.column) << hit->str();
@@ -720,6 +973,89 @@ TEST_F(PolicyLoadPaths, UnknownIdentityInPeer) {
   EXPECT_NE(e.message.find("peer: identity 'ghost' names no Workload"), std::string::npos) << e.message;
 }
 
+const char* kExternalE1 =
+    "apiVersion: microseg.dev/v1\n"
+    "kind: External\n"
+    "metadata: {name: e1}\n"  // name value at 3:18
+    "spec: {cidrs: [10.0.0.0/8]}\n";
+
+TEST_F(PolicyLoadPaths, DuplicateExternalNames) {
+  const std::string a = write("a.yaml", kExternalE1);
+  const std::string b = write("b.yaml", kExternalE1);
+  auto r = loadPaths({dir_});
+  ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].loc.file, b);
+  EXPECT_EQ(r.errors[0].loc.line, 3);
+  EXPECT_EQ(r.errors[0].loc.column, 18);
+  EXPECT_EQ(r.errors[0].message, "duplicate External name 'e1' (first defined at " + a + ":3:18)");
+  EXPECT_EQ(r.bundle.externals.size(), 2u);
+}
+
+TEST_F(PolicyLoadPaths, ExternalNamedLikeAWorkload) {
+  const std::string a = write("a.yaml", kWorkloadW1);
+  const std::string b = write("b.yaml",
+                              "apiVersion: microseg.dev/v1\nkind: External\nmetadata: {name: w1}\n"
+                              "spec: {cidrs: [10.0.0.0/8]}\n");
+  auto r = loadPaths({dir_});
+  ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].loc.file, b);
+  EXPECT_EQ(r.errors[0].loc.line, 3);
+  EXPECT_EQ(r.errors[0].loc.column, 18);
+  EXPECT_EQ(r.errors[0].message, "External name 'w1' is also a Workload's (defined at " + a +
+                                     ":3:18); 'identity: w1' must name one thing");
+}
+
+std::vector<Diagnostic> validated(const std::string& text) {
+  auto r = parseText(text, "v.yaml");
+  validateBundle(r.bundle, r.errors);
+  return r.errors;
+}
+
+TEST(PolicyValidate, PeerIdentityMayNameAnExternal) {
+  auto errors = validated(std::string(kWorkloadW1) + "---\n" + kExternalE1 +
+                          "---\n"
+                          "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n"
+                          "  selector: {identity: w1}\n"
+                          "  egress: [{to: [{identity: e1}]}]\n"
+                          "  ingress: [{from: [{identity: e1}, {identity: w1}]}]\n");
+  EXPECT_TRUE(errors.empty()) << dump(errors);
+}
+
+TEST(PolicyValidate, SelectorIdentityMustBeAWorkload) {
+  auto errors = validated(std::string(kExternalE1) +
+                          "---\n"                                                                  // 5
+                          "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n"  // 6-9
+                          "  selector: {identity: e1}\n"                                           // 10
+                          "  egress: [{to: [{identity: ghost}]}]\n");                              // 11
+  ASSERT_EQ(errors.size(), 2u) << dump(errors);
+  EXPECT_EQ(errors[0].str(), "v.yaml:10:24: error: spec.selector: identity 'e1' is an External; a policy's "
+                             "selector selects Workloads only");
+  EXPECT_EQ(errors[1].str(), "v.yaml:11:29: error: peer: identity 'ghost' names no Workload or External");
+}
+
+TEST(PolicyValidate, NamespacedPolicySelectsOnlyItsNamespace) {
+  const std::string workloads =
+      "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: in-shop, namespace: shop}\n"
+      "spec: {cgroups: [a]}\n---\n"
+      "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: in-web, namespace: web}\n"
+      "spec: {cgroups: [b]}\n---\n"
+      "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: nowhere}\n"
+      "spec: {cgroups: [c]}\n---\n"
+      "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: labelled}\n"
+      "spec: {cgroups: [d], labels: {microseg.dev/namespace: shop}}\n---\n";  // lines 1-20
+  auto policy = [](const char* who) {
+    return std::string("apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: p-") + who +
+           ", namespace: shop}\nspec:\n  selector: {identity: " + who + "}\n  egress: []\n---\n";
+  };
+  auto errors = validated(workloads + policy("in-shop") + policy("in-web") + policy("nowhere") + policy("labelled"));
+  ASSERT_EQ(errors.size(), 2u) << dump(errors);
+  // Each policy is 7 lines from line 21; the identity value is at column 24.
+  EXPECT_EQ(errors[0].str(), "v.yaml:32:24: error: spec.selector: workload 'in-web' is in namespace 'web', not in "
+                             "the policy's namespace 'shop'");
+  EXPECT_EQ(errors[1].str(), "v.yaml:39:24: error: spec.selector: workload 'nowhere' is in no namespace, not in "
+                             "the policy's namespace 'shop'");
+}
+
 TEST_F(PolicyLoadPaths, DirectoryWithoutYaml) {
   write("README.txt", "not a policy\n");
   auto r = loadPaths({dir_});
@@ -761,7 +1097,7 @@ TEST(PolicyDiagnostic, StrFormat) {
 
   auto r = parseText("apiVersion: microseg.dev/v1\nkind: Service\nmetadata: {name: w}\nspec: {}\n", "k.yaml");
   ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
-  EXPECT_EQ(r.errors[0].str(), "k.yaml:2:7: error: kind: 'Service' is not Workload or Policy");
+  EXPECT_EQ(r.errors[0].str(), "k.yaml:2:7: error: kind: 'Service' is not Workload, External or Policy");
 
   // No line/column: the location is just the file.
   EXPECT_EQ((Diagnostic{{"d", 0, 0}, "m"}).str(), "d: error: m");

@@ -110,5 +110,42 @@ TEST(PolicySelector, ExpressionsOnSameKeyAreAnded) {
   EXPECT_FALSE(s.matches({}));  // NotIn holds but Exists does not
 }
 
+// Selectors see effective labels: the namespace label (and a label-less
+// workload's implicit name label) can be selected like any other.
+TEST(PolicySelector, EffectiveLabelsOfNamespacedObjects) {
+  Workload bare;
+  bare.name = "api";
+  bare.namespaceName = "shop";
+  Workload labelled = bare;
+  labelled.labels = {{"app", "api"}};
+  External corp;
+  corp.name = "corp-net";
+  corp.namespaceName = "shop";
+  LabelSelector inShop;
+  inShop.matchLabels = {{kNamespaceLabel, "shop"}};
+  EXPECT_TRUE(inShop.matches(bare.effectiveLabels()));
+  EXPECT_TRUE(inShop.matches(labelled.effectiveLabels()));
+  EXPECT_TRUE(inShop.matches(corp.effectiveLabels()));
+  EXPECT_FALSE(inShop.matches(labelled.labels)) << "spec.labels as written do not carry the namespace";
+  LabelSelector byName;
+  byName.matchLabels = {{kWorkloadLabel, "api"}};
+  EXPECT_TRUE(byName.matches(bare.effectiveLabels()));
+  EXPECT_FALSE(byName.matches(labelled.effectiveLabels())) << "spec.labels replace the implicit name label";
+  Workload elsewhere = bare;
+  elsewhere.namespaceName = "lab";
+  EXPECT_FALSE(inShop.matches(elsewhere.effectiveLabels()));
+}
+
+// Kubernetes semantics hold for Externals too: a missing key satisfies NotIn
+// and DoesNotExist, so such selectors also match label-less Externals.
+TEST(PolicySelector, NegativeExpressionsMatchExternalsWithoutTheKey) {
+  External bare;
+  bare.name = "partner";
+  EXPECT_TRUE(bare.effectiveLabels().empty());
+  EXPECT_TRUE(exprs({req("tier", SelectorOp::NotIn, {"web"})}).matches(bare.effectiveLabels()));
+  EXPECT_TRUE(exprs({req("tier", SelectorOp::DoesNotExist)}).matches(bare.effectiveLabels()));
+  EXPECT_FALSE(exprs({req("tier", SelectorOp::Exists)}).matches(bare.effectiveLabels()));
+}
+
 }  // namespace
 }  // namespace microseg::policy

@@ -56,6 +56,15 @@ std::string peerText(const policy::Peer& p) {
               : p.reserved == policy::ReservedPeer::World ? "world"
                                                           : "unmanaged");
     case policy::Peer::Kind::Selector: return selectorText(p.selector);
+    case policy::Peer::Kind::Cidr: {
+      std::string s = "cidr: " + p.cidr.str();
+      if (p.except.empty()) return s;
+      std::vector<policy::Cidr> holes = p.except;
+      std::sort(holes.begin(), holes.end());
+      s += " except [";
+      for (size_t i = 0; i < holes.size(); i++) s += (i ? ", " : "") + holes[i].str();
+      return s + "]";
+    }
   }
   return "?";
 }
@@ -89,38 +98,96 @@ std::string ruleText(const policy::Rule& r, Direction dir) {
   return s + "]";
 }
 
-bool subjectMatches(const policy::Peer& sel, uint32_t identity, const identity::IdentityTable& ids) {
+// A policy's namespace is part of its selector: only workloads carrying the
+// namespace label are its subjects.
+bool inNamespace(const policy::Policy& p, const policy::Labels& labels) {
+  if (p.namespaceName.empty()) return true;
+  auto it = labels.find(policy::kNamespaceLabel);
+  return it != labels.end() && it->second == p.namespaceName;
+}
+
+bool subjectMatches(const policy::Policy& p, uint32_t identity, const identity::IdentityTable& ids) {
+  auto labels = ids.labels.find(identity);
+  if (labels == ids.labels.end() || !inNamespace(p, labels->second)) return false;
+  const policy::Peer& sel = p.selector;
   if (sel.kind == policy::Peer::Kind::Identity) {
     auto it = ids.byWorkload.find(sel.identity);
     return it != ids.byWorkload.end() && it->second == identity;
   }
-  if (sel.kind == policy::Peer::Kind::Selector) {
-    auto it = ids.labels.find(identity);
-    return it != ids.labels.end() && sel.selector.matches(it->second);
-  }
-  return false;
+  return sel.kind == policy::Peer::Kind::Selector && sel.selector.matches(labels->second);
 }
 
-std::vector<uint32_t> expandPeer(const policy::Peer& p, const identity::IdentityTable& ids) {
-  switch (p.kind) {
-    case policy::Peer::Kind::Reserved:
-      switch (p.reserved) {
-        case policy::ReservedPeer::Host: return {MS_IDENTITY_HOST};
-        case policy::ReservedPeer::World: return {MS_IDENTITY_WORLD};
-        case policy::ReservedPeer::Unmanaged: return {MS_IDENTITY_UNMANAGED};
-      }
-      return {};
-    case policy::Peer::Kind::Identity:
-    case policy::Peer::Kind::Selector: {
-      std::vector<uint32_t> out;
-      for (const auto& [id, labels] : ids.labels) {
-        if (subjectMatches(p, id, ids)) out.push_back(id);
-      }
-      return out;
-    }
+// Subject identities of `p`, sorted. An identity selector is one lookup,
+// not a scan of every identity.
+std::vector<uint32_t> subjectsOf(const policy::Policy& p, const identity::IdentityTable& ids) {
+  std::vector<uint32_t> out;
+  if (p.selector.kind == policy::Peer::Kind::Identity) {
+    auto it = ids.byWorkload.find(p.selector.identity);
+    if (it != ids.byWorkload.end() && subjectMatches(p, it->second, ids)) out.push_back(it->second);
+    return out;
   }
-  return {};
+  for (const auto& [id, labels] : ids.labels) {
+    if (subjectMatches(p, id, ids)) out.push_back(id);
+  }
+  return out;
 }
+
+// What peers expand against: the identities, plus the Externals' labels
+// (label selectors match Externals too, and reach their range identities).
+class PeerExpander {
+ public:
+  PeerExpander(const policy::Bundle& bundle, const identity::IdentityTable& ids) : ids_(ids) {
+    for (const auto& [id, e] : ids.externals) ranges_.push_back(id);
+    for (const auto& e : bundle.externals) externalLabels_.emplace_back(e.name, e.effectiveLabels());
+  }
+
+  // Sorted, unique.
+  std::vector<uint32_t> expand(const policy::Peer& p) const {
+    std::vector<uint32_t> out;
+    switch (p.kind) {
+      case policy::Peer::Kind::Reserved:
+        switch (p.reserved) {
+          case policy::ReservedPeer::Host: out.push_back(MS_IDENTITY_HOST); break;
+          case policy::ReservedPeer::World:
+            // Anything that is not local, whether or not some External names it.
+            out.push_back(MS_IDENTITY_WORLD);
+            out.insert(out.end(), ranges_.begin(), ranges_.end());
+            break;
+          case policy::ReservedPeer::Unmanaged: out.push_back(MS_IDENTITY_UNMANAGED); break;
+        }
+        break;
+      case policy::Peer::Kind::Identity:
+        if (auto w = ids_.byWorkload.find(p.identity); w != ids_.byWorkload.end()) {
+          out.push_back(w->second);
+        } else {
+          addRanges(ids_.byExternal, p.identity, out);
+        }
+        break;
+      case policy::Peer::Kind::Selector:
+        for (const auto& [id, labels] : ids_.labels) {
+          if (p.selector.matches(labels)) out.push_back(id);
+        }
+        for (const auto& [name, labels] : externalLabels_) {
+          if (p.selector.matches(labels)) addRanges(ids_.byExternal, name, out);
+        }
+        break;
+      case policy::Peer::Kind::Cidr: addRanges(ids_.byCidrPeer, p.cidrText(), out); break;
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+
+ private:
+  static void addRanges(const std::map<std::string, std::vector<uint32_t>>& index, const std::string& key,
+                        std::vector<uint32_t>& out) {
+    if (auto it = index.find(key); it != index.end()) out.insert(out.end(), it->second.begin(), it->second.end());
+  }
+
+  const identity::IdentityTable& ids_;
+  std::vector<uint32_t> ranges_;                                        // every range identity
+  std::vector<std::pair<std::string, policy::Labels>> externalLabels_;  // External name -> effective labels
+};
 
 // Deny beats allow; then the earlier rule. Returns disjoint, merged pieces.
 Intervals resolve(const Intervals& in) {
@@ -218,12 +285,10 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
   // (subject, dir, proto) -> peer -> intervals
   std::map<GroupKey, std::map<uint32_t, Intervals>> groups;
   uint32_t order = 0;
+  const PeerExpander expander(bundle, ids);
 
   for (const auto* p : policies) {
-    std::vector<uint32_t> subjects;
-    for (const auto& [id, labels] : ids.labels) {
-      if (subjectMatches(p->selector, id, ids)) subjects.push_back(id);
-    }
+    const std::vector<uint32_t> subjects = subjectsOf(*p, ids);
     for (uint32_t s : subjects) {
       auto& st = state[s];
       st.egressSelected |= p->hasEgress;
@@ -252,7 +317,7 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
         } else {
           std::set<uint32_t> uniq;
           for (const auto& peer : *r.peers) {
-            for (uint32_t id : expandPeer(peer, ids)) uniq.insert(id);
+            for (uint32_t id : expander.expand(peer)) uniq.insert(id);
           }
           peers.assign(uniq.begin(), uniq.end());
         }
@@ -331,6 +396,15 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
     v.mode = st.monitor ? MS_MODE_MONITOR : st.enforce ? MS_MODE_ENFORCE : MS_MODE_INHERIT;
     out.identities[id] = v;
   }
+
+  // Already sorted by (address, prefixlen) by the identity table.
+  for (const auto& p : ids.ipcache) {
+    IpcacheEntry e;
+    e.addr = p.prefix.addr;
+    e.prefixlen = p.prefix.prefixlen;
+    e.identity = p.identity;
+    out.ipcache.push_back(e);
+  }
   return out;
 }
 
@@ -391,8 +465,11 @@ Explanation explain(const policy::Bundle& bundle, const identity::IdentityTable&
   std::sort(policies.begin(), policies.end(),
             [](const auto* a, const auto* b) { return a->name < b->name; });
   const char* protoName = protocol == MS_PROTO_TCP ? "TCP" : protocol == MS_PROTO_UDP ? "UDP" : "other";
+  std::map<std::tuple<std::string, Direction, uint32_t>, uint32_t> ruleIds;
+  for (const auto& [id, info] : compiled.rules) ruleIds[{info.policy, info.direction, info.index}] = id;
+  const PeerExpander expander(bundle, ids);
   for (const auto* p : policies) {
-    if (!subjectMatches(p->selector, subject, ids)) continue;
+    if (!subjectMatches(*p, subject, ids)) continue;
     out.selectingPolicies.push_back(p->name);
     const auto& rules = dir == Direction::Egress ? p->egress : p->ingress;
     for (uint32_t i = 0; i < rules.size(); i++) {
@@ -400,13 +477,12 @@ Explanation explain(const policy::Bundle& bundle, const identity::IdentityTable&
       Explanation::RuleCheck c;
       c.rule = p->name + "/" + std::to_string(i);
       c.text = ruleText(r, dir);
-      for (const auto& [id, info] : compiled.rules) {
-        if (info.policy == p->name && info.direction == dir && info.index == i) c.ruleId = id;
-      }
+      if (auto id = ruleIds.find({p->name, dir, i}); id != ruleIds.end()) c.ruleId = id->second;
       bool peerOk = !r.peers.has_value();
       if (!peerOk) {
         for (const auto& pe : *r.peers) {
-          for (uint32_t id : expandPeer(pe, ids)) peerOk |= id == peer;
+          const auto expanded = expander.expand(pe);
+          peerOk |= std::binary_search(expanded.begin(), expanded.end(), peer);
         }
       }
       bool protoOk = r.ports.empty(), portOk = r.ports.empty();

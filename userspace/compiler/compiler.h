@@ -3,10 +3,16 @@
 // inputs always give byte-identical output in the same order.
 //
 // Semantics (see bpf/abi.h for the key layout and lookup order):
-//  - a rule's peers expand to identities (selectors match workload label sets;
-//    `identity: X` is X's identity; reserved peers are their reserved ids;
-//    omitted peers = MS_IDENTITY_ANY); ports expand to (protocol, interval)
-//    with Protocol::Any -> TCP and UDP, omitted ports -> 0-65535;
+//  - a policy's subjects are the workload identities its selector matches,
+//    within its namespace if it has one (address ranges are never subjects);
+//  - a rule's peers expand to identities: label selectors match workload
+//    label sets and Externals' labels (-> every range identity that External
+//    is a member of); `identity: X` is Workload X's identity or every range
+//    identity of External X; an inline cidr peer is every range identity it
+//    is a member of; `world` is MS_IDENTITY_WORLD plus every range identity
+//    (anything not local); host/unmanaged are their reserved ids; omitted
+//    peers = MS_IDENTITY_ANY. Ports expand to (protocol, interval) with
+//    Protocol::Any -> TCP and UDP, omitted ports -> 0-65535;
 //  - per (subject, direction, peer, protocol) intervals are made disjoint;
 //    where intervals overlap deny beats allow; among equal verdicts the rule
 //    that comes first (policy name order, then rule index) names the entry;
@@ -58,19 +64,19 @@ struct PolicyEntry {
   ms_policy_value value{};
 };
 
-// An address range with an identity (External, inline cidr peer); prefixlen
-// counts bits of the 128-bit address (IPv4 is mapped: a /8 is 104).
+// Remote address -> identity, for the kernel's LPM trie (most specific
+// prefix wins; a miss is MS_IDENTITY_WORLD).
 struct IpcacheEntry {
-  ms_addr addr{};
-  uint32_t prefixlen = 0;
-  uint32_t identity = 0;
+  ms_addr addr{};          // network address, IPv4 mapped
+  uint32_t prefixlen = 0;  // in the 128-bit mapped space (IPv4 /n = 96+n)
+  uint32_t identity = 0;   // a range identity, or MS_IDENTITY_WORLD for a hole
 };
 
 struct CompiledPolicy {
   std::vector<PolicyEntry> entries;                 // sorted by key bytes
-  std::vector<IpcacheEntry> ipcache;                // sorted by key bytes
   std::map<uint32_t, ms_identity_value> identities; // every workload identity
   std::map<uint32_t, RuleInfo> rules;               // every rule of the bundle, by id
+  std::vector<IpcacheEntry> ipcache;                // sorted by address bytes, then prefixlen
 };
 
 struct Options {

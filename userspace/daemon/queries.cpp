@@ -11,6 +11,7 @@
 #include "control/protocol.h"
 #include "control/server.h"
 #include "daemon/daemon.h"
+#include "policy/cidr.h"
 
 namespace microseg::daemon {
 namespace {
@@ -71,10 +72,17 @@ std::set<uint32_t> Daemon::resolvePeerFilterLocked(const std::string& spec) cons
   std::set<uint32_t> out;
   if (auto r = reservedId(spec)) return {*r};
   if (auto it = ids_.byWorkload.find(spec); it != ids_.byWorkload.end()) return {it->second};
+  // An External: every identity of its ranges (several when other ranges
+  // overlap parts of it).
+  if (auto it = ids_.byExternal.find(spec); it != ids_.byExternal.end()) {
+    return {it->second.begin(), it->second.end()};
+  }
+  // A remote address: the identity the ipcache gives it.
+  if (auto addr = policy::parseAddress(spec)) return {identity::lookupAddress(ids_, *addr)};
   if (spec.find('=') == std::string::npos) {
     throw ControlError(control::kErrBadRequest,
-                       "'" + spec + "' is neither a workload, a reserved name (host, world, "
-                                    "unmanaged) nor a label selector like app=web",
+                       "'" + spec + "' is neither a workload, an External, an IP address, a reserved name "
+                                    "(host, world, unmanaged) nor a label selector like app=web",
                        {});
   }
   policy::LabelSelector sel;
@@ -89,6 +97,10 @@ std::set<uint32_t> Daemon::resolvePeerFilterLocked(const std::string& spec) cons
   }
   for (const auto& [id, labels] : ids_.labels) {
     if (sel.matches(labels)) out.insert(id);
+  }
+  for (const auto& e : bundle_.externals) {
+    if (!sel.matches(e.effectiveLabels())) continue;
+    if (auto it = ids_.byExternal.find(e.name); it != ids_.byExternal.end()) out.insert(it->second.begin(), it->second.end());
   }
   return out;
 }
@@ -172,7 +184,9 @@ void Daemon::registerQueries() {
             if (s.size() != 1) {
               throw ControlError(control::kErrBadRequest,
                                  "'" + n + "' names " + std::to_string(s.size()) +
-                                     " identities; name one workload or reserved peer",
+                                     " identities; name one workload, reserved peer or address (an "
+                                     "External whose ranges overlap others has one identity per part: "
+                                     "name an address in it)",
                                  {});
             }
             return *s.begin();

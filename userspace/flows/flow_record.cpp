@@ -1,6 +1,7 @@
 #include "flows/flow_record.h"
 
 #include "flows/flow_store.h"
+#include "policy/cidr.h"
 
 #include <arpa/inet.h>
 
@@ -9,16 +10,7 @@
 
 namespace microseg::flows {
 
-std::string formatAddr(const ms_addr& addr) {
-  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (std::memcmp(addr.a, kMapped, sizeof(kMapped)) == 0) {
-    inet_ntop(AF_INET, addr.a + 12, buf, sizeof(buf));
-  } else {
-    inet_ntop(AF_INET6, addr.a, buf, sizeof(buf));
-  }
-  return buf;
-}
+std::string formatAddr(const ms_addr& addr) { return policy::formatAddress(addr); }
 
 std::string isoTime(int64_t realtimeNs) {
   time_t secs = static_cast<time_t>(realtimeNs / 1000000000);

@@ -2,8 +2,7 @@
 
 #include <algorithm>
 #include <set>
-
-#include "bpf/abi.h"
+#include <utility>
 
 namespace microseg::identity {
 
@@ -18,11 +17,19 @@ const char* reservedName(uint32_t identity) {
   }
 }
 
+std::string ExternalIdentity::name() const {
+  std::string s;
+  for (const auto& e : externals) s += (s.empty() ? "" : ",") + e;
+  for (const auto& c : cidrPeers) s += (s.empty() ? "cidr:" : ",cidr:") + c;
+  return s;
+}
+
 std::string IdentityTable::nameOf(uint32_t identity) const {
   if (identity < MS_IDENTITY_FIRST_WORKLOAD) {
     const char* r = reservedName(identity);
     return *r != '\0' ? r : "reserved-" + std::to_string(identity);
   }
+  if (auto e = externals.find(identity); e != externals.end()) return e->second.name();
   auto it = workloads.find(identity);
   if (it == workloads.end() || it->second.empty()) return "identity-" + std::to_string(identity);
   std::string s;
@@ -30,27 +37,44 @@ std::string IdentityTable::nameOf(uint32_t identity) const {
   return s;
 }
 
-namespace {
-
-// Workloads without labels would all share one identity and be
-// indistinguishable; give each its own via an implicit name label.
-policy::Labels identityLabels(const policy::Workload& w) {
-  if (!w.labels.empty()) return w.labels;
-  return {{"microseg.dev/workload", w.name}};
+uint32_t lookupAddress(const IdentityTable& ids, const ms_addr& addr) {
+  const IpcachePrefix* best = nullptr;
+  for (const auto& p : ids.ipcache) {
+    if (p.prefix.covers(addr) && (best == nullptr || p.prefix.prefixlen > best->prefix.prefixlen)) best = &p;
+  }
+  return best == nullptr ? MS_IDENTITY_WORLD : best->identity;
 }
 
-}  // namespace
+namespace {
 
-IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable& previous) {
+// A member of an address range identity: an External (by name) or an inline
+// cidr peer (by its text). Externals sort first.
+enum class MemberKind : uint8_t { External = 0, CidrPeer = 1 };
+using Member = std::pair<MemberKind, std::string>;
+using Members = std::set<Member>;
+
+// One prefix as a member wrote it: part of its range, or a hole in it.
+struct Tag {
+  Member member;
+  bool hole = false;
+};
+
+Members membersOf(const ExternalIdentity& e) {
+  Members m;
+  for (const auto& n : e.externals) m.insert({MemberKind::External, n});
+  for (const auto& c : e.cidrPeers) m.insert({MemberKind::CidrPeer, c});
+  return m;
+}
+
+void assignWorkloads(const policy::Bundle& bundle, const IdentityTable& previous, IdentityTable& out) {
   std::map<policy::Labels, uint32_t> prevByLabels;
   for (const auto& [id, labels] : previous.labels) prevByLabels[labels] = id;
 
-  IdentityTable out;
   std::map<policy::Labels, uint32_t> byLabels;
   std::set<uint32_t> used;
   std::set<policy::Labels> fresh;  // sorted: deterministic assignment order
   for (const auto& w : bundle.workloads) {
-    const policy::Labels labels = identityLabels(w);
+    const policy::Labels labels = w.effectiveLabels();
     if (byLabels.count(labels)) continue;
     if (auto it = prevByLabels.find(labels); it != prevByLabels.end()) {
       byLabels[labels] = it->second;
@@ -66,13 +90,147 @@ IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable
     used.insert(next);
   }
   for (const auto& w : bundle.workloads) {
-    const policy::Labels labels = identityLabels(w);
+    const policy::Labels labels = w.effectiveLabels();
     const uint32_t id = byLabels.at(labels);
     out.byWorkload[w.name] = id;
     out.labels[id] = labels;
     out.workloads[id].push_back(w.name);
   }
   for (auto& [id, names] : out.workloads) std::sort(names.begin(), names.end());
+}
+
+// Every prefix any member wrote, with who wrote it and how.
+std::map<policy::Cidr, std::vector<Tag>> collectPrefixes(const policy::Bundle& bundle) {
+  std::map<policy::Cidr, std::vector<Tag>> out;
+  for (const auto& e : bundle.externals) {
+    const Member m{MemberKind::External, e.name};
+    for (const auto& c : e.cidrs) out[c].push_back({m, false});
+    for (const auto& c : e.except) out[c].push_back({m, true});
+  }
+  std::set<std::string> seen;
+  for (const auto& p : bundle.policies) {
+    for (const auto* rules : {&p.egress, &p.ingress}) {
+      for (const auto& r : *rules) {
+        if (!r.peers) continue;
+        for (const auto& peer : *r.peers) {
+          if (peer.kind != policy::Peer::Kind::Cidr) continue;
+          const std::string text = peer.cidrText();
+          if (!seen.insert(text).second) continue;
+          const Member m{MemberKind::CidrPeer, text};
+          out[peer.cidr].push_back({m, false});
+          for (const auto& c : peer.except) out[c].push_back({m, true});
+        }
+      }
+    }
+  }
+  // IPv4 lives under ::ffff:0:0/96. An IPv6 prefix that covers that bit-wise
+  // must not catch IPv4 addresses: this boundary is more specific than any
+  // such IPv6 prefix and carries only what IPv4 prefixes say.
+  ms_addr mapped{};
+  mapped.a[10] = mapped.a[11] = 0xff;
+  const policy::Cidr boundary = policy::networkOf(mapped, policy::kIpv4PrefixOffset);
+  for (const auto& [c, tags] : out) {
+    if (!c.isV4() && c.prefixlen <= policy::kIpv4PrefixOffset && c.covers(boundary.addr)) {
+      out[boundary];
+      break;
+    }
+  }
+  return out;
+}
+
+// The members of every address whose most specific prefix is `p`. Prefixes
+// nest or are disjoint, so an address in `p` (and in no more specific
+// prefix) is inside exactly the prefixes that contain `p`: membership depends
+// on `p` alone. Family-aware: only IPv4 prefixes contain an IPv4 one.
+Members membershipOf(const policy::Cidr& p, const std::map<policy::Cidr, std::vector<Tag>>& prefixes,
+                     const std::set<uint32_t>& lengths) {
+  Members in, holes;
+  const uint32_t from = p.isV4() ? policy::kIpv4PrefixOffset : 0;
+  for (auto it = lengths.lower_bound(from); it != lengths.end() && *it <= p.prefixlen; ++it) {
+    auto found = prefixes.find(policy::networkOf(p.addr, *it));
+    if (found == prefixes.end()) continue;
+    for (const auto& t : found->second) (t.hole ? holes : in).insert(t.member);
+  }
+  Members out;
+  std::set_difference(in.begin(), in.end(), holes.begin(), holes.end(), std::inserter(out, out.end()));
+  return out;
+}
+
+void assignRanges(const policy::Bundle& bundle, const IdentityTable& previous, IdentityTable& out) {
+  const auto prefixes = collectPrefixes(bundle);
+  std::set<uint32_t> lengths;
+  for (const auto& [c, tags] : prefixes) lengths.insert(c.prefixlen);
+
+  std::map<policy::Cidr, Members> membership;
+  std::set<Members> sets;
+  for (const auto& [c, tags] : prefixes) {
+    Members m = membershipOf(c, prefixes, lengths);
+    if (!m.empty()) sets.insert(m);
+    membership.emplace(c, std::move(m));
+  }
+
+  std::map<Members, uint32_t> prevBySet;
+  for (const auto& [id, e] : previous.externals) prevBySet[membersOf(e)] = id;
+  std::map<Members, uint32_t> bySet;
+  std::set<uint32_t> used;
+  for (const auto& m : sets) {
+    if (auto it = prevBySet.find(m); it != prevBySet.end()) {
+      bySet[m] = it->second;
+      used.insert(it->second);
+    }
+  }
+  uint32_t next = MS_IDENTITY_FIRST_EXTERNAL;
+  for (const auto& m : sets) {  // sorted: deterministic assignment order
+    if (bySet.count(m)) continue;
+    while (used.count(next)) next++;
+    bySet[m] = next;
+    used.insert(next);
+  }
+  for (const auto& [m, id] : bySet) {
+    ExternalIdentity& e = out.externals[id];
+    for (const auto& [kind, name] : m) {
+      (kind == MemberKind::External ? e.externals : e.cidrPeers).push_back(name);
+      (kind == MemberKind::External ? out.byExternal : out.byCidrPeer)[name].push_back(id);
+    }
+  }
+
+  // Shorter prefixes first, so each prefix's nearest kept ancestor (what the
+  // kernel falls back to without it) is settled when it is looked at. A
+  // prefix that would map to WORLD under an ancestor that does too changes no
+  // lookup and is left out; a hole under a range is kept.
+  std::vector<policy::Cidr> byLength;
+  for (const auto& [c, m] : membership) byLength.push_back(c);
+  std::stable_sort(byLength.begin(), byLength.end(),
+                   [](const policy::Cidr& a, const policy::Cidr& b) { return a.prefixlen < b.prefixlen; });
+  std::map<policy::Cidr, uint32_t> kept;
+  std::set<uint32_t> keptLengths;
+  for (const auto& c : byLength) {
+    const Members& m = membership.at(c);
+    const uint32_t id = m.empty() ? MS_IDENTITY_WORLD : bySet.at(m);
+    uint32_t fallback = MS_IDENTITY_WORLD;
+    for (auto it = keptLengths.rbegin(); it != keptLengths.rend(); ++it) {
+      if (*it >= c.prefixlen) continue;
+      if (auto k = kept.find(policy::networkOf(c.addr, *it)); k != kept.end()) {
+        fallback = k->second;
+        break;
+      }
+    }
+    if (id == MS_IDENTITY_WORLD && fallback == MS_IDENTITY_WORLD) continue;
+    kept[c] = id;
+    keptLengths.insert(c.prefixlen);
+  }
+  for (const auto& [c, id] : kept) {
+    out.ipcache.push_back({c, id});
+    if (id != MS_IDENTITY_WORLD) out.externals.at(id).prefixes.push_back(c);
+  }
+}
+
+}  // namespace
+
+IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable& previous) {
+  IdentityTable out;
+  assignWorkloads(bundle, previous, out);
+  assignRanges(bundle, previous, out);
   return out;
 }
 

@@ -1,5 +1,9 @@
-// Numeric identities for workloads: one per distinct label set, stable across
-// reloads as long as the label set exists (pure logic, no kernel).
+// Numeric identities (pure logic, no kernel), stable across reloads:
+//  - workloads: one per distinct label set, as long as the label set exists;
+//  - address ranges (Externals and inline cidr peers): one per distinct set of
+//    things an address can belong to at once, as long as that set exists. The
+//    ipcache maps prefixes to these; the kernel looks a peer's address up in
+//    an LPM trie holding it (most specific prefix wins).
 #pragma once
 
 #include <cstdint>
@@ -7,25 +11,66 @@
 #include <string>
 #include <vector>
 
+#include "bpf/abi.h"
 #include "policy/model.h"
 
 namespace microseg::identity {
 
+// The identity of the addresses that belong to exactly these members: each
+// External in `externals` (in its cidrs, outside its excepts) and each inline
+// cidr peer in `cidrPeers`, and nothing else.
+struct ExternalIdentity {
+  std::vector<std::string> externals;  // External names, sorted
+  std::vector<std::string> cidrPeers;  // inline cidr peers by Peer::cidrText(), sorted
+  std::vector<policy::Cidr> prefixes;  // ipcache prefixes with this identity, sorted
+  // "corp-net", "corp-net,partner", "cidr:10.0.0.0/8", "corp-net,cidr:10.0.0.0/8".
+  std::string name() const;
+};
+
+struct IpcachePrefix {
+  policy::Cidr prefix;
+  uint32_t identity = MS_IDENTITY_WORLD;  // an external identity, or WORLD for a hole
+};
+
 struct IdentityTable {
+  // Workload identities only (these are the policy subjects).
   std::map<std::string, uint32_t> byWorkload;             // workload name -> identity
   std::map<uint32_t, policy::Labels> labels;              // identity -> label set
   std::map<uint32_t, std::vector<std::string>> workloads; // identity -> workload names (sorted)
 
-  // "payments", "a,b" for a shared identity, or the reserved names
-  // host/world/unmanaged/any; "identity-<n>" if unknown.
+  // Address-range identities (>= MS_IDENTITY_FIRST_EXTERNAL).
+  std::map<uint32_t, ExternalIdentity> externals;
+  // Every identity whose members include this External / inline cidr peer
+  // (sorted; an External whose range overlaps another's has several).
+  std::map<std::string, std::vector<uint32_t>> byExternal;
+  std::map<std::string, std::vector<uint32_t>> byCidrPeer;  // key: Peer::cidrText()
+  // The LPM entries, sorted by prefix (address bytes, then length). A miss
+  // is MS_IDENTITY_WORLD.
+  std::vector<IpcachePrefix> ipcache;
+
+  // "payments", "a,b" for a shared identity, an ExternalIdentity::name(), or
+  // the reserved names host/world/unmanaged/any; "identity-<n>" if unknown.
   std::string nameOf(uint32_t identity) const;
 };
 
-// Assign identities to every workload of `bundle`. A label set that already has
-// an id in `previous` keeps it; new label sets get the smallest free id >=
-// MS_IDENTITY_FIRST_WORKLOAD. Deterministic: same inputs, same output. A
-// workload without labels gets the implicit label microseg.dev/workload=<name>.
+// Assign identities to every workload and address range of `bundle`. A
+// label set (or, for ranges, a member set) that already has an id in
+// `previous` keeps it; new ones get the smallest free id >=
+// MS_IDENTITY_FIRST_WORKLOAD (MS_IDENTITY_FIRST_EXTERNAL for ranges), in
+// sorted order. Deterministic: same inputs, same output. A workload gets
+// Workload::effectiveLabels() (implicit microseg.dev/workload=<name> without
+// spec.labels, plus its namespace label).
+//
+// The ipcache holds every prefix of the Externals' cidrs and excepts and of
+// the inline cidr peers' cidr and except, plus ::ffff:0:0/96 when an IPv6
+// prefix of length <= 96 covers it (so that no IPv6 range matches an IPv4
+// address), minus prefixes that would map to WORLD anyway. Every address's
+// most specific prefix then stands for exactly the members that contain it.
 IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable& previous = {});
+
+// Identity of a remote address as the kernel's LPM lookup finds it: the
+// most specific ipcache prefix covering it, MS_IDENTITY_WORLD on a miss.
+uint32_t lookupAddress(const IdentityTable& ids, const ms_addr& addr);
 
 // Reserved identity name for ids < MS_IDENTITY_FIRST_WORKLOAD, or "" if none.
 const char* reservedName(uint32_t identity);

@@ -1,5 +1,7 @@
 #include "policy/model.h"
 
+#include <algorithm>
+
 namespace microseg::policy {
 
 std::string Diagnostic::str() const {
@@ -11,9 +13,45 @@ std::string Diagnostic::str() const {
   return s + ": error: " + message;
 }
 
+std::string Peer::cidrText() const {
+  std::string s = cidr.str();
+  if (except.empty()) return s;
+  // Sorted, so the same range written with its holes in another order is the
+  // same peer (and shares its identity).
+  std::vector<Cidr> holes = except;
+  std::sort(holes.begin(), holes.end());
+  s += " except ";
+  for (size_t i = 0; i < holes.size(); i++) s += (i ? "," : "") + holes[i].str();
+  return s;
+}
+
+Labels Workload::effectiveLabels() const {
+  Labels l = labels.empty() ? Labels{{kWorkloadLabel, name}} : labels;
+  if (!namespaceName.empty()) l[kNamespaceLabel] = namespaceName;
+  return l;
+}
+
+Labels External::effectiveLabels() const {
+  Labels l = labels;
+  if (!namespaceName.empty()) l[kNamespaceLabel] = namespaceName;
+  return l;
+}
+
+bool External::contains(const ms_addr& a) const {
+  auto in = [&](const Cidr& c) { return c.contains(a); };
+  return std::any_of(cidrs.begin(), cidrs.end(), in) && std::none_of(except.begin(), except.end(), in);
+}
+
 const Workload* Bundle::findWorkload(const std::string& name) const {
   for (const auto& w : workloads) {
     if (w.name == name) return &w;
+  }
+  return nullptr;
+}
+
+const External* Bundle::findExternal(const std::string& name) const {
+  for (const auto& e : externals) {
+    if (e.name == name) return &e;
   }
   return nullptr;
 }

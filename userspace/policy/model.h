@@ -9,7 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "policy/cidr.h"
+
 namespace microseg::policy {
+
+// Set on every Workload and External with metadata.namespace; policies select
+// namespaces through it.
+inline constexpr const char* kNamespaceLabel = "microseg.dev/namespace";
+// Implicit label of a Workload without spec.labels, so it keeps an identity of
+// its own instead of sharing the empty label set with every other such one.
+inline constexpr const char* kWorkloadLabel = "microseg.dev/workload";
 
 // Where something was written. line/column are 1-based (0 = unknown).
 struct SourceLocation {
@@ -51,12 +60,19 @@ struct LabelSelector {
 
 // Which workloads a policy governs, or which peers a rule names.
 struct Peer {
-  enum class Kind : uint8_t { Selector, Identity, Reserved };
+  enum class Kind : uint8_t { Selector, Identity, Reserved, Cidr };
   Kind kind = Kind::Selector;
   LabelSelector selector;    // Kind::Selector
-  std::string identity;      // Kind::Identity: a Workload's metadata.name
+  // Kind::Identity: a Workload's metadata.name, or (peers only) an External's
+  std::string identity;
   ReservedPeer reserved = ReservedPeer::World;  // Kind::Reserved
+  Cidr cidr;                 // Kind::Cidr
+  std::vector<Cidr> except;  // Kind::Cidr: as written, each strictly inside cidr
   SourceLocation loc;
+  // Kind::Cidr: the text that identifies this inline range wherever it is
+  // written, "10.0.0.0/8" or "10.0.0.0/8 except 10.1.0.0/16,10.2.0.0/16"
+  // (excepts in address order).
+  std::string cidrText() const;
 };
 
 // One `ports` item. port omitted = all ports (first=1,last=65535 ... see
@@ -81,14 +97,36 @@ struct Rule {
 
 struct Workload {
   std::string name;
+  std::string namespaceName;         // metadata.namespace, "" = none
   std::vector<std::string> cgroups;  // glob patterns relative to the cgroup root
-  Labels labels;
+  Labels labels;                     // spec.labels as written
   std::string spiffeId;              // optional, display only
   SourceLocation loc;
+  // The label set selectors see and identities are made of: spec.labels (or
+  // kWorkloadLabel=<name> without any), plus kNamespaceLabel=<namespace>.
+  Labels effectiveLabels() const;
+};
+
+// Remote address ranges with an identity of their own.
+struct External {
+  std::string name;
+  std::string namespaceName;  // metadata.namespace, "" = none
+  Labels labels;              // spec.labels as written
+  std::vector<Cidr> cidrs;    // non-empty, no duplicates
+  std::vector<Cidr> except;   // each inside one of cidrs, covering none of them
+  SourceLocation loc;
+  // spec.labels plus kNamespaceLabel=<namespace> (no implicit name label: an
+  // External's identity comes from its addresses, not its labels).
+  Labels effectiveLabels() const;
+  // Family-aware: in one of cidrs and in none of except.
+  bool contains(const ms_addr& a) const;
 };
 
 struct Policy {
   std::string name;
+  // metadata.namespace, "" = none. Scopes `selector` to workloads with
+  // kNamespaceLabel=<namespace>; peers are not scoped.
+  std::string namespaceName;
   Peer selector;                     // Kind::Selector or Kind::Identity
   std::optional<Enforcement> enforcement;
   // has* says whether the key was present (even as an empty list): a policy
@@ -103,8 +141,10 @@ struct Policy {
 // Everything loaded from one set of files, in file order (files sorted by path).
 struct Bundle {
   std::vector<Workload> workloads;
+  std::vector<External> externals;
   std::vector<Policy> policies;
   const Workload* findWorkload(const std::string& name) const;
+  const External* findExternal(const std::string& name) const;
 };
 
 }  // namespace microseg::policy

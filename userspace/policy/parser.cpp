@@ -48,9 +48,26 @@ class DocParser {
   std::optional<std::string> scalar(const YAML::Node& node, const std::string& path);
   std::optional<int64_t> integer(const YAML::Node& node, const std::string& path);
 
-  void workload(const YAML::Node& spec, const std::string& name, const SourceLocation& at, Bundle& out);
-  void policyDoc(const YAML::Node& spec, const std::string& name, const SourceLocation& at, Bundle& out);
+  // What every kind takes from metadata.
+  struct Meta {
+    std::string name;
+    std::string ns;  // metadata.namespace, "" = none
+    SourceLocation at;
+  };
+  struct CidrItem {
+    Cidr cidr;
+    size_t index = 0;
+    YAML::Node node;
+  };
+
+  void workload(const YAML::Node& spec, const Meta& meta, Bundle& out);
+  void external(const YAML::Node& spec, const Meta& meta, Bundle& out);
+  void policyDoc(const YAML::Node& spec, const Meta& meta, Bundle& out);
   Labels labels(const YAML::Node& node, const std::string& path);
+  void namespaceLabel(const YAML::Node& labelsNode, const std::string& path, const std::string& ns);
+  std::optional<Cidr> cidrValue(const YAML::Node& node, const std::string& path);
+  std::optional<std::vector<CidrItem>> cidrList(const YAML::Node& node, const std::string& path, bool required);
+  std::optional<Peer> cidrPeer(const YAML::Node& node, const std::string& path);
   void annotations(const YAML::Node& node);
   std::optional<LabelSelector> selector(const YAML::Node& node, const std::string& path);
   std::optional<Peer> subject(const YAML::Node& node, const std::string& path);
@@ -114,6 +131,17 @@ std::optional<std::string> globProblem(const std::string& pattern) {
     i = j;
   }
   return std::nullopt;
+}
+
+// An IPv4 hole in an IPv6 range that covers the mapped space bit-wise: the
+// likely misunderstanding, so name it.
+std::string familyHint(const Cidr& inner, const std::vector<Cidr>& outers) {
+  for (const auto& o : outers) {
+    if (inner.isV4() && !o.isV4() && o.covers(inner.addr)) {
+      return " (" + o.str() + " is IPv6 and never contains IPv4 addresses)";
+    }
+  }
+  return "";
 }
 
 bool DocParser::checkMap(const YAML::Node& node, const std::string& path,
@@ -209,6 +237,54 @@ Labels DocParser::labels(const YAML::Node& node, const std::string& path) {
     out[key] = value;
   }
   if (out.size() > 64) error(node, path + ": at most 64 labels");
+  return out;
+}
+
+void DocParser::namespaceLabel(const YAML::Node& labelsNode, const std::string& path, const std::string& ns) {
+  if (ns.empty() || !labelsNode.IsMap()) return;
+  const YAML::Node v = labelsNode[kNamespaceLabel];
+  if (v && v.IsScalar() && v.Scalar() != ns) {
+    error(v, path + "." + kNamespaceLabel + ": '" + v.Scalar() + "' contradicts metadata.namespace '" + ns +
+                 "' (the namespace sets this label)");
+  }
+}
+
+std::optional<Cidr> DocParser::cidrValue(const YAML::Node& node, const std::string& path) {
+  auto text = scalar(node, path);
+  if (!text) return std::nullopt;
+  CidrError why;
+  auto c = parseCidr(*text, &why);
+  if (!c) error(node, path + ": " + why.message);
+  return c;
+}
+
+// Every item is parsed and checked for duplicates; nullopt only when the
+// node is not a list at all.
+std::optional<std::vector<DocParser::CidrItem>> DocParser::cidrList(const YAML::Node& node, const std::string& path,
+                                                                     bool required) {
+  if (!node.IsSequence()) {
+    error(node, path + ": must be a list of CIDRs (e.g. [\"10.0.0.0/8\"])");
+    return std::nullopt;
+  }
+  if (required && node.size() == 0) {
+    error(node, path + ": must be a non-empty list of CIDRs");
+    return std::nullopt;
+  }
+  std::vector<CidrItem> out;
+  size_t i = 0;
+  for (const auto& item : node) {
+    const std::string ip = path + "[" + std::to_string(i) + "]";
+    if (auto c = cidrValue(item, ip)) {
+      auto dup = std::find_if(out.begin(), out.end(), [&](const CidrItem& o) { return o.cidr == *c; });
+      if (dup != out.end()) {
+        error(item, ip + ": " + c->str() + " is listed twice (first at " + path + "[" +
+                        std::to_string(dup->index) + "])");
+      } else {
+        out.push_back({*c, i, item});
+      }
+    }
+    i++;
+  }
   return out;
 }
 
@@ -357,27 +433,52 @@ std::optional<Peer> DocParser::peer(const YAML::Node& node, const std::string& p
     return p;
   };
   if (node.IsScalar()) return reserved(node, node.Scalar());
-  if (node.IsMap() && (node["cidr"] || node["except"])) {
-    error(node["cidr"] ? node["cidr"] : node["except"],
-          path + ": cidr peers are not supported yet (External identities come later)");
-    return std::nullopt;
-  }
-  if (!checkMap(node, path, {"matchLabels", "matchExpressions", "identity", "reserved"})) {
+  if (!checkMap(node, path, {"matchLabels", "matchExpressions", "identity", "reserved", "cidr", "except"})) {
     return std::nullopt;
   }
   int forms = (node["identity"] ? 1 : 0) + (node["reserved"] ? 1 : 0) +
-              ((node["matchLabels"] || node["matchExpressions"]) ? 1 : 0);
+              ((node["matchLabels"] || node["matchExpressions"]) ? 1 : 0) +
+              ((node["cidr"] || node["except"]) ? 1 : 0);
   if (forms > 1) {
     error(node, path + ": a peer is exactly one of: a selector (matchLabels/matchExpressions), "
-                       "identity, reserved");
+                       "identity, reserved, cidr");
     return std::nullopt;
   }
+  if (node["cidr"] || node["except"]) return cidrPeer(node, path);
   if (auto r = node["reserved"]) {
     auto name = scalar(r, path + ".reserved");
     if (!name) return std::nullopt;
     return reserved(r, *name);
   }
   return selectorOrIdentity(node, path);
+}
+
+std::optional<Peer> DocParser::cidrPeer(const YAML::Node& node, const std::string& path) {
+  const size_t before = errors_.size();
+  if (!node["cidr"]) {
+    error(node["except"], path + ": 'except' needs 'cidr' (the range to take the exceptions out of)");
+    return std::nullopt;
+  }
+  Peer p;
+  p.kind = Peer::Kind::Cidr;
+  p.loc = loc(node["cidr"]);
+  auto c = cidrValue(node["cidr"], path + ".cidr");
+  if (c) p.cidr = *c;
+  auto items = node["except"] ? cidrList(node["except"], path + ".except", false) : std::nullopt;
+  if (items && c) {  // without a cidr there is nothing to check the holes against
+    for (const auto& it : *items) {
+      const std::string ip = path + ".except[" + std::to_string(it.index) + "]";
+      if (it.cidr.contains(*c)) {
+        error(it.node, ip + ": " + it.cidr.str() + " covers all of cidr " + c->str() + " (nothing would be left)");
+      } else if (!c->contains(it.cidr)) {
+        error(it.node, ip + ": " + it.cidr.str() + " is not inside cidr " + c->str() + familyHint(it.cidr, {*c}));
+      } else {
+        p.except.push_back(it.cidr);
+      }
+    }
+  }
+  if (errors_.size() != before) return std::nullopt;
+  return p;
 }
 
 std::optional<PortRange> DocParser::port(const YAML::Node& node, const std::string& path) {
@@ -505,12 +606,12 @@ std::vector<Rule> DocParser::rules(const YAML::Node& node, const std::string& pa
   return out;
 }
 
-void DocParser::workload(const YAML::Node& spec, const std::string& name, const SourceLocation& at,
-                         Bundle& out) {
+void DocParser::workload(const YAML::Node& spec, const Meta& meta, Bundle& out) {
   if (!checkMap(spec, "spec", {"cgroups", "labels", "spiffeId"})) return;
   Workload w;
-  w.name = name;
-  w.loc = at;
+  w.name = meta.name;
+  w.namespaceName = meta.ns;
+  w.loc = meta.at;
   if (auto cg = spec["cgroups"]) {
     if (!cg.IsSequence() || cg.size() == 0) {
       error(cg, "spec.cgroups: must be a non-empty list of cgroup path patterns");
@@ -548,7 +649,10 @@ void DocParser::workload(const YAML::Node& spec, const std::string& name, const 
   } else {
     error(spec, "spec: 'cgroups' is required");
   }
-  if (auto l = spec["labels"]) w.labels = labels(l, "spec.labels");
+  if (auto l = spec["labels"]) {
+    w.labels = labels(l, "spec.labels");
+    namespaceLabel(l, "spec.labels", meta.ns);
+  }
   if (auto s = spec["spiffeId"]) {
     auto v = scalar(s, "spec.spiffeId");
     if (v && v->rfind("spiffe://", 0) != 0) {
@@ -560,17 +664,63 @@ void DocParser::workload(const YAML::Node& spec, const std::string& name, const 
   out.workloads.push_back(std::move(w));
 }
 
-void DocParser::policyDoc(const YAML::Node& spec, const std::string& name, const SourceLocation& at,
-                          Bundle& out) {
+void DocParser::external(const YAML::Node& spec, const Meta& meta, Bundle& out) {
+  if (!checkMap(spec, "spec", {"labels", "cidrs", "except"})) return;
+  External e;
+  e.name = meta.name;
+  e.namespaceName = meta.ns;
+  e.loc = meta.at;
+  if (auto l = spec["labels"]) {
+    e.labels = labels(l, "spec.labels");
+    namespaceLabel(l, "spec.labels", meta.ns);
+  }
+  std::vector<CidrItem> cidrs;
+  bool cidrsOk = false;
+  if (auto c = spec["cidrs"]) {
+    const size_t before = errors_.size();
+    if (auto items = cidrList(c, "spec.cidrs", true)) cidrs = *items;
+    cidrsOk = errors_.size() == before;
+  } else {
+    error(spec, "spec: 'cidrs' is required (the address ranges this External stands for)");
+  }
+  for (const auto& c : cidrs) e.cidrs.push_back(c.cidr);
+  auto items = spec["except"] ? cidrList(spec["except"], "spec.except", false) : std::nullopt;
+  // A hole is judged against the ranges only when they all parsed, so a typo
+  // in cidrs is not reported a second time as a misplaced except.
+  if (items && cidrsOk) {
+    for (const auto& it : *items) {
+      const std::string ip = "spec.except[" + std::to_string(it.index) + "]";
+      auto covered =
+          std::find_if(cidrs.begin(), cidrs.end(), [&](const CidrItem& c) { return it.cidr.contains(c.cidr); });
+      const bool inside =
+          std::any_of(cidrs.begin(), cidrs.end(), [&](const CidrItem& c) { return c.cidr.contains(it.cidr); });
+      if (covered != cidrs.end()) {
+        error(it.node, ip + ": " + it.cidr.str() + " covers all of spec.cidrs[" + std::to_string(covered->index) +
+                           "] (" + covered->cidr.str() + "); remove that cidr instead");
+      } else if (!inside) {
+        error(it.node, ip + ": " + it.cidr.str() + " is not inside any of spec.cidrs" + familyHint(it.cidr, e.cidrs));
+      } else {
+        e.except.push_back(it.cidr);
+      }
+    }
+  }
+  out.externals.push_back(std::move(e));
+}
+
+void DocParser::policyDoc(const YAML::Node& spec, const Meta& meta, Bundle& out) {
   if (!checkMap(spec, "spec", {"selector", "enforcement", "egress", "ingress"})) return;
   Policy p;
-  p.name = name;
-  p.loc = at;
+  p.name = meta.name;
+  p.namespaceName = meta.ns;
+  p.loc = meta.at;
   bool ok = true;
   if (auto sel = spec["selector"]) {
     auto s = subject(sel, "spec.selector");
     if (s) {
       p.selector = *s;
+      if (s->kind == Peer::Kind::Selector && sel["matchLabels"].IsMap()) {
+        namespaceLabel(sel["matchLabels"], "spec.selector.matchLabels", meta.ns);
+      }
     } else {
       ok = false;
     }
@@ -646,12 +796,12 @@ void DocParser::document(const YAML::Node& doc, Bundle& out) {
   }
   auto kind = scalar(doc["kind"], "kind");
   if (!kind) return;
-  if (*kind != "Workload" && *kind != "Policy") {
-    error(doc["kind"], "kind: '" + *kind + "' is not Workload or Policy");
+  if (*kind != "Workload" && *kind != "External" && *kind != "Policy") {
+    error(doc["kind"], "kind: '" + *kind + "' is not Workload, External or Policy");
     return;
   }
   const YAML::Node md = doc["metadata"];
-  if (!checkMap(md, "metadata", {"name", "labels", "annotations"})) return;
+  if (!checkMap(md, "metadata", {"name", "namespace", "labels", "annotations"})) return;
   // With a bad or missing name the document is not kept, but its spec is still
   // checked so one run reports everything.
   bool keep = true;
@@ -668,23 +818,35 @@ void DocParser::document(const YAML::Node& doc, Bundle& out) {
   } else {
     name = *n;
   }
+  std::string ns;
+  if (auto n = md["namespace"]) {
+    if (auto v = scalar(n, "metadata.namespace"); v && !validName(*v)) {
+      error(n, "metadata.namespace: '" + *v +
+                   "' is not a valid namespace (lowercase letters, digits and '-', at most 63)");
+    } else if (v) {
+      ns = *v;
+    }
+  }
   if (auto l = md["labels"]) {
-    if (*kind == "Workload") {
+    if (*kind == "Workload" || *kind == "External") {
       // Kubernetes habit; here selection uses spec.labels only, so accepting
-      // these would silently leave the workload unselected.
-      error(md["labels"], "metadata.labels: a Workload's labels go in spec.labels");
+      // these would silently leave the object unselected.
+      error(md["labels"], "metadata.labels: a" + std::string(*kind == "External" ? "n " : " ") + *kind +
+                              "'s labels go in spec.labels");
     } else {
       labels(l, "metadata.labels");
     }
   }
   if (auto a = md["annotations"]) annotations(a);
-  const SourceLocation at = md["name"] ? loc(md["name"]) : loc(md);
+  const Meta meta{name, ns, md["name"] ? loc(md["name"]) : loc(md)};
   Bundle scratch;
   Bundle& into = keep ? out : scratch;
   if (*kind == "Workload") {
-    workload(doc["spec"], name, at, into);
+    workload(doc["spec"], meta, into);
+  } else if (*kind == "External") {
+    external(doc["spec"], meta, into);
   } else {
-    policyDoc(doc["spec"], name, at, into);
+    policyDoc(doc["spec"], meta, into);
   }
 }
 
@@ -707,10 +869,33 @@ std::string locStr(const SourceLocation& l) {
   return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
 }
 
-void checkIdentityRef(const Bundle& b, const Peer& p, const std::string& what,
-                      std::vector<Diagnostic>& errors) {
-  if (p.kind == Peer::Kind::Identity && b.findWorkload(p.identity) == nullptr) {
-    errors.push_back({p.loc, what + ": identity '" + p.identity + "' names no Workload"});
+std::string nsText(const std::string& ns) { return ns.empty() ? "no namespace" : "namespace '" + ns + "'"; }
+
+void checkSubjectRef(const Bundle& b, const Policy& p, std::vector<Diagnostic>& errors) {
+  const Peer& s = p.selector;
+  if (s.kind != Peer::Kind::Identity) return;
+  const Workload* w = b.findWorkload(s.identity);
+  if (w == nullptr) {
+    errors.push_back({s.loc, "spec.selector: identity '" + s.identity + "' " +
+                                 (b.findExternal(s.identity) != nullptr
+                                      ? "is an External; a policy's selector selects Workloads only"
+                                      : "names no Workload")});
+    return;
+  }
+  if (p.namespaceName.empty()) return;
+  const Labels l = w->effectiveLabels();
+  auto it = l.find(kNamespaceLabel);
+  const std::string wns = it == l.end() ? "" : it->second;
+  if (wns != p.namespaceName) {
+    errors.push_back({s.loc, "spec.selector: workload '" + s.identity + "' is in " + nsText(wns) +
+                                 ", not in the policy's namespace '" + p.namespaceName + "'"});
+  }
+}
+
+void checkPeerRef(const Bundle& b, const Peer& p, std::vector<Diagnostic>& errors) {
+  if (p.kind == Peer::Kind::Identity && b.findWorkload(p.identity) == nullptr &&
+      b.findExternal(p.identity) == nullptr) {
+    errors.push_back({p.loc, "peer: identity '" + p.identity + "' names no Workload or External"});
   }
 }
 
@@ -747,6 +932,18 @@ void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors) {
                                    locStr(it->second->loc) + ")"});
     }
   }
+  std::map<std::string, const External*> externals;
+  for (const auto& e : bundle.externals) {
+    auto [it, fresh] = externals.emplace(e.name, &e);
+    if (!fresh) {
+      errors.push_back({e.loc, "duplicate External name '" + e.name + "' (first defined at " +
+                                   locStr(it->second->loc) + ")"});
+    } else if (auto w = workloads.find(e.name); w != workloads.end()) {
+      errors.push_back({e.loc, "External name '" + e.name + "' is also a Workload's (defined at " +
+                                   locStr(w->second->loc) + "); 'identity: " + e.name +
+                                   "' must name one thing"});
+    }
+  }
   std::map<std::string, const Policy*> policies;
   for (const auto& p : bundle.policies) {
     auto [it, fresh] = policies.emplace(p.name, &p);
@@ -754,11 +951,11 @@ void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors) {
       errors.push_back({p.loc, "duplicate Policy name '" + p.name + "' (first defined at " +
                                    locStr(it->second->loc) + ")"});
     }
-    checkIdentityRef(bundle, p.selector, "spec.selector", errors);
+    checkSubjectRef(bundle, p, errors);
     for (const auto* list : {&p.egress, &p.ingress}) {
       for (const auto& r : *list) {
         if (!r.peers) continue;
-        for (const auto& peer : *r.peers) checkIdentityRef(bundle, peer, "peer", errors);
+        for (const auto& peer : *r.peers) checkPeerRef(bundle, peer, errors);
       }
     }
   }
@@ -820,6 +1017,7 @@ ParseResult loadPaths(const std::vector<std::string>& paths) {
     ParseResult one = parseText(ss.str(), f);
     out.errors.insert(out.errors.end(), one.errors.begin(), one.errors.end());
     for (auto& w : one.bundle.workloads) out.bundle.workloads.push_back(std::move(w));
+    for (auto& e : one.bundle.externals) out.bundle.externals.push_back(std::move(e));
     for (auto& p : one.bundle.policies) out.bundle.policies.push_back(std::move(p));
   }
   validateBundle(out.bundle, out.errors);
