@@ -150,12 +150,16 @@ struct ms_identity_value {
  * Precedence is resolved by the compiler, not by the trie: per (subject,
  * direction, peer, protocol) the compiler emits DISJOINT port intervals, in
  * which deny already beats allow, and it folds wildcard-peer denies into
- * every specific peer's intervals. The datapath therefore needs at most two
- * lookups and takes the first hit:
+ * every specific peer's intervals. It also folds `world` intervals into
+ * every remote-range identity (>= MS_IDENTITY_FIRST_EXTERNAL) that has
+ * entries of its own; a range identity without entries is world to the
+ * policy. The datapath therefore needs at most three lookups and takes the
+ * first hit:
  *
- *   1. {subject, peer, dir, proto, port}    specific peer
- *   2. {subject, ANY,  dir, proto, port}    wildcard peer
- *   3. miss -> default deny (if the subject is isolated in that direction)
+ *   1. {subject, peer,  dir, proto, port}   specific peer
+ *   2. {subject, WORLD, dir, proto, port}   only for a remote-range identity
+ *   3. {subject, ANY,   dir, proto, port}   wildcard peer
+ *   4. miss -> default deny (if the subject is isolated in that direction)
  *
  * Example: "allow to server TCP/8080" and "deny to ANY TCP/8000-8099"
  * compile to {S, server, E, TCP, 8000/15..} = deny (the deny was folded in),

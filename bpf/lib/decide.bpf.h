@@ -15,9 +15,10 @@
  *      with that peer (see ms_udp_flows in abi.h); a UDP flow a rule of
  *      this generation already allowed;
  *   3. peer = the other end's identity (identity.bpf.h, packet.bpf.h);
- *   4. policy: {subject, peer, dir, proto, port}, then {subject, ANY, ...}
- *      (see abi.h); miss -> default deny if the subject is isolated in
- *      that direction, else allow;
+ *   4. policy: {subject, peer, dir, proto, port}, then for a remote range
+ *      {subject, WORLD, ...}, then {subject, ANY, ...} (see abi.h); miss ->
+ *      default deny if the subject is isolated in that direction, else
+ *      allow;
  *   5. deny in monitor mode (per identity, else global) -> audit, pass.
  * Entry points return 1 to let the syscall/packet through, 0 to refuse it
  * (EPERM for connect/sendmsg, drop for packets).
@@ -71,6 +72,13 @@ static __always_inline struct ms_policy_value *policy_lookup(void *policy, __u32
 	v = bpf_map_lookup_elem(policy, &key);
 	if (v)
 		return v;
+	/* A remote range is part of world (abi.h: lookup order). */
+	if (peer >= MS_IDENTITY_FIRST_EXTERNAL) {
+		key.peer = MS_IDENTITY_WORLD;
+		v = bpf_map_lookup_elem(policy, &key);
+		if (v)
+			return v;
+	}
 	key.peer = MS_IDENTITY_ANY;
 	return bpf_map_lookup_elem(policy, &key);
 }

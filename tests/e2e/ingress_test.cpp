@@ -351,14 +351,15 @@ class RemoteHost : public Ingress {
                          "ms" + std::to_string(getpid() % 100000) + "r"));
   }
   std::string policy(int p, int q) const {
-    const std::string ps = std::to_string(p), qs = std::to_string(q);
+    const std::string ps = std::to_string(p), qs = std::to_string(q), ws = std::to_string(p + 2);
     return workloads() +
            doc("External", "partner",
                "  labels: {zone: partner}\n  cidrs: [\"10.79.0.0/24\", \"fd00:79::/64\"]\n"
                "  except: [\"10.79.0.128/25\", \"fd00:79::8000:0/97\"]\n") +
            doc("Policy", "server-in", "  selector: {identity: server}\n  ingress:\n"
                                       "    - from: [{identity: partner}]\n      ports: [{port: " + ps + ", protocol: TCP}]\n"
-                                      "    - from: [{matchLabels: {zone: partner}}]\n      ports: [{port: " + ps + ", protocol: UDP}]\n") +
+                                      "    - from: [{matchLabels: {zone: partner}}]\n      ports: [{port: " + ps + ", protocol: UDP}]\n"
+                                      "    - from: [world]\n      ports: [{port: " + ws + ", protocol: TCP}]\n") +
            doc("Policy", "server-out", "  selector: {identity: server}\n  egress:\n"
                                        "    - to: [{cidr: 10.79.0.0/24, except: [10.79.0.128/25]}]\n"
                                        "      ports: [{port: " + qs + ", protocol: TCP}]\n");
@@ -371,9 +372,10 @@ TEST_F(RemoteHost, ExternalCidrsAdmitARemoteHostExceptItsHoles) {
   Child s4 = tcpServer(srv_, AF_INET, "0.0.0.0", p, nsS_.path());
   Child s6 = tcpServer(srv_, AF_INET6, "::", p, nsS_.path());
   Child su = udpEchoServer(srv_, AF_INET, "0.0.0.0", p, nsS_.path());
+  Child sw = tcpServer(srv_, AF_INET, "0.0.0.0", p + 2, nsS_.path());
   const std::string remote = ownCgroup();  // outside the managed tree
   Child r4 = tcpServer(remote, AF_INET, "0.0.0.0", q, nsR_.path());
-  ASSERT_TRUE(s4.ready() && s6.ready() && su.ready() && r4.ready());
+  ASSERT_TRUE(s4.ready() && s6.ready() && su.ready() && sw.ready() && r4.ready());
   startDaemon(policy(p, q));
   const std::string R = nsR_.path(), S = nsS_.path();
 
@@ -398,6 +400,12 @@ TEST_F(RemoteHost, ExternalCidrsAdmitARemoteHostExceptItsHoles) {
   });
   ASSERT_TRUE(world) << daemon_->log();
   EXPECT_EQ((*world)["src"]["workload"], "world");
+
+  // `world` is everything remote, the partner's range included.
+  for (const char* src : {"10.79.0.2", "10.79.0.200", "10.80.0.2"}) {
+    const std::string dst = std::string(src).rfind("10.79.", 0) == 0 ? "10.79.0.1" : "10.80.0.1";
+    EXPECT_EQ(tcpFrom(remote, AF_INET, dst, p + 2, R, src), 0) << src;
+  }
 
   // The server's egress by inline cidr: the range, not its hole.
   EXPECT_EQ(tcpFrom(srv_, AF_INET, "10.79.0.2", q, S), 0);

@@ -345,7 +345,8 @@ TEST(CompilerRemote, LabelSelectorsMatchExternalsToo) {
 
 TEST(CompilerRemote, WorldIsEverythingNotLocal) {
   Remote f(policyDoc("p", "  selector: {identity: web}\n  egress:\n    - to: [world]\n  ingress:\n    - from: [world]\n"));
-  const std::set<std::string> world{"world", "corp-net", "corp-net,partner", "partner"};
+  // One set of entries for world; the ranges are looked up as world.
+  const std::set<std::string> world{"world"};
   EXPECT_EQ(f.peerNames(f.web, Direction::Egress), world);
   EXPECT_EQ(f.peerNames(f.web, Direction::Ingress), world);
   for (const char* a : {"8.8.8.8", "10.2.0.1", "10.1.0.1", "10.66.0.1", "192.0.2.1", "fd00::1", "2001:db8::1"}) {
@@ -673,6 +674,41 @@ TEST(Identities, SameLabelsShareAndIdsAreStable) {
   // Deterministic.
   auto ids3 = identity::assignIdentities(r.bundle);
   EXPECT_EQ(ids3.byWorkload, ids.byWorkload);
+}
+
+TEST(CompilerRemote, WorldRulesDoNotMultiplyWithTheNumberOfExternals) {
+  // A world rule compiles to world entries only, however many ranges exist;
+  // only a range with rules of its own carries the world intervals too.
+  auto entriesWith = [](int externals, bool namedOne) {
+    std::string y =
+        "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: web}\nspec: {cgroups: [web]}\n";
+    for (int i = 0; i < externals; i++) {
+      y += "---\napiVersion: microseg.dev/v1\nkind: External\nmetadata: {name: e" + std::to_string(i) +
+           "}\nspec: {cidrs: [\"10." + std::to_string(i) + ".0.0/16\"]}\n";
+    }
+    y += "---\napiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n  selector: {identity: web}\n"
+         "  egress:\n    - to: [world]\n      ports: [{port: 443, protocol: TCP}]\n";
+    if (namedOne) y += "    - action: deny\n      to: [{identity: e0}]\n      ports: [{port: 22, protocol: TCP}]\n";
+    auto r = policy::parseText(y, "t.yaml");
+    EXPECT_TRUE(r.ok());
+    auto ids = identity::assignIdentities(r.bundle);
+    RuleRegistry reg;
+    auto out = compile(r.bundle, ids, reg);
+    // Whatever the entries, every range still gets world's verdict.
+    for (const auto& [id, e] : ids.externals) {
+      EXPECT_EQ(evaluate(out, ids.byWorkload.at("web"), id, Direction::Egress, MS_PROTO_TCP, 443).verdict,
+                MS_VERDICT_ALLOW);
+      if (namedOne) {
+        const bool e0 = e.externals == std::vector<std::string>{"e0"};
+        EXPECT_EQ(evaluate(out, ids.byWorkload.at("web"), id, Direction::Egress, MS_PROTO_TCP, 22).verdict,
+                  MS_VERDICT_DENY) << e0;
+      }
+    }
+    return out.entries.size();
+  };
+  const size_t none = entriesWith(0, false);
+  EXPECT_EQ(entriesWith(200, false), none);
+  EXPECT_EQ(entriesWith(200, true), none + 2) << "e0's own deny, plus world's 443 folded into e0";
 }
 
 }  // namespace

@@ -149,9 +149,10 @@ class PeerExpander {
         switch (p.reserved) {
           case policy::ReservedPeer::Host: out.push_back(MS_IDENTITY_HOST); break;
           case policy::ReservedPeer::World:
-            // Anything that is not local, whether or not some External names it.
+            // Anything that is not local, whether or not some External names
+            // it: the kernel looks a range identity up as itself, then as
+            // world (see covers() and the world folding in compile()).
             out.push_back(MS_IDENTITY_WORLD);
-            out.insert(out.end(), ranges_.begin(), ranges_.end());
             break;
           case policy::ReservedPeer::Unmanaged: out.push_back(MS_IDENTITY_UNMANAGED); break;
         }
@@ -176,6 +177,14 @@ class PeerExpander {
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
+  }
+
+  // Does peer `p` name identity `id`? `world` also names every range.
+  bool covers(const policy::Peer& p, uint32_t id) const {
+    const auto expanded = expand(p);
+    if (std::binary_search(expanded.begin(), expanded.end(), id)) return true;
+    return p.kind == policy::Peer::Kind::Reserved && p.reserved == policy::ReservedPeer::World &&
+           id >= MS_IDENTITY_FIRST_EXTERNAL;
   }
 
  private:
@@ -356,6 +365,15 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
 
   for (auto& [group, byPeer] : groups) {
     const auto& [subject, dir, proto] = group;
+    // A range identity with rules of its own must also carry the world
+    // rules (it is part of world), so that precedence between them holds;
+    // one without falls back to the world entries in the kernel.
+    if (auto w = byPeer.find(MS_IDENTITY_WORLD); w != byPeer.end()) {
+      const Intervals world = w->second;
+      for (auto it = byPeer.lower_bound(MS_IDENTITY_FIRST_EXTERNAL); it != byPeer.end(); ++it) {
+        it->second.insert(it->second.end(), world.begin(), world.end());
+      }
+    }
     Intervals anyDenies;
     if (auto it = byPeer.find(MS_IDENTITY_ANY); it != byPeer.end()) {
       for (const auto& iv : it->second) {
@@ -432,6 +450,7 @@ Decision evaluate(const CompiledPolicy& compiled, uint32_t subject, uint32_t pee
     return best;
   };
   const PolicyEntry* hit = lookup(peer);
+  if (hit == nullptr && peer >= MS_IDENTITY_FIRST_EXTERNAL) hit = lookup(MS_IDENTITY_WORLD);
   if (hit == nullptr) hit = lookup(MS_IDENTITY_ANY);
   if (hit != nullptr) {
     d.verdict = hit->value.verdict;
@@ -480,10 +499,7 @@ Explanation explain(const policy::Bundle& bundle, const identity::IdentityTable&
       if (auto id = ruleIds.find({p->name, dir, i}); id != ruleIds.end()) c.ruleId = id->second;
       bool peerOk = !r.peers.has_value();
       if (!peerOk) {
-        for (const auto& pe : *r.peers) {
-          const auto expanded = expander.expand(pe);
-          peerOk |= std::binary_search(expanded.begin(), expanded.end(), peer);
-        }
+        for (const auto& pe : *r.peers) peerOk |= expander.covers(pe, peer);
       }
       bool protoOk = r.ports.empty(), portOk = r.ports.empty();
       for (const auto& pr : r.ports) {

@@ -9,8 +9,11 @@
 //    label sets and Externals' labels (-> every range identity that External
 //    is a member of); `identity: X` is Workload X's identity or every range
 //    identity of External X; an inline cidr peer is every range identity it
-//    is a member of; `world` is MS_IDENTITY_WORLD plus every range identity
-//    (anything not local); host/unmanaged are their reserved ids; omitted
+//    is a member of; `world` is MS_IDENTITY_WORLD, which also stands for
+//    every range identity (anything not local): a range identity that has
+//    entries of its own also gets the world intervals of the same (subject,
+//    direction, protocol) folded in, one that has none is looked up as world
+//    by the kernel; host/unmanaged are their reserved ids; omitted
 //    peers = MS_IDENTITY_ANY. Ports expand to (protocol, interval) with
 //    Protocol::Any -> TCP and UDP, omitted ports -> 0-65535;
 //  - per (subject, direction, peer, protocol) intervals are made disjoint;
