@@ -474,9 +474,9 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
                       .count();
   lastApplyMs_ = ms;
   spdlog::info("policy: generation {} applied ({}): {} workloads, {} policies, {} identities, "
-               "{} map entries, {} cgroups, {:.1f} ms",
+               "{} map entries, {} cgroups, {} map writes, {:.1f} ms",
                generation_, why, bundle_.workloads.size(), bundle_.policies.size(),
-               ids_.labels.size(), out.entries, gen.cgroups.size(), ms);
+               ids_.labels.size(), out.entries, gen.cgroups.size(), datapath_->lastApplyWrites(), ms);
   record(out);
   return out;
 }

@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "common/cgroup.h"
+#include "datapath/slot_state.h"
 #include "microseg.skel.h"
 
 #ifndef BPF_FS_MAGIC
@@ -67,11 +68,16 @@ Result<void> ensureBpffs(const std::string& dir) {
   return {};
 }
 
+}  // namespace
+
+// How an inner map of a slot is created.
 struct InnerSpec {
   bpf_map_type type;
   const char* name;
   uint32_t keySize, valueSize, maxEntries;
 };
+
+namespace {
 
 constexpr InnerSpec kCgroupsSpec{BPF_MAP_TYPE_HASH, "ms_cgroups_in", sizeof(uint64_t),
                                  sizeof(ms_cgroup_value), MS_MAX_CGROUPS};
@@ -81,29 +87,6 @@ constexpr InnerSpec kPolicySpec{BPF_MAP_TYPE_LPM_TRIE, "ms_policy_in", sizeof(ms
                                 sizeof(ms_policy_value), MS_MAX_POLICY_ENTRIES};
 constexpr InnerSpec kIpcacheSpec{BPF_MAP_TYPE_LPM_TRIE, "ms_ipcache_in", sizeof(ms_ipcache_key),
                                  sizeof(ms_ipcache_value), MS_MAX_IPCACHE};
-
-std::string keyBytes(const ms_ipcache_key& k) { return std::string(reinterpret_cast<const char*>(&k), sizeof(k)); }
-
-ms_ipcache_key keyOf(const std::string& bytes) {
-  ms_ipcache_key k{};
-  std::memcpy(&k, bytes.data(), sizeof(k));
-  return k;
-}
-
-// The ipcache a generation gets: compiled ranges, run-time addresses over them.
-std::map<std::string, ms_ipcache_value> compiledIpcache(const compiler::CompiledPolicy* policy) {
-  std::map<std::string, ms_ipcache_value> out;
-  if (policy == nullptr) return out;
-  for (const auto& e : policy->ipcache) {
-    ms_ipcache_key k{};
-    k.prefixlen = e.prefixlen;
-    k.addr = e.addr;
-    ms_ipcache_value v{};
-    v.identity = e.identity;
-    out[keyBytes(k)] = v;
-  }
-  return out;
-}
 
 Result<UniqueFd> createInner(const InnerSpec& spec) {
   LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
@@ -118,6 +101,32 @@ Result<void> updateElem(int fd, const char* name, const void* key, const void* v
   int rc = bpf_map_update_elem(fd, key, value, flags);
   if (rc != 0) return libbpfError("update of map", name, rc);
   return {};
+}
+
+// Writes `d` into the map `fd` (of `spec`); counts the writes in `writes`.
+template <typename K, typename V>
+Result<void> writeDiff(int fd, const InnerSpec& spec, const Diff<K, V>& d, size_t& writes) {
+  for (const auto& k : d.removes) {
+    if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) return sysError("delete from map", spec.name);
+    writes++;
+  }
+  for (const auto& [k, v] : d.upserts) {
+    if (auto r = updateElem(fd, spec.name, &k, &v); !r) {
+      Error err = r.error();
+      err.detail = std::to_string(d.upserts.size()) + " writes, capacity " + std::to_string(spec.maxEntries);
+      return err;
+    }
+    writes++;
+  }
+  return {};
+}
+
+// Writes the whole `want` into an empty map.
+template <typename K, typename V>
+Result<void> writeAll(int fd, const InnerSpec& spec, const Entries<K, V>& want, size_t& writes) {
+  Diff<K, V> d;
+  d.upserts = want;
+  return writeDiff(fd, spec, d, writes);
 }
 
 }  // namespace
@@ -310,121 +319,151 @@ Result<void> BpfDatapath::writeConfig() {
   return updateElem(bpf_map__fd(skel_->maps.ms_config), "ms_config", &zero, &config_);
 }
 
-Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
-  const uint32_t slot = config_.active_slot ^ 1u;
-  SlotMaps next;
-  auto cg = createInner(kCgroupsSpec);
-  if (!cg) return cg.error();
-  auto id = createInner(kIdentitiesSpec);
-  if (!id) return id.error();
-  auto po = createInner(kPolicySpec);
-  if (!po) return po.error();
-  auto ip = createInner(kIpcacheSpec);
-  if (!ip) return ip.error();
-  next.cgroups = std::move(cg.value());
-  next.identities = std::move(id.value());
-  next.policy = std::move(po.value());
-  next.ipcache = std::move(ip.value());
-
-  for (const auto& c : gen.cgroups) {
-    ms_cgroup_value v{};
-    v.identity = c.identity;
-    v.flags = c.flags;
-    uint64_t key = c.cgroupId;
-    if (auto r = updateElem(next.cgroups.get(), kCgroupsSpec.name, &key, &v); !r) return r;
+Result<SlotMaps> BpfDatapath::freshSlot(const SlotState& want) {
+  SlotMaps m;
+  for (auto [spec, fd] : {std::pair{&kCgroupsSpec, &m.cgroups}, std::pair{&kIdentitiesSpec, &m.identities},
+                          std::pair{&kPolicySpec, &m.policy}, std::pair{&kIpcacheSpec, &m.ipcache}}) {
+    auto made = createInner(*spec);
+    if (!made) return made.error();
+    *fd = std::move(made.value());
   }
-  if (gen.policy != nullptr) {
-    for (const auto& [ident, value] : gen.policy->identities) {
-      ms_identity_value v = value;
-      if (auto it = gen.modeOverrides.find(ident); it != gen.modeOverrides.end()) v.mode = it->second;
-      uint32_t key = ident;
-      if (auto r = updateElem(next.identities.get(), kIdentitiesSpec.name, &key, &v); !r) return r;
-    }
-    for (const auto& e : gen.policy->entries) {
-      if (auto r = updateElem(next.policy.get(), kPolicySpec.name, &e.key, &e.value); !r) {
-        Error err = r.error();
-        err.detail = "entry " + std::to_string(&e - gen.policy->entries.data()) + " of " +
-                     std::to_string(gen.policy->entries.size()) + ", capacity " +
-                     std::to_string(kPolicySpec.maxEntries);
-        return err;
-      }
-    }
+  if (auto r = writeAll(m.cgroups.get(), kCgroupsSpec, want.cgroups, lastWrites_); !r) return r.error();
+  if (auto r = writeAll(m.identities.get(), kIdentitiesSpec, want.identities, lastWrites_); !r) return r.error();
+  if (auto r = writeAll(m.policy.get(), kPolicySpec, want.policy, lastWrites_); !r) return r.error();
+  if (auto r = writeAll(m.ipcache.get(), kIpcacheSpec, want.ipcache, lastWrites_); !r) return r.error();
+  return m;
+}
+
+Result<void> BpfDatapath::installSlot(uint32_t slot, SlotMaps maps) {
+  const std::pair<bpf_map*, int> outer[] = {{skel_->maps.ms_cgroups, maps.cgroups.get()},
+                                            {skel_->maps.ms_identities, maps.identities.get()},
+                                            {skel_->maps.ms_policy, maps.policy.get()},
+                                            {skel_->maps.ms_ipcache, maps.ipcache.get()}};
+  for (const auto& [map, fd] : outer) {
+    if (auto r = updateElem(bpf_map__fd(map), bpf_map__name(map), &slot, &fd); !r) return r;
   }
+  slots_[slot] = std::move(maps);
+  return {};
+}
 
-  auto compiled = compiledIpcache(gen.policy);
-  std::map<std::string, ms_ipcache_value> addresses;
-  for (const auto& a : gen.addresses) addresses[keyBytes(a.key)] = a.value;
-  auto ipcache = compiled;
-  for (const auto& [k, v] : addresses) ipcache[k] = v;
-  for (const auto& [k, v] : ipcache) {
-    const ms_ipcache_key key = keyOf(k);
-    if (auto r = updateElem(next.ipcache.get(), kIpcacheSpec.name, &key, &v); !r) {
-      Error err = r.error();
-      err.detail = std::to_string(ipcache.size()) + " entries, capacity " + std::to_string(kIpcacheSpec.maxEntries);
-      return err;
-    }
-  }
+Result<void> BpfDatapath::writeSlotDiff(const SlotMaps& m, const SlotState& from, const SlotState& to) {
+  if (auto r = writeDiff(m.cgroups.get(), kCgroupsSpec, diff(from.cgroups, to.cgroups), lastWrites_); !r) return r;
+  if (auto r = writeDiff(m.identities.get(), kIdentitiesSpec, diff(from.identities, to.identities), lastWrites_); !r)
+    return r;
+  if (auto r = writeDiff(m.policy.get(), kPolicySpec, diff(from.policy, to.policy), lastWrites_); !r) return r;
+  return writeDiff(m.ipcache.get(), kIpcacheSpec, diff(from.ipcache, to.ipcache), lastWrites_);
+}
 
-  // Install the complete inner maps in the inactive slot, then flip.
-  int cgFd = next.cgroups.get(), idFd = next.identities.get(), poFd = next.policy.get(),
-      ipFd = next.ipcache.get();
-  if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_cgroups), "ms_cgroups", &slot, &cgFd); !r)
-    return r;
-  if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_identities), "ms_identities", &slot, &idFd);
-      !r)
-    return r;
-  if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_policy), "ms_policy", &slot, &poFd); !r)
-    return r;
-  if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_ipcache), "ms_ipcache", &slot, &ipFd); !r)
-    return r;
-
-  ms_config next_cfg = config_;
-  next_cfg.active_slot = slot;
-  next_cfg.generation = gen.number;
+Result<void> BpfDatapath::flip(uint32_t slot, uint64_t generation) {
+  ms_config next = config_;
+  next.active_slot = slot;
+  next.generation = generation;
   uint32_t zero = 0;
-  if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_config), "ms_config", &zero, &next_cfg); !r)
+  if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_config), "ms_config", &zero, &next); !r) return r;
+  config_ = next;
+  return {};
+}
+
+Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
+  SlotState next = slotStateOf(gen);
+  const uint32_t inactive = config_.active_slot ^ 1u;
+  lastWrites_ = 0;
+  if (synced_) {
+    // Both slots hold state_: write the difference into the inactive one,
+    // flip, then bring the other one level.
+    if (auto r = writeSlotDiff(slots_[inactive], state_, next); !r) {
+      synced_ = false;  // the inactive slot is half-written: rebuild next time
+      return r;
+    }
+  } else {
+    // First generation of this run (or after a failed write): whole new
+    // maps for the inactive slot.
+    auto fresh = freshSlot(next);
+    if (!fresh) return fresh.error();
+    if (auto r = installSlot(inactive, std::move(fresh.value())); !r) return r;
+  }
+  if (auto r = flip(inactive, gen.number); !r) {
+    synced_ = false;
     return r;
-  config_ = next_cfg;
-  slots_[slot] = std::move(next);
-  compiledIpcache_ = std::move(compiled);
-  addresses_ = std::move(addresses);
+  }
+  const uint32_t other = inactive ^ 1u;
+  Result<void> level;
+  if (synced_) {
+    level = writeSlotDiff(slots_[other], state_, next);
+  } else if (auto fresh = freshSlot(next); fresh) {
+    level = installSlot(other, std::move(fresh.value()));
+  } else {
+    level = fresh.error();
+  }
+  // The generation is in force either way; an unlevelled slot is rebuilt
+  // whole by the next generation.
+  synced_ = level.ok();
+  if (!level) spdlog::warn("datapath: {} (the next generation rebuilds the inactive slot)", level.error().str());
+  state_ = std::move(next);
+  compiled_.clear();
+  if (gen.policy != nullptr) {
+    for (const auto& e : gen.policy->ipcache) {
+      ms_ipcache_key k{};
+      k.prefixlen = e.prefixlen;
+      k.addr = e.addr;
+      ms_ipcache_value v{};
+      v.identity = e.identity;
+      compiled_.emplace_back(k, v);
+    }
+  }
+  normalize(compiled_);
+  return {};
+}
+
+// An edit between generations goes to the active slot and, while both hold
+// the same state, to the inactive one too.
+template <typename K, typename V>
+Result<void> BpfDatapath::editBoth(UniqueFd SlotMaps::*map, const InnerSpec& spec, Entries<K, V>& current,
+                                   const Entries<K, V>& changes, const std::vector<K>& removes) {
+  Diff<K, V> d;
+  d.upserts = changes;
+  d.removes = removes;
+  size_t writes = 0;
+  const uint32_t active = config_.active_slot & 1;
+  if (!(slots_[active].*map)) return Error{"update", spec.name, 0, "no generation applied"};
+  if (auto r = writeDiff((slots_[active].*map).get(), spec, d, writes); !r) {
+    synced_ = false;
+    return r;
+  }
+  if (synced_) {
+    if (auto r = writeDiff((slots_[active ^ 1u].*map).get(), spec, d, writes); !r) {
+      synced_ = false;
+      spdlog::warn("datapath: {} (the next generation rebuilds the inactive slot)", r.error().str());
+    }
+  }
+  patch(current, changes, removes);
   return {};
 }
 
 Result<void> BpfDatapath::upsertCgroups(const std::vector<CgroupEntry>& entries) {
-  const auto& active = slots_[config_.active_slot & 1];
-  if (!active.cgroups) return Error{"update cgroups", "ms_cgroups", 0, "no generation applied"};
+  Entries<uint64_t, ms_cgroup_value> changes;
   for (const auto& c : entries) {
     ms_cgroup_value v{};
     v.identity = c.identity;
     v.flags = c.flags;
-    uint64_t key = c.cgroupId;
-    if (auto r = updateElem(active.cgroups.get(), kCgroupsSpec.name, &key, &v); !r) return r;
+    changes.emplace_back(c.cgroupId, v);
   }
-  return {};
+  return editBoth(&SlotMaps::cgroups, kCgroupsSpec, state_.cgroups, changes, {});
 }
 
 Result<void> BpfDatapath::removeCgroups(const std::vector<uint64_t>& cgroupIds) {
-  const auto& active = slots_[config_.active_slot & 1];
-  if (!active.cgroups) return {};
-  for (uint64_t id : cgroupIds) {
-    if (bpf_map_delete_elem(active.cgroups.get(), &id) != 0 && errno != ENOENT) {
-      return sysError("delete from map", kCgroupsSpec.name);
-    }
-  }
-  return {};
+  return editBoth(&SlotMaps::cgroups, kCgroupsSpec, state_.cgroups, {}, cgroupIds);
 }
 
 Result<void> BpfDatapath::setIdentityMode(uint32_t identity, uint32_t mode,
                                           const compiler::CompiledPolicy& policy) {
-  const auto& active = slots_[config_.active_slot & 1];
   auto it = policy.identities.find(identity);
-  if (it == policy.identities.end() || !active.identities) {
+  if (it == policy.identities.end()) {
     return Error{"set identity mode", "identity " + std::to_string(identity), ENOENT, {}};
   }
   ms_identity_value v = it->second;
   v.mode = mode;
-  return updateElem(active.identities.get(), kIdentitiesSpec.name, &identity, &v);
+  return editBoth(&SlotMaps::identities, kIdentitiesSpec, state_.identities, {{identity, v}}, {});
 }
 
 Result<void> BpfDatapath::setMode(uint32_t mode) {
@@ -439,29 +478,12 @@ Result<void> BpfDatapath::setMode(uint32_t mode) {
 }
 
 Result<void> BpfDatapath::setAddresses(const std::vector<AddressEntry>& addresses) {
-  const auto& active = slots_[config_.active_slot & 1];
-  if (!active.ipcache) return Error{"update addresses", "ms_ipcache", 0, "no generation applied"};
-  std::map<std::string, ms_ipcache_value> next;
-  for (const auto& a : addresses) next[keyBytes(a.key)] = a.value;
-  const int fd = active.ipcache.get();
-  for (const auto& [k, v] : next) {
-    auto it = addresses_.find(k);
-    if (it != addresses_.end() && std::memcmp(&it->second, &v, sizeof(v)) == 0) continue;
-    const ms_ipcache_key key = keyOf(k);
-    if (auto r = updateElem(fd, kIpcacheSpec.name, &key, &v); !r) return r;
-  }
-  for (const auto& [k, v] : addresses_) {
-    if (next.count(k)) continue;
-    const ms_ipcache_key key = keyOf(k);
-    // A compiled range of the same prefix comes back; else the entry goes.
-    if (auto c = compiledIpcache_.find(k); c != compiledIpcache_.end()) {
-      if (auto r = updateElem(fd, kIpcacheSpec.name, &key, &c->second); !r) return r;
-    } else if (bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT) {
-      return sysError("delete from map", kIpcacheSpec.name);
-    }
-  }
-  addresses_ = std::move(next);
-  return {};
+  // The ipcache is the compiled ranges with the addresses over them.
+  Entries<ms_ipcache_key, ms_ipcache_value> want = compiled_;
+  for (const auto& a : addresses) want.emplace_back(a.key, a.value);
+  normalize(want);
+  const auto d = diff(state_.ipcache, want);
+  return editBoth(&SlotMaps::ipcache, kIpcacheSpec, state_.ipcache, d.upserts, d.removes);
 }
 
 Result<void> BpfDatapath::syncListeners(const std::vector<identity::Listener>& listeners,

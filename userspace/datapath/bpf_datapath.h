@@ -7,12 +7,20 @@
 
 #include "common/fd.h"
 #include "datapath/datapath.h"
+#include "datapath/slot_state.h"
 
 struct microseg_bpf;  // generated skeleton (microseg.skel.h)
 struct bpf_link;
 struct ring_buffer;
 
 namespace microseg::datapath {
+
+struct InnerSpec;
+
+// Inner maps of one slot (cgroups, identities, policy, ipcache).
+struct SlotMaps {
+  UniqueFd cgroups, identities, policy, ipcache;
+};
 
 struct BpfOptions {
   std::string cgroupRoot;      // absolute path of the managed cgroup v2 dir
@@ -72,10 +80,20 @@ class BpfDatapath final : public Datapath {
   const std::string& pinDir() const { return pinDir_; }
   // Cgroup ids in the active slot (to garbage-collect after adoption).
   std::vector<uint64_t> activeCgroupIds() const;
+  // Map writes the last applyGeneration made (a difference once both slots
+  // hold the same generation; everything twice for the first).
+  size_t lastApplyWrites() const { return lastWrites_; }
 
  private:
   BpfDatapath() = default;
   Result<void> writeConfig();
+  Result<SlotMaps> freshSlot(const SlotState& want);
+  Result<void> installSlot(uint32_t slot, SlotMaps maps);
+  Result<void> writeSlotDiff(const SlotMaps& m, const SlotState& from, const SlotState& to);
+  Result<void> flip(uint32_t slot, uint64_t generation);
+  template <typename K, typename V>
+  Result<void> editBoth(UniqueFd SlotMaps::*map, const InnerSpec& spec, Entries<K, V>& current,
+                        const Entries<K, V>& changes, const std::vector<K>& removes);
   Result<void> pin();
   Result<void> adoptSlots();
   void retireLegacy();
@@ -92,14 +110,13 @@ class BpfDatapath final : public Datapath {
   ms_config config_{};
   // Inner maps per slot: [slot] -> fds. The active slot's fds are edited by
   // churn updates; the inactive slot is rebuilt whole by applyGeneration.
-  struct SlotMaps {
-    UniqueFd cgroups, identities, policy, ipcache;
-  };
   SlotMaps slots_[2];
-  // What the active slot's ipcache holds: compiled entries (by key bytes)
-  // and the run-time addresses written over them.
-  std::map<std::string, ms_ipcache_value> compiledIpcache_;
-  std::map<std::string, ms_ipcache_value> addresses_;
+  // What the active slot holds, and (synced_) the inactive one too.
+  SlotState state_;
+  bool synced_ = false;
+  // The compiled ranges of the generation in force (addresses go over them).
+  Entries<ms_ipcache_key, ms_ipcache_value> compiled_;
+  size_t lastWrites_ = 0;
   std::set<std::string> staleBinds_;  // key bytes + cookie missing from the last dump
   const EventHandler* handler_ = nullptr;
   std::string pinDir_;

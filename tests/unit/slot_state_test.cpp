@@ -1,0 +1,118 @@
+// The userspace mirror of a generation slot and the difference that the
+// kernel backend writes between two generations.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "datapath/slot_state.h"
+
+namespace microseg::datapath {
+namespace {
+
+using E = Entries<uint64_t, ms_cgroup_value>;
+
+ms_cgroup_value cg(uint32_t identity, uint32_t flags = 0) {
+  ms_cgroup_value v{};
+  v.identity = identity;
+  v.flags = flags;
+  return v;
+}
+
+// Applies a diff to a map model the way the kernel backend does.
+std::map<uint64_t, uint32_t> applied(const E& from, const Diff<uint64_t, ms_cgroup_value>& d) {
+  std::map<uint64_t, uint32_t> m;
+  for (const auto& [k, v] : from) m[k] = v.identity;
+  for (const auto& k : d.removes) m.erase(k);
+  for (const auto& [k, v] : d.upserts) m[k] = v.identity;
+  return m;
+}
+
+TEST(SlotState, DiffHoldsOnlyWhatChanged) {
+  E from = {{1, cg(256)}, {2, cg(257)}, {3, cg(258)}};
+  E to = {{1, cg(256)}, {3, cg(259)}, {4, cg(260)}};
+  normalize(from);
+  normalize(to);
+  auto d = diff(from, to);
+  ASSERT_EQ(d.removes.size(), 1u);
+  EXPECT_EQ(d.removes[0], 2u);
+  ASSERT_EQ(d.upserts.size(), 2u);
+  EXPECT_EQ(d.upserts[0].first, 3u);
+  EXPECT_EQ(d.upserts[1].first, 4u);
+  EXPECT_EQ(diff(to, to).size(), 0u) << "nothing to write for the same state";
+  EXPECT_EQ(diff(E{}, to).upserts.size(), to.size());
+  EXPECT_EQ(diff(to, E{}).removes.size(), to.size());
+}
+
+TEST(SlotState, DiffOfRandomStatesTurnsOneIntoTheOther) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 200; round++) {
+    E a, b;
+    for (int i = 0; i < 60; i++) {
+      if (rng() % 2) a.emplace_back(rng() % 100, cg(256 + rng() % 3));
+      if (rng() % 2) b.emplace_back(rng() % 100, cg(256 + rng() % 3));
+    }
+    normalize(a);
+    normalize(b);
+    std::map<uint64_t, uint32_t> want;
+    for (const auto& [k, v] : b) want[k] = v.identity;
+    EXPECT_EQ(applied(a, diff(a, b)), want) << "round " << round;
+    E patched = a;
+    auto d = diff(a, b);
+    patch(patched, d.upserts, d.removes);
+    ASSERT_EQ(patched.size(), b.size());
+    EXPECT_EQ(diff(patched, b).size(), 0u) << "round " << round;
+  }
+}
+
+TEST(SlotState, NormalizeKeepsTheLastValueOfAKey) {
+  E e = {{5, cg(1)}, {2, cg(2)}, {5, cg(3)}};
+  normalize(e);
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].first, 2u);
+  EXPECT_EQ(e[1].second.identity, 3u);
+}
+
+TEST(SlotState, AnAddressOverridesACompiledRangeOfTheSamePrefix) {
+  compiler::CompiledPolicy policy;
+  compiler::IpcacheEntry range;
+  range.addr.a[10] = 0xff;
+  range.addr.a[11] = 0xff;
+  range.addr.a[12] = 10;
+  range.prefixlen = 128;
+  range.identity = MS_IDENTITY_FIRST_EXTERNAL;
+  policy.ipcache.push_back(range);
+  compiler::IpcacheEntry other = range;
+  other.addr.a[12] = 11;
+  policy.ipcache.push_back(other);
+  ms_policy_key k{};
+  k.prefixlen = MS_POLICY_PREFIX_FULL;
+  k.subject = 256;
+  policy.entries.push_back({k, {}});
+  policy.identities[256] = {};
+  Generation gen;
+  gen.policy = &policy;
+  AddressEntry host;
+  host.key.prefixlen = 128;
+  host.key.addr = range.addr;
+  host.value.identity = MS_IDENTITY_HOST;
+  host.value.flags = MS_IPCACHE_F_HOST;
+  gen.addresses.push_back(host);
+  gen.cgroups.push_back({42, 256, 0});
+  gen.modeOverrides[256] = MS_MODE_ENFORCE;
+  const SlotState s = slotStateOf(gen);
+  ASSERT_EQ(s.ipcache.size(), 2u);
+  for (const auto& [key, v] : s.ipcache) {
+    if (key.addr.a[12] == 10) {
+      EXPECT_EQ(v.identity, MS_IDENTITY_HOST) << "this host's address, not the range";
+    } else {
+      EXPECT_EQ(v.identity, MS_IDENTITY_FIRST_EXTERNAL);
+    }
+  }
+  ASSERT_EQ(s.identities.size(), 1u);
+  EXPECT_EQ(s.identities[0].second.mode, MS_MODE_ENFORCE) << "runtime mode override applied";
+  EXPECT_EQ(s.cgroups.size(), 1u);
+  EXPECT_EQ(s.policy.size(), 1u);
+}
+
+}  // namespace
+}  // namespace microseg::datapath

@@ -1,0 +1,118 @@
+// What one slot of the generation maps (policy, ipcache, cgroups,
+// identities) holds, mirrored in userspace as sorted vectors, and the
+// difference between two such states. Pure logic: the kernel backend writes a
+// new generation as the difference from the one in force, first into the
+// inactive slot (then flips), then into the other, so both slots stay equal
+// and a one-rule change costs a handful of map writes, not a rebuild.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "bpf/abi.h"
+#include "datapath/datapath.h"
+
+namespace microseg::datapath {
+
+// Keys compare by their bytes (hash and LPM keys are raw bytes to the kernel).
+template <typename K>
+bool keyLess(const K& a, const K& b) {
+  return std::memcmp(&a, &b, sizeof(K)) < 0;
+}
+
+template <typename K, typename V>
+using Entries = std::vector<std::pair<K, V>>;  // sorted by keyLess, unique keys
+
+struct SlotState {
+  Entries<ms_policy_key, ms_policy_value> policy;
+  Entries<ms_ipcache_key, ms_ipcache_value> ipcache;
+  Entries<uint64_t, ms_cgroup_value> cgroups;
+  Entries<uint32_t, ms_identity_value> identities;
+  size_t size() const { return policy.size() + ipcache.size() + cgroups.size() + identities.size(); }
+};
+
+// The state a generation asks for: compiled policy entries and identities
+// (with the runtime mode overrides), compiled ranges with the run-time
+// addresses written over them (an address wins over a range of the same
+// prefix), and the cgroups.
+SlotState slotStateOf(const Generation& gen);
+
+template <typename K, typename V>
+struct Diff {
+  Entries<K, V> upserts;  // new keys and keys whose value changed
+  std::vector<K> removes;
+  size_t size() const { return upserts.size() + removes.size(); }
+};
+
+template <typename K, typename V>
+Diff<K, V> diff(const Entries<K, V>& from, const Entries<K, V>& to) {
+  Diff<K, V> d;
+  size_t i = 0, j = 0;
+  while (i < from.size() || j < to.size()) {
+    if (j == to.size() || (i < from.size() && keyLess(from[i].first, to[j].first))) {
+      d.removes.push_back(from[i++].first);
+    } else if (i == from.size() || keyLess(to[j].first, from[i].first)) {
+      d.upserts.push_back(to[j++]);
+    } else {
+      if (std::memcmp(&from[i].second, &to[j].second, sizeof(V)) != 0) d.upserts.push_back(to[j]);
+      i++;
+      j++;
+    }
+  }
+  return d;
+}
+
+// Sorts by key and keeps the LAST value of a duplicate key.
+template <typename K, typename V>
+void normalize(Entries<K, V>& e) {
+  std::stable_sort(e.begin(), e.end(), [](const auto& a, const auto& b) { return keyLess(a.first, b.first); });
+  Entries<K, V> out;
+  out.reserve(e.size());
+  for (auto& x : e) {
+    if (!out.empty() && std::memcmp(&out.back().first, &x.first, sizeof(K)) == 0) {
+      out.back().second = x.second;
+    } else {
+      out.push_back(x);
+    }
+  }
+  e = std::move(out);
+}
+
+// Replaces (or inserts) the values of `changes` in the sorted `e`, and
+// removes `removes`.
+template <typename K, typename V>
+void patch(Entries<K, V>& e, const Entries<K, V>& changes, const std::vector<K>& removes) {
+  Entries<K, V> c = changes;
+  normalize(c);
+  Entries<K, V> merged;
+  merged.reserve(e.size() + c.size());
+  size_t i = 0, j = 0;
+  while (i < e.size() || j < c.size()) {
+    if (j == c.size() || (i < e.size() && keyLess(e[i].first, c[j].first))) {
+      merged.push_back(e[i++]);
+    } else if (i == e.size() || keyLess(c[j].first, e[i].first)) {
+      merged.push_back(c[j++]);
+    } else {
+      merged.push_back(c[j++]);
+      i++;
+    }
+  }
+  if (!removes.empty()) {
+    std::vector<K> r = removes;
+    std::sort(r.begin(), r.end(), keyLess<K>);
+    Entries<K, V> kept;
+    kept.reserve(merged.size());
+    size_t k = 0;
+    for (auto& x : merged) {
+      while (k < r.size() && keyLess(r[k], x.first)) k++;
+      if (k < r.size() && std::memcmp(&r[k], &x.first, sizeof(K)) == 0) continue;
+      kept.push_back(x);
+    }
+    merged = std::move(kept);
+  }
+  e = std::move(merged);
+}
+
+}  // namespace microseg::datapath
