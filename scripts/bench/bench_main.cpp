@@ -107,13 +107,15 @@ Args parseArgs(int argc, char** argv, int from) {
 
 // ---- policy generation ------------------------------------------------------
 // M workloads w0..w(M-1) (cgroup pattern "w<i>", label app=w<i>: one identity
-// each). Rule 0 (policy p-w0, first rule): w0 may reach w0 on allowPort TCP and
-// UDP (2 map entries): the benchmark's allowed flow; any other port of w0 is
+// each). Rule 0 (policy p-w0): w0 may reach w0 on allowPort TCP and UDP, and
+// w0 admits w0 there (4 map entries: egress and ingress, both protocols): the
+// benchmark's allowed flow, judged on both sides; any other port of w0 is
 // default-deny (audited in monitor mode). Rules 1..N-1 are fillers spread
-// round-robin over the subjects, each to one identity peer on one TCP port,
-// with (subject, peer, port) unique and ports never adjacent, so each filler
-// compiles to exactly one map entry: expected entries = (N - 1) + 2.
-// `changed` moves the port of the last filler rule (a one-rule change).
+// round-robin over the subjects, alternately egress (to one identity peer)
+// and ingress (from one), each on one TCP port, with (subject, peer, port)
+// unique and ports never adjacent, so each filler compiles to exactly one map
+// entry: expected entries = (N - 1) + 4. `changed` moves the port of the last
+// filler rule (a one-rule change).
 struct GenResult {
   std::string yaml;
   long expectedEntries = 0;
@@ -128,11 +130,13 @@ GenResult genPolicy(long rules, long idents, int allowPort, bool changed) {
          "}\nspec:\n  cgroups: [\"w" + std::to_string(i) + "\"]\n  labels: {app: w" +
          std::to_string(i) + "}\n---\n";
   }
-  // rules per subject
-  std::vector<std::vector<std::string>> per(static_cast<size_t>(idents));
-  per[0].push_back("    - to: [{identity: w0}]\n      ports: [{port: " + std::to_string(allowPort) +
-                   ", protocol: TCP}, {port: " + std::to_string(allowPort) +
+  // rules per subject and direction
+  std::vector<std::vector<std::string>> out(static_cast<size_t>(idents)), in(static_cast<size_t>(idents));
+  const std::string ap = std::to_string(allowPort);
+  out[0].push_back("    - to: [{identity: w0}]\n      ports: [{port: " + ap + ", protocol: TCP}, {port: " + ap +
                    ", protocol: UDP}]\n");
+  in[0].push_back("    - from: [{identity: w0}]\n      ports: [{port: " + ap + ", protocol: TCP}, {port: " + ap +
+                  ", protocol: UDP}]\n");
   for (long k = 1; k < rules; k++) {
     const long f = k - 1;
     const long s = f % idents, j = f / idents;
@@ -140,18 +144,29 @@ GenResult genPolicy(long rules, long idents, int allowPort, bool changed) {
     long port = 1024 + 2 * (j / idents);
     if (port > 49999) die("gen-policy: too many rules per identity pair");
     if (changed && k == rules - 1) port = 60001;
-    per[size_t(s)].push_back("    - to: [{identity: w" + std::to_string(peer) +
-                             "}]\n      ports: [{port: " + std::to_string(port) +
-                             ", protocol: TCP}]\n");
+    const std::string rest = "[{identity: w" + std::to_string(peer) + "}]\n      ports: [{port: " +
+                             std::to_string(port) + ", protocol: TCP}]\n";
+    if (k % 2) {
+      out[size_t(s)].push_back("    - to: " + rest);
+    } else {
+      in[size_t(s)].push_back("    - from: " + rest);
+    }
   }
   for (long s = 0; s < idents; s++) {
-    if (per[size_t(s)].empty()) continue;
+    if (out[size_t(s)].empty() && in[size_t(s)].empty()) continue;
     y += "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: p-w" + std::to_string(s) +
-         "}\nspec:\n  selector: {identity: w" + std::to_string(s) + "}\n  egress:\n";
-    for (const auto& r : per[size_t(s)]) y += r;
+         "}\nspec:\n  selector: {identity: w" + std::to_string(s) + "}\n";
+    if (!out[size_t(s)].empty()) {
+      y += "  egress:\n";
+      for (const auto& r : out[size_t(s)]) y += r;
+    }
+    if (!in[size_t(s)].empty()) {
+      y += "  ingress:\n";
+      for (const auto& r : in[size_t(s)]) y += r;
+    }
     y += "---\n";
   }
-  return {y, (rules - 1) + 2};
+  return {y, (rules - 1) + 4};
 }
 
 int cmdGenPolicy(const Args& a) {
