@@ -104,8 +104,7 @@ struct ms_config {
 	__u64 answer_ttl_ns;  /* how long a heard UDP peer may be answered */
 	__u64 root_cgroup_id; /* cgroup the programs are attached to; a restarted
 	                         daemon adopts pinned state only for the same root */
-	__u64 host_netns_cookie; /* network namespace of the daemon ("this host"):
-	                            owner of the addresses flagged MS_IPCACHE_F_HOST */
+	__u64 host_netns_cookie; /* network namespace of the daemon ("this host") */
 };
 
 /* ---- cgroup -> identity: ms_cgroups_<slot> (inner HASH) --------------- */
@@ -198,11 +197,12 @@ struct ms_addr {
  *     overlapping ranges so that every prefix's identity stands for exactly
  *     the set of Externals/cidr peers containing it (`except` carves holes);
  *   - addresses of this host's network namespace: MS_IPCACHE_F_HOST,
- *     identity MS_IDENTITY_HOST, netns_cookie = the host netns. The peer is
- *     then the owner of the listening socket there (ms_binds), never the IP;
+ *     identity MS_IDENTITY_HOST, netns_cookie = the host netns;
  *   - addresses of a workload's own network namespace (a container):
  *     MS_IPCACHE_F_NETNS, identity = that workload, netns_cookie = its netns.
- *     The owner of the listener in that netns is asked first.
+ *   For an address of the judging socket's own netns (flag HOST or NETNS
+ *   and the same cookie) the peer is the socket found by lookup there, never
+ *   the IP; the entry's identity is used when there is none.
  * A miss is MS_IDENTITY_WORLD.
  *
  * IPv4 is stored mapped, so an IPv4 a.b.c.d/n is prefixlen 96 + n over
@@ -223,41 +223,18 @@ struct ms_ipcache_value {
 	__u64 netns_cookie;   /* F_HOST/F_NETNS: netns owning the address, else 0 */
 };
 
-/* ---- local listeners: ms_binds (HASH) ---------------------------------- */
-/* Recorded by cgroup/post_bind4|6, removed by cgroup/sock_release. The
- * identity of a local destination comes from here, never from its IP. An
- * unspecified bind (0.0.0.0 / ::) is stored with the unspecified address.
- * Keyed by network namespace: every container has its own loopback and
- * its own port space. */
-struct ms_bind_key {
-	__u64 netns_cookie;   /* netns of the bound socket */
-	struct ms_addr addr;  /* bound address (mapped for IPv4) */
-	__be16 port;          /* bound port */
-	__u8  protocol;       /* MS_PROTO_* */
-	__u8  _pad0[5];
-};
-
-struct ms_bind_value {
-	__u64 cookie;         /* socket cookie of the owner, for release */
-	__u64 cgroup_id;      /* cgroup that created the owning socket */
-	__u64 anchor_cgroup_id; /* nearest ancestor with an identity at bind */
-};
-
 /* ---- per-socket state: ms_sockets (SK_STORAGE) ------------------------ */
-/* Only for sockets that need it: a bound socket (post_bind adds its
- * listener key, because cgroup/sock_release may not read the socket's
- * address and needs it to remove the ms_binds entry) and a connected UDP
- * socket. A socket's identity needs no state: the kernel fixes a socket's
- * cgroup when the socket is created (bpf_sk_cgroup_id), and passing its fd
- * to another cgroup does not change it. */
-#define MS_SOCK_F_BOUND     (1u << 0) /* `bound` holds this socket's ms_binds key */
-#define MS_SOCK_F_CONNECTED (1u << 1) /* UDP connect() passed the egress check:
+/* Only for connected UDP sockets. Nothing else about a socket needs state:
+ * its identity is the cgroup the kernel fixed when the socket was created
+ * (and passing its fd to another cgroup does not change it), and a local
+ * peer is found by looking its socket up (bpf_sk_lookup_tcp|udp), never by
+ * bookkeeping of binds. */
+#define MS_SOCK_F_CONNECTED (1u << 0) /* UDP connect() passed the egress check:
                                          datagrams from the connected peer are
                                          replies (the kernel delivers nothing
                                          else to a connected UDP socket) */
 
 struct ms_sock_state {
-	struct ms_bind_key bound; /* valid with MS_SOCK_F_BOUND */
 	__u32 flags;            /* MS_SOCK_F_* */
 	__u32 _pad0;
 };
@@ -297,7 +274,6 @@ enum ms_counter {
 	MS_CTR_AUDITED,         /* would-deny passed in monitor mode */
 	MS_CTR_EVENTS_LOST,     /* ring buffer full: event dropped, counted */
 	MS_CTR_UDP_ANSWERS,     /* UDP datagrams passed as answers/replies */
-	MS_CTR_BIND_TABLE_FULL, /* post_bind could not record an owner */
 	MS_CTR_NO_POLICY,       /* verdict with no policy map: failed closed */
 	MS_CTR_UNPARSED,        /* inbound packet without a TCP/UDP header we could
 	                           find, to a governed socket: failed closed */
@@ -342,7 +318,6 @@ struct ms_event {
 #define MS_MAX_POLICY_ENTRIES  (1u << 20)
 #define MS_MAX_CGROUPS         65536u
 #define MS_MAX_IDENTITIES      65536u
-#define MS_MAX_BINDS           65536u
 #define MS_MAX_UDP_FLOWS       65536u
 #define MS_MAX_IPCACHE         (1u << 18)
 #define MS_RINGBUF_BYTES       (4u << 20)

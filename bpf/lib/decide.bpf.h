@@ -274,7 +274,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id);
 	netns = bpf_get_netns_cookie(ctx);
 	if (f.subject == MS_IDENTITY_PENDING) {
-		f.peer = egress_peer(g.cgroups, g.ipcache, netns, addr, port, f.protocol,
+		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, netns, addr, port, f.protocol,
 				     &f.dst_cgroup_id);
 		return refuse_pending(&g, &f);
 	}
@@ -290,7 +290,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 			if (connect)
 				mark_connected(sk);
 			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
-				f.peer = egress_peer(g.cgroups, g.ipcache, netns, addr, port,
+				f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, netns, addr, port,
 						     f.protocol, &f.dst_cgroup_id);
 				log_answer(&f);
 			}
@@ -298,7 +298,8 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 		}
 	}
 
-	f.peer = egress_peer(g.cgroups, g.ipcache, netns, addr, port, f.protocol, &f.dst_cgroup_id);
+	f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, netns, addr, port, f.protocol,
+			     &f.dst_cgroup_id);
 	pass = judge(&g, &f);
 	if (pass && f.protocol == MS_PROTO_UDP) {
 		udp_flow_note(uf, cookie, addr, port, true,

@@ -86,39 +86,36 @@ static __always_inline __u32 sk_identity(void *cgroups, const struct ms_config *
 	return cgroup_identity(cgroups, *cgroup_id, anchor_of(cgroups, cfg, cgrp));
 }
 
-/* Owner of the local socket bound to (addr, port, proto) in netns `netns`:
- * exact address first, then the unspecified address of its family, then a
- * dual-stack "::" listener for IPv4. 0 if nobody under the root owns it. */
-static __always_inline __u32 local_owner(void *cgroups, __u64 netns, const struct ms_addr *addr,
-					 __be16 port, __u8 proto, __u64 *owner_cgroup)
+/* The socket of this netns a connection or datagram to (addr, port, proto)
+ * would reach: the kernel's own lookup (a listener or a bound UDP socket,
+ * wildcard and dual-stack binds included), so no bind has to be tracked.
+ * Returns its identity (`host` if outside the managed tree), 0 if none. */
+static __always_inline __u32 local_listener(void *ctx, void *cgroups, const struct ms_config *cfg,
+					    const struct ms_addr *addr, __be16 port, __u8 proto,
+					    __u64 *owner_cgroup)
 {
-	struct ms_bind_key key = {};
-	struct ms_bind_value *b;
-	__u32 *w = (__u32 *)key.addr.a;
-	bool v4 = addr_is_v4(addr);
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 size, id;
 
-	key.netns_cookie = netns;
-	key.addr = *addr;
-	key.port = port;
-	key.protocol = proto;
-	b = bpf_map_lookup_elem(&ms_binds, &key);
-	if (!b) {
-		w[3] = 0; /* ::ffff:0.0.0.0 for IPv4, :: needs w[0..2] too */
-		if (!v4) {
-			w[0] = 0;
-			w[1] = 0;
-			w[2] = 0;
-		}
-		b = bpf_map_lookup_elem(&ms_binds, &key);
+	if (addr_is_v4(addr)) {
+		t.ipv4.daddr = ((const __u32 *)addr->a)[3];
+		t.ipv4.dport = port;
+		size = sizeof(t.ipv4);
+	} else {
+		__builtin_memcpy(t.ipv6.daddr, addr->a, 16);
+		t.ipv6.dport = port;
+		size = sizeof(t.ipv6);
 	}
-	if (!b && v4) {
-		w[2] = 0;
-		b = bpf_map_lookup_elem(&ms_binds, &key);
-	}
-	if (!b)
+	if (proto == MS_PROTO_TCP)
+		sk = bpf_sk_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	else
+		sk = bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
 		return 0;
-	*owner_cgroup = b->cgroup_id;
-	return cgroup_identity(cgroups, b->cgroup_id, b->anchor_cgroup_id);
+	id = sk_identity(cgroups, cfg, sk, owner_cgroup);
+	bpf_sk_release(sk);
+	return id;
 }
 
 static __always_inline struct ms_ipcache_value *ipcache_lookup(void *ipcache,
@@ -132,27 +129,28 @@ static __always_inline struct ms_ipcache_value *ipcache_lookup(void *ipcache,
 }
 
 /* The other end of an egress flow from a socket in netns `netns` to
- * (addr, port, proto). `owner_cgroup` gets the listener's cgroup if local. */
-static __always_inline __u32 egress_peer(void *cgroups, void *ipcache, __u64 netns,
+ * (addr, port, proto). `owner_cgroup` gets the receiving socket's cgroup if
+ * it is local. */
+static __always_inline __u32 egress_peer(void *ctx, void *cgroups, void *ipcache,
+					 const struct ms_config *cfg, __u64 netns,
 					 const struct ms_addr *addr, __be16 port, __u8 proto,
 					 __u64 *owner_cgroup)
 {
-	struct ms_ipcache_value *v;
+	struct ms_ipcache_value *v = NULL;
 	__u32 id;
 
-	if (addr_is_loopback(addr)) {
-		id = local_owner(cgroups, netns, addr, port, proto, owner_cgroup);
-		return id ? id : MS_IDENTITY_HOST;
+	if (!addr_is_loopback(addr)) {
+		v = ipcache_lookup(ipcache, addr);
+		if (!v)
+			return MS_IDENTITY_WORLD;
+		/* Only an address of this very netns has its socket here. */
+		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS)) || v->netns_cookie != netns)
+			return v->identity;
 	}
-	v = ipcache_lookup(ipcache, addr);
-	if (!v)
-		return MS_IDENTITY_WORLD;
-	if (v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS)) {
-		id = local_owner(cgroups, v->netns_cookie, addr, port, proto, owner_cgroup);
-		if (id)
-			return id;
-	}
-	return v->identity;
+	id = local_listener(ctx, cgroups, cfg, addr, port, proto, owner_cgroup);
+	if (id)
+		return id;
+	return v ? v->identity : MS_IDENTITY_HOST;
 }
 
 #endif /* MICROSEG_BPF_LIB_IDENTITY_H */

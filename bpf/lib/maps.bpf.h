@@ -84,16 +84,8 @@ struct {
 } ms_ipcache SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, MS_MAX_BINDS);
-	__type(key, struct ms_bind_key);
-	__type(value, struct ms_bind_value);
-} ms_binds SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	/* no CLONE: an accepted socket is not bound and not connected UDP */
+	/* no CLONE: an accepted socket is not connected UDP */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct ms_sock_state);

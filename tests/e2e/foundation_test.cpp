@@ -385,8 +385,35 @@ TEST_F(Foundation, UnmanagedCgroupsAreNotGovernedAndHostListenersAreHost) {
   EXPECT_EQ((*deny)["dst"]["workload"], "host");
 }
 
+TEST_F(Foundation, AListenerWithoutBindIsItsWorkloadAtOnce) {
+  startDaemon("enforce");
+  // listen() without bind(): the kernel picks the port; no bind hook ever
+  // sees it. The datapath finds the listener by the kernel's own lookup.
+  int pfd[2];
+  ASSERT_EQ(pipe(pfd), 0);
+  Child server(srv_, [&] {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || listen(fd, 16) != 0) return -1;
+    sockaddr_in sin{};
+    socklen_t len = sizeof(sin);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
+    const int port = ntohs(sin.sin_port);
+    return write(pfd[1], &port, sizeof(port)) == sizeof(port) ? fd : -1;
+  }, [](int) { sleep(30); });
+  ASSERT_TRUE(server.ready());
+  int port = 0;
+  ASSERT_EQ(read(pfd[0], &port, sizeof(port)), static_cast<ssize_t>(sizeof(port)));
+  close(pfd[0]);
+  close(pfd[1]);
+  EXPECT_EQ(connectFrom(b_, port), EPERM);
+  auto deny = daemon_->waitFlow([&](const json& f) { return f["verdict"] == "deny" && f["dst"]["port"] == port; });
+  ASSERT_TRUE(deny) << daemon_->log();
+  EXPECT_EQ((*deny)["dst"]["workload"], "server") << "not host: the listener's own cgroup names it";
+  EXPECT_EQ((*deny)["dst"]["cgroup"], "/server");
+}
+
 TEST_F(Foundation, ListenersThatStartedBeforeTheDaemonAreIdentified) {
-  ASSERT_NO_FATAL_FAILURE(startServers());  // before the daemon: found through sock_diag, not post_bind
+  ASSERT_NO_FATAL_FAILURE(startServers());  // before the daemon: found by the kernel's socket lookup at connect
   startDaemon("monitor");
   EXPECT_EQ(connectFrom(b_), 0);
   auto audit = daemon_->waitFlow([](const json& f) { return f["verdict"] == "audit"; });

@@ -39,15 +39,7 @@ PIN(struct ms_ipcache_value, 16);
 AT(struct ms_ipcache_value, flags, 4);
 AT(struct ms_ipcache_value, netns_cookie, 8);
 
-PIN(struct ms_bind_key, 32);
-AT(struct ms_bind_key, addr, 8);
-AT(struct ms_bind_key, port, 24);
-AT(struct ms_bind_key, protocol, 26);
-PIN(struct ms_bind_value, 24);
-
-PIN(struct ms_sock_state, 40);
-AT(struct ms_sock_state, bound, 0);
-AT(struct ms_sock_state, flags, 32);
+PIN(struct ms_sock_state, 8);
 
 PIN(struct ms_udp_flow_key, 32);
 AT(struct ms_udp_flow_key, addr, 8);

@@ -25,7 +25,6 @@
 #include "control/protocol.h"
 #include "control/server.h"
 #include "flows/flow_record.h"
-#include "identity/listeners.h"
 #include "policy/parser.h"
 
 namespace microseg::daemon {
@@ -218,13 +217,11 @@ int Daemon::setup() {
                   "policy is applied",
                   generation_);
   }
-  // Containers' addresses and listeners that bound before we attach: known
-  // before the first verdict.
+  // Containers' addresses: known before the first verdict.
   if (haveModel_) {
     discoverNetnsLocked();
     refreshAddressesLocked();
   }
-  syncListenersLocked();
   if (auto r = datapath_->activate(); !r) {
     spdlog::error("datapath: {}", r.error().str());
     return 1;
@@ -366,7 +363,6 @@ void Daemon::loop() {
         discoverNetnsLocked();
         refreshAddressesLocked();
       }
-      syncListenersLocked();
     }
   }
 }
@@ -526,24 +522,6 @@ void Daemon::rescanLocked() {
   }
 }
 
-void Daemon::syncListenersLocked() {
-  auto listeners = identity::dumpListeners(hostNetnsCookie_);
-  if (!listeners) {
-    spdlog::warn("identity: listener dump failed: {}", listeners.error().str());
-    return;
-  }
-  std::set<uint64_t> netns = {hostNetnsCookie_};
-  for (const auto& [inode, e] : workloadNetns_.entries()) {
-    listeners->insert(listeners->end(), e.view.listeners.begin(), e.view.listeners.end());
-    netns.insert(e.view.cookie);
-  }
-  std::set<uint64_t> under;
-  for (const auto& [id, c] : cgroups_) under.insert(id);
-  if (auto r = datapath_->syncListeners(*listeners, under, netns); !r) {
-    spdlog::warn("datapath: {}", r.error().str());
-  }
-}
-
 void Daemon::discoverNetnsLocked() {
   std::map<uint64_t, identity::WorkloadNetns::Seen> seen;
   std::map<uint64_t, std::set<std::string>> workloadsIn;
@@ -692,8 +670,7 @@ json Daemon::statusLocked() {
       if (e.seen.workload != w.name) continue;
       json addrs = json::array();
       for (const auto& a : e.view.addrs) addrs.push_back(flows::formatAddr(a));
-      netns.push_back(json{{"inode", inode}, {"cookie", e.view.cookie}, {"addresses", addrs},
-                           {"listeners", e.view.listeners.size()}});
+      netns.push_back(json{{"inode", inode}, {"cookie", e.view.cookie}, {"addresses", addrs}});
     }
     workloads.push_back(json{{"name", w.name},
                              {"identity", ident},
@@ -709,7 +686,6 @@ json Daemon::statusLocked() {
                     {"audited", c->audited()},
                     {"events_lost", c->eventsLost()},
                     {"udp_answers", c->udpAnswers()},
-                    {"bind_table_full", c->values[MS_CTR_BIND_TABLE_FULL]},
                     {"no_policy", c->values[MS_CTR_NO_POLICY]},
                     {"unparsed", c->values[MS_CTR_UNPARSED]}};
   }

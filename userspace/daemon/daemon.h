@@ -80,7 +80,6 @@ class Daemon {
   void refreshAddressesLocked();
   // Which netns the workloads' processes are in (every rescan).
   void discoverNetnsLocked();
-  void syncListenersLocked();
   void drainEventsLocked();
   nlohmann::json statusLocked();
 

@@ -137,16 +137,13 @@ void BpfDatapath::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__f
 
 // Every map is pinned by its name under the pin dir; every program's link
 // as "link_<program>". Adoption needs all of them.
-static const char* const kPinnedMaps[] = {"ms_config",  "ms_cgroups",   "ms_identities", "ms_policy",
-                                          "ms_ipcache", "ms_binds",     "ms_sockets",    "ms_udp_flows",
-                                          "ms_counters", "ms_events"};
+static const char* const kPinnedMaps[] = {"ms_config",  "ms_cgroups",  "ms_identities", "ms_policy",
+                                          "ms_ipcache", "ms_sockets",  "ms_udp_flows",  "ms_counters",
+                                          "ms_events"};
 
-// Listener bookkeeping first, so a listener that binds while we attach is
-// recorded before any verdict asks for it.
 static std::vector<bpf_program*> allPrograms(::microseg_bpf* skel) {
-  return {skel->progs.ms_post_bind4, skel->progs.ms_post_bind6, skel->progs.ms_sock_release,
-          skel->progs.ms_connect4,   skel->progs.ms_connect6,   skel->progs.ms_sendmsg4,
-          skel->progs.ms_sendmsg6,   skel->progs.ms_ingress};
+  return {skel->progs.ms_connect4, skel->progs.ms_connect6, skel->progs.ms_sendmsg4,
+          skel->progs.ms_sendmsg6, skel->progs.ms_ingress};
 }
 
 namespace {
@@ -238,7 +235,7 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
   }
   if (int rc = microseg_bpf__load(skel); rc != 0) {
     return Error{"load BPF programs", "microseg", rc < 0 ? -rc : errno,
-                 "kernel needs cgroup v2, BTF, sk_storage and ring buffers (>= 5.8); run with "
+                 "kernel needs cgroup v2, BTF and kfuncs (bpf_rdonly_cast: Linux >= 6.2); run with "
                  "--log-level debug for the verifier log"};
   }
 
@@ -484,50 +481,6 @@ Result<void> BpfDatapath::setAddresses(const std::vector<AddressEntry>& addresse
   normalize(want);
   const auto d = diff(state_.ipcache, want);
   return editBoth(&SlotMaps::ipcache, kIpcacheSpec, state_.ipcache, d.upserts, d.removes);
-}
-
-Result<void> BpfDatapath::syncListeners(const std::vector<identity::Listener>& listeners,
-                                        const std::set<uint64_t>& cgroupsUnderRoot,
-                                        const std::set<uint64_t>& netnsDumped) {
-  const int fd = bpf_map__fd(skel_->maps.ms_binds);
-  auto id = [](const ms_bind_key& k, uint64_t cookie) {
-    std::string s(reinterpret_cast<const char*>(&k), sizeof(k));
-    s.append(reinterpret_cast<const char*>(&cookie), sizeof(cookie));
-    return s;
-  };
-  std::set<std::string> live;
-  for (const auto& l : listeners) {
-    live.insert(id(l.key, l.cookie));
-    if (!cgroupsUnderRoot.count(l.cgroupId)) continue;
-    ms_bind_value v{};
-    v.cookie = l.cookie;
-    v.cgroup_id = l.cgroupId;
-    // NOEXIST: an entry recorded by post_bind is at least as fresh.
-    if (bpf_map_update_elem(fd, &l.key, &v, BPF_NOEXIST) != 0 && errno != EEXIST) {
-      return sysError("update of map", "ms_binds");
-    }
-  }
-  std::set<std::string> stale;
-  ms_bind_key key{}, next{};
-  bool first = true;
-  std::vector<ms_bind_key> remove;
-  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
-    first = false;
-    key = next;
-    if (!netnsDumped.count(key.netns_cookie)) continue;
-    ms_bind_value v{};
-    if (bpf_map_lookup_elem(fd, &key, &v) != 0) continue;
-    const std::string k = id(key, v.cookie);
-    if (live.count(k)) continue;
-    if (staleBinds_.count(k)) {
-      remove.push_back(key);
-    } else {
-      stale.insert(k);
-    }
-  }
-  for (const auto& k : remove) bpf_map_delete_elem(fd, &k);
-  staleBinds_ = std::move(stale);
-  return {};
 }
 
 Result<Counters> BpfDatapath::counters() const {

@@ -68,9 +68,6 @@ class BpfDatapath final : public Datapath {
   Result<void> setMode(uint32_t mode) override;
   uint32_t mode() const override { return config_.mode; }
   Result<void> setAddresses(const std::vector<AddressEntry>& addresses) override;
-  Result<void> syncListeners(const std::vector<identity::Listener>& listeners,
-                             const std::set<uint64_t>& cgroupsUnderRoot,
-                             const std::set<uint64_t>& netnsDumped) override;
   Result<Counters> counters() const override;
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const override;
   Result<int> drainEvents(const EventHandler& handler) override;
@@ -117,7 +114,6 @@ class BpfDatapath final : public Datapath {
   // The compiled ranges of the generation in force (addresses go over them).
   Entries<ms_ipcache_key, ms_ipcache_value> compiled_;
   size_t lastWrites_ = 0;
-  std::set<std::string> staleBinds_;  // key bytes + cookie missing from the last dump
   const EventHandler* handler_ = nullptr;
   std::string pinDir_;
   std::vector<std::string> legacyDirs_;  // pinned state to retire after attach

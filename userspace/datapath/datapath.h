@@ -12,7 +12,6 @@
 #include "bpf/abi.h"
 #include "common/result.h"
 #include "compiler/compiler.h"
-#include "identity/listeners.h"
 
 namespace microseg::datapath {
 
@@ -71,15 +70,6 @@ class Datapath {
   // Replaces the run-time address entries of the ACTIVE slot (the next
   // generation takes them from Generation::addresses).
   virtual Result<void> setAddresses(const std::vector<AddressEntry>& addresses) = 0;
-  // Reconciles ms_binds with the kernel's socket tables of the network
-  // namespaces `netnsDumped` (cookies): adds listeners of cgroups under the
-  // root that bound before microseg was attached, and removes entries of
-  // those namespaces whose socket is gone (missing from two dumps in a row,
-  // so a socket bound during a dump is never dropped). Entries of other
-  // namespaces are left alone.
-  virtual Result<void> syncListeners(const std::vector<identity::Listener>& listeners,
-                                     const std::set<uint64_t>& cgroupsUnderRoot,
-                                     const std::set<uint64_t>& netnsDumped) = 0;
   virtual Result<Counters> counters() const = 0;
   // Verdicts per rule id since this daemon started (index 0 = default deny).
   virtual Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const = 0;

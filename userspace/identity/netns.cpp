@@ -106,9 +106,6 @@ Result<NetnsView> inspectHere(UniqueFd* subscribe) {
   if (!cookie) return cookie.error();
   v.cookie = *cookie;
   v.addrs = interfaceAddrs();
-  auto listeners = dumpListeners(v.cookie);
-  if (!listeners) return listeners.error();
-  v.listeners = std::move(*listeners);
   return v;
 }
 

@@ -1,9 +1,8 @@
 // Network namespaces of workloads (containers): which netns a workload's
-// processes live in, which addresses that netns has, and who listens there.
+// processes live in and which addresses that netns has.
 //
 // The datapath identifies a peer in another netns by address (ipcache,
-// MS_IPCACHE_F_NETNS) and a listener by (netns cookie, address, port), so
-// the daemon has to look inside each workload netns. It does so from a
+// MS_IPCACHE_F_NETNS), so the daemon has to look inside each workload netns. It does so from a
 // short-lived thread that setns()es into it: sockets keep the netns they
 // were created in, so a NETLINK_ROUTE socket made there reports that netns's
 // address changes for as long as it stays open.
@@ -19,7 +18,6 @@
 #include "bpf/abi.h"
 #include "common/fd.h"
 #include "common/result.h"
-#include "identity/listeners.h"
 
 namespace microseg::identity {
 
@@ -37,8 +35,7 @@ std::vector<pid_t> cgroupPids(const std::string& cgroupDir, size_t max);
 
 struct NetnsView {
   uint64_t cookie = 0;
-  std::vector<ms_addr> addrs;       // every interface address (IPv4 mapped), sorted, unique
-  std::vector<Listener> listeners;  // key.netns_cookie = cookie
+  std::vector<ms_addr> addrs;  // every interface address (IPv4 mapped), sorted, unique
 };
 
 // /proc/<pid>/ns/net, opened (holding it keeps the netns alive).
@@ -61,7 +58,7 @@ bool drainSubscription(int fd);
 // The network namespaces that workloads run in, other than the daemon's.
 // update() is given, per netns inode, the workload identity found there and
 // a pid in it; it opens new namespaces, forgets vanished ones and re-reads
-// every known one (addresses and listeners).
+// every known one.
 class WorkloadNetns {
  public:
   struct Seen {
