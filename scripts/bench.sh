@@ -6,6 +6,7 @@
 #   scripts/bench.sh [--quick] [--json FILE]
 #
 #   --quick      smoke run (< 2 min): fewer configurations, rounds, iterations
+#   --hooks-only only section 1 (per-hook cost), for iterating on the datapath
 #   --json FILE  also write every figure as JSON (default: build-bench/bench.json)
 #
 # Run as root on a machine with cgroup v2 and BPF (>= 5.8). It builds what it
@@ -32,13 +33,15 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
 QUICK=0
+HOOKS_ONLY=0
 JSON_OUT=""
 while (($#)); do
   case "$1" in
     --quick) QUICK=1 ;;
+    --hooks-only) HOOKS_ONLY=1 ;;
     --json) shift; JSON_OUT="${1:?--json needs a file}" ;;
     --json=*) JSON_OUT="${1#--json=}" ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -152,6 +155,8 @@ else
   FLOOD_SECONDS=8
 fi
 PATH_CONFIG="1000 1000"
+# BENCH_HOOK_CONFIGS="10 10;100000 10" overrides the per-hook configurations.
+if [[ -n "${BENCH_HOOK_CONFIGS:-}" ]]; then IFS=';' read -ra HOOK_CONFIGS <<<"$BENCH_HOOK_CONFIGS"; fi
 
 raw() { echo "$1" >>"$RAW"; }
 jqr() { jq -c "$@"; }
@@ -236,7 +241,7 @@ wait_generation 1
 for cfg in "${HOOK_CONFIGS[@]}"; do
   read -r R I <<<"$cfg"
   f=$(gen_policy "$R" "$I")
-  expected=$((R + 1))
+  expected=$((R + 3))
   if [[ "$R $I" != "$R0 $I0" ]]; then
     apply_policy "$f"
   fi
@@ -254,7 +259,7 @@ for cfg in "${HOOK_CONFIGS[@]}"; do
     set_mode "$mode"
     port=$PA; [[ $mode == monitor ]] && port=$PD
     for ((rep = 0; rep < HOOK_REPS; rep++)); do
-    for kind in tcp4 tcp6 udp4 udp6 bind4; do
+    for kind in tcp4 tcp6 udp4 udp6 udpnew4; do
       out=$(run_tool loop --cgroup "$MSROOT/w0" --kind "$kind" --port "$port" --iters "$HOOK_ITERS" --stats-pin-dir "$STATE")
       raw "$(jq -c --arg c "r$R-i$I" --arg m "$mode" '{section:"hook", config:$c, mode:$m} + .' <<<"$out")"
       if [[ $(jq '.errors' <<<"$out") != 0 ]]; then
@@ -272,6 +277,12 @@ for cfg in "${HOOK_CONFIGS[@]}"; do
     '{section:"cp_daemon", rules:$r, identities:$i, apply_ms:$a, change_ms:$c}')"
   note "one-rule change applied by the daemon in ${change_ms} ms"
 done
+
+if ((HOOKS_ONLY)); then
+  say "Results ($(($(date +%s) - STARTED)) s, section 1 only)"
+  "$TOOL" report --in "$RAW" --json "$JSON_OUT"
+  exit 0
+fi
 
 # ---- 2. connection path ------------------------------------------------------------
 say "2. Connection path: interleaved rounds (no program / microseg / nftables)"

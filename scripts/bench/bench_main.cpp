@@ -237,16 +237,20 @@ json statDelta(const std::map<std::string, ProgStat>& before,
 }
 
 // ---- socket loops in a child placed in a cgroup ---------------------------
-enum class Kind { Tcp4, Tcp6, Udp4, Udp6, Bind4, UConn4 };
+// udp4/udp6: one socket sends every datagram (an established UDP flow);
+// udpnew4: a new socket per datagram (every one a new flow, judged on both
+// sides).
+enum class Kind { Tcp4, Tcp6, Udp4, Udp6, UdpNew4, Bind4, UConn4 };
 
 Kind parseKind(const std::string& s) {
   if (s == "tcp4") return Kind::Tcp4;
   if (s == "tcp6") return Kind::Tcp6;
   if (s == "udp4") return Kind::Udp4;
   if (s == "udp6") return Kind::Udp6;
+  if (s == "udpnew4") return Kind::UdpNew4;
   if (s == "bind4") return Kind::Bind4;
   if (s == "uconn4") return Kind::UConn4;
-  die("unknown --kind '" + s + "' (tcp4|tcp6|udp4|udp6|bind4|uconn4)");
+  die("unknown --kind '" + s + "' (tcp4|tcp6|udp4|udp6|udpnew4|bind4|uconn4)");
 }
 
 socklen_t loopbackAddr(bool v6, int port, sockaddr_storage* ss) {
@@ -337,6 +341,16 @@ struct Loop {
             }
           }
           break;
+        case Kind::UdpNew4: {
+          int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+          if (s < 0 || sendto(s, buf, 16, 0, reinterpret_cast<sockaddr*>(&dst), dlen) != 16) fail(r);
+          if (s >= 0) close(s);
+          if ((i & 31) == 31) {
+            while (recv(lfd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+            }
+          }
+          break;
+        }
         case Kind::Bind4: {
           int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
           sockaddr_storage any{};
@@ -527,7 +541,7 @@ int cmdFloor(const Args& a) {
   std::vector<bpf_link*> links;
   bpf_program* progs[] = {skel->progs.empty_connect4, skel->progs.empty_connect6,
                           skel->progs.empty_sendmsg4, skel->progs.empty_sendmsg6,
-                          skel->progs.empty_post_bind4};
+                          skel->progs.empty_ingress};
   for (bpf_program* p : progs) {
     bpf_link* l = bpf_program__attach_cgroup(p, cfd);
     if (!l) die(std::string("attach ") + bpf_program__name(p));
@@ -543,7 +557,7 @@ int cmdFloor(const Args& a) {
     return out;
   };
   json out = json::array();
-  for (const char* k : {"tcp4", "tcp6", "udp4", "udp6", "bind4"}) {
+  for (const char* k : {"tcp4", "tcp6", "udp4", "udp6", "udpnew4"}) {
     Loop loop{parseKind(k), port, iters, 0};
     out.push_back(measuredJson(k, measure(cg, loop, 1, snap), 1));
   }
@@ -691,9 +705,11 @@ int cmdReport(const Args& a) {
       {"connect6", "tcp6", "ms_connect6", "empty_connect6"},
       {"sendmsg4", "udp4", "ms_sendmsg4", "empty_sendmsg4"},
       {"sendmsg6", "udp6", "ms_sendmsg6", "empty_sendmsg6"},
-      {"post_bind4", "bind4", "ms_post_bind4", "empty_post_bind4"}};
-  // The kernel keeps 15 characters of a program name (empty_post_bind4 ->
-  // empty_post_bind).
+      {"sendmsg4 new", "udpnew4", "ms_sendmsg4", "empty_sendmsg4"},
+      {"ingress tcp", "tcp4", "ms_ingress", "empty_ingress"},
+      {"ingress udp", "udp4", "ms_ingress", "empty_ingress"},
+      {"ingress udp new", "udpnew4", "ms_ingress", "empty_ingress"}};
+  // The kernel keeps 15 characters of a program name.
   auto progNs = [](const json& rec, const std::string& prog) -> double {
     if (!rec.contains("progs")) return NAN;
     for (auto& [name, v] : rec["progs"].items()) {
@@ -727,7 +743,7 @@ int cmdReport(const Args& a) {
   const std::vector<size_t> w = {26, 8};
   t << pad("rules / identities (entries)", 30, true) << pad("mode", 8, true);
   for (auto& h : hooks) t << pad(std::get<0>(h), 15);
-  t << pad("ingress", 9) << "\n";
+  t << "\n";
   t << pad("empty program (floor)", 30, true) << pad("-", 8, true);
   json hookJson = json::object();
   json floorJ = json::object();
@@ -735,8 +751,7 @@ int cmdReport(const Args& a) {
     t << pad(fmt("%.0f", floorNs[std::get<0>(h)]), 15);
     floorJ[std::get<0>(h)] = floorNs[std::get<0>(h)];
   }
-  floorJ["ingress"] = nullptr;
-  t << pad("n/a", 9) << "\n";
+  t << "\n";
   hookJson["floor_ns"] = floorJ;
   json rows = json::array();
   std::map<std::string, std::vector<double>> ratiosBy;  // mode -> connect4 ratios
@@ -772,14 +787,15 @@ int cmdReport(const Args& a) {
           nsBy[mode].push_back(ns);
         }
       }
-      row["ingress"] = nullptr;
-      t << pad("n/a", 9) << "\n";
+      t << "\n";
       rows.push_back(row);
     }
   }
   hookJson["rows"] = rows;
   outJson["per_hook"] = hookJson;
-  t << "   (ingress: no ingress hook is implemented yet; '!' = the loop saw errors)\n\n";
+  t << "   (sendmsg4/6: one socket, an established UDP flow after its first datagram; \"new\": a new socket\n"
+    << "    per datagram, every one judged on both sides; ingress tcp: every packet the connect loop's\n"
+    << "    sockets receive, of which one per connection (the SYN) is judged; '!' = the loop saw errors)\n\n";
   if (!ratiosBy["enforce"].empty()) {
     auto& v = ratiosBy["enforce"];
     auto& n = nsBy["enforce"];

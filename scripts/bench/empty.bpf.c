@@ -22,5 +22,5 @@ int empty_sendmsg4(struct bpf_sock_addr *ctx) { return 1; }
 SEC("cgroup/sendmsg6")
 int empty_sendmsg6(struct bpf_sock_addr *ctx) { return 1; }
 
-SEC("cgroup/post_bind4")
-int empty_post_bind4(struct bpf_sock *sk) { return 1; }
+SEC("cgroup_skb/ingress")
+int empty_ingress(struct __sk_buff *skb) { return 1; }
