@@ -110,60 +110,78 @@ struct ms_config {
 /* ---- cgroup -> identity: ms_cgroups_<slot> (inner HASH) --------------- */
 /* key: __u64 cgroup id (kernfs id, as bpf_get_current_cgroup_id()).
  *
- * The daemon writes an entry for EVERY cgroup under the root it has seen. A
- * cgroup without an entry (created a moment ago) resolves through its
- * nearest ancestor that has one (the anchor):
+ * The daemon writes an entry for EVERY cgroup under the root it has seen,
+ * carrying its identity AND that identity's settings (mode, isolation,
+ * whether it has port ranges), so a verdict needs one lookup to know its
+ * subject. A cgroup without an entry (created a moment ago) resolves
+ * through its nearest ancestor that has one (the anchor):
  *   - anchor has MS_CGROUP_F_PENDING_CHILDREN (some Workload pattern could
  *     match a new cgroup below it, e.g. "machine.slice/<star>"):
  *     MS_IDENTITY_PENDING, judged fail-closed until the daemon classifies it
  *     (it watches cgroupfs with inotify, so that is milliseconds);
- *   - otherwise: the anchor's identity (children inherit their workload).
+ *   - otherwise: the anchor's identity and settings (children inherit
+ *     their workload).
  */
 #define MS_CGROUP_F_PENDING_CHILDREN (1u << 0)
 
-struct ms_cgroup_value {
-	__u32 identity;       /* workload, or MS_IDENTITY_UNMANAGED */
-	__u32 flags;          /* MS_CGROUP_F_* */
-};
-
-/* ---- per-identity settings: ms_identities (HASH) ---------------------- */
+/* Per-identity settings (the compiler's output, copied by the daemon into
+ * every cgroup entry of the identity). */
 #define MS_IDENT_F_ISOLATE_EGRESS  (1u << 0) /* default-deny egress */
 #define MS_IDENT_F_ISOLATE_INGRESS (1u << 1) /* default-deny ingress */
+#define MS_IDENT_F_RANGES_EGRESS   (1u << 2) /* has port-range entries (ms_ranges) */
+#define MS_IDENT_F_RANGES_INGRESS  (1u << 3)
 
 struct ms_identity_value {
 	__u32 mode;           /* enum ms_mode; INHERIT = use ms_config.mode */
 	__u32 flags;          /* MS_IDENT_F_* */
 };
 
-/* ---- policy: ms_policy_<slot> (inner LPM_TRIE) ------------------------ */
+struct ms_cgroup_value {
+	__u32 identity;       /* workload, or MS_IDENTITY_UNMANAGED */
+	__u8  flags;          /* MS_CGROUP_F_* */
+	__u8  mode;           /* the identity's ms_identity_value.mode */
+	__u8  isolation;      /* the identity's ms_identity_value.flags */
+	__u8  _pad0;
+};
+
+/* ---- policy: ms_policy_<slot> (inner HASH), ms_ranges_<slot> (inner LPM_TRIE) */
 /*
- * Key layout (LPM data is compared MSB-first in memory order):
+ * A rule's ports are compiled into port intervals; an interval of one port
+ * is an exact entry of ms_policy (a hash lookup), any wider interval is a
+ * set of port prefixes in ms_ranges (an LPM trie; several times dearer per
+ * lookup). ms_ranges is consulted only for subjects that have ranges in that
+ * direction (MS_IDENT_F_RANGES_*).
+ *
+ * Range key layout (LPM data is compared MSB-first in memory order):
  *
  *   subject(32) | peer(32) | direction(8) | protocol(8) | port(16, big-endian)
  *
  * subject, peer, direction and protocol always match fully (prefixlen >= 80);
  * the remaining 0..16 bits are a port prefix, so an `endPort` range compiles
- * to a handful of entries. Peer MS_IDENTITY_ANY is the wildcard peer and is
- * looked up second.
+ * to a handful of entries. Peer MS_IDENTITY_ANY is the wildcard peer.
  *
- * Precedence is resolved by the compiler, not by the trie: per (subject,
+ * Precedence is resolved by the compiler, not by the maps: per (subject,
  * direction, peer, protocol) the compiler emits DISJOINT port intervals, in
- * which deny already beats allow, and it folds wildcard-peer denies into
- * every specific peer's intervals. It also folds `world` intervals into
- * every remote-range identity (>= MS_IDENTITY_FIRST_EXTERNAL) that has
- * entries of its own; a range identity without entries is world to the
- * policy. The datapath therefore needs at most three lookups and takes the
- * first hit:
+ * which deny already beats allow, so for one peer at most one entry of either
+ * map matches a port; it folds wildcard-peer denies into every specific
+ * peer's intervals, and `world` intervals into every remote-range identity
+ * (>= MS_IDENTITY_FIRST_EXTERNAL) that has entries of its own (a range
+ * identity without entries is world to the policy). The datapath takes the
+ * first hit of:
  *
  *   1. {subject, peer,  dir, proto, port}   specific peer
  *   2. {subject, WORLD, dir, proto, port}   only for a remote-range identity
  *   3. {subject, ANY,   dir, proto, port}   wildcard peer
  *   4. miss -> default deny (if the subject is isolated in that direction)
+ * each as ms_policy (exact port), then ms_ranges if the subject has ranges.
  *
  * Example: "allow to server TCP/8080" and "deny to ANY TCP/8000-8099"
  * compile to {S, server, E, TCP, 8000/15..} = deny (the deny was folded in),
  * {S, ANY, E, TCP, 8000-8099 prefixes} = deny; a connect to server:8080 hits
  * step 1 with deny: deny wins.
+ *
+ * The compiler hands out every entry as a ms_policy_key (an exact port is a
+ * full-length prefix); the daemon files it into the map it belongs to.
  */
 #define MS_POLICY_PREFIX_FIXED 80u  /* bits before the port */
 #define MS_POLICY_PREFIX_FULL  96u
@@ -175,6 +193,15 @@ struct ms_policy_key {
 	__u8  direction;      /* enum ms_direction */
 	__u8  protocol;       /* MS_PROTO_TCP | MS_PROTO_UDP */
 	__be16 port;          /* peer port (egress) or local port (ingress) */
+};
+
+/* An exact-port entry (ms_policy): the range key without its prefix length. */
+struct ms_policy_exact_key {
+	__u32 subject;
+	__u32 peer;
+	__u8  direction;
+	__u8  protocol;
+	__be16 port;
 };
 
 struct ms_policy_value {

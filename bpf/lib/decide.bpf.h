@@ -30,8 +30,8 @@
 struct ms_gen {
 	struct ms_config *cfg;
 	void *cgroups;
-	void *identities;
 	void *policy;
+	void *ranges;
 	void *ipcache;
 };
 
@@ -46,41 +46,60 @@ static __always_inline int load_gen(struct ms_gen *g)
 		return -1;
 	slot = g->cfg->active_slot & 1;
 	g->cgroups = bpf_map_lookup_elem(&ms_cgroups, &slot);
-	g->identities = bpf_map_lookup_elem(&ms_identities, &slot);
 	g->policy = bpf_map_lookup_elem(&ms_policy, &slot);
+	g->ranges = bpf_map_lookup_elem(&ms_ranges, &slot);
 	g->ipcache = bpf_map_lookup_elem(&ms_ipcache, &slot);
-	if (!g->cgroups || !g->identities || !g->policy || !g->ipcache) {
+	if (!g->cgroups || !g->policy || !g->ranges || !g->ipcache) {
 		count(MS_CTR_NO_POLICY);
 		return -2;
 	}
 	return 0;
 }
 
-static __always_inline struct ms_policy_value *policy_lookup(void *policy, __u32 subject,
-							     __u32 peer, __u8 direction,
-							     __u8 proto, __be16 port)
+/* The entry for one peer: its exact port, then (if the subject has any)
+ * its port ranges. Intervals are disjoint, so at most one matches. */
+static __always_inline struct ms_policy_value *peer_lookup(const struct ms_gen *g, __u32 subject,
+							   __u32 peer, __u8 direction, __u8 proto,
+							   __be16 port, bool ranges)
 {
-	struct ms_policy_key key = {};
+	struct ms_policy_exact_key key = {};
+	struct ms_policy_key rkey = {};
 	struct ms_policy_value *v;
 
-	key.prefixlen = MS_POLICY_PREFIX_FULL;
 	key.subject = subject;
 	key.peer = peer;
 	key.direction = direction;
 	key.protocol = proto;
 	key.port = port;
-	v = bpf_map_lookup_elem(policy, &key);
+	v = bpf_map_lookup_elem(g->policy, &key);
+	if (v || !ranges)
+		return v;
+	rkey.prefixlen = MS_POLICY_PREFIX_FULL;
+	rkey.subject = subject;
+	rkey.peer = peer;
+	rkey.direction = direction;
+	rkey.protocol = proto;
+	rkey.port = port;
+	return bpf_map_lookup_elem(g->ranges, &rkey);
+}
+
+/* Step 4 (abi.h: lookup order). */
+static __always_inline struct ms_policy_value *policy_lookup(const struct ms_gen *g, __u32 subject,
+							     __u32 peer, __u8 direction,
+							     __u8 proto, __be16 port, bool ranges)
+{
+	struct ms_policy_value *v;
+
+	v = peer_lookup(g, subject, peer, direction, proto, port, ranges);
 	if (v)
 		return v;
-	/* A remote range is part of world (abi.h: lookup order). */
+	/* A remote range is part of world. */
 	if (peer >= MS_IDENTITY_FIRST_EXTERNAL) {
-		key.peer = MS_IDENTITY_WORLD;
-		v = bpf_map_lookup_elem(policy, &key);
+		v = peer_lookup(g, subject, MS_IDENTITY_WORLD, direction, proto, port, ranges);
 		if (v)
 			return v;
 	}
-	key.peer = MS_IDENTITY_ANY;
-	return bpf_map_lookup_elem(policy, &key);
+	return peer_lookup(g, subject, MS_IDENTITY_ANY, direction, proto, port, ranges);
 }
 
 /* Step 5: count, log, and apply the mode to f->verdict. */
@@ -103,23 +122,26 @@ static __always_inline int finish(const struct ms_config *cfg, struct ms_flow *f
 	return 0;
 }
 
-/* Steps 4-5 for a flow whose subject is a workload and peer is known. */
-static __always_inline int judge(const struct ms_gen *g, struct ms_flow *f)
+/* Steps 4-5 for a flow whose subject is a workload and peer is known;
+ * `subject` is the subject's cgroup entry (its identity's settings). */
+static __always_inline int judge(const struct ms_gen *g, struct ms_flow *f,
+				 const struct ms_cgroup_value *subject)
 {
-	struct ms_identity_value *idv;
 	struct ms_policy_value *pv;
 	__u32 mode = g->cfg->mode;
-	__u32 flags = MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS;
-	__u32 isolate = f->direction == MS_DIR_EGRESS ? MS_IDENT_F_ISOLATE_EGRESS
-						      : MS_IDENT_F_ISOLATE_INGRESS;
+	/* Without settings (never for a workload): default deny, look everywhere. */
+	__u32 flags = MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS |
+		      MS_IDENT_F_RANGES_EGRESS | MS_IDENT_F_RANGES_INGRESS;
+	bool egress = f->direction == MS_DIR_EGRESS;
+	__u32 isolate = egress ? MS_IDENT_F_ISOLATE_EGRESS : MS_IDENT_F_ISOLATE_INGRESS;
+	__u32 ranges = egress ? MS_IDENT_F_RANGES_EGRESS : MS_IDENT_F_RANGES_INGRESS;
 
-	idv = bpf_map_lookup_elem(g->identities, &f->subject);
-	if (idv) {
-		flags = idv->flags;
-		if (idv->mode != MS_MODE_INHERIT)
-			mode = idv->mode;
+	if (subject) {
+		flags = subject->isolation;
+		if (subject->mode != MS_MODE_INHERIT)
+			mode = subject->mode;
 	}
-	pv = policy_lookup(g->policy, f->subject, f->peer, f->direction, f->protocol, f->dst_port);
+	pv = policy_lookup(g, f->subject, f->peer, f->direction, f->protocol, f->dst_port, flags & ranges);
 	if (pv) {
 		f->verdict = pv->verdict;
 		f->rule_id = pv->rule_id;
@@ -250,11 +272,12 @@ static __always_inline void mark_connected(struct bpf_sock *sk)
 static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct ms_addr *addr,
 					 __be16 port, __u8 hook)
 {
+	const struct ms_cgroup_value *subject;
 	struct ms_udp_flow_value *uf = NULL;
 	struct bpf_sock *sk;
 	struct ms_flow f = {};
 	struct ms_gen g;
-	__u64 cookie = 0, now = 0, netns;
+	__u64 cookie = 0, now = 0;
 	bool connect = hook == MS_HOOK_CONNECT4 || hook == MS_HOOK_CONNECT6;
 	int rc, pass, known;
 
@@ -271,10 +294,9 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	sk = ctx->sk;
 	if (!sk)
 		return 0; /* the kernel always gives one; fail closed if not */
-	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id);
-	netns = bpf_get_netns_cookie(ctx);
+	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
 	if (f.subject == MS_IDENTITY_PENDING) {
-		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, netns, addr, port, f.protocol,
+		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port, f.protocol,
 				     &f.dst_cgroup_id);
 		return refuse_pending(&g, &f);
 	}
@@ -290,7 +312,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 			if (connect)
 				mark_connected(sk);
 			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
-				f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, netns, addr, port,
+				f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port,
 						     f.protocol, &f.dst_cgroup_id);
 				log_answer(&f);
 			}
@@ -298,9 +320,9 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 		}
 	}
 
-	f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, netns, addr, port, f.protocol,
+	f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port, f.protocol,
 			     &f.dst_cgroup_id);
-	pass = judge(&g, &f);
+	pass = judge(&g, &f, subject);
 	if (pass && f.protocol == MS_PROTO_UDP) {
 		udp_flow_note(uf, cookie, addr, port, true,
 			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now);
@@ -314,6 +336,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 
 static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock *sk, __u8 proto)
 {
+	const struct ms_cgroup_value *subject;
 	struct ms_udp_flow_value *uf = NULL;
 	struct ms_sock_state *st;
 	struct ms_flow f = {};
@@ -328,7 +351,7 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 
 	if (parse_pkt(skb, &p) < 0) {
 		/* Nothing to judge it by: fail closed for governed sockets. */
-		f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id);
+		f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
 		if (f.subject < MS_IDENTITY_FIRST_WORKLOAD && f.subject != MS_IDENTITY_PENDING)
 			return 1;
 		count(MS_CTR_UNPARSED);
@@ -354,9 +377,9 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	f.direction = MS_DIR_INGRESS;
 	f.hook = MS_HOOK_INGRESS;
 	f.generation = g.cfg->generation;
-	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id);
+	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
 	if (f.subject == MS_IDENTITY_PENDING) {
-		f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, bpf_get_netns_cookie(skb), &p,
+		f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p,
 				      proto, &f.src_cgroup_id);
 		return refuse_pending(&g, &f);
 	}
@@ -370,8 +393,7 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 		known = udp_known(&g, uf, false, cookie, &p.src, p.sport, now);
 		if (known != MS_UDP_NEW) {
 			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
-				f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg,
-						      bpf_get_netns_cookie(skb), &p, proto,
+				f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p, proto,
 						      &f.src_cgroup_id);
 				log_answer(&f);
 			}
@@ -379,9 +401,9 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 		}
 	}
 
-	f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, bpf_get_netns_cookie(skb), &p, proto,
+	f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p, proto,
 			      &f.src_cgroup_id);
-	pass = judge(&g, &f);
+	pass = judge(&g, &f, subject);
 	if (pass && proto == MS_PROTO_UDP)
 		udp_flow_note(uf, cookie, &p.src, p.sport, false,
 			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now);

@@ -55,35 +55,37 @@ static __always_inline bool under_root(const struct ms_config *cfg, struct cgrou
 	return false;
 }
 
-static __always_inline __u32 cgroup_identity(void *cgroups, __u64 cgroup_id, __u64 anchor)
-{
-	struct ms_cgroup_value *v = bpf_map_lookup_elem(cgroups, &cgroup_id);
-
-	if (v)
-		return v->identity;
-	if (anchor) {
-		v = bpf_map_lookup_elem(cgroups, &anchor);
-		if (v)
-			return (v->flags & MS_CGROUP_F_PENDING_CHILDREN) ? MS_IDENTITY_PENDING
-									 : v->identity;
-	}
-	return MS_IDENTITY_UNMANAGED;
-}
-
 /* Identity (and creator cgroup) of a socket: the judged socket of any hook,
- * or a local sender found by lookup. A socket of a cgroup outside the
- * managed root is `host` (only a looked-up sender can be one). */
+ * or a local sender found by lookup. `*entry` gets the cgroup entry that
+ * decided it (the identity's settings), NULL for host, unmanaged and
+ * pending. A socket of a cgroup outside the managed root is `host` (only a
+ * looked-up sender can be one). */
 static __always_inline __u32 sk_identity(void *cgroups, const struct ms_config *cfg,
-					 const void *sk, __u64 *cgroup_id)
+					 const void *sk, __u64 *cgroup_id,
+					 const struct ms_cgroup_value **entry)
 {
 	struct cgroup___ms *cgrp = sk_cgroup(sk);
+	struct ms_cgroup_value *v;
+	__u64 anchor;
 
+	*entry = NULL;
 	*cgroup_id = cgroup_id_of(cgrp);
-	if (bpf_map_lookup_elem(cgroups, cgroup_id))
-		return cgroup_identity(cgroups, *cgroup_id, 0);
+	v = bpf_map_lookup_elem(cgroups, cgroup_id);
+	if (v) {
+		*entry = v;
+		return v->identity;
+	}
+	/* Not classified yet (or outside the tree): its nearest ancestor. */
 	if (!under_root(cfg, cgrp))
 		return MS_IDENTITY_HOST;
-	return cgroup_identity(cgroups, *cgroup_id, anchor_of(cgroups, cfg, cgrp));
+	anchor = anchor_of(cgroups, cfg, cgrp);
+	v = anchor ? bpf_map_lookup_elem(cgroups, &anchor) : NULL;
+	if (!v)
+		return MS_IDENTITY_UNMANAGED;
+	if (v->flags & MS_CGROUP_F_PENDING_CHILDREN)
+		return MS_IDENTITY_PENDING;
+	*entry = v;
+	return v->identity;
 }
 
 /* The socket of this netns a connection or datagram to (addr, port, proto)
@@ -94,6 +96,7 @@ static __always_inline __u32 local_listener(void *ctx, void *cgroups, const stru
 					    const struct ms_addr *addr, __be16 port, __u8 proto,
 					    __u64 *owner_cgroup)
 {
+	const struct ms_cgroup_value *entry;
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
 	__u32 size, id;
@@ -113,7 +116,7 @@ static __always_inline __u32 local_listener(void *ctx, void *cgroups, const stru
 		sk = bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return 0;
-	id = sk_identity(cgroups, cfg, sk, owner_cgroup);
+	id = sk_identity(cgroups, cfg, sk, owner_cgroup, &entry);
 	bpf_sk_release(sk);
 	return id;
 }
@@ -128,11 +131,11 @@ static __always_inline struct ms_ipcache_value *ipcache_lookup(void *ipcache,
 	return bpf_map_lookup_elem(ipcache, &key);
 }
 
-/* The other end of an egress flow from a socket in netns `netns` to
- * (addr, port, proto). `owner_cgroup` gets the receiving socket's cgroup if
- * it is local. */
+/* The other end of an egress flow from the socket of `ctx` to (addr, port,
+ * proto). `owner_cgroup` gets the receiving socket's cgroup if it is local.
+ * (`ctx` is a sock_addr or skb context: bpf_get_netns_cookie() takes both.) */
 static __always_inline __u32 egress_peer(void *ctx, void *cgroups, void *ipcache,
-					 const struct ms_config *cfg, __u64 netns,
+					 const struct ms_config *cfg,
 					 const struct ms_addr *addr, __be16 port, __u8 proto,
 					 __u64 *owner_cgroup)
 {
@@ -144,7 +147,8 @@ static __always_inline __u32 egress_peer(void *ctx, void *cgroups, void *ipcache
 		if (!v)
 			return MS_IDENTITY_WORLD;
 		/* Only an address of this very netns has its socket here. */
-		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS)) || v->netns_cookie != netns)
+		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS)) ||
+		    v->netns_cookie != bpf_get_netns_cookie(ctx))
 			return v->identity;
 	}
 	id = local_listener(ctx, cgroups, cfg, addr, port, proto, owner_cgroup);

@@ -27,7 +27,7 @@ struct {
 /* Inner maps are declared by size, not BTF type: clang only emits a forward
  * declaration for types reached through __array(), which libbpf rejects. */
 
-/* slot -> (cgroup id -> struct ms_cgroup_value) */
+/* slot -> (cgroup id -> struct ms_cgroup_value: identity and its settings) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, 2);
@@ -41,7 +41,7 @@ struct {
 	});
 } ms_cgroups SEC(".maps");
 
-/* slot -> (identity -> struct ms_identity_value) */
+/* slot -> (struct ms_policy_exact_key -> struct ms_policy_value) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, 2);
@@ -49,13 +49,13 @@ struct {
 	__array(values, struct {
 		__uint(type, BPF_MAP_TYPE_HASH);
 		__uint(map_flags, BPF_F_NO_PREALLOC);
-		__uint(max_entries, MS_MAX_IDENTITIES);
-		__uint(key_size, sizeof(__u32));
-		__uint(value_size, sizeof(struct ms_identity_value));
+		__uint(max_entries, MS_MAX_POLICY_ENTRIES);
+		__uint(key_size, sizeof(struct ms_policy_exact_key));
+		__uint(value_size, sizeof(struct ms_policy_value));
 	});
-} ms_identities SEC(".maps");
+} ms_policy SEC(".maps");
 
-/* slot -> (struct ms_policy_key -> struct ms_policy_value), LPM */
+/* slot -> (struct ms_policy_key -> struct ms_policy_value), LPM: port ranges */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, 2);
@@ -67,7 +67,7 @@ struct {
 		__uint(key_size, sizeof(struct ms_policy_key));
 		__uint(value_size, sizeof(struct ms_policy_value));
 	});
-} ms_policy SEC(".maps");
+} ms_ranges SEC(".maps");
 
 /* slot -> (struct ms_ipcache_key -> struct ms_ipcache_value), LPM */
 struct {
@@ -93,6 +93,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	/* per-CPU LRU lists: an insert takes no global lock (a new UDP flow
+	 * inserts on both sides); lookups see every CPU's entries */
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(max_entries, MS_MAX_UDP_FLOWS);
 	__type(key, struct ms_udp_flow_key);
 	__type(value, struct ms_udp_flow_value);

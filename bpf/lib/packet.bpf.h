@@ -150,6 +150,7 @@ static __always_inline __u32 local_sender(struct __sk_buff *skb, void *cgroups,
 					  const struct ms_config *cfg, const struct ms_pkt *p,
 					  __u8 proto, __u64 *sender_cgroup)
 {
+	const struct ms_cgroup_value *entry;
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
 	__u32 size, id = 0;
@@ -177,15 +178,15 @@ static __always_inline __u32 local_sender(struct __sk_buff *skb, void *cgroups,
 	if (sk->src_port == bpf_ntohs(p->sport) &&
 	    (sk->dst_port == p->dport || (proto == MS_PROTO_UDP && sk->dst_port == 0)) &&
 	    sk->state != BPF_TCP_LISTEN)
-		id = sk_identity(cgroups, cfg, sk, sender_cgroup);
+		id = sk_identity(cgroups, cfg, sk, sender_cgroup, &entry);
 	bpf_sk_release(sk);
 	return id;
 }
 
-/* The other end of an inbound flow, for a receiving socket in netns
- * `netns`. `sender_cgroup` gets the sender's cgroup if it is local. */
+/* The other end of an inbound flow. `sender_cgroup` gets the sender's
+ * cgroup if it is local. */
 static __always_inline __u32 ingress_peer(struct __sk_buff *skb, void *cgroups, void *ipcache,
-					  const struct ms_config *cfg, __u64 netns,
+					  const struct ms_config *cfg,
 					  const struct ms_pkt *p, __u8 proto, __u64 *sender_cgroup)
 {
 	struct ms_ipcache_value *v = NULL;
@@ -198,7 +199,7 @@ static __always_inline __u32 ingress_peer(struct __sk_buff *skb, void *cgroups, 
 		/* Only an address of this very netns can belong to a socket the
 		 * lookup below may find; anything else came over a wire. */
 		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS)) ||
-		    v->netns_cookie != netns)
+		    v->netns_cookie != bpf_get_netns_cookie(skb))
 			return v->identity;
 	}
 	id = local_sender(skb, cgroups, cfg, p, proto, sender_cgroup);

@@ -20,6 +20,13 @@ AT(struct ms_config, root_cgroup_id, 32);
 AT(struct ms_config, host_netns_cookie, 40);
 
 PIN(struct ms_cgroup_value, 8);
+AT(struct ms_cgroup_value, flags, 4);
+AT(struct ms_cgroup_value, mode, 5);
+AT(struct ms_cgroup_value, isolation, 6);
+PIN(struct ms_policy_exact_key, 12);
+AT(struct ms_policy_exact_key, peer, 4);
+AT(struct ms_policy_exact_key, direction, 8);
+AT(struct ms_policy_exact_key, port, 10);
 PIN(struct ms_identity_value, 8);
 AT(struct ms_identity_value, flags, 4);
 

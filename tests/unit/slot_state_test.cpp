@@ -1,5 +1,6 @@
 // The userspace mirror of a generation slot and the difference that the
 // kernel backend writes between two generations.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include <random>
@@ -110,8 +111,45 @@ TEST(SlotState, AnAddressOverridesACompiledRangeOfTheSamePrefix) {
   }
   ASSERT_EQ(s.identities.size(), 1u);
   EXPECT_EQ(s.identities[0].second.mode, MS_MODE_ENFORCE) << "runtime mode override applied";
-  EXPECT_EQ(s.cgroups.size(), 1u);
-  EXPECT_EQ(s.policy.size(), 1u);
+  ASSERT_EQ(s.cgroups.size(), 1u);
+  EXPECT_EQ(s.cgroups[0].second.identity, 256u);
+  EXPECT_EQ(s.cgroups[0].second.mode, MS_MODE_ENFORCE) << "the cgroup entry carries its identity's settings";
+  EXPECT_EQ(s.policy.size(), 1u) << "a full-length prefix is an exact-port entry";
+  EXPECT_TRUE(s.ranges.empty());
+}
+
+TEST(SlotState, PortRangesGoToTheTrieAndFlagTheirSubject) {
+  compiler::CompiledPolicy policy;
+  auto entry = [](uint32_t subject, uint8_t dir, uint32_t bits, uint16_t port) {
+    compiler::PolicyEntry e;
+    e.key.prefixlen = MS_POLICY_PREFIX_FIXED + bits;
+    e.key.subject = subject;
+    e.key.peer = 300;
+    e.key.direction = dir;
+    e.key.protocol = MS_PROTO_TCP;
+    e.key.port = htons(port);
+    return e;
+  };
+  policy.entries = {entry(256, MS_DIR_EGRESS, 16, 80), entry(256, MS_DIR_INGRESS, 8, 8192),
+                    entry(257, MS_DIR_EGRESS, 16, 443)};
+  policy.identities[256] = {MS_MODE_INHERIT, MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS};
+  policy.identities[257] = {MS_MODE_INHERIT, MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS};
+  Generation gen;
+  gen.policy = &policy;
+  gen.cgroups = {{1, 256, 0}, {2, 257, MS_CGROUP_F_PENDING_CHILDREN}};
+  const SlotState s = slotStateOf(gen);
+  EXPECT_EQ(s.policy.size(), 2u);
+  ASSERT_EQ(s.ranges.size(), 1u);
+  EXPECT_EQ(s.ranges[0].first.direction, MS_DIR_INGRESS);
+  ASSERT_EQ(s.cgroups.size(), 2u);
+  for (const auto& [id, v] : s.cgroups) {
+    if (id == 1) {
+      EXPECT_EQ(v.isolation, MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS | MS_IDENT_F_RANGES_INGRESS);
+    } else {
+      EXPECT_EQ(v.isolation, MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS) << "no ranges: trie not asked";
+      EXPECT_EQ(v.flags, MS_CGROUP_F_PENDING_CHILDREN);
+    }
+  }
 }
 
 }  // namespace

@@ -81,9 +81,9 @@ namespace {
 
 constexpr InnerSpec kCgroupsSpec{BPF_MAP_TYPE_HASH, "ms_cgroups_in", sizeof(uint64_t),
                                  sizeof(ms_cgroup_value), MS_MAX_CGROUPS};
-constexpr InnerSpec kIdentitiesSpec{BPF_MAP_TYPE_HASH, "ms_ident_in", sizeof(uint32_t),
-                                    sizeof(ms_identity_value), MS_MAX_IDENTITIES};
-constexpr InnerSpec kPolicySpec{BPF_MAP_TYPE_LPM_TRIE, "ms_policy_in", sizeof(ms_policy_key),
+constexpr InnerSpec kPolicySpec{BPF_MAP_TYPE_HASH, "ms_policy_in", sizeof(ms_policy_exact_key),
+                                sizeof(ms_policy_value), MS_MAX_POLICY_ENTRIES};
+constexpr InnerSpec kRangesSpec{BPF_MAP_TYPE_LPM_TRIE, "ms_ranges_in", sizeof(ms_policy_key),
                                 sizeof(ms_policy_value), MS_MAX_POLICY_ENTRIES};
 constexpr InnerSpec kIpcacheSpec{BPF_MAP_TYPE_LPM_TRIE, "ms_ipcache_in", sizeof(ms_ipcache_key),
                                  sizeof(ms_ipcache_value), MS_MAX_IPCACHE};
@@ -137,8 +137,8 @@ void BpfDatapath::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__f
 
 // Every map is pinned by its name under the pin dir; every program's link
 // as "link_<program>". Adoption needs all of them.
-static const char* const kPinnedMaps[] = {"ms_config",  "ms_cgroups",  "ms_identities", "ms_policy",
-                                          "ms_ipcache", "ms_sockets",  "ms_udp_flows",  "ms_counters",
+static const char* const kPinnedMaps[] = {"ms_config",  "ms_cgroups",   "ms_policy",   "ms_ranges",
+                                          "ms_ipcache", "ms_sockets",   "ms_udp_flows", "ms_counters",
                                           "ms_events"};
 
 static std::vector<bpf_program*> allPrograms(::microseg_bpf* skel) {
@@ -278,8 +278,8 @@ Result<void> BpfDatapath::adoptSlots() {
     bpf_map* outer;
     UniqueFd* inner;
   } maps[] = {{skel_->maps.ms_cgroups, &slots_[slot].cgroups},
-              {skel_->maps.ms_identities, &slots_[slot].identities},
               {skel_->maps.ms_policy, &slots_[slot].policy},
+              {skel_->maps.ms_ranges, &slots_[slot].ranges},
               {skel_->maps.ms_ipcache, &slots_[slot].ipcache}};
   for (auto& m : maps) {
     uint32_t id = 0;
@@ -318,23 +318,24 @@ Result<void> BpfDatapath::writeConfig() {
 
 Result<SlotMaps> BpfDatapath::freshSlot(const SlotState& want) {
   SlotMaps m;
-  for (auto [spec, fd] : {std::pair{&kCgroupsSpec, &m.cgroups}, std::pair{&kIdentitiesSpec, &m.identities},
-                          std::pair{&kPolicySpec, &m.policy}, std::pair{&kIpcacheSpec, &m.ipcache}}) {
+  for (auto [spec, fd] : {std::pair{&kCgroupsSpec, &m.cgroups}, std::pair{&kPolicySpec, &m.policy},
+                          std::pair{&kRangesSpec, &m.ranges},
+                          std::pair{&kIpcacheSpec, &m.ipcache}}) {
     auto made = createInner(*spec);
     if (!made) return made.error();
     *fd = std::move(made.value());
   }
   if (auto r = writeAll(m.cgroups.get(), kCgroupsSpec, want.cgroups, lastWrites_); !r) return r.error();
-  if (auto r = writeAll(m.identities.get(), kIdentitiesSpec, want.identities, lastWrites_); !r) return r.error();
   if (auto r = writeAll(m.policy.get(), kPolicySpec, want.policy, lastWrites_); !r) return r.error();
+  if (auto r = writeAll(m.ranges.get(), kRangesSpec, want.ranges, lastWrites_); !r) return r.error();
   if (auto r = writeAll(m.ipcache.get(), kIpcacheSpec, want.ipcache, lastWrites_); !r) return r.error();
   return m;
 }
 
 Result<void> BpfDatapath::installSlot(uint32_t slot, SlotMaps maps) {
   const std::pair<bpf_map*, int> outer[] = {{skel_->maps.ms_cgroups, maps.cgroups.get()},
-                                            {skel_->maps.ms_identities, maps.identities.get()},
                                             {skel_->maps.ms_policy, maps.policy.get()},
+                                            {skel_->maps.ms_ranges, maps.ranges.get()},
                                             {skel_->maps.ms_ipcache, maps.ipcache.get()}};
   for (const auto& [map, fd] : outer) {
     if (auto r = updateElem(bpf_map__fd(map), bpf_map__name(map), &slot, &fd); !r) return r;
@@ -345,9 +346,8 @@ Result<void> BpfDatapath::installSlot(uint32_t slot, SlotMaps maps) {
 
 Result<void> BpfDatapath::writeSlotDiff(const SlotMaps& m, const SlotState& from, const SlotState& to) {
   if (auto r = writeDiff(m.cgroups.get(), kCgroupsSpec, diff(from.cgroups, to.cgroups), lastWrites_); !r) return r;
-  if (auto r = writeDiff(m.identities.get(), kIdentitiesSpec, diff(from.identities, to.identities), lastWrites_); !r)
-    return r;
   if (auto r = writeDiff(m.policy.get(), kPolicySpec, diff(from.policy, to.policy), lastWrites_); !r) return r;
+  if (auto r = writeDiff(m.ranges.get(), kRangesSpec, diff(from.ranges, to.ranges), lastWrites_); !r) return r;
   return writeDiff(m.ipcache.get(), kIpcacheSpec, diff(from.ipcache, to.ipcache), lastWrites_);
 }
 
@@ -439,12 +439,7 @@ Result<void> BpfDatapath::editBoth(UniqueFd SlotMaps::*map, const InnerSpec& spe
 
 Result<void> BpfDatapath::upsertCgroups(const std::vector<CgroupEntry>& entries) {
   Entries<uint64_t, ms_cgroup_value> changes;
-  for (const auto& c : entries) {
-    ms_cgroup_value v{};
-    v.identity = c.identity;
-    v.flags = c.flags;
-    changes.emplace_back(c.cgroupId, v);
-  }
+  for (const auto& c : entries) changes.emplace_back(c.cgroupId, cgroupValue(c.identity, c.flags, state_.identities));
   return editBoth(&SlotMaps::cgroups, kCgroupsSpec, state_.cgroups, changes, {});
 }
 
@@ -454,13 +449,24 @@ Result<void> BpfDatapath::removeCgroups(const std::vector<uint64_t>& cgroupIds) 
 
 Result<void> BpfDatapath::setIdentityMode(uint32_t identity, uint32_t mode,
                                           const compiler::CompiledPolicy& policy) {
-  auto it = policy.identities.find(identity);
-  if (it == policy.identities.end()) {
+  auto it = std::lower_bound(state_.identities.begin(), state_.identities.end(), identity,
+                             [](const auto& e, uint32_t id) { return keyLess(e.first, id); });
+  if (!policy.identities.count(identity) || it == state_.identities.end() || it->first != identity) {
     return Error{"set identity mode", "identity " + std::to_string(identity), ENOENT, {}};
   }
-  ms_identity_value v = it->second;
-  v.mode = mode;
-  return editBoth(&SlotMaps::identities, kIdentitiesSpec, state_.identities, {{identity, v}}, {});
+  const uint32_t previous = it->second.mode;
+  it->second.mode = mode;
+  // The kernel reads the mode from every cgroup entry of the identity.
+  Entries<uint64_t, ms_cgroup_value> changes;
+  for (const auto& [id, v] : state_.cgroups) {
+    if (v.identity != identity) continue;
+    ms_cgroup_value nv = v;
+    nv.mode = static_cast<uint8_t>(mode);
+    changes.emplace_back(id, nv);
+  }
+  auto r = editBoth(&SlotMaps::cgroups, kCgroupsSpec, state_.cgroups, changes, {});
+  if (!r) it->second.mode = previous;
+  return r;
 }
 
 Result<void> BpfDatapath::setMode(uint32_t mode) {

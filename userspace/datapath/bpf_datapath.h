@@ -17,9 +17,9 @@ namespace microseg::datapath {
 
 struct InnerSpec;
 
-// Inner maps of one slot (cgroups, identities, policy, ipcache).
+// Inner maps of one slot (cgroups, policy, ranges, ipcache).
 struct SlotMaps {
-  UniqueFd cgroups, identities, policy, ipcache;
+  UniqueFd cgroups, policy, ranges, ipcache;
 };
 
 struct BpfOptions {

@@ -26,17 +26,25 @@ template <typename K, typename V>
 using Entries = std::vector<std::pair<K, V>>;  // sorted by keyLess, unique keys
 
 struct SlotState {
-  Entries<ms_policy_key, ms_policy_value> policy;
+  Entries<ms_policy_exact_key, ms_policy_value> policy;  // exact ports (ms_policy)
+  Entries<ms_policy_key, ms_policy_value> ranges;        // port prefixes (ms_ranges)
   Entries<ms_ipcache_key, ms_ipcache_value> ipcache;
-  Entries<uint64_t, ms_cgroup_value> cgroups;
+  Entries<uint64_t, ms_cgroup_value> cgroups;            // with their identity's settings
+  // Per-identity settings (userspace only: the kernel reads them from each
+  // cgroup entry of the identity).
   Entries<uint32_t, ms_identity_value> identities;
-  size_t size() const { return policy.size() + ipcache.size() + cgroups.size() + identities.size(); }
+  size_t size() const { return policy.size() + ranges.size() + ipcache.size() + cgroups.size(); }
 };
 
-// The state a generation asks for: compiled policy entries and identities
-// (with the runtime mode overrides), compiled ranges with the run-time
-// addresses written over them (an address wins over a range of the same
-// prefix), and the cgroups.
+// A cgroup's map value: its identity with that identity's settings.
+ms_cgroup_value cgroupValue(uint32_t identity, uint32_t cgroupFlags,
+                            const Entries<uint32_t, ms_identity_value>& identities);
+
+// The state a generation asks for: compiled policy entries, each filed into
+// the exact-port map or the range trie, and identities (with the runtime mode
+// overrides, and MS_IDENT_F_RANGES_* where the subject has ranges), compiled
+// address ranges with the run-time addresses written over them (an address
+// wins over a range of the same prefix), and the cgroups.
 SlotState slotStateOf(const Generation& gen);
 
 template <typename K, typename V>
