@@ -535,6 +535,9 @@ Child udpEchoServer(const std::string& cgroup, int family, const std::string& ad
       cgroup,
       [=]() {
         int fd = socket(family, SOCK_DGRAM, 0);
+        int one = 1;
+        // IPv6 only, so "::" and "0.0.0.0" of one port can both be bound.
+        if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         sockaddr_storage ss;
         socklen_t len = makeAddr(family, addr, port, ss);
         if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return -1;

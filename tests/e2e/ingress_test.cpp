@@ -292,9 +292,13 @@ TEST_F(Containers, VerdictsFollowTheirIdentitiesBothWays) {
   Child br = tcpServer(ctrB_, AF_INET, "0.0.0.0", r, nsB_.path());
   Child b6 = tcpServer(ctrB_, AF_INET6, "::", p, nsB_.path());
   Child bu = udpEchoServer(ctrB_, AF_INET, "0.0.0.0", p, nsB_.path());
+  Child bu6 = udpEchoServer(ctrB_, AF_INET6, "::", p, nsB_.path());
   Child a4 = tcpServer(ctrA_, AF_INET, "0.0.0.0", q, nsA_.path());
   Child a6 = tcpServer(ctrA_, AF_INET6, "::", q, nsA_.path());
-  ASSERT_TRUE(b4.ready() && br.ready() && b6.ready() && bu.ready() && a4.ready() && a6.ready());
+  Child au = udpEchoServer(ctrA_, AF_INET, "0.0.0.0", q, nsA_.path());
+  Child au6 = udpEchoServer(ctrA_, AF_INET6, "::", q, nsA_.path());
+  ASSERT_TRUE(b4.ready() && br.ready() && b6.ready() && bu.ready() && bu6.ready() && a4.ready() && a6.ready() &&
+              au.ready() && au6.ready());
   startDaemon(policy(p, q));
   ASSERT_TRUE(knows("ctr-a", "10.77.0.1") && knows("ctr-b", "10.77.0.2") && knows("ctr-b", "fd00:77::2"))
       << (*daemon_->status())["workloads"].dump();
@@ -304,11 +308,15 @@ TEST_F(Containers, VerdictsFollowTheirIdentitiesBothWays) {
   EXPECT_EQ(tcpFrom(ctrA_, AF_INET6, "fd00:77::2", p, nsA_.path()), 0);
   EXPECT_EQ(udpFrom(ctrA_, AF_INET, "10.77.0.2", p, false, nsA_.path()), 0) << "and the answer gets back in";
   EXPECT_EQ(udpFrom(ctrA_, AF_INET, "10.77.0.2", p, true, nsA_.path()), 0);
+  EXPECT_EQ(udpFrom(ctrA_, AF_INET6, "fd00:77::2", p, false, nsA_.path()), 0);
+  EXPECT_EQ(udpFrom(ctrA_, AF_INET6, "fd00:77::2", p, true, nsA_.path()), 0);
   // a -> b on another port: a's egress refuses.
   EXPECT_EQ(tcpFrom(ctrA_, AF_INET, "10.77.0.2", r, nsA_.path()), EPERM);
   // b -> a: b's egress allows, a's ingress does not admit b.
   EXPECT_EQ(tcpFrom(ctrB_, AF_INET, "10.77.0.1", q, nsB_.path()), ETIMEDOUT);
   EXPECT_EQ(tcpFrom(ctrB_, AF_INET6, "fd00:77::1", q, nsB_.path()), ETIMEDOUT);
+  EXPECT_EQ(udpFrom(ctrB_, AF_INET, "10.77.0.1", q, false, nsB_.path()), ETIMEDOUT) << "UDP the other way too";
+  EXPECT_EQ(udpFrom(ctrB_, AF_INET6, "fd00:77::1", q, false, nsB_.path()), ETIMEDOUT);
 
   auto in = flow("ingress", "deny", "ctr-b", "ctr-a", q);
   ASSERT_TRUE(in) << daemon_->log();
