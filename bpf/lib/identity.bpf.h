@@ -88,32 +88,46 @@ static __always_inline __u32 sk_identity(void *cgroups, const struct ms_config *
 	return v->identity;
 }
 
+/* The kernel's own socket lookup in the current netns: the socket that
+ * would receive a packet from (saddr, sport) to (daddr, dport). The result
+ * holds a reference: bpf_sk_release() it. */
+static __always_inline struct bpf_sock *sock_lookup(void *ctx, const struct ms_addr *saddr, __be16 sport,
+						    const struct ms_addr *daddr, __be16 dport, __u8 proto)
+{
+	struct bpf_sock_tuple t = {};
+	__u32 size;
+
+	if (addr_is_v4(daddr)) {
+		t.ipv4.saddr = ((const __u32 *)saddr->a)[3];
+		t.ipv4.daddr = ((const __u32 *)daddr->a)[3];
+		t.ipv4.sport = sport;
+		t.ipv4.dport = dport;
+		size = sizeof(t.ipv4);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, saddr->a, 16);
+		__builtin_memcpy(t.ipv6.daddr, daddr->a, 16);
+		t.ipv6.sport = sport;
+		t.ipv6.dport = dport;
+		size = sizeof(t.ipv6);
+	}
+	if (proto == MS_PROTO_TCP)
+		return bpf_sk_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	return bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+}
+
 /* The socket of this netns a connection or datagram to (addr, port, proto)
- * would reach: the kernel's own lookup (a listener or a bound UDP socket,
- * wildcard and dual-stack binds included), so no bind has to be tracked.
- * Returns its identity (`host` if outside the managed tree), 0 if none. */
+ * would reach: a listener or a bound UDP socket, wildcard and dual-stack
+ * binds included, so no bind has to be tracked. Returns its identity
+ * (`host` if outside the managed tree), 0 if none. */
 static __always_inline __u32 local_listener(void *ctx, void *cgroups, const struct ms_config *cfg,
 					    const struct ms_addr *addr, __be16 port, __u8 proto,
 					    __u64 *owner_cgroup)
 {
 	const struct ms_cgroup_value *entry;
-	struct bpf_sock_tuple t = {};
-	struct bpf_sock *sk;
-	__u32 size, id;
+	const struct ms_addr any = {};
+	struct bpf_sock *sk = sock_lookup(ctx, &any, 0, addr, port, proto);
+	__u32 id;
 
-	if (addr_is_v4(addr)) {
-		t.ipv4.daddr = ((const __u32 *)addr->a)[3];
-		t.ipv4.dport = port;
-		size = sizeof(t.ipv4);
-	} else {
-		__builtin_memcpy(t.ipv6.daddr, addr->a, 16);
-		t.ipv6.dport = port;
-		size = sizeof(t.ipv6);
-	}
-	if (proto == MS_PROTO_TCP)
-		sk = bpf_sk_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
-	else
-		sk = bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return 0;
 	id = sk_identity(cgroups, cfg, sk, owner_cgroup, &entry);

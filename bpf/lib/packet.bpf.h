@@ -151,27 +151,9 @@ static __always_inline __u32 local_sender(struct __sk_buff *skb, void *cgroups,
 					  __u8 proto, __u64 *sender_cgroup)
 {
 	const struct ms_cgroup_value *entry;
-	struct bpf_sock_tuple t = {};
-	struct bpf_sock *sk;
-	__u32 size, id = 0;
+	struct bpf_sock *sk = sock_lookup(skb, &p->dst, p->dport, &p->src, p->sport, proto);
+	__u32 id = 0;
 
-	if (p->v4) {
-		t.ipv4.saddr = ((const __u32 *)p->dst.a)[3];
-		t.ipv4.daddr = ((const __u32 *)p->src.a)[3];
-		t.ipv4.sport = p->dport;
-		t.ipv4.dport = p->sport;
-		size = sizeof(t.ipv4);
-	} else {
-		__builtin_memcpy(t.ipv6.saddr, p->dst.a, 16);
-		__builtin_memcpy(t.ipv6.daddr, p->src.a, 16);
-		t.ipv6.sport = p->dport;
-		t.ipv6.dport = p->sport;
-		size = sizeof(t.ipv6);
-	}
-	if (proto == MS_PROTO_TCP)
-		sk = bpf_sk_lookup_tcp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
-	else
-		sk = bpf_sk_lookup_udp(skb, &t, size, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return 0;
 	/* bpf_sock: src_port host order, dst_port network order. */

@@ -397,18 +397,7 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   synced_ = level.ok();
   if (!level) spdlog::warn("datapath: {} (the next generation rebuilds the inactive slot)", level.error().str());
   state_ = std::move(next);
-  compiled_.clear();
-  if (gen.policy != nullptr) {
-    for (const auto& e : gen.policy->ipcache) {
-      ms_ipcache_key k{};
-      k.prefixlen = e.prefixlen;
-      k.addr = e.addr;
-      ms_ipcache_value v{};
-      v.identity = e.identity;
-      compiled_.emplace_back(k, v);
-    }
-  }
-  normalize(compiled_);
+  compiled_ = compiledRanges(gen.policy);
   return {};
 }
 

@@ -19,6 +19,22 @@ ms_cgroup_value cgroupValue(uint32_t identity, uint32_t cgroupFlags,
   return v;
 }
 
+Entries<ms_ipcache_key, ms_ipcache_value> compiledRanges(const compiler::CompiledPolicy* policy) {
+  Entries<ms_ipcache_key, ms_ipcache_value> out;
+  if (policy == nullptr) return out;
+  out.reserve(policy->ipcache.size());
+  for (const auto& e : policy->ipcache) {
+    ms_ipcache_key k{};
+    k.prefixlen = e.prefixlen;
+    k.addr = e.addr;
+    ms_ipcache_value v{};
+    v.identity = e.identity;
+    out.emplace_back(k, v);
+  }
+  normalize(out);
+  return out;
+}
+
 SlotState slotStateOf(const Generation& gen) {
   SlotState s;
   if (gen.policy != nullptr) {
@@ -45,14 +61,7 @@ SlotState slotStateOf(const Generation& gen) {
       if (auto it = rangeFlags.find(ident); it != rangeFlags.end()) v.flags |= it->second;
       s.identities.emplace_back(ident, v);
     }
-    for (const auto& e : gen.policy->ipcache) {
-      ms_ipcache_key k{};
-      k.prefixlen = e.prefixlen;
-      k.addr = e.addr;
-      ms_ipcache_value v{};
-      v.identity = e.identity;
-      s.ipcache.emplace_back(k, v);
-    }
+    s.ipcache = compiledRanges(gen.policy);
   }
   // After the ranges, so that normalize() keeps the address for a prefix
   // both have.

@@ -36,6 +36,9 @@ struct SlotState {
   size_t size() const { return policy.size() + ranges.size() + ipcache.size() + cgroups.size(); }
 };
 
+// The compiled address ranges of a policy, as ipcache entries.
+Entries<ms_ipcache_key, ms_ipcache_value> compiledRanges(const compiler::CompiledPolicy* policy);
+
 // A cgroup's map value: its identity with that identity's settings.
 ms_cgroup_value cgroupValue(uint32_t identity, uint32_t cgroupFlags,
                             const Entries<uint32_t, ms_identity_value>& identities);
