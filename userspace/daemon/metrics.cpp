@@ -29,8 +29,12 @@ std::string Daemon::renderMetricsLocked() {
              Sample{{{"verdict", "audit"}}, double(c->audited())}});
     counter("microseg_events_lost_total", "Verdict events dropped because the ring buffer was full.",
             one(double(c->eventsLost())));
-    counter("microseg_udp_answers_total", "UDP datagrams allowed as answers to a peer heard from.",
+    counter("microseg_udp_answers_total",
+            "UDP datagrams passed as answers or replies to a recent exchange of their socket.",
             one(double(c->udpAnswers())));
+    counter("microseg_unparsed_packets_total",
+            "Inbound packets to governed sockets without a TCP/UDP header that could be found (dropped in enforce).",
+            one(double(c->values[MS_CTR_UNPARSED])));
   }
   std::vector<Sample> byWorkload;
   for (const auto& [k, n] : flowEventCounts_) {
@@ -38,7 +42,8 @@ std::string Daemon::renderMetricsLocked() {
                                 double(n)});
   }
   counter("microseg_flow_events_total",
-          "Verdict events received by the daemon, by direction, verdict and source workload.", byWorkload);
+          "Verdict events received by the daemon, by direction, verdict and the workload whose policy judged.",
+          byWorkload);
   gauge("microseg_policy_generation", "Policy generation in force.", one(double(generation_)));
   gauge("microseg_policy_apply_duration_seconds", "Time to compile and apply the last policy generation.",
         one(lastApplyMs_ / 1000.0));
@@ -47,11 +52,11 @@ std::string Daemon::renderMetricsLocked() {
   gauge("microseg_map_entries", "Entries in the active generation's maps.",
         {Sample{{{"map", "policy"}}, double(compiled_.entries.size())},
          Sample{{{"map", "cgroups"}}, double(cgroups_.size())},
-         Sample{{{"map", "identities"}}, double(compiled_.identities.size())}});
+         Sample{{{"map", "ipcache"}}, double(compiled_.ipcache.size() + addresses_.size())}});
   gauge("microseg_map_capacity", "Capacity of the maps.",
         {Sample{{{"map", "policy"}}, double(MS_MAX_POLICY_ENTRIES)},
          Sample{{{"map", "cgroups"}}, double(MS_MAX_CGROUPS)},
-         Sample{{{"map", "identities"}}, double(MS_MAX_IDENTITIES)}});
+         Sample{{{"map", "ipcache"}}, double(MS_MAX_IPCACHE)}});
   gauge("microseg_flow_records", "Aggregated flow records held in memory.", one(double(flowStore_.size())));
   gauge("microseg_flow_records_capacity", "Capacity of the flow record store.", one(double(flowStore_.capacity())));
   counter("microseg_flow_records_evicted_total", "Flow records evicted from the full store (counts were logged).",
