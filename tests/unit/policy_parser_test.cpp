@@ -289,8 +289,11 @@ TEST(PolicyParser, ShopExampleLoads) {
   const Policy& pay = r.bundle.policies[2];
   ASSERT_EQ(pay.egress.size(), 2u);
   ASSERT_TRUE(pay.egress[1].peers.has_value());
-  EXPECT_EQ((*pay.egress[1].peers)[0].kind, Peer::Kind::Reserved);
-  EXPECT_EQ((*pay.egress[1].peers)[0].reserved, ReservedPeer::World);
+  EXPECT_EQ((*pay.egress[1].peers)[0].kind, Peer::Kind::Identity);
+  EXPECT_EQ((*pay.egress[1].peers)[0].identity, "card-network");
+  ASSERT_EQ(r.bundle.externals.size(), 1u);
+  EXPECT_EQ(r.bundle.externals[0].name, "card-network");
+  EXPECT_EQ(r.bundle.externals[0].except.size(), 1u);
 }
 
 // Externals, inline cidr peers and namespaces; line numbers in the comments.

@@ -144,6 +144,7 @@ int cmdValidate(const Globals& g, const std::vector<std::string>& paths) {
     printJson({{"valid", res.ok()},
                {"errors", errs},
                {"workloads", res.bundle.workloads.size()},
+               {"externals", res.bundle.externals.size()},
                {"policies", res.bundle.policies.size()}});
     return res.ok() ? kOk : kFailed;
   }
@@ -152,8 +153,9 @@ int cmdValidate(const Globals& g, const std::vector<std::string>& paths) {
     const size_t n = res.errors.size();
     return fail(std::to_string(n) + (n == 1 ? " error" : " errors") + ": invalid", kFailed);
   }
-  std::cout << res.bundle.workloads.size() << " workloads, " << res.bundle.policies.size()
-            << " policies: valid\n";
+  std::cout << res.bundle.workloads.size() << " workloads, ";
+  if (!res.bundle.externals.empty()) std::cout << res.bundle.externals.size() << " externals, ";
+  std::cout << res.bundle.policies.size() << " policies: valid\n";
   return kOk;
 }
 
