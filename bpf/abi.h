@@ -28,7 +28,7 @@
 
 /* Bump when any struct or map below changes incompatibly (pinned state of an
  * older layout is then replaced, see the daemon's adoption logic). */
-#define MS_ABI_VERSION 2
+#define MS_ABI_VERSION 3
 
 /* ---- identities ------------------------------------------------------ */
 /*
