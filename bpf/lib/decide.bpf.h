@@ -13,7 +13,8 @@
  *   2. not a new flow -> allow without a verdict: TCP packets other than a
  *      SYN to a listener; UDP datagrams answering a recent exchange of S
  *      with that peer (see ms_udp_flows in abi.h); a UDP flow a rule of
- *      this generation already allowed;
+ *      this generation already allowed (for UDP this is checked before
+ *      step 1: an exchange is recorded only for a governed socket);
  *   3. peer = the other end's identity (identity.bpf.h, packet.bpf.h);
  *   4. policy: {subject, peer, dir, proto, port}, then for a remote range
  *      {subject, WORLD, ...}, then {subject, ANY, ...} (see abi.h); miss ->
@@ -294,15 +295,10 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	sk = ctx->sk;
 	if (!sk)
 		return 0; /* the kernel always gives one; fail closed if not */
-	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
-	if (f.subject == MS_IDENTITY_PENDING) {
-		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port, f.protocol,
-				     &f.dst_cgroup_id);
-		return refuse_pending(&g, &f);
-	}
-	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
-		return 1;
 
+	/* An established UDP exchange first: its entry exists only for a
+	 * governed socket, so it needs no identity (the hot path of a UDP
+	 * flow is one lookup). */
 	if (f.protocol == MS_PROTO_UDP) {
 		cookie = bpf_get_socket_cookie(ctx);
 		now = bpf_ktime_get_ns();
@@ -312,6 +308,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 			if (connect)
 				mark_connected(sk);
 			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
+				f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
 				f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port,
 						     f.protocol, &f.dst_cgroup_id);
 				log_answer(&f);
@@ -319,6 +316,15 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 			return 1;
 		}
 	}
+
+	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
+	if (f.subject == MS_IDENTITY_PENDING) {
+		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port, f.protocol,
+				     &f.dst_cgroup_id);
+		return refuse_pending(&g, &f);
+	}
+	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
+		return 1;
 
 	f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port, f.protocol,
 			     &f.dst_cgroup_id);
@@ -377,6 +383,24 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	f.direction = MS_DIR_INGRESS;
 	f.hook = MS_HOOK_INGRESS;
 	f.generation = g.cfg->generation;
+
+	/* An established UDP exchange first (see decide_egress). */
+	if (proto == MS_PROTO_UDP) {
+		cookie = bpf_get_socket_cookie(skb);
+		now = bpf_ktime_get_ns();
+		uf = udp_flow_lookup(cookie, &p.src, p.sport);
+		known = udp_known(&g, uf, false, cookie, &p.src, p.sport, now);
+		if (known != MS_UDP_NEW) {
+			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
+				f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
+				f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p, proto,
+						      &f.src_cgroup_id);
+				log_answer(&f);
+			}
+			return 1;
+		}
+	}
+
 	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
 	if (f.subject == MS_IDENTITY_PENDING) {
 		f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p,
@@ -385,21 +409,6 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	}
 	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
 		return 1;
-
-	if (proto == MS_PROTO_UDP) {
-		cookie = bpf_get_socket_cookie(skb);
-		now = bpf_ktime_get_ns();
-		uf = udp_flow_lookup(cookie, &p.src, p.sport);
-		known = udp_known(&g, uf, false, cookie, &p.src, p.sport, now);
-		if (known != MS_UDP_NEW) {
-			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
-				f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p, proto,
-						      &f.src_cgroup_id);
-				log_answer(&f);
-			}
-			return 1;
-		}
-	}
 
 	f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p, proto,
 			      &f.src_cgroup_id);
