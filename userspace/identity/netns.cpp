@@ -175,8 +175,11 @@ std::vector<std::string> WorkloadNetns::update(const std::map<uint64_t, Seen>& s
       entries_.emplace(inode, std::move(e));
       continue;
     }
+    // Known: its subscription reports address changes (refresh()); only
+    // one that has none is read again.
     it->second.seen = s;
-    auto view = inspectNetns(it->second.ns.get());
+    if (it->second.subscription) continue;
+    auto view = inspectNetns(it->second.ns.get(), &it->second.subscription);
     if (!view) {
       problems.push_back(view.error().str());
       continue;

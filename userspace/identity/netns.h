@@ -57,8 +57,9 @@ bool drainSubscription(int fd);
 
 // The network namespaces that workloads run in, other than the daemon's.
 // update() is given, per netns inode, the workload identity found there and
-// a pid in it; it opens new namespaces, forgets vanished ones and re-reads
-// every known one.
+// a pid in it; it opens and reads new namespaces and forgets vanished ones;
+// a known one is read again when its netlink subscription reports a change
+// (refresh()).
 class WorkloadNetns {
  public:
   struct Seen {
