@@ -208,32 +208,33 @@ TEST_F(Foundation, ASocketPassedToAnotherCgroupKeepsItsCreatorsIdentity) {
   // client-a, which connects with it: still client-b's socket, refused.
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
-  auto sendFd = [](int over, int fd) {
-    char byte = 'x', ctl[CMSG_SPACE(sizeof(int))] = {};
+  // One byte with room for one descriptor, for sendmsg and recvmsg alike.
+  struct FdMessage {
+    char byte = 'x';
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
     iovec iov{&byte, 1};
     msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctl;
-    m.msg_controllen = sizeof(ctl);
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    FdMessage() {
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      m.msg_control = ctl;
+      m.msg_controllen = sizeof(ctl);
+    }
+  };
+  auto sendFd = [](int over, int fd) {
+    FdMessage msg;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg.m);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    return sendmsg(over, &m, 0) == 1;
+    return sendmsg(over, &msg.m, 0) == 1;
   };
   auto recvFd = [](int over) {
-    char byte, ctl[CMSG_SPACE(sizeof(int))] = {};
-    iovec iov{&byte, 1};
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctl;
-    m.msg_controllen = sizeof(ctl);
+    FdMessage msg;
     pollfd p{over, POLLIN, 0};
-    if (poll(&p, 1, 3000) <= 0 || recvmsg(over, &m, 0) != 1) return -1;
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    if (poll(&p, 1, 3000) <= 0 || recvmsg(over, &msg.m, 0) != 1) return -1;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg.m);
     int fd = -1;
     if (c != nullptr && c->cmsg_type == SCM_RIGHTS) std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
     return fd;
