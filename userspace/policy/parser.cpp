@@ -2,17 +2,22 @@
 // offending key or value; parsing goes on after an error so one run reports
 // everything. yaml-cpp marks are 0-based; diagnostics are 1-based.
 #include "policy/parser.h"
+#include "policy/fast_yaml.h"
+#include "policy/yaml_tree.h"
 
-#include <yaml-cpp/yaml.h>
+#include <yaml-cpp/parser.h>
+#include <yaml-cpp/exceptions.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace microseg::policy {
 namespace {
@@ -23,30 +28,25 @@ class DocParser {
  public:
   DocParser(std::string file, std::vector<Diagnostic>& errors) : file_(std::move(file)), errors_(errors) {}
 
-  void document(const YAML::Node& doc, Bundle& out);
+  void document(const yaml::Node& doc, Bundle& out);
 
  private:
-  SourceLocation loc(const YAML::Node& n) const {
-    // An empty value (`port:`) has no text of its own and yaml-cpp marks it at
-    // whatever token follows, often the next line: point at its key instead.
-    if (n.IsDefined() && n.IsNull()) {
-      for (const auto& [value, key] : nullValues_) {
-        if (value.is(n)) return loc(key);
-      }
-    }
-    const YAML::Mark m = n.Mark();
-    if (m.is_null()) return {file_, 0, 0};
+  // An empty value (`port:`) is located at its key: the tree gives it the
+  // key's mark (yaml_tree.h).
+  SourceLocation loc(const yaml::Node& n) const {
+    const yaml::Mark m = n.mark();
+    if (m.isNull()) return {file_, 0, 0};
     return {file_, m.line + 1, m.column + 1};
   }
-  void error(const YAML::Node& at, const std::string& msg) { errors_.push_back({loc(at), msg}); }
+  void error(const yaml::Node& at, const std::string& msg) { errors_.push_back({loc(at), msg}); }
   void error(const SourceLocation& at, const std::string& msg) { errors_.push_back({at, msg}); }
 
   // Checks `node` is a map whose keys are all in `allowed` and unique.
   // Returns false (after reporting) if it is not a map.
-  bool checkMap(const YAML::Node& node, const std::string& path,
+  bool checkMap(const yaml::Node& node, const std::string& path,
                 std::initializer_list<const char*> allowed);
-  std::optional<std::string> scalar(const YAML::Node& node, const std::string& path);
-  std::optional<int64_t> integer(const YAML::Node& node, const std::string& path);
+  std::optional<std::string> scalar(const yaml::Node& node, const std::string& path);
+  std::optional<int64_t> integer(const yaml::Node& node, const std::string& path);
 
   // What every kind takes from metadata.
   struct Meta {
@@ -57,30 +57,75 @@ class DocParser {
   struct CidrItem {
     Cidr cidr;
     size_t index = 0;
-    YAML::Node node;
+    yaml::Node node;
   };
 
-  void workload(const YAML::Node& spec, const Meta& meta, Bundle& out);
-  void external(const YAML::Node& spec, const Meta& meta, Bundle& out);
-  void policyDoc(const YAML::Node& spec, const Meta& meta, Bundle& out);
-  Labels labels(const YAML::Node& node, const std::string& path);
-  void namespaceLabel(const YAML::Node& labelsNode, const std::string& path, const std::string& ns);
-  std::optional<Cidr> cidrValue(const YAML::Node& node, const std::string& path);
-  std::optional<std::vector<CidrItem>> cidrList(const YAML::Node& node, const std::string& path, bool required);
-  std::optional<Peer> cidrPeer(const YAML::Node& node, const std::string& path);
-  void annotations(const YAML::Node& node);
-  std::optional<LabelSelector> selector(const YAML::Node& node, const std::string& path);
-  std::optional<Peer> subject(const YAML::Node& node, const std::string& path);
-  std::optional<Peer> selectorOrIdentity(const YAML::Node& node, const std::string& path);
-  std::optional<Peer> peer(const YAML::Node& node, const std::string& path);
-  std::vector<Rule> rules(const YAML::Node& node, const std::string& path, Direction dir);
-  std::optional<PortRange> port(const YAML::Node& node, const std::string& path);
-
-  void indexNullValues(const YAML::Node& n);
+  void workload(const yaml::Node& spec, const Meta& meta, Bundle& out);
+  void external(const yaml::Node& spec, const Meta& meta, Bundle& out);
+  void policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out);
+  Labels labels(const yaml::Node& node, const std::string& path);
+  void namespaceLabel(const yaml::Node& labelsNode, const std::string& path, const std::string& ns);
+  std::optional<Cidr> cidrValue(const yaml::Node& node, const std::string& path);
+  std::optional<std::vector<CidrItem>> cidrList(const yaml::Node& node, const std::string& path, bool required);
+  std::optional<Peer> cidrPeer(const yaml::Node& node, const std::string& path);
+  void annotations(const yaml::Node& node);
+  std::optional<LabelSelector> selector(const yaml::Node& node, const std::string& path);
+  std::optional<Peer> subject(const yaml::Node& node, const std::string& path);
+  std::optional<Peer> selectorOrIdentity(const yaml::Node& node, const std::string& path);
+  std::optional<Peer> peer(const yaml::Node& node, const std::string& path);
+  std::vector<Rule> rules(const yaml::Node& node, const std::string& path, Direction dir);
+  std::optional<PortRange> port(const yaml::Node& node, const std::string& path);
 
   std::string file_;
   std::vector<Diagnostic>& errors_;
-  std::vector<std::pair<YAML::Node, YAML::Node>> nullValues_;  // (empty value, its key)
+};
+
+// Keys of one mapping seen so far. Mappings are small: a linear scan, until
+// one is not.
+class SeenKeys {
+ public:
+  // False if `key` was already inserted.
+  bool insert(std::string_view key) {
+    if (big_.empty()) {
+      if (std::find(small_.begin(), small_.end(), key) != small_.end()) return false;
+      small_.push_back(key);
+      if (small_.size() > 16) big_.insert(small_.begin(), small_.end());
+      return true;
+    }
+    return big_.insert(key).second;
+  }
+
+ private:
+  std::vector<std::string_view> small_;
+  std::unordered_set<std::string_view> big_;
+};
+
+// Items of a sequence, for range-for.
+struct Items {
+  yaml::Node seq;
+  struct It {
+    yaml::Node seq;
+    size_t i;
+    yaml::Node operator*() const { return seq.item(i); }
+    It& operator++() {
+      i++;
+      return *this;
+    }
+    bool operator!=(const It& o) const { return i != o.i; }
+  };
+  It begin() const { return {seq, 0}; }
+  It end() const { return {seq, seq.IsSequence() ? seq.size() : 0}; }
+};
+Items items(const yaml::Node& seq) { return {seq}; }
+
+// A read-only stream over a text: yaml-cpp reads an istream, and an
+// istringstream would first copy the whole file.
+class ViewBuf : public std::streambuf {
+ public:
+  explicit ViewBuf(std::string_view s) {
+    char* p = const_cast<char*>(s.data());
+    setg(p, p, p + s.size());
+  }
 };
 
 std::string joinAllowed(std::initializer_list<const char*> allowed) {
@@ -89,26 +134,59 @@ std::string joinAllowed(std::initializer_list<const char*> allowed) {
   return s;
 }
 
-bool validName(const std::string& s) {
-  static const std::regex re("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
-  return !s.empty() && s.size() <= 63 && std::regex_match(s, re);
+// Hand-written rather than std::regex (which costs microseconds a call, and
+// these run for every name, label and port of a 100k-rule file).
+bool lowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool alnum(char c) { return lowerAlnum(c) || (c >= 'A' && c <= 'Z'); }
+
+// [a-z0-9]([-a-z0-9]*[a-z0-9])?
+bool dnsLabel(std::string_view s) {
+  if (s.empty() || !lowerAlnum(s.front()) || !lowerAlnum(s.back())) return false;
+  for (char c : s) {
+    if (!lowerAlnum(c) && c != '-') return false;
+  }
+  return true;
 }
 
-bool validLabelName(const std::string& s) {
-  static const std::regex re("[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?");
-  return !s.empty() && s.size() <= 63 && std::regex_match(s, re);
+bool validName(std::string_view s) { return s.size() <= 63 && dnsLabel(s); }
+
+// [A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?, at most 63
+bool validLabelName(std::string_view s) {
+  if (s.empty() || s.size() > 63 || !alnum(s.front()) || !alnum(s.back())) return false;
+  for (char c : s) {
+    if (!alnum(c) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
 }
 
-bool validLabelKey(const std::string& key) {
+bool validLabelKey(std::string_view key) {
   auto slash = key.find('/');
-  if (slash == std::string::npos) return validLabelName(key);
-  static const std::regex dns("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*");
-  const std::string prefix = key.substr(0, slash);
-  return !prefix.empty() && prefix.size() <= 253 && std::regex_match(prefix, dns) &&
-         validLabelName(key.substr(slash + 1));
+  if (slash == std::string_view::npos) return validLabelName(key);
+  // DNS subdomain: dot-separated labels.
+  const std::string_view prefix = key.substr(0, slash);
+  if (prefix.empty() || prefix.size() > 253) return false;
+  for (size_t from = 0;;) {
+    const size_t dot = prefix.find('.', from);
+    if (!dnsLabel(prefix.substr(from, dot == std::string_view::npos ? std::string_view::npos : dot - from))) {
+      return false;
+    }
+    if (dot == std::string_view::npos) break;
+    from = dot + 1;
+  }
+  return validLabelName(key.substr(slash + 1));
 }
 
-bool validLabelValue(const std::string& v) { return v.empty() || validLabelName(v); }
+bool validLabelValue(std::string_view v) { return v.empty() || validLabelName(v); }
+
+// [-+]?[0-9]+
+bool integerText(std::string_view s) {
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
 
 // The resolver matches cgroup patterns with fnmatch(FNM_PATHNAME). fnmatch
 // quietly treats a malformed bracket as literal text, so a typo would make a
@@ -144,40 +222,42 @@ std::string familyHint(const Cidr& inner, const std::vector<Cidr>& outers) {
   return "";
 }
 
-bool DocParser::checkMap(const YAML::Node& node, const std::string& path,
+bool DocParser::checkMap(const yaml::Node& node, const std::string& path,
                          std::initializer_list<const char*> allowed) {
   if (!node.IsMap()) {
     error(node, path + ": must be a mapping");
     return false;
   }
-  std::set<std::string> seen;
-  for (const auto& kv : node) {
-    if (!kv.first.IsScalar()) {
-      error(kv.first, path + ": keys must be strings");
+  SeenKeys seen;
+  const size_t n = node.size();
+  for (size_t i = 0; i < n; i++) {
+    const yaml::Node k = node.key(i);
+    if (!k.IsScalar()) {
+      error(k, path + ": keys must be strings");
       continue;
     }
-    const std::string key = kv.first.Scalar();
-    if (!seen.insert(key).second) {
-      error(kv.first, path + ": duplicate key '" + key + "'");
+    const std::string_view key = k.Scalar();
+    if (!seen.insert(key)) {
+      error(k, path + ": duplicate key '" + std::string(key) + "'");
       continue;
     }
     if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; }) ==
         allowed.end()) {
-      error(kv.first, path + ": unknown field '" + key + "' (allowed: " + joinAllowed(allowed) + ")");
+      error(k, path + ": unknown field '" + std::string(key) + "' (allowed: " + joinAllowed(allowed) + ")");
     }
   }
   return true;
 }
 
-std::optional<std::string> DocParser::scalar(const YAML::Node& node, const std::string& path) {
+std::optional<std::string> DocParser::scalar(const yaml::Node& node, const std::string& path) {
   if (!node.IsScalar()) {
     error(node, path + ": must be a string");
     return std::nullopt;
   }
-  return node.Scalar();
+  return std::string(node.Scalar());
 }
 
-std::optional<int64_t> DocParser::integer(const YAML::Node& node, const std::string& path) {
+std::optional<int64_t> DocParser::integer(const yaml::Node& node, const std::string& path) {
   // Quoted "80" is a string, not a port: the tag tells them apart ("!" =
   // quoted, "?" = plain). An explicit tag such as !!str is not a number either.
   if (!node.IsScalar() || (node.Tag() != "?" && node.Tag() != "tag:yaml.org,2002:int")) {
@@ -187,9 +267,8 @@ std::optional<int64_t> DocParser::integer(const YAML::Node& node, const std::str
                                      : "a collection"));
     return std::nullopt;
   }
-  const std::string& s = node.Scalar();
-  static const std::regex re("[-+]?[0-9]+");
-  if (!std::regex_match(s, re) || s.size() > 12) {
+  const std::string s(node.Scalar());
+  if (!integerText(s) || s.size() > 12) {
     error(node, path + ": '" + s + "' is not an integer");
     return std::nullopt;
   }
@@ -202,36 +281,38 @@ std::optional<int64_t> DocParser::integer(const YAML::Node& node, const std::str
   return std::stoll(s);
 }
 
-Labels DocParser::labels(const YAML::Node& node, const std::string& path) {
+Labels DocParser::labels(const yaml::Node& node, const std::string& path) {
   Labels out;
   if (!node.IsMap()) {
     error(node, path + ": must be a mapping of label keys to values");
     return out;
   }
-  std::set<std::string> seen;
-  for (const auto& kv : node) {
-    if (!kv.first.IsScalar()) {
-      error(kv.first, path + ": label keys must be strings");
+  SeenKeys seen;
+  const size_t n = node.size();
+  for (size_t i = 0; i < n; i++) {
+    const yaml::Node k = node.key(i), val = node.value(i);
+    if (!k.IsScalar()) {
+      error(k, path + ": label keys must be strings");
       continue;
     }
-    const std::string key = kv.first.Scalar();
-    if (!seen.insert(key).second) {
-      error(kv.first, path + ": duplicate key '" + key + "'");
+    const std::string key(k.Scalar());
+    if (!seen.insert(k.Scalar())) {
+      error(k, path + ": duplicate key '" + key + "'");
       continue;
     }
     if (!validLabelKey(key)) {
-      error(kv.first, path + ": '" + key +
+      error(k, path + ": '" + key +
                           "' is not a valid label key (alphanumerics, '-', '_', '.', at most 63 "
                           "characters, optional DNS prefix 'example.com/')");
       continue;
     }
-    if (!kv.second.IsScalar()) {
-      error(kv.second, path + "." + key + ": label values must be strings");
+    if (!val.IsScalar()) {
+      error(val, path + "." + key + ": label values must be strings");
       continue;
     }
-    const std::string value = kv.second.Scalar();
+    const std::string value(val.Scalar());
     if (!validLabelValue(value)) {
-      error(kv.second, path + "." + key + ": '" + value + "' is not a valid label value");
+      error(val, path + "." + key + ": '" + value + "' is not a valid label value");
       continue;
     }
     out[key] = value;
@@ -240,16 +321,16 @@ Labels DocParser::labels(const YAML::Node& node, const std::string& path) {
   return out;
 }
 
-void DocParser::namespaceLabel(const YAML::Node& labelsNode, const std::string& path, const std::string& ns) {
+void DocParser::namespaceLabel(const yaml::Node& labelsNode, const std::string& path, const std::string& ns) {
   if (ns.empty() || !labelsNode.IsMap()) return;
-  const YAML::Node v = labelsNode[kNamespaceLabel];
+  const yaml::Node v = labelsNode[kNamespaceLabel];
   if (v && v.IsScalar() && v.Scalar() != ns) {
-    error(v, path + "." + kNamespaceLabel + ": '" + v.Scalar() + "' contradicts metadata.namespace '" + ns +
+    error(v, path + "." + kNamespaceLabel + ": '" + std::string(v.Scalar()) + "' contradicts metadata.namespace '" + ns +
                  "' (the namespace sets this label)");
   }
 }
 
-std::optional<Cidr> DocParser::cidrValue(const YAML::Node& node, const std::string& path) {
+std::optional<Cidr> DocParser::cidrValue(const yaml::Node& node, const std::string& path) {
   auto text = scalar(node, path);
   if (!text) return std::nullopt;
   CidrError why;
@@ -260,7 +341,7 @@ std::optional<Cidr> DocParser::cidrValue(const YAML::Node& node, const std::stri
 
 // Every item is parsed and checked for duplicates; nullopt only when the
 // node is not a list at all.
-std::optional<std::vector<DocParser::CidrItem>> DocParser::cidrList(const YAML::Node& node, const std::string& path,
+std::optional<std::vector<DocParser::CidrItem>> DocParser::cidrList(const yaml::Node& node, const std::string& path,
                                                                      bool required) {
   if (!node.IsSequence()) {
     error(node, path + ": must be a list of CIDRs (e.g. [\"10.0.0.0/8\"])");
@@ -272,7 +353,7 @@ std::optional<std::vector<DocParser::CidrItem>> DocParser::cidrList(const YAML::
   }
   std::vector<CidrItem> out;
   size_t i = 0;
-  for (const auto& item : node) {
+  for (const yaml::Node item : items(node)) {
     const std::string ip = path + "[" + std::to_string(i) + "]";
     if (auto c = cidrValue(item, ip)) {
       auto dup = std::find_if(out.begin(), out.end(), [&](const CidrItem& o) { return o.cidr == *c; });
@@ -288,7 +369,7 @@ std::optional<std::vector<DocParser::CidrItem>> DocParser::cidrList(const YAML::
   return out;
 }
 
-std::optional<LabelSelector> DocParser::selector(const YAML::Node& node, const std::string& path) {
+std::optional<LabelSelector> DocParser::selector(const yaml::Node& node, const std::string& path) {
   LabelSelector sel;
   bool ok = true;
   bool any = false;
@@ -304,7 +385,7 @@ std::optional<LabelSelector> DocParser::selector(const YAML::Node& node, const s
       return std::nullopt;
     }
     size_t i = 0;
-    for (const auto& item : me) {
+    for (const yaml::Node item : items(me)) {
       const std::string ip = path + ".matchExpressions[" + std::to_string(i++) + "]";
       if (!checkMap(item, ip, {"key", "operator", "values"})) {
         ok = false;
@@ -357,13 +438,13 @@ std::optional<LabelSelector> DocParser::selector(const YAML::Node& node, const s
           ok = false;
           continue;
         }
-        for (const auto& v : vals) {
+        for (const yaml::Node v : items(vals)) {
           if (!v.IsScalar()) {
             error(v, ip + ".values: must be a list of strings");
             ok = false;
             continue;
           }
-          req.values.push_back(v.Scalar());
+          req.values.emplace_back(v.Scalar());
         }
         if (!needsValues && !req.values.empty()) {
           error(vals, ip + ".values: must be empty for operator " + *op);
@@ -387,13 +468,13 @@ std::optional<LabelSelector> DocParser::selector(const YAML::Node& node, const s
   return sel;
 }
 
-std::optional<Peer> DocParser::subject(const YAML::Node& node, const std::string& path) {
+std::optional<Peer> DocParser::subject(const yaml::Node& node, const std::string& path) {
   if (!checkMap(node, path, {"matchLabels", "matchExpressions", "identity"})) return std::nullopt;
   return selectorOrIdentity(node, path);
 }
 
 // Keys already checked by the caller.
-std::optional<Peer> DocParser::selectorOrIdentity(const YAML::Node& node, const std::string& path) {
+std::optional<Peer> DocParser::selectorOrIdentity(const yaml::Node& node, const std::string& path) {
   Peer p;
   p.loc = loc(node);
   if (auto id = node["identity"]) {
@@ -415,8 +496,8 @@ std::optional<Peer> DocParser::selectorOrIdentity(const YAML::Node& node, const 
   return p;
 }
 
-std::optional<Peer> DocParser::peer(const YAML::Node& node, const std::string& path) {
-  auto reserved = [&](const YAML::Node& n, const std::string& name) -> std::optional<Peer> {
+std::optional<Peer> DocParser::peer(const yaml::Node& node, const std::string& path) {
+  auto reserved = [&](const yaml::Node& n, const std::string& name) -> std::optional<Peer> {
     Peer p;
     p.kind = Peer::Kind::Reserved;
     p.loc = loc(n);
@@ -432,7 +513,7 @@ std::optional<Peer> DocParser::peer(const YAML::Node& node, const std::string& p
     }
     return p;
   };
-  if (node.IsScalar()) return reserved(node, node.Scalar());
+  if (node.IsScalar()) return reserved(node, std::string(node.Scalar()));
   if (!checkMap(node, path, {"matchLabels", "matchExpressions", "identity", "reserved", "cidr", "except"})) {
     return std::nullopt;
   }
@@ -453,7 +534,7 @@ std::optional<Peer> DocParser::peer(const YAML::Node& node, const std::string& p
   return selectorOrIdentity(node, path);
 }
 
-std::optional<Peer> DocParser::cidrPeer(const YAML::Node& node, const std::string& path) {
+std::optional<Peer> DocParser::cidrPeer(const yaml::Node& node, const std::string& path) {
   const size_t before = errors_.size();
   if (!node["cidr"]) {
     error(node["except"], path + ": 'except' needs 'cidr' (the range to take the exceptions out of)");
@@ -481,9 +562,9 @@ std::optional<Peer> DocParser::cidrPeer(const YAML::Node& node, const std::strin
   return p;
 }
 
-std::optional<PortRange> DocParser::port(const YAML::Node& node, const std::string& path) {
+std::optional<PortRange> DocParser::port(const yaml::Node& node, const std::string& path) {
   if (node.IsScalar()) {
-    error(node, path + ": must be a mapping; write {port: " + node.Scalar() + "}");
+    error(node, path + ": must be a mapping; write {port: " + std::string(node.Scalar()) + "}");
     return std::nullopt;
   }
   if (!checkMap(node, path, {"port", "endPort", "protocol"})) return std::nullopt;
@@ -543,7 +624,7 @@ std::optional<PortRange> DocParser::port(const YAML::Node& node, const std::stri
   return pr;
 }
 
-std::vector<Rule> DocParser::rules(const YAML::Node& node, const std::string& path, Direction dir) {
+std::vector<Rule> DocParser::rules(const yaml::Node& node, const std::string& path, Direction dir) {
   std::vector<Rule> out;
   if (!node.IsSequence()) {
     error(node, path + ": must be a list of rules");
@@ -552,7 +633,7 @@ std::vector<Rule> DocParser::rules(const YAML::Node& node, const std::string& pa
   const char* peersKey = dir == Direction::Egress ? "to" : "from";
   const char* wrongKey = dir == Direction::Egress ? "from" : "to";
   size_t i = 0;
-  for (const auto& item : node) {
+  for (const yaml::Node item : items(node)) {
     const std::string rp = path + "[" + std::to_string(i++) + "]";
     if (item.IsMap() && item[wrongKey]) {
       error(item[wrongKey], rp + ": '" + wrongKey + "' is not valid in an " +
@@ -581,7 +662,7 @@ std::vector<Rule> DocParser::rules(const YAML::Node& node, const std::string& pa
       } else {
         r.peers.emplace();
         size_t j = 0;
-        for (const auto& p : peers) {
+        for (const yaml::Node p : items(peers)) {
           if (auto parsed = peer(p, pp + "[" + std::to_string(j) + "]")) r.peers->push_back(*parsed);
           j++;
         }
@@ -595,7 +676,7 @@ std::vector<Rule> DocParser::rules(const YAML::Node& node, const std::string& pa
         error(ports, pp + ": empty list; omit 'ports' to mean every port and protocol");
       } else {
         size_t j = 0;
-        for (const auto& p : ports) {
+        for (const yaml::Node p : items(ports)) {
           if (auto parsed = port(p, pp + "[" + std::to_string(j) + "]")) r.ports.push_back(*parsed);
           j++;
         }
@@ -606,7 +687,7 @@ std::vector<Rule> DocParser::rules(const YAML::Node& node, const std::string& pa
   return out;
 }
 
-void DocParser::workload(const YAML::Node& spec, const Meta& meta, Bundle& out) {
+void DocParser::workload(const yaml::Node& spec, const Meta& meta, Bundle& out) {
   if (!checkMap(spec, "spec", {"cgroups", "labels", "spiffeId"})) return;
   Workload w;
   w.name = meta.name;
@@ -617,7 +698,7 @@ void DocParser::workload(const YAML::Node& spec, const Meta& meta, Bundle& out) 
       error(cg, "spec.cgroups: must be a non-empty list of cgroup path patterns");
     } else {
       size_t i = 0;
-      for (const auto& c : cg) {
+      for (const yaml::Node c : items(cg)) {
         const std::string cp = "spec.cgroups[" + std::to_string(i++) + "]";
         auto v = scalar(c, cp);
         if (!v) continue;
@@ -664,7 +745,7 @@ void DocParser::workload(const YAML::Node& spec, const Meta& meta, Bundle& out) 
   out.workloads.push_back(std::move(w));
 }
 
-void DocParser::external(const YAML::Node& spec, const Meta& meta, Bundle& out) {
+void DocParser::external(const yaml::Node& spec, const Meta& meta, Bundle& out) {
   if (!checkMap(spec, "spec", {"labels", "cidrs", "except"})) return;
   External e;
   e.name = meta.name;
@@ -707,7 +788,7 @@ void DocParser::external(const YAML::Node& spec, const Meta& meta, Bundle& out) 
   out.externals.push_back(std::move(e));
 }
 
-void DocParser::policyDoc(const YAML::Node& spec, const Meta& meta, Bundle& out) {
+void DocParser::policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out) {
   if (!checkMap(spec, "spec", {"selector", "enforcement", "egress", "ingress"})) return;
   Policy p;
   p.name = meta.name;
@@ -762,24 +843,8 @@ void DocParser::policyDoc(const YAML::Node& spec, const Meta& meta, Bundle& out)
   if (ok) out.policies.push_back(std::move(p));
 }
 
-void DocParser::indexNullValues(const YAML::Node& n) {
-  if (n.IsMap()) {
-    for (const auto& kv : n) {
-      if (kv.second.IsNull()) {
-        nullValues_.emplace_back(kv.second, kv.first);
-      } else {
-        indexNullValues(kv.second);
-      }
-    }
-  } else if (n.IsSequence()) {
-    for (const auto& item : n) indexNullValues(item);
-  }
-}
-
-void DocParser::document(const YAML::Node& doc, Bundle& out) {
+void DocParser::document(const yaml::Node& doc, Bundle& out) {
   if (doc.IsNull()) return;
-  nullValues_.clear();
-  indexNullValues(doc);
   if (!checkMap(doc, "document", {"apiVersion", "kind", "metadata", "spec"})) return;
   bool ok = true;
   for (const char* key : {"apiVersion", "kind", "metadata", "spec"}) {
@@ -800,7 +865,7 @@ void DocParser::document(const YAML::Node& doc, Bundle& out) {
     error(doc["kind"], "kind: '" + *kind + "' is not Workload, External or Policy");
     return;
   }
-  const YAML::Node md = doc["metadata"];
+  const yaml::Node md = doc["metadata"];
   if (!checkMap(md, "metadata", {"name", "namespace", "labels", "annotations"})) return;
   // With a bad or missing name the document is not kept, but its spec is still
   // checked so one run reports everything.
@@ -850,17 +915,19 @@ void DocParser::document(const YAML::Node& doc, Bundle& out) {
   }
 }
 
-void DocParser::annotations(const YAML::Node& node) {
+void DocParser::annotations(const yaml::Node& node) {
   if (!node.IsMap()) {
     error(node, "metadata.annotations: must be a mapping of strings to strings");
     return;
   }
-  std::set<std::string> seen;
-  for (const auto& kv : node) {
-    if (!kv.first.IsScalar() || !kv.second.IsScalar()) {
-      error(kv.first, "metadata.annotations: keys and values must be strings");
-    } else if (!seen.insert(kv.first.Scalar()).second) {
-      error(kv.first, "metadata.annotations: duplicate key '" + kv.first.Scalar() + "'");
+  SeenKeys seen;
+  const size_t n = node.size();
+  for (size_t i = 0; i < n; i++) {
+    const yaml::Node k = node.key(i), v = node.value(i);
+    if (!k.IsScalar() || !v.IsScalar()) {
+      error(k, "metadata.annotations: keys and values must be strings");
+    } else if (!seen.insert(k.Scalar())) {
+      error(k, "metadata.annotations: duplicate key '" + std::string(k.Scalar()) + "'");
     }
   }
 }
@@ -871,13 +938,27 @@ std::string locStr(const SourceLocation& l) {
 
 std::string nsText(const std::string& ns) { return ns.empty() ? "no namespace" : "namespace '" + ns + "'"; }
 
-void checkSubjectRef(const Bundle& b, const Policy& p, std::vector<Diagnostic>& errors) {
+// The first Workload and External of each name (what findWorkload and
+// findExternal return), indexed: references are checked for every rule.
+struct Names {
+  std::unordered_map<std::string_view, const Workload*> workloads;
+  std::unordered_map<std::string_view, const External*> externals;
+  template <typename T>
+  static const T* find(const std::unordered_map<std::string_view, const T*>& m, std::string_view name) {
+    auto it = m.find(name);
+    return it == m.end() ? nullptr : it->second;
+  }
+  const Workload* workload(std::string_view name) const { return find(workloads, name); }
+  const External* external(std::string_view name) const { return find(externals, name); }
+};
+
+void checkSubjectRef(const Names& b, const Policy& p, std::vector<Diagnostic>& errors) {
   const Peer& s = p.selector;
   if (s.kind != Peer::Kind::Identity) return;
-  const Workload* w = b.findWorkload(s.identity);
+  const Workload* w = b.workload(s.identity);
   if (w == nullptr) {
     errors.push_back({s.loc, "spec.selector: identity '" + s.identity + "' " +
-                                 (b.findExternal(s.identity) != nullptr
+                                 (b.external(s.identity) != nullptr
                                       ? "is an External; a policy's selector selects Workloads only"
                                       : "names no Workload")});
     return;
@@ -892,39 +973,69 @@ void checkSubjectRef(const Bundle& b, const Policy& p, std::vector<Diagnostic>& 
   }
 }
 
-void checkPeerRef(const Bundle& b, const Peer& p, std::vector<Diagnostic>& errors) {
-  if (p.kind == Peer::Kind::Identity && b.findWorkload(p.identity) == nullptr &&
-      b.findExternal(p.identity) == nullptr) {
+void checkPeerRef(const Names& b, const Peer& p, std::vector<Diagnostic>& errors) {
+  if (p.kind == Peer::Kind::Identity && b.workload(p.identity) == nullptr && b.external(p.identity) == nullptr) {
     errors.push_back({p.loc, "peer: identity '" + p.identity + "' names no Workload or External"});
   }
 }
 
 }  // namespace
 
-ParseResult parseText(const std::string& text, const std::string& file) {
+namespace {
+
+// The fast reader, or nullopt where it declines the text.
+std::optional<ParseResult> parseFast(const std::string& text, const std::string& file) {
+  std::vector<yaml::DocumentSpan> spans;
+  if (!yaml::splitDocuments(text, spans)) return std::nullopt;
   ParseResult out;
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(text);
-  } catch (const YAML::Exception& e) {
-    out.errors.push_back({{file, e.mark.is_null() ? 0 : e.mark.line + 1,
-                           e.mark.is_null() ? 0 : e.mark.column + 1},
-                          "YAML syntax: " + e.msg});
-    return out;
-  }
+  yaml::Tree tree;
   DocParser parser(file, out.errors);
-  for (const auto& d : docs) {
+  for (const auto& span : spans) {
+    if (!yaml::readDocument(text, span, tree)) return std::nullopt;
     try {
-      parser.document(d, out.bundle);
-    } catch (const YAML::Exception& e) {
-      out.errors.push_back({{file, e.mark.line + 1, e.mark.column + 1}, e.msg});
+      parser.document(tree.root(), out.bundle);
+    } catch (const yaml::SubscriptError& e) {
+      out.errors.push_back({{file, e.mark.line + 1, e.mark.column + 1}, e.what()});
     }
   }
   return out;
 }
 
+}  // namespace
+
+ParseResult parseText(const std::string& text, const std::string& file) {
+  if (auto fast = parseFast(text, file)) return std::move(*fast);
+  ParseResult out;
+  ViewBuf buf(text);
+  std::istream in(&buf);
+  yaml::Tree tree;
+  DocParser parser(file, out.errors);
+  try {
+    YAML::Parser yp(in);
+    yaml::TreeBuilder builder(tree, text.size());
+    while (yp.HandleNextDocument(builder)) {
+      try {
+        parser.document(tree.root(), out.bundle);
+      } catch (const yaml::SubscriptError& e) {
+        out.errors.push_back({{file, e.mark.line + 1, e.mark.column + 1}, e.what()});
+      }
+    }
+  } catch (const yaml::NoProgressError& e) {
+    out = ParseResult{};
+    out.errors.push_back({{file, e.mark.line + 1, e.mark.column + 1}, std::string("YAML syntax: ") + e.what()});
+  } catch (const YAML::Exception& e) {
+    // A syntax error anywhere is the file's only diagnostic, as when the
+    // whole file was loaded before any document was looked at.
+    out = ParseResult{};
+    out.errors.push_back({{file, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1},
+                          "YAML syntax: " + e.msg});
+  }
+  return out;
+}
+
 void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors) {
-  std::map<std::string, const Workload*> workloads;
+  Names names;
+  auto& workloads = names.workloads;
   for (const auto& w : bundle.workloads) {
     auto [it, fresh] = workloads.emplace(w.name, &w);
     if (!fresh) {
@@ -932,7 +1043,7 @@ void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors) {
                                    locStr(it->second->loc) + ")"});
     }
   }
-  std::map<std::string, const External*> externals;
+  auto& externals = names.externals;
   for (const auto& e : bundle.externals) {
     auto [it, fresh] = externals.emplace(e.name, &e);
     if (!fresh) {
@@ -944,18 +1055,18 @@ void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors) {
                                    "' must name one thing"});
     }
   }
-  std::map<std::string, const Policy*> policies;
+  std::unordered_map<std::string_view, const Policy*> policies;
   for (const auto& p : bundle.policies) {
     auto [it, fresh] = policies.emplace(p.name, &p);
     if (!fresh) {
       errors.push_back({p.loc, "duplicate Policy name '" + p.name + "' (first defined at " +
                                    locStr(it->second->loc) + ")"});
     }
-    checkSubjectRef(bundle, p, errors);
+    checkSubjectRef(names, p, errors);
     for (const auto* list : {&p.egress, &p.ingress}) {
       for (const auto& r : *list) {
         if (!r.peers) continue;
-        for (const auto& peer : *r.peers) checkPeerRef(bundle, peer, errors);
+        for (const auto& peer : *r.peers) checkPeerRef(names, peer, errors);
       }
     }
   }
