@@ -1,12 +1,10 @@
 // YAML -> policy model. Every problem becomes a Diagnostic located at the
 // offending key or value; parsing goes on after an error so one run reports
-// everything. yaml-cpp marks are 0-based; diagnostics are 1-based.
+// everything. Tree marks are 0-based; diagnostics are 1-based.
 #include "policy/parser.h"
-#include "policy/fast_yaml.h"
+#include "policy/yaml_reader.h"
 #include "policy/yaml_tree.h"
 
-#include <yaml-cpp/parser.h>
-#include <yaml-cpp/exceptions.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -117,16 +115,6 @@ struct Items {
   It end() const { return {seq, seq.IsSequence() ? seq.size() : 0}; }
 };
 Items items(const yaml::Node& seq) { return {seq}; }
-
-// A read-only stream over a text: yaml-cpp reads an istream, and an
-// istringstream would first copy the whole file.
-class ViewBuf : public std::streambuf {
- public:
-  explicit ViewBuf(std::string_view s) {
-    char* p = const_cast<char*>(s.data());
-    setg(p, p, p + s.size());
-  }
-};
 
 std::string joinAllowed(std::initializer_list<const char*> allowed) {
   std::string s;
@@ -981,54 +969,23 @@ void checkPeerRef(const Names& b, const Peer& p, std::vector<Diagnostic>& errors
 
 }  // namespace
 
-namespace {
-
-// The fast reader, or nullopt where it declines the text.
-std::optional<ParseResult> parseFast(const std::string& text, const std::string& file) {
-  std::vector<yaml::DocumentSpan> spans;
-  if (!yaml::splitDocuments(text, spans)) return std::nullopt;
+ParseResult parseText(const std::string& text, const std::string& file) {
   ParseResult out;
   yaml::Tree tree;
   DocParser parser(file, out.errors);
-  for (const auto& span : spans) {
-    if (!yaml::readDocument(text, span, tree)) return std::nullopt;
+  auto err = yaml::readDocuments(text, tree, [&](const yaml::Tree& doc) {
     try {
-      parser.document(tree.root(), out.bundle);
+      parser.document(doc.root(), out.bundle);
     } catch (const yaml::SubscriptError& e) {
       out.errors.push_back({{file, e.mark.line + 1, e.mark.column + 1}, e.what()});
     }
-  }
-  return out;
-}
-
-}  // namespace
-
-ParseResult parseText(const std::string& text, const std::string& file) {
-  if (auto fast = parseFast(text, file)) return std::move(*fast);
-  ParseResult out;
-  ViewBuf buf(text);
-  std::istream in(&buf);
-  yaml::Tree tree;
-  DocParser parser(file, out.errors);
-  try {
-    YAML::Parser yp(in);
-    yaml::TreeBuilder builder(tree, text.size());
-    while (yp.HandleNextDocument(builder)) {
-      try {
-        parser.document(tree.root(), out.bundle);
-      } catch (const yaml::SubscriptError& e) {
-        out.errors.push_back({{file, e.mark.line + 1, e.mark.column + 1}, e.what()});
-      }
-    }
-  } catch (const yaml::NoProgressError& e) {
-    out = ParseResult{};
-    out.errors.push_back({{file, e.mark.line + 1, e.mark.column + 1}, std::string("YAML syntax: ") + e.what()});
-  } catch (const YAML::Exception& e) {
+  });
+  if (err) {
     // A syntax error anywhere is the file's only diagnostic, as when the
     // whole file was loaded before any document was looked at.
     out = ParseResult{};
-    out.errors.push_back({{file, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1},
-                          "YAML syntax: " + e.msg});
+    out.errors.push_back({{file, err->at.isNull() ? 0 : err->at.line + 1, err->at.isNull() ? 0 : err->at.column + 1},
+                          "YAML syntax: " + err->message});
   }
   return out;
 }

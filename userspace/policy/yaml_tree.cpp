@@ -1,6 +1,5 @@
 #include "policy/yaml_tree.h"
 
-#include <yaml-cpp/mark.h>
 
 namespace microseg::policy::yaml {
 
@@ -144,79 +143,5 @@ void Tree::close() {
   pending_.resize(o.pendingFrom);
 }
 
-namespace {
-
-bool sameNode(Node a, Node b, int depth) {
-  if (depth > 1000) return false;
-  if (a.type() != b.type() || a.Tag() != b.Tag() || !(a.mark() == b.mark())) return false;
-  switch (a.type()) {
-    case Type::Scalar: return a.Scalar() == b.Scalar();
-    case Type::Sequence:
-      if (a.size() != b.size()) return false;
-      for (size_t i = 0; i < a.size(); i++) {
-        if (!sameNode(a.item(i), b.item(i), depth + 1)) return false;
-      }
-      return true;
-    case Type::Map:
-      if (a.size() != b.size()) return false;
-      for (size_t i = 0; i < a.size(); i++) {
-        if (!sameNode(a.key(i), b.key(i), depth + 1) || !sameNode(a.value(i), b.value(i), depth + 1)) return false;
-      }
-      return true;
-    default: return true;
-  }
-}
-
-}  // namespace
-
-bool sameDocument(const Tree& a, const Tree& b) { return sameNode(a.root(), b.root(), 0); }
-
-// ---- yaml-cpp events ---------------------------------------------------------
-
-void TreeBuilder::count(const YAML::Mark& mark) {
-  if (++events_ > maxEvents_) throw NoProgressError({mark.line, mark.column});
-}
-
-void TreeBuilder::OnDocumentStart(const YAML::Mark& mark) {
-  count(mark);
-  tree_.clear();
-  anchors_.clear();
-}
-
-void TreeBuilder::anchor(YAML::anchor_t anchor, uint32_t index) {
-  if (anchor == YAML::NullAnchor) return;
-  if (anchors_.size() < anchor) anchors_.resize(anchor);
-  anchors_[anchor - 1] = index;
-}
-
-void TreeBuilder::OnNull(const YAML::Mark& mark, YAML::anchor_t a) {
-  count(mark);
-  anchor(a, tree_.addNull({mark.line, mark.column}));
-}
-
-void TreeBuilder::OnAlias(const YAML::Mark& mark, YAML::anchor_t a) {
-  count(mark);
-  // yaml-cpp only hands out anchors it has seen (an unknown alias is a
-  // parse error before this).
-  if (a != YAML::NullAnchor && a <= anchors_.size()) tree_.addExisting(anchors_[a - 1]);
-}
-
-void TreeBuilder::OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t a,
-                           const std::string& value) {
-  count(mark);
-  anchor(a, tree_.addScalar({mark.line, mark.column}, tag, value));
-}
-
-void TreeBuilder::OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t a,
-                                  YAML::EmitterStyle::value) {
-  count(mark);
-  anchor(a, tree_.open(Type::Sequence, {mark.line, mark.column}));
-}
-
-void TreeBuilder::OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t a,
-                             YAML::EmitterStyle::value) {
-  count(mark);
-  anchor(a, tree_.open(Type::Map, {mark.line, mark.column}));
-}
 
 }  // namespace microseg::policy::yaml

@@ -1,9 +1,8 @@
 // One YAML document as a compact tree: what the policy parser reads instead
-// of yaml-cpp's node graph. A document is built from yaml-cpp's event stream
-// (YAML::Parser::HandleNextDocument) or by the fast reader (fast_yaml.h), one
-// document at a time, so the whole file's tree never exists at once; the
-// nodes, child lists and scalar texts of a document live in three flat
-// arrays that are reused for the next one.
+// of yaml-cpp's node graph. A document is built from libyaml's event stream
+// (yaml_reader.h) one document at a time, so the whole file's tree never
+// exists at once; the nodes, child lists and scalar texts of a document live
+// in three flat arrays that are reused for the next one.
 //
 // Node mirrors the part of YAML::Node's interface the parser uses, with the
 // same semantics: operator[] finds the first pair whose key is a scalar equal
@@ -19,7 +18,6 @@
 #include <string_view>
 #include <vector>
 
-#include <yaml-cpp/eventhandler.h>
 
 namespace microseg::policy::yaml {
 
@@ -37,16 +35,6 @@ enum class Type : uint8_t { Undefined, Null, Scalar, Sequence, Map };
 class SubscriptError : public std::runtime_error {
  public:
   SubscriptError(Mark at, const std::string& msg) : std::runtime_error(msg), mark(at) {}
-  Mark mark;
-};
-
-// yaml-cpp 0.7 can loop forever on some malformed input (a ',' before any
-// node starts an endless stream of empty documents): the builder gives up
-// when there are more nodes than the input could hold.
-class NoProgressError : public std::runtime_error {
- public:
-  explicit NoProgressError(Mark at)
-      : std::runtime_error("the YAML parser makes no progress here (a stray ',', ']' or '}'?)"), mark(at) {}
   Mark mark;
 };
 
@@ -107,9 +95,6 @@ class Tree {
   void close();
   size_t depth() const { return open_.size(); }
 
-  // Deep equality of the two documents (types, texts, tags, marks).
-  friend bool sameDocument(const Tree& a, const Tree& b);
-
  private:
   friend class Node;
   enum class TagKind : uint8_t { None, Plain, NonPlain, Other };
@@ -134,34 +119,6 @@ class Tree {
   std::vector<Open> open_;
   std::vector<uint32_t> pending_;  // children of the open collections, innermost last
   uint32_t root_ = 0;
-};
-
-// yaml-cpp events -> Tree, one document per HandleNextDocument().
-class TreeBuilder : public YAML::EventHandler {
- public:
-  // `inputSize`: bytes of the whole input, which bounds the nodes it can
-  // hold (see NoProgressError).
-  TreeBuilder(Tree& tree, size_t inputSize) : tree_(tree), maxEvents_(2 * inputSize + 64) {}
-  void OnDocumentStart(const YAML::Mark&) override;
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override;
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override;
-  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
-                const std::string& value) override;
-  void OnSequenceStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value style) override;
-  void OnSequenceEnd() override { tree_.close(); }
-  void OnMapStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value style) override;
-  void OnMapEnd() override { tree_.close(); }
-
- private:
-  void anchor(YAML::anchor_t anchor, uint32_t index);
-  void count(const YAML::Mark& mark);
-  Tree& tree_;
-  size_t maxEvents_;
-  size_t events_ = 0;
-  std::vector<uint32_t> anchors_;  // anchor id (from 1) -> node
 };
 
 }  // namespace microseg::policy::yaml
