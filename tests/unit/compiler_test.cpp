@@ -713,3 +713,23 @@ TEST(CompilerRemote, WorldRulesDoNotMultiplyWithTheNumberOfExternals) {
 
 }  // namespace
 }  // namespace microseg::compiler
+
+namespace microseg::compiler {
+namespace {
+
+TEST(RuleRegistry, IdsAreStableAndNamedForever) {
+  RuleRegistry reg;
+  const uint32_t a = reg.idFor("p", policy::Direction::Egress, 0);
+  const uint32_t b = reg.idFor("p", policy::Direction::Ingress, 0);
+  const uint32_t c = reg.idFor("q", policy::Direction::Egress, 2);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(reg.idFor("p", policy::Direction::Egress, 0), a);
+  EXPECT_EQ(reg.nameOf(a), "p/0");
+  EXPECT_EQ(reg.nameOf(b), "p/0");
+  EXPECT_EQ(reg.nameOf(c), "q/2");
+  EXPECT_EQ(reg.nameOf(c + 1), "rule-" + std::to_string(c + 1));
+  EXPECT_EQ(reg.nameOf(0), "rule-0");
+}
+
+}  // namespace
+}  // namespace microseg::compiler

@@ -34,12 +34,9 @@ TEST(FlowRecord, EventToJsonHasTheDocumentedFields) {
   ids.workloads[257] = {"client-b"};
   ids.workloads[258] = {"server"};
   std::map<uint64_t, std::string> paths{{42, "/client-b"}}, workloads{{42, "client-b"}};
-  std::map<uint32_t, compiler::RuleInfo> rules;
-  compiler::RuleInfo r;
-  r.id = 7;
-  r.policy = "allow-a";
-  r.index = 0;
-  rules[7] = r;
+  compiler::RuleRegistry rules;
+  rules.idFor("other", policy::Direction::Ingress, 3);
+  const uint32_t allowA = rules.idFor("allow-a", policy::Direction::Egress, 0);
   FlowContext ctx{&ids, &paths, &workloads, &rules, 0};
 
   ms_event e{};
@@ -72,7 +69,7 @@ TEST(FlowRecord, EventToJsonHasTheDocumentedFields) {
   EXPECT_TRUE(j.contains("time"));
 
   e.reason = MS_REASON_RULE;
-  e.rule_id = 7;
+  e.rule_id = allowA;
   e.verdict = MS_VERDICT_ALLOW;
   EXPECT_EQ(eventToJson(e, ctx)["rule"], "allow-a/0");
 }

@@ -250,8 +250,16 @@ uint32_t RuleRegistry::idFor(const std::string& policy, policy::Direction dir, u
   auto key = std::make_tuple(policy, static_cast<uint8_t>(dir), index);
   auto it = ids_.find(key);
   if (it != ids_.end()) return it->second;
-  ids_[key] = next_;
+  auto [at, fresh] = ids_.emplace(std::move(key), next_);
+  (void)fresh;
+  byId_.push_back(&at->first);
   return next_++;
+}
+
+std::string RuleRegistry::nameOf(uint32_t id) const {
+  if (id == 0 || id > byId_.size()) return "rule-" + std::to_string(id);
+  const Key& k = *byId_[id - 1];
+  return std::get<0>(k) + "/" + std::to_string(std::get<2>(k));
 }
 
 std::vector<std::pair<uint16_t, uint8_t>> portPrefixes(uint16_t first, uint16_t last) {

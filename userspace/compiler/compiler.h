@@ -57,8 +57,13 @@ struct RuleInfo {
 class RuleRegistry {
  public:
   uint32_t idFor(const std::string& policy, policy::Direction dir, uint32_t index);
+  // "<policy>/<index>" of any id it ever handed out; "rule-<id>" otherwise.
+  std::string nameOf(uint32_t id) const;
+
  private:
-  std::map<std::tuple<std::string, uint8_t, uint32_t>, uint32_t> ids_;
+  using Key = std::tuple<std::string, uint8_t, uint32_t>;
+  std::map<Key, uint32_t> ids_;
+  std::vector<const Key*> byId_;  // id - 1 -> its key (map nodes never move)
   uint32_t next_ = 1;
 };
 

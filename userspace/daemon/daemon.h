@@ -74,6 +74,7 @@ class Daemon {
 
   // All of these expect mu_ held.
   ReloadResult reloadLocked(const std::vector<std::string>& paths, const std::string& why);
+  ReloadResult buildAndApplyLocked(const std::vector<std::string>& paths, const std::string& why);
   void rescanLocked();
   // Addresses of this host and of the workloads' own netns -> ipcache.
   std::vector<datapath::AddressEntry> addressEntriesLocked() const;
@@ -108,7 +109,6 @@ class Daemon {
   identity::IdentityTable ids_;
   compiler::RuleRegistry registry_;
   compiler::CompiledPolicy compiled_;
-  std::map<uint32_t, compiler::RuleInfo> allRules_;  // every rule ever compiled, by id
   uint64_t generation_ = 0;
   std::string appliedAt_;
   std::map<uint64_t, identity::CgroupInfo> cgroups_;  // by cgroup id

@@ -240,7 +240,7 @@ void Daemon::registerQueries() {
                            {"outcome", outcome},
                            {"mode", mode == MS_MODE_ENFORCE ? "enforce" : "monitor"},
                            {"reason", flows::reasonName(ex.decision.reason)},
-                           {"rule", flows::ruleName(ex.decision.ruleId, ex.decision.reason, allRules_)},
+                           {"rule", flows::ruleName(ex.decision.ruleId, ex.decision.reason, registry_)},
                            {"decided_by", decided},
                            {"selecting_policies", ex.selectingPolicies},
                            {"rules_checked", rules}});

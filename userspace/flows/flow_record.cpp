@@ -65,12 +65,9 @@ const char* reasonName(uint8_t r) {
 
 const char* directionName(uint8_t d) { return d == MS_DIR_INGRESS ? "ingress" : "egress"; }
 
-std::string ruleName(uint32_t ruleId, uint8_t reason,
-                     const std::map<uint32_t, compiler::RuleInfo>& rules) {
+std::string ruleName(uint32_t ruleId, uint8_t reason, const compiler::RuleRegistry& rules) {
   if (reason != MS_REASON_RULE) return reasonName(reason);
-  auto it = rules.find(ruleId);
-  if (it == rules.end()) return "rule-" + std::to_string(ruleId);
-  return it->second.name();
+  return rules.nameOf(ruleId);
 }
 
 namespace {

@@ -18,7 +18,7 @@ struct FlowContext {
   const identity::IdentityTable* ids = nullptr;
   const std::map<uint64_t, std::string>* cgroupPaths = nullptr;      // id -> "/client-a"
   const std::map<uint64_t, std::string>* cgroupWorkloads = nullptr;  // id -> "client-a"
-  const std::map<uint32_t, compiler::RuleInfo>* rules = nullptr;     // every rule ever compiled
+  const compiler::RuleRegistry* rules = nullptr;                       // every rule ever compiled
   int64_t monotonicToRealtimeNs = 0;  // add to an event timestamp to get wall time
 };
 
@@ -32,7 +32,7 @@ const char* hookName(uint8_t hook);
 const char* reasonName(uint8_t reason);
 const char* directionName(uint8_t direction);
 // "<policy>/<index>", "default-deny", "udp-answer", "not-isolated", ...
-std::string ruleName(uint32_t ruleId, uint8_t reason, const std::map<uint32_t, compiler::RuleInfo>& rules);
+std::string ruleName(uint32_t ruleId, uint8_t reason, const compiler::RuleRegistry& rules);
 
 // One flow-log JSON object (schema documented in README "Flow log").
 nlohmann::json eventToJson(const ms_event& event, const FlowContext& ctx);
