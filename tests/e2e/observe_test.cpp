@@ -290,6 +290,8 @@ TEST_F(Observe, WorkloadsPolicyShowAndGraph) {
   EXPECT_EQ(sj["rules"][1]["rule"], "server-in/0");
   EXPECT_EQ(sj["rules"][1]["direction"], "ingress");
   EXPECT_EQ(sj["rules"][1]["hits"], 2);
+  EXPECT_EQ(sj["rules"][1]["text"], "allow from [identity: client-a] ports [" + std::to_string(port_) + "/TCP]");
+  EXPECT_NE(sj["rules"][1]["location"].get<std::string>().find(".yaml:"), std::string::npos) << sj["rules"][1];
   EXPECT_EQ(sj["default_deny_hits"], 2) << "client-b: audited at its egress and at the server's ingress";
 
   auto dot = daemon_->cli({"graph", "-o", "dot"});

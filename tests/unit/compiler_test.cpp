@@ -237,7 +237,11 @@ TEST(Compiler, RuleTextAndNames) {
   ASSERT_EQ(f.out.rules.size(), 1u);
   const auto& r = f.out.rules.begin()->second;
   EXPECT_EQ(r.name(), "p/0");
-  EXPECT_EQ(r.text, "allow to [identity: api] ports [8000-8100/any, 53/UDP]");
+  ASSERT_EQ(f.bundle.policies.size(), 1u);
+  EXPECT_EQ(ruleText(f.bundle.policies[0], r), "allow to [identity: api] ports [8000-8100/any, 53/UDP]");
+  compiler::RuleInfo beyond = r;
+  beyond.index = 1;
+  EXPECT_EQ(ruleText(f.bundle.policies[0], beyond), "");
 }
 
 // ---- remote identities: Externals, cidr peers, world, namespaces ------------
@@ -450,7 +454,7 @@ TEST(CompilerRemote, ExplainTextsForRemotePeers) {
   ASSERT_EQ(f.out.rules.size(), 3u);
   auto text = [&](uint32_t index) {
     for (const auto& [id, r] : f.out.rules) {
-      if (r.index == index) return r.text;
+      if (r.index == index) return ruleText(f.bundle.policies.at(0), r);
     }
     return std::string();
   };

@@ -244,6 +244,12 @@ Intervals resolve(const Intervals& in) {
 
 }  // namespace
 
+std::string ruleText(const policy::Policy& policy, const RuleInfo& rule) {
+  const auto& list = rule.direction == Direction::Egress ? policy.egress : policy.ingress;
+  if (policy.name != rule.policy || rule.index >= list.size()) return "";
+  return ruleText(list[rule.index], rule.direction);
+}
+
 std::string RuleInfo::name() const { return policy + "/" + std::to_string(index); }
 
 uint32_t RuleRegistry::idFor(const std::string& policy, policy::Direction dir, uint32_t index) {
@@ -323,7 +329,6 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
         info.direction = dir;
         info.index = i;
         info.action = r.action;
-        info.text = ruleText(r, dir);
         info.loc = r.loc;
         out.rules[info.id] = info;
         const uint32_t ruleOrder = order++;

@@ -47,7 +47,6 @@ struct RuleInfo {
   policy::Direction direction = policy::Direction::Egress;
   uint32_t index = 0;        // position in the policy's egress/ingress list
   policy::Action action = policy::Action::Allow;
-  std::string text;          // one-line rendering, e.g. "allow to [identity: server] ports [8080/TCP]"
   policy::SourceLocation loc;
   std::string name() const;  // "<policy>/<index>"
 };
@@ -107,6 +106,11 @@ Decision evaluate(const CompiledPolicy& compiled, uint32_t subject, uint32_t pee
 
 // Minimal list of (value, prefixBits) covering [first, last] exactly (16-bit).
 std::vector<std::pair<uint16_t, uint8_t>> portPrefixes(uint16_t first, uint16_t last);
+
+// One-line rendering of a rule, e.g. "allow to [identity: server] ports
+// [8080/TCP]". Rendered when asked (not kept per rule: 100k rules' texts
+// are ~10 MiB); "" if `policy` does not hold the rule.
+std::string ruleText(const policy::Policy& policy, const RuleInfo& rule);
 
 }  // namespace microseg::compiler
 

@@ -7,6 +7,8 @@
 
 #include <fstream>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
 
 #include "control/protocol.h"
 #include "control/server.h"
@@ -231,8 +233,12 @@ void Daemon::registerQueries() {
           json decided = nullptr;
           if (auto it = compiled_.rules.find(ex.decision.ruleId);
               it != compiled_.rules.end() && ex.decision.reason == MS_REASON_RULE) {
-            decided = {{"rule", it->second.name()}, {"id", it->first}, {"text", it->second.text},
-                       {"location", it->second.loc.file + ":" + std::to_string(it->second.loc.line)}};
+            std::string text;
+            for (const auto& p : bundle_.policies) {
+              if (p.name == it->second.policy) text = compiler::ruleText(p, it->second);
+            }
+            decided = {{"rule", it->second.name()}, {"id", it->first}, {"text", text},
+                       {"location", it->second.loc.file.str() + ":" + std::to_string(it->second.loc.line)}};
           }
           sides.push_back({{"direction", dir == policy::Direction::Ingress ? "ingress" : "egress"},
                            {"judged_by", {{"identity", subject}, {"workload", ids_.nameOf(subject)}}},
@@ -353,6 +359,12 @@ void Daemon::registerQueries() {
         for (const auto& [id, r] : compiled_.rules) maxId = std::max(maxId, id);
         std::map<uint32_t, uint64_t> hits;
         if (auto h = datapath_->ruleHits(maxId); h) hits = *h;
+        std::unordered_map<std::string_view, const policy::Policy*> byName;
+        for (const auto& p : bundle_.policies) byName.emplace(p.name, &p);
+        auto textOf = [&](const compiler::RuleInfo& r) {
+          auto p = byName.find(r.policy);
+          return p == byName.end() ? std::string() : compiler::ruleText(*p->second, r);
+        };
         json rules = json::array();
         for (const auto& [id, r] : compiled_.rules) {
           rules.push_back({{"id", id},
@@ -361,8 +373,8 @@ void Daemon::registerQueries() {
                            {"direction", r.direction == policy::Direction::Ingress ? "ingress" : "egress"},
                            {"index", r.index},
                            {"action", r.action == policy::Action::Allow ? "allow" : "deny"},
-                           {"text", r.text},
-                           {"location", r.loc.file + ":" + std::to_string(r.loc.line) + ":" + std::to_string(r.loc.column)},
+                           {"text", textOf(r)},
+                           {"location", r.loc.file.str() + ":" + std::to_string(r.loc.line) + ":" + std::to_string(r.loc.column)},
                            {"hits", hits.count(id) ? hits[id] : 0}});
         }
         return json{{"generation", generation_},

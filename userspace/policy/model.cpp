@@ -1,11 +1,23 @@
 #include "policy/model.h"
 
 #include <algorithm>
+#include <mutex>
+#include <unordered_set>
 
 namespace microseg::policy {
 
+const std::string FileName::empty_;
+
+FileName::FileName(const std::string& name) {
+  if (name.empty()) return;
+  static std::mutex lock;
+  static std::unordered_set<std::string>* names = new std::unordered_set<std::string>();  // never freed
+  std::lock_guard<std::mutex> g(lock);
+  name_ = &*names->insert(name).first;
+}
+
 std::string Diagnostic::str() const {
-  std::string s = loc.file.empty() ? "<input>" : loc.file;
+  std::string s = loc.file.empty() ? "<input>" : loc.file.str();
   if (loc.line > 0) {
     s += ":" + std::to_string(loc.line);
     if (loc.column > 0) s += ":" + std::to_string(loc.column);

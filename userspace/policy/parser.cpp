@@ -921,7 +921,7 @@ void DocParser::annotations(const yaml::Node& node) {
 }
 
 std::string locStr(const SourceLocation& l) {
-  return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
+  return l.file.str() + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
 }
 
 std::string nsText(const std::string& ns) { return ns.empty() ? "no namespace" : "namespace '" + ns + "'"; }
