@@ -190,7 +190,7 @@ for cfg in "${HOOK_CONFIGS[@]}" "$PATH_CONFIG"; do
   gen_policy "$R" "$I" changed >/dev/null
 done
 daemon_apply_ms() {  # ms of the latest "generation N applied" line
-  grep -o 'generation [0-9]* applied.*' "$DLOG" | tail -1 | grep -o '[0-9.]* ms$' | cut -d' ' -f1
+  grep -o 'generation [0-9]* applied.*' "$DLOG" | tail -1 | grep -o 'map writes, [0-9.]* ms' | grep -o '[0-9.]* ms' | cut -d' ' -f1
 }
 last_generation() { grep -o 'generation [0-9]* applied' "$DLOG" | tail -1 | awk '{print $2}'; }
 wait_generation() {  # wait until generation >= $1 is applied (bounded)

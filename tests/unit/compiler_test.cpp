@@ -454,7 +454,7 @@ TEST(CompilerRemote, ExplainTextsForRemotePeers) {
   ASSERT_EQ(f.out.rules.size(), 3u);
   auto text = [&](uint32_t index) {
     for (const auto& [id, r] : f.out.rules) {
-      if (r.index == index) return ruleText(f.bundle.policies.at(0), r);
+      if (r.index == index) return ruleText(f.bundle.policies[0], r);
     }
     return std::string();
   };

@@ -1108,3 +1108,211 @@ TEST(PolicyDiagnostic, StrFormat) {
 
 }  // namespace
 }  // namespace microseg::policy
+
+// ---- PolicyLoader: documents not parsed again when unchanged -----------------
+
+namespace microseg::policy {
+namespace {
+
+std::string locText(const SourceLocation& l) {
+  return l.file.str() + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
+}
+
+// Everything a result holds, locations included, as text.
+std::string dump(const ParseResult& r) {
+  std::string s;
+  for (const auto& w : r.bundle.workloads) {
+    s += "W " + w.name + " " + locText(w.loc);
+    for (const auto& c : w.cgroups) s += " cg=" + c;
+    for (const auto& [k, v] : w.labels) s += " " + k + "=" + v;
+    s += "\n";
+  }
+  for (const auto& e : r.bundle.externals) {
+    s += "E " + e.name + " " + locText(e.loc);
+    for (const auto& c : e.cidrs) s += " " + c.str();
+    s += "\n";
+  }
+  auto peer = [](const Peer& p) {
+    return std::to_string(int(p.kind)) + ":" + p.identity + ":" + (p.kind == Peer::Kind::Cidr ? p.cidrText() : "") +
+           "@" + locText(p.loc);
+  };
+  for (const auto& p : r.bundle.policies) {
+    s += "P " + p.name + " " + locText(p.loc) + " sel " + peer(p.selector) + "\n";
+    for (const auto* list : {&p.egress, &p.ingress}) {
+      for (const auto& rule : *list) {
+        s += "  R " + std::to_string(int(rule.action)) + " " + locText(rule.loc);
+        if (rule.peers) {
+          for (const auto& pe : *rule.peers) s += " " + peer(pe);
+        }
+        for (const auto& pr : rule.ports) {
+          s += " " + std::to_string(pr.first) + "-" + std::to_string(pr.last) + "/" +
+               std::to_string(int(pr.protocol)) + "@" + locText(pr.loc);
+        }
+        s += "\n";
+      }
+    }
+  }
+  for (const auto& d : r.errors) s += "! " + d.str() + "\n";
+  return s;
+}
+
+std::string workloadDoc(const std::string& name) {
+  return "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: " + name + "}\nspec:\n  cgroups: [\"" +
+         name + "\"]\n  labels: {app: " + name + "}\n";
+}
+
+std::string policyDoc(const std::string& name, const std::string& subject, int port, int extraRules = 0) {
+  std::string y = "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: " + name +
+                  "}\nspec:\n  selector: {identity: " + subject + "}\n  egress:\n";
+  y += "    - to: [{identity: a}]\n      ports: [{port: " + std::to_string(port) + ", protocol: TCP}]\n";
+  for (int i = 0; i < extraRules; i++) {
+    y += "    - to: [{matchLabels: {app: b}}, {cidr: 10.0.0.0/8}]\n      ports:\n        - port: " +
+         std::to_string(2000 + i) + "\n          endPort: " + std::to_string(2100 + i) + "\n";
+  }
+  return y;
+}
+
+class Loader : public PolicyLoadPaths {
+ protected:
+  // The loader's result for the file's new text must be exactly what a
+  // fresh parse gives.
+  void expectSameAsFresh(const std::string& path, PolicyLoader& loader, size_t reused) {
+    ParseResult warm = loader.load({path});
+    ParseResult cold = loadPaths({path});
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ParseResult whole = parseText(text, path);
+    validateBundle(whole.bundle, whole.errors);
+    EXPECT_EQ(dump(warm), dump(whole));
+    EXPECT_EQ(dump(cold), dump(whole));
+    EXPECT_EQ(loader.lastStats().reused, reused);
+  }
+};
+
+TEST_F(Loader, UnchangedDocumentsAreNotParsedAgain) {
+  const std::string docs[] = {workloadDoc("a"), workloadDoc("b"), policyDoc("p1", "a", 80, 3),
+                              policyDoc("p2", "b", 81, 2), policyDoc("p3", "a", 82)};
+  std::string text;
+  for (const auto& d : docs) text += d + "---\n";
+  const std::string path = write("set.yaml", text);
+  PolicyLoader loader;
+  expectSameAsFresh(path, loader, 0);
+  EXPECT_EQ(loader.lastStats().documents, 6u);  // the empty one after the last '---' too
+  expectSameAsFresh(path, loader, 6);
+
+  // One port changes: one document is parsed.
+  std::string edited = text;
+  edited.replace(edited.find("port: 81,"), 9, "port: 91,");
+  write("set.yaml", edited);
+  expectSameAsFresh(path, loader, 5);
+  ParseResult r = loader.load({path});
+  EXPECT_EQ(r.bundle.policies[1].egress[0].ports[0].first, 91);
+}
+
+TEST_F(Loader, DocumentsAfterAnInsertedLineMoveTheirLocations) {
+  std::string text = workloadDoc("a") + "---\n" + workloadDoc("b") + "---\n" + policyDoc("p1", "a", 80, 2) +
+                     "---\n" + policyDoc("p2", "b", 81, 2);
+  const std::string path = write("set.yaml", text);
+  PolicyLoader loader;
+  expectSameAsFresh(path, loader, 0);
+  // Two lines more in the first document (a comment and a label).
+  std::string edited = text;
+  edited.replace(edited.find("  labels: {app: a}\n"), 19, "  # owner: team-a\n  labels: {app: a, tier: x}\n\n");
+  write("set.yaml", edited);
+  expectSameAsFresh(path, loader, 3);
+  // And back: every document moves up again.
+  write("set.yaml", text);
+  expectSameAsFresh(path, loader, 3);
+}
+
+TEST_F(Loader, ErrorsOfAReusedDocumentAreReportedAgainWhereItNowIs) {
+  const std::string bad =
+      "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: bad}\nspec:\n  selector: {identity: a}\n"
+      "  egress:\n    - to: [{identity: a}]\n      ports: [{port: 70000}]\n";
+  std::string text = workloadDoc("a") + "---\n" + bad;
+  const std::string path = write("set.yaml", text);
+  PolicyLoader loader;
+  ParseResult first = loader.load({path});
+  ASSERT_EQ(first.errors.size(), 1u);
+  write("set.yaml", "# a comment\n" + text);
+  expectSameAsFresh(path, loader, 1);
+  ParseResult again = loader.load({path});
+  ASSERT_EQ(again.errors.size(), 1u);
+  EXPECT_EQ(again.errors[0].loc.line, first.errors[0].loc.line + 1) << again.errors[0].str();
+}
+
+TEST_F(Loader, ASyntaxErrorIsTheFilesOnlyDiagnosticAndIsFixedByTheNextLoad) {
+  std::string text = workloadDoc("a") + "---\n" + policyDoc("p1", "a", 80) + "---\n" + workloadDoc("b");
+  const std::string path = write("set.yaml", text);
+  PolicyLoader loader;
+  ASSERT_TRUE(loader.load({path}).ok());
+  std::string broken = text;
+  broken.replace(broken.find("ports: [{port: 80"), 17, "ports: [{port: 80 ");
+  broken.replace(broken.find("TCP}]"), 5, "TCP}");
+  write("set.yaml", broken);
+  ParseResult r = loader.load({path});
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].message.rfind("YAML syntax: ", 0), 0u) << r.errors[0].str();
+  EXPECT_GE(r.errors[0].loc.line, 8);  // in the policy, not before it
+  EXPECT_TRUE(r.bundle.workloads.empty());
+  write("set.yaml", text);
+  expectSameAsFresh(path, loader, 2);  // the policy is read again
+}
+
+TEST_F(Loader, IdenticalDocumentsTwiceAreBothRead) {
+  std::string text = workloadDoc("a") + "---\n" + workloadDoc("a");
+  const std::string path = write("set.yaml", text);
+  PolicyLoader loader;
+  ParseResult r = loader.load({path});
+  EXPECT_EQ(r.bundle.workloads.size(), 2u);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].message.find("duplicate Workload name 'a'"), std::string::npos);
+  expectSameAsFresh(path, loader, 2);
+}
+
+TEST_F(Loader, TextsItDoesNotCutAreReadWhole) {
+  const std::string texts[] = {
+      "%YAML 1.1\n---\n" + workloadDoc("a") + "---\n" + workloadDoc("b"),
+      workloadDoc("a") + "...\n---\n" + workloadDoc("b"),
+      "apiVersion: microseg.dev/v1\r\nkind: Workload\r\nmetadata: {name: a}\r\nspec: {cgroups: [a]}\r\n---\r\n" +
+          workloadDoc("b"),
+  };
+  for (const auto& t : texts) {
+    const std::string path = write("set.yaml", t);
+    PolicyLoader loader;
+    ParseResult r = loader.load({path});
+    EXPECT_TRUE(r.ok()) << r.errors[0].str();
+    EXPECT_EQ(r.bundle.workloads.size(), 2u) << t;
+    expectSameAsFresh(path, loader, 0);
+  }
+}
+
+TEST_F(Loader, DashesThatAreNotADocumentStartStayInTheirDocument) {
+  // '---x' and an indented '---' are content; a block scalar ends at a
+  // real marker.
+  std::string text = "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata:\n  name: a\n  annotations:\n"
+                     "    note: |\n      ---x\n       ---\n    other: ---y\nspec: {cgroups: [a]}\n---\n" +
+                     workloadDoc("b");
+  const std::string path = write("set.yaml", text);
+  PolicyLoader loader;
+  ParseResult r = loader.load({path});
+  ASSERT_TRUE(r.ok()) << r.errors[0].str();
+  EXPECT_EQ(r.bundle.workloads.size(), 2u);
+  expectSameAsFresh(path, loader, 2);
+}
+
+TEST_F(Loader, RemovedDocumentsAndFilesAreGone) {
+  const std::string a = write("a.yaml", workloadDoc("a") + "---\n" + workloadDoc("b"));
+  const std::string b = write("b.yaml", workloadDoc("c"));
+  PolicyLoader loader;
+  EXPECT_EQ(loader.load({dir_}).bundle.workloads.size(), 3u);
+  write("a.yaml", workloadDoc("a"));
+  std::filesystem::remove(b);
+  ParseResult r = loader.load({dir_});
+  ASSERT_EQ(r.bundle.workloads.size(), 1u);
+  EXPECT_EQ(r.bundle.workloads[0].name, "a");
+  EXPECT_EQ(loader.lastStats().reused, 1u);
+}
+
+}  // namespace
+}  // namespace microseg::policy

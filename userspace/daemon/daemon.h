@@ -22,6 +22,7 @@
 #include "identity/identities.h"
 #include "identity/netns.h"
 #include "policy/model.h"
+#include "policy/parser.h"
 
 namespace microseg::control {
 class ControlServer;
@@ -105,6 +106,7 @@ class Daemon {
   std::unique_ptr<control::ControlServer> control_;
 
   // The generation in force.
+  policy::PolicyLoader loader_;  // remembers the documents it read (see parser.h)
   policy::Bundle bundle_;
   identity::IdentityTable ids_;
   compiler::RuleRegistry registry_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "policy/cidr.h"
+#include "policy/shared_list.h"
 
 namespace microseg::policy {
 
@@ -161,10 +162,13 @@ struct Policy {
 };
 
 // Everything loaded from one set of files, in file order (files sorted by path).
+// Its objects are immutable and shared: copying a Bundle copies pointers, and
+// a reload shares every object of a document it did not have to read again
+// with the generation in force.
 struct Bundle {
-  std::vector<Workload> workloads;
-  std::vector<External> externals;
-  std::vector<Policy> policies;
+  SharedList<Workload> workloads;
+  SharedList<External> externals;
+  SharedList<Policy> policies;
   const Workload* findWorkload(const std::string& name) const;
   const External* findExternal(const std::string& name) const;
 };

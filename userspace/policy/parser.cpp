@@ -24,7 +24,10 @@ constexpr const char* kApiVersion = "microseg.dev/v1";
 
 class DocParser {
  public:
-  DocParser(std::string file, std::vector<Diagnostic>& errors) : file_(std::move(file)), errors_(errors) {}
+  // `lineOffset`: the line of the whole file where the parsed text starts
+  // (0-based), when that text is one document of it.
+  DocParser(std::string file, std::vector<Diagnostic>& errors, int lineOffset = 0)
+      : file_(std::move(file)), errors_(errors), lineOffset_(lineOffset) {}
 
   void document(const yaml::Node& doc, Bundle& out);
 
@@ -34,7 +37,7 @@ class DocParser {
   SourceLocation loc(const yaml::Node& n) const {
     const yaml::Mark m = n.mark();
     if (m.isNull()) return {file_, 0, 0};
-    return {file_, m.line + 1, m.column + 1};
+    return {file_, m.line + 1 + lineOffset_, m.column + 1};
   }
   void error(const yaml::Node& at, const std::string& msg) { errors_.push_back({loc(at), msg}); }
   void error(const SourceLocation& at, const std::string& msg) { errors_.push_back({at, msg}); }
@@ -74,8 +77,9 @@ class DocParser {
   std::vector<Rule> rules(const yaml::Node& node, const std::string& path, Direction dir);
   std::optional<PortRange> port(const yaml::Node& node, const std::string& path);
 
-  std::string file_;
+  FileName file_;
   std::vector<Diagnostic>& errors_;
+  int lineOffset_ = 0;
 };
 
 // Keys of one mapping seen so far. Mappings are small: a linear scan, until
@@ -1029,20 +1033,21 @@ void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors) {
   }
 }
 
-ParseResult loadPaths(const std::vector<std::string>& paths) {
+namespace {
+
+// The files `paths` name, directories expanded (sorted); problems appended.
+std::vector<std::string> listFiles(const std::vector<std::string>& paths, std::vector<Diagnostic>& errors) {
   namespace fs = std::filesystem;
-  ParseResult out;
-  if (paths.empty()) {
-    out.errors.push_back({{"<policy>", 0, 0}, "no policy path given"});
-    return out;
-  }
   std::vector<std::string> files;
+  if (paths.empty()) {
+    errors.push_back({{"<policy>", 0, 0}, "no policy path given"});
+    return files;
+  }
   for (const auto& p : paths) {
     std::error_code ec;
     auto st = fs::status(p, ec);
     if (ec || !fs::exists(st)) {
-      out.errors.push_back(
-          {{p, 0, 0}, "cannot read: " + (ec ? ec.message() : std::string("No such file or directory"))});
+      errors.push_back({{p, 0, 0}, "cannot read: " + (ec ? ec.message() : std::string("No such file or directory"))});
       continue;
     }
     if (fs::is_directory(st)) {
@@ -1057,11 +1062,11 @@ ParseResult loadPaths(const std::vector<std::string>& paths) {
         }
       }
       if (ec) {
-        out.errors.push_back({{p, 0, 0}, "cannot list directory: " + ec.message()});
+        errors.push_back({{p, 0, 0}, "cannot list directory: " + ec.message()});
         continue;
       }
       if (found.empty()) {
-        out.errors.push_back({{p, 0, 0}, "directory has no *.yaml or *.yml files"});
+        errors.push_back({{p, 0, 0}, "directory has no *.yaml or *.yml files"});
         continue;
       }
       std::sort(found.begin(), found.end());
@@ -1070,6 +1075,101 @@ ParseResult loadPaths(const std::vector<std::string>& paths) {
       files.push_back(p);
     }
   }
+  return files;
+}
+
+bool isMarker(std::string_view line, std::string_view marker) {
+  return line.substr(0, 3) == marker && (line.size() == 3 || line[3] == ' ' || line[3] == '\t');
+}
+
+// A line starting with '---' followed by a space, a tab or its end is always
+// a document start: YAML forbids it inside any content (c-forbidden), so
+// cutting there yields the stream's documents, each readable alone. Texts
+// where that is not the whole story are not cut (false): directives (they
+// belong to the next document), '...' ends, and line breaks other than '\n'
+// (libyaml also counts '\r', NEL, LS and PS, which would shift line numbers).
+struct Piece {
+  std::string_view text;
+  int firstLine = 0;  // 0-based
+};
+
+bool cutDocuments(std::string_view text, std::vector<Piece>& out) {
+  if (text.find('\r') != std::string_view::npos || text.find("\xc2\x85") != std::string_view::npos ||
+      text.find("\xe2\x80\xa8") != std::string_view::npos || text.find("\xe2\x80\xa9") != std::string_view::npos) {
+    return false;
+  }
+  size_t start = 0, pos = 0;
+  int line = 0, startLine = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    const std::string_view l = text.substr(pos, eol - pos);
+    if (!l.empty() && (l[0] == '%' || isMarker(l, "..."))) return false;
+    if (pos > start && isMarker(l, "---")) {
+      out.push_back({text.substr(start, pos - start), startLine});
+      start = pos;
+      startLine = line;
+    }
+    pos = eol + 1;
+    line++;
+  }
+  if (start < text.size() || out.empty()) out.push_back({text.substr(start), startLine});
+  return true;
+}
+
+// Every location of `x` moved down by `lines`.
+void shift(SourceLocation& l, int lines) {
+  if (l.line > 0) l.line += lines;
+}
+void shift(Peer& p, int lines) { shift(p.loc, lines); }
+void shift(Rule& r, int lines) {
+  shift(r.loc, lines);
+  if (r.peers) {
+    for (auto& p : *r.peers) shift(p, lines);
+  }
+  for (auto& pr : r.ports) shift(pr.loc, lines);
+}
+void shift(Workload& w, int lines) { shift(w.loc, lines); }
+void shift(External& e, int lines) { shift(e.loc, lines); }
+void shift(Policy& p, int lines) {
+  shift(p.loc, lines);
+  shift(p.selector, lines);
+  for (auto& r : p.egress) shift(r, lines);
+  for (auto& r : p.ingress) shift(r, lines);
+}
+
+template <typename T>
+void append(SharedList<T>& to, const SharedList<T>& from) {
+  for (size_t i = 0; i < from.size(); i++) to.push_back(from.shared(i));
+}
+
+template <typename T>
+void appendShifted(SharedList<T>& to, const SharedList<T>& from, int lines) {
+  for (const T& x : from) {
+    T copy = x;
+    shift(copy, lines);
+    to.push_back(std::move(copy));
+  }
+}
+
+}  // namespace
+
+struct PolicyLoader::Document {
+  int firstLine = 0;
+  Bundle objects;
+  std::vector<Diagnostic> errors;
+  bool syntaxError = false;  // errors is then that one error
+};
+
+PolicyLoader::PolicyLoader() = default;
+PolicyLoader::~PolicyLoader() = default;
+
+ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
+  ParseResult out;
+  stats_ = {};
+  Cache next;
+  const std::vector<std::string> files = listFiles(paths, out.errors);
+  std::vector<Piece> pieces;
   for (const auto& f : files) {
     std::ifstream in(f);
     if (!in) {
@@ -1082,14 +1182,85 @@ ParseResult loadPaths(const std::vector<std::string>& paths) {
       out.errors.push_back({{f, 0, 0}, std::string("cannot read: ") + std::strerror(errno)});
       continue;
     }
-    ParseResult one = parseText(ss.str(), f);
-    out.errors.insert(out.errors.end(), one.errors.begin(), one.errors.end());
-    for (auto& w : one.bundle.workloads) out.bundle.workloads.push_back(std::move(w));
-    for (auto& e : one.bundle.externals) out.bundle.externals.push_back(std::move(e));
-    for (auto& p : one.bundle.policies) out.bundle.policies.push_back(std::move(p));
+    const std::string text = ss.str();
+    pieces.clear();
+    if (!cutDocuments(text, pieces)) {
+      ParseResult one = parseText(text, f);
+      out.errors.insert(out.errors.end(), one.errors.begin(), one.errors.end());
+      append(out.bundle.workloads, one.bundle.workloads);
+      append(out.bundle.externals, one.bundle.externals);
+      append(out.bundle.policies, one.bundle.policies);
+      stats_.documents++;
+      continue;
+    }
+    // The file's documents: reused where the same text was read from this
+    // file last time, else parsed.
+    FileCache& now = next[f];
+    FileCache* before = nullptr;
+    if (auto it = cache_.find(f); it != cache_.end()) before = &it->second;
+    std::vector<const Document*> docs;
+    const Document* syntax = nullptr;
+    for (const Piece& piece : pieces) {
+      stats_.documents++;
+      std::unique_ptr<Document> doc;
+      std::string key(piece.text);
+      if (before != nullptr) {
+        if (auto node = before->extract(key); !node.empty()) {
+          doc = std::move(node.mapped());
+          stats_.reused++;
+          if (doc->firstLine != piece.firstLine) {
+            const int lines = piece.firstLine - doc->firstLine;
+            Bundle moved;
+            appendShifted(moved.workloads, doc->objects.workloads, lines);
+            appendShifted(moved.externals, doc->objects.externals, lines);
+            appendShifted(moved.policies, doc->objects.policies, lines);
+            doc->objects = std::move(moved);
+            for (auto& d : doc->errors) shift(d.loc, lines);
+            doc->firstLine = piece.firstLine;
+          }
+        }
+      }
+      if (!doc) {
+        doc = std::make_unique<Document>();
+        doc->firstLine = piece.firstLine;
+        yaml::Tree tree;
+        DocParser parser(f, doc->errors, piece.firstLine);
+        auto err = yaml::readDocuments(piece.text, tree, [&](const yaml::Tree& t) {
+          try {
+            parser.document(t.root(), doc->objects);
+          } catch (const yaml::SubscriptError& e) {
+            doc->errors.push_back({{f, e.mark.line + 1 + piece.firstLine, e.mark.column + 1}, e.what()});
+          }
+        });
+        if (err) {
+          doc->objects = Bundle{};
+          doc->errors = {{{f, err->at.isNull() ? 0 : err->at.line + 1 + piece.firstLine,
+                           err->at.isNull() ? 0 : err->at.column + 1},
+                          "YAML syntax: " + err->message}};
+          doc->syntaxError = true;
+        }
+      }
+      if (doc->syntaxError && syntax == nullptr) syntax = doc.get();
+      docs.push_back(doc.get());
+      now.emplace(std::move(key), std::move(doc));
+    }
+    // A syntax error anywhere is the file's only diagnostic (as parseText).
+    if (syntax != nullptr) {
+      out.errors.insert(out.errors.end(), syntax->errors.begin(), syntax->errors.end());
+      continue;
+    }
+    for (const Document* d : docs) {
+      out.errors.insert(out.errors.end(), d->errors.begin(), d->errors.end());
+      append(out.bundle.workloads, d->objects.workloads);
+      append(out.bundle.externals, d->objects.externals);
+      append(out.bundle.policies, d->objects.policies);
+    }
   }
+  cache_ = std::move(next);
   validateBundle(out.bundle, out.errors);
   return out;
 }
+
+ParseResult loadPaths(const std::vector<std::string>& paths) { return PolicyLoader().load(paths); }
 
 }  // namespace microseg::policy
