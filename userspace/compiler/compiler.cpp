@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 
 namespace microseg::compiler {
 namespace {
@@ -21,7 +23,6 @@ struct Interval {
 };
 
 // (subject, direction, protocol, peer)
-using GroupKey = std::tuple<uint32_t, uint8_t, uint8_t>;
 using Intervals = std::vector<Interval>;
 
 std::string selectorText(const policy::LabelSelector& s) {
@@ -139,11 +140,21 @@ class PeerExpander {
   PeerExpander(const policy::Bundle& bundle, const identity::IdentityTable& ids) : ids_(ids) {
     for (const auto& [id, e] : ids.externals) ranges_.push_back(id);
     for (const auto& e : bundle.externals) externalLabels_.emplace_back(e.name, e.effectiveLabels());
+    workloads_.reserve(ids.byWorkload.size());
+    for (const auto& [name, id] : ids.byWorkload) workloads_.emplace(name, id);
   }
 
   // Sorted, unique.
   std::vector<uint32_t> expand(const policy::Peer& p) const {
     std::vector<uint32_t> out;
+    expandInto(p, out);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+
+  // Appends the identities `p` names (unsorted, maybe repeated).
+  void expandInto(const policy::Peer& p, std::vector<uint32_t>& out) const {
     switch (p.kind) {
       case policy::Peer::Kind::Reserved:
         switch (p.reserved) {
@@ -158,7 +169,7 @@ class PeerExpander {
         }
         break;
       case policy::Peer::Kind::Identity:
-        if (auto w = ids_.byWorkload.find(p.identity); w != ids_.byWorkload.end()) {
+        if (auto w = workloads_.find(p.identity); w != workloads_.end()) {
           out.push_back(w->second);
         } else {
           addRanges(ids_.byExternal, p.identity, out);
@@ -174,9 +185,6 @@ class PeerExpander {
         break;
       case policy::Peer::Kind::Cidr: addRanges(ids_.byCidrPeer, p.cidrText(), out); break;
     }
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
-    return out;
   }
 
   // Does peer `p` name identity `id`? `world` also names every range.
@@ -196,11 +204,25 @@ class PeerExpander {
   const identity::IdentityTable& ids_;
   std::vector<uint32_t> ranges_;                                        // every range identity
   std::vector<std::pair<std::string, policy::Labels>> externalLabels_;  // External name -> effective labels
+  std::unordered_map<std::string_view, uint32_t> workloads_;            // ids_.byWorkload, hashed
 };
+
+// memcmp order of two keys (the order CompiledPolicy::entries is sorted in),
+// two 8-byte words at a time.
+static_assert(sizeof(ms_policy_key) == 16);
+bool keyBytesLess(const ms_policy_key& a, const ms_policy_key& b) {
+  uint64_t wa[2], wb[2];
+  std::memcpy(wa, &a, sizeof(wa));
+  std::memcpy(wb, &b, sizeof(wb));
+  for (int i = 0; i < 2; i++) {
+    if (wa[i] != wb[i]) return __builtin_bswap64(wa[i]) < __builtin_bswap64(wb[i]);
+  }
+  return false;
+}
 
 // Deny beats allow; then the earlier rule. Returns disjoint, merged pieces.
 Intervals resolve(const Intervals& in) {
-  if (in.empty()) return {};
+  if (in.size() <= 1) return in;
   struct Ev {
     uint32_t at;
     bool start;
@@ -253,19 +275,21 @@ std::string ruleText(const policy::Policy& policy, const RuleInfo& rule) {
 std::string RuleInfo::name() const { return policy + "/" + std::to_string(index); }
 
 uint32_t RuleRegistry::idFor(const std::string& policy, policy::Direction dir, uint32_t index) {
-  auto key = std::make_tuple(policy, static_cast<uint8_t>(dir), index);
-  auto it = ids_.find(key);
-  if (it != ids_.end()) return it->second;
-  auto [at, fresh] = ids_.emplace(std::move(key), next_);
-  (void)fresh;
-  byId_.push_back(&at->first);
-  return next_++;
+  auto it = byPolicy_.find(policy);
+  if (it == byPolicy_.end()) it = byPolicy_.emplace(policy, PolicyRules{}).first;
+  auto& ids = it->second.ids[dir == policy::Direction::Ingress ? 1 : 0];
+  if (ids.size() <= index) ids.resize(size_t(index) + 1, MS_RULE_NONE);
+  if (ids[index] == MS_RULE_NONE) {
+    ids[index] = next_++;
+    byId_.push_back({&it->first, index});
+  }
+  return ids[index];
 }
 
 std::string RuleRegistry::nameOf(uint32_t id) const {
   if (id == 0 || id > byId_.size()) return "rule-" + std::to_string(id);
-  const Key& k = *byId_[id - 1];
-  return std::get<0>(k) + "/" + std::to_string(std::get<2>(k));
+  const Name& n = byId_[id - 1];
+  return *n.policy + "/" + std::to_string(n.index);
 }
 
 std::vector<std::pair<uint16_t, uint8_t>> portPrefixes(uint16_t first, uint16_t last) {
@@ -305,10 +329,19 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
   std::map<uint32_t, IdentState> state;
   for (const auto& [id, labels] : ids.labels) state[id];
 
-  // (subject, dir, proto) -> peer -> intervals
-  std::map<GroupKey, std::map<uint32_t, Intervals>> groups;
+  // Every (subject, dir, proto, peer, interval) a rule contributes, in one
+  // flat list, sorted below into groups (no map node per group and peer).
+  struct Contribution {
+    uint32_t subject;
+    uint8_t dir, proto;
+    uint32_t peer;
+    Interval iv;
+  };
+  std::vector<Contribution> contributions;
   uint32_t order = 0;
   const PeerExpander expander(bundle, ids);
+  std::vector<uint32_t> peers;                                 // of one rule
+  std::vector<std::tuple<uint8_t, uint32_t, uint32_t>> ports;  // of one rule: proto, first, last
 
   for (const auto* p : policies) {
     const std::vector<uint32_t> subjects = subjectsOf(*p, ids);
@@ -333,17 +366,15 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
         out.rules[info.id] = info;
         const uint32_t ruleOrder = order++;
 
-        std::vector<uint32_t> peers;
+        peers.clear();
         if (!r.peers) {
           peers.push_back(MS_IDENTITY_ANY);
         } else {
-          std::set<uint32_t> uniq;
-          for (const auto& peer : *r.peers) {
-            for (uint32_t id : expander.expand(peer)) uniq.insert(id);
-          }
-          peers.assign(uniq.begin(), uniq.end());
+          for (const auto& peer : *r.peers) expander.expandInto(peer, peers);
+          std::sort(peers.begin(), peers.end());
+          peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
         }
-        std::vector<std::tuple<uint8_t, uint32_t, uint32_t>> ports;  // proto, first, last
+        ports.clear();
         auto addProto = [&](policy::Protocol proto, uint32_t first, uint32_t last) {
           if (proto == policy::Protocol::Any || proto == policy::Protocol::TCP) {
             ports.emplace_back(MS_PROTO_TCP, first, last);
@@ -366,9 +397,9 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
         const uint8_t verdict = r.action == Action::Deny ? MS_VERDICT_DENY : MS_VERDICT_ALLOW;
         for (uint32_t s : subjects) {
           for (const auto& [proto, first, last] : ports) {
-            auto& byPeer = groups[{s, static_cast<uint8_t>(dir), proto}];
             for (uint32_t peer : peers) {
-              byPeer[peer].push_back({first, last, verdict, ruleOrder, info.id});
+              contributions.push_back(
+                  {s, static_cast<uint8_t>(dir), proto, peer, {first, last, verdict, ruleOrder, info.id}});
             }
           }
         }
@@ -376,45 +407,59 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
     }
   }
 
-  for (auto& [group, byPeer] : groups) {
-    const auto& [subject, dir, proto] = group;
+  // Groups (subject, dir, proto), peers ascending within a group, each
+  // peer's intervals in rule order (as the contributions were made).
+  std::stable_sort(contributions.begin(), contributions.end(), [](const Contribution& a, const Contribution& b) {
+    return std::tie(a.subject, a.dir, a.proto, a.peer) < std::tie(b.subject, b.dir, b.proto, b.peer);
+  });
+  auto emit = [&](uint32_t subject, uint8_t dir, uint8_t proto, uint32_t peer, const Intervals& resolved) {
+    for (const auto& iv : resolved) {
+      for (const auto& [value, bits] :
+           portPrefixes(static_cast<uint16_t>(iv.first), static_cast<uint16_t>(iv.last))) {
+        PolicyEntry e;
+        e.key.prefixlen = MS_POLICY_PREFIX_FIXED + bits;
+        e.key.subject = subject;
+        e.key.peer = peer;
+        e.key.direction = dir;
+        e.key.protocol = proto;
+        e.key.port = htons(value);
+        e.value.rule_id = iv.ruleId;
+        e.value.verdict = iv.verdict;
+        out.entries.push_back(e);
+      }
+    }
+  };
+  Intervals world, anyDenies, intervals;
+  for (size_t g = 0; g < contributions.size();) {
+    const Contribution& head = contributions[g];
+    size_t end = g;
+    while (end < contributions.size() && contributions[end].subject == head.subject &&
+           contributions[end].dir == head.dir && contributions[end].proto == head.proto) {
+      end++;
+    }
     // A range identity with rules of its own must also carry the world
     // rules (it is part of world), so that precedence between them holds;
-    // one without falls back to the world entries in the kernel.
-    if (auto w = byPeer.find(MS_IDENTITY_WORLD); w != byPeer.end()) {
-      const Intervals world = w->second;
-      for (auto it = byPeer.lower_bound(MS_IDENTITY_FIRST_EXTERNAL); it != byPeer.end(); ++it) {
-        it->second.insert(it->second.end(), world.begin(), world.end());
-      }
+    // one without falls back to the world entries in the kernel. Deny rules
+    // for any peer are folded into every specific peer.
+    world.clear();
+    anyDenies.clear();
+    for (size_t i = g; i < end; i++) {
+      const Contribution& c = contributions[i];
+      if (c.peer == MS_IDENTITY_WORLD) world.push_back(c.iv);
+      if (c.peer == MS_IDENTITY_ANY && c.iv.verdict == MS_VERDICT_DENY) anyDenies.push_back(c.iv);
     }
-    Intervals anyDenies;
-    if (auto it = byPeer.find(MS_IDENTITY_ANY); it != byPeer.end()) {
-      for (const auto& iv : it->second) {
-        if (iv.verdict == MS_VERDICT_DENY) anyDenies.push_back(iv);
-      }
-    }
-    for (auto& [peer, intervals] : byPeer) {
+    for (size_t i = g; i < end;) {
+      const uint32_t peer = contributions[i].peer;
+      intervals.clear();
+      for (; i < end && contributions[i].peer == peer; i++) intervals.push_back(contributions[i].iv);
+      if (peer >= MS_IDENTITY_FIRST_EXTERNAL) intervals.insert(intervals.end(), world.begin(), world.end());
       if (peer != MS_IDENTITY_ANY) intervals.insert(intervals.end(), anyDenies.begin(), anyDenies.end());
-      for (const auto& iv : resolve(intervals)) {
-        for (const auto& [value, bits] :
-             portPrefixes(static_cast<uint16_t>(iv.first), static_cast<uint16_t>(iv.last))) {
-          PolicyEntry e;
-          e.key.prefixlen = MS_POLICY_PREFIX_FIXED + bits;
-          e.key.subject = subject;
-          e.key.peer = peer;
-          e.key.direction = dir;
-          e.key.protocol = proto;
-          e.key.port = htons(value);
-          e.value.rule_id = iv.ruleId;
-          e.value.verdict = iv.verdict;
-          out.entries.push_back(e);
-        }
-      }
+      emit(head.subject, head.dir, head.proto, peer, resolve(intervals));
     }
+    g = end;
   }
-  std::sort(out.entries.begin(), out.entries.end(), [](const PolicyEntry& a, const PolicyEntry& b) {
-    return std::memcmp(&a.key, &b.key, sizeof(a.key)) < 0;
-  });
+  std::sort(out.entries.begin(), out.entries.end(),
+            [](const PolicyEntry& a, const PolicyEntry& b) { return keyBytesLess(a.key, b.key); });
 
   for (const auto& [id, st] : state) {
     ms_identity_value v{};

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -60,9 +61,16 @@ class RuleRegistry {
   std::string nameOf(uint32_t id) const;
 
  private:
-  using Key = std::tuple<std::string, uint8_t, uint32_t>;
-  std::map<Key, uint32_t> ids_;
-  std::vector<const Key*> byId_;  // id - 1 -> its key (map nodes never move)
+  // Per policy name: the ids of its rules, per direction, by index.
+  struct PolicyRules {
+    std::vector<uint32_t> ids[2];
+  };
+  std::unordered_map<std::string, PolicyRules> byPolicy_;
+  struct Name {
+    const std::string* policy;  // a key of byPolicy_ (its nodes never move)
+    uint32_t index;
+  };
+  std::vector<Name> byId_;  // id - 1 -> its rule
   uint32_t next_ = 1;
 };
 
