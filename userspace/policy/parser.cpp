@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <string_view>
@@ -973,24 +974,35 @@ void checkPeerRef(const Names& b, const Peer& p, std::vector<Diagnostic>& errors
 
 }  // namespace
 
-ParseResult parseText(const std::string& text, const std::string& file) {
-  ParseResult out;
+namespace {
+
+// Parses `text`, which starts on line `firstLine` (0-based) of `file`, into
+// `out` and `errors`. A syntax error anywhere is the text's only diagnostic
+// (as when the whole file was loaded before any document was looked at):
+// then `out` and `errors` hold nothing else, and it returns false.
+bool parseInto(std::string_view text, const std::string& file, int firstLine, Bundle& out,
+               std::vector<Diagnostic>& errors) {
   yaml::Tree tree;
-  DocParser parser(file, out.errors);
+  DocParser parser(file, errors, firstLine);
   auto err = yaml::readDocuments(text, tree, [&](const yaml::Tree& doc) {
     try {
-      parser.document(doc.root(), out.bundle);
+      parser.document(doc.root(), out);
     } catch (const yaml::SubscriptError& e) {
-      out.errors.push_back({{file, e.mark.line + 1, e.mark.column + 1}, e.what()});
+      errors.push_back({{file, e.mark.line + 1 + firstLine, e.mark.column + 1}, e.what()});
     }
   });
-  if (err) {
-    // A syntax error anywhere is the file's only diagnostic, as when the
-    // whole file was loaded before any document was looked at.
-    out = ParseResult{};
-    out.errors.push_back({{file, err->at.isNull() ? 0 : err->at.line + 1, err->at.isNull() ? 0 : err->at.column + 1},
-                          "YAML syntax: " + err->message});
-  }
+  if (!err) return true;
+  out = Bundle{};
+  errors = {{{file, err->at.isNull() ? 0 : err->at.line + 1 + firstLine, err->at.isNull() ? 0 : err->at.column + 1},
+             "YAML syntax: " + err->message}};
+  return false;
+}
+
+}  // namespace
+
+ParseResult parseText(const std::string& text, const std::string& file) {
+  ParseResult out;
+  parseInto(text, file, 0, out.bundle, out.errors);
   return out;
 }
 
@@ -1176,13 +1188,14 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
       out.errors.push_back({{f, 0, 0}, std::string("cannot open for reading: ") + std::strerror(errno)});
       continue;
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
+    std::string text;
+    for (char buf[1 << 16]; in.read(buf, sizeof(buf)) || in.gcount() > 0;) {
+      text.append(buf, static_cast<size_t>(in.gcount()));
+    }
     if (in.bad()) {
       out.errors.push_back({{f, 0, 0}, std::string("cannot read: ") + std::strerror(errno)});
       continue;
     }
-    const std::string text = ss.str();
     pieces.clear();
     if (!cutDocuments(text, pieces)) {
       ParseResult one = parseText(text, f);
@@ -1202,47 +1215,35 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
     const Document* syntax = nullptr;
     for (const Piece& piece : pieces) {
       stats_.documents++;
-      std::unique_ptr<Document> doc;
-      std::string key(piece.text);
+      FileCache::node_type node;
       if (before != nullptr) {
-        if (auto node = before->extract(key); !node.empty()) {
-          doc = std::move(node.mapped());
-          stats_.reused++;
-          if (doc->firstLine != piece.firstLine) {
-            const int lines = piece.firstLine - doc->firstLine;
-            Bundle moved;
-            appendShifted(moved.workloads, doc->objects.workloads, lines);
-            appendShifted(moved.externals, doc->objects.externals, lines);
-            appendShifted(moved.policies, doc->objects.policies, lines);
-            doc->objects = std::move(moved);
-            for (auto& d : doc->errors) shift(d.loc, lines);
-            doc->firstLine = piece.firstLine;
-          }
-        }
+        if (auto it = before->find(piece.text); it != before->end()) node = before->extract(it);
       }
-      if (!doc) {
-        doc = std::make_unique<Document>();
-        doc->firstLine = piece.firstLine;
-        yaml::Tree tree;
-        DocParser parser(f, doc->errors, piece.firstLine);
-        auto err = yaml::readDocuments(piece.text, tree, [&](const yaml::Tree& t) {
-          try {
-            parser.document(t.root(), doc->objects);
-          } catch (const yaml::SubscriptError& e) {
-            doc->errors.push_back({{f, e.mark.line + 1 + piece.firstLine, e.mark.column + 1}, e.what()});
-          }
-        });
-        if (err) {
-          doc->objects = Bundle{};
-          doc->errors = {{{f, err->at.isNull() ? 0 : err->at.line + 1 + piece.firstLine,
-                           err->at.isNull() ? 0 : err->at.column + 1},
-                          "YAML syntax: " + err->message}};
-          doc->syntaxError = true;
+      const Document* doc = nullptr;
+      if (!node.empty()) {
+        stats_.reused++;
+        Document& d = *node.mapped();
+        if (d.firstLine != piece.firstLine) {
+          const int lines = piece.firstLine - d.firstLine;
+          Bundle moved;
+          appendShifted(moved.workloads, d.objects.workloads, lines);
+          appendShifted(moved.externals, d.objects.externals, lines);
+          appendShifted(moved.policies, d.objects.policies, lines);
+          d.objects = std::move(moved);
+          for (auto& e : d.errors) shift(e.loc, lines);
+          d.firstLine = piece.firstLine;
         }
+        doc = &d;
+        now.insert(std::move(node));  // key and document move over, nothing is copied
+      } else {
+        auto fresh = std::make_unique<Document>();
+        fresh->firstLine = piece.firstLine;
+        fresh->syntaxError = !parseInto(piece.text, f, piece.firstLine, fresh->objects, fresh->errors);
+        doc = fresh.get();
+        now.emplace(std::string(piece.text), std::move(fresh));
       }
-      if (doc->syntaxError && syntax == nullptr) syntax = doc.get();
-      docs.push_back(doc.get());
-      now.emplace(std::move(key), std::move(doc));
+      if (doc->syntaxError && syntax == nullptr) syntax = doc;
+      docs.push_back(doc);
     }
     // A syntax error anywhere is the file's only diagnostic (as parseText).
     if (syntax != nullptr) {

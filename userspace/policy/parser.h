@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -49,8 +50,12 @@ class PolicyLoader {
 
  private:
   struct Document;
-  // Per file: its documents by their text.
-  using FileCache = std::unordered_multimap<std::string, std::unique_ptr<Document>>;
+  // Per file: its documents by their text (looked up by a view of it).
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using FileCache = std::unordered_multimap<std::string, std::unique_ptr<Document>, TextHash, std::equal_to<>>;
   using Cache = std::unordered_map<std::string, FileCache>;
   Cache cache_;
   Stats stats_;
