@@ -242,9 +242,12 @@ for cfg in "${HOOK_CONFIGS[@]}"; do
   read -r R I <<<"$cfg"
   f=$(gen_policy "$R" "$I")
   expected=$((R + 3))
-  if [[ "$R $I" != "$R0 $I0" ]]; then
-    apply_policy "$f"
-  fi
+  # The daemon runs on a live copy (in a directory of its own), edited in
+  # place for the one-rule change below.
+  live="$WORK/live-r$R-i$I/policy.yaml"
+  mkdir -p "$(dirname "$live")"
+  cp "$f" "$live"
+  apply_policy "$live"
   full_ms=$(daemon_apply_ms)
   entries=$(status | jq '.policy.entries')
   idents=$(status | jq '.policy.identities')
@@ -270,12 +273,18 @@ for cfg in "${HOOK_CONFIGS[@]}"; do
     note "$mode: $(jq -rs --arg c "r$R-i$I" --arg m "$mode" '[.[] | select(.section=="hook" and .config==$c and .mode==$m) | (.progs.ms_connect4.ns_per_run // empty | floor)] | map(tostring) | join(" / ")' "$RAW") ns per connect4 run (repetitions)"
   done
   set_mode enforce
-  # One-rule change through the daemon (the last filler rule's port moves).
-  apply_policy "$(gen_policy "$R" "$I" changed)"
+  # One-rule change through the daemon (the last filler rule's port moves):
+  # the live file is replaced by rename, as editors and GitOps tools do,
+  # and the daemon's watcher reloads it.
+  next=$(($(last_generation) + 1))
+  cp "$(gen_policy "$R" "$I" changed)" "$WORK/live-next.yaml"
+  mv "$WORK/live-next.yaml" "$live"
+  wait_generation "$next"
   change_ms=$(daemon_apply_ms)
+  change_docs=$(grep -o 'generation [0-9]* applied.*' "$DLOG" | tail -1 | grep -o '[0-9]* of [0-9]* documents parsed')
   raw "$(jq -nc --argjson r "$R" --argjson i "$I" --argjson a "${full_ms:-null}" --argjson c "${change_ms:-null}" \
     '{section:"cp_daemon", rules:$r, identities:$i, apply_ms:$a, change_ms:$c}')"
-  note "one-rule change applied by the daemon in ${change_ms} ms"
+  note "one-rule change applied by the daemon in ${change_ms} ms ($change_docs)"
 done
 
 if ((HOOKS_ONLY)); then
@@ -408,7 +417,7 @@ note "microsegd VmHWM: $DAEMON_HWM KiB"
 for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
 wait "$DAEMON_PID" 2>/dev/null || true
 DAEMON_PID=""
-out=$(run_tool controlplane --cgroup-root "$MSROOT" --state-dir "$CPSTATE" --combos "$CP_COMBOS" \
+out=$(run_tool controlplane --cgroup-root "$MSROOT" --state-dir "$CPSTATE" --combos "$CP_COMBOS" --policy-dir "$WORK/cp" \
   --allow-port "$PA")
 raw "$(jq -c '{section:"cp_tool"} + .' <<<"$out")"
 
