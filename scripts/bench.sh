@@ -173,8 +173,8 @@ raw "$(jq -nc --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname 
   --argjson quick "$QUICK" '{section:"meta", date:$date, kernel:$kernel, cpus:($cpus|tonumber), cpu_model:$model, quick:($quick==1)}')"
 
 # Policy files are all generated before microsegd starts, each in a directory
-# of its own: the daemon watches the directory of its policy file and would
-# reload on any file written next to it.
+# of its own (the daemon watches the directory of its policy file; it reloads
+# only for that file, but nothing else should happen near the measurement).
 policy_file() { echo "$WORK/policies/r$1-i$2$3/policy.yaml"; }
 gen_policy() {  # rules identities [changed]
   local f; f=$(policy_file "$1" "$2" "${3:+-changed}")

@@ -139,6 +139,13 @@ TEST_F(DaemonOps, WatchedDirectoryReloadsAndRejectsInvalidPolicy) {
   // Removing it brings the set back to valid.
   std::filesystem::remove(daemon_->policyDir() + "/zz-bad.yaml");
   ASSERT_TRUE(waitFor([&] { return status()["last_reload"]["ok"].get<bool>(); }));
+  // Files next to them that are not policy files reload nothing.
+  const json before = status()["last_reload"];
+  daemon_->writePolicy("notes.md", "# not a policy\n");
+  daemon_->writePolicy(".policy.yaml.swp", "editor state");
+  daemon_->writePolicy("policy.yaml.tmp", "apiVersion: [broken\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // > 300 ms debounce + a reload
+  EXPECT_EQ(status()["last_reload"], before);
 }
 
 TEST_F(DaemonOps, ThreeHundredCgroupsComeAndGoWithRightVerdictsAndNoStaleEntries) {

@@ -27,6 +27,7 @@
 #include "control/server.h"
 #include "flows/flow_record.h"
 #include "policy/parser.h"
+#include "policy/watch.h"
 
 namespace microseg::daemon {
 namespace {
@@ -106,18 +107,43 @@ void Daemon::watchPolicyPaths() {
   }
   const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
                         IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB;
-  for (const auto& p : config_.policyPaths) {
+  policyWatches_.clear();
+  auto isDir = [](const std::string& p) {
     struct stat st {};
-    // A file is watched through its directory: editors replace files by rename.
-    std::string dir = p;
-    if (::stat(p.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
-      auto slash = p.find_last_of('/');
-      dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  };
+  for (auto& w : policy::policyWatches(config_.policyPaths, isDir)) {
+    const int wd = inotify_add_watch(inotifyFd_, w.dir.c_str(), mask);
+    if (wd < 0) {
+      spdlog::warn("policy: cannot watch {}: {}", w.dir, std::strerror(errno));
+      continue;
     }
-    if (inotify_add_watch(inotifyFd_, dir.c_str(), mask) < 0) {
-      spdlog::warn("policy: cannot watch {}: {}", dir, std::strerror(errno));
+    policyWatches_[wd] = std::move(w);
+  }
+}
+
+bool Daemon::drainPolicyEvents() {
+  bool relevant = false;
+  alignas(inotify_event) char buf[8192];
+  for (ssize_t n; (n = read(inotifyFd_, buf, sizeof(buf))) > 0;) {
+    for (ssize_t off = 0; off + static_cast<ssize_t>(sizeof(inotify_event)) <= n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+      if (ev->mask & IN_Q_OVERFLOW) {
+        relevant = true;  // events were lost: one may have been ours
+        continue;
+      }
+      auto w = policyWatches_.find(ev->wd);
+      if (w == policyWatches_.end()) continue;
+      const std::string_view name = ev->len > 0 ? std::string_view(ev->name) : std::string_view();
+      if (policy::concerns(w->second, name)) {
+        relevant = true;
+      } else {
+        spdlog::debug("policy: {}/{} changed; not a policy file, no reload", w->second.dir, name);
+      }
     }
   }
+  return relevant;
 }
 
 int Daemon::run() {
@@ -312,10 +338,7 @@ void Daemon::loop() {
       spdlog::info("uninstall requested, shutting down");
       return;
     }
-    if (inotifyFd_ >= 0 && (fds[4].revents & POLLIN)) {
-      alignas(inotify_event) char buf[8192];
-      while (read(inotifyFd_, buf, sizeof(buf)) > 0) {
-      }
+    if (inotifyFd_ >= 0 && (fds[4].revents & POLLIN) && drainPolicyEvents()) {
       // Debounced: an editor or `cp` produces bursts of events.
       reloadDueMs = steadyMs() + config_.reloadDebounceMs;
     }

@@ -23,6 +23,7 @@
 #include "identity/netns.h"
 #include "policy/model.h"
 #include "policy/parser.h"
+#include "policy/watch.h"
 
 namespace microseg::control {
 class ControlServer;
@@ -94,6 +95,8 @@ class Daemon {
   // Identities named by a CLI filter: a workload name, a reserved name, or a
   // label selector "k=v,k2=v2". Empty result = matches nothing.
   std::set<uint32_t> resolvePeerFilterLocked(const std::string& spec) const;
+  // Reads the policy watches' events; true if one concerns the policy set.
+  bool drainPolicyEvents();
   void watchPolicyPaths();
   // inotify on every cgroup dir of the tree: a new cgroup is classified
   // right away, not at the next periodic rescan.
@@ -128,6 +131,7 @@ class Daemon {
   std::atomic<bool> uninstallRequested_{false};
   int wakeFd_ = -1;
   int inotifyFd_ = -1;
+  std::map<int, policy::PolicyWatch> policyWatches_;  // by inotify watch descriptor
   int cgroupInotifyFd_ = -1;
   int64_t startedAt_ = 0;
   int64_t clockOffsetNs_ = 0;
