@@ -22,7 +22,6 @@ struct Interval {
   uint32_t ruleId;
 };
 
-// (subject, direction, protocol, peer)
 using Intervals = std::vector<Interval>;
 
 std::string selectorText(const policy::LabelSelector& s) {
