@@ -78,6 +78,12 @@ Diff<K, V> diff(const Entries<K, V>& from, const Entries<K, V>& to) {
 // Sorts by key and keeps the LAST value of a duplicate key.
 template <typename K, typename V>
 void normalize(Entries<K, V>& e) {
+  // Usually already sorted and unique (the compiler sorts its entries): one
+  // pass instead of a sort and a copy.
+  if (std::adjacent_find(e.begin(), e.end(), [](const auto& a, const auto& b) { return !keyLess(a.first, b.first); }) ==
+      e.end()) {
+    return;
+  }
   std::stable_sort(e.begin(), e.end(), [](const auto& a, const auto& b) { return keyLess(a.first, b.first); });
   Entries<K, V> out;
   out.reserve(e.size());
