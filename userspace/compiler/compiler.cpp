@@ -362,7 +362,7 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
         info.index = i;
         info.action = r.action;
         info.loc = r.loc;
-        out.rules[info.id] = info;
+        out.rules.emplace_hint(out.rules.end(), info.id, info);  // ids mostly ascend in this order
         const uint32_t ruleOrder = order++;
 
         peers.clear();
