@@ -6,6 +6,9 @@
 #include "policy/yaml_tree.h"
 
 
+#include <sys/stat.h>
+#include <time.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -1166,96 +1169,138 @@ void appendShifted(SharedList<T>& to, const SharedList<T>& from, int lines) {
 
 }  // namespace
 
-struct PolicyLoader::Document {
+namespace {
+
+struct Document {
   int firstLine = 0;
   Bundle objects;
   std::vector<Diagnostic> errors;
   bool syntaxError = false;  // errors is then that one error
 };
 
-PolicyLoader::PolicyLoader() = default;
+// A file's documents by their text (looked up by a view of it).
+struct TextHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using Documents = std::unordered_multimap<std::string, std::unique_ptr<Document>, TextHash, std::equal_to<>>;
+
+struct Stamp {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = -1;
+  int64_t mtimeNs = 0, ctimeNs = 0;
+  bool operator==(const Stamp&) const = default;
+};
+
+int64_t ns(const struct timespec& t) { return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec; }
+
+}  // namespace
+
+struct PolicyLoader::FileState {
+  Stamp stamp;          // before it was read
+  int64_t readAtNs = 0; // CLOCK_REALTIME, when it was stat'ed for that read
+  Documents docs;
+  std::vector<const Document*> order;  // in the file's order (owned by docs)
+  const Document* syntax = nullptr;    // the first one with a syntax error
+};
+
+PolicyLoader::PolicyLoader(std::chrono::nanoseconds stableAfter) : stableNs_(stableAfter.count()) {}
 PolicyLoader::~PolicyLoader() = default;
 
 ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
   ParseResult out;
   stats_ = {};
-  Cache next;
+  std::unordered_map<std::string, std::unique_ptr<FileState>> next;
   const std::vector<std::string> files = listFiles(paths, out.errors);
   std::vector<Piece> pieces;
   for (const auto& f : files) {
-    std::ifstream in(f);
-    if (!in) {
-      out.errors.push_back({{f, 0, 0}, std::string("cannot open for reading: ") + std::strerror(errno)});
-      continue;
-    }
-    std::string text;
-    for (char buf[1 << 16]; in.read(buf, sizeof(buf)) || in.gcount() > 0;) {
-      text.append(buf, static_cast<size_t>(in.gcount()));
-    }
-    if (in.bad()) {
-      out.errors.push_back({{f, 0, 0}, std::string("cannot read: ") + std::strerror(errno)});
-      continue;
-    }
-    pieces.clear();
-    if (!cutDocuments(text, pieces)) {
-      ParseResult one = parseText(text, f);
-      out.errors.insert(out.errors.end(), one.errors.begin(), one.errors.end());
-      append(out.bundle.workloads, one.bundle.workloads);
-      append(out.bundle.externals, one.bundle.externals);
-      append(out.bundle.policies, one.bundle.policies);
-      stats_.documents++;
-      continue;
-    }
-    // The file's documents: reused where the same text was read from this
-    // file last time, else parsed.
-    FileCache& now = next[f];
-    FileCache* before = nullptr;
-    if (auto it = cache_.find(f); it != cache_.end()) before = &it->second;
-    std::vector<const Document*> docs;
-    const Document* syntax = nullptr;
-    for (const Piece& piece : pieces) {
-      stats_.documents++;
-      FileCache::node_type node;
-      if (before != nullptr) {
-        if (auto it = before->find(piece.text); it != before->end()) node = before->extract(it);
+    stats_.files++;
+    // Stat before reading: a change after it makes the stamp differ next time.
+    struct stat st {};
+    struct timespec now {};
+    clock_gettime(CLOCK_REALTIME, &now);
+    const bool haveStamp = ::stat(f.c_str(), &st) == 0;
+    Stamp stamp;
+    if (haveStamp) stamp = {st.st_dev, st.st_ino, st.st_size, ns(st.st_mtim), ns(st.st_ctim)};
+    std::unique_ptr<FileState> before;
+    if (auto it = cache_.find(f); it != cache_.end()) before = std::move(it->second);
+    std::unique_ptr<FileState> state;
+    if (before && haveStamp && before->stamp == stamp &&
+        before->readAtNs - std::max(stamp.mtimeNs, stamp.ctimeNs) >= stableNs_) {
+      state = std::move(before);
+      stats_.filesUnchanged++;
+      stats_.documents += state->order.size();
+      stats_.reused += state->order.size();
+    } else {
+      std::ifstream in(f);
+      if (!in) {
+        out.errors.push_back({{f, 0, 0}, std::string("cannot open for reading: ") + std::strerror(errno)});
+        continue;
       }
-      const Document* doc = nullptr;
-      if (!node.empty()) {
-        stats_.reused++;
-        Document& d = *node.mapped();
-        if (d.firstLine != piece.firstLine) {
-          const int lines = piece.firstLine - d.firstLine;
-          Bundle moved;
-          appendShifted(moved.workloads, d.objects.workloads, lines);
-          appendShifted(moved.externals, d.objects.externals, lines);
-          appendShifted(moved.policies, d.objects.policies, lines);
-          d.objects = std::move(moved);
-          for (auto& e : d.errors) shift(e.loc, lines);
-          d.firstLine = piece.firstLine;
+      std::string text;
+      for (char buf[1 << 16]; in.read(buf, sizeof(buf)) || in.gcount() > 0;) {
+        text.append(buf, static_cast<size_t>(in.gcount()));
+      }
+      if (in.bad()) {
+        out.errors.push_back({{f, 0, 0}, std::string("cannot read: ") + std::strerror(errno)});
+        continue;
+      }
+      state = std::make_unique<FileState>();
+      if (haveStamp) {
+        state->stamp = stamp;
+        state->readAtNs = ns(now);
+      }
+      pieces.clear();
+      if (!cutDocuments(text, pieces)) pieces = {{text, 0}};
+      // Reused where the same text was read from this file last time, else
+      // parsed.
+      Documents* old = before ? &before->docs : nullptr;
+      for (const Piece& piece : pieces) {
+        stats_.documents++;
+        Documents::node_type node;
+        if (old != nullptr) {
+          if (auto it = old->find(piece.text); it != old->end()) node = old->extract(it);
         }
-        doc = &d;
-        now.insert(std::move(node));  // key and document move over, nothing is copied
-      } else {
-        auto fresh = std::make_unique<Document>();
-        fresh->firstLine = piece.firstLine;
-        fresh->syntaxError = !parseInto(piece.text, f, piece.firstLine, fresh->objects, fresh->errors);
-        doc = fresh.get();
-        now.emplace(std::string(piece.text), std::move(fresh));
+        const Document* doc = nullptr;
+        if (!node.empty()) {
+          stats_.reused++;
+          Document& d = *node.mapped();
+          if (d.firstLine != piece.firstLine) {
+            const int lines = piece.firstLine - d.firstLine;
+            Bundle moved;
+            appendShifted(moved.workloads, d.objects.workloads, lines);
+            appendShifted(moved.externals, d.objects.externals, lines);
+            appendShifted(moved.policies, d.objects.policies, lines);
+            d.objects = std::move(moved);
+            for (auto& e : d.errors) shift(e.loc, lines);
+            d.firstLine = piece.firstLine;
+          }
+          doc = &d;
+          state->docs.insert(std::move(node));  // key and document move over, nothing is copied
+        } else {
+          auto fresh = std::make_unique<Document>();
+          fresh->firstLine = piece.firstLine;
+          fresh->syntaxError = !parseInto(piece.text, f, piece.firstLine, fresh->objects, fresh->errors);
+          doc = fresh.get();
+          state->docs.emplace(std::string(piece.text), std::move(fresh));
+        }
+        if (doc->syntaxError && state->syntax == nullptr) state->syntax = doc;
+        state->order.push_back(doc);
       }
-      if (doc->syntaxError && syntax == nullptr) syntax = doc;
-      docs.push_back(doc);
     }
     // A syntax error anywhere is the file's only diagnostic (as parseText).
-    if (syntax != nullptr) {
-      out.errors.insert(out.errors.end(), syntax->errors.begin(), syntax->errors.end());
-      continue;
+    if (state->syntax != nullptr) {
+      out.errors.insert(out.errors.end(), state->syntax->errors.begin(), state->syntax->errors.end());
+    } else {
+      for (const Document* d : state->order) {
+        out.errors.insert(out.errors.end(), d->errors.begin(), d->errors.end());
+        append(out.bundle.workloads, d->objects.workloads);
+        append(out.bundle.externals, d->objects.externals);
+        append(out.bundle.policies, d->objects.policies);
+      }
     }
-    for (const Document* d : docs) {
-      out.errors.insert(out.errors.end(), d->errors.begin(), d->errors.end());
-      append(out.bundle.workloads, d->objects.workloads);
-      append(out.bundle.externals, d->objects.externals);
-      append(out.bundle.policies, d->objects.policies);
-    }
+    next[f] = std::move(state);
   }
   cache_ = std::move(next);
   validateBundle(out.bundle, out.errors);

@@ -1,6 +1,8 @@
 // YAML -> policy::Bundle, with every problem reported as a located Diagnostic.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,10 +34,16 @@ ParseResult loadPaths(const std::vector<std::string>& paths);
 // on another line). A one-rule change in a 100k-rule file parses one
 // document. Documents are cut at '---' lines (see cutDocuments in the
 // source); a file with directives, '...' or line breaks other than '\n' is
-// parsed whole every time.
+// one document. A file whose device, inode, size, mtime and ctime are those
+// it had when it was last read, and which had not changed for 2 s before
+// that read, is not read again (timestamps are coarse: a file written twice
+// within a few ms can keep its stamp, so a file still fresh when read is
+// always read again).
 class PolicyLoader {
  public:
-  PolicyLoader();
+  // `stableAfter`: how long a file must have been unchanged when it was
+  // read for its stamp to be trusted the next time.
+  explicit PolicyLoader(std::chrono::nanoseconds stableAfter = std::chrono::seconds(2));
   ~PolicyLoader();
   PolicyLoader(const PolicyLoader&) = delete;
   PolicyLoader& operator=(const PolicyLoader&) = delete;
@@ -43,22 +51,18 @@ class PolicyLoader {
   ParseResult load(const std::vector<std::string>& paths);
 
   struct Stats {
-    size_t documents = 0;  // read in the last load()
-    size_t reused = 0;     // of which not parsed again
+    size_t documents = 0;       // in the files of the last load()
+    size_t reused = 0;          // of which not parsed again
+    size_t files = 0;
+    size_t filesUnchanged = 0;  // of which not even read (see load())
   };
   const Stats& lastStats() const { return stats_; }
 
  private:
-  struct Document;
-  // Per file: its documents by their text (looked up by a view of it).
-  struct TextHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  using FileCache = std::unordered_multimap<std::string, std::unique_ptr<Document>, TextHash, std::equal_to<>>;
-  using Cache = std::unordered_map<std::string, FileCache>;
-  Cache cache_;
+  struct FileState;
+  std::unordered_map<std::string, std::unique_ptr<FileState>> cache_;  // by path
   Stats stats_;
+  int64_t stableNs_;
 };
 
 // Cross-document checks on an already parsed bundle; appends to `errors`.
