@@ -148,6 +148,8 @@ TEST(PolicyParser, GoodPolicyEgressRules) {
   const Policy& p = r.bundle.policies[0];
   EXPECT_TRUE(p.hasEgress);
   ASSERT_EQ(p.egress.size(), 2u);
+  EXPECT_EQ(r.bundle.findPolicy(p.name), &p);
+  EXPECT_EQ(r.bundle.findPolicy("nope"), nullptr);
 
   const Rule& r0 = p.egress[0];
   EXPECT_EQ(r0.action, Action::Allow);

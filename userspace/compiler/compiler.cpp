@@ -143,15 +143,6 @@ class PeerExpander {
     for (const auto& [name, id] : ids.byWorkload) workloads_.emplace(name, id);
   }
 
-  // Sorted, unique.
-  std::vector<uint32_t> expand(const policy::Peer& p) const {
-    std::vector<uint32_t> out;
-    expandInto(p, out);
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
-    return out;
-  }
-
   // Appends the identities `p` names (unsorted, maybe repeated).
   void expandInto(const policy::Peer& p, std::vector<uint32_t>& out) const {
     switch (p.kind) {
@@ -188,8 +179,9 @@ class PeerExpander {
 
   // Does peer `p` name identity `id`? `world` also names every range.
   bool covers(const policy::Peer& p, uint32_t id) const {
-    const auto expanded = expand(p);
-    if (std::binary_search(expanded.begin(), expanded.end(), id)) return true;
+    std::vector<uint32_t> expanded;
+    expandInto(p, expanded);
+    if (std::find(expanded.begin(), expanded.end(), id) != expanded.end()) return true;
     return p.kind == policy::Peer::Kind::Reserved && p.reserved == policy::ReservedPeer::World &&
            id >= MS_IDENTITY_FIRST_EXTERNAL;
   }

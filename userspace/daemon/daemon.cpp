@@ -413,9 +413,9 @@ void Daemon::shutdown() {
 
 ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const std::string& why) {
   ReloadResult r = buildAndApplyLocked(paths, why);
-  // A reload frees the previous generation's model and the parse's
-  // temporaries (hundreds of MiB at 100k rules); give the pages back rather
-  // than keep them in malloc's free lists until the next reload.
+  // A reload frees the previous generation's model and compiled policy and
+  // the parse's temporaries (tens of MiB at 100k rules); give the pages back
+  // rather than keep them in malloc's free lists until the next reload.
   malloc_trim(0);
   return r;
 }

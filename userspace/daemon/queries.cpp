@@ -233,10 +233,8 @@ void Daemon::registerQueries() {
           json decided = nullptr;
           if (auto it = compiled_.rules.find(ex.decision.ruleId);
               it != compiled_.rules.end() && ex.decision.reason == MS_REASON_RULE) {
-            std::string text;
-            for (const auto& p : bundle_.policies) {
-              if (p.name == it->second.policy) text = compiler::ruleText(p, it->second);
-            }
+            const policy::Policy* p = bundle_.findPolicy(it->second.policy);
+            const std::string text = p != nullptr ? compiler::ruleText(*p, it->second) : "";
             decided = {{"rule", it->second.name()}, {"id", it->first}, {"text", text},
                        {"location", it->second.loc.file.str() + ":" + std::to_string(it->second.loc.line)}};
           }

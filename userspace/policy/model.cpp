@@ -68,4 +68,11 @@ const External* Bundle::findExternal(const std::string& name) const {
   return nullptr;
 }
 
+const Policy* Bundle::findPolicy(const std::string& name) const {
+  for (const auto& p : policies) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
 }  // namespace microseg::policy

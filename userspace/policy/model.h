@@ -171,6 +171,7 @@ struct Bundle {
   SharedList<Policy> policies;
   const Workload* findWorkload(const std::string& name) const;
   const External* findExternal(const std::string& name) const;
+  const Policy* findPolicy(const std::string& name) const;
 };
 
 }  // namespace microseg::policy

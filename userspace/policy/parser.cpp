@@ -5,7 +5,6 @@
 #include "policy/yaml_reader.h"
 #include "policy/yaml_tree.h"
 
-
 #include <sys/stat.h>
 #include <time.h>
 
@@ -14,8 +13,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
-#include <set>
 #include <sstream>
 #include <string_view>
 #include <unordered_map>
@@ -1158,6 +1155,13 @@ void append(SharedList<T>& to, const SharedList<T>& from) {
   for (size_t i = 0; i < from.size(); i++) to.push_back(from.shared(i));
 }
 
+// `from`'s objects added to `to` (shared, not copied).
+void append(Bundle& to, const Bundle& from) {
+  append(to.workloads, from.workloads);
+  append(to.externals, from.externals);
+  append(to.policies, from.policies);
+}
+
 template <typename T>
 void appendShifted(SharedList<T>& to, const SharedList<T>& from, int lines) {
   for (const T& x : from) {
@@ -1167,9 +1171,14 @@ void appendShifted(SharedList<T>& to, const SharedList<T>& from, int lines) {
   }
 }
 
-}  // namespace
-
-namespace {
+// Copies of `from`'s objects with every location moved down by `lines`.
+Bundle shifted(const Bundle& from, int lines) {
+  Bundle out;
+  appendShifted(out.workloads, from.workloads, lines);
+  appendShifted(out.externals, from.externals, lines);
+  appendShifted(out.policies, from.policies, lines);
+  return out;
+}
 
 struct Document {
   int firstLine = 0;
@@ -1268,11 +1277,7 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
           Document& d = *node.mapped();
           if (d.firstLine != piece.firstLine) {
             const int lines = piece.firstLine - d.firstLine;
-            Bundle moved;
-            appendShifted(moved.workloads, d.objects.workloads, lines);
-            appendShifted(moved.externals, d.objects.externals, lines);
-            appendShifted(moved.policies, d.objects.policies, lines);
-            d.objects = std::move(moved);
+            d.objects = shifted(d.objects, lines);
             for (auto& e : d.errors) shift(e.loc, lines);
             d.firstLine = piece.firstLine;
           }
@@ -1295,9 +1300,7 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
     } else {
       for (const Document* d : state->order) {
         out.errors.insert(out.errors.end(), d->errors.begin(), d->errors.end());
-        append(out.bundle.workloads, d->objects.workloads);
-        append(out.bundle.externals, d->objects.externals);
-        append(out.bundle.policies, d->objects.policies);
+        append(out.bundle, d->objects);
       }
     }
     next[f] = std::move(state);

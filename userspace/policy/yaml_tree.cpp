@@ -63,6 +63,13 @@ void Tree::clear() {
   root_ = 0;
 }
 
+uint32_t Tree::push(const Rec& r) {
+  const auto index = static_cast<uint32_t>(nodes_.size());
+  nodes_.push_back(r);
+  attach(index);
+  return index;
+}
+
 void Tree::attach(uint32_t index) {
   if (open_.empty()) {
     root_ = index;
@@ -101,10 +108,7 @@ uint32_t Tree::addScalar(Mark at, std::string_view tag, std::string_view value) 
     r.tagCount = static_cast<uint32_t>(tag.size());
     strings_.append(tag);
   }
-  const auto index = static_cast<uint32_t>(nodes_.size());
-  nodes_.push_back(r);
-  attach(index);
-  return index;
+  return push(r);
 }
 
 uint32_t Tree::addNull(Mark at) {
@@ -112,10 +116,7 @@ uint32_t Tree::addNull(Mark at) {
   r.type = Type::Null;
   r.line = at.line;
   r.column = at.column;
-  const auto index = static_cast<uint32_t>(nodes_.size());
-  nodes_.push_back(r);
-  attach(index);
-  return index;
+  return push(r);
 }
 
 void Tree::addExisting(uint32_t index) { attach(index); }
@@ -126,9 +127,7 @@ uint32_t Tree::open(Type collection, Mark at) {
   r.tag = TagKind::Plain;
   r.line = at.line;
   r.column = at.column;
-  const auto index = static_cast<uint32_t>(nodes_.size());
-  nodes_.push_back(r);
-  attach(index);
+  const uint32_t index = push(r);
   open_.push_back({index, pending_.size()});
   return index;
 }

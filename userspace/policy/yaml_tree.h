@@ -110,6 +110,7 @@ class Tree {
     uint32_t node;
     size_t pendingFrom;
   };
+  uint32_t push(const Rec& r);  // a new node, attached where it belongs
   void attach(uint32_t index);
   std::string_view text(uint32_t first, uint32_t count) const { return {strings_.data() + first, count}; }
 
