@@ -39,6 +39,8 @@ ParseResult loadPaths(const std::vector<std::string>& paths);
 // that read, is not read again (timestamps are coarse: a file written twice
 // within a few ms can keep its stamp, so a file still fresh when read is
 // always read again).
+struct TextPiece;
+
 class PolicyLoader {
  public:
   // `stableAfter`: how long a file must have been unchanged when it was
@@ -60,7 +62,15 @@ class PolicyLoader {
 
  private:
   struct FileState;
+  struct Validation;
+  // validateBundle(), checking again only the policies that are new since
+  // the last load, as long as the Workloads and Externals are the same.
+  void validate(const Bundle& bundle, std::vector<Diagnostic>& errors);
+  void reuseOrParse(const std::string& file, const std::vector<TextPiece>& pieces, FileState* before,
+                    FileState& state);
   std::unordered_map<std::string, std::unique_ptr<FileState>> cache_;  // by path
+  std::unique_ptr<Validation> validation_;
+  std::string readBuf_;  // the file being read (documents keep copies of their texts)
   Stats stats_;
   int64_t stableNs_;
 };
