@@ -8,6 +8,13 @@
 // remote ranges, the lookup order), not how a single peer is matched.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <set>
@@ -178,6 +185,98 @@ TEST(CompilerProperty, CompiledMapsDecideAsTheRulesSay) {
   EXPECT_EQ(sets, 16u);
   EXPECT_GT(flows, 100000u);
   std::cout << "[          ] " << flows << " flows, " << allowsNotFirst << " allowed by a later matching rule\n";
+}
+
+// Documents of a random set: workloads and Externals first, then p0..p7.
+std::vector<std::string> documentsOf(const std::string& text) {
+  std::vector<std::string> docs;
+  size_t start = 0;
+  for (size_t at; (at = text.find("---\n", start)) != std::string::npos; start = at + 4) {
+    docs.push_back(text.substr(start, at + 4 - start));
+  }
+  return docs;
+}
+
+std::string entriesText(const CompiledPolicy& c) {
+  std::string out;
+  for (const auto& e : c.entries) {
+    out += std::to_string(e.key.prefixlen) + " " + std::to_string(e.key.subject) + ">" + std::to_string(e.key.peer) +
+           " d" + std::to_string(e.key.direction) + " p" + std::to_string(e.key.protocol) + ":" +
+           std::to_string(ntohs(e.key.port)) + " = " + std::to_string(e.value.verdict) + "/" +
+           std::to_string(e.value.rule_id) + "\n";
+  }
+  for (const auto& [id, v] : c.identities) {
+    out += "identity " + std::to_string(id) + " " + std::to_string(v.flags) + "/" + std::to_string(v.mode) + "\n";
+  }
+  for (const auto& [id, r] : c.rules) {
+    out += "rule " + std::to_string(id) + " " + r.name() + " " + r.loc.file.str() + ":" + std::to_string(r.loc.line) +
+           " " + std::to_string(int(r.action)) + "\n";
+  }
+  for (const auto& e : c.ipcache) {
+    out += "ip " + std::to_string(e.prefixlen) + " " + std::to_string(e.identity) + "\n";
+  }
+  return out;
+}
+
+// The Compiler, fed one edited policy set after another through the policy
+// loader (so unchanged documents are the same objects), gives exactly what a
+// fresh compile gives: policies replaced, added, removed and reordered,
+// locations moved, workload labels changed (new identities).
+TEST(CompilerProperty, RememberingCompilerGivesWhatAFreshCompileGives) {
+  std::mt19937 rng(20261202);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  const std::string dir = ::testing::TempDir() + "incremental-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  const std::string file = dir + "/policy.yaml";
+  size_t incremental = 0, steps = 0;
+  for (int round = 0; round < 6; round++) {
+    std::set<uint16_t> ports;
+    std::vector<std::vector<std::string>> variants;  // 3 random sets: same names, other rules
+    for (int v = 0; v < 3; v++) variants.push_back(documentsOf(randomSet(rng, ports)));
+    const size_t fixed = variants[0].size() - 8;  // workloads and Externals
+    for (const auto mode : {DefaultEnforcement::Always, DefaultEnforcement::Selected}) {
+      Options opts;
+      opts.defaultEnforcement = mode;
+      RuleRegistry registry;
+      Compiler compiler;
+      policy::PolicyLoader loader(std::chrono::seconds(0));
+      identity::IdentityTable ids;
+      std::vector<int> choice(8, 0);  // per policy: variant, or -1 absent
+      for (int step = 0; step < 25; step++) {
+        for (int n = 1 + pick(2); n > 0; n--) choice[pick(8)] = pick(4) - 1;
+        std::string text;
+        if (pick(6) == 0) text += "# a comment that moves every line\n";
+        for (size_t i = 0; i < fixed; i++) {
+          std::string d = variants[0][i];
+          // Now and then workload w5 gets another label: other identities.
+          if (i == 5 && pick(5) == 0) d.insert(d.find("labels: {") + 9, "extra: x, ");
+          text += d;
+        }
+        std::vector<int> order = {0, 1, 2, 3, 4, 5, 6, 7};
+        if (pick(4) == 0) std::shuffle(order.begin(), order.end(), rng);
+        for (int i : order) {
+          if (choice[i] >= 0) text += variants[choice[i]][fixed + i];
+        }
+        {
+          std::ofstream out(file, std::ios::trunc);
+          out << text;
+        }
+        auto loaded = loader.load({file});
+        ASSERT_TRUE(loaded.ok()) << loaded.errors[0].str() << "\n" << text;
+        ids = identity::assignIdentities(loaded.bundle, ids);
+        const CompiledPolicy kept = compiler.compile(loaded.bundle, ids, registry, opts);
+        incremental += !compiler.lastStats().full;
+        steps++;
+        const CompiledPolicy fresh = compile(loaded.bundle, ids, registry, opts);
+        ASSERT_EQ(entriesText(kept), entriesText(fresh)) << "round " << round << " step " << step << "\n" << text;
+        ASSERT_EQ(kept.entries.size(), fresh.entries.size());
+        ASSERT_EQ(0, std::memcmp(kept.entries.data(), fresh.entries.data(), kept.entries.size() * sizeof(PolicyEntry)));
+      }
+    }
+  }
+  std::filesystem::remove_all(dir);
+  EXPECT_GT(incremental, steps / 2) << "most steps reuse the last compile";
+  std::cout << "[          ] " << steps << " edits, " << incremental << " compiled incrementally\n";
 }
 
 }  // namespace

@@ -56,8 +56,8 @@ struct Fixture {
     return evaluate(out, s, p, Direction::Egress, proto, port);
   }
   std::string ruleOf(const Decision& d) const {
-    auto it = out.rules.find(d.ruleId);
-    return it == out.rules.end() ? "default" : it->second.name();
+    const RuleInfo* r = out.rules.find(d.ruleId);
+    return r == nullptr ? "default" : r->name();
   }
 };
 
@@ -235,7 +235,7 @@ TEST(Compiler, RuleTextAndNames) {
   Fixture f(policyDoc("p", "  selector: {identity: web}\n  egress:\n"
                            "    - to: [{identity: api}]\n      ports: [{port: 8000, endPort: 8100}, {port: 53, protocol: UDP}]\n"));
   ASSERT_EQ(f.out.rules.size(), 1u);
-  const auto& r = f.out.rules.begin()->second;
+  const auto& r = (*f.out.rules.begin()).second;
   EXPECT_EQ(r.name(), "p/0");
   ASSERT_EQ(f.bundle.policies.size(), 1u);
   EXPECT_EQ(ruleText(f.bundle.policies[0], r), "allow to [identity: api] ports [8000-8100/any, 53/UDP]");

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
 #include <set>
 #include <string_view>
 #include <unordered_map>
@@ -18,7 +21,7 @@ using policy::Direction;
 struct Interval {
   uint32_t first, last;  // inclusive, 0..65535
   uint8_t verdict;       // MS_VERDICT_ALLOW | MS_VERDICT_DENY
-  uint32_t order;        // rule order: lower wins among equal verdicts
+  uint64_t order;        // rule order: lower wins among equal verdicts
   uint32_t ruleId;
 };
 
@@ -229,7 +232,7 @@ Intervals resolve(const Intervals& in) {
   auto prio = [&](size_t i) {
     return std::make_tuple(in[i].verdict == MS_VERDICT_DENY ? 0 : 1, in[i].order, i);
   };
-  std::set<std::tuple<int, uint32_t, size_t>> active;
+  std::set<std::tuple<int, uint64_t, size_t>> active;
   Intervals out;
   size_t e = 0;
   while (e < evs.size()) {
@@ -303,65 +306,126 @@ std::vector<std::pair<uint16_t, uint8_t>> portPrefixes(uint16_t first, uint16_t 
   return out;
 }
 
-CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
-                       RuleRegistry& registry, const Options& options) {
+const RuleInfo& RuleTable::at(uint32_t id) const {
+  const RuleInfo* r = find(id);
+  if (r == nullptr) throw std::out_of_range("no rule " + std::to_string(id));
+  return *r;
+}
+
+void RuleTable::add(std::shared_ptr<const std::vector<RuleInfo>> rules) {
+  for (const RuleInfo& r : *rules) {
+    if (byId_.size() <= r.id) byId_.resize(size_t(r.id) + 1, nullptr);
+    if (byId_[r.id] == nullptr) count_++;
+    byId_[r.id] = &r;
+  }
+  parts_.push_back(std::move(rules));
+}
+
+// Every (subject, dir, proto, peer, interval) a rule contributes. In a Part
+// the interval's order is the rule's position in its policy; gathered for
+// resolution it is (policy rank << 32) | that position: rule order.
+struct Contribution {
+  uint32_t subject;
+  uint8_t dir, proto;
+  uint32_t peer;
+  Interval iv;
+};
+
+// One policy compiled against the identities: its subjects, what its rules
+// contribute (sorted by subject, each subject's in the order made), its rules.
+struct Compiler::Part {
+  std::shared_ptr<const policy::Policy> policy;  // held: the cache is keyed by its address
+  std::vector<uint32_t> subjects;                // sorted
+  std::vector<Contribution> contributions;
+  std::shared_ptr<const std::vector<RuleInfo>> rules;
+};
+
+// What the parts were compiled against, the parts, and the last entries.
+struct Compiler::State {
+  const RuleRegistry* registry = nullptr;
+  std::map<uint32_t, policy::Labels> labels;
+  std::map<std::string, uint32_t> byWorkload;
+  std::map<std::string, std::vector<uint32_t>> byExternal, byCidrPeer;
+  std::vector<std::pair<std::string, policy::Labels>> externalLabels;
+  std::unordered_map<const policy::Policy*, std::shared_ptr<const Part>> parts;
+  std::vector<PolicyEntry> entries;
+};
+
+Compiler::Compiler() = default;
+Compiler::~Compiler() = default;
+
+namespace {
+
+std::vector<std::pair<std::string, policy::Labels>> externalLabelsOf(const policy::Bundle& bundle) {
+  std::vector<std::pair<std::string, policy::Labels>> out;
+  out.reserve(bundle.externals.size());
+  for (const auto& e : bundle.externals) out.emplace_back(e.name, e.effectiveLabels());
+  return out;
+}
+
+}  // namespace
+
+CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
+                                 RuleRegistry& registry, const Options& options) {
   CompiledPolicy out;
+  stats_ = {};
+
+  // Parts stay valid while everything a peer or subject expands against is
+  // the same (rule ids are the registry's, stable per policy name).
+  auto externalLabels = externalLabelsOf(bundle);
+  const bool same = state_ && state_->registry == &registry && state_->labels == ids.labels &&
+                    state_->byWorkload == ids.byWorkload && state_->byExternal == ids.byExternal &&
+                    state_->byCidrPeer == ids.byCidrPeer && state_->externalLabels == externalLabels;
+  if (!same) {
+    auto fresh = std::make_unique<State>();
+    fresh->registry = &registry;
+    fresh->labels = ids.labels;
+    fresh->byWorkload = ids.byWorkload;
+    fresh->byExternal = ids.byExternal;
+    fresh->byCidrPeer = ids.byCidrPeer;
+    fresh->externalLabels = std::move(externalLabels);
+    state_ = std::move(fresh);
+  }
+  stats_.full = !same;
 
   // Policies in name order, rules in index order: that is rule precedence
   // among equal verdicts, and it makes the output independent of file order.
-  std::vector<const policy::Policy*> policies;
-  for (const auto& p : bundle.policies) policies.push_back(&p);
-  std::sort(policies.begin(), policies.end(),
-            [](const auto* a, const auto* b) { return a->name < b->name; });
+  std::vector<size_t> order(bundle.policies.size());
+  for (size_t i = 0; i < order.size(); i++) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return bundle.policies[a].name < bundle.policies[b].name; });
+  stats_.policies = order.size();
 
-  struct IdentState {
-    bool egressSelected = false, ingressSelected = false, monitor = false, enforce = false;
-  };
-  std::map<uint32_t, IdentState> state;
-  for (const auto& [id, labels] : ids.labels) state[id];
-
-  // Every (subject, dir, proto, peer, interval) a rule contributes, in one
-  // flat list, sorted below into groups (no map node per group and peer).
-  struct Contribution {
-    uint32_t subject;
-    uint8_t dir, proto;
-    uint32_t peer;
-    Interval iv;
-  };
-  std::vector<Contribution> contributions;
-  uint32_t order = 0;
-  const PeerExpander expander(bundle, ids);
+  std::optional<PeerExpander> expander;  // built when a policy needs compiling
   std::vector<uint32_t> peers;                                 // of one rule
   std::vector<std::tuple<uint8_t, uint32_t, uint32_t>> ports;  // of one rule: proto, first, last
-
-  for (const auto* p : policies) {
-    const std::vector<uint32_t> subjects = subjectsOf(*p, ids);
-    for (uint32_t s : subjects) {
-      auto& st = state[s];
-      st.egressSelected |= p->hasEgress;
-      st.ingressSelected |= p->hasIngress;
-      if (p->enforcement == policy::Enforcement::Monitor) st.monitor = true;
-      if (p->enforcement == policy::Enforcement::Enforce) st.enforce = true;
-    }
+  auto makePart = [&](const std::shared_ptr<const policy::Policy>& pp) {
+    const policy::Policy& p = *pp;
+    if (!expander) expander.emplace(bundle, ids);
+    auto part = std::make_shared<Part>();
+    part->policy = pp;
+    part->subjects = subjectsOf(p, ids);
+    auto rules = std::make_shared<std::vector<RuleInfo>>();
+    rules->reserve(p.egress.size() + p.ingress.size());
+    uint32_t position = 0;
     for (Direction dir : {Direction::Egress, Direction::Ingress}) {
-      const auto& rules = dir == Direction::Egress ? p->egress : p->ingress;
-      for (uint32_t i = 0; i < rules.size(); i++) {
-        const policy::Rule& r = rules[i];
+      const auto& list = dir == Direction::Egress ? p.egress : p.ingress;
+      for (uint32_t i = 0; i < list.size(); i++) {
+        const policy::Rule& r = list[i];
         RuleInfo info;
-        info.id = registry.idFor(p->name, dir, i);
-        info.policy = p->name;
+        info.id = registry.idFor(p.name, dir, i);
+        info.policy = p.name;
         info.direction = dir;
         info.index = i;
         info.action = r.action;
         info.loc = r.loc;
-        out.rules.emplace_hint(out.rules.end(), info.id, info);  // ids mostly ascend in this order
-        const uint32_t ruleOrder = order++;
+        const uint32_t ruleOrder = position++;
 
         peers.clear();
         if (!r.peers) {
           peers.push_back(MS_IDENTITY_ANY);
         } else {
-          for (const auto& peer : *r.peers) expander.expandInto(peer, peers);
+          for (const auto& peer : *r.peers) expander->expandInto(peer, peers);
           std::sort(peers.begin(), peers.end());
           peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
         }
@@ -386,23 +450,87 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
           }
         }
         const uint8_t verdict = r.action == Action::Deny ? MS_VERDICT_DENY : MS_VERDICT_ALLOW;
-        for (uint32_t s : subjects) {
+        for (uint32_t s : part->subjects) {
           for (const auto& [proto, first, last] : ports) {
             for (uint32_t peer : peers) {
-              contributions.push_back(
+              part->contributions.push_back(
                   {s, static_cast<uint8_t>(dir), proto, peer, {first, last, verdict, ruleOrder, info.id}});
             }
           }
         }
+        rules->push_back(std::move(info));
       }
     }
+    std::stable_sort(part->contributions.begin(), part->contributions.end(),
+                     [](const Contribution& a, const Contribution& b) { return a.subject < b.subject; });
+    part->rules = std::move(rules);
+    return std::shared_ptr<const Part>(std::move(part));
+  };
+
+  // This bundle's parts (kept or made), and the subjects whose entries must
+  // be recomputed: every subject of a part that is new or gone.
+  std::unordered_map<const policy::Policy*, std::shared_ptr<const Part>> parts;
+  parts.reserve(order.size());
+  std::vector<const Part*> ranked;  // in name order
+  ranked.reserve(order.size());
+  std::vector<uint32_t> changed;
+  for (size_t idx : order) {
+    const auto& pp = bundle.policies.shared(idx);
+    std::shared_ptr<const Part> part;
+    if (auto it = state_->parts.find(pp.get()); it != state_->parts.end()) {
+      part = it->second;
+    } else {
+      part = makePart(pp);
+      stats_.expanded++;
+      changed.insert(changed.end(), part->subjects.begin(), part->subjects.end());
+    }
+    ranked.push_back(part.get());
+    parts.emplace(pp.get(), std::move(part));
   }
+  for (const auto& [ptr, part] : state_->parts) {
+    if (!parts.count(ptr)) changed.insert(changed.end(), part->subjects.begin(), part->subjects.end());
+  }
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  const bool full = stats_.full;
+  auto isChanged = [&](uint32_t s) { return full || std::binary_search(changed.begin(), changed.end(), s); };
+
+  // The contributions of the subjects to recompute, in rule order.
+  std::vector<Contribution> contributions;
+  for (size_t rank = 0; rank < ranked.size(); rank++) {
+    const Part& part = *ranked[rank];
+    const uint64_t base = uint64_t(rank) << 32;
+    auto take = [&](auto from, auto to) {
+      for (auto c = from; c != to; ++c) {
+        contributions.push_back(*c);
+        contributions.back().iv.order += base;
+      }
+    };
+    if (full) {
+      take(part.contributions.begin(), part.contributions.end());
+      continue;
+    }
+    for (uint32_t s : part.subjects) {
+      if (!isChanged(s)) continue;
+      auto [lo, hi] = std::equal_range(part.contributions.begin(), part.contributions.end(), s,
+                                       [](const auto& x, const auto& y) {
+                                         if constexpr (std::is_same_v<std::decay_t<decltype(x)>, Contribution>) {
+                                           return x.subject < y;
+                                         } else {
+                                           return x < y.subject;
+                                         }
+                                       });
+      take(lo, hi);
+    }
+  }
+  stats_.subjects = full ? ids.labels.size() : changed.size();
 
   // Groups (subject, dir, proto), peers ascending within a group, each
-  // peer's intervals in rule order (as the contributions were made).
+  // peer's intervals in rule order (as the contributions were gathered).
   std::stable_sort(contributions.begin(), contributions.end(), [](const Contribution& a, const Contribution& b) {
     return std::tie(a.subject, a.dir, a.proto, a.peer) < std::tie(b.subject, b.dir, b.proto, b.peer);
   });
+  std::vector<PolicyEntry> fresh;
   auto emit = [&](uint32_t subject, uint8_t dir, uint8_t proto, uint32_t peer, const Intervals& resolved) {
     for (const auto& iv : resolved) {
       for (const auto& [value, bits] :
@@ -416,7 +544,7 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
         e.key.port = htons(value);
         e.value.rule_id = iv.ruleId;
         e.value.verdict = iv.verdict;
-        out.entries.push_back(e);
+        fresh.push_back(e);
       }
     }
   };
@@ -449,9 +577,39 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
     }
     g = end;
   }
-  std::sort(out.entries.begin(), out.entries.end(),
-            [](const PolicyEntry& a, const PolicyEntry& b) { return keyBytesLess(a.key, b.key); });
+  auto less = [](const PolicyEntry& a, const PolicyEntry& b) { return keyBytesLess(a.key, b.key); };
+  std::sort(fresh.begin(), fresh.end(), less);
+  if (full) {
+    out.entries = std::move(fresh);
+  } else {
+    // The entries of every other subject are the last call's.
+    std::vector<PolicyEntry> kept;
+    kept.reserve(state_->entries.size());
+    for (const auto& e : state_->entries) {
+      if (!isChanged(e.key.subject)) kept.push_back(e);
+    }
+    out.entries.reserve(kept.size() + fresh.size());
+    std::merge(kept.begin(), kept.end(), fresh.begin(), fresh.end(), std::back_inserter(out.entries), less);
+  }
+  state_->entries = out.entries;
+  state_->parts = std::move(parts);
 
+  struct IdentState {
+    bool egressSelected = false, ingressSelected = false, monitor = false, enforce = false;
+  };
+  std::map<uint32_t, IdentState> state;
+  for (const auto& [id, labels] : ids.labels) state[id];
+  for (const Part* part : ranked) {
+    const policy::Policy& p = *part->policy;
+    for (uint32_t s : part->subjects) {
+      auto& st = state[s];
+      st.egressSelected |= p.hasEgress;
+      st.ingressSelected |= p.hasIngress;
+      if (p.enforcement == policy::Enforcement::Monitor) st.monitor = true;
+      if (p.enforcement == policy::Enforcement::Enforce) st.enforce = true;
+    }
+    out.rules.add(part->rules);
+  }
   for (const auto& [id, st] : state) {
     ms_identity_value v{};
     if (options.defaultEnforcement == DefaultEnforcement::Always) {
@@ -473,6 +631,11 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
     out.ipcache.push_back(e);
   }
   return out;
+}
+
+CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
+                       RuleRegistry& registry, const Options& options) {
+  return Compiler().compile(bundle, ids, registry, options);
 }
 
 Decision evaluate(const CompiledPolicy& compiled, uint32_t subject, uint32_t peer,

@@ -448,7 +448,7 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   identity::IdentityTable ids = identity::assignIdentities(parsed.bundle, ids_);
   compiler::Options copts;
   copts.defaultEnforcement = config_.defaultEnforcement;
-  compiler::CompiledPolicy compiled = compiler::compile(parsed.bundle, ids, registry_, copts);
+  compiler::CompiledPolicy compiled = compiler_.compile(parsed.bundle, ids, registry_, copts);
   const auto compiledAt = std::chrono::steady_clock::now();
 
   auto scanned = identity::scanCgroups(config_.cgroupRoot, parsed.bundle, ids);
@@ -507,11 +507,11 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   const auto& docs = loader_.lastStats();
   spdlog::info("policy: generation {} applied ({}): {} workloads, {} policies, {} identities, "
                "{} map entries, {} cgroups, {} map writes, {:.1f} ms (read {:.1f} ms, {} of {} documents "
-               "parsed; compile {:.1f} ms; kernel maps {:.1f} ms)",
+               "parsed; compile {:.1f} ms, {} of {} policies compiled; kernel maps {:.1f} ms)",
                generation_, why, bundle_.workloads.size(), bundle_.policies.size(), ids_.labels.size(),
                out.entries, gen.cgroups.size(), datapath_->lastApplyWrites(), ms, msBetween(started, parsedAt),
                docs.documents - docs.reused, docs.documents, msBetween(parsedAt, compiledAt),
-               msBetween(applyFrom, now));
+               compiler_.lastStats().expanded, compiler_.lastStats().policies, msBetween(applyFrom, now));
   record(out);
   return out;
 }

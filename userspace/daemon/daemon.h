@@ -113,6 +113,7 @@ class Daemon {
   policy::Bundle bundle_;
   identity::IdentityTable ids_;
   compiler::RuleRegistry registry_;
+  compiler::Compiler compiler_;  // remembers its work between reloads
   compiler::CompiledPolicy compiled_;
   uint64_t generation_ = 0;
   std::string appliedAt_;

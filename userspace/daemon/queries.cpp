@@ -231,12 +231,12 @@ void Daemon::registerQueries() {
                              {"why", c.why}});
           }
           json decided = nullptr;
-          if (auto it = compiled_.rules.find(ex.decision.ruleId);
-              it != compiled_.rules.end() && ex.decision.reason == MS_REASON_RULE) {
-            const policy::Policy* p = bundle_.findPolicy(it->second.policy);
-            const std::string text = p != nullptr ? compiler::ruleText(*p, it->second) : "";
-            decided = {{"rule", it->second.name()}, {"id", it->first}, {"text", text},
-                       {"location", it->second.loc.file.str() + ":" + std::to_string(it->second.loc.line)}};
+          if (const compiler::RuleInfo* r = compiled_.rules.find(ex.decision.ruleId);
+              r != nullptr && ex.decision.reason == MS_REASON_RULE) {
+            const policy::Policy* p = bundle_.findPolicy(r->policy);
+            const std::string text = p != nullptr ? compiler::ruleText(*p, *r) : "";
+            decided = {{"rule", r->name()}, {"id", r->id}, {"text", text},
+                       {"location", r->loc.file.str() + ":" + std::to_string(r->loc.line)}};
           }
           sides.push_back({{"direction", dir == policy::Direction::Ingress ? "ingress" : "egress"},
                            {"judged_by", {{"identity", subject}, {"workload", ids_.nameOf(subject)}}},
@@ -353,8 +353,7 @@ void Daemon::registerQueries() {
   control_->registerCommand(
       "policy.show", [this](const Request&) {
         std::lock_guard<std::mutex> lock(mu_);
-        uint32_t maxId = 0;
-        for (const auto& [id, r] : compiled_.rules) maxId = std::max(maxId, id);
+        const uint32_t maxId = compiled_.rules.maxId();
         std::map<uint32_t, uint64_t> hits;
         if (auto h = datapath_->ruleHits(maxId); h) hits = *h;
         std::unordered_map<std::string_view, const policy::Policy*> byName;
