@@ -333,6 +333,7 @@ TEST(ExternalIdentities, EveryAddressGetsExactlyItsMembers) {
     policy::Policy p;
     p.name = "p";
     p.hasEgress = true;
+    p.hasCidrPeers = true;  // the parser sets it; built by hand here
     const uint32_t nPeers = rnd.below(4);
     for (uint32_t i = 0; i < nPeers; i++) {
       policy::Peer peer;

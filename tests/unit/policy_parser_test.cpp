@@ -1211,6 +1211,41 @@ TEST_F(Loader, UnchangedDocumentsAreNotParsedAgain) {
   EXPECT_EQ(r.bundle.policies[1].egress[0].ports[0].first, 91);
 }
 
+// Validation checks again only new policies, but only while the Workloads
+// and Externals are the same: a reused policy whose workload went away is
+// an error, and one whose reference failed is reported again.
+TEST_F(Loader, ReusedPoliciesAreCheckedAgainWhenTheNamesChange) {
+  const std::string a = workloadDoc("a") + "---\n", b = workloadDoc("b") + "---\n";
+  const std::string p1 = policyDoc("p1", "b", 80) + "---\n", p2 = policyDoc("p2", "a", 81) + "---\n";
+  const std::string path = write("set.yaml", a + b + p1 + p2);
+  PolicyLoader loader(std::chrono::seconds(0));
+  expectSameAsFresh(path, loader, 0);
+  EXPECT_TRUE(loader.load({path}).ok());
+  // Workload b goes: p1 (reused) now names nothing.
+  write("set.yaml", a + p1 + p2);
+  expectSameAsFresh(path, loader, 4);
+  ParseResult r = loader.load({path});
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].message.find("identity 'b'"), std::string::npos) << r.errors[0].str();
+  // Another policy changes, the names do not: p1 is reported again.
+  write("set.yaml", a + p1 + policyDoc("p2", "a", 82) + "---\n");
+  expectSameAsFresh(path, loader, 3);
+  EXPECT_EQ(loader.load({path}).errors.size(), 1u);
+  // b is back (and p2 as it was): all valid again.
+  write("set.yaml", a + b + p1 + p2);
+  expectSameAsFresh(path, loader, 3);
+  EXPECT_TRUE(loader.load({path}).ok());
+}
+
+TEST_F(Loader, APolicyKnowsWhetherItHasCidrPeers) {
+  const std::string path =
+      write("set.yaml", workloadDoc("a") + "---\n" + policyDoc("p1", "a", 80) + "---\n" + policyDoc("p2", "a", 80, 1));
+  ParseResult r = loadPaths({path});
+  ASSERT_TRUE(r.ok()) << r.errors[0].str();
+  EXPECT_FALSE(r.bundle.policies[0].hasCidrPeers);
+  EXPECT_TRUE(r.bundle.policies[1].hasCidrPeers);
+}
+
 TEST_F(Loader, DocumentsAfterAnInsertedLineMoveTheirLocations) {
   std::string text = workloadDoc("a") + "---\n" + workloadDoc("b") + "---\n" + policyDoc("p1", "a", 80, 2) +
                      "---\n" + policyDoc("p2", "b", 81, 2);

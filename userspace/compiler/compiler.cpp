@@ -321,6 +321,18 @@ void RuleTable::add(std::shared_ptr<const std::vector<RuleInfo>> rules) {
   parts_.push_back(std::move(rules));
 }
 
+void RuleTable::remove(const std::shared_ptr<const std::vector<RuleInfo>>& rules) {
+  auto it = std::find(parts_.begin(), parts_.end(), rules);
+  if (it == parts_.end()) return;
+  for (const RuleInfo& r : *rules) {
+    if (r.id < byId_.size() && byId_[r.id] == &r) {
+      byId_[r.id] = nullptr;
+      count_--;
+    }
+  }
+  parts_.erase(it);
+}
+
 // Every (subject, dir, proto, peer, interval) a rule contributes. In a Part
 // the interval's order is the rule's position in its policy; gathered for
 // resolution it is (policy rank << 32) | that position: rule order.
@@ -349,6 +361,7 @@ struct Compiler::State {
   std::vector<std::pair<std::string, policy::Labels>> externalLabels;
   std::unordered_map<const policy::Policy*, std::shared_ptr<const Part>> parts;
   std::vector<PolicyEntry> entries;
+  RuleTable rules;
 };
 
 Compiler::Compiler() = default;
@@ -474,6 +487,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   std::vector<const Part*> ranked;  // in name order
   ranked.reserve(order.size());
   std::vector<uint32_t> changed;
+  std::vector<const Part*> added, removed;
   for (size_t idx : order) {
     const auto& pp = bundle.policies.shared(idx);
     std::shared_ptr<const Part> part;
@@ -482,13 +496,16 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     } else {
       part = makePart(pp);
       stats_.expanded++;
+      added.push_back(part.get());
       changed.insert(changed.end(), part->subjects.begin(), part->subjects.end());
     }
     ranked.push_back(part.get());
     parts.emplace(pp.get(), std::move(part));
   }
   for (const auto& [ptr, part] : state_->parts) {
-    if (!parts.count(ptr)) changed.insert(changed.end(), part->subjects.begin(), part->subjects.end());
+    if (parts.count(ptr)) continue;
+    changed.insert(changed.end(), part->subjects.begin(), part->subjects.end());
+    removed.push_back(part.get());
   }
   std::sort(changed.begin(), changed.end());
   changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
@@ -592,7 +609,17 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     std::merge(kept.begin(), kept.end(), fresh.begin(), fresh.end(), std::back_inserter(out.entries), less);
   }
   state_->entries = out.entries;
-  state_->parts = std::move(parts);
+  // The rule table: the last one with the removed policies' rules taken out
+  // and the new ones' put in.
+  if (full) {
+    for (const Part* part : ranked) out.rules.add(part->rules);
+  } else {
+    out.rules = state_->rules;
+    for (const Part* part : removed) out.rules.remove(part->rules);
+    for (const Part* part : added) out.rules.add(part->rules);
+  }
+  state_->rules = out.rules;
+  state_->parts = std::move(parts);  // after the rule table: removed parts live until here
 
   struct IdentState {
     bool egressSelected = false, ingressSelected = false, monitor = false, enforce = false;
@@ -608,7 +635,6 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
       if (p.enforcement == policy::Enforcement::Monitor) st.monitor = true;
       if (p.enforcement == policy::Enforcement::Enforce) st.enforce = true;
     }
-    out.rules.add(part->rules);
   }
   for (const auto& [id, st] : state) {
     ms_identity_value v{};

@@ -121,8 +121,9 @@ class RuleTable {
   const_iterator begin() const { return {&byId_, 0}; }
   const_iterator end() const { return {&byId_, byId_.size()}; }
 
-  // Adds one policy's rules (the compiler's).
+  // Adds or removes one policy's rules (the compiler's).
   void add(std::shared_ptr<const std::vector<RuleInfo>> rules);
+  void remove(const std::shared_ptr<const std::vector<RuleInfo>>& rules);
 
  private:
   std::vector<std::shared_ptr<const std::vector<RuleInfo>>> parts_;

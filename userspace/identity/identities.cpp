@@ -109,6 +109,7 @@ std::map<policy::Cidr, std::vector<Tag>> collectPrefixes(const policy::Bundle& b
   }
   std::set<std::string> seen;
   for (const auto& p : bundle.policies) {
+    if (!p.hasCidrPeers) continue;  // most have none: skip their 100k rules
     for (const auto* rules : {&p.egress, &p.ingress}) {
       for (const auto& r : *rules) {
         if (!r.peers) continue;

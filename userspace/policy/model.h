@@ -156,6 +156,7 @@ struct Policy {
   // with `ingress: []` isolates ingress with nothing allowed.
   bool hasEgress = false;
   bool hasIngress = false;
+  bool hasCidrPeers = false;  // some rule has a `cidr` peer (set by the parser)
   std::vector<Rule> egress;
   std::vector<Rule> ingress;
   SourceLocation loc;

@@ -845,6 +845,12 @@ void DocParser::policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out)
   if (!p.hasEgress && !p.hasIngress) {
     error(spec, "spec: a policy needs 'egress' and/or 'ingress' rules");
   }
+  for (const auto* list : {&p.egress, &p.ingress}) {
+    for (const auto& r : *list) {
+      if (!r.peers) continue;
+      for (const auto& peer : *r.peers) p.hasCidrPeers |= peer.kind == Peer::Kind::Cidr;
+    }
+  }
   if (ok) out.policies.push_back(std::move(p));
 }
 
