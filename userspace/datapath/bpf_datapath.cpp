@@ -344,11 +344,11 @@ Result<void> BpfDatapath::installSlot(uint32_t slot, SlotMaps maps) {
   return {};
 }
 
-Result<void> BpfDatapath::writeSlotDiff(const SlotMaps& m, const SlotState& from, const SlotState& to) {
-  if (auto r = writeDiff(m.cgroups.get(), kCgroupsSpec, diff(from.cgroups, to.cgroups), lastWrites_); !r) return r;
-  if (auto r = writeDiff(m.policy.get(), kPolicySpec, diff(from.policy, to.policy), lastWrites_); !r) return r;
-  if (auto r = writeDiff(m.ranges.get(), kRangesSpec, diff(from.ranges, to.ranges), lastWrites_); !r) return r;
-  return writeDiff(m.ipcache.get(), kIpcacheSpec, diff(from.ipcache, to.ipcache), lastWrites_);
+Result<void> BpfDatapath::writeSlotDiff(const SlotMaps& m, const SlotDiff& d) {
+  if (auto r = writeDiff(m.cgroups.get(), kCgroupsSpec, d.cgroups, lastWrites_); !r) return r;
+  if (auto r = writeDiff(m.policy.get(), kPolicySpec, d.policy, lastWrites_); !r) return r;
+  if (auto r = writeDiff(m.ranges.get(), kRangesSpec, d.ranges, lastWrites_); !r) return r;
+  return writeDiff(m.ipcache.get(), kIpcacheSpec, d.ipcache, lastWrites_);
 }
 
 Result<void> BpfDatapath::flip(uint32_t slot, uint64_t generation) {
@@ -365,10 +365,12 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   SlotState next = slotStateOf(gen);
   const uint32_t inactive = config_.active_slot ^ 1u;
   lastWrites_ = 0;
+  // Both slots hold state_ while synced: the same difference (computed
+  // once) goes into the inactive one, then, after the flip, the other.
+  SlotDiff d;
+  if (synced_) d = slotDiff(state_, next);
   if (synced_) {
-    // Both slots hold state_: write the difference into the inactive one,
-    // flip, then bring the other one level.
-    if (auto r = writeSlotDiff(slots_[inactive], state_, next); !r) {
+    if (auto r = writeSlotDiff(slots_[inactive], d); !r) {
       synced_ = false;  // the inactive slot is half-written: rebuild next time
       return r;
     }
@@ -386,7 +388,7 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   const uint32_t other = inactive ^ 1u;
   Result<void> level;
   if (synced_) {
-    level = writeSlotDiff(slots_[other], state_, next);
+    level = writeSlotDiff(slots_[other], d);
   } else if (auto fresh = freshSlot(next); fresh) {
     level = installSlot(other, std::move(fresh.value()));
   } else {

@@ -86,7 +86,7 @@ class BpfDatapath final : public Datapath {
   Result<void> writeConfig();
   Result<SlotMaps> freshSlot(const SlotState& want);
   Result<void> installSlot(uint32_t slot, SlotMaps maps);
-  Result<void> writeSlotDiff(const SlotMaps& m, const SlotState& from, const SlotState& to);
+  Result<void> writeSlotDiff(const SlotMaps& m, const SlotDiff& d);
   Result<void> flip(uint32_t slot, uint64_t generation);
   template <typename K, typename V>
   Result<void> editBoth(UniqueFd SlotMaps::*map, const InnerSpec& spec, Entries<K, V>& current,

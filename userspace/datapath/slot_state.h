@@ -75,6 +75,20 @@ Diff<K, V> diff(const Entries<K, V>& from, const Entries<K, V>& to) {
   return d;
 }
 
+// What turns one slot state into another, map by map.
+struct SlotDiff {
+  Diff<uint64_t, ms_cgroup_value> cgroups;
+  Diff<ms_policy_exact_key, ms_policy_value> policy;
+  Diff<ms_policy_key, ms_policy_value> ranges;
+  Diff<ms_ipcache_key, ms_ipcache_value> ipcache;
+  size_t size() const { return cgroups.size() + policy.size() + ranges.size() + ipcache.size(); }
+};
+
+inline SlotDiff slotDiff(const SlotState& from, const SlotState& to) {
+  return {diff(from.cgroups, to.cgroups), diff(from.policy, to.policy), diff(from.ranges, to.ranges),
+          diff(from.ipcache, to.ipcache)};
+}
+
 // Sorts by key and keeps the LAST value of a duplicate key.
 template <typename K, typename V>
 void normalize(Entries<K, V>& e) {
