@@ -400,3 +400,47 @@ TEST(ExternalIdentities, EveryAddressGetsExactlyItsMembers) {
 
 }  // namespace
 }  // namespace microseg::identity
+
+namespace microseg::identity {
+namespace {
+
+// A bundle made of `base`'s objects, with policy `replace` (by index)
+// swapped for the first policy of `with`.
+policy::Bundle withPolicy(const policy::Bundle& base, size_t replace, const policy::Bundle& with) {
+  policy::Bundle out;
+  out.workloads = base.workloads;
+  out.externals = base.externals;
+  for (size_t i = 0; i < base.policies.size(); i++) {
+    out.policies.push_back(i == replace ? with.policies.shared(0) : base.policies.shared(i));
+  }
+  return out;
+}
+
+TEST(IdentityInputs, OnlyWorkloadsExternalsAndCidrPoliciesCount) {
+  const std::string w = "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: x}\nspec:\n"
+                        "  cgroups: [\"x\"]\n  labels: {app: x}\n---\n";
+  const policy::Bundle base = bundleOf(w + external("corp", "[10.0.0.0/8]") + cidrPolicy("p", "[{identity: corp}]") +
+                                       cidrPolicy("q", "[{cidr: 192.0.2.0/24}]"));
+  ASSERT_FALSE(base.policies[0].hasCidrPeers);
+  ASSERT_TRUE(base.policies[1].hasCidrPeers);
+  EXPECT_TRUE(sameIdentityInputs(base, base));
+  // A policy without cidr peers replaced by another: same inputs.
+  EXPECT_TRUE(sameIdentityInputs(base, withPolicy(base, 0, bundleOf(cidrPolicy("p", "[{reserved: host}]")))));
+  // ... by one with a cidr peer, or the cidr policy replaced: not the same.
+  EXPECT_FALSE(sameIdentityInputs(base, withPolicy(base, 0, bundleOf(cidrPolicy("p", "[{cidr: 10.0.0.0/8}]")))));
+  EXPECT_FALSE(sameIdentityInputs(base, withPolicy(base, 1, bundleOf(cidrPolicy("q", "[{cidr: 192.0.2.0/24}]")))));
+  // Same text, other objects (a reparse): not the same (compared by object).
+  const policy::Bundle again = bundleOf(w + external("corp", "[10.0.0.0/8]") + cidrPolicy("p", "[{identity: corp}]") +
+                                        cidrPolicy("q", "[{cidr: 192.0.2.0/24}]"));
+  EXPECT_FALSE(sameIdentityInputs(base, again));
+  // Every table gets its own version; a copy keeps it.
+  const IdentityTable a = assignIdentities(base), b = assignIdentities(base, a);
+  EXPECT_NE(a.version, b.version);
+  EXPECT_EQ(IdentityTable(a).version, a.version);
+  EXPECT_EQ(a.byWorkload, b.byWorkload);
+  EXPECT_EQ(a.byExternal, b.byExternal);
+  EXPECT_EQ(a.byCidrPeer, b.byCidrPeer);
+}
+
+}  // namespace
+}  // namespace microseg::identity

@@ -355,6 +355,7 @@ struct Compiler::Part {
 // What the parts were compiled against, the parts, and the last entries.
 struct Compiler::State {
   const RuleRegistry* registry = nullptr;
+  uint64_t version = 0;  // IdentityTable::version of the identities below
   std::map<uint32_t, policy::Labels> labels;
   std::map<std::string, uint32_t> byWorkload;
   std::map<std::string, std::vector<uint32_t>> byExternal, byCidrPeer;
@@ -386,11 +387,15 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   // Parts stay valid while everything a peer or subject expands against is
   // the same (rule ids are the registry's, stable per policy name).
   auto externalLabels = externalLabelsOf(bundle);
-  const bool same = state_ && state_->registry == &registry && state_->labels == ids.labels &&
-                    state_->byWorkload == ids.byWorkload && state_->byExternal == ids.byExternal &&
-                    state_->byCidrPeer == ids.byCidrPeer && state_->externalLabels == externalLabels;
-  if (!same) {
+  const bool same = state_ && state_->registry == &registry && state_->externalLabels == externalLabels &&
+                    ((ids.version != 0 && state_->version == ids.version) ||
+                     (state_->labels == ids.labels && state_->byWorkload == ids.byWorkload &&
+                      state_->byExternal == ids.byExternal && state_->byCidrPeer == ids.byCidrPeer));
+  if (same) {
+    state_->version = ids.version;
+  } else {
     auto fresh = std::make_unique<State>();
+    fresh->version = ids.version;
     fresh->registry = &registry;
     fresh->labels = ids.labels;
     fresh->byWorkload = ids.byWorkload;

@@ -445,7 +445,12 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
     return out;
   }
 
-  identity::IdentityTable ids = identity::assignIdentities(parsed.bundle, ids_);
+  // Identities are assigned again only when their inputs changed.
+  std::optional<identity::IdentityTable> assigned;
+  if (!haveModel_ || !identity::sameIdentityInputs(parsed.bundle, bundle_)) {
+    assigned = identity::assignIdentities(parsed.bundle, ids_);
+  }
+  const identity::IdentityTable& ids = assigned ? *assigned : ids_;
   compiler::Options copts;
   copts.defaultEnforcement = config_.defaultEnforcement;
   compiler::CompiledPolicy compiled = compiler_.compile(parsed.bundle, ids, registry_, copts);
@@ -480,7 +485,7 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   }
 
   bundle_ = std::move(parsed.bundle);
-  ids_ = std::move(ids);
+  if (assigned) ids_ = std::move(*assigned);
   compiled_ = std::move(compiled);
   generation_ = gen.number;
   appliedAt_ = flows::isoTime(nowRealtimeNs());

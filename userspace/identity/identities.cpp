@@ -1,6 +1,7 @@
 #include "identity/identities.h"
 
 #include <algorithm>
+#include <atomic>
 #include <set>
 #include <utility>
 
@@ -229,10 +230,38 @@ void assignRanges(const policy::Bundle& bundle, const IdentityTable& previous, I
 }  // namespace
 
 IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable& previous) {
+  static std::atomic<uint64_t> versions{0};
   IdentityTable out;
+  out.version = ++versions;
   assignWorkloads(bundle, previous, out);
   assignRanges(bundle, previous, out);
   return out;
+}
+
+namespace {
+
+template <typename T>
+bool sameObjects(const policy::SharedList<T>& a, const policy::SharedList<T>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); i++) {
+    if (a.shared(i) != b.shared(i)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool sameIdentityInputs(const policy::Bundle& a, const policy::Bundle& b) {
+  if (!sameObjects(a.workloads, b.workloads) || !sameObjects(a.externals, b.externals)) return false;
+  size_t j = 0;
+  for (size_t i = 0; i < a.policies.size(); i++) {
+    if (!a.policies[i].hasCidrPeers) continue;
+    while (j < b.policies.size() && !b.policies[j].hasCidrPeers) j++;
+    if (j == b.policies.size() || a.policies.shared(i) != b.policies.shared(j)) return false;
+    j++;
+  }
+  while (j < b.policies.size() && !b.policies[j].hasCidrPeers) j++;
+  return j == b.policies.size();
 }
 
 }  // namespace microseg::identity

@@ -29,6 +29,9 @@ namespace microseg::policy {
 struct TextPiece {
   std::string_view text;
   int firstLine = 0;  // 0-based
+  // The previous read's document with this very text, if known (see
+  // cutAroundChange); SIZE_MAX = look it up.
+  size_t same = SIZE_MAX;
 };
 
 namespace {
@@ -1012,7 +1015,7 @@ bool parseInto(std::string_view text, const std::string& file, int firstLine, Bu
   if (!err) return true;
   out = Bundle{};
   errors = {{{file, err->at.isNull() ? 0 : err->at.line + 1 + firstLine, err->at.isNull() ? 0 : err->at.column + 1},
-             "YAML syntax: " + err->message}};
+             "YAML syntax: " + err->text(firstLine)}};
   return false;
 }
 
@@ -1329,7 +1332,70 @@ struct PolicyLoader::FileState {
   int64_t readAtNs = 0; // CLOCK_REALTIME, when it was stat'ed for that read
   std::vector<std::unique_ptr<Document>> docs;  // in the file's order
   const Document* syntax = nullptr;             // the first one with a syntax error
+  bool cut = false;  // docs are the file cut at '---' lines (else one document)
 };
+
+namespace {
+
+// `text` cut into documents like cutDocuments(), knowing the documents the
+// same file was cut into last time (`old`, texts in order): the documents
+// it starts with and ends with unchanged are found by comparing the text
+// with theirs in one pass, and only what lies between them is cut. False if
+// that part cannot be cut (then the whole text cannot be either).
+bool cutAroundChange(std::string_view text, const std::vector<std::unique_ptr<Document>>& old,
+                     std::vector<TextPiece>& out) {
+  const size_t n = text.size();
+  auto lineStart = [&](size_t at) { return at == 0 || text[at - 1] == '\n'; };
+  // Documents from the start whose text is next in `text`, each ending
+  // where a document starts (a '---' line) or at the end.
+  size_t i = 0, off = 0;
+  while (i < old.size()) {
+    const std::string& t = old[i]->text;
+    if (off + t.size() > n || text.compare(off, t.size(), t) != 0) break;
+    const size_t end = off + t.size();
+    if (end != n && !(lineStart(end) && markerAt(text, end, '-'))) break;
+    off = end;
+    i++;
+  }
+  // Documents from the end, likewise, each starting where one starts.
+  size_t j = old.size(), end = n;
+  while (j > i) {
+    const std::string& t = old[j - 1]->text;
+    if (end - off < t.size() || text.compare(end - t.size(), t.size(), t) != 0) break;
+    const size_t from = end - t.size();
+    if (j - 1 == 0 ? from != 0 : !(lineStart(from) && markerAt(text, from, '-'))) break;
+    end = from;
+    j--;
+  }
+  auto lines = [](std::string_view s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); };
+  const int prefixLines = i < old.size() ? old[i]->firstLine
+                          : old.empty()  ? 0
+                                         : old.back()->firstLine + lines(old.back()->text);
+  for (size_t k = 0; k < i; k++) out.push_back({text.substr(0, 0), old[k]->firstLine, k});
+  size_t at = 0;
+  for (size_t k = 0; k < i; k++) {
+    out[k].text = text.substr(at, old[k]->text.size());
+    at += old[k]->text.size();
+  }
+  const std::string_view middle = text.substr(off, end - off);
+  if (!middle.empty()) {
+    std::vector<TextPiece> cut;
+    if (!cutDocuments(middle, cut)) return false;
+    for (auto& piece : cut) {
+      piece.firstLine += prefixLines;
+      out.push_back(piece);
+    }
+  }
+  const int suffixLines = prefixLines + lines(middle);
+  for (size_t k = j; k < old.size(); k++) {
+    out.push_back({text.substr(end, old[k]->text.size()), suffixLines + old[k]->firstLine - old[j]->firstLine, k});
+    end += old[k]->text.size();
+  }
+  if (out.empty()) out.push_back({text, 0});
+  return true;
+}
+
+}  // namespace
 
 // What the last validation established, so that the next one checks only
 // what changed: the Workload and External lists the names index was built
@@ -1431,7 +1497,11 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
         state->readAtNs = ns(now);
       }
       pieces.clear();
-      if (!cutDocuments(text, pieces)) pieces = {{text, 0}};
+      // Around what changed, if the file was cut last time (its documents
+      // are then the old text in order); else all of it.
+      state->cut = before && before->cut && !before->docs.empty() ? cutAroundChange(text, before->docs, pieces)
+                                                                  : cutDocuments(text, pieces);
+      if (!state->cut) pieces = {{text, 0}};
       reuseOrParse(f, pieces, before.get(), *state);
     }
     // A syntax error anywhere is the file's only diagnostic (as parseText).
@@ -1462,6 +1532,10 @@ void PolicyLoader::reuseOrParse(const std::string& file, const std::vector<TextP
   size_t expect = 0;  // the old document the next piece most likely is
   auto take = [&](const TextPiece& piece) -> std::unique_ptr<Document> {
     if (old == nullptr) return nullptr;
+    if (piece.same < old->size() && (*old)[piece.same]) {
+      expect = piece.same + 1;
+      return std::move((*old)[piece.same]);
+    }
     auto matches = [&](size_t k) {
       return k < old->size() && (*old)[k] && (*old)[k]->text == piece.text;
     };

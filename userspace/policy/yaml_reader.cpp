@@ -34,14 +34,13 @@ class Events {
   }
   SyntaxError error() const {
     std::string msg = parser_.problem != nullptr ? parser_.problem : "malformed YAML";
+    int contextLine = -1;
     if (parser_.context != nullptr) {
       msg += std::string(" ") + parser_.context;
-      if (parser_.context_mark.line != parser_.problem_mark.line) {
-        msg += " (line " + std::to_string(parser_.context_mark.line + 1) + ")";
-      }
+      if (parser_.context_mark.line != parser_.problem_mark.line) contextLine = int(parser_.context_mark.line);
     }
     if (parser_.error == YAML_MEMORY_ERROR) return {{}, "out of memory"};
-    return {{int(parser_.problem_mark.line), int(parser_.problem_mark.column)}, msg};
+    return {{int(parser_.problem_mark.line), int(parser_.problem_mark.column)}, msg, contextLine};
   }
 
  private:

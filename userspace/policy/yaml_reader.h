@@ -23,6 +23,13 @@ namespace microseg::policy::yaml {
 struct SyntaxError {
   Mark at;  // 0-based; null if libyaml gave no position
   std::string message;
+  // Where the construct being parsed began (0-based), if on another line
+  // than `at`: said as "... (line N)" by text().
+  int contextLine = -1;
+  // The message, lines counted from `firstLine` (0-based) of the file.
+  std::string text(int firstLine = 0) const {
+    return contextLine < 0 ? message : message + " (line " + std::to_string(contextLine + 1 + firstLine) + ")";
+  }
 };
 
 // Calls onDocument with each document of `text` in order (`tree` is cleared
