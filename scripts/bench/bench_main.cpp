@@ -618,9 +618,14 @@ int cmdControlPlane(const Args& a) {
       json rec{{"rules", rules}, {"identities", idents}};
       compiler::RuleRegistry registry;
       identity::IdentityTable prevIds;
-      // As the daemon: one loader, the same file read twice (the second
-      // time with one rule changed), so only the changed document is parsed.
+      policy::Bundle prevBundle;
+      // As the daemon: one loader and one compiler, the same file read twice
+      // (the second time with one rule changed), so only the changed
+      // document is parsed and only its policy compiled; identities are
+      // assigned again only if their inputs changed.
       policy::PolicyLoader loader;
+      compiler::Compiler compiler;
+      std::optional<compiler::CompiledPolicy> previous;
       for (int variant = 0; variant < 2; variant++) {
         const std::string p = variant == 0 ? "" : "change_";
         auto g = genPolicy(rules, idents, int(a.num("allow-port", 50001)), variant == 1);
@@ -635,8 +640,12 @@ int cmdControlPlane(const Args& a) {
         rec[p + "parse_ms"] = msSince(t);
         rec[p + "documents_parsed"] = loader.lastStats().documents - loader.lastStats().reused;
         t = nowNs();
-        auto ids = identity::assignIdentities(parsed.bundle, prevIds);
-        auto compiled = compiler::compile(parsed.bundle, ids, registry);
+        std::optional<identity::IdentityTable> assigned;
+        if (variant == 0 || !identity::sameIdentityInputs(parsed.bundle, prevBundle)) {
+          assigned = identity::assignIdentities(parsed.bundle, prevIds);
+        }
+        const identity::IdentityTable& ids = assigned ? *assigned : prevIds;
+        compiler::CompiledPolicy compiled = compiler.compile(parsed.bundle, ids, registry, {}, previous ? &*previous : nullptr);
         rec[p + "compile_ms"] = msSince(t);
         t = nowNs();
         auto scanned = identity::scanCgroups(root, parsed.bundle, ids);
@@ -654,7 +663,9 @@ int cmdControlPlane(const Args& a) {
         rec[p + "apply_ms"] = msSince(t);
         rec[p + "entries"] = compiled.entries.size();
         rec["expected_entries"] = g.expectedEntries;
-        prevIds = std::move(ids);
+        if (assigned) prevIds = std::move(*assigned);
+        previous = std::move(compiled);
+        prevBundle = std::move(parsed.bundle);
       }
       out.push_back(rec);
       std::cerr << "  controlplane " << rules << " rules / " << idents << " identities: "

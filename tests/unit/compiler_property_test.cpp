@@ -241,6 +241,7 @@ TEST(CompilerProperty, RememberingCompilerGivesWhatAFreshCompileGives) {
       Compiler compiler;
       policy::PolicyLoader loader(std::chrono::seconds(0));
       identity::IdentityTable ids;
+      CompiledPolicy last;
       std::vector<int> choice(8, 0);  // per policy: variant, or -1 absent
       for (int step = 0; step < 25; step++) {
         for (int n = 1 + pick(2); n > 0; n--) choice[pick(8)] = pick(4) - 1;
@@ -264,13 +265,14 @@ TEST(CompilerProperty, RememberingCompilerGivesWhatAFreshCompileGives) {
         auto loaded = loader.load({file});
         ASSERT_TRUE(loaded.ok()) << loaded.errors[0].str() << "\n" << text;
         ids = identity::assignIdentities(loaded.bundle, ids);
-        const CompiledPolicy kept = compiler.compile(loaded.bundle, ids, registry, opts);
+        CompiledPolicy kept = compiler.compile(loaded.bundle, ids, registry, opts, step ? &last : nullptr);
         incremental += !compiler.lastStats().full;
         steps++;
         const CompiledPolicy fresh = compile(loaded.bundle, ids, registry, opts);
         ASSERT_EQ(entriesText(kept), entriesText(fresh)) << "round " << round << " step " << step << "\n" << text;
         ASSERT_EQ(kept.entries.size(), fresh.entries.size());
         ASSERT_EQ(0, std::memcmp(kept.entries.data(), fresh.entries.data(), kept.entries.size() * sizeof(PolicyEntry)));
+        last = std::move(kept);
       }
     }
   }

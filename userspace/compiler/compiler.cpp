@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
@@ -361,8 +362,7 @@ struct Compiler::State {
   std::map<std::string, std::vector<uint32_t>> byExternal, byCidrPeer;
   std::vector<std::pair<std::string, policy::Labels>> externalLabels;
   std::unordered_map<const policy::Policy*, std::shared_ptr<const Part>> parts;
-  std::vector<PolicyEntry> entries;
-  RuleTable rules;
+  uint64_t stamp = 0;  // of the last result
 };
 
 Compiler::Compiler() = default;
@@ -380,7 +380,7 @@ std::vector<std::pair<std::string, policy::Labels>> externalLabelsOf(const polic
 }  // namespace
 
 CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
-                                 RuleRegistry& registry, const Options& options) {
+                                 RuleRegistry& registry, const Options& options, const CompiledPolicy* previous) {
   CompiledPolicy out;
   stats_ = {};
 
@@ -404,7 +404,8 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     fresh->externalLabels = std::move(externalLabels);
     state_ = std::move(fresh);
   }
-  stats_.full = !same;
+  // Incremental only on top of this compiler's last result.
+  stats_.full = !same || previous == nullptr || previous->stamp == 0 || previous->stamp != state_->stamp;
 
   // Policies in name order, rules in index order: that is rule precedence
   // among equal verdicts, and it makes the output independent of file order.
@@ -515,7 +516,10 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   std::sort(changed.begin(), changed.end());
   changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
   const bool full = stats_.full;
-  auto isChanged = [&](uint32_t s) { return full || std::binary_search(changed.begin(), changed.end(), s); };
+  // Identities are small numbers: a bitmap answers "changed?" per entry.
+  std::vector<bool> changedMap(changed.empty() ? 0 : size_t(changed.back()) + 1, false);
+  for (uint32_t s : changed) changedMap[s] = true;
+  auto isChanged = [&](uint32_t s) { return full || (s < changedMap.size() && changedMap[s]); };
 
   // The contributions of the subjects to recompute, in rule order.
   std::vector<Contribution> contributions;
@@ -604,26 +608,28 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   if (full) {
     out.entries = std::move(fresh);
   } else {
-    // The entries of every other subject are the last call's.
-    std::vector<PolicyEntry> kept;
-    kept.reserve(state_->entries.size());
-    for (const auto& e : state_->entries) {
-      if (!isChanged(e.key.subject)) kept.push_back(e);
+    // The entries of every other subject are the last result's, in order:
+    // merged with the recomputed ones.
+    out.entries.reserve(previous->entries.size() + fresh.size());
+    auto f = fresh.begin();
+    for (const auto& e : previous->entries) {
+      if (isChanged(e.key.subject)) continue;
+      for (; f != fresh.end() && less(*f, e); ++f) out.entries.push_back(*f);
+      out.entries.push_back(e);
     }
-    out.entries.reserve(kept.size() + fresh.size());
-    std::merge(kept.begin(), kept.end(), fresh.begin(), fresh.end(), std::back_inserter(out.entries), less);
+    out.entries.insert(out.entries.end(), f, fresh.end());
   }
-  state_->entries = out.entries;
   // The rule table: the last one with the removed policies' rules taken out
   // and the new ones' put in.
   if (full) {
     for (const Part* part : ranked) out.rules.add(part->rules);
   } else {
-    out.rules = state_->rules;
+    out.rules = previous->rules;
     for (const Part* part : removed) out.rules.remove(part->rules);
     for (const Part* part : added) out.rules.add(part->rules);
   }
-  state_->rules = out.rules;
+  static std::atomic<uint64_t> stamps{0};
+  out.stamp = state_->stamp = ++stamps;
   state_->parts = std::move(parts);  // after the rule table: removed parts live until here
 
   struct IdentState {

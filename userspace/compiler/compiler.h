@@ -136,6 +136,7 @@ struct CompiledPolicy {
   std::map<uint32_t, ms_identity_value> identities; // every workload identity
   RuleTable rules;                                  // every rule of the bundle
   std::vector<IpcacheEntry> ipcache;                // sorted by address bytes, then prefixlen
+  uint64_t stamp = 0;  // unique per Compiler::compile() result (copies keep it)
 };
 
 struct Options {
@@ -145,12 +146,15 @@ struct Options {
 CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
                        RuleRegistry& registry, const Options& options = {});
 
-// compile() that remembers its work. While the identities (labels, names,
-// Externals, cidr peers) are those of the last call, a policy object it
+// compile() that remembers its work. Given its own last result (`previous`;
+// the caller keeps it, so nothing is held twice) and the identities (labels,
+// names, Externals, cidr peers) of the last call, a policy object it
 // compiled before is not expanded again, and only the subjects of policies
 // that were added, replaced or removed get their entries recomputed: a
-// one-rule change in a 100k-rule bundle recompiles one policy. The result
-// is always the one compile() gives (tested on random edit sequences).
+// one-rule change in a 100k-rule bundle recompiles one policy. Otherwise
+// (no previous, another result, other identities) it compiles everything.
+// The result is always the one compile() gives (tested on random edit
+// sequences).
 class Compiler {
  public:
   Compiler();
@@ -159,7 +163,8 @@ class Compiler {
   Compiler& operator=(const Compiler&) = delete;
 
   CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
-                         RuleRegistry& registry, const Options& options = {});
+                         RuleRegistry& registry, const Options& options = {},
+                         const CompiledPolicy* previous = nullptr);
 
   struct Stats {
     bool full = true;        // everything recomputed (first call, other identities)

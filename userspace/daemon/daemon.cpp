@@ -453,7 +453,8 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   const identity::IdentityTable& ids = assigned ? *assigned : ids_;
   compiler::Options copts;
   copts.defaultEnforcement = config_.defaultEnforcement;
-  compiler::CompiledPolicy compiled = compiler_.compile(parsed.bundle, ids, registry_, copts);
+  compiler::CompiledPolicy compiled =
+      compiler_.compile(parsed.bundle, ids, registry_, copts, haveModel_ ? &compiled_ : nullptr);
   const auto compiledAt = std::chrono::steady_clock::now();
 
   auto scanned = identity::scanCgroups(config_.cgroupRoot, parsed.bundle, ids);
