@@ -38,8 +38,12 @@ ParseResult loadPaths(const std::vector<std::string>& paths);
 // it had when it was last read, and which had not changed for 2 s before
 // that read, is not read again (timestamps are coarse: a file written twice
 // within a few ms can keep its stamp, so a file still fresh when read is
-// always read again).
-struct TextPiece;
+// always read again). A file read before is compared with its documents of
+// last time in one pass from each end; only what lies between the first and
+// the last changed document is cut and looked up (see cutAroundChange).
+// Validation checks again only the references of policies that are new,
+// as long as the Workloads and Externals are the same objects as last time.
+struct TextPiece;  // one document of a file's text (parser.cpp)
 
 class PolicyLoader {
  public:
