@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 
 #include "datapath/slot_state.h"
@@ -150,6 +151,34 @@ TEST(SlotState, PortRangesGoToTheTrieAndFlagTheirSubject) {
       EXPECT_EQ(v.flags, MS_CGROUP_F_PENDING_CHILDREN);
     }
   }
+}
+
+// keyLess is memcmp order (what the maps' bytes are), for every key size
+// the maps use; keys differ in few bytes so that every word is reached.
+template <typename K>
+void expectMemcmpOrder(std::mt19937& rng) {
+  for (int n = 0; n < 20000; n++) {
+    K a{}, b{};
+    auto* pa = reinterpret_cast<unsigned char*>(&a);
+    auto* pb = reinterpret_cast<unsigned char*>(&b);
+    for (size_t i = 0; i < sizeof(K); i++) pa[i] = pb[i] = static_cast<unsigned char>(rng());
+    for (int k = int(rng() % 3); k >= 0; k--) pb[rng() % sizeof(K)] = static_cast<unsigned char>(rng());
+    ASSERT_EQ(keyLess(a, b), std::memcmp(&a, &b, sizeof(K)) < 0) << sizeof(K);
+    ASSERT_EQ(keyLess(b, a), std::memcmp(&b, &a, sizeof(K)) < 0) << sizeof(K);
+  }
+}
+
+TEST(SlotState, KeysCompareInMemcmpOrder) {
+  std::mt19937 rng(7);
+  expectMemcmpOrder<ms_policy_exact_key>(rng);
+  expectMemcmpOrder<ms_policy_key>(rng);
+  expectMemcmpOrder<ms_ipcache_key>(rng);
+  expectMemcmpOrder<uint64_t>(rng);
+  expectMemcmpOrder<uint32_t>(rng);
+  struct Odd {
+    unsigned char b[7];
+  };
+  expectMemcmpOrder<Odd>(rng);
 }
 
 }  // namespace

@@ -74,7 +74,8 @@ class PolicyLoader {
                     FileState& state);
   std::unordered_map<std::string, std::unique_ptr<FileState>> cache_;  // by path
   std::unique_ptr<Validation> validation_;
-  std::string readBuf_;  // the file being read (documents keep copies of their texts)
+  std::unique_ptr<char[]> readBuf_;  // the file being read (documents keep copies of their texts)
+  size_t readCap_ = 0;
   Stats stats_;
   int64_t stableNs_;
 };
