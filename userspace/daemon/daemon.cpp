@@ -413,10 +413,15 @@ void Daemon::shutdown() {
 
 ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const std::string& why) {
   ReloadResult r = buildAndApplyLocked(paths, why);
-  // A reload frees the previous generation's model and compiled policy and
-  // the parse's temporaries (tens of MiB at 100k rules); give the pages back
-  // rather than keep them in malloc's free lists until the next reload.
-  malloc_trim(0);
+  // A reload that compiled everything frees the previous generation's model
+  // and compiled policy and the parse's temporaries (tens of MiB at 100k
+  // rules): give the pages back rather than keep them in malloc's free lists
+  // until the next reload. After a small change (one policy compiled) the
+  // freed memory is what the next small change needs again: trimming it
+  // made every such reload fault its pages back in (~1 ms at 100k rules).
+  if (compiler_.lastStats().full || compiler_.lastStats().expanded * 10 > compiler_.lastStats().policies) {
+    malloc_trim(0);
+  }
   return r;
 }
 
