@@ -983,7 +983,6 @@ int cmdReport(const Args& a) {
         worstFull100k = std::max(worstFull100k, x["compile_ms"].get<double>() + x["apply_ms"].get<double>());
       }
       worstChange = std::max(worstChange, ctotal);
-      if (!std::isnan(d.second)) worstChangeDaemon = std::max(worstChangeDaemon, d.second);
     }
   }
   for (auto& r : recs) {
@@ -1000,9 +999,18 @@ int cmdReport(const Args& a) {
   }
   targets.push_back({"one-rule change <= 10 ms (tool, worst config, parse..apply)",
                      fmt("%.1f ms", worstChange), worstChange <= 10});
+  // Over every configuration the daemon was changed in (section 1's too,
+  // not only the rows of this table).
+  std::string worstDaemonConfig;
+  for (const auto& [config, ms] : daemonMs) {
+    if (!std::isnan(ms.second) && ms.second > worstChangeDaemon) {
+      worstChangeDaemon = ms.second;
+      worstDaemonConfig = human(config.first) + " / " + human(config.second);
+    }
+  }
   if (worstChangeDaemon > 0) {
-    targets.push_back({"one-rule change <= 10 ms (daemon reload, worst config)",
-                       fmt("%.1f ms", worstChangeDaemon), worstChangeDaemon <= 10});
+    targets.push_back({"one-rule change <= 10 ms (daemon reload, worst of all configs)",
+                       fmt("%.1f ms", worstChangeDaemon) + " (" + worstDaemonConfig + ")", worstChangeDaemon <= 10});
   }
   if (daemonHwm >= 0) {
     targets.push_back({"daemon RSS <= 64 MiB", fmt("%.1f MiB", daemonHwm / 1024.0), daemonHwm <= 64 * 1024});

@@ -375,7 +375,12 @@ struct Compiler::State {
   std::map<std::string, uint32_t> byWorkload;
   std::map<std::string, std::vector<uint32_t>> byExternal, byCidrPeer;
   std::vector<std::pair<std::string, policy::Labels>> externalLabels;
-  std::unordered_map<const policy::Policy*, std::shared_ptr<const Part>> parts;
+  struct Cached {
+    std::shared_ptr<const Part> part;
+    uint64_t pass = 0;  // the last compile whose bundle had it
+  };
+  std::unordered_map<const policy::Policy*, Cached> parts;
+  uint64_t pass = 0;
   uint64_t stamp = 0;  // of the last result
 };
 
@@ -421,15 +426,9 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   // Incremental only on top of this compiler's last result.
   stats_.full = !same || previous == nullptr || previous->stamp == 0 || previous->stamp != state_->stamp;
 
-  // Policies in name order, rules in index order: that is rule precedence
-  // among equal verdicts, and it makes the output independent of file order.
-  std::vector<size_t> order(bundle.policies.size());
-  for (size_t i = 0; i < order.size(); i++) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](size_t a, size_t b) { return bundle.policies[a].name < bundle.policies[b].name; });
-  stats_.policies = order.size();
+  stats_.policies = bundle.policies.size();
   size_t missing = 0;  // policies not compiled before
-  for (size_t idx : order) missing += !state_->parts.count(&bundle.policies[idx]);
+  for (const auto& p : bundle.policies) missing += !state_->parts.count(&p);
 
   std::optional<PeerExpander> expander;  // built when a policy needs compiling
   std::vector<uint32_t> peers;                                 // of one rule
@@ -502,32 +501,35 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     return std::shared_ptr<const Part>(std::move(part));
   };
 
-  // This bundle's parts (kept or made), and the subjects whose entries must
-  // be recomputed: every subject of a part that is new or gone.
-  std::unordered_map<const policy::Policy*, std::shared_ptr<const Part>> parts;
-  parts.reserve(order.size());
-  std::vector<const Part*> ranked;  // in name order
-  ranked.reserve(order.size());
+  // This bundle's parts (kept or made; the cache is updated in place, gone
+  // ones swept out), and the subjects whose entries must be recomputed:
+  // every subject of a part that is new or gone.
+  const uint64_t pass = ++state_->pass;
+  std::vector<const Part*> all;  // in file order
+  all.reserve(bundle.policies.size());
   std::vector<uint32_t> changed;
-  std::vector<const Part*> added, removed;
-  for (size_t idx : order) {
+  std::vector<const Part*> added;
+  for (size_t idx = 0; idx < bundle.policies.size(); idx++) {
     const auto& pp = bundle.policies.shared(idx);
-    std::shared_ptr<const Part> part;
-    if (auto it = state_->parts.find(pp.get()); it != state_->parts.end()) {
-      part = it->second;
-    } else {
-      part = makePart(pp);
+    auto [it, fresh] = state_->parts.try_emplace(pp.get());
+    if (fresh) {
+      it->second.part = makePart(pp);
       stats_.expanded++;
-      added.push_back(part.get());
-      changed.insert(changed.end(), part->subjects.begin(), part->subjects.end());
+      added.push_back(it->second.part.get());
+      changed.insert(changed.end(), it->second.part->subjects.begin(), it->second.part->subjects.end());
     }
-    ranked.push_back(part.get());
-    parts.emplace(pp.get(), std::move(part));
+    it->second.pass = pass;
+    all.push_back(it->second.part.get());
   }
-  for (const auto& [ptr, part] : state_->parts) {
-    if (parts.count(ptr)) continue;
-    changed.insert(changed.end(), part->subjects.begin(), part->subjects.end());
-    removed.push_back(part.get());
+  std::vector<std::shared_ptr<const Part>> removed;  // alive until the rule table is updated
+  for (auto it = state_->parts.begin(); it != state_->parts.end();) {
+    if (it->second.pass == pass) {
+      ++it;
+      continue;
+    }
+    changed.insert(changed.end(), it->second.part->subjects.begin(), it->second.part->subjects.end());
+    removed.push_back(std::move(it->second.part));
+    it = state_->parts.erase(it);
   }
   std::sort(changed.begin(), changed.end());
   changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
@@ -536,6 +538,17 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   std::vector<bool> changedMap(changed.empty() ? 0 : size_t(changed.back()) + 1, false);
   for (uint32_t s : changed) changedMap[s] = true;
   auto isChanged = [&](uint32_t s) { return full || (s < changedMap.size() && changedMap[s]); };
+
+  // The policies that have rules for those subjects, in name order, rules
+  // in index order: that is rule precedence among equal verdicts, and it
+  // makes the output independent of file order. (Only the relative order
+  // of the policies of one subject matters: a small change sorts a few.)
+  std::vector<const Part*> ranked;
+  for (const Part* part : all) {
+    if (full || std::any_of(part->subjects.begin(), part->subjects.end(), isChanged)) ranked.push_back(part);
+  }
+  std::sort(ranked.begin(), ranked.end(),
+            [](const Part* a, const Part* b) { return a->policy->name < b->policy->name; });
 
   // The contributions of the subjects to recompute, in rule order.
   std::vector<Contribution> contributions;
@@ -638,15 +651,15 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   // The rule table: the last one with the removed policies' rules taken out
   // and the new ones' put in.
   if (full) {
-    for (const Part* part : ranked) out.rules.add(part->rules);
+    for (const Part* part : all) out.rules.add(part->rules);
   } else {
     out.rules = previous->rules;
-    for (const Part* part : removed) out.rules.remove(part->rules);
+    for (const auto& part : removed) out.rules.remove(part->rules);
     for (const Part* part : added) out.rules.add(part->rules);
   }
   static std::atomic<uint64_t> stamps{0};
   out.stamp = state_->stamp = ++stamps;
-  state_->parts = std::move(parts);  // after the rule table: removed parts live until here
+  removed.clear();  // after the rule table
 
   struct IdentState {
     bool egressSelected = false, ingressSelected = false, monitor = false, enforce = false;
@@ -655,7 +668,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   std::vector<std::pair<uint32_t, IdentState>> state;
   state.reserve(ids.labels.size());
   for (const auto& [id, labels] : ids.labels) state.emplace_back(id, IdentState{});
-  for (const Part* part : ranked) {
+  for (const Part* part : all) {
     const policy::Policy& p = *part->policy;
     for (uint32_t s : part->subjects) {
       auto at = std::lower_bound(state.begin(), state.end(), s,
