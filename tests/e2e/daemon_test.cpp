@@ -148,6 +148,45 @@ TEST_F(DaemonOps, WatchedDirectoryReloadsAndRejectsInvalidPolicy) {
   EXPECT_EQ(status()["last_reload"], before);
 }
 
+// A one-rule change is compiled incrementally (one policy again, on top of
+// the generation in force) and the kernel follows it: the changed subject's
+// verdict flips, the other subject's stays, and back.
+TEST_F(DaemonOps, AOneRuleChangeRecompilesOnePolicyAndTheKernelFollows) {
+  auto set = [&](int aPort) {
+    const std::string p = std::to_string(port_);
+    return workloads() +
+           "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: a-out}\nspec:\n"
+           "  selector: {identity: client-a}\n  egress:\n"
+           "    - to: [{identity: server}]\n      ports: [{port: " + std::to_string(aPort) + ", protocol: TCP}]\n"
+           "---\napiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: b-out}\nspec:\n"
+           "  selector: {identity: client-b}\n  egress:\n"
+           "    - to: [{identity: server}]\n      ports: [{port: " + p + ", protocol: TCP}]\n"
+           "---\napiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: server-in}\nspec:\n"
+           "  selector: {identity: server}\n  ingress:\n"
+           "    - from: [{identity: client-a}, {identity: client-b}]\n      ports: [{port: " + p + ", protocol: TCP}]\n";
+  };
+  startDaemon("enforce");
+  const uint64_t g0 = status()["policy_generation"].get<uint64_t>();
+  daemon_->writePolicy("policy.yaml", set(port_));
+  ASSERT_TRUE(waitFor([&] { return status()["policy_generation"].get<uint64_t>() > g0; }));
+  EXPECT_EQ(connectFrom(a_), 0);
+  EXPECT_EQ(connectFrom(b_), 0);
+  const uint64_t g = status()["policy_generation"].get<uint64_t>();
+  // a's rule moves to another port: only a-out is compiled again.
+  daemon_->writePolicy("policy.yaml", set(port_ + 7));
+  ASSERT_TRUE(waitFor([&] { return status()["policy_generation"].get<uint64_t>() > g; }));
+  EXPECT_EQ(connectFrom(a_), EPERM);
+  EXPECT_EQ(connectFrom(b_), 0);
+  EXPECT_NE(daemon_->log().find("1 of 6 documents parsed; compile"), std::string::npos) << daemon_->log();
+  EXPECT_NE(daemon_->log().find("1 of 3 policies compiled"), std::string::npos) << daemon_->log();
+  // And back.
+  const uint64_t g2 = status()["policy_generation"].get<uint64_t>();
+  daemon_->writePolicy("policy.yaml", set(port_));
+  ASSERT_TRUE(waitFor([&] { return status()["policy_generation"].get<uint64_t>() > g2; }));
+  EXPECT_EQ(connectFrom(a_), 0);
+  EXPECT_EQ(connectFrom(b_), 0);
+}
+
 TEST_F(DaemonOps, ThreeHundredCgroupsComeAndGoWithRightVerdictsAndNoStaleEntries) {
   startDaemon("enforce");
   const size_t baseline = status()["datapath"]["cgroup_entries"].get<size_t>();

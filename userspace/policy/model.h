@@ -156,7 +156,10 @@ struct Policy {
   // with `ingress: []` isolates ingress with nothing allowed.
   bool hasEgress = false;
   bool hasIngress = false;
-  bool hasCidrPeers = false;  // some rule has a `cidr` peer (set by the parser)
+  // Some rule has a `cidr` peer. Set by the parser; code that builds a
+  // Policy by hand must set it too: identity assignment and the reload's
+  // "same identity inputs" check look at cidr peers only where it is set.
+  bool hasCidrPeers = false;
   std::vector<Rule> egress;
   std::vector<Rule> ingress;
   SourceLocation loc;
