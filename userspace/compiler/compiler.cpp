@@ -1,4 +1,5 @@
 #include "compiler/compiler.h"
+#include "common/bytes.h"
 
 #include <arpa/inet.h>
 
@@ -215,19 +216,6 @@ class PeerExpander {
   std::unordered_map<std::string_view, uint32_t> workloads_;            // ids_.byWorkload, hashed (if many)
   bool hashed_ = true;
 };
-
-// memcmp order of two keys (the order CompiledPolicy::entries is sorted in),
-// two 8-byte words at a time.
-static_assert(sizeof(ms_policy_key) == 16);
-bool keyBytesLess(const ms_policy_key& a, const ms_policy_key& b) {
-  uint64_t wa[2], wb[2];
-  std::memcpy(wa, &a, sizeof(wa));
-  std::memcpy(wb, &b, sizeof(wb));
-  for (int i = 0; i < 2; i++) {
-    if (wa[i] != wb[i]) return __builtin_bswap64(wa[i]) < __builtin_bswap64(wb[i]);
-  }
-  return false;
-}
 
 // Deny beats allow; then the earlier rule. Returns disjoint, merged pieces.
 Intervals resolve(const Intervals& in) {
@@ -632,7 +620,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     }
     g = end;
   }
-  auto less = [](const PolicyEntry& a, const PolicyEntry& b) { return keyBytesLess(a.key, b.key); };
+  auto less = [](const PolicyEntry& a, const PolicyEntry& b) { return bytesLess(a.key, b.key); };  // CompiledPolicy::entries order
   std::sort(fresh.begin(), fresh.end(), less);
   if (full) {
     out.entries = std::move(fresh);
