@@ -238,21 +238,8 @@ IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable
   return out;
 }
 
-namespace {
-
-template <typename T>
-bool sameObjects(const policy::SharedList<T>& a, const policy::SharedList<T>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); i++) {
-    if (a.shared(i) != b.shared(i)) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
 bool sameIdentityInputs(const policy::Bundle& a, const policy::Bundle& b) {
-  if (!sameObjects(a.workloads, b.workloads) || !sameObjects(a.externals, b.externals)) return false;
+  if (!a.workloads.sameObjects(b.workloads) || !a.externals.sameObjects(b.externals)) return false;
   size_t j = 0;
   for (size_t i = 0; i < a.policies.size(); i++) {
     if (!a.policies[i].hasCidrPeers) continue;

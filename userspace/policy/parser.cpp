@@ -1401,47 +1401,24 @@ bool cutAroundChange(std::string_view text, const std::vector<std::unique_ptr<Do
 // from (held, so their objects stay alive and pointers keep their meaning),
 // the index and its errors, and the policies whose references resolved in it.
 struct PolicyLoader::Validation {
-  std::vector<std::shared_ptr<const Workload>> workloads;
-  std::vector<std::shared_ptr<const External>> externals;
+  SharedList<Workload> workloads;
+  SharedList<External> externals;
   Names names;
   std::vector<Diagnostic> nameErrors;
   std::vector<std::shared_ptr<const Policy>> passed;
   std::unordered_set<const Policy*> passedSet;
 };
 
-namespace {
-
-template <typename T>
-bool sameObjects(const SharedList<T>& list, const std::vector<std::shared_ptr<const T>>& held) {
-  if (list.size() != held.size()) return false;
-  for (size_t i = 0; i < list.size(); i++) {
-    if (list.shared(i) != held[i]) return false;
-  }
-  return true;
-}
-
-template <typename T>
-std::vector<std::shared_ptr<const T>> holdObjects(const SharedList<T>& list) {
-  std::vector<std::shared_ptr<const T>> out;
-  out.reserve(list.size());
-  for (size_t i = 0; i < list.size(); i++) out.push_back(list.shared(i));
-  return out;
-}
-
-}  // namespace
-
 void PolicyLoader::validate(const Bundle& bundle, std::vector<Diagnostic>& errors) {
   auto next = std::make_unique<Validation>();
-  const bool sameNames = validation_ && sameObjects(bundle.workloads, validation_->workloads) &&
-                         sameObjects(bundle.externals, validation_->externals);
+  const bool sameNames = validation_ && bundle.workloads.sameObjects(validation_->workloads) &&
+                         bundle.externals.sameObjects(validation_->externals);
+  next->workloads = bundle.workloads;
+  next->externals = bundle.externals;
   if (sameNames) {
-    next->workloads = std::move(validation_->workloads);
-    next->externals = std::move(validation_->externals);
     next->names = std::move(validation_->names);
     next->nameErrors = std::move(validation_->nameErrors);
   } else {
-    next->workloads = holdObjects(bundle.workloads);
-    next->externals = holdObjects(bundle.externals);
     indexNames(bundle, next->names, next->nameErrors);
   }
   errors.insert(errors.end(), next->nameErrors.begin(), next->nameErrors.end());

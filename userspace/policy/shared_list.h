@@ -72,6 +72,9 @@ class SharedList {
   // The shared object itself (the same one in every copy of the list).
   const std::shared_ptr<const T>& shared(size_t i) const { return items_[i]; }
 
+  // The same objects (not merely equal ones) in the same order.
+  bool sameObjects(const SharedList& other) const { return items_ == other.items_; }
+
   void push_back(T v) { items_.push_back(std::make_shared<const T>(std::move(v))); }
   void push_back(std::shared_ptr<const T> p) { items_.push_back(std::move(p)); }
   const_iterator erase(const_iterator pos) { return const_iterator(items_.erase(pos.base())); }
