@@ -111,19 +111,14 @@ std::map<policy::Cidr, std::vector<Tag>> collectPrefixes(const policy::Bundle& b
   std::set<std::string> seen;
   for (const auto& p : bundle.policies) {
     if (!p.hasCidrPeers) continue;  // most have none: skip their 100k rules
-    for (const auto* rules : {&p.egress, &p.ingress}) {
-      for (const auto& r : *rules) {
-        if (!r.peers) continue;
-        for (const auto& peer : *r.peers) {
-          if (peer.kind != policy::Peer::Kind::Cidr) continue;
-          const std::string text = peer.cidrText();
-          if (!seen.insert(text).second) continue;
-          const Member m{MemberKind::CidrPeer, text};
-          out[peer.cidr].push_back({m, false});
-          for (const auto& c : peer.except) out[c].push_back({m, true});
-        }
-      }
-    }
+    policy::forEachRulePeer(p, [&](const policy::Peer& peer) {
+      if (peer.kind != policy::Peer::Kind::Cidr) return;
+      const std::string text = peer.cidrText();
+      if (!seen.insert(text).second) return;
+      const Member m{MemberKind::CidrPeer, text};
+      out[peer.cidr].push_back({m, false});
+      for (const auto& c : peer.except) out[c].push_back({m, true});
+    });
   }
   // IPv4 lives under ::ffff:0:0/96. An IPv6 prefix that covers that bit-wise
   // must not catch IPv4 addresses: this boundary is more specific than any

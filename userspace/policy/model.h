@@ -165,6 +165,18 @@ struct Policy {
   SourceLocation loc;
 };
 
+// Calls f(peer) for every peer of every rule of `p` (egress, then ingress;
+// a rule without peers has none).
+template <typename F>
+void forEachRulePeer(const Policy& p, F&& f) {
+  for (const auto* rules : {&p.egress, &p.ingress}) {
+    for (const auto& r : *rules) {
+      if (!r.peers) continue;
+      for (const auto& peer : *r.peers) f(peer);
+    }
+  }
+}
+
 // Everything loaded from one set of files, in file order (files sorted by path).
 // Its objects are immutable and shared: copying a Bundle copies pointers, and
 // a reload shares every object of a document it did not have to read again

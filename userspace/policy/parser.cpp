@@ -848,12 +848,7 @@ void DocParser::policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out)
   if (!p.hasEgress && !p.hasIngress) {
     error(spec, "spec: a policy needs 'egress' and/or 'ingress' rules");
   }
-  for (const auto* list : {&p.egress, &p.ingress}) {
-    for (const auto& r : *list) {
-      if (!r.peers) continue;
-      for (const auto& peer : *r.peers) p.hasCidrPeers |= peer.kind == Peer::Kind::Cidr;
-    }
-  }
+  forEachRulePeer(p, [&](const Peer& peer) { p.hasCidrPeers |= peer.kind == Peer::Kind::Cidr; });
   if (ok) out.policies.push_back(std::move(p));
 }
 
@@ -1058,12 +1053,7 @@ void indexNames(const Bundle& bundle, Names& names, std::vector<Diagnostic>& err
 bool checkRefs(const Names& names, const Policy& p, std::vector<Diagnostic>& errors) {
   const size_t before = errors.size();
   checkSubjectRef(names, p, errors);
-  for (const auto* list : {&p.egress, &p.ingress}) {
-    for (const auto& r : *list) {
-      if (!r.peers) continue;
-      for (const auto& peer : *r.peers) checkPeerRef(names, peer, errors);
-    }
-  }
+  forEachRulePeer(p, [&](const Peer& peer) { checkPeerRef(names, peer, errors); });
   return errors.size() == before;
 }
 
