@@ -566,7 +566,6 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
       take(lo, hi);
     }
   }
-  stats_.subjects = full ? ids.labels.size() : changed.size();
 
   // Groups (subject, dir, proto), peers ascending within a group, each
   // peer's intervals in rule order (as the contributions were gathered).

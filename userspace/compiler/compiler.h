@@ -170,7 +170,6 @@ class Compiler {
     bool full = true;        // everything recomputed (first call, other identities)
     size_t policies = 0;     // in the bundle
     size_t expanded = 0;     // of which compiled anew
-    size_t subjects = 0;     // whose entries were recomputed
   };
   const Stats& lastStats() const { return stats_; }
 

@@ -17,7 +17,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string_view>
 #include <unordered_map>
@@ -1360,11 +1359,8 @@ bool cutAroundChange(std::string_view text, const std::vector<std::unique_ptr<Do
   const int prefixLines = i < old.size() ? old[i]->firstLine
                           : old.empty()  ? 0
                                          : old.back()->firstLine + lines(old.back()->text);
-  for (size_t k = 0; k < i; k++) out.push_back({text.substr(0, 0), old[k]->firstLine, k});
-  size_t at = 0;
-  for (size_t k = 0; k < i; k++) {
-    out[k].text = text.substr(at, old[k]->text.size());
-    at += old[k]->text.size();
+  for (size_t k = 0, at = 0; k < i; at += old[k]->text.size(), k++) {
+    out.push_back({text.substr(at, old[k]->text.size()), old[k]->firstLine, k});
   }
   const std::string_view middle = text.substr(off, end - off);
   if (!middle.empty()) {
