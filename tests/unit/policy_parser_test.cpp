@@ -1252,8 +1252,10 @@ TEST_F(Loader, APolicyKnowsWhetherItHasCidrPeers) {
 
 // Random edits of a many-document file (documents replaced, added, removed,
 // moved, lines added, markers with comments, a missing final newline, text
-// that cannot be cut): every load is exactly a fresh parse, locations and
-// errors included, and unchanged documents are reused.
+// that cannot be cut, a line break other than '\n' in the middle): every
+// load is exactly a fresh parse, locations and errors included, and
+// unchanged documents are reused, whatever the size of the chunks the file
+// is read in (1 byte: every line and document spans reads).
 TEST_F(Loader, RandomEditsGiveWhatAFreshParseGives) {
   std::mt19937 rng(20261202);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
@@ -1271,10 +1273,12 @@ TEST_F(Loader, RandomEditsGiveWhatAFreshParseGives) {
   // A document with the separator line that comes before it.
   auto doc = [&](int k) { return seps[pick(4)] + body(k); };
   const std::string path = write("edit.yaml", "");
-  PolicyLoader loader(std::chrono::seconds(0));
+  const size_t chunks[] = {1, 7, 64, size_t(1) << 20};
+  std::vector<std::unique_ptr<PolicyLoader>> loaders;
+  for (size_t c : chunks) loaders.push_back(std::make_unique<PolicyLoader>(std::chrono::seconds(0), c));
   std::vector<std::string> docs;
   for (int k = 0; k < 8; k++) docs.push_back(doc(k));
-  size_t reused = 0;
+  size_t reused = 0, documents = 0;
   for (int step = 0; step < 150; step++) {
     switch (pick(5)) {
       case 0: docs[pick(int(docs.size()))] = doc(step); break;
@@ -1295,13 +1299,19 @@ TEST_F(Loader, RandomEditsGiveWhatAFreshParseGives) {
     if (pick(10) == 0 && !text.empty()) text.pop_back();  // no final newline
     if (pick(25) == 0) text = "%YAML 1.1\n---\n" + text;  // not cut
     if (pick(25) == 0) text += "...\n";                   // not cut
+    if (pick(25) == 0 && text.size() > 2) text.insert(text.find('\n', text.size() / 2) , "\r");  // not cut
     write("edit.yaml", text);
     SCOPED_TRACE("step " + std::to_string(step) + "\n" + text);
-    expectSameAsFresh(path, loader, SIZE_MAX);
-    reused += loader.lastStats().reused;
-    if (HasFailure()) return;
+    for (size_t k = 0; k < loaders.size(); k++) {
+      SCOPED_TRACE("read " + std::to_string(chunks[k]) + " bytes at a time");
+      expectSameAsFresh(path, *loaders[k], SIZE_MAX);
+      reused += loaders[k]->lastStats().reused;
+      documents += loaders[k]->lastStats().documents;
+      if (HasFailure()) return;
+      EXPECT_EQ(loaders[k]->lastStats().reused, loaders[0]->lastStats().reused);
+    }
   }
-  EXPECT_GT(reused, 150u * 4);
+  EXPECT_GT(reused, documents / 2);
 }
 
 TEST_F(Loader, DocumentsAfterAnInsertedLineMoveTheirLocations) {
@@ -1381,6 +1391,22 @@ TEST_F(Loader, TextsItDoesNotCutAreReadWhole) {
     EXPECT_EQ(loader.lastStats().documents, 1u) << t;  // the whole file is one
     expectSameAsFresh(path, loader, 1);
   }
+}
+
+// A file read whole because it could not be cut is cut again once it can
+// be, and a document bigger than the read buffer is read whole too.
+TEST_F(Loader, AFileThatCanBeCutAgainIsCutAgain) {
+  const std::string docs = workloadDoc("a") + "---\n" + policyDoc("p1", "a", 80, 40) + "---\n" + workloadDoc("b");
+  const std::string path = write("set.yaml", "%YAML 1.1\n---\n" + docs);
+  PolicyLoader loader(std::chrono::seconds(0), 256);
+  expectSameAsFresh(path, loader, 0);
+  EXPECT_EQ(loader.lastStats().documents, 1u);
+  write("set.yaml", docs);
+  expectSameAsFresh(path, loader, 0);
+  EXPECT_EQ(loader.lastStats().documents, 3u);
+  write("set.yaml", docs + "---\n" + workloadDoc("c"));
+  expectSameAsFresh(path, loader, 3);
+  EXPECT_EQ(loader.lastStats().documents, 4u);
 }
 
 TEST_F(Loader, DashesThatAreNotADocumentStartStayInTheirDocument) {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #if defined(__SSE2__)
@@ -23,15 +24,6 @@
 #include <unordered_set>
 
 namespace microseg::policy {
-
-// One document of a file's text (see cutDocuments).
-struct TextPiece {
-  std::string_view text;
-  int firstLine = 0;  // 0-based
-  // The previous read's document with this very text, if known (see
-  // cutAroundChange); SIZE_MAX = look it up.
-  size_t same = SIZE_MAX;
-};
 
 namespace {
 
@@ -1179,32 +1171,152 @@ bool scanLines(std::string_view text, AtLine&& atLine) {
 // A line starting with '---' followed by a space, a tab or its end is always
 // a document start: YAML forbids it inside any content (c-forbidden), so
 // cutting there yields the stream's documents, each readable alone. Texts
-// where that is not the whole story are not cut (false): directives (they
-// belong to the next document), '...' ends, and line breaks other than '\n'
-// (libyaml also counts '\r', NEL, LS and PS, which would shift line numbers).
+// where that is not the whole story are not cut: directives (they belong to
+// the next document), '...' ends, and line breaks other than '\n' (libyaml
+// also counts '\r', NEL, LS and PS, which would shift line numbers).
+//
+// DocumentReader cuts a file that way as it reads it, a chunk at a time:
+// each document is handed out contiguous in `buf`, which holds the document
+// being looked at and what was read after it, never the whole file (a
+// 100k-rule file is 7.5 MB; its texts kept for the next comparison were
+// 15 MB of the daemon's memory).
+class DocumentReader {
+ public:
+  enum class Step { Document, End, Uncut, Failed };
+  DocumentReader(int fd, std::vector<char>& buf, size_t chunk) : fd_(fd), buf_(buf) {
+    if (buf_.size() < chunk) buf_.resize(chunk);
+  }
+  // Document: the next one is `text` (valid until the next call), starting
+  // on line `firstLine` (0-based). End: there are no more. Uncut: the file
+  // cannot be cut (see above). Failed: reading failed, errno in error().
+  Step next(std::string_view& text, int& firstLine);
+  int error() const { return errno_; }
 
-bool cutDocuments(std::string_view text, std::vector<TextPiece>& out) {
-  size_t start = 0;
-  int line = 0, startLine = 0;
-  auto refused = [&](size_t pos) { return text[pos] == '%' || markerAt(text, pos, '.'); };
-  if (!text.empty() && refused(0)) return false;
-  const bool cut = scanLines(text, [&](size_t pos) {
-    line++;
-    if (pos == text.size()) return true;
-    if (refused(pos)) return false;
-    if (markerAt(text, pos, '-')) {
-      out.push_back({text.substr(start, pos - start), startLine});
-      start = pos;
-      startLine = line;
+ private:
+  bool fill();
+  int fd_;
+  std::vector<char>& buf_;
+  size_t start_ = 0;      // where the current document starts
+  size_t end_ = 0;        // bytes in buf_
+  size_t scan_ = 0;       // the line start to look at next
+  bool pending_ = true;   // scan_ itself is still to be looked at
+  int lines_ = 0;         // '\n' before scan_ (in the file)
+  int startLine_ = 0;     // line of start_
+  bool eof_ = false, done_ = false, any_ = false;
+  int errno_ = 0;
+};
+
+bool DocumentReader::fill() {
+  if (start_ > 0) {  // keep only the current document
+    std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+    end_ -= start_;
+    scan_ -= start_;
+    start_ = 0;
+  }
+  if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);  // a document bigger than the buffer
+  for (;;) {
+    const ssize_t n = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
+    if (n > 0) {
+      end_ += static_cast<size_t>(n);
+      return true;
     }
-    return true;
-  });
-  if (!cut) {
-    out.clear();
+    if (n == 0) {
+      eof_ = true;
+      return true;
+    }
+    if (errno != EINTR) {
+      errno_ = errno;
+      return false;
+    }
+  }
+}
+
+DocumentReader::Step DocumentReader::next(std::string_view& text, int& firstLine) {
+  if (done_) return Step::End;
+  for (;;) {
+    // Only whole lines are looked at (a line start needs the 3 bytes after
+    // it, a multi-byte line break its last byte), all of it at the end.
+    size_t limit = end_;
+    if (!eof_) {
+      const void* nl = scan_ < end_ ? memrchr(buf_.data() + scan_, '\n', end_ - scan_) : nullptr;
+      limit = nl != nullptr ? static_cast<size_t>(static_cast<const char*>(nl) - buf_.data()) + 1 : scan_;
+    }
+    const std::string_view seen(buf_.data(), limit);
+    bool uncut = false, wait = false;
+    size_t cut = SIZE_MAX;
+    // false: stop (the document ends at `p`, or the file cannot be cut)
+    auto look = [&](size_t p) {
+      if (p == seen.size()) return true;  // the final '\n'
+      if (seen[p] == '%' || markerAt(seen, p, '.')) {
+        uncut = true;
+        return false;
+      }
+      if (p > start_ && markerAt(seen, p, '-')) {
+        cut = p;
+        return false;
+      }
+      return true;
+    };
+    bool go = true;
+    if (pending_ && (scan_ < limit || eof_)) {
+      pending_ = false;
+      go = look(scan_);
+    }
+    if (go && !pending_ && scan_ < limit) {
+      const size_t from = scan_;
+      const bool whole = scanLines(seen.substr(from), [&](size_t off) {
+        const size_t p = from + off;
+        lines_++;
+        scan_ = p;
+        if (p == limit && !eof_) {  // the start of a line not read whole yet
+          pending_ = true;
+          wait = true;
+          return false;
+        }
+        return look(p);
+      });
+      if (!whole && !wait && cut == SIZE_MAX) uncut = true;  // a line break other than '\n'
+      if (whole) scan_ = limit;
+    }
+    if (uncut) return Step::Uncut;
+    if (cut != SIZE_MAX) {
+      text = seen.substr(start_, cut - start_);
+      firstLine = startLine_;
+      start_ = cut;
+      startLine_ = lines_;
+      any_ = true;
+      return Step::Document;
+    }
+    if (eof_) {
+      done_ = true;
+      if (start_ == end_ && any_) return Step::End;
+      text = std::string_view(buf_.data() + start_, end_ - start_);
+      firstLine = startLine_;
+      return Step::Document;
+    }
+    if (!fill()) return Step::Failed;
+  }
+}
+
+// The rest of the file from its start, whole (for a file not cut).
+bool readWhole(int fd, std::string& out, int& err) {
+  out.clear();
+  if (::lseek(fd, 0, SEEK_SET) != 0) {
+    err = errno;
     return false;
   }
-  if (start < text.size() || out.empty()) out.push_back({text.substr(start), startLine});
-  return true;
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n > 0) {
+      out.append(chunk, static_cast<size_t>(n));
+    } else if (n == 0) {
+      return true;
+    } else if (errno != EINTR) {
+      err = errno;
+      return false;
+    }
+  }
 }
 
 // Every location of `x` moved down by `lines`.
@@ -1258,8 +1370,13 @@ Bundle shifted(const Bundle& from, int lines) {
   return out;
 }
 
+// A document as read last time. Not its text: its length and a 128-bit
+// hash of it (XXH3), which is what the next read compares with. (Whoever can
+// write a policy file can write any policy, so a crafted collision gains
+// nothing; by chance, one is as likely as 2^-128.)
 struct Document {
-  std::string text;
+  size_t length = 0;
+  XXH128_hash_t hash{};
   int firstLine = 0;
   Bundle objects;
   std::vector<Diagnostic> errors;
@@ -1276,43 +1393,6 @@ struct Stamp {
 
 int64_t ns(const struct timespec& t) { return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec; }
 
-// The whole file at `path`, into `buf` (grown as needed, never filled in
-// advance: zeroing 7.5 MB per reload was 0.4 ms).
-bool readFile(const std::string& path, std::unique_ptr<char[]>& buf, size_t& cap, std::string_view& text,
-              std::string& error) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    error = std::string("cannot open for reading: ") + std::strerror(errno);
-    return false;
-  }
-  auto grow = [&](size_t want, size_t keep) {
-    if (want <= cap) return;
-    auto bigger = std::unique_ptr<char[]>(new char[want]);
-    if (keep > 0) std::memcpy(bigger.get(), buf.get(), keep);
-    buf = std::move(bigger);
-    cap = want;
-  };
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && st.st_size > 0) grow(static_cast<size_t>(st.st_size) + 1, 0);
-  size_t len = 0;
-  for (;;) {
-    if (cap - len < 4096) grow(std::max<size_t>(cap * 2, 1 << 16), len);  // it grew since fstat
-    const ssize_t n = ::read(fd, buf.get() + len, cap - len);
-    if (n > 0) {
-      len += static_cast<size_t>(n);
-      continue;
-    }
-    if (n == 0) break;
-    if (errno == EINTR) continue;
-    error = std::string("cannot read: ") + std::strerror(errno);
-    ::close(fd);
-    return false;
-  }
-  ::close(fd);
-  text = std::string_view(buf.get(), len);
-  return true;
-}
-
 }  // namespace
 
 struct PolicyLoader::FileState {
@@ -1325,60 +1405,51 @@ struct PolicyLoader::FileState {
 
 namespace {
 
-// `text` cut into documents like cutDocuments(), knowing the documents the
-// same file was cut into last time (`old`, texts in order): the documents
-// it starts with and ends with unchanged are found by comparing the text
-// with theirs in one pass, and only what lies between them is cut. False if
-// that part cannot be cut (then the whole text cannot be either).
-bool cutAroundChange(std::string_view text, const std::vector<std::unique_ptr<Document>>& old,
-                     std::vector<TextPiece>& out) {
-  const size_t n = text.size();
-  auto lineStart = [&](size_t at) { return at == 0 || text[at - 1] == '\n'; };
-  // Documents from the start whose text is next in `text`, each ending
-  // where a document starts (a '---' line) or at the end.
-  size_t i = 0, off = 0;
-  while (i < old.size()) {
-    const std::string& t = old[i]->text;
-    if (off + t.size() > n || text.compare(off, t.size(), t) != 0) break;
-    const size_t end = off + t.size();
-    if (end != n && !(lineStart(end) && markerAt(text, end, '-'))) break;
-    off = end;
-    i++;
-  }
-  // Documents from the end, likewise, each starting where one starts.
-  size_t j = old.size(), end = n;
-  while (j > i) {
-    const std::string& t = old[j - 1]->text;
-    if (end - off < t.size() || text.compare(end - t.size(), t.size(), t) != 0) break;
-    const size_t from = end - t.size();
-    if (j - 1 == 0 ? from != 0 : !(lineStart(from) && markerAt(text, from, '-'))) break;
-    end = from;
-    j--;
-  }
-  auto lines = [](std::string_view s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); };
-  const int prefixLines = i < old.size() ? old[i]->firstLine
-                          : old.empty()  ? 0
-                                         : old.back()->firstLine + lines(old.back()->text);
-  for (size_t k = 0, at = 0; k < i; at += old[k]->text.size(), k++) {
-    out.push_back({text.substr(at, old[k]->text.size()), old[k]->firstLine, k});
-  }
-  const std::string_view middle = text.substr(off, end - off);
-  if (!middle.empty()) {
-    std::vector<TextPiece> cut;
-    if (!cutDocuments(middle, cut)) return false;
-    for (auto& piece : cut) {
-      piece.firstLine += prefixLines;
-      out.push_back(piece);
+// The documents of a file read before, handed out to the documents read now
+// that have the same text. Looked for first where the previous match leads
+// (same position, or after an insertion or removal just before), then among
+// those of the same length.
+class DocumentMatch {
+ public:
+  explicit DocumentMatch(std::vector<std::unique_ptr<Document>>* old) : old_(old) {}
+  std::unique_ptr<Document> take(std::string_view text, const XXH128_hash_t& hash) {
+    if (old_ == nullptr) return nullptr;
+    auto matches = [&](size_t k) {
+      const Document* d = k < old_->size() ? (*old_)[k].get() : nullptr;
+      return d != nullptr && d->length == text.size() && XXH128_isEqual(d->hash, hash);
+    };
+    size_t found = old_->size();
+    if (matches(expect_)) {
+      found = expect_;
+    } else {
+      if (!indexed_) {
+        for (size_t k = 0; k < old_->size(); k++) {
+          if ((*old_)[k]) byLength_.emplace((*old_)[k]->length, k);
+        }
+        indexed_ = true;
+      }
+      auto [lo, hi] = byLength_.equal_range(text.size());
+      for (auto it = lo; it != hi; ++it) {
+        if (matches(it->second)) {
+          found = it->second;
+          break;
+        }
+      }
     }
+    if (found == old_->size()) {
+      expect_++;  // most likely this document replaced that one
+      return nullptr;
+    }
+    expect_ = found + 1;
+    return std::move((*old_)[found]);
   }
-  const int suffixLines = prefixLines + lines(middle);
-  for (size_t k = j; k < old.size(); k++) {
-    out.push_back({text.substr(end, old[k]->text.size()), suffixLines + old[k]->firstLine - old[j]->firstLine, k});
-    end += old[k]->text.size();
-  }
-  if (out.empty()) out.push_back({text, 0});
-  return true;
-}
+
+ private:
+  std::vector<std::unique_ptr<Document>>* old_;
+  std::unordered_multimap<size_t, size_t> byLength_;  // built on the first miss
+  bool indexed_ = false;
+  size_t expect_ = 0;  // the old document the next one most likely is
+};
 
 }  // namespace
 
@@ -1417,7 +1488,8 @@ void PolicyLoader::validate(const Bundle& bundle, std::vector<Diagnostic>& error
   validation_ = std::move(next);
 }
 
-PolicyLoader::PolicyLoader(std::chrono::nanoseconds stableAfter) : stableNs_(stableAfter.count()) {}
+PolicyLoader::PolicyLoader(std::chrono::nanoseconds stableAfter, size_t readChunk)
+    : readChunk_(std::max<size_t>(readChunk, 1)), stableNs_(stableAfter.count()) {}
 PolicyLoader::~PolicyLoader() = default;
 
 ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
@@ -1425,7 +1497,6 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
   stats_ = {};
   std::unordered_map<std::string, std::unique_ptr<FileState>> next;
   const std::vector<std::string> files = listFiles(paths, out.errors);
-  std::vector<TextPiece> pieces;
   for (const auto& f : files) {
     stats_.files++;
     // Stat before reading: a change after it makes the stamp differ next time.
@@ -1445,12 +1516,9 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
       stats_.documents += state->docs.size();
       stats_.reused += state->docs.size();
     } else {
-      // Into the same buffer every time: its pages stay mapped, where a new
-      // 7.5 MB buffer per reload of a 100k-rule file faulted for 4 ms.
-      std::string_view text;
-      std::string error;
-      if (!readFile(f, readBuf_, readCap_, text, error)) {
-        out.errors.push_back({{f, 0, 0}, error});
+      const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        out.errors.push_back({{f, 0, 0}, std::string("cannot open for reading: ") + std::strerror(errno)});
         continue;
       }
       state = std::make_unique<FileState>();
@@ -1458,13 +1526,13 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
         state->stamp = stamp;
         state->readAtNs = ns(now);
       }
-      pieces.clear();
-      // Around what changed, if the file was cut last time (its documents
-      // are then the old text in order); else all of it.
-      state->cut = before && before->cut && !before->docs.empty() ? cutAroundChange(text, before->docs, pieces)
-                                                                  : cutDocuments(text, pieces);
-      if (!state->cut) pieces = {{text, 0}};
-      reuseOrParse(f, pieces, before.get(), *state);
+      std::string error;
+      const bool read = readDocuments(f, fd, before.get(), *state, error);
+      ::close(fd);
+      if (!read) {
+        out.errors.push_back({{f, 0, 0}, error});
+        continue;
+      }
     }
     // A syntax error anywhere is the file's only diagnostic (as parseText).
     if (state->syntax != nullptr) {
@@ -1478,75 +1546,84 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
     next[f] = std::move(state);
   }
   cache_ = std::move(next);
+  if (readBuf_.size() > readChunk_) std::vector<char>().swap(readBuf_);  // grown for a big document
   validate(out.bundle, out.errors);
   return out;
 }
 
-// Each piece's document: the one with the same text read from this file last
-// time (`before`), else parsed. Unchanged documents are found without hashing
-// the file: first where the previous match leads (same position, or after an
-// insertion or removal just before), then among those of the same length.
-void PolicyLoader::reuseOrParse(const std::string& file, const std::vector<TextPiece>& pieces, FileState* before,
-                                FileState& state) {
-  std::vector<std::unique_ptr<Document>>* old = before ? &before->docs : nullptr;
-  std::unordered_multimap<size_t, size_t> byLength;  // built on the first miss
-  bool indexed = false;
-  size_t expect = 0;  // the old document the next piece most likely is
-  auto take = [&](const TextPiece& piece) -> std::unique_ptr<Document> {
-    if (old == nullptr) return nullptr;
-    if (piece.same < old->size() && (*old)[piece.same]) {
-      expect = piece.same + 1;
-      return std::move((*old)[piece.same]);
-    }
-    auto matches = [&](size_t k) {
-      return k < old->size() && (*old)[k] && (*old)[k]->text == piece.text;
-    };
-    size_t found = old->size();
-    if (matches(expect)) {
-      found = expect;
-    } else {
-      if (!indexed) {
-        for (size_t k = 0; k < old->size(); k++) {
-          if ((*old)[k]) byLength.emplace((*old)[k]->text.size(), k);
-        }
-        indexed = true;
-      }
-      auto [lo, hi] = byLength.equal_range(piece.text.size());
-      for (auto it = lo; it != hi; ++it) {
-        if (matches(it->second)) {
-          found = it->second;
-          break;
-        }
-      }
-    }
-    if (found == old->size()) {
-      expect++;  // most likely this piece replaced that document
-      return nullptr;
-    }
-    expect = found + 1;
-    return std::move((*old)[found]);
-  };
-  state.docs.reserve(pieces.size());
-  for (const TextPiece& piece : pieces) {
+// The documents of `file` (open as `fd`), each the one with the same text
+// read from it last time (`before`), else parsed; cut as it is read (see
+// DocumentReader), or one document if it cannot be cut.
+bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* before, FileState& state,
+                                 std::string& error) {
+  const size_t documents = stats_.documents, reused = stats_.reused;
+  DocumentMatch match(before != nullptr ? &before->docs : nullptr);
+  auto add = [&](std::string_view text, int firstLine) {
     stats_.documents++;
-    std::unique_ptr<Document> doc = take(piece);
+    const XXH128_hash_t hash = XXH3_128bits(text.data(), text.size());
+    std::unique_ptr<Document> doc = match.take(text, hash);
     if (doc) {
       stats_.reused++;
-      if (doc->firstLine != piece.firstLine) {
-        const int lines = piece.firstLine - doc->firstLine;
+      if (doc->firstLine != firstLine) {
+        const int lines = firstLine - doc->firstLine;
         doc->objects = shifted(doc->objects, lines);
         for (auto& e : doc->errors) shift(e.loc, lines);
-        doc->firstLine = piece.firstLine;
+        doc->firstLine = firstLine;
       }
     } else {
       doc = std::make_unique<Document>();
-      doc->text = std::string(piece.text);
-      doc->firstLine = piece.firstLine;
-      doc->syntaxError = !parseInto(piece.text, file, piece.firstLine, doc->objects, doc->errors);
+      doc->length = text.size();
+      doc->hash = hash;
+      doc->firstLine = firstLine;
+      doc->syntaxError = !parseInto(text, file, firstLine, doc->objects, doc->errors);
     }
     if (doc->syntaxError && state.syntax == nullptr) state.syntax = doc.get();
     state.docs.push_back(std::move(doc));
+  };
+  auto failed = [&](int err) {
+    error = std::string("cannot read: ") + std::strerror(err);
+    return false;
+  };
+  std::string whole;
+  int err = 0;
+  if (before != nullptr && !before->cut) {
+    // Not cut last time (it most likely still cannot be): whole, unless
+    // it changed; then it may be cut now.
+    if (!readWhole(fd, whole, err)) return failed(err);
+    const XXH128_hash_t hash = XXH3_128bits(whole.data(), whole.size());
+    if (before->docs.size() == 1 && before->docs[0]->length == whole.size() &&
+        XXH128_isEqual(before->docs[0]->hash, hash)) {
+      add(whole, 0);
+      return true;
+    }
+    if (::lseek(fd, 0, SEEK_SET) != 0) return failed(errno);
   }
+  {
+    DocumentReader reader(fd, readBuf_, readChunk_);
+    std::string_view text;
+    int firstLine = 0;
+    for (;;) {
+      const DocumentReader::Step step = reader.next(text, firstLine);
+      if (step == DocumentReader::Step::Document) {
+        add(text, firstLine);
+        continue;
+      }
+      if (step == DocumentReader::Step::End) {
+        state.cut = true;
+        return true;
+      }
+      if (step == DocumentReader::Step::Failed) return failed(reader.error());
+      break;  // Uncut
+    }
+  }
+  // Not to be cut after all: one document (what was handed out so far goes).
+  state.docs.clear();
+  state.syntax = nullptr;
+  stats_.documents = documents;
+  stats_.reused = reused;
+  if (!readWhole(fd, whole, err)) return failed(err);
+  add(whole, 0);
+  return true;
 }
 
 ParseResult loadPaths(const std::vector<std::string>& paths) { return PolicyLoader().load(paths); }

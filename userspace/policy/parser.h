@@ -32,24 +32,24 @@ ParseResult loadPaths(const std::vector<std::string>& paths);
 // as last time, in the same file, is not parsed again (its objects are
 // shared with the previous result, their locations moved if it now starts
 // on another line). A one-rule change in a 100k-rule file parses one
-// document. Documents are cut at '---' lines (see cutDocuments in the
-// source); a file with directives, '...' or line breaks other than '\n' is
-// one document. A file whose device, inode, size, mtime and ctime are those
+// document. A file is read a chunk at a time and cut at '---' lines as it
+// is read (see DocumentReader in the source); a file with directives, '...'
+// or line breaks other than '\n' is one document. What is kept of a
+// document for the next read is its length and a 128-bit hash of its text,
+// not the text. A file whose device, inode, size, mtime and ctime are those
 // it had when it was last read, and which had not changed for 2 s before
 // that read, is not read again (timestamps are coarse: a file written twice
 // within a few ms can keep its stamp, so a file still fresh when read is
-// always read again). A file read before is compared with its documents of
-// last time in one pass from each end; only what lies between the first and
-// the last changed document is cut and looked up (see cutAroundChange).
+// always read again).
 // Validation checks again only the references of policies that are new,
 // as long as the Workloads and Externals are the same objects as last time.
-struct TextPiece;  // one document of a file's text (parser.cpp)
-
 class PolicyLoader {
  public:
   // `stableAfter`: how long a file must have been unchanged when it was
   // read for its stamp to be trusted the next time.
-  explicit PolicyLoader(std::chrono::nanoseconds stableAfter = std::chrono::seconds(2));
+  // `readChunk`: bytes read at a time (the buffer grows for a bigger document).
+  explicit PolicyLoader(std::chrono::nanoseconds stableAfter = std::chrono::seconds(2),
+                        size_t readChunk = size_t(1) << 20);
   ~PolicyLoader();
   PolicyLoader(const PolicyLoader&) = delete;
   PolicyLoader& operator=(const PolicyLoader&) = delete;
@@ -70,12 +70,11 @@ class PolicyLoader {
   // validateBundle(), checking again only the policies that are new since
   // the last load, as long as the Workloads and Externals are the same.
   void validate(const Bundle& bundle, std::vector<Diagnostic>& errors);
-  void reuseOrParse(const std::string& file, const std::vector<TextPiece>& pieces, FileState* before,
-                    FileState& state);
+  bool readDocuments(const std::string& file, int fd, FileState* before, FileState& state, std::string& error);
   std::unordered_map<std::string, std::unique_ptr<FileState>> cache_;  // by path
   std::unique_ptr<Validation> validation_;
-  std::unique_ptr<char[]> readBuf_;  // the file being read (documents keep copies of their texts)
-  size_t readCap_ = 0;
+  std::vector<char> readBuf_;  // the part of a file being read (see DocumentReader)
+  size_t readChunk_;
   Stats stats_;
   int64_t stableNs_;
 };
