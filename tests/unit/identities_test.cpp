@@ -287,7 +287,7 @@ std::set<std::string> bruteForce(const policy::Bundle& b, const ms_addr& a) {
   for (const auto& p : b.policies) {
     for (const auto& r : p.egress) {
       for (const auto& peer : *r.peers) {
-        const bool in = peer.cidr.contains(a) && std::none_of(peer.except.begin(), peer.except.end(),
+        const bool in = peer.cidr().contains(a) && std::none_of(peer.except().begin(), peer.except().end(),
                                                              [&](const Cidr& x) { return x.contains(a); });
         if (in) out.insert("cidr:" + peer.cidrText());
       }
@@ -338,16 +338,16 @@ TEST(ExternalIdentities, EveryAddressGetsExactlyItsMembers) {
     for (uint32_t i = 0; i < nPeers; i++) {
       policy::Peer peer;
       peer.kind = policy::Peer::Kind::Cidr;
-      peer.cidr = rnd.below(3) == 0 && !all.empty() ? all[rnd.below(static_cast<uint32_t>(all.size()))] : rnd.prefix();
+      peer.edit().cidr = rnd.below(3) == 0 && !all.empty() ? all[rnd.below(static_cast<uint32_t>(all.size()))] : rnd.prefix();
       const uint32_t nExcept = rnd.below(3);
-      for (uint32_t j = 0; j < nExcept; j++) peer.except.push_back(rnd.inside(peer.cidr));
-      all.push_back(peer.cidr);
-      all.insert(all.end(), peer.except.begin(), peer.except.end());
+      for (uint32_t j = 0; j < nExcept; j++) peer.edit().except.push_back(rnd.inside(peer.cidr()));
+      all.push_back(peer.cidr());
+      all.insert(all.end(), peer.except().begin(), peer.except().end());
       policy::Rule r;
       r.peers = std::vector<policy::Peer>{peer};
       p.egress.push_back(r);
       if (rnd.below(2) == 0) {  // the same peer again with its holes reversed
-        std::reverse(peer.except.begin(), peer.except.end());
+        std::reverse(peer.edit().except.begin(), peer.edit().except.end());
         r.peers = std::vector<policy::Peer>{peer};
         p.egress.push_back(r);
       }

@@ -126,8 +126,8 @@ TEST(PolicyParser, GoodPolicySelectorAndExpressions) {
   EXPECT_EQ(p.selector.kind, Peer::Kind::Selector);
   EXPECT_EQ(p.selector.loc.line, 22);
   EXPECT_EQ(p.selector.loc.column, 5);
-  EXPECT_EQ(p.selector.selector.matchLabels, (Labels{{"app", "api"}}));
-  const auto& me = p.selector.selector.matchExpressions;
+  EXPECT_EQ(p.selector.selector().matchLabels, (Labels{{"app", "api"}}));
+  const auto& me = p.selector.selector().matchExpressions;
   ASSERT_EQ(me.size(), 4u);
   EXPECT_EQ(me[0].key, "tier");
   EXPECT_EQ(me[0].op, SelectorOp::In);
@@ -163,8 +163,8 @@ TEST(PolicyParser, GoodPolicyEgressRules) {
 
   const Peer& sel = (*r0.peers)[0];
   EXPECT_EQ(sel.kind, Peer::Kind::Selector);
-  EXPECT_EQ(sel.selector.matchLabels, (Labels{{"app", "db"}}));
-  EXPECT_TRUE(sel.selector.matchExpressions.empty());
+  EXPECT_EQ(sel.selector().matchLabels, (Labels{{"app", "db"}}));
+  EXPECT_TRUE(sel.selector().matchExpressions.empty());
   EXPECT_EQ(sel.loc.line, 31);
   EXPECT_EQ(sel.loc.column, 11);
 
@@ -210,7 +210,7 @@ TEST(PolicyParser, GoodPolicyEgressRules) {
   ASSERT_TRUE(r1.peers.has_value());
   ASSERT_EQ(r1.peers->size(), 1u);
   EXPECT_EQ((*r1.peers)[0].kind, Peer::Kind::Selector);
-  EXPECT_EQ((*r1.peers)[0].selector.matchLabels, (Labels{{"app", "db"}}));
+  EXPECT_EQ((*r1.peers)[0].selector().matchLabels, (Labels{{"app", "db"}}));
   EXPECT_TRUE(r1.ports.empty());
 
   // `ingress: []` is present and empty: ingress is isolated.
@@ -415,8 +415,8 @@ TEST(PolicyParser, GoodCidrPeers) {
   const auto& to = *p.egress[0].peers;
   ASSERT_EQ(to.size(), 3u);
   EXPECT_EQ(to[0].kind, Peer::Kind::Cidr);
-  EXPECT_EQ(to[0].cidr, cidrOf("10.0.0.0/8"));
-  EXPECT_EQ(to[0].except, (std::vector<Cidr>{cidrOf("10.2.0.0/16"), cidrOf("10.1.0.0/16")}));  // as written
+  EXPECT_EQ(to[0].cidr(), cidrOf("10.0.0.0/8"));
+  EXPECT_EQ(to[0].except(), (std::vector<Cidr>{cidrOf("10.2.0.0/16"), cidrOf("10.1.0.0/16")}));  // as written
   EXPECT_EQ(to[0].cidrText(), "10.0.0.0/8 except 10.1.0.0/16,10.2.0.0/16");             // sorted
   EXPECT_EQ(to[0].loc.line, 34);
   EXPECT_EQ(to[0].loc.column, 17);  // the cidr value
@@ -424,7 +424,7 @@ TEST(PolicyParser, GoodCidrPeers) {
   EXPECT_EQ(to[1].identity, "partner");
   EXPECT_EQ(to[2].kind, Peer::Kind::Cidr);
   EXPECT_EQ(to[2].cidrText(), "::/0");
-  EXPECT_TRUE(to[2].except.empty());
+  EXPECT_TRUE(to[2].except().empty());
   EXPECT_EQ(to[2].loc.line, 37);
   EXPECT_EQ(to[2].loc.column, 18);  // the opening quote
   ASSERT_EQ(p.ingress.size(), 1u);
@@ -435,7 +435,7 @@ TEST(PolicyParser, GoodCidrPeers) {
   EXPECT_EQ(from[0].loc.line, 39);
   EXPECT_EQ(from[0].loc.column, 21);
   EXPECT_EQ(from[1].kind, Peer::Kind::Selector);
-  EXPECT_EQ(from[1].selector.matchLabels, (Labels{{"zone", "corp"}}));
+  EXPECT_EQ(from[1].selector().matchLabels, (Labels{{"zone", "corp"}}));
 }
 
 TEST(PolicyParser, ExternalWithManyProblemsReportsAll) {
@@ -777,7 +777,7 @@ TEST(PolicyParser, BriefExample) {
   const Policy& p = r.bundle.policies[0];
   EXPECT_EQ(p.name, "payments-egress");
   EXPECT_EQ(p.selector.kind, Peer::Kind::Selector);
-  EXPECT_EQ(p.selector.selector.matchLabels, (Labels{{"app", "payments"}}));
+  EXPECT_EQ(p.selector.selector().matchLabels, (Labels{{"app", "payments"}}));
   EXPECT_EQ(p.enforcement, Enforcement::Monitor);
   EXPECT_TRUE(p.hasEgress);
   EXPECT_FALSE(p.hasIngress);

@@ -60,11 +60,11 @@ std::string peerText(const policy::Peer& p) {
              (p.reserved == policy::ReservedPeer::Host    ? "host"
               : p.reserved == policy::ReservedPeer::World ? "world"
                                                           : "unmanaged");
-    case policy::Peer::Kind::Selector: return selectorText(p.selector);
+    case policy::Peer::Kind::Selector: return selectorText(p.selector());
     case policy::Peer::Kind::Cidr: {
-      std::string s = "cidr: " + p.cidr.str();
-      if (p.except.empty()) return s;
-      std::vector<policy::Cidr> holes = p.except;
+      std::string s = "cidr: " + p.cidr().str();
+      if (p.except().empty()) return s;
+      std::vector<policy::Cidr> holes = p.except();
       std::sort(holes.begin(), holes.end());
       s += " except [";
       for (size_t i = 0; i < holes.size(); i++) s += (i ? ", " : "") + holes[i].str();
@@ -119,7 +119,7 @@ bool subjectMatches(const policy::Policy& p, uint32_t identity, const identity::
     auto it = ids.byWorkload.find(sel.identity);
     return it != ids.byWorkload.end() && it->second == identity;
   }
-  return sel.kind == policy::Peer::Kind::Selector && sel.selector.matches(labels->second);
+  return sel.kind == policy::Peer::Kind::Selector && sel.selector().matches(labels->second);
 }
 
 // Subject identities of `p`, sorted. An identity selector is one lookup,
@@ -177,10 +177,10 @@ class PeerExpander {
         break;
       case policy::Peer::Kind::Selector:
         for (const auto& [id, labels] : ids_.labels) {
-          if (p.selector.matches(labels)) out.push_back(id);
+          if (p.selector().matches(labels)) out.push_back(id);
         }
         for (const auto& [name, labels] : externalLabels_) {
-          if (p.selector.matches(labels)) addRanges(ids_.byExternal, name, out);
+          if (p.selector().matches(labels)) addRanges(ids_.byExternal, name, out);
         }
         break;
       case policy::Peer::Kind::Cidr: addRanges(ids_.byCidrPeer, p.cidrText(), out); break;

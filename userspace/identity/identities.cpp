@@ -116,8 +116,8 @@ std::map<policy::Cidr, std::vector<Tag>> collectPrefixes(const policy::Bundle& b
       const std::string text = peer.cidrText();
       if (!seen.insert(text).second) return;
       const Member m{MemberKind::CidrPeer, text};
-      out[peer.cidr].push_back({m, false});
-      for (const auto& c : peer.except) out[c].push_back({m, true});
+      out[peer.cidr()].push_back({m, false});
+      for (const auto& c : peer.except()) out[c].push_back({m, true});
     });
   }
   // IPv4 lives under ::ffff:0:0/96. An IPv6 prefix that covers that bit-wise

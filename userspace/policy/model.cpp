@@ -25,12 +25,17 @@ std::string Diagnostic::str() const {
   return s + ": error: " + message;
 }
 
+const PeerDetail& Peer::detail() const {
+  static const PeerDetail none;
+  return detail_ ? *detail_ : none;
+}
+
 std::string Peer::cidrText() const {
-  std::string s = cidr.str();
-  if (except.empty()) return s;
+  std::string s = cidr().str();
+  if (except().empty()) return s;
   // Sorted, so the same range written with its holes in another order is the
   // same peer (and shares its identity).
-  std::vector<Cidr> holes = except;
+  std::vector<Cidr> holes = except();
   std::sort(holes.begin(), holes.end());
   s += " except ";
   for (size_t i = 0; i < holes.size(); i++) s += (i ? "," : "") + holes[i].str();
