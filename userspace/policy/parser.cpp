@@ -1599,6 +1599,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
       add(whole, 0);
       return true;
     }
+    whole = std::string();
     if (::lseek(fd, 0, SEEK_SET) != 0) return failed(errno);
   }
   {
