@@ -274,18 +274,23 @@ for cfg in "${HOOK_CONFIGS[@]}"; do
     note "$mode: $(jq -rs --arg c "r$R-i$I" --arg m "$mode" '[.[] | select(.section=="hook" and .config==$c and .mode==$m) | (.progs.ms_connect4.ns_per_run // empty | floor)] | map(tostring) | join(" / ")' "$RAW") ns per connect4 run (repetitions)"
   done
   set_mode enforce
-  # One-rule change through the daemon (the last filler rule's port moves):
-  # the live file is replaced by rename, as editors and GitOps tools do,
-  # and the daemon's watcher reloads it.
-  next=$(($(last_generation) + 1))
-  cp "$(gen_policy "$R" "$I" changed)" "$WORK/live-next.yaml"
-  mv "$WORK/live-next.yaml" "$live"
-  wait_generation "$next"
-  change_ms=$(daemon_apply_ms)
+  # One-rule change through the daemon (the last filler rule's port moves),
+  # three times (there, back, there again: the first is the first change
+  # after a full reload): the live file is replaced by rename, as editors
+  # and GitOps tools do, and the daemon's watcher reloads it.
+  changes=()
+  for k in 0 1 2; do
+    next=$(($(last_generation) + 1))
+    if ((k % 2 == 0)); then cp "$(gen_policy "$R" "$I" changed)" "$WORK/live-next.yaml"; else cp "$f" "$WORK/live-next.yaml"; fi
+    mv "$WORK/live-next.yaml" "$live"
+    wait_generation "$next"
+    changes+=("$(daemon_apply_ms)")
+  done
   change_docs=$(grep -o 'generation [0-9]* applied.*' "$DLOG" | tail -1 | grep -o '[0-9]* of [0-9]* documents parsed')
-  raw "$(jq -nc --argjson r "$R" --argjson i "$I" --argjson a "${full_ms:-null}" --argjson c "${change_ms:-null}" \
-    '{section:"cp_daemon", rules:$r, identities:$i, apply_ms:$a, change_ms:$c}')"
-  note "one-rule change applied by the daemon in ${change_ms} ms ($change_docs)"
+  changes_json=$(printf '%s\n' "${changes[@]}" | jq -s -c '.')
+  raw "$(jq -nc --argjson r "$R" --argjson i "$I" --argjson a "${full_ms:-null}" --argjson c "$changes_json" \
+    '{section:"cp_daemon", rules:$r, identities:$i, apply_ms:$a, change_ms:($c | sort | .[1]), change_ms_all:$c}')"
+  note "one-rule change applied by the daemon in ${changes[*]} ms ($change_docs)"
 done
 
 if ((HOOKS_ONLY)); then

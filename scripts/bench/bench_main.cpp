@@ -947,11 +947,15 @@ int cmdReport(const Args& a) {
     << pad("compile", 9) << pad("apply", 9) << pad("total", 9) << pad("| daemon", 9)
     << pad("daemon 1-chg", 13) << "\n";
   json cpJson = json::array();
-  std::map<std::pair<long, long>, std::pair<double, double>> daemonMs;  // full, change
+  std::map<std::pair<long, long>, std::pair<double, double>> daemonMs;  // full, change (median)
+  std::map<std::pair<long, long>, std::vector<double>> daemonChanges;   // every change, in order
   long daemonHwm = -1, toolHwm = -1;
   for (auto& r : recs) {
     if (r["section"] == "cp_daemon") {
       daemonMs[{r["rules"], r["identities"]}] = {r.value("apply_ms", NAN), r.value("change_ms", NAN)};
+      if (r.contains("change_ms_all")) {
+        for (const auto& c : r["change_ms_all"]) daemonChanges[{r["rules"], r["identities"]}].push_back(c.get<double>());
+      }
     }
     if (r["section"] == "rss") daemonHwm = r["vmhwm_kib"];
     if (r["section"] == "cp_tool") toolHwm = r["tool_vmhwm_kib"];
@@ -988,6 +992,20 @@ int cmdReport(const Args& a) {
   for (auto& r : recs) {
     if (r["section"] == "cp_skipped") t << "   not run: " << r["what"].get<std::string>() << "\n";
   }
+  if (!daemonChanges.empty()) {
+    t << "\n   daemon one-rule change, every configuration of section 1 (ms; first change after the full\n"
+      << "   reload, back, again; 'daemon 1-chg' above and the target: the median):\n";
+    for (const auto& [config, ms] : daemonChanges) {
+      t << "     " << pad(human(config.first) + " / " + human(config.second), 14, true);
+      for (double x : ms) t << pad(fmt("%.1f", x), 8);
+      t << "\n";
+    }
+    json all = json::array();
+    for (const auto& [config, ms] : daemonChanges) {
+      all.push_back(json{{"rules", config.first}, {"identities", config.second}, {"change_ms", ms}});
+    }
+    outJson["daemon_one_rule_changes"] = all;
+  }
   t << "\n   microsegd peak RSS (VmHWM) after every apply of this run: "
     << (daemonHwm >= 0 ? fmt("%.1f MiB", daemonHwm / 1024.0) : "n/a")
     << "; bench tool (same work in-process): " << (toolHwm >= 0 ? fmt("%.1f MiB", toolHwm / 1024.0) : "n/a")
@@ -997,8 +1015,10 @@ int cmdReport(const Args& a) {
     targets.push_back({"100k rules compiled + applied atomically <= 1 s (worst identities)",
                        fmt("%.0f ms", worstFull100k), worstFull100k <= 1000});
   }
-  targets.push_back({"one-rule change <= 10 ms (tool, worst config, parse..apply)",
-                     fmt("%.1f ms", worstChange), worstChange <= 10});
+  if (!cpJson.empty()) {  // not in a --hooks-only run
+    targets.push_back({"one-rule change <= 10 ms (tool, worst config, parse..apply)",
+                       fmt("%.1f ms", worstChange), worstChange <= 10});
+  }
   // Over every configuration the daemon was changed in (section 1's too,
   // not only the rows of this table).
   std::string worstDaemonConfig;
@@ -1009,7 +1029,7 @@ int cmdReport(const Args& a) {
     }
   }
   if (worstChangeDaemon > 0) {
-    targets.push_back({"one-rule change <= 10 ms (daemon reload, worst of all configs)",
+    targets.push_back({"one-rule change <= 10 ms (daemon reload, median of 3, worst config)",
                        fmt("%.1f ms", worstChangeDaemon) + " (" + worstDaemonConfig + ")", worstChangeDaemon <= 10});
   }
   if (daemonHwm >= 0) {
