@@ -265,11 +265,16 @@ Intervals resolve(const Intervals& in) {
 
 std::string ruleText(const policy::Policy& policy, const RuleInfo& rule) {
   const auto& list = rule.direction == Direction::Egress ? policy.egress : policy.ingress;
-  if (policy.name != rule.policy || rule.index >= list.size()) return "";
+  if (policy.name != rule.policy() || rule.index >= list.size()) return "";
   return ruleText(list[rule.index], rule.direction);
 }
 
-std::string RuleInfo::name() const { return policy + "/" + std::to_string(index); }
+const std::string& RuleInfo::policy() const {
+  static const std::string none;
+  return policyName != nullptr ? *policyName : none;
+}
+
+std::string RuleInfo::name() const { return policy() + "/" + std::to_string(index); }
 
 uint32_t RuleRegistry::idFor(const std::string& policy, policy::Direction dir, uint32_t index) {
   auto it = byPolicy_.find(policy);
@@ -432,7 +437,14 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     auto part = std::make_shared<Part>();
     part->policy = pp;
     part->subjects = subjectsOf(p, ids);
-    auto rules = std::make_shared<std::vector<RuleInfo>>();
+    // The rules hold their policy (its name is theirs).
+    struct Owned {
+      std::shared_ptr<const policy::Policy> policy;
+      std::vector<RuleInfo> rules;
+    };
+    auto owned = std::make_shared<Owned>();
+    owned->policy = pp;
+    std::vector<RuleInfo>* rules = &owned->rules;
     rules->reserve(p.egress.size() + p.ingress.size());
     uint32_t position = 0;
     for (Direction dir : {Direction::Egress, Direction::Ingress}) {
@@ -441,7 +453,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
         const policy::Rule& r = list[i];
         RuleInfo info;
         info.id = registry.idFor(p.name, dir, i);
-        info.policy = p.name;
+        info.policyName = &p.name;
         info.direction = dir;
         info.index = i;
         info.action = r.action;
@@ -491,7 +503,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     std::stable_sort(part->contributions.begin(), part->contributions.end(),
                      [](const Contribution& a, const Contribution& b) { return a.subject < b.subject; });
     part->contributions.shrink_to_fit();  // kept for the policy's lifetime
-    part->rules = std::move(rules);
+    part->rules = std::shared_ptr<const std::vector<RuleInfo>>(owned, rules);
     return std::shared_ptr<const Part>(std::move(part));
   };
 
@@ -765,7 +777,7 @@ Explanation explain(const policy::Bundle& bundle, const identity::IdentityTable&
             [](const auto* a, const auto* b) { return a->name < b->name; });
   const char* protoName = protocol == MS_PROTO_TCP ? "TCP" : protocol == MS_PROTO_UDP ? "UDP" : "other";
   std::map<std::tuple<std::string, Direction, uint32_t>, uint32_t> ruleIds;
-  for (const auto& [id, info] : compiled.rules) ruleIds[{info.policy, info.direction, info.index}] = id;
+  for (const auto& [id, info] : compiled.rules) ruleIds[{info.policy(), info.direction, info.index}] = id;
   const PeerExpander expander(bundle, ids);
   for (const auto* p : policies) {
     if (!subjectMatches(*p, subject, ids)) continue;

@@ -45,11 +45,15 @@ enum class DefaultEnforcement : uint8_t {
 
 struct RuleInfo {
   uint32_t id = MS_RULE_NONE;
-  std::string policy;
   policy::Direction direction = policy::Direction::Egress;
-  uint32_t index = 0;        // position in the policy's egress/ingress list
   policy::Action action = policy::Action::Allow;
+  uint32_t index = 0;        // position in the policy's egress/ingress list
   policy::SourceLocation loc;
+  // The name of its policy: that policy's own, which whatever holds the
+  // rule (a RuleTable, the compiler) keeps alive (a copy per rule was 32
+  // bytes, and a heap block for a name of 16 characters or more).
+  const std::string* policyName = nullptr;
+  const std::string& policy() const;
   std::string name() const;  // "<policy>/<index>"
 };
 

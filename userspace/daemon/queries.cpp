@@ -233,7 +233,7 @@ void Daemon::registerQueries() {
           json decided = nullptr;
           if (const compiler::RuleInfo* r = compiled_.rules.find(ex.decision.ruleId);
               r != nullptr && ex.decision.reason == MS_REASON_RULE) {
-            const policy::Policy* p = bundle_.findPolicy(r->policy);
+            const policy::Policy* p = bundle_.findPolicy(r->policy());
             const std::string text = p != nullptr ? compiler::ruleText(*p, *r) : "";
             decided = {{"rule", r->name()}, {"id", r->id}, {"text", text},
                        {"location", r->loc.file.str() + ":" + std::to_string(r->loc.line)}};
@@ -359,14 +359,14 @@ void Daemon::registerQueries() {
         std::unordered_map<std::string_view, const policy::Policy*> byName;
         for (const auto& p : bundle_.policies) byName.emplace(p.name, &p);
         auto textOf = [&](const compiler::RuleInfo& r) {
-          auto p = byName.find(r.policy);
+          auto p = byName.find(r.policy());
           return p == byName.end() ? std::string() : compiler::ruleText(*p->second, r);
         };
         json rules = json::array();
         for (const auto& [id, r] : compiled_.rules) {
           rules.push_back({{"id", id},
                            {"rule", r.name()},
-                           {"policy", r.policy},
+                           {"policy", r.policy()},
                            {"direction", r.direction == policy::Direction::Ingress ? "ingress" : "egress"},
                            {"index", r.index},
                            {"action", r.action == policy::Action::Allow ? "allow" : "deny"},
