@@ -1384,6 +1384,7 @@ struct Document {
   Bundle objects;
   std::vector<Diagnostic> errors;
   bool syntaxError = false;  // errors is then that one error
+  bool sameText(size_t len, const XXH128_hash_t& h) const { return length == len && XXH128_isEqual(hash, h); }
 };
 
 struct Stamp {
@@ -1419,7 +1420,7 @@ class DocumentMatch {
     if (old_ == nullptr) return nullptr;
     auto matches = [&](size_t k) {
       const Document* d = k < old_->size() ? (*old_)[k].get() : nullptr;
-      return d != nullptr && d->length == text.size() && XXH128_isEqual(d->hash, hash);
+      return d != nullptr && d->sameText(text.size(), hash);
     };
     size_t found = old_->size();
     if (matches(expect_)) {
@@ -1561,9 +1562,8 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
                                  std::string& error) {
   const size_t documents = stats_.documents, reused = stats_.reused;
   DocumentMatch match(before != nullptr ? &before->docs : nullptr);
-  auto add = [&](std::string_view text, int firstLine) {
+  auto add = [&](std::string_view text, int firstLine, const XXH128_hash_t& hash) {
     stats_.documents++;
-    const XXH128_hash_t hash = XXH3_128bits(text.data(), text.size());
     std::unique_ptr<Document> doc = match.take(text, hash);
     if (doc) {
       stats_.reused++;
@@ -1594,9 +1594,8 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
     // it changed; then it may be cut now.
     if (!readWhole(fd, whole, err)) return failed(err);
     const XXH128_hash_t hash = XXH3_128bits(whole.data(), whole.size());
-    if (before->docs.size() == 1 && before->docs[0]->length == whole.size() &&
-        XXH128_isEqual(before->docs[0]->hash, hash)) {
-      add(whole, 0);
+    if (before->docs.size() == 1 && before->docs[0]->sameText(whole.size(), hash)) {
+      add(whole, 0, hash);
       return true;
     }
     whole = std::string();
@@ -1609,7 +1608,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
     for (;;) {
       const DocumentReader::Step step = reader.next(text, firstLine);
       if (step == DocumentReader::Step::Document) {
-        add(text, firstLine);
+        add(text, firstLine, XXH3_128bits(text.data(), text.size()));
         continue;
       }
       if (step == DocumentReader::Step::End) {
@@ -1626,7 +1625,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
   stats_.documents = documents;
   stats_.reused = reused;
   if (!readWhole(fd, whole, err)) return failed(err);
-  add(whole, 0);
+  add(whole, 0, XXH3_128bits(whole.data(), whole.size()));
   return true;
 }
 
