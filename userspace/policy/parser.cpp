@@ -1051,26 +1051,80 @@ bool checkRefs(const Names& names, const Policy& p, std::vector<Diagnostic>& err
   return errors.size() == before;
 }
 
-// Every policy's name (no duplicates) and references, in file order.
-// `known(p)` says p's references were checked against the same names before
-// and all resolved (not checked again); `passed` gets the policies whose
-// references all resolve.
+// A policy as the last validation found it: held (a key of the index
+// views its name), whether its references resolved, and the load that last
+// found it in the bundle.
+struct CheckedPolicy {
+  std::shared_ptr<const Policy> policy;
+  bool resolved = false;
+  uint64_t seen = 0;
+};
+using PolicyIndex = std::unordered_map<std::string_view, CheckedPolicy>;
+
+// Every policy's name (no duplicates) and references, in file order, into
+// a new `index` (the first policy of each name). `known(p)` says p's
+// references were checked against the same names before and all resolved
+// (not checked again). True if the names are unique.
 template <typename Known>
-void checkPolicies(const Bundle& bundle, const Names& names, Known known, std::vector<Diagnostic>& errors,
-                   std::vector<std::shared_ptr<const Policy>>* passed) {
-  std::unordered_map<std::string_view, const Policy*> policies;
-  policies.reserve(bundle.policies.size());
+bool checkPolicies(const Bundle& bundle, const Names& names, Known known, std::vector<Diagnostic>& errors,
+                   PolicyIndex& index, uint64_t load, size_t& checked) {
+  index.clear();
+  index.reserve(bundle.policies.size());
+  bool unique = true;
   for (size_t i = 0; i < bundle.policies.size(); i++) {
     const Policy& p = bundle.policies[i];
-    auto [it, fresh] = policies.emplace(p.name, &p);
+    auto [it, fresh] = index.try_emplace(p.name);
     if (!fresh) {
+      unique = false;
       errors.push_back({p.loc, "duplicate Policy name '" + p.name + "' (first defined at " +
-                                   locStr(it->second->loc) + ")"});
+                                   locStr(it->second.policy->loc) + ")"});
     }
-    if (known(&p) || checkRefs(names, p, errors)) {
-      if (passed != nullptr) passed->push_back(bundle.policies.shared(i));
-    }
+    const bool resolved = known(&p) || (checked++, checkRefs(names, p, errors));
+    if (fresh) it->second = {bundle.policies.shared(i), resolved, load};
   }
+  return unique;
+}
+
+// checkPolicies() for a bundle whose names are those `index` was built
+// against, with no duplicates then: only the policies that are not the
+// same objects as last time, or whose references did not resolve, are
+// looked at, and the index is updated in place (a one-rule change touches
+// one entry of 10,000). False, with `index` and `errors` as they came,
+// where a name is now taken twice (checkPolicies() reports it).
+bool recheckPolicies(const Bundle& bundle, const Names& names, std::vector<Diagnostic>& errors, PolicyIndex& index,
+                     uint64_t load, size_t& checked) {
+  std::vector<size_t> check;  // in file order
+  for (size_t i = 0; i < bundle.policies.size(); i++) {
+    const Policy& p = bundle.policies[i];
+    auto it = index.find(p.name);
+    if (it != index.end() && it->second.policy.get() == &p) {
+      if (it->second.seen == load) return false;  // the same object twice
+      it->second.seen = load;
+      if (it->second.resolved) continue;
+    }
+    check.push_back(i);
+  }
+  const size_t errorsBefore = errors.size();
+  for (size_t i : check) {
+    const Policy& p = bundle.policies[i];
+    auto it = index.find(p.name);
+    if (it == index.end() || it->second.policy.get() != &p) {
+      if (it != index.end() && it->second.seen == load) {  // a duplicate
+        errors.resize(errorsBefore);
+        return false;
+      }
+      // A new object; the old one of that name (if any) is gone, and the
+      // key must view the new one's name.
+      if (it != index.end()) index.erase(it);
+      it = index.emplace(p.name, CheckedPolicy{bundle.policies.shared(i), false, load}).first;
+    }
+    it->second.resolved = checkRefs(names, p, errors);
+  }
+  checked = check.size();
+  if (index.size() != bundle.policies.size()) {  // policies removed
+    std::erase_if(index, [&](const auto& e) { return e.second.seen != load; });
+  }
+  return true;
 }
 
 }  // namespace
@@ -1078,7 +1132,9 @@ void checkPolicies(const Bundle& bundle, const Names& names, Known known, std::v
 void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors) {
   Names names;
   indexNames(bundle, names, errors);
-  checkPolicies(bundle, names, [](const Policy*) { return false; }, errors, nullptr);
+  PolicyIndex index;
+  size_t checked = 0;
+  checkPolicies(bundle, names, [](const Policy*) { return false; }, errors, index, 0, checked);
 }
 
 namespace {
@@ -1460,36 +1516,43 @@ class DocumentMatch {
 // What the last validation established, so that the next one checks only
 // what changed: the Workload and External lists the names index was built
 // from (held, so their objects stay alive and pointers keep their meaning),
-// the index and its errors, and the policies whose references resolved in it.
+// the index and its errors, and every policy by name with whether its
+// references resolved in it.
 struct PolicyLoader::Validation {
   SharedList<Workload> workloads;
   SharedList<External> externals;
   Names names;
   std::vector<Diagnostic> nameErrors;
-  std::vector<std::shared_ptr<const Policy>> passed;
-  std::unordered_set<const Policy*> passedSet;
+  PolicyIndex policies;
+  bool unique = false;  // no policy name was taken twice
+  uint64_t loads = 0;
 };
 
 void PolicyLoader::validate(const Bundle& bundle, std::vector<Diagnostic>& errors) {
-  auto next = std::make_unique<Validation>();
-  const bool sameNames = validation_ && bundle.workloads.sameObjects(validation_->workloads) &&
-                         bundle.externals.sameObjects(validation_->externals);
-  next->workloads = bundle.workloads;
-  next->externals = bundle.externals;
-  if (sameNames) {
-    next->names = std::move(validation_->names);
-    next->nameErrors = std::move(validation_->nameErrors);
-  } else {
-    indexNames(bundle, next->names, next->nameErrors);
+  if (!validation_) validation_ = std::make_unique<Validation>();
+  Validation& v = *validation_;
+  const bool sameNames = v.loads > 0 && bundle.workloads.sameObjects(v.workloads) &&
+                         bundle.externals.sameObjects(v.externals);
+  const uint64_t load = ++v.loads;
+  if (!sameNames) {
+    v.workloads = bundle.workloads;
+    v.externals = bundle.externals;
+    v.names = {};
+    v.nameErrors.clear();
+    indexNames(bundle, v.names, v.nameErrors);
   }
-  errors.insert(errors.end(), next->nameErrors.begin(), next->nameErrors.end());
-  const std::unordered_set<const Policy*>* known = sameNames ? &validation_->passedSet : nullptr;
-  checkPolicies(
-      bundle, next->names, [&](const Policy* p) { return known != nullptr && known->count(p) != 0; }, errors,
-      &next->passed);
-  next->passedSet.reserve(next->passed.size());
-  for (const auto& p : next->passed) next->passedSet.insert(p.get());
-  validation_ = std::move(next);
+  errors.insert(errors.end(), v.nameErrors.begin(), v.nameErrors.end());
+  stats_.policiesChecked = 0;
+  if (sameNames && v.unique && recheckPolicies(bundle, v.names, errors, v.policies, load, stats_.policiesChecked)) {
+    return;
+  }
+  PolicyIndex before;
+  if (sameNames) before = std::move(v.policies);
+  auto known = [&](const Policy* p) {
+    auto it = before.find(p->name);
+    return it != before.end() && it->second.policy.get() == p && it->second.resolved;
+  };
+  v.unique = checkPolicies(bundle, v.names, known, errors, v.policies, load, stats_.policiesChecked);
 }
 
 PolicyLoader::PolicyLoader(std::chrono::nanoseconds stableAfter, size_t readChunk)

@@ -42,7 +42,9 @@ ParseResult loadPaths(const std::vector<std::string>& paths);
 // within a few ms can keep its stamp, so a file still fresh when read is
 // always read again).
 // Validation checks again only the references of policies that are new,
-// as long as the Workloads and Externals are the same objects as last time.
+// as long as the Workloads and Externals are the same objects as last time
+// (and updates what it keeps for those only: a one-rule change in a set of
+// 10,000 policies checks and re-indexes one).
 class PolicyLoader {
  public:
   // `stableAfter`: how long a file must have been unchanged when it was
@@ -61,6 +63,7 @@ class PolicyLoader {
     size_t reused = 0;          // of which not parsed again
     size_t files = 0;
     size_t filesUnchanged = 0;  // of which not even read (see load())
+    size_t policiesChecked = 0; // policies whose references were checked (see validate())
   };
   const Stats& lastStats() const { return stats_; }
 
@@ -68,7 +71,9 @@ class PolicyLoader {
   struct FileState;
   struct Validation;
   // validateBundle(), checking again only the policies that are new since
-  // the last load, as long as the Workloads and Externals are the same.
+  // the last load (or whose references did not resolve), as long as the
+  // Workloads and Externals are the same; with unique policy names, what it
+  // keeps is updated for those policies only.
   void validate(const Bundle& bundle, std::vector<Diagnostic>& errors);
   bool readDocuments(const std::string& file, int fd, FileState* before, FileState& state, std::string& error);
   std::unordered_map<std::string, std::unique_ptr<FileState>> cache_;  // by path
