@@ -67,35 +67,51 @@ Members membersOf(const ExternalIdentity& e) {
   return m;
 }
 
+// Each label set is built once (effectiveLabels) and moved into the
+// result: with 10k workloads, copies of every set for the lookups were
+// several MiB while the generation in force is still whole.
 void assignWorkloads(const policy::Bundle& bundle, const IdentityTable& previous, IdentityTable& out) {
-  std::map<policy::Labels, uint32_t> prevByLabels;
-  for (const auto& [id, labels] : previous.labels) prevByLabels[labels] = id;
+  struct ByValue {
+    bool operator()(const policy::Labels* a, const policy::Labels* b) const { return *a < *b; }
+  };
+  std::map<const policy::Labels*, uint32_t, ByValue> prevByLabels;
+  for (const auto& [id, labels] : previous.labels) prevByLabels.emplace(&labels, id);
 
+  // Every label set once, with its id (kUnassigned until it has one), and
+  // each workload's set. Sorted: new sets are numbered in that order.
+  constexpr uint32_t kUnassigned = 0;
+  static_assert(MS_IDENTITY_FIRST_WORKLOAD > kUnassigned);
   std::map<policy::Labels, uint32_t> byLabels;
+  std::vector<std::map<policy::Labels, uint32_t>::iterator> setOf;
+  setOf.reserve(bundle.workloads.size());
   std::set<uint32_t> used;
-  std::set<policy::Labels> fresh;  // sorted: deterministic assignment order
   for (const auto& w : bundle.workloads) {
-    const policy::Labels labels = w.effectiveLabels();
-    if (byLabels.count(labels)) continue;
-    if (auto it = prevByLabels.find(labels); it != prevByLabels.end()) {
-      byLabels[labels] = it->second;
-      used.insert(it->second);
-    } else {
-      fresh.insert(labels);
+    auto [it, fresh] = byLabels.try_emplace(w.effectiveLabels(), kUnassigned);
+    if (fresh) {
+      if (auto prev = prevByLabels.find(&it->first); prev != prevByLabels.end()) {
+        it->second = prev->second;
+        used.insert(prev->second);
+      }
     }
+    setOf.push_back(it);
   }
   uint32_t next = MS_IDENTITY_FIRST_WORKLOAD;
-  for (const auto& labels : fresh) {
+  for (auto& [labels, id] : byLabels) {
+    if (id != kUnassigned) continue;
     while (used.count(next)) next++;
-    byLabels[labels] = next;
+    id = next;
     used.insert(next);
   }
-  for (const auto& w : bundle.workloads) {
-    const policy::Labels labels = w.effectiveLabels();
-    const uint32_t id = byLabels.at(labels);
+  for (size_t i = 0; i < bundle.workloads.size(); i++) {
+    const auto& w = bundle.workloads[i];
+    const uint32_t id = setOf[i]->second;
     out.byWorkload[w.name] = id;
-    out.labels[id] = labels;
     out.workloads[id].push_back(w.name);
+  }
+  setOf.clear();
+  while (!byLabels.empty()) {
+    auto node = byLabels.extract(byLabels.begin());
+    out.labels.emplace(node.mapped(), std::move(node.key()));
   }
   for (auto& [id, names] : out.workloads) std::sort(names.begin(), names.end());
 }
