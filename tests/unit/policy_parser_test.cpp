@@ -1305,13 +1305,14 @@ TEST_F(Loader, RandomEditsGiveWhatAFreshParseGives) {
   std::mt19937 rng(20261202);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
   auto body = [&](int k) {
-    switch (pick(7)) {
+    switch (pick(8)) {
       case 0: return workloadDoc(k % 2 ? "a" : "b");
       case 1: return policyDoc("p" + std::to_string(k), "a", 80 + pick(5), pick(3));
       case 2: return "# only a comment\n" + policyDoc("q" + std::to_string(k), "b", 90);
       case 3: return policyDoc("bad" + std::to_string(k), "nobody", 1);  // an error
       case 4: return std::string("apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: x}\n");
       case 5: return policyDoc("dup" + std::to_string(pick(3)), pick(2) ? "a" : "b", 100 + pick(3));  // names taken twice
+      case 6: return workloadDoc("s" + std::to_string(k)) + "x-list:\n- a\n-  b\n";  // lines that start with '-'
       default: return workloadDoc("w" + std::to_string(k));
     }
   };

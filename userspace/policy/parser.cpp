@@ -1190,13 +1190,28 @@ bool markerAt(std::string_view text, size_t pos, char marker) {
   return pos + 3 == n || text[pos + 3] == ' ' || text[pos + 3] == '\t' || text[pos + 3] == '\n';
 }
 
-// Calls atLine(offset) for the start of every line after the first, in
-// order (offset == size for a final '\n'); false as soon as atLine is, or
-// where the text has a line break other than '\n' ('\r', NEL, LS, PS).
-// Sixteen bytes at a time where SSE2 is there: a 100k-rule file has 200k
-// lines, and a call per line to find the next '\n' was 6 ms of a reload.
+// Can a line starting with `c` be a marker ('---', '...') or a directive?
+bool markerStart(unsigned char c) { return c == '-' || c == '.' || c == '%'; }
+
+// Calls atLine(offset, lines) for the start of every line after the first
+// that can be a marker or a directive (markerStart), and for offset == size
+// after a final '\n', in order; `lines` is the number of '\n' before
+// `offset`. false as soon as atLine is, or where the text has a line break
+// other than '\n' ('\r', NEL, LS, PS); else `newlines` gets the number of
+// '\n' in the text. Sixteen bytes at a time where SSE2 is there, and only
+// the lines that can matter cost a call: a 100k-rule file has 340k lines,
+// and a call per line to find the next '\n' was 6 ms of a reload.
+// Bits set in a 16-bit mask (__builtin_popcount is a libgcc call on
+// baseline x86-64, which has no POPCNT: it was 5% of a reload).
+inline unsigned bits16(unsigned x) {
+  x = x - ((x >> 1) & 0x5555u);
+  x = (x & 0x3333u) + ((x >> 2) & 0x3333u);
+  x = (x + (x >> 4)) & 0x0f0fu;
+  return (x + (x >> 8)) & 0x1fu;
+}
+
 template <typename AtLine>
-bool scanLines(std::string_view text, AtLine&& atLine) {
+bool scanLines(std::string_view text, size_t& newlines, AtLine&& atLine) {
   const auto* d = reinterpret_cast<const unsigned char*>(text.data());
   const size_t n = text.size();
   auto otherBreak = [&](size_t i) {
@@ -1205,25 +1220,37 @@ bool scanLines(std::string_view text, AtLine&& atLine) {
     if (d[i] == 0xe2) return i + 2 < n && d[i + 1] == 0x80 && (d[i + 2] == 0xa8 || d[i + 2] == 0xa9);
     return false;
   };
-  size_t i = 0;
+  size_t i = 0, lines = 0;
 #if defined(__SSE2__)
   const __m128i nl = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
   const __m128i c2 = _mm_set1_epi8(static_cast<char>(0xc2)), e2 = _mm_set1_epi8(static_cast<char>(0xe2));
-  for (; i + 16 <= n; i += 16) {
+  const __m128i dash = _mm_set1_epi8('-'), dot = _mm_set1_epi8('.'), pct = _mm_set1_epi8('%');
+  // 17 bytes readable: the 16 looked at and the one after the last.
+  for (; i + 17 <= n; i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    const __m128i next = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i + 1));
     const __m128i odd = _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_or_si128(_mm_cmpeq_epi8(v, c2), _mm_cmpeq_epi8(v, e2)));
     for (unsigned m = static_cast<unsigned>(_mm_movemask_epi8(odd)); m != 0; m &= m - 1) {
       if (otherBreak(i + static_cast<size_t>(__builtin_ctz(m)))) return false;
     }
-    for (unsigned m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl))); m != 0; m &= m - 1) {
-      if (!atLine(i + static_cast<size_t>(__builtin_ctz(m)) + 1)) return false;
+    const unsigned breaks = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)));
+    const __m128i marks =
+        _mm_or_si128(_mm_cmpeq_epi8(next, dash), _mm_or_si128(_mm_cmpeq_epi8(next, dot), _mm_cmpeq_epi8(next, pct)));
+    for (unsigned m = breaks & static_cast<unsigned>(_mm_movemask_epi8(marks)); m != 0; m &= m - 1) {
+      const unsigned bit = static_cast<unsigned>(__builtin_ctz(m));
+      const size_t before = lines + bits16(breaks & ((2u << bit) - 1));
+      if (!atLine(i + bit + 1, before)) return false;
     }
+    lines += bits16(breaks);
   }
 #endif
   for (; i < n; i++) {
     if (otherBreak(i)) return false;
-    if (d[i] == '\n' && !atLine(i + 1)) return false;
+    if (d[i] != '\n') continue;
+    lines++;
+    if ((i + 1 == n || markerStart(d[i + 1])) && !atLine(i + 1, lines)) return false;
   }
+  newlines = lines;
   return true;
 }
 
@@ -1323,9 +1350,11 @@ DocumentReader::Step DocumentReader::next(std::string_view& text, int& firstLine
     }
     if (go && !pending_ && scan_ < limit) {
       const size_t from = scan_;
-      const bool whole = scanLines(seen.substr(from), [&](size_t off) {
+      const int base = lines_;
+      size_t newlines = 0;
+      const bool whole = scanLines(seen.substr(from), newlines, [&](size_t off, size_t lines) {
         const size_t p = from + off;
-        lines_++;
+        lines_ = base + static_cast<int>(lines);
         scan_ = p;
         if (p == limit && !eof_) {  // the start of a line not read whole yet
           pending_ = true;
@@ -1335,7 +1364,10 @@ DocumentReader::Step DocumentReader::next(std::string_view& text, int& firstLine
         return look(p);
       });
       if (!whole && !wait && cut == SIZE_MAX) uncut = true;  // a line break other than '\n'
-      if (whole) scan_ = limit;
+      if (whole) {
+        scan_ = limit;
+        lines_ = base + static_cast<int>(newlines);
+      }
     }
     if (uncut) return Step::Uncut;
     if (cut != SIZE_MAX) {
