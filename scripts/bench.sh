@@ -14,7 +14,9 @@
 # needs (build-bench/), installs nftables if missing, then:
 #   1. per-hook cost from the kernel's accounting (BPF_ENABLE_STATS: run_time_ns
 #      / run_cnt per program) of the real microsegd at several policy sizes, in
-#      enforce and monitor mode, next to empty programs on the same hooks;
+#      enforce and monitor mode, next to empty programs on the same hooks and
+#      two anchors on connect4 (a two-lookup allow-list check; the kernel's
+#      socket lookup alone);
 #   2. connection path: loopback TCP connect+accept+close and UDP sendto loops
 #      with no program / microseg / nftables (linear rules, verdict map),
 #      interleaved over rounds, as ratios to no program;

@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "anchor.h"
 #include "bench_empty.skel.h"
 #include "common/cgroup.h"
 #include "compiler/compiler.h"
@@ -541,7 +542,27 @@ int cmdFloor(const Args& a) {
   std::vector<bpf_link*> links;
   bpf_program* progs[] = {skel->progs.empty_connect4, skel->progs.empty_connect6,
                           skel->progs.empty_sendmsg4, skel->progs.empty_sendmsg6,
-                          skel->progs.empty_ingress};
+                          skel->progs.empty_ingress,  skel->progs.anchor_lookup2,
+                          skel->progs.anchor_socklookup};
+  // The two-lookup anchor's maps hold 1024 entries each, one of them for
+  // the loop's own connects (this cgroup -> identity 1 -> 127.0.0.1:port).
+  {
+    auto id = microseg::cgroupId(cg);
+    if (!id) die("cgroup id of " + cg + ": " + id.error().str());
+    const int ids = bpf_map__fd(skel->maps.anchor_ids), rules = bpf_map__fd(skel->maps.anchor_rules);
+    for (uint32_t i = 0; i < 1024; i++) {
+      const uint64_t cgroup = i == 0 ? *id : *id + 1000000 + i;
+      const uint32_t identity = i + 1;
+      anchor_rule_key key{};
+      key.identity = identity;
+      key.daddr = htonl(INADDR_LOOPBACK);
+      key.dport = htons(uint16_t(i == 0 ? port : 1024 + i));
+      if (bpf_map_update_elem(ids, &cgroup, &identity, BPF_ANY) != 0 ||
+          bpf_map_update_elem(rules, &key, &identity, BPF_ANY) != 0) {
+        die("fill the anchor maps");
+      }
+    }
+  }
   for (bpf_program* p : progs) {
     bpf_link* l = bpf_program__attach_cgroup(p, cfd);
     if (!l) die(std::string("attach ") + bpf_program__name(p));
@@ -560,6 +581,10 @@ int cmdFloor(const Args& a) {
   for (const char* k : {"tcp4", "tcp6", "udp4", "udp6", "udpnew4"}) {
     Loop loop{parseKind(k), port, iters, 0};
     out.push_back(measuredJson(k, measure(cg, loop, 1, snap), 1));
+    if (std::string(k) == "tcp4") {  // the anchors found what they looked for
+      out.back()["anchor_rule_hits"] = skel->bss->anchor_rule_hits;
+      out.back()["anchor_sockets_found"] = skel->bss->anchor_sockets_found;
+    }
   }
   close(statsFd);
   for (bpf_link* l : links) bpf_link__destroy(l);
@@ -779,6 +804,23 @@ int cmdReport(const Args& a) {
   }
   t << "\n";
   hookJson["floor_ns"] = floorJ;
+  // The anchors (empty.bpf.c), next to the empty connect4 program.
+  auto anchorNs = [&](const std::string& prog) {
+    std::vector<double> v;
+    for (auto& r : recs) {
+      if (r["section"] == "floor" && r["kind"] == "tcp4" && !std::isnan(progNs(r, prog))) v.push_back(progNs(r, prog));
+    }
+    return median(v);
+  };
+  const double twoLookupNs = anchorNs("anchor_lookup2"), sockLookupNs = anchorNs("anchor_socklookup");
+  for (auto [label, ns] : {std::pair<const char*, double>{"anchor: two-lookup check", twoLookupNs},
+                           {"anchor: kernel socket lookup", sockLookupNs}}) {
+    if (std::isnan(ns)) continue;
+    t << pad(label, 30, true) << pad("-", 8, true)
+      << pad(fmt("%.0f", ns) + fmt(" %.1fx", ns / floorNs["connect4"]), 15) << "\n";
+  }
+  hookJson["anchors_ns"] = json{{"two_lookup_check", std::isnan(twoLookupNs) ? json(nullptr) : json(twoLookupNs)},
+                                {"socket_lookup", std::isnan(sockLookupNs) ? json(nullptr) : json(sockLookupNs)}};
   json rows = json::array();
   std::map<std::string, std::vector<double>> ratiosBy;  // mode -> connect4 ratios
   std::map<std::string, std::vector<double>> nsBy;
@@ -821,7 +863,18 @@ int cmdReport(const Args& a) {
   outJson["per_hook"] = hookJson;
   t << "   (sendmsg4/6: one socket, an established UDP flow after its first datagram; \"new\": a new socket\n"
     << "    per datagram, every one judged on both sides; ingress tcp: every packet the connect loop's\n"
-    << "    sockets receive, of which one per connection (the SYN) is judged; '!' = the loop saw errors)\n\n";
+    << "    sockets receive, of which one per connection (the SYN) is judged; '!' = the loop saw errors)\n";
+  if (!nsBy["enforce"].empty() && !std::isnan(twoLookupNs) && !std::isnan(sockLookupNs)) {
+    // What the verdict is made of, against the anchors of the same run.
+    const auto& n = nsBy["enforce"];
+    const double lo = *std::min_element(n.begin(), n.end()), hi = *std::max_element(n.begin(), n.end());
+    t << "   anchors (connect4, same run): a two-lookup allow-list check, and the kernel's socket lookup\n"
+      << "    alone (how microseg names a local callee: by its listening socket, never by its address);\n"
+      << "    microseg connect4 enforce " << fmt("%.0f", lo) << "-" << fmt("%.0f", hi) << " ns = "
+      << fmt("%.1f", lo / twoLookupNs) << "-" << fmt("%.1fx", hi / twoLookupNs) << " the two-lookup check; beyond the socket lookup "
+      << fmt("%.0f", lo - sockLookupNs) << "-" << fmt("%.0f ns", hi - sockLookupNs) << " (the floor is in both)\n";
+  }
+  t << "\n";
   if (!ratiosBy["enforce"].empty()) {
     auto& v = ratiosBy["enforce"];
     auto& n = nsBy["enforce"];

@@ -4,9 +4,17 @@
  * Every program only returns 1 (allow). scripts/bench.sh attaches them to a
  * throwaway cgroup of its own and compares the kernel's run_time_ns/run_cnt
  * of microseg's programs against these, measured in the same run.
+ *
+ * Two anchors run next to them on connect4 (they allow too): a minimal
+ * allow-list check (two hash lookups: the caller's cgroup, then a rule for
+ * {identity, address, port}, as the issue's anchor "a two-lookup check"),
+ * and the kernel's socket lookup for the destination alone (what naming the
+ * callee by its listening socket costs before any policy).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+
+#include "anchor.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -24,3 +32,52 @@ int empty_sendmsg6(struct bpf_sock_addr *ctx) { return 1; }
 
 SEC("cgroup_skb/ingress")
 int empty_ingress(struct __sk_buff *skb) { return 1; }
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u32);
+} anchor_ids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct anchor_rule_key);
+	__type(value, __u32);
+} anchor_rules SEC(".maps");
+
+/* How often each anchor found what it looked for (the tool checks). */
+__u64 anchor_rule_hits = 0;
+__u64 anchor_sockets_found = 0;
+
+SEC("cgroup/connect4")
+int anchor_lookup2(struct bpf_sock_addr *ctx)
+{
+	__u64 cgroup = bpf_get_current_cgroup_id();
+	struct anchor_rule_key key = {};
+	__u32 *id = bpf_map_lookup_elem(&anchor_ids, &cgroup);
+
+	key.identity = id ? *id : 0;
+	key.daddr = ctx->user_ip4;
+	key.dport = (__u16)ctx->user_port;
+	if (bpf_map_lookup_elem(&anchor_rules, &key))
+		__sync_fetch_and_add(&anchor_rule_hits, 1);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int anchor_socklookup(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+
+	t.ipv4.daddr = ctx->user_ip4;
+	t.ipv4.dport = (__u16)ctx->user_port;
+	sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (sk) {
+		__sync_fetch_and_add(&anchor_sockets_found, 1);
+		bpf_sk_release(sk);
+	}
+	return 1;
+}
