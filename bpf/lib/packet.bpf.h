@@ -51,11 +51,84 @@ struct ms_ip6_hdr {
 	__u32 daddr[4];
 };
 
+/* The ports (and TCP flags) of the transport header at `l4`, read in place. */
+static __always_inline int parse_l4_direct(const __u8 *l4, const void *end, __u8 nexthdr,
+					   struct ms_pkt *p)
+{
+	if (nexthdr == IPPROTO_TCP) {
+		if ((const void *)(l4 + 14) > end)
+			return 1;
+		__builtin_memcpy(&p->sport, l4, 2);
+		__builtin_memcpy(&p->dport, l4 + 2, 2);
+		p->tcp_flags = l4[13];
+	} else if (nexthdr == IPPROTO_UDP || nexthdr == IPPROTO_UDPLITE) {
+		if ((const void *)(l4 + 4) > end)
+			return 1;
+		__builtin_memcpy(&p->sport, l4, 2);
+		__builtin_memcpy(&p->dport, l4 + 2, 2);
+		p->tcp_flags = 0;
+	} else {
+		return 1;
+	}
+	p->proto = nexthdr;
+	return 0;
+}
+
+/* parse_pkt() for the common case, reading the linear part of the packet in
+ * place (no helper call): an IPv4 header, or an IPv6 header without
+ * extension headers, then TCP or UDP. 0 with `p` filled; -1 where
+ * parse_pkt() fails too; 1 where the headers are not all in the linear part
+ * or are not that simple (parse_pkt() reads them with the helper). */
+static __always_inline int parse_pkt_direct(struct __sk_buff *skb, struct ms_pkt *p)
+{
+	const void *data = (const void *)(long)skb->data;
+	const void *end = (const void *)(long)skb->data_end;
+
+	if (skb->protocol == bpf_htons(MS_ETH_P_IP)) {
+		const struct ms_ip4_hdr *ip = data;
+		__u32 ihl;
+
+		if ((const void *)(ip + 1) > end)
+			return 1;
+		if ((ip->ver_ihl >> 4) != 4 || (ip->ver_ihl & 0xf) < 5)
+			return -1;
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return -1;
+		ihl = (ip->ver_ihl & 0xf) * 4;
+		if (parse_l4_direct((const __u8 *)data + ihl, end, ip->protocol, p))
+			return 1;
+		addr_from_ip4(&p->src, ip->saddr);
+		addr_from_ip4(&p->dst, ip->daddr);
+		p->v4 = true;
+		return 0;
+	}
+	if (skb->protocol == bpf_htons(MS_ETH_P_IPV6)) {
+		const struct ms_ip6_hdr *ip6 = data;
+		__u32 saddr[4], daddr[4];
+
+		if ((const void *)(ip6 + 1) > end)
+			return 1;
+		if (parse_l4_direct((const __u8 *)(ip6 + 1), end, ip6->nexthdr, p))
+			return 1;
+		__builtin_memcpy(saddr, ip6->saddr, sizeof(saddr));
+		__builtin_memcpy(daddr, ip6->daddr, sizeof(daddr));
+		addr_from_ip6(&p->src, saddr);
+		addr_from_ip6(&p->dst, daddr);
+		p->v4 = false;
+		return 0;
+	}
+	return -1;
+}
+
 /* Returns 0 and fills `p`, or -1 if no TCP/UDP header could be found. */
 static __always_inline int parse_pkt(struct __sk_buff *skb, struct ms_pkt *p)
 {
 	__u32 off;
 	__u8 nexthdr;
+	int rc = parse_pkt_direct(skb, p);
+
+	if (rc <= 0)
+		return rc;
 
 	if (skb->protocol == bpf_htons(MS_ETH_P_IP)) {
 		struct ms_ip4_hdr ip;

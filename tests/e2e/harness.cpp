@@ -586,10 +586,14 @@ int bindSource(int fd, int family, const std::string& srcAddr) {
 
 }  // namespace
 
-int tcpConnect(int family, const std::string& addr, int port, int timeoutMs, const std::string& srcAddr) {
+namespace {
+
+// tcpConnect() with `prepare(fd)` (0 or an errno) before the connect.
+int tcpConnectPrepared(int family, const std::string& addr, int port, int timeoutMs,
+                       const std::function<int(int)>& prepare) {
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0);
   if (fd < 0) return errno;
-  if (int rc = bindSource(fd, family, srcAddr); rc != 0) {
+  if (int rc = prepare(fd); rc != 0) {
     close(fd);
     return rc;
   }
@@ -610,6 +614,21 @@ int tcpConnect(int family, const std::string& addr, int port, int timeoutMs, con
   }
   close(fd);
   return rc;
+}
+
+}  // namespace
+
+int tcpConnect(int family, const std::string& addr, int port, int timeoutMs, const std::string& srcAddr) {
+  return tcpConnectPrepared(family, addr, port, timeoutMs, [&](int fd) { return bindSource(fd, family, srcAddr); });
+}
+
+int tcpConnectWithIpv6Options(const std::string& addr, int port, int optname, int timeoutMs) {
+  return tcpConnectPrepared(AF_INET6, addr, port, timeoutMs, [&](int fd) {
+    // One 8-byte options header holding a PadN option (type 1, 4 bytes of
+    // padding); the kernel fills in the next-header byte.
+    const unsigned char opts[8] = {0, 0, 1, 4, 0, 0, 0, 0};
+    return setsockopt(fd, IPPROTO_IPV6, optname, opts, sizeof(opts)) == 0 ? 0 : errno;
+  });
 }
 
 int tcpConnectV4Mapped(const std::string& v4, int port) {

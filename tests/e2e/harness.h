@@ -127,6 +127,9 @@ Child udpEchoServer(const std::string& cgroup, int family, const std::string& ad
 int tcpConnect(int family, const std::string& addr, int port, int timeoutMs = 2000,
                const std::string& srcAddr = "");
 int tcpConnectV4Mapped(const std::string& v4, int port);  // AF_INET6 socket to ::ffff:v4
+// An IPv6 connect whose packets carry an extension header: `optname` is
+// IPV6_HOPOPTS (hop-by-hop options) or IPV6_DSTOPTS (destination options).
+int tcpConnectWithIpv6Options(const std::string& addr, int port, int optname, int timeoutMs = 2000);
 int tfoSendto(int family, const std::string& addr, int port);
 int udpSendto(int family, const std::string& addr, int port, int srcPort = 0);
 int udpConnectSend(int family, const std::string& addr, int port);

@@ -106,6 +106,34 @@ TEST_F(Ingress, AHostProcessIsRefusedByTheServerUnlessAdmitted) {
   EXPECT_EQ(tcpFrom(b_, AF_INET, "127.0.0.1", port_), EPERM) << "client-b's own egress still refuses";
 }
 
+// A SYN behind IPv6 extension headers is still a SYN: it is judged (a host
+// caller is dropped), and parsed, not merely refused as unreadable (once
+// the host is admitted, it passes).
+TEST_F(Ingress, ASynBehindIpv6ExtensionHeadersIsJudged) {
+  Child s6 = tcpServer(srv_, AF_INET6, "::1", port_);
+  ASSERT_TRUE(s6.ready());
+  startDaemon(allowPolicy("client-a", port_));
+  const std::string host = ownCgroup();
+  for (int opt : {IPV6_HOPOPTS, IPV6_DSTOPTS}) {
+    SCOPED_TRACE(opt == IPV6_HOPOPTS ? "hop-by-hop options" : "destination options");
+    EXPECT_EQ(runIn(host, [&] { return tcpConnectWithIpv6Options("::1", port_, opt, kDropMs); }), ETIMEDOUT);
+  }
+  auto deny = flow("ingress", "deny", "host", "server", port_);
+  ASSERT_TRUE(deny) << daemon_->log();
+  EXPECT_EQ((*deny)["src"]["addr"], "::1");
+  ASSERT_NO_FATAL_FAILURE(apply(allowPolicy("client-a", port_) +
+                                doc("Policy", "admit-host",
+                                    "  selector: {identity: server}\n  ingress:\n    - from: [host]\n"
+                                    "      ports: [{port: " + std::to_string(port_) + ", protocol: TCP}]\n")));
+  for (int opt : {IPV6_HOPOPTS, IPV6_DSTOPTS}) {
+    SCOPED_TRACE(opt == IPV6_HOPOPTS ? "hop-by-hop options" : "destination options");
+    EXPECT_EQ(runIn(host, [&] { return tcpConnectWithIpv6Options("::1", port_, opt, 2000); }), 0);
+  }
+  auto status = daemon_->status();
+  ASSERT_TRUE(status);
+  EXPECT_EQ((*status)["counters"]["unparsed"], 0) << "every SYN was parsed: " << status->dump();
+}
+
 TEST_F(Ingress, BothSidesMustConsent) {
   Child s4 = tcpServer(srv_, AF_INET, "127.0.0.1", port_);
   ASSERT_TRUE(s4.ready());
