@@ -2,6 +2,7 @@
 #include "common/bytes.h"
 
 #include <arpa/inet.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
@@ -369,9 +370,9 @@ struct Compiler::Part {
 struct Compiler::State {
   const RuleRegistry* registry = nullptr;
   uint64_t version = 0;  // IdentityTable::version of the identities below
-  std::map<uint32_t, policy::Labels> labels;
-  std::map<std::string, uint32_t> byWorkload;
-  std::map<std::string, std::vector<uint32_t>> byExternal, byCidrPeer;
+  // identityDigest() of them: a copy of 10k label sets was MiBs (the daemon
+  // holds the table itself).
+  XXH128_hash_t identities{};
   std::vector<std::pair<std::string, policy::Labels>> externalLabels;
   struct Cached {
     std::shared_ptr<const Part> part;
@@ -386,6 +387,45 @@ Compiler::Compiler() = default;
 Compiler::~Compiler() = default;
 
 namespace {
+
+// A 128-bit digest of what parts are compiled against in `ids`: the label
+// sets, the workload names, the identities of Externals and cidr peers
+// (every map and string length-prefixed, so different tables encode
+// differently). Two tables with the same digest are taken as the same, as
+// documents with the same hash are by the loader.
+XXH128_hash_t identityDigest(const identity::IdentityTable& ids) {
+  std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> st(XXH3_createState(), &XXH3_freeState);
+  if (!st) throw std::bad_alloc();
+  XXH3_128bits_reset(st.get());
+  auto num = [&](uint64_t v) { XXH3_128bits_update(st.get(), &v, sizeof(v)); };
+  auto str = [&](const std::string& v) {
+    num(v.size());
+    XXH3_128bits_update(st.get(), v.data(), v.size());
+  };
+  num(ids.labels.size());
+  for (const auto& [id, labels] : ids.labels) {
+    num(id);
+    num(labels.size());
+    for (const auto& [k, v] : labels) {
+      str(k);
+      str(v);
+    }
+  }
+  num(ids.byWorkload.size());
+  for (const auto& [name, id] : ids.byWorkload) {
+    str(name);
+    num(id);
+  }
+  for (const auto* m : {&ids.byExternal, &ids.byCidrPeer}) {
+    num(m->size());
+    for (const auto& [name, idents] : *m) {
+      str(name);
+      num(idents.size());
+      for (uint32_t id : idents) num(id);
+    }
+  }
+  return XXH3_128bits_digest(st.get());
+}
 
 std::vector<std::pair<std::string, policy::Labels>> externalLabelsOf(const policy::Bundle& bundle) {
   std::vector<std::pair<std::string, policy::Labels>> out;
@@ -404,20 +444,17 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   // Parts stay valid while everything a peer or subject expands against is
   // the same (rule ids are the registry's, stable per policy name).
   auto externalLabels = externalLabelsOf(bundle);
+  const bool sameVersion = state_ && ids.version != 0 && state_->version == ids.version;
+  const XXH128_hash_t digest = sameVersion ? state_->identities : identityDigest(ids);
   const bool same = state_ && state_->registry == &registry && state_->externalLabels == externalLabels &&
-                    ((ids.version != 0 && state_->version == ids.version) ||
-                     (state_->labels == ids.labels && state_->byWorkload == ids.byWorkload &&
-                      state_->byExternal == ids.byExternal && state_->byCidrPeer == ids.byCidrPeer));
+                    (sameVersion || XXH128_isEqual(state_->identities, digest));
   if (same) {
     state_->version = ids.version;
   } else {
     auto fresh = std::make_unique<State>();
     fresh->version = ids.version;
     fresh->registry = &registry;
-    fresh->labels = ids.labels;
-    fresh->byWorkload = ids.byWorkload;
-    fresh->byExternal = ids.byExternal;
-    fresh->byCidrPeer = ids.byCidrPeer;
+    fresh->identities = digest;
     fresh->externalLabels = std::move(externalLabels);
     state_ = std::move(fresh);
   }
