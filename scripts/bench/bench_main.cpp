@@ -1002,7 +1002,7 @@ int cmdReport(const Args& a) {
   json cpJson = json::array();
   std::map<std::pair<long, long>, std::pair<double, double>> daemonMs;  // full, change (median)
   std::map<std::pair<long, long>, std::vector<double>> daemonChanges;   // every change, in order
-  long daemonHwm = -1, toolHwm = -1;
+  long daemonHwm = -1, toolHwm = -1, daemonMapRss = -1;
   for (auto& r : recs) {
     if (r["section"] == "cp_daemon") {
       daemonMs[{r["rules"], r["identities"]}] = {r.value("apply_ms", NAN), r.value("change_ms", NAN)};
@@ -1010,7 +1010,10 @@ int cmdReport(const Args& a) {
         for (const auto& c : r["change_ms_all"]) daemonChanges[{r["rules"], r["identities"]}].push_back(c.get<double>());
       }
     }
-    if (r["section"] == "rss") daemonHwm = r["vmhwm_kib"];
+    if (r["section"] == "rss") {
+      daemonHwm = r["vmhwm_kib"];
+      daemonMapRss = r.value("bpf_map_rss_kib", -1L);
+    }
     if (r["section"] == "cp_tool") toolHwm = r["tool_vmhwm_kib"];
   }
   double worstFull100k = 0, worstChange = 0, worstChangeDaemon = 0;
@@ -1061,9 +1064,14 @@ int cmdReport(const Args& a) {
   }
   t << "\n   microsegd peak RSS (VmHWM) after every apply of this run: "
     << (daemonHwm >= 0 ? fmt("%.1f MiB", daemonHwm / 1024.0) : "n/a")
+    << (daemonMapRss >= 0 ? fmt(" (of which BPF map mappings, the event ring mapped twice: %.1f MiB)", daemonMapRss / 1024.0)
+                          : std::string())
     << "; bench tool (same work in-process): " << (toolHwm >= 0 ? fmt("%.1f MiB", toolHwm / 1024.0) : "n/a")
     << "\n\n";
-  outJson["control_plane"] = json{{"rows", cpJson}, {"daemon_vmhwm_kib", daemonHwm}, {"tool_vmhwm_kib", toolHwm}};
+  outJson["control_plane"] = json{{"rows", cpJson},
+                                 {"daemon_vmhwm_kib", daemonHwm},
+                                 {"daemon_bpf_map_rss_kib", daemonMapRss},
+                                 {"tool_vmhwm_kib", toolHwm}};
   if (worstFull100k > 0) {
     targets.push_back({"100k rules compiled + applied atomically <= 1 s (worst identities)",
                        fmt("%.0f ms", worstFull100k), worstFull100k <= 1000});
