@@ -985,7 +985,7 @@ int cmdReport(const Args& a) {
                            fmt("%+.1f%% wall", ov),
                        (haveKernel ? kernelEnforcePct : ov) <= 2.0});
     if (tcpRatio.count("nft_vmap")) {
-      targets.push_back({"microseg enforce no worse than nftables verdict map",
+      targets.push_back({"microseg enforce no worse than nftables verdict map (within 1%)",
                          fmt("%.3fx", tcpRatio["ms_enforce"]) + " vs " + fmt("%.3fx", tcpRatio["nft_vmap"]),
                          tcpRatio["ms_enforce"] <= tcpRatio["nft_vmap"] * 1.01});
     }
@@ -1064,7 +1064,8 @@ int cmdReport(const Args& a) {
   }
   t << "\n   microsegd peak RSS (VmHWM) after every apply of this run: "
     << (daemonHwm >= 0 ? fmt("%.1f MiB", daemonHwm / 1024.0) : "n/a")
-    << (daemonMapRss >= 0 ? fmt(" (of which BPF map mappings, the event ring mapped twice: %.1f MiB)", daemonMapRss / 1024.0)
+    << (daemonMapRss >= 0 ? " (of which BPF map mappings, the event ring mapped twice: " +
+                                fmt("%.1f MiB", daemonMapRss / 1024.0) + ")"
                           : std::string())
     << "; bench tool (same work in-process): " << (toolHwm >= 0 ? fmt("%.1f MiB", toolHwm / 1024.0) : "n/a")
     << "\n\n";
