@@ -1193,14 +1193,6 @@ bool markerAt(std::string_view text, size_t pos, char marker) {
 // Can a line starting with `c` be a marker ('---', '...') or a directive?
 bool markerStart(unsigned char c) { return c == '-' || c == '.' || c == '%'; }
 
-// Calls atLine(offset, lines) for the start of every line after the first
-// that can be a marker or a directive (markerStart), and for offset == size
-// after a final '\n', in order; `lines` is the number of '\n' before
-// `offset`. false as soon as atLine is, or where the text has a line break
-// other than '\n' ('\r', NEL, LS, PS); else `newlines` gets the number of
-// '\n' in the text. Sixteen bytes at a time where SSE2 is there, and only
-// the lines that can matter cost a call: a 100k-rule file has 340k lines,
-// and a call per line to find the next '\n' was 6 ms of a reload.
 // Bits set in a 16-bit mask (__builtin_popcount is a libgcc call on
 // baseline x86-64, which has no POPCNT: it was 5% of a reload).
 inline unsigned bits16(unsigned x) {
@@ -1210,6 +1202,14 @@ inline unsigned bits16(unsigned x) {
   return (x + (x >> 8)) & 0x1fu;
 }
 
+// Calls atLine(offset, lines) for the start of every line after the first
+// that can be a marker or a directive (markerStart), and for offset == size
+// after a final '\n', in order; `lines` is the number of '\n' before
+// `offset`. false as soon as atLine is, or where the text has a line break
+// other than '\n' ('\r', NEL, LS, PS); else `newlines` gets the number of
+// '\n' in the text. Sixteen bytes at a time where SSE2 is there, and only
+// the lines that can matter cost a call: a 100k-rule file has 340k lines,
+// and a call per line to find the next '\n' was 6 ms of a reload.
 template <typename AtLine>
 bool scanLines(std::string_view text, size_t& newlines, AtLine&& atLine) {
   const auto* d = reinterpret_cast<const unsigned char*>(text.data());
