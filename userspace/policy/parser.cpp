@@ -1567,10 +1567,10 @@ void PolicyLoader::validate(const Bundle& bundle, std::vector<Diagnostic>& error
                          bundle.externals.sameObjects(v.externals);
   const uint64_t load = ++v.loads;
   if (!sameNames) {
+    v.names = {};  // its keys view the names of the lists it was built from
+    v.nameErrors.clear();
     v.workloads = bundle.workloads;
     v.externals = bundle.externals;
-    v.names = {};
-    v.nameErrors.clear();
     indexNames(bundle, v.names, v.nameErrors);
   }
   errors.insert(errors.end(), v.nameErrors.begin(), v.nameErrors.end());
