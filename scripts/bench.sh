@@ -419,8 +419,8 @@ note "$(tail -1 "$RAW" | jq -r '"\(.ops) connects in \(.seconds*10|floor/10) s, 
 say "3. Control plane (in-process: parse, compile, applyGeneration into unattached maps)"
 DAEMON_HWM=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
 # Of its resident pages, those of BPF map mappings: the event ring buffer's
-# data pages are mapped twice (a record that wraps reads contiguously), so
-# once the ring has gone round they count twice in RSS.
+# data pages are mapped twice (a record that wraps reads contiguously) and
+# are resident from the start, so they count twice in RSS.
 DAEMON_MAP_RSS=$(awk '/^[0-9a-f]+-[0-9a-f]+ / {name = $6} /^Rss:/ && name ~ /bpf-map/ {s += $2} END {print s + 0}' \
   "/proc/$DAEMON_PID/smaps")
 raw "$(jq -nc --argjson k "$DAEMON_HWM" --argjson m "$DAEMON_MAP_RSS" '{section:"rss", vmhwm_kib:$k, bpf_map_rss_kib:$m}')"
