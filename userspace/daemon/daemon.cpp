@@ -462,7 +462,10 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
       compiler_.compile(parsed.bundle, ids, registry_, copts, haveModel_ ? &compiled_ : nullptr);
   const auto compiledAt = std::chrono::steady_clock::now();
 
-  auto scanned = identity::scanCgroups(config_.cgroupRoot, parsed.bundle, ids);
+  auto matcher = matcher_ && matcher_->builtFrom(parsed.bundle)
+                     ? matcher_
+                     : std::make_shared<const identity::WorkloadMatcher>(parsed.bundle);
+  auto scanned = identity::scanCgroups(config_.cgroupRoot, *matcher, ids);
   if (!scanned) {
     out.errors.push_back(scanned.error().str());
     spdlog::error("identity: {}", scanned.error().str());
@@ -491,6 +494,7 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   }
 
   bundle_ = std::move(parsed.bundle);
+  matcher_ = std::move(matcher);
   if (assigned) ids_ = std::move(*assigned);
   compiled_ = std::move(compiled);
   generation_ = gen.number;
@@ -531,7 +535,8 @@ void Daemon::rescanLocked() {
   // Without a policy model of our own (adopted maps, invalid policy) we
   // would classify every cgroup as unmanaged: leave the maps alone.
   if (!haveModel_) return;
-  auto scanned = identity::scanCgroups(config_.cgroupRoot, bundle_, ids_);
+  if (!matcher_ || !matcher_->builtFrom(bundle_)) matcher_ = std::make_shared<const identity::WorkloadMatcher>(bundle_);
+  auto scanned = identity::scanCgroups(config_.cgroupRoot, *matcher_, ids_);
   if (!scanned) {
     spdlog::warn("identity: rescan failed: {}", scanned.error().str());
     return;

@@ -111,6 +111,9 @@ class Daemon {
   // The generation in force.
   policy::PolicyLoader loader_;  // remembers the documents it read (see parser.h)
   policy::Bundle bundle_;
+  // bundle_'s Workloads indexed for cgroup scans (kept while they are the
+  // same objects: reloads that edit policies and every rescan reuse it).
+  std::shared_ptr<const identity::WorkloadMatcher> matcher_;
   identity::IdentityTable ids_;
   compiler::RuleRegistry registry_;
   compiler::Compiler compiler_;  // remembers its work between reloads

@@ -15,6 +15,31 @@ namespace {
 
 bool hasGlob(const std::string& p) { return p.find_first_of("*?[") != std::string::npos; }
 
+// Does pattern `pat` of `w` beat the best match so far (see matchWorkload)?
+bool beats(const policy::Workload& w, const std::string& pat, const policy::Workload* best,
+           const std::string* bestPattern) {
+  if (best == nullptr) return true;
+  const bool g = hasGlob(pat), bg = hasGlob(*bestPattern);
+  if (g != bg) return !g;
+  if (pat.size() != bestPattern->size()) return pat.size() > bestPattern->size();
+  return w.name < best->name;
+}
+
+// The length of the first `depth` components of `pat` (joined by '/' as
+// written), `pat` itself if it has no more.
+size_t prefixLength(const std::string& pat, size_t depth) {
+  size_t end = 0;
+  for (size_t k = 0; k < depth; k++) {
+    end = pat.find('/', k == 0 ? 0 : end + 1);
+    if (end == std::string::npos) return pat.size();
+  }
+  return end;
+}
+
+size_t componentsOf(const std::string& p) { return size_t(std::count(p.begin(), p.end(), '/')) + 1; }
+
+size_t depthOf(const std::string& relPath) { return relPath.empty() ? 0 : componentsOf(relPath); }
+
 }  // namespace
 
 const policy::Workload* matchWorkload(const policy::Bundle& bundle, const std::string& relPath) {
@@ -23,21 +48,7 @@ const policy::Workload* matchWorkload(const policy::Bundle& bundle, const std::s
   for (const auto& w : bundle.workloads) {
     for (const auto& pat : w.cgroups) {
       if (fnmatch(pat.c_str(), relPath.c_str(), FNM_PATHNAME) != 0) continue;
-      if (best == nullptr) {
-        best = &w;
-        bestPattern = &pat;
-        continue;
-      }
-      const bool g = hasGlob(pat), bg = hasGlob(*bestPattern);
-      bool better = false;
-      if (g != bg) {
-        better = !g;
-      } else if (pat.size() != bestPattern->size()) {
-        better = pat.size() > bestPattern->size();
-      } else {
-        better = w.name < best->name;
-      }
-      if (better) {
+      if (beats(w, pat, best, bestPattern)) {
         best = &w;
         bestPattern = &pat;
       }
@@ -46,8 +57,64 @@ const policy::Workload* matchWorkload(const policy::Bundle& bundle, const std::s
   return best;
 }
 
+WorkloadMatcher::WorkloadMatcher(const policy::Bundle& bundle) : workloads_(bundle.workloads) {
+  size_t n = 0;
+  for (const auto& w : workloads_) n += w.cgroups.size();
+  patterns_.reserve(n);  // pointers into it are kept
+  for (const auto& w : workloads_) {
+    for (const auto& pat : w.cgroups) {
+      Pattern p{&w, &pat, {}};
+      const size_t comps = componentsOf(pat);
+      // fnmatch treats '\\' as an escape: such a pattern is not its own text.
+      const bool literal = !hasGlob(pat) && pat.find('\\') == std::string::npos;
+      if (literal) {
+        // Its proper prefixes are literal too, and start where it does.
+        for (size_t k = 1; k < comps; k++) literalPrefixes_.insert(std::string_view(pat).substr(0, prefixLength(pat, k)));
+      } else {
+        for (size_t k = 1; k < comps; k++) p.prefixes.push_back(pat.substr(0, prefixLength(pat, k)));
+      }
+      patterns_.push_back(std::move(p));
+      if (!literal) {
+        others_.push_back(&patterns_.back());
+        continue;
+      }
+      auto [it, fresh] = literal_.try_emplace(pat, &patterns_.back());
+      if (!fresh && beats(w, pat, it->second->workload, it->second->pattern)) it->second = &patterns_.back();
+    }
+  }
+}
+
+const policy::Workload* WorkloadMatcher::match(const std::string& relPath) const {
+  const policy::Workload* best = nullptr;
+  const std::string* bestPattern = nullptr;
+  if (auto it = literal_.find(relPath); it != literal_.end()) {
+    best = it->second->workload;
+    bestPattern = it->second->pattern;
+  }
+  for (const Pattern* p : others_) {
+    if (fnmatch(p->pattern->c_str(), relPath.c_str(), FNM_PATHNAME) != 0) continue;
+    if (beats(*p->workload, *p->pattern, best, bestPattern)) {
+      best = p->workload;
+      bestPattern = p->pattern;
+    }
+  }
+  return best;
+}
+
+bool WorkloadMatcher::mayHaveChildren(const std::string& relPath) const {
+  const size_t depth = depthOf(relPath);
+  if (depth == 0) return !patterns_.empty();
+  if (literalPrefixes_.count(relPath) != 0) return true;
+  for (const Pattern* p : others_) {
+    if (p->prefixes.size() >= depth && fnmatch(p->prefixes[depth - 1].c_str(), relPath.c_str(), FNM_PATHNAME) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool mayHaveWorkloadChildren(const policy::Bundle& bundle, const std::string& relPath) {
-  const size_t depth = relPath.empty() ? 0 : std::count(relPath.begin(), relPath.end(), '/') + 1;
+  const size_t depth = depthOf(relPath);
   for (const auto& w : bundle.workloads) {
     for (const auto& pat : w.cgroups) {
       // Components of the pattern, split at '/' (globs never contain '/').
@@ -71,6 +138,11 @@ bool mayHaveWorkloadChildren(const policy::Bundle& bundle, const std::string& re
 
 Result<std::vector<CgroupInfo>> scanCgroups(const std::string& root, const policy::Bundle& bundle,
                                             const IdentityTable& ids, const ScanLimits& limits) {
+  return scanCgroups(root, WorkloadMatcher(bundle), ids, limits);
+}
+
+Result<std::vector<CgroupInfo>> scanCgroups(const std::string& root, const WorkloadMatcher& matcher,
+                                            const IdentityTable& ids, const ScanLimits& limits) {
   std::vector<CgroupInfo> out;
   std::function<Result<void>(const std::string&, const std::string&, uint32_t, const CgroupInfo*)>
       walk = [&](const std::string& abs, const std::string& rel, uint32_t depth,
@@ -84,7 +156,7 @@ Result<std::vector<CgroupInfo>> scanCgroups(const std::string& root, const polic
     CgroupInfo info;
     info.id = *id;
     info.path = "/" + rel;
-    if (const auto* w = rel.empty() ? nullptr : matchWorkload(bundle, rel)) {
+    if (const auto* w = rel.empty() ? nullptr : matcher.match(rel)) {
       info.workload = w->name;
       auto it = ids.byWorkload.find(w->name);
       info.identity = it == ids.byWorkload.end() ? 0 : it->second;
@@ -93,7 +165,7 @@ Result<std::vector<CgroupInfo>> scanCgroups(const std::string& root, const polic
       info.identity = parent->identity;
       info.inherited = true;
     }
-    info.pendingChildren = mayHaveWorkloadChildren(bundle, rel);
+    info.pendingChildren = matcher.mayHaveChildren(rel);
     if (out.size() >= limits.maxCgroups) {
       return Error{"scan cgroups", root, 0,
                    "more than " + std::to_string(limits.maxCgroups) + " cgroups"};

@@ -10,6 +10,9 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "bpf/abi.h"
@@ -42,6 +45,36 @@ bool mayHaveWorkloadChildren(const policy::Bundle& bundle, const std::string& re
 // Returns nullptr when nothing matches.
 const policy::Workload* matchWorkload(const policy::Bundle& bundle, const std::string& relPath);
 
+// matchWorkload() and mayHaveWorkloadChildren() for every cgroup of a scan,
+// with the patterns indexed once: a pattern without wildcards or escapes
+// (the usual "system.slice/payments.service") is found by a hash lookup,
+// only the others are tried one by one. Same answers as the functions
+// above (tested against them on random patterns and paths); a scan of a
+// tree with 10k literal workload patterns no longer calls fnmatch 10k
+// times per cgroup. It holds the Workloads it was built from: the daemon
+// keeps one while the Workloads stay the same objects (a policy edit does
+// not change them), for its reloads and its periodic rescans.
+class WorkloadMatcher {
+ public:
+  explicit WorkloadMatcher(const policy::Bundle& bundle);
+  const policy::Workload* match(const std::string& relPath) const;
+  bool mayHaveChildren(const std::string& relPath) const;
+  // Built from these very Workload objects?
+  bool builtFrom(const policy::Bundle& bundle) const { return workloads_.sameObjects(bundle.workloads); }
+
+ private:
+  struct Pattern {
+    const policy::Workload* workload;
+    const std::string* pattern;
+    std::vector<std::string> prefixes;  // [k]: its first k+1 components (not for literal patterns)
+  };
+  policy::SharedList<policy::Workload> workloads_;
+  std::vector<Pattern> patterns_;
+  std::unordered_map<std::string_view, const Pattern*> literal_;  // the best literal pattern per path
+  std::vector<const Pattern*> others_;                             // wildcards or escapes
+  std::unordered_set<std::string_view> literalPrefixes_;           // proper prefixes of literal patterns
+};
+
 struct ScanLimits {
   uint32_t maxDepth = 32;
   uint32_t maxCgroups = 100000;
@@ -49,6 +82,9 @@ struct ScanLimits {
 
 // Walk the cgroup tree under `root` and classify every cgroup.
 Result<std::vector<CgroupInfo>> scanCgroups(const std::string& root, const policy::Bundle& bundle,
+                                            const IdentityTable& ids, const ScanLimits& limits = {});
+// The same with the bundle's Workloads already indexed.
+Result<std::vector<CgroupInfo>> scanCgroups(const std::string& root, const WorkloadMatcher& matcher,
                                             const IdentityTable& ids, const ScanLimits& limits = {});
 
 }  // namespace microseg::identity
