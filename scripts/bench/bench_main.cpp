@@ -651,6 +651,7 @@ int cmdControlPlane(const Args& a) {
       policy::PolicyLoader loader;
       compiler::Compiler compiler;
       std::optional<compiler::CompiledPolicy> previous;
+      std::shared_ptr<const identity::WorkloadMatcher> matcher;
       for (int variant = 0; variant < 2; variant++) {
         const std::string p = variant == 0 ? "" : "change_";
         auto g = genPolicy(rules, idents, int(a.num("allow-port", 50001)), variant == 1);
@@ -673,7 +674,11 @@ int cmdControlPlane(const Args& a) {
         compiler::CompiledPolicy compiled = compiler.compile(parsed.bundle, ids, registry, {}, previous ? &*previous : nullptr);
         rec[p + "compile_ms"] = msSince(t);
         t = nowNs();
-        auto scanned = identity::scanCgroups(root, parsed.bundle, ids);
+        // As the daemon: the Workloads' index is kept while they are the same objects.
+        if (!matcher || !matcher->builtFrom(parsed.bundle)) {
+          matcher = std::make_shared<const identity::WorkloadMatcher>(parsed.bundle);
+        }
+        auto scanned = identity::scanCgroups(root, *matcher, ids);
         if (!scanned) die(scanned.error().str());
         datapath::Generation gen;
         gen.number = ++genNo;
