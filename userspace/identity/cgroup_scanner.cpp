@@ -58,28 +58,21 @@ const policy::Workload* matchWorkload(const policy::Bundle& bundle, const std::s
 }
 
 WorkloadMatcher::WorkloadMatcher(const policy::Bundle& bundle) : workloads_(bundle.workloads) {
-  size_t n = 0;
-  for (const auto& w : workloads_) n += w.cgroups.size();
-  patterns_.reserve(n);  // pointers into it are kept
   for (const auto& w : workloads_) {
     for (const auto& pat : w.cgroups) {
-      Pattern p{&w, &pat, {}};
+      any_ = true;
       const size_t comps = componentsOf(pat);
       // fnmatch treats '\\' as an escape: such a pattern is not its own text.
-      const bool literal = !hasGlob(pat) && pat.find('\\') == std::string::npos;
-      if (literal) {
-        // Its proper prefixes are literal too, and start where it does.
-        for (size_t k = 1; k < comps; k++) literalPrefixes_.insert(std::string_view(pat).substr(0, prefixLength(pat, k)));
-      } else {
+      if (hasGlob(pat) || pat.find('\\') != std::string::npos) {
+        Pattern p{{&w, &pat}, {}};
         for (size_t k = 1; k < comps; k++) p.prefixes.push_back(pat.substr(0, prefixLength(pat, k)));
-      }
-      patterns_.push_back(std::move(p));
-      if (!literal) {
-        others_.push_back(&patterns_.back());
+        others_.push_back(std::move(p));
         continue;
       }
-      auto [it, fresh] = literal_.try_emplace(pat, &patterns_.back());
-      if (!fresh && beats(w, pat, it->second->workload, it->second->pattern)) it->second = &patterns_.back();
+      // Its proper prefixes are literal too, and start where it does.
+      for (size_t k = 1; k < comps; k++) literalPrefixes_.insert(std::string_view(pat).substr(0, prefixLength(pat, k)));
+      auto [it, fresh] = literal_.try_emplace(pat, Literal{&w, &pat});
+      if (!fresh && beats(w, pat, it->second.workload, it->second.pattern)) it->second = {&w, &pat};
     }
   }
 }
@@ -88,14 +81,14 @@ const policy::Workload* WorkloadMatcher::match(const std::string& relPath) const
   const policy::Workload* best = nullptr;
   const std::string* bestPattern = nullptr;
   if (auto it = literal_.find(relPath); it != literal_.end()) {
-    best = it->second->workload;
-    bestPattern = it->second->pattern;
+    best = it->second.workload;
+    bestPattern = it->second.pattern;
   }
-  for (const Pattern* p : others_) {
-    if (fnmatch(p->pattern->c_str(), relPath.c_str(), FNM_PATHNAME) != 0) continue;
-    if (beats(*p->workload, *p->pattern, best, bestPattern)) {
-      best = p->workload;
-      bestPattern = p->pattern;
+  for (const Pattern& p : others_) {
+    if (fnmatch(p.of.pattern->c_str(), relPath.c_str(), FNM_PATHNAME) != 0) continue;
+    if (beats(*p.of.workload, *p.of.pattern, best, bestPattern)) {
+      best = p.of.workload;
+      bestPattern = p.of.pattern;
     }
   }
   return best;
@@ -103,10 +96,10 @@ const policy::Workload* WorkloadMatcher::match(const std::string& relPath) const
 
 bool WorkloadMatcher::mayHaveChildren(const std::string& relPath) const {
   const size_t depth = depthOf(relPath);
-  if (depth == 0) return !patterns_.empty();
+  if (depth == 0) return any_;
   if (literalPrefixes_.count(relPath) != 0) return true;
-  for (const Pattern* p : others_) {
-    if (p->prefixes.size() >= depth && fnmatch(p->prefixes[depth - 1].c_str(), relPath.c_str(), FNM_PATHNAME) == 0) {
+  for (const Pattern& p : others_) {
+    if (p.prefixes.size() >= depth && fnmatch(p.prefixes[depth - 1].c_str(), relPath.c_str(), FNM_PATHNAME) == 0) {
       return true;
     }
   }

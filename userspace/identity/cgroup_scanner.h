@@ -63,16 +63,19 @@ class WorkloadMatcher {
   bool builtFrom(const policy::Bundle& bundle) const { return workloads_.sameObjects(bundle.workloads); }
 
  private:
-  struct Pattern {
+  struct Literal {
     const policy::Workload* workload;
     const std::string* pattern;
-    std::vector<std::string> prefixes;  // [k]: its first k+1 components (not for literal patterns)
+  };
+  struct Pattern {  // one with wildcards or escapes
+    Literal of;
+    std::vector<std::string> prefixes;  // [k]: its first k+1 components
   };
   policy::SharedList<policy::Workload> workloads_;
-  std::vector<Pattern> patterns_;
-  std::unordered_map<std::string_view, const Pattern*> literal_;  // the best literal pattern per path
-  std::vector<const Pattern*> others_;                             // wildcards or escapes
-  std::unordered_set<std::string_view> literalPrefixes_;           // proper prefixes of literal patterns
+  bool any_ = false;                                      // some pattern at all
+  std::unordered_map<std::string_view, Literal> literal_;  // the best literal pattern per path
+  std::unordered_set<std::string_view> literalPrefixes_;   // proper prefixes of literal patterns
+  std::vector<Pattern> others_;
 };
 
 struct ScanLimits {
