@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "policy/parser.h"
+#include "policy/progress.h"
 
 namespace microseg::policy {
 namespace {
@@ -1284,6 +1285,26 @@ TEST_F(Loader, OnlyChangedPoliciesAreCheckedAndDuplicatesAreStillFound) {
   r = loader.load({path});
   EXPECT_TRUE(r.ok());
   EXPECT_EQ(r.bundle.policies.size(), 19u);
+}
+
+// A load under a ProgressScope calls it now and then, also inside one big
+// document (the daemon drains events there); without a scope, or after it,
+// nothing is called.
+TEST_F(Loader, ALongLoadReportsProgressOnlyUnderAScope) {
+  std::string text = workloadDoc("a") + "---\n" + policyDoc("big", "a", 80, 30000);
+  const std::string path = write("big.yaml", text);
+  int calls = 0;
+  {
+    const ProgressScope scope([&] { calls++; });
+    PolicyLoader loader;
+    ParseResult r = loader.load({path});
+    ASSERT_TRUE(r.ok()) << r.errors[0].str();
+    EXPECT_EQ(r.bundle.policies[0].egress.size(), 30001u);
+  }
+  EXPECT_GT(calls, 0) << "one 30k-rule document takes well over 10 ms to parse";
+  const int after = calls;
+  PolicyLoader().load({path});
+  EXPECT_EQ(calls, after);
 }
 
 TEST_F(Loader, APolicyKnowsWhetherItHasCidrPeers) {

@@ -1,4 +1,5 @@
 #include "daemon/daemon.h"
+#include "policy/progress.h"
 
 #include <arpa/inet.h>
 #include <malloc.h>
@@ -439,7 +440,19 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
                        {"error_count", r.errors.size()}};
   };
 
-  policy::ParseResult parsed = loader_.load(paths);
+  // A reload of 100k rules takes about a second, and events are drained
+  // under the same lock: drain them while it runs (between documents,
+  // between phases, every few thousand map writes), or a flood of audited
+  // connects fills the ring meanwhile. They are rendered with the model in
+  // force, which is the one that judged them.
+  auto drain = [this] {
+    if (datapath_) drainEventsLocked();
+  };
+  policy::ParseResult parsed = [&] {
+    const policy::ProgressScope progress(drain);
+    return loader_.load(paths);
+  }();
+  drain();
   const auto parsedAt = std::chrono::steady_clock::now();
   if (!parsed.ok()) {
     for (const auto& d : parsed.errors) out.errors.push_back(d.str());
@@ -485,6 +498,8 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
     }
   }
   gen.addresses = addresses_;
+  gen.progress = drain;
+  drain();
   const auto applyFrom = std::chrono::steady_clock::now();
   if (auto r = datapath_->applyGeneration(gen); !r) {
     out.errors.push_back("datapath: " + r.error().str());

@@ -2,6 +2,7 @@
 // offending key or value; parsing goes on after an error so one run reports
 // everything. Tree marks are 0-based; diagnostics are 1-based.
 #include "policy/parser.h"
+#include "policy/progress.h"
 #include "policy/yaml_reader.h"
 #include "policy/yaml_tree.h"
 
@@ -634,6 +635,7 @@ std::vector<Rule> DocParser::rules(const yaml::Node& node, const std::string& pa
   const char* wrongKey = dir == Direction::Egress ? "from" : "to";
   size_t i = 0;
   for (const yaml::Node item : items(node)) {
+    progressTick();
     const std::string rp = path + "[" + std::to_string(i++) + "]";
     if (item.IsMap() && item[wrongKey]) {
       error(item[wrongKey], rp + ": '" + wrongKey + "' is not valid in an " +
@@ -1677,6 +1679,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
     }
     if (doc->syntaxError && state.syntax == nullptr) state.syntax = doc.get();
     state.docs.push_back(std::move(doc));
+    progressTick();
   };
   auto failed = [&](int err) {
     error = std::string("cannot read: ") + std::strerror(err);

@@ -45,6 +45,7 @@ ParseResult loadPaths(const std::vector<std::string>& paths);
 // as long as the Workloads and Externals are the same objects as last time
 // (and updates what it keeps for those only: a one-rule change in a set of
 // 10,000 policies checks and re-indexes one).
+// Its loops call progressTick() (policy/progress.h).
 class PolicyLoader {
  public:
   // `stableAfter`: how long a file must have been unchanged when it was

@@ -1,4 +1,5 @@
 #include "policy/yaml_reader.h"
+#include "policy/progress.h"
 
 #include <yaml.h>
 
@@ -78,6 +79,7 @@ std::optional<SyntaxError> readDocuments(std::string_view text, Tree& tree,
   for (;;) {
     const yaml_event_t* e = events.next();
     if (e == nullptr) return events.error();
+    progressTick();
     switch (e->type) {
       case YAML_STREAM_END_EVENT: return std::nullopt;
       case YAML_DOCUMENT_START_EVENT:
