@@ -441,17 +441,15 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   };
 
   // A reload of 100k rules takes about a second, and events are drained
-  // under the same lock: drain them while it runs (between documents,
-  // between phases, every few thousand map writes), or a flood of audited
+  // under the same lock: drain them while it runs (about every 10 ms of
+  // parsing or map writes, and between phases), or a flood of audited
   // connects fills the ring meanwhile. They are rendered with the model in
   // force, which is the one that judged them.
   auto drain = [this] {
     if (datapath_) drainEventsLocked();
   };
-  policy::ParseResult parsed = [&] {
-    const policy::ProgressScope progress(drain);
-    return loader_.load(paths);
-  }();
+  const policy::ProgressScope progress(drain);
+  policy::ParseResult parsed = loader_.load(paths);
   drain();
   const auto parsedAt = std::chrono::steady_clock::now();
   if (!parsed.ok()) {
@@ -498,7 +496,6 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
     }
   }
   gen.addresses = addresses_;
-  gen.progress = drain;
   drain();
   const auto applyFrom = std::chrono::steady_clock::now();
   if (auto r = datapath_->applyGeneration(gen); !r) {

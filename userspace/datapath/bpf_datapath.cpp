@@ -1,4 +1,5 @@
 #include "datapath/bpf_datapath.h"
+#include "policy/progress.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -103,38 +104,31 @@ Result<void> updateElem(int fd, const char* name, const void* key, const void* v
   return {};
 }
 
-// The map writes of one operation, counted into `count`; `every` (if set)
-// is called after each kProgressWrites of them.
-constexpr size_t kProgressWrites = 2048;
-struct Writes {
-  size_t& count;
-  const std::function<void()>* every = nullptr;
-  void one() {
-    if (++count % kProgressWrites == 0 && every != nullptr && *every) (*every)();
-  }
-};
-
-// Writes `d` into the map `fd` (of `spec`).
+// Writes `d` into the map `fd` (of `spec`); counts the writes in `writes`.
+// A write is a progress tick (policy/progress.h): 100k of them take a
+// second under load, and the daemon drains events meanwhile.
 template <typename K, typename V>
-Result<void> writeDiff(int fd, const InnerSpec& spec, const Diff<K, V>& d, Writes writes) {
+Result<void> writeDiff(int fd, const InnerSpec& spec, const Diff<K, V>& d, size_t& writes) {
   for (const auto& k : d.removes) {
     if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) return sysError("delete from map", spec.name);
-    writes.one();
+    writes++;
+    policy::progressTick();
   }
   for (const auto& [k, v] : d.upserts) {
+    policy::progressTick();
     if (auto r = updateElem(fd, spec.name, &k, &v); !r) {
       Error err = r.error();
       err.detail = std::to_string(d.upserts.size()) + " writes, capacity " + std::to_string(spec.maxEntries);
       return err;
     }
-    writes.one();
+    writes++;
   }
   return {};
 }
 
 // Writes the whole `want` into an empty map.
 template <typename K, typename V>
-Result<void> writeAll(int fd, const InnerSpec& spec, const Entries<K, V>& want, Writes writes) {
+Result<void> writeAll(int fd, const InnerSpec& spec, const Entries<K, V>& want, size_t& writes) {
   Diff<K, V> d;
   d.upserts = want;
   return writeDiff(fd, spec, d, writes);
@@ -336,11 +330,10 @@ Result<SlotMaps> BpfDatapath::freshSlot(const SlotState& want) {
     if (!made) return made.error();
     *fd = std::move(made.value());
   }
-  const Writes w{lastWrites_, &progress_};
-  if (auto r = writeAll(m.cgroups.get(), kCgroupsSpec, want.cgroups, w); !r) return r.error();
-  if (auto r = writeAll(m.policy.get(), kPolicySpec, want.policy, w); !r) return r.error();
-  if (auto r = writeAll(m.ranges.get(), kRangesSpec, want.ranges, w); !r) return r.error();
-  if (auto r = writeAll(m.ipcache.get(), kIpcacheSpec, want.ipcache, w); !r) return r.error();
+  if (auto r = writeAll(m.cgroups.get(), kCgroupsSpec, want.cgroups, lastWrites_); !r) return r.error();
+  if (auto r = writeAll(m.policy.get(), kPolicySpec, want.policy, lastWrites_); !r) return r.error();
+  if (auto r = writeAll(m.ranges.get(), kRangesSpec, want.ranges, lastWrites_); !r) return r.error();
+  if (auto r = writeAll(m.ipcache.get(), kIpcacheSpec, want.ipcache, lastWrites_); !r) return r.error();
   return m;
 }
 
@@ -357,11 +350,10 @@ Result<void> BpfDatapath::installSlot(uint32_t slot, SlotMaps maps) {
 }
 
 Result<void> BpfDatapath::writeSlotDiff(const SlotMaps& m, const SlotDiff& d) {
-  const Writes w{lastWrites_, &progress_};
-  if (auto r = writeDiff(m.cgroups.get(), kCgroupsSpec, d.cgroups, w); !r) return r;
-  if (auto r = writeDiff(m.policy.get(), kPolicySpec, d.policy, w); !r) return r;
-  if (auto r = writeDiff(m.ranges.get(), kRangesSpec, d.ranges, w); !r) return r;
-  return writeDiff(m.ipcache.get(), kIpcacheSpec, d.ipcache, w);
+  if (auto r = writeDiff(m.cgroups.get(), kCgroupsSpec, d.cgroups, lastWrites_); !r) return r;
+  if (auto r = writeDiff(m.policy.get(), kPolicySpec, d.policy, lastWrites_); !r) return r;
+  if (auto r = writeDiff(m.ranges.get(), kRangesSpec, d.ranges, lastWrites_); !r) return r;
+  return writeDiff(m.ipcache.get(), kIpcacheSpec, d.ipcache, lastWrites_);
 }
 
 Result<void> BpfDatapath::flip(uint32_t slot, uint64_t generation) {
@@ -375,12 +367,6 @@ Result<void> BpfDatapath::flip(uint32_t slot, uint64_t generation) {
 }
 
 Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
-  // gen.progress for this call only (the writes below call it).
-  struct Progress {
-    std::function<void()>& slot;
-    Progress(std::function<void()>& s, const std::function<void()>& f) : slot(s) { slot = f; }
-    ~Progress() { slot = nullptr; }
-  } progress(progress_, gen.progress);
   SlotState next = slotStateOf(gen);
   const uint32_t inactive = config_.active_slot ^ 1u;
   lastWrites_ = 0;
@@ -430,8 +416,7 @@ Result<void> BpfDatapath::editBoth(UniqueFd SlotMaps::*map, const InnerSpec& spe
   Diff<K, V> d;
   d.upserts = changes;
   d.removes = removes;
-  size_t count = 0;
-  const Writes writes{count};
+  size_t writes = 0;
   const uint32_t active = config_.active_slot & 1;
   if (!(slots_[active].*map)) return Error{"update", spec.name, 0, "no generation applied"};
   if (auto r = writeDiff((slots_[active].*map).get(), spec, d, writes); !r) {

@@ -114,7 +114,6 @@ class BpfDatapath final : public Datapath {
   // The compiled ranges of the generation in force (addresses go over them).
   Entries<ms_ipcache_key, ms_ipcache_value> compiled_;
   size_t lastWrites_ = 0;
-  std::function<void()> progress_;  // Generation::progress while one is applied
   const EventHandler* handler_ = nullptr;
   std::string pinDir_;
   std::vector<std::string> legacyDirs_;  // pinned state to retire after attach

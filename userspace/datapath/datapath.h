@@ -49,10 +49,6 @@ struct Generation {
   std::map<uint32_t, uint32_t> modeOverrides;
   // Addresses of this host and of workloads' netns (see AddressEntry).
   std::vector<AddressEntry> addresses;
-  // Called every few thousand map writes while the generation is written
-  // (100k entries take a second under load): the daemon drains the event
-  // ring there, which it could not do otherwise until the reload ends.
-  std::function<void()> progress;
 };
 
 using EventHandler = std::function<void(const ms_event&)>;

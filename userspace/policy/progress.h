@@ -1,4 +1,5 @@
-// Progress of long loader loops, for a caller that has to keep other work
+// Progress of long loops (the loader's, the datapath's map writes), for a
+// caller that has to keep other work
 // going meanwhile: the daemon drains the event ring while a reload parses
 // (a 100k-rule document alone takes a few hundred ms, and the drain takes
 // the same lock as the reload).
@@ -18,7 +19,7 @@ class ProgressScope {
   ProgressScope& operator=(const ProgressScope&) = delete;
 };
 
-// Called by the parser's loops (per YAML event, per rule, per document);
+// Called by those loops (per YAML event, rule, document, map write);
 // reads the clock once every 256 calls, and only under a scope.
 void progressTick();
 
