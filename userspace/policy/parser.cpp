@@ -1227,6 +1227,16 @@ bool scanLines(std::string_view text, size_t& newlines, AtLine&& atLine) {
   const __m128i nl = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
   const __m128i c2 = _mm_set1_epi8(static_cast<char>(0xc2)), e2 = _mm_set1_epi8(static_cast<char>(0xe2));
   const __m128i dash = _mm_set1_epi8('-'), dot = _mm_set1_epi8('.'), pct = _mm_set1_epi8('%');
+  // Line breaks are counted per byte lane (a lane adds 1 for each '\n' it
+  // sees) and summed every 255 blocks, before a lane can overflow, and
+  // where a call needs the count: a popcount per block was most of the scan.
+  const __m128i zero = _mm_setzero_si128();
+  __m128i lanes = zero;
+  unsigned inLanes = 0;  // blocks counted in `lanes`
+  auto laneSum = [&] {
+    const __m128i s = _mm_sad_epu8(lanes, zero);
+    return static_cast<size_t>(_mm_cvtsi128_si32(s)) + static_cast<size_t>(_mm_cvtsi128_si32(_mm_srli_si128(s, 8)));
+  };
   // 17 bytes readable: the 16 looked at and the one after the last.
   for (; i + 17 <= n; i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
@@ -1235,16 +1245,26 @@ bool scanLines(std::string_view text, size_t& newlines, AtLine&& atLine) {
     for (unsigned m = static_cast<unsigned>(_mm_movemask_epi8(odd)); m != 0; m &= m - 1) {
       if (otherBreak(i + static_cast<size_t>(__builtin_ctz(m)))) return false;
     }
-    const unsigned breaks = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)));
+    const __m128i isBreak = _mm_cmpeq_epi8(v, nl);
     const __m128i marks =
         _mm_or_si128(_mm_cmpeq_epi8(next, dash), _mm_or_si128(_mm_cmpeq_epi8(next, dot), _mm_cmpeq_epi8(next, pct)));
-    for (unsigned m = breaks & static_cast<unsigned>(_mm_movemask_epi8(marks)); m != 0; m &= m - 1) {
-      const unsigned bit = static_cast<unsigned>(__builtin_ctz(m));
-      const size_t before = lines + bits16(breaks & ((2u << bit) - 1));
-      if (!atLine(i + bit + 1, before)) return false;
+    const unsigned at = static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(isBreak, marks)));
+    if (at != 0) {
+      const unsigned breaks = static_cast<unsigned>(_mm_movemask_epi8(isBreak));
+      const size_t counted = lines + laneSum();
+      for (unsigned m = at; m != 0; m &= m - 1) {
+        const unsigned bit = static_cast<unsigned>(__builtin_ctz(m));
+        if (!atLine(i + bit + 1, counted + bits16(breaks & ((2u << bit) - 1)))) return false;
+      }
     }
-    lines += bits16(breaks);
+    lanes = _mm_sub_epi8(lanes, isBreak);  // a '\n' lane is -1
+    if (++inLanes == 255) {
+      lines += laneSum();
+      lanes = zero;
+      inLanes = 0;
+    }
   }
+  lines += laneSum();
 #endif
   for (; i < n; i++) {
     if (otherBreak(i)) return false;
