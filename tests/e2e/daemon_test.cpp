@@ -177,7 +177,7 @@ TEST_F(DaemonOps, AOneRuleChangeRecompilesOnePolicyAndTheKernelFollows) {
   ASSERT_TRUE(waitFor([&] { return status()["policy_generation"].get<uint64_t>() > g; }));
   EXPECT_EQ(connectFrom(a_), EPERM);
   EXPECT_EQ(connectFrom(b_), 0);
-  EXPECT_NE(daemon_->log().find("1 of 6 documents parsed; compile"), std::string::npos) << daemon_->log();
+  EXPECT_NE(daemon_->log().find("1 of 6 documents parsed, 0 rules of them reused; compile"), std::string::npos) << daemon_->log();
   EXPECT_NE(daemon_->log().find("1 of 3 policies compiled"), std::string::npos) << daemon_->log();
   // And back.
   const uint64_t g2 = status()["policy_generation"].get<uint64_t>();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "policy/parser.h"
+#include "policy/rule_lists.h"
 #include "policy/progress.h"
 
 namespace microseg::policy {
@@ -1554,5 +1555,159 @@ TEST_F(Loader, AFileStillFreshWhenReadIsReadAgainEvenWithTheSameStamp) {
   EXPECT_EQ(r.bundle.workloads[0].name, "z");
 }
 
+
+// ---- rule-level reuse inside an edited policy document ---------------------
+
+// One rule item of a big policy, in one of the shapes YAML allows for it.
+std::string ruleItem(int shape, int port, const std::string& ind = "    ") {
+  const std::string p = std::to_string(port);
+  switch (shape % 9) {
+    case 0: return ind + "- to: [{identity: a}]\n" + ind + "  ports: [{port: " + p + ", protocol: TCP}]\n";
+    case 1: return ind + "- ports: [{port: " + p + "}]\n";
+    case 2:  // a block map under a lone dash, a comment and a blank line inside
+      return ind + "-\n" + ind + "  to:\n" + ind + "    - identity: a\n" + ind + "  # why: it\n\n" + ind +
+             "  ports:\n" + ind + "    - port: " + p + "\n" + ind + "      endPort: " + std::to_string(port + 5) + "\n";
+    case 3:  // a flow list over several lines
+      return ind + "- to: [{identity: a},\n" + ind + "        {cidr: 10.0.0.0/8}]\n" + ind + "  ports: [{port: " + p +
+             "}]\n";
+    case 4: return ind + "- action: deny\n" + ind + "  ports: [{port: " + p + ", protocol: UDP}]\n";
+    case 5: return ind + "- ports: [{port: " + std::to_string(port + 70000) + "}]\n";  // an error
+    case 6: return ind + "- {ports: [{port: " + p + "}]}  # flow map item\n";
+    case 7: return ind + "- to: [{matchLabels: {app: b}}]\n" + ind + "  ports: [{port: " + p + "}]\n";
+    default: return ind + "- to: [{identity: a}]\n" + ind + "  from: [{identity: a}]\n";  // wrong key: an error
+  }
+}
+
+std::string bigPolicy(const std::string& name, const std::vector<std::string>& egress,
+                      const std::vector<std::string>& ingress, const std::string& keyIndent = "  ") {
+  std::string y = "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: " + name + "}\nspec:\n" + keyIndent +
+                  "selector: {identity: a}\n" + keyIndent + "egress:\n";
+  for (const auto& r : egress) y += r;
+  if (!ingress.empty()) {
+    y += keyIndent + "ingress:  # inbound\n";
+    for (const auto& r : ingress) y += r;
+  }
+  return y;
+}
+
+TEST(RuleLists, FoundFromTheTextAlone) {
+  const std::string text = bigPolicy("p", {ruleItem(0, 80), ruleItem(2, 81), ruleItem(6, 82)}, {ruleItem(1, 90)});
+  auto lists = findRuleLists(text);
+  ASSERT_TRUE(lists);
+  ASSERT_EQ(lists->size(), 2u);
+  EXPECT_EQ((*lists)[0].dir, Direction::Egress);
+  ASSERT_EQ((*lists)[0].items.size(), 3u);
+  EXPECT_EQ(text.substr((*lists)[0].items[1].begin, (*lists)[0].items[1].end - (*lists)[0].items[1].begin),
+            ruleItem(2, 81));
+  EXPECT_EQ((*lists)[1].dir, Direction::Ingress);
+  ASSERT_EQ((*lists)[1].items.size(), 1u);
+  EXPECT_EQ((*lists)[1].end, text.size());
+  // The skeleton keeps every line where it was.
+  const std::string skel = ruleListSkeleton(text, *lists);
+  EXPECT_EQ(std::count(skel.begin(), skel.end(), '\n'), std::count(text.begin(), text.end(), '\n'));
+  EXPECT_NE(skel.find("    - " + rulePlaceholder(0) + "\n"), std::string::npos);
+  // A list at its key's indentation.
+  auto compact = findRuleLists("spec:\n  egress:\n  - ports: [80]\n  - ports: [81]\n  ingress: []\n");
+  ASSERT_TRUE(compact);
+  ASSERT_EQ(compact->size(), 1u);
+  EXPECT_EQ((*compact)[0].items.size(), 2u);
+  EXPECT_EQ((*compact)[0].endLine, 4);
+  // What can tie one part of a text to another is not cut.
+  for (const char* c : {"&a", "*a", "!!str", "|", ">", "\"q\"", "'q'", "? k", "\t", "%TAG", "\xc3\xa9"}) {
+    EXPECT_FALSE(findRuleLists(text + "# " + c + "\n")) << c;
+  }
+}
+
+TEST_F(Loader, AOneRuleChangeInABigPolicyParsesThatRule) {
+  std::vector<std::string> rules;
+  for (int i = 0; i < 200; i++) rules.push_back(ruleItem(0, 1000 + i));
+  const std::string a = workloadDoc("a") + "---\n" + bigPolicy("big", rules, {ruleItem(1, 90)});
+  const std::string path = write("big.yaml", a);
+  PolicyLoader loader(std::chrono::seconds(0));
+  expectSameAsFresh(path, loader, 0);
+  EXPECT_EQ(loader.lastStats().spliced, 0u);
+  // One port moves: one rule is parsed, 200 kept.
+  rules[120] = ruleItem(0, 5000);
+  write("big.yaml", workloadDoc("a") + "---\n" + bigPolicy("big", rules, {ruleItem(1, 90)}));
+  expectSameAsFresh(path, loader, 1);
+  EXPECT_EQ(loader.lastStats().spliced, 1u);
+  EXPECT_EQ(loader.lastStats().rulesReused, 200u);
+  // A rule more in the middle: the rules after it move down two lines.
+  rules.insert(rules.begin() + 50, ruleItem(0, 6000));
+  write("big.yaml", workloadDoc("a") + "---\n" + bigPolicy("big", rules, {ruleItem(1, 90)}));
+  expectSameAsFresh(path, loader, 1);
+  EXPECT_EQ(loader.lastStats().rulesReused, 201u);
+  // Lines more before the list: every rule moves.
+  write("big.yaml", "# header\n\n" + workloadDoc("a") + "---\n" + bigPolicy("big", rules, {ruleItem(1, 90)}));
+  expectSameAsFresh(path, loader, 1);             // the policy's text did not change: reused whole
+  EXPECT_EQ(loader.lastStats().rulesReused, 0u);
+  // A small policy is parsed whole.
+  write("big.yaml", workloadDoc("a") + "---\n" + bigPolicy("small", {ruleItem(0, 1)}, {}));
+  expectSameAsFresh(path, loader, 0);
+  write("big.yaml", workloadDoc("a") + "---\n" + bigPolicy("small", {ruleItem(0, 2)}, {}));
+  expectSameAsFresh(path, loader, 1);
+  EXPECT_EQ(loader.lastStats().spliced, 0u);
+}
+
+TEST_F(Loader, RandomRuleEditsGiveWhatAFreshParseGives) {
+  std::mt19937 rng(20261203);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  std::vector<std::string> egress, ingress;
+  int port = 1;
+  // Good items in any shape; odd ones (errors, items that break the list)
+  // are marked and replaced after the step they were in.
+  auto item = [&](bool in) {
+    static constexpr int kGood[] = {0, 1, 2, 3, 4, 6, 7};
+    std::string r = ruleItem(kGood[pick(7)], port++);
+    for (size_t at; in && (at = r.find("to:")) != std::string::npos;) r.replace(at, 3, "from:");
+    return r;
+  };
+  for (int i = 0; i < 12; i++) egress.push_back(item(false));
+  for (int i = 0; i < 4; i++) ingress.push_back(item(true));
+  const std::string path = write("edit.yaml", "");
+  PolicyLoader loader(std::chrono::seconds(0), size_t(1) << 20, 2);
+  size_t spliced = 0, reusedRules = 0;
+  for (int step = 0; step < 400; step++) {
+    const bool in = pick(3) == 0;
+    auto& list = in ? ingress : egress;
+    auto& one = list[pick(int(list.size()))];
+    std::string extra;  // after the policy, for this step only
+    switch (pick(16)) {
+      case 0: list.insert(list.begin() + pick(int(list.size()) + 1), item(in)); break;
+      case 1:
+        if (list.size() > 1) list.erase(list.begin() + pick(int(list.size())));
+        break;
+      case 2: std::swap(one, list[pick(int(list.size()))]); break;
+      case 3: one = ruleItem(pick(2) ? 5 : 8, port++) + "    # odd\n"; break;  // an error
+      case 4: one += "\n  # odd: a comment at less indentation\n"; break;
+      case 5: one += "  selector: {identity: b}  # odd: ends the list early\n"; break;
+      case 6: one += "    - [unclosed  # odd\n"; break;  // a syntax error
+      case 7: extra = "  enforcement: monitor\n"; break;
+      case 8: extra = "  egress: []\n"; break;  // a second egress key
+      case 9: one = "    - to: [{identity: a},\n  {identity: b}]  # odd\n"; break;
+      case 10: one = "    - ports: [{port: 7}]  # odd\n  ingress:\n    - ports: [8]\n"; break;
+      case 11: one = "    - ports: [{port: 7}]  # odd\n   - ports: [8]\n"; break;  // a dash off by one
+      case 12: one = "    - ports: [{port: 7}]\n    # odd\n    ports: [8]\n"; break;
+      case 13: one = ruleItem(pick(9), port++, "      ") + "      # odd\n"; break;  // deeper than the others
+      default: one = item(in); break;
+    }
+    std::string text = workloadDoc("a") + "---\n" + workloadDoc("b") + "---\n" +
+                       bigPolicy("p", egress, ingress, pick(10) == 0 ? "   " : "  ") + extra;
+    if (pick(15) == 0) text += "---\n" + bigPolicy("q", {ruleItem(0, 1), ruleItem(0, 2)}, {});
+    write("edit.yaml", text);
+    SCOPED_TRACE("step " + std::to_string(step) + "\n" + text);
+    expectSameAsFresh(path, loader, SIZE_MAX);
+    if (HasFailure()) return;
+    spliced += loader.lastStats().spliced;
+    reusedRules += loader.lastStats().rulesReused;
+    for (auto* l : {&egress, &ingress}) {
+      for (auto& r : *l) {
+        if (r.find("odd") != std::string::npos) r = item(l == &ingress);
+      }
+    }
+  }
+  EXPECT_GT(spliced, 60u);  // many edits were read in part
+  EXPECT_GT(reusedRules, 1000u);
+}
 }  // namespace
 }  // namespace microseg::policy

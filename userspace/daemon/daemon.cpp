@@ -534,10 +534,11 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   const auto& docs = loader_.lastStats();
   spdlog::info("policy: generation {} applied ({}): {} workloads, {} policies, {} identities, "
                "{} map entries, {} cgroups, {} map writes, {:.1f} ms (read {:.1f} ms, {} of {} documents "
-               "parsed; compile {:.1f} ms, {} of {} policies compiled; kernel maps {:.1f} ms)",
+               "parsed, {} rules of them reused; compile {:.1f} ms, {} of {} policies compiled; kernel maps "
+               "{:.1f} ms)",
                generation_, why, bundle_.workloads.size(), bundle_.policies.size(), ids_.labels.size(),
                out.entries, gen.cgroups.size(), datapath_->lastApplyWrites(), ms, msBetween(started, parsedAt),
-               docs.documents - docs.reused, docs.documents, msBetween(parsedAt, compiledAt),
+               docs.documents - docs.reused, docs.documents, docs.rulesReused, msBetween(parsedAt, compiledAt),
                compiler_.lastStats().expanded, compiler_.lastStats().policies, msBetween(applyFrom, now));
   record(out);
   return out;

@@ -3,6 +3,7 @@
 // everything. Tree marks are 0-based; diagnostics are 1-based.
 #include "policy/parser.h"
 #include "policy/progress.h"
+#include "policy/rule_lists.h"
 #include "policy/yaml_reader.h"
 #include "policy/yaml_tree.h"
 
@@ -19,6 +20,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <string_view>
 #include <unordered_map>
@@ -38,6 +40,17 @@ class DocParser {
       : file_(std::move(file)), errors_(errors), lineOffset_(lineOffset) {}
 
   void document(const yaml::Node& doc, Bundle& out);
+
+  // One item of a rule list at `rp` ("spec.egress[3]"); nullopt if it is
+  // not a map (reported).
+  std::optional<Rule> ruleItem(const yaml::Node& item, const std::string& rp, Direction dir);
+
+  // Rule lists taken from elsewhere (rule-level reuse, see PolicyLoader):
+  // asked first for every rule list the document has; true if it filled
+  // `out` for that list.
+  using RuleSource = std::function<bool(const yaml::Node& list, const std::string& path, Direction dir,
+                                        std::vector<Rule>& out)>;
+  void setRuleSource(RuleSource source) { ruleSource_ = std::move(source); }
 
  private:
   // An empty value (`port:`) is located at its key: the tree gives it the
@@ -88,6 +101,7 @@ class DocParser {
   FileName file_;
   std::vector<Diagnostic>& errors_;
   int lineOffset_ = 0;
+  RuleSource ruleSource_;
 };
 
 // Keys of one mapping seen so far. Mappings are small: a linear scan, until
@@ -626,69 +640,73 @@ std::optional<PortRange> DocParser::port(const yaml::Node& node, const std::stri
 
 std::vector<Rule> DocParser::rules(const yaml::Node& node, const std::string& path, Direction dir) {
   std::vector<Rule> out;
+  if (ruleSource_ && ruleSource_(node, path, dir, out)) return out;
   if (!node.IsSequence()) {
     error(node, path + ": must be a list of rules");
     return out;
   }
   out.reserve(node.size());  // exactly: 100k rules are 8 MB, and growth leaves up to half of it unused
-  const char* peersKey = dir == Direction::Egress ? "to" : "from";
-  const char* wrongKey = dir == Direction::Egress ? "from" : "to";
   size_t i = 0;
   for (const yaml::Node item : items(node)) {
     progressTick();
-    const std::string rp = path + "[" + std::to_string(i++) + "]";
-    if (item.IsMap() && item[wrongKey]) {
-      error(item[wrongKey], rp + ": '" + wrongKey + "' is not valid in an " +
-                                (dir == Direction::Egress ? "egress" : "ingress") + " rule; use '" +
-                                peersKey + "'");
-    }
-    if (!checkMap(item, rp, {"action", peersKey, "ports", wrongKey})) continue;
-    Rule r;
-    r.loc = loc(item);
-    if (auto a = item["action"]) {
-      auto v = scalar(a, rp + ".action");
-      if (v && *v == "allow") {
-        r.action = Action::Allow;
-      } else if (v && *v == "deny") {
-        r.action = Action::Deny;
-      } else if (v) {
-        error(a, rp + ".action: '" + *v + "' is not allow or deny");
-      }
-    }
-    if (auto peers = item[peersKey]) {
-      const std::string pp = rp + "." + peersKey;
-      if (!peers.IsSequence()) {
-        error(peers, pp + ": must be a list of peers");
-      } else if (peers.size() == 0) {
-        error(peers, pp + ": empty list; omit '" + std::string(peersKey) + "' to mean any peer");
-      } else {
-        r.peers.emplace();
-        r.peers->reserve(peers.size());
-        size_t j = 0;
-        for (const yaml::Node p : items(peers)) {
-          if (auto parsed = peer(p, pp + "[" + std::to_string(j) + "]")) r.peers->push_back(std::move(*parsed));
-          j++;
-        }
-      }
-    }
-    if (auto ports = item["ports"]) {
-      const std::string pp = rp + ".ports";
-      if (!ports.IsSequence()) {
-        error(ports, pp + ": must be a list");
-      } else if (ports.size() == 0) {
-        error(ports, pp + ": empty list; omit 'ports' to mean every port and protocol");
-      } else {
-        r.ports.reserve(ports.size());
-        size_t j = 0;
-        for (const yaml::Node p : items(ports)) {
-          if (auto parsed = port(p, pp + "[" + std::to_string(j) + "]")) r.ports.push_back(*parsed);
-          j++;
-        }
-      }
-    }
-    out.push_back(std::move(r));
+    if (auto r = ruleItem(item, path + "[" + std::to_string(i++) + "]", dir)) out.push_back(std::move(*r));
   }
   return out;
+}
+
+std::optional<Rule> DocParser::ruleItem(const yaml::Node& item, const std::string& rp, Direction dir) {
+  const char* peersKey = dir == Direction::Egress ? "to" : "from";
+  const char* wrongKey = dir == Direction::Egress ? "from" : "to";
+  if (item.IsMap() && item[wrongKey]) {
+    error(item[wrongKey], rp + ": '" + wrongKey + "' is not valid in an " +
+                              (dir == Direction::Egress ? "egress" : "ingress") + " rule; use '" + peersKey +
+                              "'");
+  }
+  if (!checkMap(item, rp, {"action", peersKey, "ports", wrongKey})) return std::nullopt;
+  Rule r;
+  r.loc = loc(item);
+  if (auto a = item["action"]) {
+    auto v = scalar(a, rp + ".action");
+    if (v && *v == "allow") {
+      r.action = Action::Allow;
+    } else if (v && *v == "deny") {
+      r.action = Action::Deny;
+    } else if (v) {
+      error(a, rp + ".action: '" + *v + "' is not allow or deny");
+    }
+  }
+  if (auto peers = item[peersKey]) {
+    const std::string pp = rp + "." + peersKey;
+    if (!peers.IsSequence()) {
+      error(peers, pp + ": must be a list of peers");
+    } else if (peers.size() == 0) {
+      error(peers, pp + ": empty list; omit '" + std::string(peersKey) + "' to mean any peer");
+    } else {
+      r.peers.emplace();
+      r.peers->reserve(peers.size());
+      size_t j = 0;
+      for (const yaml::Node p : items(peers)) {
+        if (auto parsed = peer(p, pp + "[" + std::to_string(j) + "]")) r.peers->push_back(std::move(*parsed));
+        j++;
+      }
+    }
+  }
+  if (auto ports = item["ports"]) {
+    const std::string pp = rp + ".ports";
+    if (!ports.IsSequence()) {
+      error(ports, pp + ": must be a list");
+    } else if (ports.size() == 0) {
+      error(ports, pp + ": empty list; omit 'ports' to mean every port and protocol");
+    } else {
+      r.ports.reserve(ports.size());
+      size_t j = 0;
+      for (const yaml::Node p : items(ports)) {
+        if (auto parsed = port(p, pp + "[" + std::to_string(j) + "]")) r.ports.push_back(*parsed);
+        j++;
+      }
+    }
+  }
+  return r;
 }
 
 void DocParser::workload(const yaml::Node& spec, const Meta& meta, Bundle& out) {
@@ -1487,6 +1505,14 @@ Bundle shifted(const Bundle& from, int lines) {
 // hash of it (XXH3), which is what the next read compares with. (Whoever can
 // write a policy file can write any policy, so a crafted collision gains
 // nothing; by chance, one is as likely as 2^-128.)
+// Where a rule list of a document was (rule_lists.h) and a hash of each of
+// its items, whose rule is the policy's rule at the same position.
+struct RuleListIndex {
+  Direction dir = Direction::Egress;
+  int startLine = 0, endLine = 0;  // in the document
+  std::vector<uint64_t> hashes;    // XXH3-64 of each item's text
+};
+
 struct Document {
   size_t length = 0;
   XXH128_hash_t hash{};
@@ -1494,8 +1520,153 @@ struct Document {
   Bundle objects;
   std::vector<Diagnostic> errors;
   bool syntaxError = false;  // errors is then that one error
+  // Kept for a document that is one policy read without errors, with at
+  // least the loader's minReuseItems rules (8 bytes a rule): what the next
+  // read of an edited version reuses rules by.
+  std::vector<RuleListIndex> ruleLists;
   bool sameText(size_t len, const XXH128_hash_t& h) const { return length == len && XXH128_isEqual(hash, h); }
 };
+
+const std::vector<Rule>& rulesOf(const Policy& p, Direction dir) { return dir == Direction::Egress ? p.egress : p.ingress; }
+
+// `doc`'s rule lists as cut from its text, if they are exactly the rules of
+// its one policy (of at least `minItems` rules): a list per direction at
+// most, an item per rule, each rule's location inside its item. Else none
+// (nothing is reused from it).
+void indexRuleLists(const std::vector<RuleListText>& lists, Document& doc, size_t minItems) {
+  doc.ruleLists.clear();
+  if (!doc.errors.empty() || doc.objects.policies.size() != 1 || !doc.objects.workloads.empty() ||
+      !doc.objects.externals.empty()) {
+    return;
+  }
+  const Policy& p = doc.objects.policies[0];
+  if (p.egress.size() + p.ingress.size() < minItems) return;
+  bool seen[2] = {false, false};
+  std::vector<RuleListIndex> out;
+  for (const RuleListText& l : lists) {
+    const auto d = static_cast<size_t>(l.dir);
+    const std::vector<Rule>& rules = rulesOf(p, l.dir);
+    if (seen[d] || rules.size() != l.items.size()) return;
+    seen[d] = true;
+    RuleListIndex x;
+    x.dir = l.dir;
+    x.startLine = l.startLine;
+    x.endLine = l.endLine;
+    x.hashes.reserve(l.items.size());
+    for (size_t i = 0; i < l.items.size(); i++) {
+      const int line = rules[i].loc.line - 1 - doc.firstLine;  // 0-based, in the document
+      const int next = i + 1 < l.items.size() ? l.items[i + 1].line : l.endLine;
+      if (line < l.items[i].line || line >= next) return;
+      x.hashes.push_back(l.items[i].hash);
+    }
+    out.push_back(std::move(x));
+  }
+  doc.ruleLists = std::move(out);
+}
+
+// Parses `text` (the new version of the document `old`, starting on line
+// doc.firstLine of `file`) into `doc` reusing `old`'s rules: in each rule
+// list, the items whose text is that of the old list's first or last items
+// keep their rules (moved to their new lines); the others are parsed alone,
+// and the rest of the document as a skeleton with a placeholder per list
+// (rule_lists.h). False, with `doc` untouched, when that cannot be done
+// exactly: the caller then parses the whole text.
+bool parseReusingRules(std::string_view text, const std::string& file, const Document& old, Document& doc,
+                       size_t minItems, size_t& reused) {
+  if (old.ruleLists.empty()) return false;
+  auto lists = findRuleLists(text);
+  if (!lists || lists->empty()) return false;
+  const std::string skeleton = ruleListSkeleton(text, *lists);
+  const Policy& was = old.objects.policies[0];
+  Bundle objects;
+  std::vector<Diagnostic> errors;
+  std::vector<bool> taken(lists->size(), false);
+  bool exact = true;
+  size_t kept = 0;
+  DocParser parser(file, errors, doc.firstLine);
+
+  // The k-th list's rules.
+  auto build = [&](size_t k, const std::string& path, std::vector<Rule>& out) {
+    const RuleListText& l = (*lists)[k];
+    const RuleListIndex* before = nullptr;
+    for (const auto& x : old.ruleLists) {
+      if (x.dir == l.dir) before = &x;
+    }
+    const std::vector<Rule>& oldRules = rulesOf(was, l.dir);
+    const size_t n = l.items.size();
+    const size_t m = before != nullptr && before->hashes.size() == oldRules.size() ? oldRules.size() : 0;
+    size_t head = 0, tail = 0;
+    while (head < n && head < m && l.items[head].hash == before->hashes[head]) head++;
+    while (tail < n - head && tail < m - head && l.items[n - 1 - tail].hash == before->hashes[m - 1 - tail]) tail++;
+    out.reserve(n);
+    for (size_t i = 0; i < n && exact; i++) {
+      progressTick();
+      if (i < head || i >= n - tail) {
+        Rule r = i < head ? oldRules[i] : oldRules[m - (n - i)];
+        shift(r, i < head ? (doc.firstLine + l.startLine) - (old.firstLine + before->startLine)
+                          : (doc.firstLine + l.endLine) - (old.firstLine + before->endLine));
+        out.push_back(std::move(r));
+        continue;
+      }
+      const RuleItemText& item = l.items[i];
+      yaml::Tree tree;
+      DocParser alone(file, errors, doc.firstLine + item.line);
+      size_t docs = 0;
+      const auto err = yaml::readDocuments(text.substr(item.begin, item.end - item.begin), tree,
+                                           [&](const yaml::Tree& t) {
+                                             const yaml::Node root = t.root();
+                                             if (++docs != 1 || !root.IsSequence() || root.size() != 1) {
+                                               exact = false;
+                                               return;
+                                             }
+                                             try {
+                                               auto r = alone.ruleItem(root.item(0), path + "[" + std::to_string(i) + "]", l.dir);
+                                               if (r) out.push_back(std::move(*r));
+                                             } catch (const yaml::SubscriptError& e) {
+                                               throw yaml::SubscriptError({e.mark.line + item.line, e.mark.column}, e.what());
+                                             }
+                                           });
+      if (err || docs != 1) exact = false;
+    }
+    kept += head + tail;
+  };
+  parser.setRuleSource([&](const yaml::Node& list, const std::string& path, Direction dir, std::vector<Rule>& out) {
+    if (!list.IsSequence() || list.size() != 1 || !list.item(0).IsScalar() || list.item(0).Tag() != "?") return false;
+    const std::string_view name = list.item(0).Scalar();
+    for (size_t k = 0; k < lists->size(); k++) {
+      if (name != rulePlaceholder(k)) continue;
+      const Direction d = (*lists)[k].dir;
+      if (taken[k] || d != dir || path != (d == Direction::Egress ? "spec.egress" : "spec.ingress")) {
+        exact = false;
+        return false;
+      }
+      taken[k] = true;
+      build(k, path, out);
+      return true;
+    }
+    return false;
+  });
+  size_t docs = 0;
+  yaml::Tree tree;
+  const auto err = yaml::readDocuments(skeleton, tree, [&](const yaml::Tree& t) {
+    docs++;
+    try {
+      parser.document(t.root(), objects);
+    } catch (const yaml::SubscriptError& e) {
+      errors.push_back({{file, e.mark.line + 1 + doc.firstLine, e.mark.column + 1}, e.what()});
+    }
+  });
+  if (err || docs != 1 || !exact || objects.policies.size() != 1 || !objects.workloads.empty() ||
+      !objects.externals.empty() || std::find(taken.begin(), taken.end(), false) != taken.end()) {
+    return false;
+  }
+  doc.objects = std::move(objects);
+  doc.errors = std::move(errors);
+  doc.syntaxError = false;
+  indexRuleLists(*lists, doc, minItems);
+  reused += kept;
+  return true;
+}
 
 struct Stamp {
   dev_t dev = 0;
@@ -1526,7 +1697,10 @@ namespace {
 class DocumentMatch {
  public:
   explicit DocumentMatch(std::vector<std::unique_ptr<Document>>* old) : old_(old) {}
-  std::unique_ptr<Document> take(std::string_view text, const XXH128_hash_t& hash) {
+  // `replaced`, on a miss: the old document this one most likely replaced
+  // (at the position the previous match leads to), if still there.
+  std::unique_ptr<Document> take(std::string_view text, const XXH128_hash_t& hash, const Document** replaced) {
+    *replaced = nullptr;
     if (old_ == nullptr) return nullptr;
     auto matches = [&](size_t k) {
       const Document* d = k < old_->size() ? (*old_)[k].get() : nullptr;
@@ -1551,6 +1725,7 @@ class DocumentMatch {
       }
     }
     if (found == old_->size()) {
+      if (expect_ < old_->size()) *replaced = (*old_)[expect_].get();
       expect_++;  // most likely this document replaced that one
       return nullptr;
     }
@@ -1609,8 +1784,10 @@ void PolicyLoader::validate(const Bundle& bundle, std::vector<Diagnostic>& error
   v.unique = checkPolicies(bundle, v.names, known, errors, v.policies, load, stats_.policiesChecked);
 }
 
-PolicyLoader::PolicyLoader(std::chrono::nanoseconds stableAfter, size_t readChunk)
-    : readChunk_(std::max<size_t>(readChunk, 1)), stableNs_(stableAfter.count()) {}
+PolicyLoader::PolicyLoader(std::chrono::nanoseconds stableAfter, size_t readChunk, size_t minReuseItems)
+    : readChunk_(std::max<size_t>(readChunk, 1)),
+      minReuseItems_(std::max<size_t>(minReuseItems, 1)),
+      stableNs_(stableAfter.count()) {}
 PolicyLoader::~PolicyLoader() = default;
 
 ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
@@ -1677,11 +1854,12 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
 // DocumentReader), or one document if it cannot be cut.
 bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* before, FileState& state,
                                  std::string& error) {
-  const size_t documents = stats_.documents, reused = stats_.reused;
+  const Stats at = stats_;
   DocumentMatch match(before != nullptr ? &before->docs : nullptr);
   auto add = [&](std::string_view text, int firstLine, const XXH128_hash_t& hash) {
     stats_.documents++;
-    std::unique_ptr<Document> doc = match.take(text, hash);
+    const Document* replaced = nullptr;
+    std::unique_ptr<Document> doc = match.take(text, hash, &replaced);
     if (doc) {
       stats_.reused++;
       if (doc->firstLine != firstLine) {
@@ -1695,7 +1873,16 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
       doc->length = text.size();
       doc->hash = hash;
       doc->firstLine = firstLine;
-      doc->syntaxError = !parseInto(text, file, firstLine, doc->objects, doc->errors);
+      if (replaced == nullptr ||
+          !parseReusingRules(text, file, *replaced, *doc, minReuseItems_, stats_.rulesReused)) {
+        doc->syntaxError = !parseInto(text, file, firstLine, doc->objects, doc->errors);
+        const auto& ps = doc->objects.policies;
+        if (!doc->syntaxError && ps.size() == 1 && ps[0].egress.size() + ps[0].ingress.size() >= minReuseItems_) {
+          if (auto lists = findRuleLists(text)) indexRuleLists(*lists, *doc, minReuseItems_);
+        }
+      } else {
+        stats_.spliced++;
+      }
     }
     if (doc->syntaxError && state.syntax == nullptr) state.syntax = doc.get();
     state.docs.push_back(std::move(doc));
@@ -1740,8 +1927,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
   // Not to be cut after all: one document (what was handed out so far goes).
   state.docs.clear();
   state.syntax = nullptr;
-  stats_.documents = documents;
-  stats_.reused = reused;
+  stats_ = at;
   if (!readWhole(fd, whole, err)) return failed(err);
   add(whole, 0, XXH3_128bits(whole.data(), whole.size()));
   return true;
