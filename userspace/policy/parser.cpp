@@ -1564,6 +1564,29 @@ void indexRuleLists(const std::vector<RuleListText>& lists, Document& doc, size_
   doc.ruleLists = std::move(out);
 }
 
+// One item of a rule list (`rp`, "spec.egress[3]"), whose text starts on
+// line `itemLine` of a document starting on line `firstLine` of `file`,
+// parsed on its own into `out` (nothing if it is not a map, as in the whole
+// document): false if the text does not read as exactly one list item.
+bool parseItemAlone(std::string_view itemText, const std::string& file, int firstLine, int itemLine,
+                    const std::string& rp, Direction dir, std::vector<Diagnostic>& errors, std::vector<Rule>& out) {
+  yaml::Tree tree;
+  DocParser parser(file, errors, firstLine + itemLine);
+  size_t docs = 0;
+  bool one = false;
+  const auto err = yaml::readDocuments(itemText, tree, [&](const yaml::Tree& t) {
+    const yaml::Node root = t.root();
+    one = ++docs == 1 && root.IsSequence() && root.size() == 1;
+    if (!one) return;
+    try {
+      if (auto r = parser.ruleItem(root.item(0), rp, dir)) out.push_back(std::move(*r));
+    } catch (const yaml::SubscriptError& e) {  // located in the document, as the caller expects
+      throw yaml::SubscriptError({e.mark.line + itemLine, e.mark.column}, e.what());
+    }
+  });
+  return !err && docs == 1 && one;
+}
+
 // Parses `text` (the new version of the document `old`, starting on line
 // doc.firstLine of `file`) into `doc` reusing `old`'s rules: in each rule
 // list, the items whose text is that of the old list's first or last items
@@ -1609,24 +1632,8 @@ bool parseReusingRules(std::string_view text, const std::string& file, const Doc
         continue;
       }
       const RuleItemText& item = l.items[i];
-      yaml::Tree tree;
-      DocParser alone(file, errors, doc.firstLine + item.line);
-      size_t docs = 0;
-      const auto err = yaml::readDocuments(text.substr(item.begin, item.end - item.begin), tree,
-                                           [&](const yaml::Tree& t) {
-                                             const yaml::Node root = t.root();
-                                             if (++docs != 1 || !root.IsSequence() || root.size() != 1) {
-                                               exact = false;
-                                               return;
-                                             }
-                                             try {
-                                               auto r = alone.ruleItem(root.item(0), path + "[" + std::to_string(i) + "]", l.dir);
-                                               if (r) out.push_back(std::move(*r));
-                                             } catch (const yaml::SubscriptError& e) {
-                                               throw yaml::SubscriptError({e.mark.line + item.line, e.mark.column}, e.what());
-                                             }
-                                           });
-      if (err || docs != 1) exact = false;
+      exact = parseItemAlone(text.substr(item.begin, item.end - item.begin), file, doc.firstLine, item.line,
+                             path + "[" + std::to_string(i) + "]", l.dir, errors, out);
     }
     kept += head + tail;
   };
