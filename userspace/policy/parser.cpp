@@ -1501,10 +1501,6 @@ Bundle shifted(const Bundle& from, int lines) {
   return out;
 }
 
-// A document as read last time. Not its text: its length and a 128-bit
-// hash of it (XXH3), which is what the next read compares with. (Whoever can
-// write a policy file can write any policy, so a crafted collision gains
-// nothing; by chance, one is as likely as 2^-128.)
 // Where a rule list of a document was (rule_lists.h) and a hash of each of
 // its items, whose rule is the policy's rule at the same position.
 struct RuleListIndex {
@@ -1513,6 +1509,10 @@ struct RuleListIndex {
   std::vector<uint64_t> hashes;    // XXH3-64 of each item's text
 };
 
+// A document as read last time. Not its text: its length and a 128-bit
+// hash of it (XXH3), which is what the next read compares with. (Whoever can
+// write a policy file can write any policy, so a crafted collision gains
+// nothing; by chance, one is as likely as 2^-128.)
 struct Document {
   size_t length = 0;
   XXH128_hash_t hash{};
@@ -1529,18 +1529,22 @@ struct Document {
 
 const std::vector<Rule>& rulesOf(const Policy& p, Direction dir) { return dir == Direction::Egress ? p.egress : p.ingress; }
 
-// `doc`'s rule lists as cut from its text, if they are exactly the rules of
-// its one policy (of at least `minItems` rules): a list per direction at
-// most, an item per rule, each rule's location inside its item. Else none
-// (nothing is reused from it).
+// Can the rules of `doc` be reused by the next read of an edited version:
+// one policy (nothing else) of at least `minItems` rules, read without errors.
+bool worthIndexing(const Document& doc, size_t minItems) {
+  const auto& ps = doc.objects.policies;
+  return !doc.syntaxError && doc.errors.empty() && ps.size() == 1 && doc.objects.workloads.empty() &&
+         doc.objects.externals.empty() && ps[0].egress.size() + ps[0].ingress.size() >= minItems;
+}
+
+// `doc`'s rule lists as cut from its text, if worthIndexing() and they are
+// exactly the rules of its one policy: a list per direction at most, an
+// item per rule, each rule's location inside its item. Else none (nothing
+// is reused from it).
 void indexRuleLists(const std::vector<RuleListText>& lists, Document& doc, size_t minItems) {
   doc.ruleLists.clear();
-  if (!doc.errors.empty() || doc.objects.policies.size() != 1 || !doc.objects.workloads.empty() ||
-      !doc.objects.externals.empty()) {
-    return;
-  }
+  if (!worthIndexing(doc, minItems)) return;
   const Policy& p = doc.objects.policies[0];
-  if (p.egress.size() + p.ingress.size() < minItems) return;
   bool seen[2] = {false, false};
   std::vector<RuleListIndex> out;
   for (const RuleListText& l : lists) {
@@ -1883,8 +1887,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
       if (replaced == nullptr ||
           !parseReusingRules(text, file, *replaced, *doc, minReuseItems_, stats_.rulesReused)) {
         doc->syntaxError = !parseInto(text, file, firstLine, doc->objects, doc->errors);
-        const auto& ps = doc->objects.policies;
-        if (!doc->syntaxError && ps.size() == 1 && ps[0].egress.size() + ps[0].ingress.size() >= minReuseItems_) {
+        if (worthIndexing(*doc, minReuseItems_)) {  // before the text is scanned for its lists
           if (auto lists = findRuleLists(text)) indexRuleLists(*lists, *doc, minReuseItems_);
         }
       } else {
