@@ -74,12 +74,16 @@ int ms_ingress(struct __sk_buff *skb)
 
 	if (!sk)
 		return 1;
+	/* Fast path, no helper call: almost every packet is TCP that opens
+	 * nothing (packet.bpf.h). */
+	if (tcp_opens_nothing(skb, sk))
+		return 1;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk)
 		return 1;
 	proto = proto_norm(sk->protocol);
-	/* Fast path, no parsing: only a listener can be asked for a new TCP
-	 * connection; established and closing sockets carry replies. */
+	/* Only a listener can be asked for a new TCP connection; established
+	 * and closing sockets carry replies. */
 	if (proto == MS_PROTO_TCP && sk->state != BPF_TCP_LISTEN)
 		return 1;
 	if (proto != MS_PROTO_TCP && proto != MS_PROTO_UDP)

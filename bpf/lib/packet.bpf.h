@@ -74,50 +74,100 @@ static __always_inline int parse_l4_direct(const __u8 *l4, const void *end, __u8
 	return 0;
 }
 
-/* parse_pkt() for the common case, reading the linear part of the packet in
- * place (no helper call): an IPv4 header, or an IPv6 header without
- * extension headers, then TCP or UDP. 0 with `p` filled; -1 where
- * parse_pkt() fails too; 1 where the headers are not all in the linear part
- * or are not that simple (parse_pkt() reads them with the helper). */
-static __always_inline int parse_pkt_direct(struct __sk_buff *skb, struct ms_pkt *p)
+/* Where the transport header of a simple packet starts, found in place in
+ * the linear part (no helper call): an IPv4 header, or an IPv6 header
+ * without extension headers. Fills *l4, *nexthdr and *end; returns 0, -1
+ * for a packet parse_pkt() rejects too, 1 where parse_pkt() must read the
+ * headers with the helper (not all linear, or extension headers). */
+static __always_inline int l4_direct(struct __sk_buff *skb, const __u8 **l4, __u8 *nexthdr,
+				     const void **end)
 {
 	const void *data = (const void *)(long)skb->data;
-	const void *end = (const void *)(long)skb->data_end;
 
+	*end = (const void *)(long)skb->data_end;
 	if (skb->protocol == bpf_htons(MS_ETH_P_IP)) {
 		const struct ms_ip4_hdr *ip = data;
-		__u32 ihl;
 
-		if ((const void *)(ip + 1) > end)
+		if ((const void *)(ip + 1) > *end)
 			return 1;
 		if ((ip->ver_ihl >> 4) != 4 || (ip->ver_ihl & 0xf) < 5)
 			return -1;
 		if (ip->frag_off & bpf_htons(0x3fff))
 			return -1;
-		ihl = (ip->ver_ihl & 0xf) * 4;
-		if (parse_l4_direct((const __u8 *)data + ihl, end, ip->protocol, p))
-			return 1;
-		addr_from_ip4(&p->src, ip->saddr);
-		addr_from_ip4(&p->dst, ip->daddr);
-		p->v4 = true;
+		*l4 = (const __u8 *)data + (ip->ver_ihl & 0xf) * 4;
+		*nexthdr = ip->protocol;
 		return 0;
 	}
 	if (skb->protocol == bpf_htons(MS_ETH_P_IPV6)) {
 		const struct ms_ip6_hdr *ip6 = data;
+
+		if ((const void *)(ip6 + 1) > *end)
+			return 1;
+		*l4 = (const __u8 *)(ip6 + 1);
+		*nexthdr = ip6->nexthdr;
+		return 0;
+	}
+	return -1;
+}
+
+/* The fast path of cgroup_skb/ingress, before anything costs a helper call:
+ * true for a TCP packet that cannot open a connection at `sk` (sock_common:
+ * only its state is read), i.e. anything but a bare SYN (no ACK) to a
+ * listener. Those belong to a connection, its handshake or its close and
+ * are never judged. A TCP packet only ever reaches a TCP socket (or a raw
+ * one, which is never judged either). False where the headers are not
+ * simple (parse_pkt() then reads them). */
+static __always_inline bool tcp_opens_nothing(struct __sk_buff *skb, const struct bpf_sock *sk)
+{
+	const void *end;
+	const __u8 *l4;
+	__u8 nexthdr;
+
+	if (l4_direct(skb, &l4, &nexthdr, &end) || nexthdr != IPPROTO_TCP)
+		return false;
+	if (sk->state != BPF_TCP_LISTEN)
+		return true;
+	if ((const void *)(l4 + 14) > end)
+		return false;
+	return (l4[13] & (MS_TCP_F_SYN | MS_TCP_F_ACK)) != MS_TCP_F_SYN;
+}
+
+/* parse_pkt() for the common case (l4_direct()): 0 with `p` filled; -1
+ * where parse_pkt() fails too; 1 where parse_pkt() reads the headers with
+ * the helper. */
+static __always_inline int parse_pkt_direct(struct __sk_buff *skb, struct ms_pkt *p)
+{
+	const void *data = (const void *)(long)skb->data;
+	const void *end;
+	const __u8 *l4;
+	__u8 nexthdr;
+	int rc = l4_direct(skb, &l4, &nexthdr, &end);
+
+	if (rc)
+		return rc;
+	if (parse_l4_direct(l4, end, nexthdr, p))
+		return 1;
+	if (skb->protocol == bpf_htons(MS_ETH_P_IP)) {
+		const struct ms_ip4_hdr *ip = data;
+
+		if ((const void *)(ip + 1) > end)
+			return 1;
+		addr_from_ip4(&p->src, ip->saddr);
+		addr_from_ip4(&p->dst, ip->daddr);
+		p->v4 = true;
+	} else {
+		const struct ms_ip6_hdr *ip6 = data;
 		__u32 saddr[4], daddr[4];
 
 		if ((const void *)(ip6 + 1) > end)
-			return 1;
-		if (parse_l4_direct((const __u8 *)(ip6 + 1), end, ip6->nexthdr, p))
 			return 1;
 		__builtin_memcpy(saddr, ip6->saddr, sizeof(saddr));
 		__builtin_memcpy(daddr, ip6->daddr, sizeof(daddr));
 		addr_from_ip6(&p->src, saddr);
 		addr_from_ip6(&p->dst, daddr);
 		p->v4 = false;
-		return 0;
 	}
-	return -1;
+	return 0;
 }
 
 /* Returns 0 and fills `p`, or -1 if no TCP/UDP header could be found. */
