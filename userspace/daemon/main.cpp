@@ -1,5 +1,6 @@
 // microsegd: the microseg daemon. See README.md "Running the daemon".
 #include <spdlog/sinks/stdout_sinks.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -11,6 +12,13 @@
 #include "datapath/bpf_datapath.h"
 
 int main(int argc, char** argv) {
+  // One malloc arena. Reloads run on the main loop (file changes, SIGHUP)
+  // and on the control socket's thread (`policy apply`), always under the
+  // daemon's one lock, so an arena per thread buys no concurrency: it only
+  // keeps a second set of free lists, each big enough for a whole policy
+  // model (through the bench's policy sets: VmHWM 74-75 -> 68 MB).
+  // Set before any thread exists.
+  mallopt(M_ARENA_MAX, 1);
   using microseg::daemon::DaemonConfig;
   CLI::App app{"microsegd: zero-trust microsegmentation enforcer (cgroup BPF)"};
   DaemonConfig cfg;
