@@ -13,6 +13,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "common/cgroup.h"
 #include "datapath/slot_state.h"
@@ -158,6 +159,18 @@ bool exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+// max_entries of a pinned map, if it can be read.
+std::optional<uint32_t> pinnedMapSize(const std::string& path) {
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return std::nullopt;
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  const bool ok = bpf_obj_get_info_by_fd(fd, &info, &len) == 0;
+  ::close(fd);
+  if (!ok) return std::nullopt;
+  return info.max_entries;
+}
+
 // Is the pinned state in `dir` complete, of our ABI and for `rootId`?
 bool adoptable(const std::string& dir, uint64_t rootId, ms_config* cfgOut) {
   for (const char* m : kPinnedMaps) {
@@ -223,8 +236,14 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
   if (!skel) return libbpfError("open BPF object", "microseg", -errno);
   dp->skel_.reset(skel);
   skel->rodata->ms_root_level = *level;
-  skel->rodata->ms_ringbuf_bytes = options.ringbufBytes;
-  if (int rc = bpf_map__set_max_entries(skel->maps.ms_events, options.ringbufBytes); rc != 0) {
+  uint32_t ringBytes = options.ringbufBytes;
+  if (dp->adopted_) {
+    // The adopted ring keeps its size (an earlier version's default may
+    // differ): the programs' wakeup threshold must be a quarter of it.
+    if (auto size = pinnedMapSize(dp->pinDir_ + "/ms_events"); size) ringBytes = *size;
+  }
+  skel->rodata->ms_ringbuf_bytes = ringBytes;
+  if (int rc = bpf_map__set_max_entries(skel->maps.ms_events, ringBytes); rc != 0) {
     return libbpfError("size ring buffer", "ms_events", rc);
   }
   if (dp->adopted_) {
