@@ -21,6 +21,7 @@
 #include <string>
 
 #include "compiler/compiler.h"
+#include "datapath/slot_state.h"
 #include "identity/identities.h"
 #include "policy/parser.h"
 
@@ -197,14 +198,16 @@ std::vector<std::string> documentsOf(const std::string& text) {
   return docs;
 }
 
+std::string entryText(const PolicyEntry& e) {
+  return std::to_string(e.key.prefixlen) + " " + std::to_string(e.key.subject) + ">" + std::to_string(e.key.peer) +
+         " d" + std::to_string(e.key.direction) + " p" + std::to_string(e.key.protocol) + ":" +
+         std::to_string(ntohs(e.key.port)) + " = " + std::to_string(e.value.verdict) + "/" +
+         std::to_string(e.value.rule_id) + "\n";
+}
+
 std::string entriesText(const CompiledPolicy& c) {
   std::string out;
-  for (const auto& e : c.entries) {
-    out += std::to_string(e.key.prefixlen) + " " + std::to_string(e.key.subject) + ">" + std::to_string(e.key.peer) +
-           " d" + std::to_string(e.key.direction) + " p" + std::to_string(e.key.protocol) + ":" +
-           std::to_string(ntohs(e.key.port)) + " = " + std::to_string(e.value.verdict) + "/" +
-           std::to_string(e.value.rule_id) + "\n";
-  }
+  for (const auto& e : c.entries) out += entryText(e);
   for (const auto& [id, v] : c.identities) {
     out += "identity " + std::to_string(id) + " " + std::to_string(v.flags) + "/" + std::to_string(v.mode) + "\n";
   }
@@ -272,6 +275,50 @@ TEST(CompilerProperty, RememberingCompilerGivesWhatAFreshCompileGives) {
         ASSERT_EQ(entriesText(kept), entriesText(fresh)) << "round " << round << " step " << step << "\n" << text;
         ASSERT_EQ(kept.entries.size(), fresh.entries.size());
         ASSERT_EQ(0, std::memcmp(kept.entries.data(), fresh.entries.data(), kept.entries.size() * sizeof(PolicyEntry)));
+        if (compiler.lastStats().full) {
+          ASSERT_EQ(kept.base, 0u);
+        } else {
+          // Built on `last`: every subject whose entries differ from its
+          // entries there was recomputed, and the datapath's mirror patched
+          // with those subjects is the mirror made whole, the difference
+          // the one a pass over every entry finds.
+          ASSERT_EQ(kept.base, last.stamp);
+          ASSERT_TRUE(std::is_sorted(kept.recomputed.begin(), kept.recomputed.end()));
+          std::map<uint32_t, std::string> before, after;
+          for (const auto& e : last.entries) before[e.key.subject] += entryText(e);
+          for (const auto& e : kept.entries) after[e.key.subject] += entryText(e);
+          for (const auto* m : {&before, &after}) {
+            for (const auto& [subject, text] : *m) {
+              const auto& other = m == &before ? after : before;
+              const bool same = other.count(subject) && other.at(subject) == text;
+              if (!same) {
+                ASSERT_TRUE(std::binary_search(kept.recomputed.begin(), kept.recomputed.end(), subject))
+                    << "subject " << subject << " changed but was not recomputed";
+              }
+            }
+          }
+          datapath::Generation was, now;
+          was.policy = &last;
+          now.policy = &kept;
+          const auto mirror = datapath::slotStateOf(was).policy;
+          const auto whole = datapath::slotStateOf(now).policy;
+          datapath::Diff<ms_policy_exact_key, ms_policy_value> d;
+          const auto patched = datapath::patchedExact(mirror, kept, d);
+          ASSERT_EQ(patched.size(), whole.size());
+          ASSERT_EQ(0, std::memcmp(patched.data(), whole.data(), whole.size() * sizeof(whole[0])));
+          const auto want = datapath::diff(mirror, whole);
+          ASSERT_EQ(d.removes.size(), want.removes.size());
+          ASSERT_EQ(d.upserts.size(), want.upserts.size());
+          auto sortedKeys = [](std::vector<ms_policy_exact_key> k) {
+            std::sort(k.begin(), k.end(), datapath::keyLess<ms_policy_exact_key>);
+            return k;
+          };
+          const auto gotRemoves = sortedKeys(d.removes), wantRemoves = sortedKeys(want.removes);
+          ASSERT_EQ(0, std::memcmp(gotRemoves.data(), wantRemoves.data(), wantRemoves.size() * sizeof(wantRemoves[0])));
+          auto gotUpserts = d.upserts;
+          datapath::normalize(gotUpserts);
+          ASSERT_EQ(0, std::memcmp(gotUpserts.data(), want.upserts.data(), want.upserts.size() * sizeof(want.upserts[0])));
+        }
         last = std::move(kept);
       }
     }

@@ -218,6 +218,31 @@ class PeerExpander {
   bool hashed_ = true;
 };
 
+// The groups of `subjects` in the blocks of every prefix length that `a`
+// or `b` (CompiledPolicy::entries order) has entries of, in that order.
+std::vector<GroupBounds<ms_policy_key>> changedGroups(const std::vector<PolicyEntry>& a,
+                                                      const std::vector<PolicyEntry>& b,
+                                                      std::vector<uint32_t> subjects) {
+  std::vector<uint32_t> lengths;
+  for (const auto* v : {&a, &b}) {
+    for (auto it = v->begin(); it != v->end();) {
+      const uint32_t len = it->key.prefixlen;
+      lengths.push_back(len);
+      it = gallopLower(it, v->end(), subjectBounds(len, UINT32_MAX).hi,
+                       [](const PolicyEntry& e, const ms_policy_key& k) { return !bytesLess(k, e.key); });
+    }
+  }
+  std::sort(lengths.begin(), lengths.end(), bytesLess<uint32_t>);
+  lengths.erase(std::unique(lengths.begin(), lengths.end()), lengths.end());
+  std::sort(subjects.begin(), subjects.end(), bytesLess<uint32_t>);
+  std::vector<GroupBounds<ms_policy_key>> out;
+  out.reserve(lengths.size() * subjects.size());
+  for (uint32_t len : lengths) {
+    for (uint32_t s : subjects) out.push_back(subjectBounds(len, s));
+  }
+  return out;
+}
+
 // Deny beats allow; then the earlier rule. Returns disjoint, merged pieces.
 Intervals resolve(const Intervals& in) {
   if (in.size() <= 1) return in;
@@ -263,6 +288,15 @@ Intervals resolve(const Intervals& in) {
 }
 
 }  // namespace
+
+GroupBounds<ms_policy_key> subjectBounds(uint32_t prefixlen, uint32_t subject) {
+  GroupBounds<ms_policy_key> g;
+  std::memset(&g.lo, 0, sizeof(g.lo));
+  std::memset(&g.hi, 0xff, sizeof(g.hi));
+  g.lo.prefixlen = g.hi.prefixlen = prefixlen;
+  g.lo.subject = g.hi.subject = subject;
+  return g;
+}
 
 std::string ruleText(const policy::Policy& policy, const RuleInfo& rule) {
   const auto& list = rule.direction == Direction::Egress ? policy.egress : policy.ingress;
@@ -683,16 +717,13 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   if (full) {
     out.entries = std::move(fresh);
   } else {
-    // The entries of every other subject are the last result's, in order:
-    // merged with the recomputed ones.
-    out.entries.reserve(previous->entries.size() + fresh.size());
-    auto f = fresh.begin();
-    for (const auto& e : previous->entries) {
-      if (isChanged(e.key.subject)) continue;
-      for (; f != fresh.end() && less(*f, e); ++f) out.entries.push_back(*f);
-      out.entries.push_back(e);
-    }
-    out.entries.insert(out.entries.end(), f, fresh.end());
+    // The entries of every other subject are the last result's: the
+    // recomputed subjects' groups are replaced in a copy of them.
+    out.entries = replaceGroups(previous->entries, fresh, changedGroups(previous->entries, fresh, changed),
+                                [](const PolicyEntry& e) -> const ms_policy_key& { return e.key; },
+                                bytesLess<ms_policy_key>);
+    out.base = previous->stamp;
+    out.recomputed = changed;
   }
   // The rule table: the last one with the removed policies' rules taken out
   // and the new ones' put in.

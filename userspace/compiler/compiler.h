@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "bpf/abi.h"
+#include "common/sorted_groups.h"
 #include "identity/identities.h"
 #include "policy/model.h"
 
@@ -141,7 +142,19 @@ struct CompiledPolicy {
   RuleTable rules;                                  // every rule of the bundle
   std::vector<IpcacheEntry> ipcache;                // sorted by address bytes, then prefixlen
   uint64_t stamp = 0;  // unique per Compiler::compile() result (copies keep it)
+  // A result built on an earlier one (Compiler::compile with `previous`):
+  // that result's stamp, and the subjects whose entries were computed
+  // again (sorted); every other subject's entries are that result's. A
+  // reader that mirrors the earlier result looks at these subjects only.
+  // base 0: compiled whole.
+  uint64_t base = 0;
+  std::vector<uint32_t> recomputed;
 };
+
+// The keys of one subject's entries of one prefix length, in
+// CompiledPolicy::entries order (key bytes: prefix length, then subject,
+// then the rest), a contiguous group: its first and last possible key.
+GroupBounds<ms_policy_key> subjectBounds(uint32_t prefixlen, uint32_t subject);
 
 struct Options {
   DefaultEnforcement defaultEnforcement = DefaultEnforcement::Always;

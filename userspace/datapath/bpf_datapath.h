@@ -110,6 +110,8 @@ class BpfDatapath final : public Datapath {
   SlotMaps slots_[2];
   // What the active slot holds, and (synced_) the inactive one too.
   SlotState state_;
+  // Stamp of the compiled policy whose entries state_ holds (0: none).
+  uint64_t mirrored_ = 0;
   bool synced_ = false;
   // The compiled ranges of the generation in force (addresses go over them).
   Entries<ms_ipcache_key, ms_ipcache_value> compiled_;

@@ -49,7 +49,8 @@ ms_cgroup_value cgroupValue(uint32_t identity, uint32_t cgroupFlags,
 // overrides, and MS_IDENT_F_RANGES_* where the subject has ranges), compiled
 // address ranges with the run-time addresses written over them (an address
 // wins over a range of the same prefix), and the cgroups.
-SlotState slotStateOf(const Generation& gen);
+// Without `exact`, SlotState::policy is left empty (for patchedExact).
+SlotState slotStateOf(const Generation& gen, bool exact = true);
 
 template <typename K, typename V>
 struct Diff {
@@ -58,23 +59,37 @@ struct Diff {
   size_t size() const { return upserts.size() + removes.size(); }
 };
 
+// Adds to `d` what turns the sorted run [from, fromEnd) into [to, toEnd).
+template <typename K, typename V, typename From, typename To>
+void diffInto(From from, From fromEnd, To to, To toEnd, Diff<K, V>& d) {
+  while (from != fromEnd || to != toEnd) {
+    if (to == toEnd || (from != fromEnd && keyLess(from->first, to->first))) {
+      d.removes.push_back((from++)->first);
+    } else if (from == fromEnd || keyLess(to->first, from->first)) {
+      d.upserts.push_back(*to++);
+    } else {
+      if (std::memcmp(&from->second, &to->second, sizeof(V)) != 0) d.upserts.push_back(*to);
+      ++from;
+      ++to;
+    }
+  }
+}
+
 template <typename K, typename V>
 Diff<K, V> diff(const Entries<K, V>& from, const Entries<K, V>& to) {
   Diff<K, V> d;
-  size_t i = 0, j = 0;
-  while (i < from.size() || j < to.size()) {
-    if (j == to.size() || (i < from.size() && keyLess(from[i].first, to[j].first))) {
-      d.removes.push_back(from[i++].first);
-    } else if (i == from.size() || keyLess(to[j].first, from[i].first)) {
-      d.upserts.push_back(to[j++]);
-    } else {
-      if (std::memcmp(&from[i].second, &to[j].second, sizeof(V)) != 0) d.upserts.push_back(to[j]);
-      i++;
-      j++;
-    }
-  }
+  diffInto(from.begin(), from.end(), to.begin(), to.end(), d);
   return d;
 }
+
+// The exact-port entries (SlotState::policy) of a compiled policy built on
+// an earlier result (policy.base != 0), made from `mirror`, the exact-port
+// entries of that result: the recomputed subjects' entries replaced, all
+// others copied in runs. `d` gets the difference. Costs what those
+// subjects have, plus a copy, not a pass over every entry.
+Entries<ms_policy_exact_key, ms_policy_value> patchedExact(
+    const Entries<ms_policy_exact_key, ms_policy_value>& mirror, const compiler::CompiledPolicy& policy,
+    Diff<ms_policy_exact_key, ms_policy_value>& d);
 
 // What turns one slot state into another, map by map.
 struct SlotDiff {
