@@ -243,48 +243,90 @@ std::vector<GroupBounds<ms_policy_key>> changedGroups(const std::vector<PolicyEn
   return out;
 }
 
-// Deny beats allow; then the earlier rule. Returns disjoint, merged pieces.
-Intervals resolve(const Intervals& in) {
-  if (in.size() <= 1) return in;
+// Deny beats allow; then the earlier rule: the disjoint, merged pieces of
+// one peer's intervals. Keeps its buffers between calls (a compile resolves
+// one set per subject, direction, protocol and peer).
+class Resolver {
+ public:
+  const Intervals& operator()(const Intervals& in) {
+    out_.clear();
+    if (in.size() <= 1) return in;
+    // Mostly one rule per port: nothing overlaps, and the pieces are the
+    // intervals in port order (what the sweep below gives them too).
+    sorted_ = in;
+    std::sort(sorted_.begin(), sorted_.end(), [](const Interval& a, const Interval& b) { return a.first < b.first; });
+    bool overlap = false;
+    for (size_t i = 1; i < sorted_.size() && !overlap; i++) overlap = sorted_[i].first <= sorted_[i - 1].last;
+    if (!overlap) {
+      for (const Interval& iv : sorted_) add(iv.first, iv.last, iv);
+      return out_;
+    }
+    evs_.clear();
+    for (size_t i = 0; i < in.size(); i++) {
+      evs_.push_back({in[i].first, true, i});
+      evs_.push_back({in[i].last + 1, false, i});
+    }
+    std::sort(evs_.begin(), evs_.end(), [](const Ev& a, const Ev& b) { return a.at < b.at; });
+    auto prio = [&](size_t i) {
+      return std::make_tuple(in[i].verdict == MS_VERDICT_DENY ? 0 : 1, in[i].order, i);
+    };
+    std::set<std::tuple<int, uint64_t, size_t>> active;
+    size_t e = 0;
+    while (e < evs_.size()) {
+      const uint32_t at = evs_[e].at;
+      while (e < evs_.size() && evs_[e].at == at) {
+        if (evs_[e].start) {
+          active.insert(prio(evs_[e].idx));
+        } else {
+          active.erase(prio(evs_[e].idx));
+        }
+        e++;
+      }
+      if (active.empty() || e >= evs_.size()) continue;
+      add(at, evs_[e].at - 1, in[std::get<2>(*active.begin())]);
+    }
+    return out_;
+  }
+
+ private:
   struct Ev {
     uint32_t at;
     bool start;
     size_t idx;
   };
-  std::vector<Ev> evs;
-  evs.reserve(in.size() * 2);
-  for (size_t i = 0; i < in.size(); i++) {
-    evs.push_back({in[i].first, true, i});
-    evs.push_back({in[i].last + 1, false, i});
-  }
-  std::sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) { return a.at < b.at; });
-  auto prio = [&](size_t i) {
-    return std::make_tuple(in[i].verdict == MS_VERDICT_DENY ? 0 : 1, in[i].order, i);
-  };
-  std::set<std::tuple<int, uint64_t, size_t>> active;
-  Intervals out;
-  size_t e = 0;
-  while (e < evs.size()) {
-    const uint32_t at = evs[e].at;
-    while (e < evs.size() && evs[e].at == at) {
-      if (evs[e].start) {
-        active.insert(prio(evs[e].idx));
-      } else {
-        active.erase(prio(evs[e].idx));
-      }
-      e++;
-    }
-    if (active.empty() || e >= evs.size()) continue;
-    const Interval& win = in[std::get<2>(*active.begin())];
-    const uint32_t end = evs[e].at - 1;
-    if (!out.empty() && out.back().last + 1 == at && out.back().verdict == win.verdict &&
-        out.back().ruleId == win.ruleId) {
-      out.back().last = end;
+  // [first, last] is decided by `win`: joined to the piece before it if
+  // that one ends right before it with the same verdict and rule.
+  void add(uint32_t first, uint32_t last, const Interval& win) {
+    if (!out_.empty() && out_.back().last + 1 == first && out_.back().verdict == win.verdict &&
+        out_.back().ruleId == win.ruleId) {
+      out_.back().last = last;
     } else {
-      out.push_back({at, end, win.verdict, win.order, win.ruleId});
+      out_.push_back({first, last, win.verdict, win.order, win.ruleId});
     }
   }
-  return out;
+  Intervals sorted_, out_;
+  std::vector<Ev> evs_;
+};
+
+// Calls f(value, prefixBits) for the minimal list of port prefixes that
+// covers [first, last] exactly (16-bit).
+template <typename F>
+void forEachPortPrefix(uint16_t first, uint16_t last, F&& f) {
+  uint32_t lo = first;
+  const uint32_t hi = last;
+  while (lo <= hi) {
+    // Largest aligned block starting at lo that stays within hi.
+    uint32_t size = 1;
+    uint8_t bits = 16;
+    while (bits > 0) {
+      const uint32_t bigger = size << 1;
+      if ((lo & (bigger - 1)) != 0 || lo + bigger - 1 > hi) break;
+      size = bigger;
+      bits--;
+    }
+    f(static_cast<uint16_t>(lo), bits);
+    lo += size;
+  }
 }
 
 }  // namespace
@@ -331,21 +373,7 @@ std::string RuleRegistry::nameOf(uint32_t id) const {
 
 std::vector<std::pair<uint16_t, uint8_t>> portPrefixes(uint16_t first, uint16_t last) {
   std::vector<std::pair<uint16_t, uint8_t>> out;
-  uint32_t lo = first;
-  const uint32_t hi = last;
-  while (lo <= hi) {
-    // Largest aligned block starting at lo that stays within hi.
-    uint32_t size = 1;
-    uint8_t bits = 16;
-    while (bits > 0) {
-      const uint32_t bigger = size << 1;
-      if ((lo & (bigger - 1)) != 0 || lo + bigger - 1 > hi) break;
-      size = bigger;
-      bits--;
-    }
-    out.emplace_back(static_cast<uint16_t>(lo), bits);
-    lo += size;
-  }
+  forEachPortPrefix(first, last, [&](uint16_t value, uint8_t bits) { out.emplace_back(value, bits); });
   return out;
 }
 
@@ -668,8 +696,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   std::vector<PolicyEntry> fresh;
   auto emit = [&](uint32_t subject, uint8_t dir, uint8_t proto, uint32_t peer, const Intervals& resolved) {
     for (const auto& iv : resolved) {
-      for (const auto& [value, bits] :
-           portPrefixes(static_cast<uint16_t>(iv.first), static_cast<uint16_t>(iv.last))) {
+      forEachPortPrefix(static_cast<uint16_t>(iv.first), static_cast<uint16_t>(iv.last), [&](uint16_t value, uint8_t bits) {
         PolicyEntry e;
         e.key.prefixlen = MS_POLICY_PREFIX_FIXED + bits;
         e.key.subject = subject;
@@ -680,10 +707,11 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
         e.value.rule_id = iv.ruleId;
         e.value.verdict = iv.verdict;
         fresh.push_back(e);
-      }
+      });
     }
   };
   Intervals world, anyDenies, intervals;
+  Resolver resolve;
   for (size_t g = 0; g < contributions.size();) {
     const Contribution& head = contributions[g];
     size_t end = g;
