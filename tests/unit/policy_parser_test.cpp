@@ -1612,6 +1612,13 @@ TEST(RuleLists, FoundFromTheTextAlone) {
   ASSERT_EQ(compact->size(), 1u);
   EXPECT_EQ((*compact)[0].items.size(), 2u);
   EXPECT_EQ((*compact)[0].endLine, 4);
+  // A list that runs to the end of a text without a final line break.
+  const std::string open = "spec:\n  egress:\n  - ports: [80]\n  - ports: [81]";
+  auto openLists = findRuleLists(open);
+  ASSERT_TRUE(openLists);
+  ASSERT_EQ(openLists->size(), 1u);
+  const std::string openSkel = ruleListSkeleton(open, *openLists);
+  EXPECT_EQ(std::count(openSkel.begin(), openSkel.end(), '\n'), std::count(open.begin(), open.end(), '\n'));
   // What can tie one part of a text to another is not cut.
   for (const char* c : {"&a", "*a", "!!str", "|", ">", "\"q\"", "'q'", "? k", "\t", "%TAG", "\xc3\xa9"}) {
     EXPECT_FALSE(findRuleLists(text + "# " + c + "\n")) << c;

@@ -123,11 +123,13 @@ std::string ruleListSkeleton(std::string_view text, const std::vector<RuleListTe
     out.append(text.substr(from, l.begin - from));
     const std::string_view first = text.substr(l.begin);
     const size_t indent = first.find_first_not_of(' ');
-    const std::string_view body = text.substr(l.begin, l.end - l.begin);
     out.append(indent, ' ');
     out.append("- ");
     out.append(rulePlaceholder(k));
-    out.append(static_cast<size_t>(std::count(body.begin(), body.end(), '\n')), '\n');
+    // The list's line breaks: one per line it spans, but for a last line
+    // that the text ends without one.
+    const bool openEnd = l.end == text.size() && !text.empty() && text.back() != '\n';
+    out.append(static_cast<size_t>(l.endLine - l.startLine - (openEnd ? 1 : 0)), '\n');
     from = l.end;
   }
   out.append(text.substr(from));
