@@ -186,22 +186,22 @@ TEST(Compiler, SelectedModeIsolatesOnlySelectedDirections) {
   Options o;
   o.defaultEnforcement = DefaultEnforcement::Selected;
   Fixture f(policyDoc("p", "  selector: {identity: web}\n  egress:\n    - to: [{identity: api}]\n"), o);
-  EXPECT_EQ(f.out.identities.at(f.web).flags, MS_IDENT_F_ISOLATE_EGRESS);
-  EXPECT_EQ(f.out.identities.at(f.db).flags, 0u);
+  EXPECT_EQ(f.out.identity(f.web)->flags, MS_IDENT_F_ISOLATE_EGRESS);
+  EXPECT_EQ(f.out.identity(f.db)->flags, 0u);
   EXPECT_EQ(f.egress(f.db, f.web, MS_PROTO_TCP, 1).verdict, MS_VERDICT_ALLOW);
   EXPECT_EQ(f.egress(f.db, f.web, MS_PROTO_TCP, 1).reason, MS_REASON_NOT_ISOLATED);
   EXPECT_EQ(f.egress(f.web, f.db, MS_PROTO_TCP, 1).verdict, MS_VERDICT_DENY);
   Fixture always(policyDoc("p", "  selector: {identity: web}\n  egress:\n    - to: [{identity: api}]\n"));
-  EXPECT_EQ(always.out.identities.at(always.db).flags,
+  EXPECT_EQ(always.out.identity(always.db)->flags,
             MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS);
 }
 
 TEST(Compiler, PolicyEnforcementBecomesIdentityMode) {
   Fixture f(policyDoc("a", "  selector: {identity: web}\n  enforcement: monitor\n  egress: []\n") +
             policyDoc("b", "  selector: {identity: api}\n  enforcement: enforce\n  egress: []\n"));
-  EXPECT_EQ(f.out.identities.at(f.web).mode, MS_MODE_MONITOR);
-  EXPECT_EQ(f.out.identities.at(f.api).mode, MS_MODE_ENFORCE);
-  EXPECT_EQ(f.out.identities.at(f.db).mode, MS_MODE_INHERIT);
+  EXPECT_EQ(f.out.identity(f.web)->mode, MS_MODE_MONITOR);
+  EXPECT_EQ(f.out.identity(f.api)->mode, MS_MODE_ENFORCE);
+  EXPECT_EQ(f.out.identity(f.db)->mode, MS_MODE_INHERIT);
 }
 
 TEST(Compiler, UnmanagedSubjectsAreNotGoverned) {
@@ -379,11 +379,11 @@ TEST(CompilerRemote, SelectedVersusAlways) {
   Options sel;
   sel.defaultEnforcement = DefaultEnforcement::Selected;
   Remote s(policies, sel), a(policies);
-  EXPECT_EQ(s.out.identities.at(s.web).flags, MS_IDENT_F_ISOLATE_EGRESS);
-  EXPECT_EQ(s.out.identities.at(s.api).flags, MS_IDENT_F_ISOLATE_INGRESS);
-  EXPECT_EQ(s.out.identities.at(s.db).flags, 0u);
+  EXPECT_EQ(s.out.identity(s.web)->flags, MS_IDENT_F_ISOLATE_EGRESS);
+  EXPECT_EQ(s.out.identity(s.api)->flags, MS_IDENT_F_ISOLATE_INGRESS);
+  EXPECT_EQ(s.out.identity(s.db)->flags, 0u);
   const uint32_t both = MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS;
-  for (uint32_t w : {a.web, a.api, a.db}) EXPECT_EQ(a.out.identities.at(w).flags, both);
+  for (uint32_t w : {a.web, a.api, a.db}) EXPECT_EQ(a.out.identity(w)->flags, both);
   // Ranges are peers, never subjects: no per-identity settings for them.
   EXPECT_EQ(s.out.identities.size(), 3u);
   EXPECT_EQ(a.out.identities.size(), 3u);
@@ -733,6 +733,50 @@ TEST(RuleRegistry, IdsAreStableAndNamedForever) {
   EXPECT_EQ(reg.nameOf(c), "q/2");
   EXPECT_EQ(reg.nameOf(c + 1), "rule-" + std::to_string(c + 1));
   EXPECT_EQ(reg.nameOf(0), "rule-0");
+}
+
+// A generation's rule table is a copy of the last one with some policies'
+// rules swapped; the copies share the index and must not see each other's
+// changes.
+TEST(RuleTable, ACopyChangesWithoutItsOriginal) {
+  auto rules = [](std::initializer_list<uint32_t> ids) {
+    auto v = std::make_shared<std::vector<RuleInfo>>();
+    for (uint32_t id : ids) {
+      RuleInfo r;
+      r.id = id;
+      r.index = id;
+      v->push_back(r);
+    }
+    return std::shared_ptr<const std::vector<RuleInfo>>(v);
+  };
+  auto idsOf = [](const RuleTable& t) {
+    std::vector<uint32_t> out;
+    for (const auto& [id, r] : t) {
+      EXPECT_EQ(r.id, id);
+      out.push_back(id);
+    }
+    return out;
+  };
+  const auto a = rules({1, 2, 1500, 70000});
+  RuleTable t;
+  t.add(a);
+  RuleTable u = t;
+  u.remove(a);
+  u.add(rules({3, 2000}));
+  EXPECT_EQ(idsOf(t), (std::vector<uint32_t>{1, 2, 1500, 70000}));
+  EXPECT_EQ(t.size(), 4u);
+  EXPECT_EQ(t.maxId(), 70000u);
+  ASSERT_NE(t.find(1500), nullptr);
+  EXPECT_EQ(t.find(1500)->index, 1500u);
+  EXPECT_EQ(t.find(3), nullptr);
+  EXPECT_EQ(idsOf(u), (std::vector<uint32_t>{3, 2000}));
+  EXPECT_EQ(u.size(), 2u);
+  EXPECT_EQ(u.find(1), nullptr);
+  EXPECT_EQ(u.find(70000), nullptr);
+  EXPECT_EQ(u.maxId(), 70000u) << "the highest id ever indexed";
+  EXPECT_THROW(u.at(1), std::out_of_range);
+  EXPECT_EQ(RuleTable().find(5), nullptr);
+  EXPECT_TRUE(idsOf(RuleTable()).empty());
 }
 
 }  // namespace

@@ -90,7 +90,7 @@ TEST(SlotState, AnAddressOverridesACompiledRangeOfTheSamePrefix) {
   k.prefixlen = MS_POLICY_PREFIX_FULL;
   k.subject = 256;
   policy.entries.push_back({k, {}});
-  policy.identities[256] = {};
+  policy.identities.emplace_back(256, ms_identity_value{});
   Generation gen;
   gen.policy = &policy;
   AddressEntry host;
@@ -133,8 +133,8 @@ TEST(SlotState, PortRangesGoToTheTrieAndFlagTheirSubject) {
   };
   policy.entries = {entry(256, MS_DIR_EGRESS, 16, 80), entry(256, MS_DIR_INGRESS, 8, 8192),
                     entry(257, MS_DIR_EGRESS, 16, 443)};
-  policy.identities[256] = {MS_MODE_INHERIT, MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS};
-  policy.identities[257] = {MS_MODE_INHERIT, MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS};
+  policy.identities.emplace_back(256, ms_identity_value{MS_MODE_INHERIT, MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS});
+  policy.identities.emplace_back(257, ms_identity_value{MS_MODE_INHERIT, MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS});
   Generation gen;
   gen.policy = &policy;
   gen.cgroups = {{1, 256, 0}, {2, 257, MS_CGROUP_F_PENDING_CHILDREN}};

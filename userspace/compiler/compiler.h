@@ -24,6 +24,7 @@
 //  - each disjoint interval becomes the minimal set of port prefixes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -95,50 +96,63 @@ struct IpcacheEntry {
 
 // Every rule of a compiled bundle, by id. The rules are kept per policy and
 // shared between generations: a recompile of one policy rebuilds only the
-// id index (a pointer per rule), not 100k RuleInfos.
+// id index (a pointer per rule), not 100k RuleInfos. The index is in chunks
+// of ids shared between copies, copied only where a copy changes them: a
+// generation's table is its predecessor's copy with one policy's rules
+// swapped, and ids are never reused, so a whole index (8 bytes per id ever
+// given) was copied on every reload.
 class RuleTable {
  public:
-  const RuleInfo* find(uint32_t id) const { return id < byId_.size() ? byId_[id] : nullptr; }
+  const RuleInfo* find(uint32_t id) const {
+    const size_t c = id / kChunk;
+    return c < chunks_.size() && chunks_[c] ? (*chunks_[c])[id % kChunk] : nullptr;
+  }
   const RuleInfo& at(uint32_t id) const;  // std::out_of_range if absent
   size_t size() const { return count_; }
   bool empty() const { return count_ == 0; }
-  uint32_t maxId() const { return byId_.empty() ? 0 : static_cast<uint32_t>(byId_.size() - 1); }
+  uint32_t maxId() const { return maxId_; }  // the highest id ever indexed (0: none)
 
   // Iterates (id, rule) in id order.
   class const_iterator {
    public:
-    const_iterator(const std::vector<const RuleInfo*>* v, size_t i) : v_(v), i_(i) { skip(); }
-    std::pair<uint32_t, const RuleInfo&> operator*() const { return {static_cast<uint32_t>(i_), *(*v_)[i_]}; }
+    const_iterator(const RuleTable* t, uint32_t id) : t_(t), id_(id) { skip(); }
+    std::pair<uint32_t, const RuleInfo&> operator*() const { return {id_, *t_->find(id_)}; }
     const_iterator& operator++() {
-      i_++;
+      id_++;
       skip();
       return *this;
     }
-    bool operator==(const const_iterator& o) const { return i_ == o.i_; }
+    bool operator==(const const_iterator& o) const { return id_ == o.id_; }
 
    private:
-    void skip() {
-      while (i_ < v_->size() && (*v_)[i_] == nullptr) i_++;
-    }
-    const std::vector<const RuleInfo*>* v_;
-    size_t i_;
+    void skip();
+    const RuleTable* t_;
+    uint32_t id_;
   };
-  const_iterator begin() const { return {&byId_, 0}; }
-  const_iterator end() const { return {&byId_, byId_.size()}; }
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, end_}; }
 
   // Adds or removes one policy's rules (the compiler's).
   void add(std::shared_ptr<const std::vector<RuleInfo>> rules);
   void remove(const std::shared_ptr<const std::vector<RuleInfo>>& rules);
 
  private:
+  static constexpr uint32_t kChunk = 1024;
+  using Chunk = std::array<const RuleInfo*, kChunk>;
+  // Chunk `id` / kChunk, to be written: copied first if another table shares it.
+  Chunk& own(uint32_t id);
   std::vector<std::shared_ptr<const std::vector<RuleInfo>>> parts_;
-  std::vector<const RuleInfo*> byId_;  // id -> its rule (in parts_), nullptr where none
+  std::vector<std::shared_ptr<Chunk>> chunks_;  // null: no rule in it
   size_t count_ = 0;
+  uint32_t maxId_ = 0;
+  uint32_t end_ = 0;  // one past the last slot of the last chunk
 };
 
 struct CompiledPolicy {
   std::vector<PolicyEntry> entries;                 // sorted by key bytes
-  std::map<uint32_t, ms_identity_value> identities; // every workload identity
+  // Settings of every workload identity, sorted by identity (a vector: a
+  // map of 10k nodes was built for every compile).
+  std::vector<std::pair<uint32_t, ms_identity_value>> identities;
   RuleTable rules;                                  // every rule of the bundle
   std::vector<IpcacheEntry> ipcache;                // sorted by address bytes, then prefixlen
   uint64_t stamp = 0;  // unique per Compiler::compile() result (copies keep it)
@@ -149,6 +163,9 @@ struct CompiledPolicy {
   // base 0: compiled whole.
   uint64_t base = 0;
   std::vector<uint32_t> recomputed;
+
+  // The settings of workload identity `id`, nullptr if it is none.
+  const ms_identity_value* identity(uint32_t id) const;
 };
 
 // The keys of one subject's entries of one prefix length, in

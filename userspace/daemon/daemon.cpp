@@ -728,8 +728,8 @@ json Daemon::statusLocked() {
     uint32_t mode = MS_MODE_INHERIT;
     if (auto m = workloadModes_.find(w.name); m != workloadModes_.end()) {
       mode = m->second;
-    } else if (auto iv = compiled_.identities.find(ident); iv != compiled_.identities.end()) {
-      mode = iv->second.mode;
+    } else if (const ms_identity_value* v = compiled_.identity(ident); v != nullptr) {
+      mode = v->mode;
     }
     // Its own network namespaces (containers) and their addresses, as the
     // ipcache has them.

@@ -214,9 +214,8 @@ void Daemon::registerQueries() {
         auto side = [&](policy::Direction dir, uint32_t subject, uint32_t peer) {
           auto ex = compiler::explain(bundle_, ids_, compiled_, subject, peer, dir, proto, port);
           uint32_t mode = datapath_->mode();
-          if (auto it = compiled_.identities.find(subject);
-              it != compiled_.identities.end() && it->second.mode != MS_MODE_INHERIT) {
-            mode = it->second.mode;
+          if (const ms_identity_value* v = compiled_.identity(subject); v != nullptr && v->mode != MS_MODE_INHERIT) {
+            mode = v->mode;
           }
           if (auto w = ids_.workloads.find(subject); w != ids_.workloads.end()) {
             for (const auto& name : w->second) {
@@ -326,8 +325,8 @@ void Daemon::registerQueries() {
           uint32_t mode = MS_MODE_INHERIT;
           if (auto m = workloadModes_.find(w.name); m != workloadModes_.end()) {
             mode = m->second;
-          } else if (auto iv = compiled_.identities.find(ident); iv != compiled_.identities.end()) {
-            mode = iv->second.mode;
+          } else if (const ms_identity_value* v = compiled_.identity(ident); v != nullptr) {
+            mode = v->mode;
           }
           const uint32_t effective = mode == MS_MODE_INHERIT ? datapath_->mode() : mode;
           json peerNames = json::array(), callerNames = json::array();

@@ -479,7 +479,7 @@ Result<void> BpfDatapath::setIdentityMode(uint32_t identity, uint32_t mode,
                                           const compiler::CompiledPolicy& policy) {
   auto it = std::lower_bound(state_.identities.begin(), state_.identities.end(), identity,
                              [](const auto& e, uint32_t id) { return keyLess(e.first, id); });
-  if (!policy.identities.count(identity) || it == state_.identities.end() || it->first != identity) {
+  if (policy.identity(identity) == nullptr || it == state_.identities.end() || it->first != identity) {
     return Error{"set identity mode", "identity " + std::to_string(identity), ENOENT, {}};
   }
   const uint32_t previous = it->second.mode;
