@@ -5,8 +5,12 @@
  * Events are submitted WITHOUT waking the reader (a wakeup per event costs
  * ~18 us per connect); the daemon drains the ring on a short timer. Only
  * when the ring is more than a quarter full do we force a wakeup, so a flood
- * is drained before it overflows. A full ring drops the event and counts it
- * in MS_CTR_EVENTS_LOST: loss is never silent.
+ * is drained before it overflows. How full it is is asked every
+ * MS_EVENT_QUERY_EVERY events, not per event (a helper call: ~100 ns where
+ * every kernel function return is costly, e.g. AMD's Safe-RET mitigation);
+ * a flood fills at most that many events more per CPU before the wakeup. A
+ * full ring drops the event and counts it in MS_CTR_EVENTS_LOST: loss is
+ * never silent.
  */
 #ifndef MICROSEG_BPF_LIB_EVENTS_H
 #define MICROSEG_BPF_LIB_EVENTS_H
@@ -46,13 +50,20 @@ struct ms_flow {
 	__u8 reason;
 };
 
+#define MS_EVENT_QUERY_EVERY 16
+
+/* Events emitted, to pace the fill queries. Shared by every CPU without
+ * atomics: an increment lost to a race only moves a query by one event. */
+__u32 ms_events_emitted = 0;
+
 static __always_inline void emit_event(const struct ms_flow *f)
 {
 	struct ms_event *e;
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	bool egress = f->direction == MS_DIR_EGRESS;
 
-	if (bpf_ringbuf_query(&ms_events, BPF_RB_AVAIL_DATA) > ms_ringbuf_bytes / 4)
+	if ((ms_events_emitted++ % MS_EVENT_QUERY_EVERY) == 0 &&
+	    bpf_ringbuf_query(&ms_events, BPF_RB_AVAIL_DATA) > ms_ringbuf_bytes / 4)
 		flags = BPF_RB_FORCE_WAKEUP;
 
 	e = bpf_ringbuf_reserve(&ms_events, sizeof(*e), 0);
