@@ -171,9 +171,22 @@ run_tool() {  # run the tool in the background so Ctrl-C cleanup can stop it
   TOOL_PID=""
 }
 
+# The kernel's speculation mitigations set what a helper call costs (every
+# BPF helper and kernel function returns through them): AMD's SRSO "Safe
+# RET" makes each return costly, so programs that call more helpers pay
+# more than the empty floor suggests. Reported with the figures.
+mitigations() {
+  local v=/sys/devices/system/cpu/vulnerabilities out="" f
+  for f in spec_rstack_overflow retbleed spectre_v2; do
+    [[ -r $v/$f ]] && out+="${out:+; }$f: $(cut -c1-60 <"$v/$f")"
+  done
+  echo "${out:-unknown}"
+}
+MITIGATIONS=$(mitigations)
 raw "$(jq -nc --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname -r)" \
   --arg cpus "$(nproc)" --arg model "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" \
-  --argjson quick "$QUICK" '{section:"meta", date:$date, kernel:$kernel, cpus:($cpus|tonumber), cpu_model:$model, quick:($quick==1)}')"
+  --arg mitigations "$MITIGATIONS" \
+  --argjson quick "$QUICK" '{section:"meta", date:$date, kernel:$kernel, cpus:($cpus|tonumber), cpu_model:$model, mitigations:$mitigations, quick:($quick==1)}')"
 
 # Policy files are all generated before microsegd starts, each in a directory
 # of its own (the daemon watches the directory of its policy file; it reloads
@@ -298,6 +311,7 @@ done
 if ((HOOKS_ONLY)); then
   say "Results ($(($(date +%s) - STARTED)) s, section 1 only)"
   "$TOOL" report --in "$RAW" --json "$JSON_OUT"
+  echo "kernel mitigations: $MITIGATIONS"
   exit 0
 fi
 
@@ -439,4 +453,5 @@ say "Results ($(($(date +%s) - STARTED)) s)"
 mkdir -p "$(dirname "$JSON_OUT")"
 "$TOOL" report --in "$RAW" --json "$JSON_OUT"
 echo
-echo "date $(date -u +%Y-%m-%d), kernel $(uname -r), $(nproc) CPUs; JSON: $JSON_OUT"
+echo "date $(date -u +%Y-%m-%d), kernel $(uname -r), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)); JSON: $JSON_OUT"
+echo "kernel mitigations: $MITIGATIONS"
