@@ -544,6 +544,12 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   return out;
 }
 
+uint32_t Daemon::workloadModeLocked(const std::string& workload, uint32_t identity) const {
+  if (auto m = workloadModes_.find(workload); m != workloadModes_.end()) return m->second;
+  if (const ms_identity_value* v = compiled_.identity(identity); v != nullptr) return v->mode;
+  return MS_MODE_INHERIT;
+}
+
 void Daemon::rescanLocked() {
   // Without a policy model of our own (adopted maps, invalid policy) we
   // would classify every cgroup as unmanaged: leave the maps alone.
@@ -725,12 +731,7 @@ json Daemon::statusLocked() {
   for (const auto& w : bundle_.workloads) {
     auto it = ids_.byWorkload.find(w.name);
     uint32_t ident = it == ids_.byWorkload.end() ? 0 : it->second;
-    uint32_t mode = MS_MODE_INHERIT;
-    if (auto m = workloadModes_.find(w.name); m != workloadModes_.end()) {
-      mode = m->second;
-    } else if (const ms_identity_value* v = compiled_.identity(ident); v != nullptr) {
-      mode = v->mode;
-    }
+    const uint32_t mode = workloadModeLocked(w.name, ident);
     // Its own network namespaces (containers) and their addresses, as the
     // ipcache has them.
     json netns = json::array();

@@ -91,6 +91,9 @@ class Daemon {
   std::string renderMetricsLocked();  // daemon/metrics.cpp
   Result<void> startMetricsLocked();
   flows::FlowContext flowContextLocked() const;
+  // A workload's own mode: the CLI's override, else its policies', else
+  // MS_MODE_INHERIT (the global mode).
+  uint32_t workloadModeLocked(const std::string& workload, uint32_t identity) const;
   void writeFlowLine(const flows::FlowRecord& r, uint64_t delta);
   // Identities named by a CLI filter: a workload name, a reserved name, or a
   // label selector "k=v,k2=v2". Empty result = matches nothing.

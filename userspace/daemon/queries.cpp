@@ -322,12 +322,7 @@ void Daemon::registerQueries() {
               (egress ? peers : callers).insert(e.key.peer);
             }
           }
-          uint32_t mode = MS_MODE_INHERIT;
-          if (auto m = workloadModes_.find(w.name); m != workloadModes_.end()) {
-            mode = m->second;
-          } else if (const ms_identity_value* v = compiled_.identity(ident); v != nullptr) {
-            mode = v->mode;
-          }
+          const uint32_t mode = workloadModeLocked(w.name, ident);
           const uint32_t effective = mode == MS_MODE_INHERIT ? datapath_->mode() : mode;
           json peerNames = json::array(), callerNames = json::array();
           for (uint32_t p : peers) peerNames.push_back(ids_.nameOf(p));
