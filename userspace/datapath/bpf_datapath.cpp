@@ -397,14 +397,8 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   // Both slots hold state_ while synced: the same difference (computed
   // once) goes into the inactive one, then, after the flip, the other.
   SlotDiff d;
-  if (patch) {
-    next.policy = patchedExact(state_.policy, *gen.policy, d.policy);
-    d.cgroups = diff(state_.cgroups, next.cgroups);
-    d.ranges = diff(state_.ranges, next.ranges);
-    d.ipcache = diff(state_.ipcache, next.ipcache);
-  } else if (synced_) {
-    d = slotDiff(state_, next);
-  }
+  if (synced_) d = slotDiff(state_, next, !patch);
+  if (patch) next.policy = patchedExact(state_.policy, *gen.policy, d.policy);
   if (synced_) {
     if (auto r = writeSlotDiff(slots_[inactive], d); !r) {
       synced_ = false;  // the inactive slot is half-written: rebuild next time

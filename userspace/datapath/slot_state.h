@@ -100,9 +100,11 @@ struct SlotDiff {
   size_t size() const { return cgroups.size() + policy.size() + ranges.size() + ipcache.size(); }
 };
 
-inline SlotDiff slotDiff(const SlotState& from, const SlotState& to) {
-  return {diff(from.cgroups, to.cgroups), diff(from.policy, to.policy), diff(from.ranges, to.ranges),
-          diff(from.ipcache, to.ipcache)};
+// Without `exact`, the exact-port entries are left out (patchedExact finds
+// their difference).
+inline SlotDiff slotDiff(const SlotState& from, const SlotState& to, bool exact = true) {
+  return {diff(from.cgroups, to.cgroups), exact ? diff(from.policy, to.policy) : Diff<ms_policy_exact_key, ms_policy_value>{},
+          diff(from.ranges, to.ranges), diff(from.ipcache, to.ipcache)};
 }
 
 // Sorts by key and keeps the LAST value of a duplicate key.
