@@ -1213,6 +1213,8 @@ TEST_F(Loader, UnchangedDocumentsAreNotParsedAgain) {
   edited.replace(edited.find("port: 81,"), 9, "port: 91,");
   write("set.yaml", edited);
   expectSameAsFresh(path, loader, 5);
+  // Found where they were: the five others without a scan for their end.
+  EXPECT_EQ(loader.lastStats().unscanned, 5u);
   ParseResult r = loader.load({path});
   EXPECT_EQ(r.bundle.policies[1].egress[0].ports[0].first, 91);
 }
@@ -1347,7 +1349,7 @@ TEST_F(Loader, RandomEditsGiveWhatAFreshParseGives) {
   for (size_t c : chunks) loaders.push_back(std::make_unique<PolicyLoader>(std::chrono::seconds(0), c));
   std::vector<std::string> docs;
   for (int k = 0; k < 8; k++) docs.push_back(doc(k));
-  size_t reused = 0, documents = 0;
+  size_t reused = 0, unscanned = 0, documents = 0;
   for (int step = 0; step < 150; step++) {
     switch (pick(6)) {
       case 0: docs[pick(int(docs.size()))] = doc(step); break;
@@ -1380,12 +1382,39 @@ TEST_F(Loader, RandomEditsGiveWhatAFreshParseGives) {
       SCOPED_TRACE("read " + std::to_string(chunks[k]) + " bytes at a time");
       expectSameAsFresh(path, *loaders[k], SIZE_MAX);
       reused += loaders[k]->lastStats().reused;
+      unscanned += loaders[k]->lastStats().unscanned;
       documents += loaders[k]->lastStats().documents;
+      EXPECT_LE(loaders[k]->lastStats().unscanned, loaders[k]->lastStats().reused);
       if (HasFailure()) return;
       EXPECT_EQ(loaders[k]->lastStats().reused, loaders[0]->lastStats().reused);
     }
   }
   EXPECT_GT(reused, documents / 3);  // most edits leave most documents as they were
+  EXPECT_GT(unscanned, reused / 3);  // and most of those where they were
+}
+
+// A document found where the same one was last time is taken without a
+// scan for its end, but only if a '---' line (or the file's end) follows
+// it: a rule appended to its end makes it another document.
+TEST_F(Loader, ARuleAppendedToADocumentIsRead) {
+  const std::string p1 = policyDoc("p1", "a", 80, 2);
+  const std::string rest = "---\n" + policyDoc("p2", "b", 81, 2);
+  const std::string appended = "    - to: [{identity: b}]\n      ports: [{port: 99}]\n";
+  const std::string path = write("set.yaml", workloadDoc("a") + "---\n" + workloadDoc("b") + "---\n" + p1 + rest);
+  PolicyLoader loader(std::chrono::seconds(0));
+  expectSameAsFresh(path, loader, 0);
+  write("set.yaml", workloadDoc("a") + "---\n" + workloadDoc("b") + "---\n" + p1 + appended + rest);
+  expectSameAsFresh(path, loader, 3);
+  EXPECT_EQ(loader.lastStats().unscanned, 3u);
+  ParseResult r = loader.load({path});
+  ASSERT_TRUE(r.ok()) << r.errors[0].str();
+  EXPECT_EQ(r.bundle.policies[0].egress.back().ports[0].first, 99);
+  // The last document too: nothing follows it but the text appended.
+  write("set.yaml", workloadDoc("a") + "---\n" + workloadDoc("b") + "---\n" + p1 + appended + rest + appended);
+  expectSameAsFresh(path, loader, 3);
+  r = loader.load({path});
+  ASSERT_TRUE(r.ok()) << r.errors[0].str();
+  EXPECT_EQ(r.bundle.policies[1].egress.back().ports[0].first, 99);
 }
 
 TEST_F(Loader, DocumentsAfterAnInsertedLineMoveTheirLocations) {

@@ -1332,6 +1332,18 @@ class DocumentReader {
   // on line `firstLine` (0-based). End: there are no more. Uncut: the file
   // cannot be cut (see above). Failed: reading failed, errno in error().
   Step next(std::string_view& text, int& firstLine);
+  // The '\n' in the document next() or take() handed out last.
+  int lines() const { return docLines_; }
+  // Without a scan: the next `length` bytes, if they end where a scan would
+  // cut (before a '---' line, or at the end of the file), as `text` (valid
+  // until the next call); nothing is consumed. Whether that is the next
+  // document is the caller's to know: the same text as a document of the
+  // same file read last time (a cut file), whose lines (none a marker, a
+  // directive or another line break) the scan would find again. Failed:
+  // reading failed; Uncut: no such text here (next() finds the document).
+  Step peek(size_t length, std::string_view& text);
+  // Hands out the text peek() showed, of `lines` '\n', as next() would.
+  void take(size_t length, int lines, int& firstLine);
   int error() const { return errno_; }
 
  private:
@@ -1344,6 +1356,7 @@ class DocumentReader {
   bool pending_ = true;   // scan_ itself is still to be looked at
   int lines_ = 0;         // '\n' before scan_ (in the file)
   int startLine_ = 0;     // line of start_
+  int docLines_ = 0;      // '\n' in the document handed out last
   bool eof_ = false, done_ = false, any_ = false;
   int errno_ = 0;
 };
@@ -1429,6 +1442,7 @@ DocumentReader::Step DocumentReader::next(std::string_view& text, int& firstLine
     if (cut != SIZE_MAX) {
       text = seen.substr(start_, cut - start_);
       firstLine = startLine_;
+      docLines_ = lines_ - startLine_;
       start_ = cut;
       startLine_ = lines_;
       any_ = true;
@@ -1439,10 +1453,41 @@ DocumentReader::Step DocumentReader::next(std::string_view& text, int& firstLine
       if (start_ == end_ && any_) return Step::End;
       text = std::string_view(buf_.data() + start_, end_ - start_);
       firstLine = startLine_;
+      docLines_ = lines_ - startLine_;
       return Step::Document;
     }
     if (!fill()) return Step::Failed;
   }
+}
+
+DocumentReader::Step DocumentReader::peek(size_t length, std::string_view& text) {
+  // Only at a document's start, nothing of it scanned yet.
+  if (done_ || length == 0 || scan_ != start_ || (pending_ && start_ != 0)) return Step::Uncut;
+  // The bytes and the marker line after them (4 bytes tell a "---").
+  while (end_ - start_ < length + 4 && !eof_) {
+    if (!fill()) return Step::Failed;
+  }
+  const std::string_view seen(buf_.data(), end_);
+  // The file's first line is looked at as next() would: a directive or a
+  // "..." there means it is not cut.
+  if (pending_ && (seen.empty() || seen[0] == '%' || markerAt(seen, 0, '.'))) return Step::Uncut;
+  const size_t cut = start_ + length;
+  if (cut > end_) return Step::Uncut;
+  if (cut < end_ && (seen[cut - 1] != '\n' || !markerAt(seen, cut, '-'))) return Step::Uncut;
+  text = seen.substr(start_, length);
+  return Step::Document;
+}
+
+void DocumentReader::take(size_t length, int lines, int& firstLine) {
+  firstLine = startLine_;
+  docLines_ = lines;
+  start_ += length;
+  scan_ = start_;
+  pending_ = false;
+  startLine_ += lines;
+  lines_ = startLine_;
+  any_ = true;
+  if (start_ == end_ && eof_) done_ = true;
 }
 
 // The rest of the file from its start, whole (for a file not cut).
@@ -1533,6 +1578,7 @@ struct Document {
   size_t length = 0;
   XXH128_hash_t hash{};
   int firstLine = 0;
+  int lines = 0;  // '\n' in the text
   Bundle objects;
   std::vector<Diagnostic> errors;
   bool syntaxError = false;  // errors is then that one error
@@ -1726,6 +1772,10 @@ class DocumentMatch {
   explicit DocumentMatch(std::vector<std::unique_ptr<Document>>* old) : old_(old) {}
   // `replaced`, on a miss: the old document this one most likely replaced
   // (at the position the previous match leads to), if still there.
+  // The old document the next one most likely is, if it is still there.
+  const Document* expected() const {
+    return old_ != nullptr && expect_ < old_->size() ? (*old_)[expect_].get() : nullptr;
+  }
   std::unique_ptr<Document> take(std::string_view text, const XXH128_hash_t& hash, const Document** replaced) {
     *replaced = nullptr;
     if (old_ == nullptr) return nullptr;
@@ -1883,7 +1933,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
                                  std::string& error) {
   const Stats at = stats_;
   DocumentMatch match(before != nullptr ? &before->docs : nullptr);
-  auto add = [&](std::string_view text, int firstLine, const XXH128_hash_t& hash) {
+  auto add = [&](std::string_view text, int firstLine, int lines, const XXH128_hash_t& hash) {
     stats_.documents++;
     const Document* replaced = nullptr;
     std::unique_ptr<Document> doc = match.take(text, hash, &replaced);
@@ -1900,6 +1950,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
       doc->length = text.size();
       doc->hash = hash;
       doc->firstLine = firstLine;
+      doc->lines = lines;
       if (replaced == nullptr ||
           !parseReusingRules(text, file, *replaced, *doc, minReuseItems_, stats_.rulesReused)) {
         doc->syntaxError = !parseInto(text, file, firstLine, doc->objects, doc->errors);
@@ -1926,7 +1977,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
     if (!readWhole(fd, whole, err)) return failed(err);
     const XXH128_hash_t hash = XXH3_128bits(whole.data(), whole.size());
     if (before->docs.size() == 1 && before->docs[0]->sameText(whole.size(), hash)) {
-      add(whole, 0, hash);
+      add(whole, 0, 0, hash);
       return true;
     }
     whole = std::string();
@@ -1936,10 +1987,30 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
     DocumentReader reader(fd, readBuf_, readChunk_);
     std::string_view text;
     int firstLine = 0;
+    // Where the file was cut last time, the documents most likely come in
+    // the same order: the text as long as the one expected next is hashed
+    // (as it would be anyway), and if it is that document, the scan for its
+    // end is skipped. Hashing runs at 10+ GB/s, the scan at a few: after a
+    // one-rule change to a 7 MB file, 4-5 ms of the reload were the scan.
+    const bool guess = before != nullptr && before->cut;
     for (;;) {
+      if (const Document* e = guess ? match.expected() : nullptr; e != nullptr) {
+        const DocumentReader::Step peeked = reader.peek(e->length, text);
+        if (peeked == DocumentReader::Step::Failed) return failed(reader.error());
+        if (peeked == DocumentReader::Step::Document) {
+          const XXH128_hash_t hash = documentHash(text);
+          if (e->sameText(text.size(), hash)) {
+            const int lines = e->lines;
+            reader.take(text.size(), lines, firstLine);
+            stats_.unscanned++;
+            add(text, firstLine, lines, hash);
+            continue;
+          }
+        }
+      }
       const DocumentReader::Step step = reader.next(text, firstLine);
       if (step == DocumentReader::Step::Document) {
-        add(text, firstLine, documentHash(text));
+        add(text, firstLine, reader.lines(), documentHash(text));
         continue;
       }
       if (step == DocumentReader::Step::End) {
@@ -1955,7 +2026,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
   state.syntax = nullptr;
   stats_ = at;
   if (!readWhole(fd, whole, err)) return failed(err);
-  add(whole, 0, documentHash(whole));
+  add(whole, 0, 0, documentHash(whole));
   return true;
 }
 

@@ -77,6 +77,7 @@ class PolicyLoader {
     size_t policiesChecked = 0; // policies whose references were checked (see validate())
     size_t spliced = 0;         // documents parsed again in part (rules reused)
     size_t rulesReused = 0;     // rules of those documents not parsed again
+    size_t unscanned = 0;       // reused documents found without a scan for their end
   };
   const Stats& lastStats() const { return stats_; }
 
