@@ -303,7 +303,8 @@ TEST(CompilerProperty, RememberingCompilerGivesWhatAFreshCompileGives) {
           const auto mirror = datapath::slotStateOf(was).policy;
           const auto whole = datapath::slotStateOf(now).policy;
           datapath::Diff<ms_policy_exact_key, ms_policy_value> d;
-          const auto patched = datapath::patchedExact(mirror, kept, d);
+          auto patched = mirror;
+          datapath::applyPatch(patched, datapath::exactPatch(mirror, kept, d));
           ASSERT_EQ(patched.size(), whole.size());
           ASSERT_EQ(0, std::memcmp(patched.data(), whole.data(), whole.size() * sizeof(whole[0])));
           const auto want = datapath::diff(mirror, whole);

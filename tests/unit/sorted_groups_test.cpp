@@ -42,7 +42,8 @@ TEST(SortedGroups, ReplaceGroupsIsTheNaiveMerge) {
     std::set<Elem> from;
     for (int n = static_cast<int>(rng() % 300); n > 0; n--) from.insert({static_cast<int>(rng() % groupsIn), static_cast<int>(rng() % 50)});
     std::set<int> replaced;
-    for (int n = static_cast<int>(rng() % 6); n > 0; n--) replaced.insert(static_cast<int>(rng() % (groupsIn + 2)));
+    // Up to 12 groups: in place (up to 8) and copied (more).
+    for (int n = static_cast<int>(rng() % 13); n > 0; n--) replaced.insert(static_cast<int>(rng() % (groupsIn + 2)));
     std::set<Elem> fresh;
     for (int g : replaced) {
       for (int n = static_cast<int>(rng() % 8); n > 0; n--) fresh.insert({g, static_cast<int>(rng() % 50)});
@@ -55,9 +56,17 @@ TEST(SortedGroups, ReplaceGroupsIsTheNaiveMerge) {
     }
     want.insert(want.end(), fresh.begin(), fresh.end());
     std::sort(want.begin(), want.end());
-    const std::vector<Elem> got = replaceGroups(std::vector<Elem>(from.begin(), from.end()),
-                                                std::vector<Elem>(fresh.begin(), fresh.end()), bounds, keyOf, keyLess);
+    const std::vector<Elem> freshV(fresh.begin(), fresh.end());
+    const std::vector<Elem> got = replaceGroups(std::vector<Elem>(from.begin(), from.end()), freshV, bounds, keyOf, keyLess);
     ASSERT_EQ(got, want) << "round " << round;
+    // Built in storage that held something else, of some capacity.
+    std::vector<Elem> storage(rng() % 400, Elem{-1, -1});
+    const std::vector<Elem> inStorage =
+        replaceGroups(std::vector<Elem>(from.begin(), from.end()), freshV, bounds, keyOf, keyLess, std::move(storage));
+    ASSERT_EQ(inStorage, want) << "round " << round;
+    std::vector<Elem> inPlace(from.begin(), from.end());
+    replaceGroupsInPlace(inPlace, freshV, bounds, keyOf, keyLess);
+    ASSERT_EQ(inPlace, want) << "round " << round << ", " << bounds.size() << " groups in place";
   }
 }
 
@@ -70,6 +79,9 @@ TEST(SortedGroups, AFreshElementOutsideTheGroupsIsRefused) {
   EXPECT_THROW(replaceGroups(from, std::vector<Elem>{{2, 5}, {4, 1}}, bounds, keyOf, keyLess), std::logic_error);
   EXPECT_EQ(replaceGroups(from, std::vector<Elem>{{2, 5}}, bounds, keyOf, keyLess),
             (std::vector<Elem>{{1, 1}, {2, 5}, {3, 1}}));
+  std::vector<Elem> v = from;
+  EXPECT_THROW(replaceGroupsInPlace(v, std::vector<Elem>{{1, 5}}, bounds, keyOf, keyLess), std::logic_error);
+  EXPECT_EQ(v, from) << "refused before anything changed";
 }
 
 }  // namespace

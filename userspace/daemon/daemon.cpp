@@ -20,6 +20,7 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <utility>
 
 #include "common/cgroup.h"
 #include "common/fd.h"
@@ -508,7 +509,7 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   bundle_ = std::move(parsed.bundle);
   matcher_ = std::move(matcher);
   if (assigned) ids_ = std::move(*assigned);
-  compiled_ = std::move(compiled);
+  compiler_.recycle(std::exchange(compiled_, std::move(compiled)));
   generation_ = gen.number;
   appliedAt_ = flows::isoTime(nowRealtimeNs());
   const bool pathsChanged = config_.policyPaths != paths;

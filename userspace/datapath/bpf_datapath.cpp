@@ -398,7 +398,8 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   // once) goes into the inactive one, then, after the flip, the other.
   SlotDiff d;
   if (synced_) d = slotDiff(state_, next, !patch);
-  if (patch) next.policy = patchedExact(state_.policy, *gen.policy, d.policy);
+  ExactPatch exact;
+  if (patch) exact = exactPatch(state_.policy, *gen.policy, d.policy);
   if (synced_) {
     if (auto r = writeSlotDiff(slots_[inactive], d); !r) {
       synced_ = false;  // the inactive slot is half-written: rebuild next time
@@ -428,6 +429,10 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   // whole by the next generation.
   synced_ = level.ok();
   if (!level) spdlog::warn("datapath: {} (the next generation rebuilds the inactive slot)", level.error().str());
+  if (patch) {  // the mirror patched where it is
+    next.policy = std::move(state_.policy);
+    applyPatch(next.policy, exact);
+  }
   state_ = std::move(next);
   compiled_ = compiledRanges(gen.policy);
   mirrored_ = gen.policy != nullptr ? gen.policy->stamp : 0;

@@ -52,47 +52,50 @@ std::pair<ms_policy_exact_key, ms_policy_value> exactEntry(const compiler::Polic
 
 }  // namespace
 
-Entries<ms_policy_exact_key, ms_policy_value> patchedExact(
-    const Entries<ms_policy_exact_key, ms_policy_value>& mirror, const compiler::CompiledPolicy& policy,
-    Diff<ms_policy_exact_key, ms_policy_value>& d) {
+ExactPatch exactPatch(const Entries<ms_policy_exact_key, ms_policy_value>& mirror,
+                      const compiler::CompiledPolicy& policy, Diff<ms_policy_exact_key, ms_policy_value>& d) {
   using Exact = std::pair<ms_policy_exact_key, ms_policy_value>;
+  ExactPatch out;
   std::vector<uint32_t> subjects = policy.recomputed;
   std::sort(subjects.begin(), subjects.end(), bytesLess<uint32_t>);  // the mirror's order
   // Their entries now, from the compiled entries (the exact-port block,
   // one group per subject), and their groups in the mirror.
   auto below = [](const compiler::PolicyEntry& e, const ms_policy_key& k) { return bytesLess(e.key, k); };
   auto upTo = [](const compiler::PolicyEntry& e, const ms_policy_key& k) { return !bytesLess(k, e.key); };
-  Entries<ms_policy_exact_key, ms_policy_value> fresh;
-  std::vector<GroupBounds<ms_policy_exact_key>> groups;
-  groups.reserve(subjects.size());
+  out.groups.reserve(subjects.size());
   auto at = policy.entries.begin();
   for (uint32_t s : subjects) {
     const auto b = compiler::subjectBounds(MS_POLICY_PREFIX_FULL, s);
     at = gallopLower(at, policy.entries.end(), b.lo, below);
     const auto end = gallopLower(at, policy.entries.end(), b.hi, upTo);
-    for (; at != end; ++at) fresh.push_back(exactEntry(*at));
+    for (; at != end; ++at) out.fresh.push_back(exactEntry(*at));
     GroupBounds<ms_policy_exact_key> g;
     std::memset(&g.lo, 0, sizeof(g.lo));
     std::memset(&g.hi, 0xff, sizeof(g.hi));
     g.lo.subject = g.hi.subject = s;
-    groups.push_back(g);
+    out.groups.push_back(g);
   }
-  auto keyOf = [](const Exact& e) -> const ms_policy_exact_key& { return e.first; };
-  auto result = replaceGroups(mirror, fresh, groups, keyOf, bytesLess<ms_policy_exact_key>);
   // The difference, group by group.
   auto eBelow = [](const Exact& e, const ms_policy_exact_key& k) { return bytesLess(e.first, k); };
   auto eUpTo = [](const Exact& e, const ms_policy_exact_key& k) { return !bytesLess(k, e.first); };
   auto m = mirror.begin();
-  auto f = fresh.cbegin();
-  for (const auto& g : groups) {
+  auto f = out.fresh.cbegin();
+  for (const auto& g : out.groups) {
     m = gallopLower(m, mirror.end(), g.lo, eBelow);
     const auto mEnd = gallopLower(m, mirror.end(), g.hi, eUpTo);
-    const auto fEnd = gallopLower(f, fresh.cend(), g.hi, eUpTo);
+    const auto fEnd = gallopLower(f, out.fresh.cend(), g.hi, eUpTo);
     diffInto(m, mEnd, f, fEnd, d);
     m = mEnd;
     f = fEnd;
   }
-  return result;
+  return out;
+}
+
+void applyPatch(Entries<ms_policy_exact_key, ms_policy_value>& mirror, const ExactPatch& patch) {
+  auto keyOf = [](const std::pair<ms_policy_exact_key, ms_policy_value>& e) -> const ms_policy_exact_key& {
+    return e.first;
+  };
+  replaceGroupsInPlace(mirror, patch.fresh, patch.groups, keyOf, bytesLess<ms_policy_exact_key>);
 }
 
 SlotState slotStateOf(const Generation& gen, bool exact) {

@@ -13,6 +13,7 @@
 
 #include "bpf/abi.h"
 #include "common/bytes.h"
+#include "common/sorted_groups.h"
 #include "datapath/datapath.h"
 
 namespace microseg::datapath {
@@ -49,7 +50,7 @@ ms_cgroup_value cgroupValue(uint32_t identity, uint32_t cgroupFlags,
 // overrides, and MS_IDENT_F_RANGES_* where the subject has ranges), compiled
 // address ranges with the run-time addresses written over them (an address
 // wins over a range of the same prefix), and the cgroups.
-// Without `exact`, SlotState::policy is left empty (for patchedExact).
+// Without `exact`, SlotState::policy is left empty (for exactPatch).
 SlotState slotStateOf(const Generation& gen, bool exact = true);
 
 template <typename K, typename V>
@@ -83,13 +84,19 @@ Diff<K, V> diff(const Entries<K, V>& from, const Entries<K, V>& to) {
 }
 
 // The exact-port entries (SlotState::policy) of a compiled policy built on
-// an earlier result (policy.base != 0), made from `mirror`, the exact-port
-// entries of that result: the recomputed subjects' entries replaced, all
-// others copied in runs. `d` gets the difference. Costs what those
-// subjects have, plus a copy, not a pass over every entry.
-Entries<ms_policy_exact_key, ms_policy_value> patchedExact(
-    const Entries<ms_policy_exact_key, ms_policy_value>& mirror, const compiler::CompiledPolicy& policy,
-    Diff<ms_policy_exact_key, ms_policy_value>& d);
+// an earlier result (policy.base != 0) differ from `mirror`, the exact-port
+// entries of that result, in the recomputed subjects' groups only: their
+// entries now (`fresh`, one group per subject). exactPatch() finds them and
+// their difference to the mirror (added to `d`), costing what those
+// subjects have, not a pass over every entry; applyPatch() then replaces
+// the groups in the mirror in place (no second 100k-entry vector).
+struct ExactPatch {
+  Entries<ms_policy_exact_key, ms_policy_value> fresh;
+  std::vector<GroupBounds<ms_policy_exact_key>> groups;
+};
+ExactPatch exactPatch(const Entries<ms_policy_exact_key, ms_policy_value>& mirror,
+                      const compiler::CompiledPolicy& policy, Diff<ms_policy_exact_key, ms_policy_value>& d);
+void applyPatch(Entries<ms_policy_exact_key, ms_policy_value>& mirror, const ExactPatch& patch);
 
 // What turns one slot state into another, map by map.
 struct SlotDiff {
@@ -100,7 +107,7 @@ struct SlotDiff {
   size_t size() const { return cgroups.size() + policy.size() + ranges.size() + ipcache.size(); }
 };
 
-// Without `exact`, the exact-port entries are left out (patchedExact finds
+// Without `exact`, the exact-port entries are left out (exactPatch finds
 // their difference).
 inline SlotDiff slotDiff(const SlotState& from, const SlotState& to, bool exact = true) {
   return {diff(from.cgroups, to.cgroups), exact ? diff(from.policy, to.policy) : Diff<ms_policy_exact_key, ms_policy_value>{},
