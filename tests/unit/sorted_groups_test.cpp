@@ -59,11 +59,6 @@ TEST(SortedGroups, ReplaceGroupsIsTheNaiveMerge) {
     const std::vector<Elem> freshV(fresh.begin(), fresh.end());
     const std::vector<Elem> got = replaceGroups(std::vector<Elem>(from.begin(), from.end()), freshV, bounds, keyOf, keyLess);
     ASSERT_EQ(got, want) << "round " << round;
-    // Built in storage that held something else, of some capacity.
-    std::vector<Elem> storage(rng() % 400, Elem{-1, -1});
-    const std::vector<Elem> inStorage =
-        replaceGroups(std::vector<Elem>(from.begin(), from.end()), freshV, bounds, keyOf, keyLess, std::move(storage));
-    ASSERT_EQ(inStorage, want) << "round " << round;
     std::vector<Elem> inPlace(from.begin(), from.end());
     replaceGroupsInPlace(inPlace, freshV, bounds, keyOf, keyLess);
     ASSERT_EQ(inPlace, want) << "round " << round << ", " << bounds.size() << " groups in place";

@@ -72,24 +72,17 @@ std::vector<GroupCut> cutGroups(const std::vector<T>& from, const std::vector<T>
 }
 
 // `from` with the elements of `groups` replaced by those of `fresh` (see
-// cutGroups). Runs of `from` between the groups are copied whole. The
-// result is built in `storage` (its elements are dropped, its capacity
-// kept): a vector of the generation before, whose pages are resident,
-// where a new one of 100k entries costs a page fault per 4 KiB (on a VM,
-// ~10 us each: 800 faults were 8 ms of a reload).
+// cutGroups). Runs of `from` between the groups are copied whole, into a
+// vector of the exact size (every page of a new vector costs a fault: on
+// a VM ~12 us per 4 KiB).
 template <typename T, typename K, typename KeyOf, typename KeyLess>
 std::vector<T> replaceGroups(const std::vector<T>& from, const std::vector<T>& fresh,
-                             const std::vector<GroupBounds<K>>& groups, KeyOf keyOf, KeyLess keyLess,
-                             std::vector<T> storage = {}) {
+                             const std::vector<GroupBounds<K>>& groups, KeyOf keyOf, KeyLess keyLess) {
   const std::vector<GroupCut> cuts = cutGroups(from, fresh, groups, keyOf, keyLess);
   size_t replaced = 0;
   for (const GroupCut& c : cuts) replaced += c.hi - c.lo;
-  std::vector<T> out = std::move(storage);
-  out.clear();
-  // Room for some growth, so that storage passed back and forth between
-  // generations still fits after a few entries more.
-  const size_t size = from.size() - replaced + fresh.size();
-  if (out.capacity() < size) out.reserve(size + size / 16);
+  std::vector<T> out;
+  out.reserve(from.size() - replaced + fresh.size());
   size_t p = 0;
   for (const GroupCut& c : cuts) {
     out.insert(out.end(), from.begin() + static_cast<std::ptrdiff_t>(p), from.begin() + static_cast<std::ptrdiff_t>(c.lo));

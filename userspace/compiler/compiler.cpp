@@ -479,12 +479,6 @@ struct Compiler::State {
 Compiler::Compiler() = default;
 Compiler::~Compiler() = default;
 
-void Compiler::recycle(CompiledPolicy&& old) {
-  // Kept after an incremental compile only: the next one is most likely
-  // one too (after a whole compile, `old` is another policy set's).
-  if (!stats_.full) spare_ = std::move(old.entries);
-}
-
 namespace {
 
 // A 128-bit digest of what parts are compiled against in `ids`: the label
@@ -561,10 +555,6 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   }
   // Incremental only on top of this compiler's last result.
   stats_.full = !same || previous == nullptr || previous->stamp == 0 || previous->stamp != state_->stamp;
-  // Storage for a result like the last one: of no use to another policy
-  // set, and held through its compile it would raise the peak (by 2 MiB
-  // going from 100k rules to 10k identities).
-  if (stats_.full) spare_ = {};
 
   stats_.policies = bundle.policies.size();
   size_t missing = 0;  // policies not compiled before
@@ -792,7 +782,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     // recomputed subjects' groups are replaced in a copy of them.
     out.entries = replaceGroups(previous->entries, fresh, changedGroups(previous->entries, fresh, changed),
                                 [](const PolicyEntry& e) -> const ms_policy_key& { return e.key; },
-                                bytesLess<ms_policy_key>, std::move(spare_));
+                                bytesLess<ms_policy_key>);
     out.base = previous->stamp;
     out.recomputed = changed;
   }

@@ -199,10 +199,6 @@ class Compiler {
   CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
                          RuleRegistry& registry, const Options& options = {},
                          const CompiledPolicy* previous = nullptr);
-  // A result no longer needed (the one a newer result replaced): the next
-  // compile builds its entries in that storage, whose pages are resident,
-  // instead of faulting in new ones (100k entries: 800 page faults).
-  void recycle(CompiledPolicy&& old);
 
   struct Stats {
     bool full = true;        // everything recomputed (first call, other identities)
@@ -216,7 +212,6 @@ class Compiler {
   struct State;
   std::unique_ptr<State> state_;
   Stats stats_;
-  std::vector<PolicyEntry> spare_;  // see recycle()
 };
 
 // What the datapath decides for a new flow, computed from the compiled entries

@@ -20,7 +20,6 @@
 #include <cstring>
 #include <optional>
 #include <set>
-#include <utility>
 
 #include "common/cgroup.h"
 #include "common/fd.h"
@@ -509,7 +508,7 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   bundle_ = std::move(parsed.bundle);
   matcher_ = std::move(matcher);
   if (assigned) ids_ = std::move(*assigned);
-  compiler_.recycle(std::exchange(compiled_, std::move(compiled)));
+  compiled_ = std::move(compiled);
   generation_ = gen.number;
   appliedAt_ = flows::isoTime(nowRealtimeNs());
   const bool pathsChanged = config_.policyPaths != paths;
