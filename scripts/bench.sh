@@ -146,13 +146,13 @@ mkdir -p "$MSROOT/w0" "$BENCH/plain" "$BENCH/floor" "$BENCH/nft"
 # ---- sizes ----------------------------------------------------------------------
 if ((QUICK)); then
   HOOK_CONFIGS=("10 10" "1000 1000" "100000 10")
-  HOOK_ITERS=2000; HOOK_REPS=3
+  HOOK_ITERS=2000; HOOK_REPS=3; FLAT_ROUNDS=2
   PATH_ROUNDS=3; PATH_ITERS=20000; PATH_SECONDS=0.7
   CP_COMBOS="1000:1000,10000:1000,100000:10"
   FLOOD_SECONDS=3
 else
   HOOK_CONFIGS=("10 10" "1000 10" "100000 10" "10 1000" "1000 1000" "100000 1000" "10 10000" "1000 10000")
-  HOOK_ITERS=5000; HOOK_REPS=3
+  HOOK_ITERS=5000; HOOK_REPS=3; FLAT_ROUNDS=4
   PATH_ROUNDS=7; PATH_ITERS=100000; PATH_SECONDS=1.5
   CP_COMBOS="1000:1000,10000:1000,100000:1000,1000:10000,10000:10000,100000:10000"
   FLOOD_SECONDS=8
@@ -307,6 +307,34 @@ for cfg in "${HOOK_CONFIGS[@]}"; do
     '{section:"cp_daemon", rules:$r, identities:$i, apply_ms:$a, change_ms:($c | sort | .[1]), change_ms_all:$c}')"
   note "one-rule change applied by the daemon in ${changes[*]} ms ($change_docs)"
 done
+
+# Flat in rules, side by side: the configurations above are measured one
+# after another over minutes, and this VM drifts by 20-40% in that time. The
+# fewest and the most rules (same identities) are applied in turn and
+# connect4 measured right after each, so a round's ratio compares runs a
+# few seconds apart.
+FLAT_FEW="" FLAT_MANY=""
+for cfg in "${HOOK_CONFIGS[@]}"; do
+  read -r R I <<<"$cfg"
+  for other in "${HOOK_CONFIGS[@]}"; do
+    read -r R2 I2 <<<"$other"
+    if [[ $I2 == "$I" ]] && ((R2 > R)) && { [[ -z $FLAT_MANY ]] || ((R2 - R > ${FLAT_MANY%% *} - ${FLAT_FEW%% *})); }; then
+      FLAT_FEW="$R $I" FLAT_MANY="$R2 $I2"
+    fi
+  done
+done
+if [[ -n $FLAT_MANY ]]; then
+  say "1b. Flat in rules: $FLAT_FEW and $FLAT_MANY rules / identities in turn, $FLAT_ROUNDS rounds"
+  for ((round = 0; round < FLAT_ROUNDS; round++)); do
+    for cfg in "$FLAT_FEW" "$FLAT_MANY"; do
+      read -r R I <<<"$cfg"
+      apply_policy "$(gen_policy "$R" "$I")"
+      out=$(run_tool loop --cgroup "$MSROOT/w0" --kind tcp4 --port "$PA" --iters "$HOOK_ITERS" --stats-pin-dir "$STATE")
+      raw "$(jq -c --argjson round "$round" --argjson r "$R" --argjson i "$I" '{section:"flat", round:$round, rules:$r, identities:$i} + .' <<<"$out")"
+    done
+  done
+  note "connect4 ns per run, $FLAT_FEW / $FLAT_MANY: $(jq -rs '[.[] | select(.section=="flat") | (.progs.ms_connect4.ns_per_run // 0 | floor | tostring)] | join(" ")' "$RAW")"
+fi
 
 if ((HOOKS_ONLY)); then
   say "Results ($(($(date +%s) - STARTED)) s, section 1 only)"

@@ -879,16 +879,53 @@ int cmdReport(const Args& a) {
       << fmt("%.1f", lo / twoLookupNs) << "-" << fmt("%.1fx", hi / twoLookupNs) << " the two-lookup check; beyond the socket lookup "
       << fmt("%.0f", lo - sockLookupNs) << "-" << fmt("%.0f ns", hi - sockLookupNs) << " (the floor is in both)\n";
   }
+  // Flat in rules: the fewest and the most rules applied in turn, connect4
+  // measured right after each (bench.sh 1b); a round's ratio compares runs
+  // seconds apart, where the table's configurations are minutes apart.
+  std::map<long, std::map<long, double>> flatNs;  // round -> rules -> ns
+  long flatIdents = 0;
+  for (auto& r : recs) {
+    if (r["section"] != "flat" || !r["progs"].contains("ms_connect4")) continue;
+    flatNs[r["round"].get<long>()][r["rules"].get<long>()] = r["progs"]["ms_connect4"]["ns_per_run"].get<double>();
+    flatIdents = r["identities"].get<long>();
+  }
+  std::vector<double> flatRatios;
+  long flatFew = 0, flatMany = 0;
+  for (auto& [round, byRules] : flatNs) {
+    if (byRules.size() != 2 || byRules.begin()->second <= 0) continue;
+    flatFew = byRules.begin()->first;
+    flatMany = byRules.rbegin()->first;
+    flatRatios.push_back(byRules.rbegin()->second / byRules.begin()->second);
+  }
+  double flatSideBySide = std::nan("");
+  if (!flatRatios.empty()) {
+    const double m = median(flatRatios);
+    flatSideBySide = std::max(m, 1.0 / m);
+    t << "   flat in rules, side by side (connect4 enforce, " << human(flatFew) << " and " << human(flatMany)
+      << " rules / " << human(flatIdents) << " identities applied in turn, " << flatRatios.size()
+      << " rounds): " << human(flatMany) << "/" << human(flatFew) << " = " << fmt("%.3f", m) << " ["
+      << fmt("%.2f", *std::min_element(flatRatios.begin(), flatRatios.end())) << "-"
+      << fmt("%.2f", *std::max_element(flatRatios.begin(), flatRatios.end())) << "] (median [min-max] of rounds)\n";
+    hookJson["flat"] = {{"few_rules", flatFew}, {"many_rules", flatMany}, {"identities", flatIdents},
+                        {"ratios", flatRatios}, {"median_ratio", m}};
+    outJson["per_hook"] = hookJson;
+  }
   t << "\n";
   if (!ratiosBy["enforce"].empty()) {
     auto& v = ratiosBy["enforce"];
     auto& n = nsBy["enforce"];
     const double mx = *std::max_element(v.begin(), v.end());
-    const double flat = *std::max_element(n.begin(), n.end()) / *std::min_element(n.begin(), n.end());
+    const double sequential = *std::max_element(n.begin(), n.end()) / *std::min_element(n.begin(), n.end());
     targets.push_back({"verdict per connect4 <= 2.5x floor (enforce, worst config)",
                        fmt("%.2fx", mx), mx <= 2.5});
-    targets.push_back({"flat from 10 to 100k rules (max/min connect4 ns <= 1.25)",
-                       fmt("%.2f", flat), flat <= 1.25});
+    if (!std::isnan(flatSideBySide)) {
+      targets.push_back({"flat from 10 to 100k rules (connect4, side by side, within 1.25x)",
+                         fmt("%.2f", flatSideBySide) + " (table, minutes apart: " + fmt("%.2f", sequential) + ")",
+                         flatSideBySide <= 1.25});
+    } else {
+      targets.push_back({"flat from 10 to 100k rules (max/min connect4 ns <= 1.25)",
+                         fmt("%.2f", sequential), sequential <= 1.25});
+    }
   }
   if (!ratiosBy["monitor"].empty()) {
     auto& v = ratiosBy["monitor"];
