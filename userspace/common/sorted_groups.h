@@ -45,7 +45,7 @@ struct GroupBounds {
 // keyLess on keyOf(element)), as index ranges. std::logic_error if `fresh`
 // has an element outside the groups.
 struct GroupCut {
-  size_t lo, hi;         // the group in `from`
+  size_t lo, hi;            // the group in `from`
   size_t freshLo, freshHi;  // its elements in `fresh`
 };
 

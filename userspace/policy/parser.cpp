@@ -1770,12 +1770,12 @@ namespace {
 class DocumentMatch {
  public:
   explicit DocumentMatch(std::vector<std::unique_ptr<Document>>* old) : old_(old) {}
-  // `replaced`, on a miss: the old document this one most likely replaced
-  // (at the position the previous match leads to), if still there.
   // The old document the next one most likely is, if it is still there.
   const Document* expected() const {
     return old_ != nullptr && expect_ < old_->size() ? (*old_)[expect_].get() : nullptr;
   }
+  // `replaced`, on a miss: the old document this one most likely replaced
+  // (at the position the previous match leads to), if still there.
   std::unique_ptr<Document> take(std::string_view text, const XXH128_hash_t& hash, const Document** replaced) {
     *replaced = nullptr;
     if (old_ == nullptr) return nullptr;
