@@ -347,10 +347,11 @@ struct ms_event {
 #define MS_MAX_IDENTITIES      65536u
 #define MS_MAX_UDP_FLOWS       65536u
 #define MS_MAX_IPCACHE         (1u << 18)
-/* 2 MiB: ~15k events. The reader drains every 100 ms, and the kernel wakes
- * it when the ring is a quarter full (~3.8k events: ~13 ms of a 300k/s
- * flood). Its data pages are mapped twice in the daemon (a record that
- * wraps reads contiguously) and resident from the start: 4 MiB of RSS. */
+/* 2 MiB: ~15k events. The daemon's reader thread (datapath/event_spool.h)
+ * drains it every 100 ms, and the kernel wakes it when the ring is a
+ * quarter full (~3.8k events: ~13 ms of a 300k/s flood). Its data pages
+ * are mapped twice in the daemon (a record that wraps reads contiguously)
+ * and resident from the start: 4 MiB of RSS. */
 #define MS_RINGBUF_BYTES       (2u << 20)
 #define MS_MAX_CGROUP_DEPTH    32     /* ancestor walk bound below the root */
 

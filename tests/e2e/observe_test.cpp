@@ -80,16 +80,12 @@ TEST_F(Observe, AFloodAggregatesIntoRecordsThatAddUpToTheKernelCounter) {
   EXPECT_LT(rssAfter - rssBefore, 20 * 1024) << "daemon memory stays bounded (kB " << rssBefore << " -> " << rssAfter << ")";
 }
 
-// A reload of a big policy (100k rules) while a flood of denied connects
-// runs: the events are drained while it runs (before, the drain waited for
-// the reload, and a flood filled the ring meanwhile: all but the ring's
-// ~15k events of the reload's were lost), and what is lost is counted.
-// None was lost on the VMs of earlier runs. On the AMD VM of 2026-12-02
-// evening (cheap helper calls: the flood runs at ~270k/s; page faults at
-// ~12 us) the reload still has stretches of 100-140 ms without a drain and
-// 1-6% of the flood's events were lost (at the commit before that day's
-// evening changes too): the bound below catches a drain that stops during
-// the reload, not those stretches (README: known limits).
+// A reload of a big policy (100k rules) while two processes flood denied
+// connects (~270k events/s on the AMD VM of 2026-12): the reload holds the
+// daemon's lock for about a second with stretches of 100-140 ms between
+// renderings, longer than the ring's ~15k events last. The spool's thread
+// (datapath/event_spool.h) keeps the ring empty meanwhile: nothing is lost
+// (before it, 19-28k of ~500k were), and every event is in the flow log.
 TEST_F(Observe, EventsAreDrainedWhileABigPolicyIsApplied) {
   Child server = tcpServer(srv_, AF_INET, "127.0.0.1", port_);
   ASSERT_TRUE(server.ready());
@@ -131,7 +127,8 @@ TEST_F(Observe, EventsAreDrainedWhileABigPolicyIsApplied) {
   const uint64_t denied = (*s)["counters"]["denied"].get<uint64_t>();
   EXPECT_GT(denied, 20000u) << "the flood ran through the reload";
   const uint64_t lost = (*s)["counters"]["events_lost"].get<uint64_t>();
-  EXPECT_LE(lost * 10, denied) << "lost " << lost << " of " << denied << "\n" << daemon_->log();
+  std::cout << "flood through the reload: " << denied << " denied, " << lost << " lost\n";
+  EXPECT_EQ(lost, 0u) << "lost " << lost << " of " << denied << "\n" << daemon_->log();
   uint64_t logged = 0;
   for (const auto& f : daemon_->flows()) {
     if (f["verdict"] == "deny") logged += f["count"].get<uint64_t>();

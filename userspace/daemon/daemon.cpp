@@ -216,6 +216,12 @@ int Daemon::setup() {
     return 1;
   }
   datapath_ = std::move(dp.value());
+  auto spool = datapath::EventSpool::start(*datapath_);
+  if (!spool) {
+    spdlog::error("datapath: {}", spool.error().str());
+    return 1;
+  }
+  events_ = std::move(spool.value());
   wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   cgroupInotifyFd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 
@@ -399,6 +405,7 @@ void Daemon::shutdown() {
   if (datapath_) {
     std::lock_guard<std::mutex> lock(mu_);
     drainEventsLocked();
+    events_.reset();  // before the datapath it reads from
     if (uninstallRequested_) {
       datapath_->uninstall();
     } else {
@@ -440,11 +447,11 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
                        {"error_count", r.errors.size()}};
   };
 
-  // A reload of 100k rules takes about a second, and events are drained
-  // under the same lock: drain them while it runs (about every 10 ms of
-  // parsing or map writes, and between phases), or a flood of audited
-  // connects fills the ring meanwhile. They are rendered with the model in
-  // force, which is the one that judged them.
+  // A reload of 100k rules takes about a second, and events are rendered
+  // under the same lock: render them while it runs (about every 10 ms of
+  // parsing or map writes, and between phases), so the spool that keeps
+  // the ring empty meanwhile (events_) stays small. They are rendered with
+  // the model in force, which is the one that judged them.
   auto drain = [this] {
     if (datapath_) drainEventsLocked();
   };
@@ -695,8 +702,10 @@ void Daemon::writeFlowLine(const flows::FlowRecord& r, uint64_t delta) {
 // count since its previous line, so a flood cannot flood the log and the
 // counts of all lines add up to the events received.
 void Daemon::drainEventsLocked() {
+  if (!events_) return;
+  if (auto r = events_->take(eventBatch_); !r) spdlog::warn("datapath: {}", r.error().str());
   auto onEvict = [this](const flows::FlowRecord& r) { writeFlowLine(r, r.count - r.flushedCount); };
-  datapath::EventHandler handler = [&](const ms_event& e) {
+  for (const ms_event& e : eventBatch_) {
     flowStore_.add(e, static_cast<int64_t>(e.timestamp_ns) + clockOffsetNs_, onEvict);
     // By the workload whose policy judged: the source for egress, the
     // destination for ingress.
@@ -705,11 +714,6 @@ void Daemon::drainEventsLocked() {
     flowEventCounts_[{flows::directionName(e.direction), flows::verdictName(e.verdict),
                       w != cgroupWorkloads_.end() ? w->second
                                                   : ids_.nameOf(egress ? e.src_identity : e.dst_identity)}]++;
-  };
-  auto n = datapath_->drainEvents(handler);
-  if (!n) {
-    spdlog::warn("datapath: {}", n.error().str());
-    return;
   }
   const int64_t now = nowRealtimeNs() / 1000000;
   const bool periodic = now - lastFlushMs_ >= 1000;
@@ -720,6 +724,10 @@ void Daemon::drainEventsLocked() {
     wrote = true;
   }
   if (wrote && flowLog_ != nullptr) fflush(flowLog_);
+}
+
+uint64_t Daemon::eventsLostLocked(const datapath::Counters& c) const {
+  return c.eventsLost() + (events_ ? events_->dropped() : 0);
 }
 
 json Daemon::statusLocked() {
@@ -753,7 +761,7 @@ json Daemon::statusLocked() {
     counters = json{{"allowed", c->allowed()},
                     {"denied", c->denied()},
                     {"audited", c->audited()},
-                    {"events_lost", c->eventsLost()},
+                    {"events_lost", eventsLostLocked(*c)},
                     {"udp_answers", c->udpAnswers()},
                     {"no_policy", c->values[MS_CTR_NO_POLICY]},
                     {"unparsed", c->values[MS_CTR_UNPARSED]}};

@@ -18,6 +18,7 @@
 #include "flows/flow_record.h"
 #include "flows/flow_store.h"
 #include "datapath/bpf_datapath.h"
+#include "datapath/event_spool.h"
 #include "identity/cgroup_scanner.h"
 #include "identity/identities.h"
 #include "identity/netns.h"
@@ -84,6 +85,8 @@ class Daemon {
   // Which netns the workloads' processes are in (every rescan).
   void discoverNetnsLocked();
   void drainEventsLocked();
+  // Events the kernel's ring and the spool had no room for.
+  uint64_t eventsLostLocked(const datapath::Counters& c) const;
   nlohmann::json statusLocked();
 
   void registerCommands();
@@ -109,6 +112,9 @@ class Daemon {
   DaemonConfig config_;
   std::mutex mu_;
   std::unique_ptr<datapath::BpfDatapath> datapath_;
+  // Takes events out of the ring while mu_ is held elsewhere (a reload).
+  std::unique_ptr<datapath::EventSpool> events_;
+  std::vector<ms_event> eventBatch_;  // drainEventsLocked()'s, kept for its memory
   std::unique_ptr<control::ControlServer> control_;
 
   // The generation in force.

@@ -143,7 +143,7 @@ void Daemon::registerQueries() {
           if (static_cast<int64_t>(items.size()) >= limit) break;
         }
         json counters = json::object();
-        if (auto c = datapath_->counters(); c) counters = {{"events_lost", c->eventsLost()}};
+        if (auto c = datapath_->counters(); c) counters = {{"events_lost", eventsLostLocked(*c)}};
         return json{{"records", items},
                     {"seq", flowStore_.seq()},
                     {"store", {{"records", flowStore_.size()},

@@ -1,8 +1,7 @@
 // Progress of long loops (the loader's, the datapath's map writes), for a
-// caller that has to keep other work
-// going meanwhile: the daemon drains the event ring while a reload parses
-// (a 100k-rule document alone takes a few hundred ms, and the drain takes
-// the same lock as the reload).
+// caller that has to keep other work going meanwhile: the daemon renders
+// events while a reload parses (a 100k-rule document alone takes a few
+// hundred ms, and rendering takes the same lock as the reload).
 #pragma once
 
 #include <functional>
