@@ -422,13 +422,21 @@ void Daemon::shutdown() {
 ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const std::string& why) {
   ReloadResult r = buildAndApplyLocked(paths, why);
   // A reload that compiled everything frees the previous generation's model
-  // and compiled policy and the parse's temporaries (tens of MiB at 100k
-  // rules): give the pages back rather than keep them in malloc's free lists
-  // until the next reload. After a small change (one policy compiled) the
-  // freed memory is what the next small change needs again: trimming it
-  // made every such reload fault its pages back in (~1 ms at 100k rules).
-  if (compiler_.lastStats().full || compiler_.lastStats().expanded * 10 > compiler_.lastStats().policies) {
-    malloc_trim(0);
+  // and compiled policy and the parse's temporaries. What malloc then holds
+  // free beyond a quarter of what is in use goes back to the kernel: after
+  // a reload that shrank the policy (100k rules to 10) that is tens of MiB.
+  // After one of about the same size it is about what the next reload
+  // builds again (6 MiB of 34 at 100k rules): trimming it made the next
+  // one-rule change fault ~1000 pages back in (20-40 ms on a VM, where a
+  // fault costs ~12 us), for RSS that this change took back anyway. A
+  // small change (one policy compiled) is never followed by a trim.
+  const auto& st = compiler_.lastStats();
+  if (st.full || st.expanded * 10 > st.policies) {
+    const struct mallinfo2 mi = mallinfo2();
+    const bool trim = mi.fordblks > mi.uordblks / 4;
+    spdlog::debug("memory: {} KiB in use, {} KiB free in malloc after the reload{}", mi.uordblks / 1024,
+                  mi.fordblks / 1024, trim ? ": given back" : "");
+    if (trim) malloc_trim(0);
   }
   return r;
 }
