@@ -49,8 +49,8 @@ struct GroupCut {
   size_t freshLo, freshHi;  // its elements in `fresh`
 };
 
-template <typename T, typename A, typename K, typename KeyOf, typename KeyLess>
-std::vector<GroupCut> cutGroups(const std::vector<T, A>& from, const std::vector<T, A>& fresh,
+template <typename T, typename K, typename KeyOf, typename KeyLess>
+std::vector<GroupCut> cutGroups(const std::vector<T>& from, const std::vector<T>& fresh,
                                 const std::vector<GroupBounds<K>>& groups, KeyOf keyOf, KeyLess keyLess) {
   auto below = [&](const T& e, const K& k) { return keyLess(keyOf(e), k); };
   auto above = [&](const T& e, const K& k) { return !keyLess(k, keyOf(e)); };  // e <= k
@@ -75,13 +75,13 @@ std::vector<GroupCut> cutGroups(const std::vector<T, A>& from, const std::vector
 // cutGroups). Runs of `from` between the groups are copied whole, into a
 // vector of the exact size (every page of a new vector costs a fault: on
 // a VM ~12 us per 4 KiB).
-template <typename T, typename A, typename K, typename KeyOf, typename KeyLess>
-std::vector<T, A> replaceGroups(const std::vector<T, A>& from, const std::vector<T, A>& fresh,
+template <typename T, typename K, typename KeyOf, typename KeyLess>
+std::vector<T> replaceGroups(const std::vector<T>& from, const std::vector<T>& fresh,
                              const std::vector<GroupBounds<K>>& groups, KeyOf keyOf, KeyLess keyLess) {
   const std::vector<GroupCut> cuts = cutGroups(from, fresh, groups, keyOf, keyLess);
   size_t replaced = 0;
   for (const GroupCut& c : cuts) replaced += c.hi - c.lo;
-  std::vector<T, A> out;
+  std::vector<T> out;
   out.reserve(from.size() - replaced + fresh.size());
   size_t p = 0;
   for (const GroupCut& c : cuts) {
@@ -98,8 +98,8 @@ std::vector<T, A> replaceGroups(const std::vector<T, A>& from, const std::vector
 // without a second vector as big as `v` (its new pages faulted in, the old
 // one's freed). A few groups are replaced one by one, from the last, each a
 // memmove of what follows it; many are copied into a new vector.
-template <typename T, typename A, typename K, typename KeyOf, typename KeyLess>
-void replaceGroupsInPlace(std::vector<T, A>& v, const std::vector<T, A>& fresh, const std::vector<GroupBounds<K>>& groups,
+template <typename T, typename K, typename KeyOf, typename KeyLess>
+void replaceGroupsInPlace(std::vector<T>& v, const std::vector<T>& fresh, const std::vector<GroupBounds<K>>& groups,
                           KeyOf keyOf, KeyLess keyLess) {
   constexpr size_t kInPlaceGroups = 8;
   if (groups.size() > kInPlaceGroups) {

@@ -220,7 +220,8 @@ class PeerExpander {
 
 // The groups of `subjects` in the blocks of every prefix length that `a`
 // or `b` (CompiledPolicy::entries order) has entries of, in that order.
-std::vector<GroupBounds<ms_policy_key>> changedGroups(const PolicyEntries& a, const PolicyEntries& b,
+std::vector<GroupBounds<ms_policy_key>> changedGroups(const std::vector<PolicyEntry>& a,
+                                                      const std::vector<PolicyEntry>& b,
                                                       std::vector<uint32_t> subjects) {
   std::vector<uint32_t> lengths;
   for (const auto* v : {&a, &b}) {
@@ -725,7 +726,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   std::stable_sort(contributions.begin(), contributions.end(), [](const Contribution& a, const Contribution& b) {
     return std::tie(a.subject, a.dir, a.proto, a.peer) < std::tie(b.subject, b.dir, b.proto, b.peer);
   });
-  PolicyEntries fresh;
+  std::vector<PolicyEntry> fresh;
   auto emit = [&](uint32_t subject, uint8_t dir, uint8_t proto, uint32_t peer, const Intervals& resolved) {
     for (const auto& iv : resolved) {
       forEachPortPrefix(static_cast<uint16_t>(iv.first), static_cast<uint16_t>(iv.last), [&](uint16_t value, uint8_t bits) {

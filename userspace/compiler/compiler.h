@@ -34,7 +34,6 @@
 #include <vector>
 
 #include "bpf/abi.h"
-#include "common/huge_alloc.h"
 #include "common/sorted_groups.h"
 #include "identity/identities.h"
 #include "policy/model.h"
@@ -86,8 +85,6 @@ struct PolicyEntry {
   ms_policy_key key{};       // prefixlen host order, port network order
   ms_policy_value value{};
 };
-// Megabytes at 100k rules, built anew by every compile (huge_alloc.h).
-using PolicyEntries = std::vector<PolicyEntry, HugePageAllocator<PolicyEntry>>;
 
 // Remote address -> identity, for the kernel's LPM trie (most specific
 // prefix wins; a miss is MS_IDENTITY_WORLD).
@@ -152,7 +149,7 @@ class RuleTable {
 };
 
 struct CompiledPolicy {
-  PolicyEntries entries;                            // sorted by key bytes
+  std::vector<PolicyEntry> entries;                 // sorted by key bytes
   // Settings of every workload identity, sorted by identity (a vector: a
   // map of 10k nodes was built for every compile).
   std::vector<std::pair<uint32_t, ms_identity_value>> identities;
