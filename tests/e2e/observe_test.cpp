@@ -85,7 +85,7 @@ TEST_F(Observe, AFloodAggregatesIntoRecordsThatAddUpToTheKernelCounter) {
 // daemon's lock for about a second with stretches of 100-140 ms between
 // renderings, longer than the ring's ~15k events last. The spool's thread
 // (datapath/event_spool.h) keeps the ring empty meanwhile: nothing is lost
-// (before it, 19-28k of ~500k were), and every event is in the flow log.
+// (before it, 7.7-28k of ~520k were), and every event is in the flow log.
 TEST_F(Observe, EventsAreDrainedWhileABigPolicyIsApplied) {
   Child server = tcpServer(srv_, AF_INET, "127.0.0.1", port_);
   ASSERT_TRUE(server.ready());

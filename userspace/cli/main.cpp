@@ -234,7 +234,7 @@ int cmdFlows(const Globals& g, const FlowFilter& f, bool follow) {
   if (!follow) {
     emit(records, true);
     if (!g.json() && r.value("events_lost", 0) > 0) {
-      std::cerr << "microseg: " << r.value("events_lost", 0) << " events were lost (ring buffer full)\n";
+      std::cerr << "microseg: " << r.value("events_lost", 0) << " events were lost (the event ring or the daemon's spool was full)\n";
     }
     return kOk;
   }

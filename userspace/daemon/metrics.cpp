@@ -27,7 +27,8 @@ std::string Daemon::renderMetricsLocked() {
             {Sample{{{"verdict", "allow"}}, double(c->allowed())},
              Sample{{{"verdict", "deny"}}, double(c->denied())},
              Sample{{{"verdict", "audit"}}, double(c->audited())}});
-    counter("microseg_events_lost_total", "Verdict events dropped because the kernel's ring buffer or the daemon's spool behind it was full.",
+    counter("microseg_events_lost_total",
+            "Verdict events dropped because the kernel's ring buffer or the daemon's spool behind it was full.",
             one(double(eventsLostLocked(*c))));
     counter("microseg_udp_answers_total",
             "UDP datagrams passed as answers or replies to a recent exchange of their socket.",
