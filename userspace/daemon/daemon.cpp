@@ -460,9 +460,7 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   // parsing or map writes, and between phases), so the spool that keeps
   // the ring empty meanwhile (events_) stays small. They are rendered with
   // the model in force, which is the one that judged them.
-  auto drain = [this] {
-    if (datapath_) drainEventsLocked();
-  };
+  auto drain = [this] { drainEventsLocked(); };  // nothing to do without a datapath (no spool)
   const policy::ProgressScope progress(drain);
   policy::ParseResult parsed = loader_.load(paths);
   drain();

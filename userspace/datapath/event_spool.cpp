@@ -29,12 +29,12 @@ EventSpool::~EventSpool() {
 // every tick otherwise; a read error is the consumer's to report (take()
 // reads the ring too).
 void EventSpool::run() {
-  bool wakeups = dp_.eventFd() >= 0;
+  int ringFd = dp_.eventFd();
   for (;;) {
-    pollfd fds[2] = {{wakeups ? dp_.eventFd() : -1, POLLIN, 0}, {stopFd_.get(), POLLIN, 0}};
+    pollfd fds[2] = {{ringFd, POLLIN, 0}, {stopFd_.get(), POLLIN, 0}};
     const int n = poll(fds, 2, tickMs_);
     if (n > 0 && (fds[1].revents & POLLIN)) return;
-    if (fds[0].revents & (POLLERR | POLLNVAL)) wakeups = false;  // the tick alone, not a spin
+    if (fds[0].revents & (POLLERR | POLLNVAL)) ringFd = -1;  // the tick alone, not a spin
     std::lock_guard<std::mutex> lock(mu_);
     (void)collectLocked();
   }
