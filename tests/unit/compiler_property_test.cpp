@@ -212,7 +212,7 @@ std::string entriesText(const CompiledPolicy& c) {
     out += "identity " + std::to_string(id) + " " + std::to_string(v.flags) + "/" + std::to_string(v.mode) + "\n";
   }
   for (const auto& [id, r] : c.rules) {
-    out += "rule " + std::to_string(id) + " " + r.name() + " " + r.loc.file.str() + ":" + std::to_string(r.loc.line) +
+    out += "rule " + std::to_string(id) + " " + r.name() + " " + r.loc().file.str() + ":" + std::to_string(r.loc().line) +
            " " + std::to_string(int(r.action)) + "\n";
   }
   for (const auto& e : c.ipcache) {

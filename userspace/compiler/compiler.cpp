@@ -348,7 +348,14 @@ std::string ruleText(const policy::Policy& policy, const RuleInfo& rule) {
 
 const std::string& RuleInfo::policy() const {
   static const std::string none;
-  return policyName != nullptr ? *policyName : none;
+  return owner != nullptr ? owner->name : none;
+}
+
+const policy::SourceLocation& RuleInfo::loc() const {
+  static const policy::SourceLocation none;
+  if (owner == nullptr) return none;
+  const auto& list = direction == Direction::Egress ? owner->egress : owner->ingress;
+  return index < list.size() ? list[index].loc : none;
 }
 
 std::string RuleInfo::name() const { return policy() + "/" + std::to_string(index); }
@@ -569,7 +576,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     auto part = std::make_shared<Part>();
     part->policy = pp;
     part->subjects = subjectsOf(p, ids);
-    // The rules hold their policy (its name is theirs).
+    // The rules hold their policy (their name and location are there).
     struct Owned {
       std::shared_ptr<const policy::Policy> policy;
       std::vector<RuleInfo> rules;
@@ -585,11 +592,10 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
         const policy::Rule& r = list[i];
         RuleInfo info;
         info.id = registry.idFor(p.name, dir, i);
-        info.policyName = &p.name;
+        info.owner = &p;
         info.direction = dir;
         info.index = i;
         info.action = r.action;
-        info.loc = r.loc;
         const uint32_t ruleOrder = position++;
 
         peers.clear();

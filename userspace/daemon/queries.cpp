@@ -235,7 +235,7 @@ void Daemon::registerQueries() {
             const policy::Policy* p = bundle_.findPolicy(r->policy());
             const std::string text = p != nullptr ? compiler::ruleText(*p, *r) : "";
             decided = {{"rule", r->name()}, {"id", r->id}, {"text", text},
-                       {"location", r->loc.file.str() + ":" + std::to_string(r->loc.line)}};
+                       {"location", r->loc().file.str() + ":" + std::to_string(r->loc().line)}};
           }
           sides.push_back({{"direction", dir == policy::Direction::Ingress ? "ingress" : "egress"},
                            {"judged_by", {{"identity", subject}, {"workload", ids_.nameOf(subject)}}},
@@ -365,7 +365,7 @@ void Daemon::registerQueries() {
                            {"index", r.index},
                            {"action", r.action == policy::Action::Allow ? "allow" : "deny"},
                            {"text", textOf(r)},
-                           {"location", r.loc.file.str() + ":" + std::to_string(r.loc.line) + ":" + std::to_string(r.loc.column)},
+                           {"location", r.loc().file.str() + ":" + std::to_string(r.loc().line) + ":" + std::to_string(r.loc().column)},
                            {"hits", hits.count(id) ? hits[id] : 0}});
         }
         return json{{"generation", generation_},

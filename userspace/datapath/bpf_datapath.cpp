@@ -105,34 +105,72 @@ Result<void> updateElem(int fd, const char* name, const void* key, const void* v
   return {};
 }
 
-// Writes `d` into the map `fd` (of `spec`); counts the writes in `writes`.
-// A write is a progress tick (policy/progress.h): 100k of them take a
-// second under load, and the daemon drains events meanwhile.
+// One map write; counts it in `writes`. A write is a progress tick
+// (policy/progress.h): 100k of them take a second under load, and the
+// daemon drains events meanwhile.
+template <typename K>
+Result<void> deleteOne(int fd, const InnerSpec& spec, const K& k, size_t& writes) {
+  policy::progressTick();
+  if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) return sysError("delete from map", spec.name);
+  writes++;
+  return {};
+}
+
+template <typename K, typename V>
+Result<void> upsertOne(int fd, const InnerSpec& spec, const K& k, const V& v, size_t& writes, size_t total) {
+  policy::progressTick();
+  if (auto r = updateElem(fd, spec.name, &k, &v); !r) {
+    Error err = r.error();
+    err.detail = std::to_string(total) + " writes, capacity " + std::to_string(spec.maxEntries);
+    return err;
+  }
+  writes++;
+  return {};
+}
+
+// Writes `d` into the map `fd` (of `spec`): removes first (they make room).
 template <typename K, typename V>
 Result<void> writeDiff(int fd, const InnerSpec& spec, const Diff<K, V>& d, size_t& writes) {
   for (const auto& k : d.removes) {
-    if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) return sysError("delete from map", spec.name);
-    writes++;
-    policy::progressTick();
+    if (auto r = deleteOne(fd, spec, k, writes); !r) return r;
   }
   for (const auto& [k, v] : d.upserts) {
-    policy::progressTick();
-    if (auto r = updateElem(fd, spec.name, &k, &v); !r) {
-      Error err = r.error();
-      err.detail = std::to_string(d.upserts.size()) + " writes, capacity " + std::to_string(spec.maxEntries);
-      return err;
-    }
-    writes++;
+    if (auto r = upsertOne(fd, spec, k, v, writes, d.upserts.size()); !r) return r;
   }
   return {};
+}
+
+// Writes into the map `fd`, which holds `from`, what turns it into `to`, as
+// writeDiff() would, without making the difference: at a full reload it is
+// every entry of `to` (100k entries were a 2.4-4 MB copy at the daemon's
+// peak). Two passes, the removes first.
+template <typename K, typename V>
+Result<void> writeDifference(int fd, const InnerSpec& spec, const Entries<K, V>& from, const Entries<K, V>& to,
+                             size_t& writes) {
+  Result<void> failed;
+  auto skip = [](const auto&) { return true; };
+  diffWalk(
+      from.begin(), from.end(), to.begin(), to.end(),
+      [&](const K& k) {
+        failed = deleteOne(fd, spec, k, writes);
+        return failed.ok();
+      },
+      skip);
+  if (!failed) return failed;
+  diffWalk(from.begin(), from.end(), to.begin(), to.end(), skip, [&](const std::pair<K, V>& e) {
+    failed = upsertOne(fd, spec, e.first, e.second, writes, to.size());
+    return failed.ok();
+  });
+  return failed;
 }
 
 // Writes the whole `want` into an empty map.
 template <typename K, typename V>
 Result<void> writeAll(int fd, const InnerSpec& spec, const Entries<K, V>& want, size_t& writes) {
-  Diff<K, V> d;
-  d.upserts = want;
-  return writeDiff(fd, spec, d, writes);
+  for (const auto& [k, v] : want) {
+    if (auto r = upsertOne(fd, spec, k, v, writes, want.size()); !r) return r;
+  }
+  return {};
 }
 
 }  // namespace
@@ -368,11 +406,16 @@ Result<void> BpfDatapath::installSlot(uint32_t slot, SlotMaps maps) {
   return {};
 }
 
-Result<void> BpfDatapath::writeSlotDiff(const SlotMaps& m, const SlotDiff& d) {
-  if (auto r = writeDiff(m.cgroups.get(), kCgroupsSpec, d.cgroups, lastWrites_); !r) return r;
-  if (auto r = writeDiff(m.policy.get(), kPolicySpec, d.policy, lastWrites_); !r) return r;
-  if (auto r = writeDiff(m.ranges.get(), kRangesSpec, d.ranges, lastWrites_); !r) return r;
-  return writeDiff(m.ipcache.get(), kIpcacheSpec, d.ipcache, lastWrites_);
+Result<void> BpfDatapath::writeSlotChanges(const SlotMaps& m, const SlotState& from, const SlotState& to,
+                                           const Diff<ms_policy_exact_key, ms_policy_value>* exact) {
+  if (auto r = writeDifference(m.cgroups.get(), kCgroupsSpec, from.cgroups, to.cgroups, lastWrites_); !r) return r;
+  if (exact != nullptr) {
+    if (auto r = writeDiff(m.policy.get(), kPolicySpec, *exact, lastWrites_); !r) return r;
+  } else if (auto r = writeDifference(m.policy.get(), kPolicySpec, from.policy, to.policy, lastWrites_); !r) {
+    return r;
+  }
+  if (auto r = writeDifference(m.ranges.get(), kRangesSpec, from.ranges, to.ranges, lastWrites_); !r) return r;
+  return writeDifference(m.ipcache.get(), kIpcacheSpec, from.ipcache, to.ipcache, lastWrites_);
 }
 
 Result<void> BpfDatapath::flip(uint32_t slot, uint64_t generation) {
@@ -394,14 +437,16 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   const uint32_t inactive = config_.active_slot ^ 1u;
   lastWrites_ = 0;
   mirrored_ = 0;  // until this generation is in force
-  // Both slots hold state_ while synced: the same difference (computed
-  // once) goes into the inactive one, then, after the flip, the other.
-  SlotDiff d;
-  if (synced_) d = slotDiff(state_, next, !patch);
+  // Both slots hold state_ while synced: the same difference goes into the
+  // inactive one, then, after the flip, the other. It is walked, not made
+  // (it can be every entry), but for the recomputed subjects' exact-port
+  // entries, found by exactPatch() (a few).
+  Diff<ms_policy_exact_key, ms_policy_value> exactDiff;
   ExactPatch exact;
-  if (patch) exact = exactPatch(state_.policy, *gen.policy, d.policy);
+  if (patch) exact = exactPatch(state_.policy, *gen.policy, exactDiff);
+  const auto* exactChanges = patch ? &exactDiff : nullptr;
   if (synced_) {
-    if (auto r = writeSlotDiff(slots_[inactive], d); !r) {
+    if (auto r = writeSlotChanges(slots_[inactive], state_, next, exactChanges); !r) {
       synced_ = false;  // the inactive slot is half-written: rebuild next time
       return r;
     }
@@ -419,7 +464,7 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   const uint32_t other = inactive ^ 1u;
   Result<void> level;
   if (synced_) {
-    level = writeSlotDiff(slots_[other], d);
+    level = writeSlotChanges(slots_[other], state_, next, exactChanges);
   } else if (auto fresh = freshSlot(next); fresh) {
     level = installSlot(other, std::move(fresh.value()));
   } else {

@@ -86,7 +86,10 @@ class BpfDatapath final : public Datapath {
   Result<void> writeConfig();
   Result<SlotMaps> freshSlot(const SlotState& want);
   Result<void> installSlot(uint32_t slot, SlotMaps maps);
-  Result<void> writeSlotDiff(const SlotMaps& m, const SlotDiff& d);
+  // Writes into `m`, which holds `from`, what turns it into `to`; the
+  // exact-port entries' difference is `exact` if given.
+  Result<void> writeSlotChanges(const SlotMaps& m, const SlotState& from, const SlotState& to,
+                                const Diff<ms_policy_exact_key, ms_policy_value>* exact);
   Result<void> flip(uint32_t slot, uint64_t generation);
   template <typename K, typename V>
   Result<void> editBoth(UniqueFd SlotMaps::*map, const InnerSpec& spec, Entries<K, V>& current,

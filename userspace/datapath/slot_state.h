@@ -60,20 +60,39 @@ struct Diff {
   size_t size() const { return upserts.size() + removes.size(); }
 };
 
-// Adds to `d` what turns the sorted run [from, fromEnd) into [to, toEnd).
-template <typename K, typename V, typename From, typename To>
-void diffInto(From from, From fromEnd, To to, To toEnd, Diff<K, V>& d) {
+// Walks what turns the sorted run [from, fromEnd) into [to, toEnd), in key
+// order: remove(key) for a key only `from` has, upsert(entry) for an entry
+// of `to` that is new or whose value changed. Either returning false stops
+// the walk, and diffWalk() returns false.
+template <typename From, typename To, typename Remove, typename Upsert>
+bool diffWalk(From from, From fromEnd, To to, To toEnd, Remove&& remove, Upsert&& upsert) {
   while (from != fromEnd || to != toEnd) {
     if (to == toEnd || (from != fromEnd && keyLess(from->first, to->first))) {
-      d.removes.push_back((from++)->first);
+      if (!remove((from++)->first)) return false;
     } else if (from == fromEnd || keyLess(to->first, from->first)) {
-      d.upserts.push_back(*to++);
+      if (!upsert(*to++)) return false;
     } else {
-      if (std::memcmp(&from->second, &to->second, sizeof(V)) != 0) d.upserts.push_back(*to);
+      if (std::memcmp(&from->second, &to->second, sizeof(from->second)) != 0 && !upsert(*to)) return false;
       ++from;
       ++to;
     }
   }
+  return true;
+}
+
+// Adds to `d` what turns the sorted run [from, fromEnd) into [to, toEnd).
+template <typename K, typename V, typename From, typename To>
+void diffInto(From from, From fromEnd, To to, To toEnd, Diff<K, V>& d) {
+  diffWalk(
+      from, fromEnd, to, toEnd,
+      [&](const K& k) {
+        d.removes.push_back(k);
+        return true;
+      },
+      [&](const std::pair<K, V>& e) {
+        d.upserts.push_back(e);
+        return true;
+      });
 }
 
 template <typename K, typename V>
@@ -97,22 +116,6 @@ struct ExactPatch {
 ExactPatch exactPatch(const Entries<ms_policy_exact_key, ms_policy_value>& mirror,
                       const compiler::CompiledPolicy& policy, Diff<ms_policy_exact_key, ms_policy_value>& d);
 void applyPatch(Entries<ms_policy_exact_key, ms_policy_value>& mirror, const ExactPatch& patch);
-
-// What turns one slot state into another, map by map.
-struct SlotDiff {
-  Diff<uint64_t, ms_cgroup_value> cgroups;
-  Diff<ms_policy_exact_key, ms_policy_value> policy;
-  Diff<ms_policy_key, ms_policy_value> ranges;
-  Diff<ms_ipcache_key, ms_ipcache_value> ipcache;
-  size_t size() const { return cgroups.size() + policy.size() + ranges.size() + ipcache.size(); }
-};
-
-// Without `exact`, the exact-port entries are left out (exactPatch finds
-// their difference).
-inline SlotDiff slotDiff(const SlotState& from, const SlotState& to, bool exact = true) {
-  return {diff(from.cgroups, to.cgroups), exact ? diff(from.policy, to.policy) : Diff<ms_policy_exact_key, ms_policy_value>{},
-          diff(from.ranges, to.ranges), diff(from.ipcache, to.ipcache)};
-}
 
 // Sorts by key and keeps the LAST value of a duplicate key.
 template <typename K, typename V>

@@ -1,19 +1,55 @@
 #include "policy/model.h"
 
 #include <algorithm>
+#include <memory>
 #include <mutex>
-#include <unordered_set>
+#include <unordered_map>
 
 namespace microseg::policy {
 
-const std::string FileName::empty_;
+namespace {
+
+// Interned file names by id (0: none), in chunks that never move: a name is
+// written before its id is handed out, and whoever reads a location got it
+// through the same synchronization as the rest of the model, so reads take
+// no lock while another thread interns a new name.
+struct FileNames {
+  static constexpr uint32_t kChunk = 1024, kChunks = 4096;
+  std::mutex lock;
+  std::unordered_map<std::string, uint32_t> ids;        // under lock
+  std::unique_ptr<const std::string*[]> chunks[kChunks];  // made and filled under lock
+  uint32_t next = 1;                                     // under lock
+
+  static FileNames& get() {
+    static FileNames* names = new FileNames();  // never freed: names outlive every model
+    return *names;
+  }
+};
+
+}  // namespace
 
 FileName::FileName(const std::string& name) {
   if (name.empty()) return;
-  static std::mutex lock;
-  static std::unordered_set<std::string>* names = new std::unordered_set<std::string>();  // never freed
-  std::lock_guard<std::mutex> g(lock);
-  name_ = &*names->insert(name).first;
+  FileNames& t = FileNames::get();
+  std::lock_guard<std::mutex> g(t.lock);
+  if (auto it = t.ids.find(name); it != t.ids.end()) {
+    id_ = it->second;
+    return;
+  }
+  const uint32_t id = t.next;
+  const uint32_t c = id / FileNames::kChunk;
+  if (c >= FileNames::kChunks) return;  // 4M names: not kept
+  if (!t.chunks[c]) t.chunks[c] = std::make_unique<const std::string*[]>(FileNames::kChunk);
+  auto it = t.ids.emplace(name, id).first;
+  t.chunks[c][id % FileNames::kChunk] = &it->first;  // unordered_map nodes never move
+  t.next++;
+  id_ = id;
+}
+
+const std::string& FileName::str() const {
+  static const std::string none;
+  if (id_ == 0) return none;
+  return *FileNames::get().chunks[id_ / FileNames::kChunk][id_ % FileNames::kChunk];
 }
 
 std::string Diagnostic::str() const {
