@@ -303,8 +303,9 @@ TEST(CompilerProperty, RememberingCompilerGivesWhatAFreshCompileGives) {
           const auto mirror = datapath::slotStateOf(was).policy;
           const auto whole = datapath::slotStateOf(now).policy;
           datapath::Diff<ms_policy_exact_key, ms_policy_value> d;
+          datapath::exactPatch(last, kept, d);
           auto patched = mirror;
-          datapath::applyPatch(patched, datapath::exactPatch(mirror, kept, d));
+          datapath::patch(patched, d.upserts, d.removes);
           ASSERT_EQ(patched.size(), whole.size());
           ASSERT_EQ(0, std::memcmp(patched.data(), whole.data(), whole.size() * sizeof(whole[0])));
           const auto want = datapath::diff(mirror, whole);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <algorithm>
 #include <random>
 
 #include "datapath/slot_state.h"
@@ -151,6 +152,61 @@ TEST(SlotState, PortRangesGoToTheTrieAndFlagTheirSubject) {
       EXPECT_EQ(v.flags, MS_CGROUP_F_PENDING_CHILDREN);
     }
   }
+}
+
+// The datapath keeps no copy of the exact-port entries: it walks the
+// compiled policies' last block. That walk must be the difference of the
+// exact-port states, and only that block may be walked.
+TEST(SlotState, TheExactBlockWalkIsTheDifferenceOfTheExactPortStates) {
+  std::mt19937 rng(11);
+  auto random = [&] {
+    compiler::CompiledPolicy p;
+    for (int i = 0; i < 80; i++) {
+      compiler::PolicyEntry e;
+      e.key.prefixlen = rng() % 3 ? MS_POLICY_PREFIX_FULL : MS_POLICY_PREFIX_FIXED + rng() % 16;
+      e.key.subject = 256 + rng() % 5;
+      e.key.peer = 300 + rng() % 3;
+      e.key.direction = static_cast<uint8_t>(rng() % 2);
+      e.key.protocol = MS_PROTO_TCP;
+      e.key.port = htons(static_cast<uint16_t>(80 + rng() % 4));
+      e.value.rule_id = 1 + rng() % 2;
+      p.entries.push_back(e);
+    }
+    std::sort(p.entries.begin(), p.entries.end(),
+              [](const compiler::PolicyEntry& a, const compiler::PolicyEntry& b) { return bytesLess(a.key, b.key); });
+    p.entries.erase(std::unique(p.entries.begin(), p.entries.end(),
+                                [](const compiler::PolicyEntry& a, const compiler::PolicyEntry& b) {
+                                  return std::memcmp(&a.key, &b.key, sizeof(a.key)) == 0;
+                                }),
+                    p.entries.end());
+    return p;
+  };
+  for (int round = 0; round < 100; round++) {
+    const compiler::CompiledPolicy a = random(), b = random();
+    Generation ga, gb;
+    ga.policy = &a;
+    gb.policy = &b;
+    const auto want = diff(slotStateOf(ga).policy, slotStateOf(gb).policy);
+    const auto [bBegin, bEnd] = exactBlock(&b);
+    ASSERT_EQ(static_cast<size_t>(bEnd - bBegin), slotStateOf(gb).policy.size()) << "round " << round;
+    Diff<ms_policy_exact_key, ms_policy_value> got;
+    const auto [aBegin, aEnd] = exactBlock(&a);
+    diffWalk(
+        aBegin, aEnd, bBegin, bEnd,
+        [&](const ms_policy_key& k) {
+          got.removes.push_back(exactKey(k));
+          return true;
+        },
+        [&](const compiler::PolicyEntry& e) {
+          got.upserts.push_back(exactEntry(e));
+          return true;
+        });
+    ASSERT_EQ(got.removes.size(), want.removes.size()) << "round " << round;
+    ASSERT_EQ(got.upserts.size(), want.upserts.size()) << "round " << round;
+    EXPECT_EQ(0, std::memcmp(got.removes.data(), want.removes.data(), want.removes.size() * sizeof(want.removes[0])));
+    EXPECT_EQ(0, std::memcmp(got.upserts.data(), want.upserts.data(), want.upserts.size() * sizeof(want.upserts[0])));
+  }
+  EXPECT_EQ(exactBlock(nullptr).first, exactBlock(nullptr).second);
 }
 
 // keyLess is memcmp order (what the maps' bytes are), for every key size

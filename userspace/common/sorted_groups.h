@@ -1,7 +1,7 @@
 // Big sorted vectors edited a few groups at a time. The compiled entries of
-// a generation (100k+) and the datapath's mirror of them are sorted by key
-// bytes, so the entries of one subject form a contiguous group; a one-rule
-// change replaces one subject's group. Finding groups by galloping search
+// a generation (100k+) are sorted by key bytes, so the entries of one
+// subject form a contiguous group; a one-rule change replaces one subject's
+// group. Finding groups by galloping search
 // from a cursor and copying the runs between them whole costs a few
 // searches and a memcpy, where an entry-by-entry merge compared every key.
 #pragma once
@@ -92,32 +92,6 @@ std::vector<T> replaceGroups(const std::vector<T>& from, const std::vector<T>& f
   }
   out.insert(out.end(), from.begin() + static_cast<std::ptrdiff_t>(p), from.end());
   return out;
-}
-
-// replaceGroups() in place: `v` becomes what replaceGroups(v, ...) returns,
-// without a second vector as big as `v` (its new pages faulted in, the old
-// one's freed). A few groups are replaced one by one, from the last, each a
-// memmove of what follows it; many are copied into a new vector.
-template <typename T, typename K, typename KeyOf, typename KeyLess>
-void replaceGroupsInPlace(std::vector<T>& v, const std::vector<T>& fresh, const std::vector<GroupBounds<K>>& groups,
-                          KeyOf keyOf, KeyLess keyLess) {
-  constexpr size_t kInPlaceGroups = 8;
-  if (groups.size() > kInPlaceGroups) {
-    v = replaceGroups(v, fresh, groups, keyOf, keyLess);
-    return;
-  }
-  const std::vector<GroupCut> cuts = cutGroups(v, fresh, groups, keyOf, keyLess);
-  auto at = [](auto& vec, size_t i) { return vec.begin() + static_cast<std::ptrdiff_t>(i); };
-  for (auto c = cuts.rbegin(); c != cuts.rend(); ++c) {
-    const size_t old = c->hi - c->lo, now = c->freshHi - c->freshLo;
-    const size_t kept = std::min(old, now);
-    std::copy(at(fresh, c->freshLo), at(fresh, c->freshLo + kept), at(v, c->lo));
-    if (now > old) {
-      v.insert(at(v, c->hi), at(fresh, c->freshLo + kept), at(fresh, c->freshHi));
-    } else if (old > now) {
-      v.erase(at(v, c->lo + kept), at(v, c->hi));
-    }
-  }
 }
 
 }  // namespace microseg

@@ -422,18 +422,20 @@ void Daemon::shutdown() {
 ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const std::string& why) {
   ReloadResult r = buildAndApplyLocked(paths, why);
   // A reload that compiled everything frees the previous generation's model
-  // and compiled policy and the parse's temporaries. What malloc then holds
-  // free beyond a quarter of what is in use goes back to the kernel: after
-  // a reload that shrank the policy (100k rules to 10) that is tens of MiB.
-  // After one of about the same size it is about what the next reload
-  // builds again (6 MiB of 34 at 100k rules): trimming it made the next
-  // one-rule change fault ~1000 pages back in (20-40 ms on a VM, where a
-  // fault costs ~12 us), for RSS that this change took back anyway. A
-  // small change (one policy compiled) is never followed by a trim.
+  // and compiled policy and the parse's temporaries. When malloc then holds
+  // free more than half of what is in use, it goes back to the kernel:
+  // after a reload that shrank the policy (100k rules to 10) that is tens
+  // of MiB. After a reload that grew it or kept its size, what is free is
+  // about what the next reload builds again (7.7 MiB of 29 after 10 ->
+  // 100k rules over 10 identities; 6 of 34 after a same-size reload):
+  // trimming it made the next one-rule change fault ~1400 pages back in
+  // (20-40 ms on a VM, where a fault costs ~12 us), for RSS that this
+  // change took back anyway. A small change (one policy compiled) is never
+  // followed by a trim.
   const auto& st = compiler_.lastStats();
   if (st.full || st.expanded * 10 > st.policies) {
     const struct mallinfo2 mi = mallinfo2();
-    const bool trim = mi.fordblks > mi.uordblks / 4;
+    const bool trim = mi.fordblks > mi.uordblks / 2;
     spdlog::debug("memory: {} KiB in use, {} KiB free in malloc after the reload{}", mi.uordblks / 1024,
                   mi.fordblks / 1024, trim ? ": given back" : "");
     if (trim) malloc_trim(0);
@@ -500,6 +502,7 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   datapath::Generation gen;
   gen.number = generation_ + 1;
   gen.policy = &compiled;
+  gen.inForce = haveModel_ ? &compiled_ : nullptr;
   for (const auto& c : *scanned) {
     gen.cgroups.push_back({c.id, c.mapIdentity(), c.pendingChildren ? MS_CGROUP_F_PENDING_CHILDREN : 0u});
   }

@@ -164,6 +164,28 @@ Result<void> writeDifference(int fd, const InnerSpec& spec, const Entries<K, V>&
   return failed;
 }
 
+// writeDifference() for the exact-port map, from the exact-port blocks of
+// two compiled policies (see exactBlock()).
+using ExactRun = std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*>;
+Result<void> writeExactDifference(int fd, ExactRun from, ExactRun to, size_t& writes) {
+  Result<void> failed;
+  auto skip = [](const auto&) { return true; };
+  const size_t total = static_cast<size_t>(to.second - to.first);
+  diffWalk(
+      from.first, from.second, to.first, to.second,
+      [&](const ms_policy_key& k) {
+        failed = deleteOne(fd, kPolicySpec, exactKey(k), writes);
+        return failed.ok();
+      },
+      skip);
+  if (!failed) return failed;
+  diffWalk(from.first, from.second, to.first, to.second, skip, [&](const compiler::PolicyEntry& e) {
+    failed = upsertOne(fd, kPolicySpec, exactKey(e.key), e.value, writes, total);
+    return failed.ok();
+  });
+  return failed;
+}
+
 // Writes the whole `want` into an empty map.
 template <typename K, typename V>
 Result<void> writeAll(int fd, const InnerSpec& spec, const Entries<K, V>& want, size_t& writes) {
@@ -378,7 +400,7 @@ Result<void> BpfDatapath::writeConfig() {
   return updateElem(bpf_map__fd(skel_->maps.ms_config), "ms_config", &zero, &config_);
 }
 
-Result<SlotMaps> BpfDatapath::freshSlot(const SlotState& want) {
+Result<SlotMaps> BpfDatapath::freshSlot(const SlotState& want, const compiler::CompiledPolicy* policy) {
   SlotMaps m;
   for (auto [spec, fd] : {std::pair{&kCgroupsSpec, &m.cgroups}, std::pair{&kPolicySpec, &m.policy},
                           std::pair{&kRangesSpec, &m.ranges},
@@ -388,7 +410,7 @@ Result<SlotMaps> BpfDatapath::freshSlot(const SlotState& want) {
     *fd = std::move(made.value());
   }
   if (auto r = writeAll(m.cgroups.get(), kCgroupsSpec, want.cgroups, lastWrites_); !r) return r.error();
-  if (auto r = writeAll(m.policy.get(), kPolicySpec, want.policy, lastWrites_); !r) return r.error();
+  if (auto r = writeExactDifference(m.policy.get(), {}, exactBlock(policy), lastWrites_); !r) return r.error();
   if (auto r = writeAll(m.ranges.get(), kRangesSpec, want.ranges, lastWrites_); !r) return r.error();
   if (auto r = writeAll(m.ipcache.get(), kIpcacheSpec, want.ipcache, lastWrites_); !r) return r.error();
   return m;
@@ -407,11 +429,12 @@ Result<void> BpfDatapath::installSlot(uint32_t slot, SlotMaps maps) {
 }
 
 Result<void> BpfDatapath::writeSlotChanges(const SlotMaps& m, const SlotState& from, const SlotState& to,
+                                           const compiler::CompiledPolicy* was, const compiler::CompiledPolicy* now,
                                            const Diff<ms_policy_exact_key, ms_policy_value>* exact) {
   if (auto r = writeDifference(m.cgroups.get(), kCgroupsSpec, from.cgroups, to.cgroups, lastWrites_); !r) return r;
   if (exact != nullptr) {
     if (auto r = writeDiff(m.policy.get(), kPolicySpec, *exact, lastWrites_); !r) return r;
-  } else if (auto r = writeDifference(m.policy.get(), kPolicySpec, from.policy, to.policy, lastWrites_); !r) {
+  } else if (auto r = writeExactDifference(m.policy.get(), exactBlock(was), exactBlock(now), lastWrites_); !r) {
     return r;
   }
   if (auto r = writeDifference(m.ranges.get(), kRangesSpec, from.ranges, to.ranges, lastWrites_); !r) return r;
@@ -429,31 +452,43 @@ Result<void> BpfDatapath::flip(uint32_t slot, uint64_t generation) {
 }
 
 Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
-  // A policy compiled on the one mirrored here changed the entries of the
+  // While synced, both slots hold state_ and the exact-port entries of the
+  // policy stamped mirrored_ (none if 0), which the caller still has
+  // (gen.inForce): those are not copied here (2 MB at 100k rules). Without
+  // it, both slots are rebuilt.
+  const compiler::CompiledPolicy* was = nullptr;
+  bool known = synced_;
+  if (known && mirrored_ != 0) {
+    if (gen.inForce != nullptr && gen.inForce->stamp == mirrored_) {
+      was = gen.inForce;
+    } else {
+      known = false;
+    }
+  }
+  // A policy compiled on the one in force changed the entries of the
   // subjects it recomputed only: their difference is found there, not in
   // a pass over every entry (100k+).
-  const bool patch = synced_ && gen.policy != nullptr && gen.policy->base != 0 && gen.policy->base == mirrored_;
-  SlotState next = slotStateOf(gen, !patch);
+  const bool patch = known && was != nullptr && gen.policy != nullptr && gen.policy->base == was->stamp;
+  SlotState next = slotStateOf(gen, false);
   const uint32_t inactive = config_.active_slot ^ 1u;
   lastWrites_ = 0;
+  synced_ = known;
   mirrored_ = 0;  // until this generation is in force
-  // Both slots hold state_ while synced: the same difference goes into the
-  // inactive one, then, after the flip, the other. It is walked, not made
-  // (it can be every entry), but for the recomputed subjects' exact-port
-  // entries, found by exactPatch() (a few).
+  // The same difference goes into the inactive slot, then, after the flip,
+  // the other. It is walked, not made (it can be every entry), but for the
+  // recomputed subjects' exact-port entries, found by exactPatch() (a few).
   Diff<ms_policy_exact_key, ms_policy_value> exactDiff;
-  ExactPatch exact;
-  if (patch) exact = exactPatch(state_.policy, *gen.policy, exactDiff);
+  if (patch) exactPatch(*was, *gen.policy, exactDiff);
   const auto* exactChanges = patch ? &exactDiff : nullptr;
   if (synced_) {
-    if (auto r = writeSlotChanges(slots_[inactive], state_, next, exactChanges); !r) {
+    if (auto r = writeSlotChanges(slots_[inactive], state_, next, was, gen.policy, exactChanges); !r) {
       synced_ = false;  // the inactive slot is half-written: rebuild next time
       return r;
     }
   } else {
     // First generation of this run (or after a failed write): whole new
     // maps for the inactive slot.
-    auto fresh = freshSlot(next);
+    auto fresh = freshSlot(next, gen.policy);
     if (!fresh) return fresh.error();
     if (auto r = installSlot(inactive, std::move(fresh.value())); !r) return r;
   }
@@ -464,8 +499,8 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   const uint32_t other = inactive ^ 1u;
   Result<void> level;
   if (synced_) {
-    level = writeSlotChanges(slots_[other], state_, next, exactChanges);
-  } else if (auto fresh = freshSlot(next); fresh) {
+    level = writeSlotChanges(slots_[other], state_, next, was, gen.policy, exactChanges);
+  } else if (auto fresh = freshSlot(next, gen.policy); fresh) {
     level = installSlot(other, std::move(fresh.value()));
   } else {
     level = fresh.error();
@@ -474,10 +509,6 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   // whole by the next generation.
   synced_ = level.ok();
   if (!level) spdlog::warn("datapath: {} (the next generation rebuilds the inactive slot)", level.error().str());
-  if (patch) {  // the mirror patched where it is
-    next.policy = std::move(state_.policy);
-    applyPatch(next.policy, exact);
-  }
   state_ = std::move(next);
   compiled_ = compiledRanges(gen.policy);
   mirrored_ = gen.policy != nullptr ? gen.policy->stamp : 0;

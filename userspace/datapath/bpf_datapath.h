@@ -84,11 +84,14 @@ class BpfDatapath final : public Datapath {
  private:
   BpfDatapath() = default;
   Result<void> writeConfig();
-  Result<SlotMaps> freshSlot(const SlotState& want);
+  // New maps holding `want` and the exact-port entries of `policy`.
+  Result<SlotMaps> freshSlot(const SlotState& want, const compiler::CompiledPolicy* policy);
   Result<void> installSlot(uint32_t slot, SlotMaps maps);
-  // Writes into `m`, which holds `from`, what turns it into `to`; the
-  // exact-port entries' difference is `exact` if given.
+  // Writes into `m`, which holds `from` and the exact-port entries of `was`,
+  // what turns it into `to` and those of `now`; the exact-port entries'
+  // difference is `exact` if given.
   Result<void> writeSlotChanges(const SlotMaps& m, const SlotState& from, const SlotState& to,
+                                const compiler::CompiledPolicy* was, const compiler::CompiledPolicy* now,
                                 const Diff<ms_policy_exact_key, ms_policy_value>* exact);
   Result<void> flip(uint32_t slot, uint64_t generation);
   template <typename K, typename V>
@@ -111,9 +114,10 @@ class BpfDatapath final : public Datapath {
   // Inner maps per slot: [slot] -> fds. The active slot's fds are edited by
   // churn updates; the inactive slot is rebuilt whole by applyGeneration.
   SlotMaps slots_[2];
-  // What the active slot holds, and (synced_) the inactive one too.
+  // What the active slot holds, and (synced_) the inactive one too, but
+  // for the exact-port entries (state_.policy stays empty): those are the
+  // compiled policy's stamped mirrored_ (0: none), read from it.
   SlotState state_;
-  // Stamp of the compiled policy whose entries state_ holds (0: none).
   uint64_t mirrored_ = 0;
   bool synced_ = false;
   // The compiled ranges of the generation in force (addresses go over them).

@@ -43,6 +43,10 @@ struct Counters {
 struct Generation {
   uint64_t number = 0;
   const compiler::CompiledPolicy* policy = nullptr;
+  // The policy of the generation in force, if the caller has it: the
+  // datapath writes the difference from its entries (it keeps no copy).
+  // Without it, or if it is not the one in force, every entry is written.
+  const compiler::CompiledPolicy* inForce = nullptr;
   std::vector<CgroupEntry> cgroups;
   // Runtime per-identity mode overrides (CLI), applied on top of the
   // policy-declared modes.

@@ -38,64 +38,59 @@ Entries<ms_ipcache_key, ms_ipcache_value> compiledRanges(const compiler::Compile
   return out;
 }
 
-namespace {
+ms_policy_exact_key exactKey(const ms_policy_key& k) {
+  ms_policy_exact_key x{};
+  x.subject = k.subject;
+  x.peer = k.peer;
+  x.direction = k.direction;
+  x.protocol = k.protocol;
+  x.port = k.port;
+  return x;
+}
 
 std::pair<ms_policy_exact_key, ms_policy_value> exactEntry(const compiler::PolicyEntry& e) {
-  ms_policy_exact_key k{};
-  k.subject = e.key.subject;
-  k.peer = e.key.peer;
-  k.direction = e.key.direction;
-  k.protocol = e.key.protocol;
-  k.port = e.key.port;
-  return {k, e.value};
+  return {exactKey(e.key), e.value};
 }
 
-}  // namespace
+std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock(
+    const compiler::CompiledPolicy* policy) {
+  if (policy == nullptr || policy->entries.empty()) return {nullptr, nullptr};
+  const compiler::PolicyEntry* begin = policy->entries.data();
+  const compiler::PolicyEntry* end = begin + policy->entries.size();
+  ms_policy_key first{};
+  first.prefixlen = MS_POLICY_PREFIX_FULL;
+  return {std::lower_bound(begin, end, first,
+                           [](const compiler::PolicyEntry& e, const ms_policy_key& k) { return bytesLess(e.key, k); }),
+          end};
+}
 
-ExactPatch exactPatch(const Entries<ms_policy_exact_key, ms_policy_value>& mirror,
-                      const compiler::CompiledPolicy& policy, Diff<ms_policy_exact_key, ms_policy_value>& d) {
-  using Exact = std::pair<ms_policy_exact_key, ms_policy_value>;
-  ExactPatch out;
-  std::vector<uint32_t> subjects = policy.recomputed;
-  std::sort(subjects.begin(), subjects.end(), bytesLess<uint32_t>);  // the mirror's order
-  // Their entries now, from the compiled entries (the exact-port block,
-  // one group per subject), and their groups in the mirror.
+void exactPatch(const compiler::CompiledPolicy& was, const compiler::CompiledPolicy& now,
+                Diff<ms_policy_exact_key, ms_policy_value>& d) {
+  std::vector<uint32_t> subjects = now.recomputed;
+  std::sort(subjects.begin(), subjects.end(), bytesLess<uint32_t>);  // the entries' order
   auto below = [](const compiler::PolicyEntry& e, const ms_policy_key& k) { return bytesLess(e.key, k); };
   auto upTo = [](const compiler::PolicyEntry& e, const ms_policy_key& k) { return !bytesLess(k, e.key); };
-  out.groups.reserve(subjects.size());
-  auto at = policy.entries.begin();
+  auto [w, wEnd] = exactBlock(&was);
+  auto [n, nEnd] = exactBlock(&now);
   for (uint32_t s : subjects) {
     const auto b = compiler::subjectBounds(MS_POLICY_PREFIX_FULL, s);
-    at = gallopLower(at, policy.entries.end(), b.lo, below);
-    const auto end = gallopLower(at, policy.entries.end(), b.hi, upTo);
-    for (; at != end; ++at) out.fresh.push_back(exactEntry(*at));
-    GroupBounds<ms_policy_exact_key> g;
-    std::memset(&g.lo, 0, sizeof(g.lo));
-    std::memset(&g.hi, 0xff, sizeof(g.hi));
-    g.lo.subject = g.hi.subject = s;
-    out.groups.push_back(g);
+    w = gallopLower(w, wEnd, b.lo, below);
+    n = gallopLower(n, nEnd, b.lo, below);
+    const auto wGroupEnd = gallopLower(w, wEnd, b.hi, upTo);
+    const auto nGroupEnd = gallopLower(n, nEnd, b.hi, upTo);
+    diffWalk(
+        w, wGroupEnd, n, nGroupEnd,
+        [&](const ms_policy_key& k) {
+          d.removes.push_back(exactKey(k));
+          return true;
+        },
+        [&](const compiler::PolicyEntry& e) {
+          d.upserts.push_back(exactEntry(e));
+          return true;
+        });
+    w = wGroupEnd;
+    n = nGroupEnd;
   }
-  // The difference, group by group.
-  auto eBelow = [](const Exact& e, const ms_policy_exact_key& k) { return bytesLess(e.first, k); };
-  auto eUpTo = [](const Exact& e, const ms_policy_exact_key& k) { return !bytesLess(k, e.first); };
-  auto m = mirror.begin();
-  auto f = out.fresh.cbegin();
-  for (const auto& g : out.groups) {
-    m = gallopLower(m, mirror.end(), g.lo, eBelow);
-    const auto mEnd = gallopLower(m, mirror.end(), g.hi, eUpTo);
-    const auto fEnd = gallopLower(f, out.fresh.cend(), g.hi, eUpTo);
-    diffInto(m, mEnd, f, fEnd, d);
-    m = mEnd;
-    f = fEnd;
-  }
-  return out;
-}
-
-void applyPatch(Entries<ms_policy_exact_key, ms_policy_value>& mirror, const ExactPatch& patch) {
-  auto keyOf = [](const std::pair<ms_policy_exact_key, ms_policy_value>& e) -> const ms_policy_exact_key& {
-    return e.first;
-  };
-  replaceGroupsInPlace(mirror, patch.fresh, patch.groups, keyOf, bytesLess<ms_policy_exact_key>);
 }
 
 SlotState slotStateOf(const Generation& gen, bool exact) {

@@ -50,7 +50,8 @@ ms_cgroup_value cgroupValue(uint32_t identity, uint32_t cgroupFlags,
 // overrides, and MS_IDENT_F_RANGES_* where the subject has ranges), compiled
 // address ranges with the run-time addresses written over them (an address
 // wins over a range of the same prefix), and the cgroups.
-// Without `exact`, SlotState::policy is left empty (for exactPatch).
+// Without `exact`, SlotState::policy is left empty (the datapath reads the
+// exact-port entries from the compiled policies themselves).
 SlotState slotStateOf(const Generation& gen, bool exact = true);
 
 template <typename K, typename V>
@@ -60,6 +61,18 @@ struct Diff {
   size_t size() const { return upserts.size() + removes.size(); }
 };
 
+// An entry's key and value: a mirrored map's pair, or a compiled entry.
+template <typename K, typename V>
+const K& entryKey(const std::pair<K, V>& e) {
+  return e.first;
+}
+inline const ms_policy_key& entryKey(const compiler::PolicyEntry& e) { return e.key; }
+template <typename K, typename V>
+const V& entryValue(const std::pair<K, V>& e) {
+  return e.second;
+}
+inline const ms_policy_value& entryValue(const compiler::PolicyEntry& e) { return e.value; }
+
 // Walks what turns the sorted run [from, fromEnd) into [to, toEnd), in key
 // order: remove(key) for a key only `from` has, upsert(entry) for an entry
 // of `to` that is new or whose value changed. Either returning false stops
@@ -67,12 +80,14 @@ struct Diff {
 template <typename From, typename To, typename Remove, typename Upsert>
 bool diffWalk(From from, From fromEnd, To to, To toEnd, Remove&& remove, Upsert&& upsert) {
   while (from != fromEnd || to != toEnd) {
-    if (to == toEnd || (from != fromEnd && keyLess(from->first, to->first))) {
-      if (!remove((from++)->first)) return false;
-    } else if (from == fromEnd || keyLess(to->first, from->first)) {
+    if (to == toEnd || (from != fromEnd && keyLess(entryKey(*from), entryKey(*to)))) {
+      if (!remove(entryKey(*from++))) return false;
+    } else if (from == fromEnd || keyLess(entryKey(*to), entryKey(*from))) {
       if (!upsert(*to++)) return false;
     } else {
-      if (std::memcmp(&from->second, &to->second, sizeof(from->second)) != 0 && !upsert(*to)) return false;
+      if (std::memcmp(&entryValue(*from), &entryValue(*to), sizeof(entryValue(*to))) != 0 && !upsert(*to)) {
+        return false;
+      }
       ++from;
       ++to;
     }
@@ -102,20 +117,21 @@ Diff<K, V> diff(const Entries<K, V>& from, const Entries<K, V>& to) {
   return d;
 }
 
-// The exact-port entries (SlotState::policy) of a compiled policy built on
-// an earlier result (policy.base != 0) differ from `mirror`, the exact-port
-// entries of that result, in the recomputed subjects' groups only: their
-// entries now (`fresh`, one group per subject). exactPatch() finds them and
-// their difference to the mirror (added to `d`), costing what those
-// subjects have, not a pass over every entry; applyPatch() then replaces
-// the groups in the mirror in place (no second 100k-entry vector).
-struct ExactPatch {
-  Entries<ms_policy_exact_key, ms_policy_value> fresh;
-  std::vector<GroupBounds<ms_policy_exact_key>> groups;
-};
-ExactPatch exactPatch(const Entries<ms_policy_exact_key, ms_policy_value>& mirror,
-                      const compiler::CompiledPolicy& policy, Diff<ms_policy_exact_key, ms_policy_value>& d);
-void applyPatch(Entries<ms_policy_exact_key, ms_policy_value>& mirror, const ExactPatch& patch);
+// The exact-port map's key and entry for a compiled entry of the last block
+// (prefix length MS_POLICY_PREFIX_FULL). Within that block compiled keys
+// sort as their exact keys do (the same bytes after the prefix length).
+ms_policy_exact_key exactKey(const ms_policy_key& k);
+std::pair<ms_policy_exact_key, ms_policy_value> exactEntry(const compiler::PolicyEntry& e);
+// The exact-port block of `policy`'s entries (empty without a policy).
+std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock(
+    const compiler::CompiledPolicy* policy);
+
+// The exact-port entries of `now`, compiled on `was` (now.base ==
+// was.stamp), differ from those of `was` in the recomputed subjects' groups
+// only. exactPatch() adds their difference to `d`, costing what those
+// subjects have, not a pass over every entry (100k+).
+void exactPatch(const compiler::CompiledPolicy& was, const compiler::CompiledPolicy& now,
+                Diff<ms_policy_exact_key, ms_policy_value>& d);
 
 // Sorts by key and keeps the LAST value of a duplicate key.
 template <typename K, typename V>
