@@ -735,6 +735,23 @@ TEST(RuleRegistry, IdsAreStableAndNamedForever) {
   EXPECT_EQ(reg.nameOf(0), "rule-0");
 }
 
+// Rule ids stay with (policy, direction, index) for the daemon's life, and
+// every id ever handed out keeps its name, past the registry's chunks.
+TEST(RuleRegistry, IdsAreStableAndNamedAcrossChunks) {
+  RuleRegistry reg;
+  std::vector<uint32_t> ids;
+  for (uint32_t i = 0; i < 9000; i++) ids.push_back(reg.idFor(i % 2 ? "odd" : "even", Direction::Egress, i / 2));
+  for (uint32_t i = 0; i < 9000; i++) {
+    ASSERT_EQ(ids[i], i + 1) << "ids are handed out in order";
+    ASSERT_EQ(reg.idFor(i % 2 ? "odd" : "even", Direction::Egress, i / 2), ids[i]) << "and kept";
+    ASSERT_EQ(reg.nameOf(ids[i]), std::string(i % 2 ? "odd" : "even") + "/" + std::to_string(i / 2));
+  }
+  EXPECT_EQ(reg.idFor("even", Direction::Ingress, 0), 9001u) << "a direction has ids of its own";
+  EXPECT_EQ(reg.nameOf(9001), "even/0");
+  EXPECT_EQ(reg.nameOf(0), "rule-0");
+  EXPECT_EQ(reg.nameOf(9002), "rule-9002") << "never handed out";
+}
+
 // A generation's rule table is a copy of the last one with some policies'
 // rules swapped; the copies share the index and must not see each other's
 // changes.

@@ -362,20 +362,26 @@ std::string RuleInfo::name() const { return policy() + "/" + std::to_string(inde
 
 uint32_t RuleRegistry::idFor(const std::string& policy, policy::Direction dir, uint32_t index) {
   auto it = byPolicy_.find(policy);
-  if (it == byPolicy_.end()) it = byPolicy_.emplace(policy, PolicyRules{}).first;
+  if (it == byPolicy_.end()) {
+    it = byPolicy_.emplace(policy, PolicyRules{}).first;
+    it->second.slot = static_cast<uint32_t>(policies_.size());
+    policies_.push_back(&it->first);
+  }
   auto& ids = it->second.ids[dir == policy::Direction::Ingress ? 1 : 0];
   if (ids.size() <= index) ids.resize(size_t(index) + 1, MS_RULE_NONE);
   if (ids[index] == MS_RULE_NONE) {
+    const uint32_t at = next_ - 1;
+    if (at % kChunk == 0) byId_.push_back(std::make_unique<Name[]>(kChunk));
+    byId_.back()[at % kChunk] = {it->second.slot, index};
     ids[index] = next_++;
-    byId_.push_back({&it->first, index});
   }
   return ids[index];
 }
 
 std::string RuleRegistry::nameOf(uint32_t id) const {
-  if (id == 0 || id > byId_.size()) return "rule-" + std::to_string(id);
-  const Name& n = byId_[id - 1];
-  return *n.policy + "/" + std::to_string(n.index);
+  if (id == 0 || id >= next_) return "rule-" + std::to_string(id);
+  const Name& n = byId_[(id - 1) / kChunk][(id - 1) % kChunk];
+  return *policies_[n.policy] + "/" + std::to_string(n.index);
 }
 
 std::vector<std::pair<uint16_t, uint8_t>> portPrefixes(uint16_t first, uint16_t last) {
@@ -438,18 +444,22 @@ void RuleTable::remove(const std::shared_ptr<const std::vector<RuleInfo>>& rules
   parts_.erase(it);
 }
 
-// Every (subject, dir, proto, peer, interval) a rule contributes. In a Part
-// the interval's order is the rule's position in its policy; gathered for
-// resolution it is (policy rank << 32) | that position: rule order.
-// 28 bytes (an Interval inline made it 48: 100k rules contribute 100k+).
+// Every (subject, dir, proto, peer, interval) a rule contributes, as a Part
+// keeps it: the interval's order is the rule's position in its policy.
+// 24 bytes (an Interval inline made it 48: 100k rules contribute 100k+).
 struct Contribution {
   uint32_t subject;
   uint32_t peer;
   uint32_t ruleId;
-  uint32_t rank;   // the policy's rank in rule precedence (set when gathered)
   uint32_t order;  // the rule's position in its policy
   uint16_t first, last;
   uint8_t dir, proto, verdict;
+};
+
+// A contribution gathered for resolution, where its order is (policy rank
+// << 32) | its position: rule order.
+struct Ranked : Contribution {
+  uint32_t rank;  // the policy's rank in rule precedence
   Interval iv() const { return {first, last, verdict, (uint64_t(rank) << 32) | order, ruleId}; }
 };
 
@@ -630,7 +640,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
         for (uint32_t s : part->subjects) {
           for (const auto& [proto, first, last] : ports) {
             for (uint32_t peer : peers) {
-              part->contributions.push_back({s, peer, info.id, 0, ruleOrder, static_cast<uint16_t>(first),
+              part->contributions.push_back({s, peer, info.id, ruleOrder, static_cast<uint16_t>(first),
                                              static_cast<uint16_t>(last), static_cast<uint8_t>(dir), proto, verdict});
             }
           }
@@ -677,6 +687,15 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   }
   std::sort(changed.begin(), changed.end());
   changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  // Most of many subjects to recompute (a new policy set over the same
+  // identities): compiled whole, with its contributions reserved exactly
+  // and the fresh entries moved in, where a patch copied every entry beside
+  // them (+5 MB at the daemon's peak for 100k rules over 10k identities).
+  // Below a thousand subjects either way costs little.
+  constexpr size_t kWholeFrom = 1024;
+  if (!stats_.full && changed.size() >= kWholeFrom && changed.size() * 2 > state_->workloads.size()) {
+    stats_.full = true;
+  }
   const bool full = stats_.full;
   // Identities are small numbers: a bitmap answers "changed?" per entry.
   std::vector<bool> changedMap(changed.empty() ? 0 : size_t(changed.back()) + 1, false);
@@ -695,7 +714,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
             [](const Part* a, const Part* b) { return a->policy->name < b->policy->name; });
 
   // The contributions of the subjects to recompute, in rule order.
-  std::vector<Contribution> contributions;
+  std::vector<Ranked> contributions;
   if (full) {
     size_t n = 0;
     for (const Part* part : ranked) n += part->contributions.size();
@@ -705,8 +724,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     const Part& part = *ranked[rank];
     auto take = [&](auto from, auto to) {
       for (auto c = from; c != to; ++c) {
-        contributions.push_back(*c);
-        contributions.back().rank = static_cast<uint32_t>(rank);
+        contributions.push_back({*c, static_cast<uint32_t>(rank)});
       }
     };
     if (full) {
@@ -728,11 +746,19 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   }
 
   // Groups (subject, dir, proto), peers ascending within a group, each
-  // peer's intervals in rule order (as the contributions were gathered).
-  std::stable_sort(contributions.begin(), contributions.end(), [](const Contribution& a, const Contribution& b) {
-    return std::tie(a.subject, a.dir, a.proto, a.peer) < std::tie(b.subject, b.dir, b.proto, b.peer);
+  // peer's intervals in rule order. A total order, so an in-place sort: a
+  // stable sort's buffer was another copy of every contribution (2.8 MB at
+  // 100k rules, at the daemon's peak). Intervals of the same rule order
+  // are one rule's (same verdict and id): their order does not matter.
+  std::sort(contributions.begin(), contributions.end(), [](const Ranked& a, const Ranked& b) {
+    return std::tie(a.subject, a.dir, a.proto, a.peer, a.rank, a.order, a.first, a.last) <
+           std::tie(b.subject, b.dir, b.proto, b.peer, b.rank, b.order, b.first, b.last);
   });
+  // At least an entry per contribution (one per port prefix): reserved, so
+  // that a doubling vector's growth (both buffers alive, 5 MB at 100k
+  // entries) is not the daemon's peak.
   std::vector<PolicyEntry> fresh;
+  fresh.reserve(contributions.size());
   auto emit = [&](uint32_t subject, uint8_t dir, uint8_t proto, uint32_t peer, const Intervals& resolved) {
     for (const auto& iv : resolved) {
       forEachPortPrefix(static_cast<uint16_t>(iv.first), static_cast<uint16_t>(iv.last), [&](uint16_t value, uint8_t bits) {
@@ -752,7 +778,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   Intervals world, anyDenies, intervals;
   Resolver resolve;
   for (size_t g = 0; g < contributions.size();) {
-    const Contribution& head = contributions[g];
+    const Ranked& head = contributions[g];
     size_t end = g;
     while (end < contributions.size() && contributions[end].subject == head.subject &&
            contributions[end].dir == head.dir && contributions[end].proto == head.proto) {
@@ -765,7 +791,7 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     world.clear();
     anyDenies.clear();
     for (size_t i = g; i < end; i++) {
-      const Contribution& c = contributions[i];
+      const Ranked& c = contributions[i];
       if (c.peer == MS_IDENTITY_WORLD) world.push_back(c.iv());
       if (c.peer == MS_IDENTITY_ANY && c.verdict == MS_VERDICT_DENY) anyDenies.push_back(c.iv());
     }

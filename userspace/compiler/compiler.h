@@ -71,13 +71,18 @@ class RuleRegistry {
   // Per policy name: the ids of its rules, per direction, by index.
   struct PolicyRules {
     std::vector<uint32_t> ids[2];
+    uint32_t slot = 0;  // in policies_
   };
   std::unordered_map<std::string, PolicyRules> byPolicy_;
+  std::vector<const std::string*> policies_;  // slot -> a key of byPolicy_ (its nodes never move)
   struct Name {
-    const std::string* policy;  // a key of byPolicy_ (its nodes never move)
+    uint32_t policy;  // slot
     uint32_t index;
   };
-  std::vector<Name> byId_;  // id - 1 -> its rule
+  // id - 1 -> its rule, in chunks of kChunk: 8 bytes a rule, without a
+  // doubling vector's slack and copy (100k rules: 0.8 MB, not 2.1).
+  static constexpr uint32_t kChunk = 4096;
+  std::vector<std::unique_ptr<Name[]>> byId_;
   uint32_t next_ = 1;
 };
 
@@ -201,7 +206,7 @@ class Compiler {
                          const CompiledPolicy* previous = nullptr);
 
   struct Stats {
-    bool full = true;        // everything recomputed (first call, other identities)
+    bool full = true;        // everything recomputed (first call, other identities, most subjects)
     size_t policies = 0;     // in the bundle
     size_t expanded = 0;     // of which compiled anew
   };

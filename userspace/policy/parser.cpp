@@ -1921,7 +1921,11 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
     next[f] = std::move(state);
   }
   cache_ = std::move(next);
-  if (readBuf_.size() > readChunk_) std::vector<char>().swap(readBuf_);  // grown for a big document
+  // Grown for a big document: kept up to a few MiB (a set of 10k-rule
+  // policies needs ~1 MiB on every reload, and a new buffer costs a fault
+  // a page), given back beyond.
+  constexpr size_t kKeepReadBuf = size_t(4) << 20;
+  if (readBuf_.size() > std::max(readChunk_, kKeepReadBuf)) std::vector<char>().swap(readBuf_);
   validate(out.bundle, out.errors);
   return out;
 }

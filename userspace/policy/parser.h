@@ -62,7 +62,7 @@ class PolicyLoader {
   // `minReuseItems`: the rules a policy document needs for its rules to be
   // reused by the next read of an edited version (each costs 8 bytes kept).
   explicit PolicyLoader(std::chrono::nanoseconds stableAfter = std::chrono::seconds(2),
-                        size_t readChunk = size_t(1) << 20, size_t minReuseItems = 64);
+                        size_t readChunk = size_t(256) << 10, size_t minReuseItems = 64);
   ~PolicyLoader();
   PolicyLoader(const PolicyLoader&) = delete;
   PolicyLoader& operator=(const PolicyLoader&) = delete;
