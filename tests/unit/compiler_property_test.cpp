@@ -231,7 +231,7 @@ TEST(CompilerProperty, RememberingCompilerGivesWhatAFreshCompileGives) {
   const std::string dir = ::testing::TempDir() + "incremental-" + std::to_string(getpid());
   std::filesystem::create_directories(dir);
   const std::string file = dir + "/policy.yaml";
-  size_t incremental = 0, steps = 0;
+  size_t incremental = 0, lent = 0, steps = 0;
   for (int round = 0; round < 6; round++) {
     std::set<uint16_t> ports;
     std::vector<std::vector<std::string>> variants;  // 3 random sets: same names, other rules
@@ -268,9 +268,26 @@ TEST(CompilerProperty, RememberingCompilerGivesWhatAFreshCompileGives) {
         auto loaded = loader.load({file});
         ASSERT_TRUE(loaded.ok()) << loaded.errors[0].str() << "\n" << text;
         ids = identity::assignIdentities(loaded.bundle, ids);
-        CompiledPolicy kept = compiler.compile(loaded.bundle, ids, registry, opts, step ? &last : nullptr);
+        // Every other step the last result lends its entries (the daemon's
+        // way): a copy of it, which must come back whole.
+        CompiledPolicy lender = last;
+        const bool lend = step % 2 == 1;
+        CompiledPolicy kept = lend ? compiler.compileInPlace(loaded.bundle, ids, registry, opts, lender)
+                                   : compiler.compile(loaded.bundle, ids, registry, opts, step ? &last : nullptr);
         incremental += !compiler.lastStats().full;
+        lent += kept.lent;
         steps++;
+        if (kept.lent) {
+          ASSERT_TRUE(lender.entries.empty()) << "taken, not copied";
+          CompiledPolicy handed = kept;
+          Compiler::giveBack(handed, lender);
+          ASSERT_FALSE(handed.lent);
+          ASSERT_EQ(lender.entries.size(), last.entries.size());
+          ASSERT_EQ(0, std::memcmp(lender.entries.data(), last.entries.data(), last.entries.size() * sizeof(PolicyEntry)))
+              << "handed back as they were";
+        } else {
+          ASSERT_EQ(lender.entries.size(), last.entries.size()) << "nothing taken";
+        }
         const CompiledPolicy fresh = compile(loaded.bundle, ids, registry, opts);
         ASSERT_EQ(entriesText(kept), entriesText(fresh)) << "round " << round << " step " << step << "\n" << text;
         ASSERT_EQ(kept.entries.size(), fresh.entries.size());
@@ -327,7 +344,9 @@ TEST(CompilerProperty, RememberingCompilerGivesWhatAFreshCompileGives) {
   }
   std::filesystem::remove_all(dir);
   EXPECT_GT(incremental, steps / 2) << "most steps reuse the last compile";
-  std::cout << "[          ] " << steps << " edits, " << incremental << " compiled incrementally\n";
+  EXPECT_GE(lent, 10u) << "in place often enough to be tested (the seed is fixed)";
+  std::cout << "[          ] " << steps << " edits, " << incremental << " compiled incrementally, " << lent
+            << " of them in place\n";
 }
 
 }  // namespace

@@ -42,7 +42,8 @@ TEST(SortedGroups, ReplaceGroupsIsTheNaiveMerge) {
     std::set<Elem> from;
     for (int n = static_cast<int>(rng() % 300); n > 0; n--) from.insert({static_cast<int>(rng() % groupsIn), static_cast<int>(rng() % 50)});
     std::set<int> replaced;
-    for (int n = static_cast<int>(rng() % 13); n > 0; n--) replaced.insert(static_cast<int>(rng() % (groupsIn + 2)));
+    // Up to 40 groups (in place; more than kInPlaceGroups are copied).
+    for (int n = static_cast<int>(rng() % 41); n > 0; n--) replaced.insert(static_cast<int>(rng() % (groupsIn + 2)));
     std::set<Elem> fresh;
     for (int g : replaced) {
       for (int n = static_cast<int>(rng() % 8); n > 0; n--) fresh.insert({g, static_cast<int>(rng() % 50)});
@@ -58,6 +59,13 @@ TEST(SortedGroups, ReplaceGroupsIsTheNaiveMerge) {
     const std::vector<Elem> freshV(fresh.begin(), fresh.end());
     const std::vector<Elem> got = replaceGroups(std::vector<Elem>(from.begin(), from.end()), freshV, bounds, keyOf, keyLess);
     ASSERT_EQ(got, want) << "round " << round;
+    std::vector<Elem> inPlace(from.begin(), from.end());
+    const std::vector<Elem> before = inPlace;
+    const std::vector<Elem> old = groupElements(inPlace, bounds, keyOf, keyLess);
+    replaceGroupsInPlace(inPlace, freshV, bounds, keyOf, keyLess);
+    ASSERT_EQ(inPlace, want) << "round " << round << ", " << bounds.size() << " groups in place";
+    replaceGroupsInPlace(inPlace, old, bounds, keyOf, keyLess);
+    ASSERT_EQ(inPlace, before) << "round " << round << ": the groups' old elements put back";
   }
 }
 
@@ -70,6 +78,9 @@ TEST(SortedGroups, AFreshElementOutsideTheGroupsIsRefused) {
   EXPECT_THROW(replaceGroups(from, std::vector<Elem>{{2, 5}, {4, 1}}, bounds, keyOf, keyLess), std::logic_error);
   EXPECT_EQ(replaceGroups(from, std::vector<Elem>{{2, 5}}, bounds, keyOf, keyLess),
             (std::vector<Elem>{{1, 1}, {2, 5}, {3, 1}}));
+  std::vector<Elem> v = from;
+  EXPECT_THROW(replaceGroupsInPlace(v, std::vector<Elem>{{1, 5}}, bounds, keyOf, keyLess), std::logic_error);
+  EXPECT_EQ(v, from) << "refused before anything changed";
 }
 
 }  // namespace

@@ -94,4 +94,47 @@ std::vector<T> replaceGroups(const std::vector<T>& from, const std::vector<T>& f
   return out;
 }
 
+// replaceGroups() in place: `v` becomes what replaceGroups(v, ...) returns,
+// without a second vector as big as `v` (its new pages faulted in, the old
+// one's freed). Up to kInPlaceGroups groups are replaced one by one, from
+// the last, each a memmove of what follows it if its size changed; more
+// are copied into a new vector. A vector that must grow past its capacity gets 1/64 of slack, so
+// that the next few growths do not reallocate (a doubling would be 2x).
+constexpr size_t kInPlaceGroups = 32;
+template <typename T, typename K, typename KeyOf, typename KeyLess>
+void replaceGroupsInPlace(std::vector<T>& v, const std::vector<T>& fresh, const std::vector<GroupBounds<K>>& groups,
+                          KeyOf keyOf, KeyLess keyLess) {
+  if (groups.size() > kInPlaceGroups) {
+    v = replaceGroups(v, fresh, groups, keyOf, keyLess);
+    return;
+  }
+  const std::vector<GroupCut> cuts = cutGroups(v, fresh, groups, keyOf, keyLess);
+  size_t size = v.size();
+  for (const GroupCut& c : cuts) size = size - (c.hi - c.lo) + (c.freshHi - c.freshLo);
+  if (size > v.capacity()) v.reserve(size + size / 64);
+  auto at = [](auto& vec, size_t i) { return vec.begin() + static_cast<std::ptrdiff_t>(i); };
+  for (auto c = cuts.rbegin(); c != cuts.rend(); ++c) {
+    const size_t old = c->hi - c->lo, now = c->freshHi - c->freshLo;
+    const size_t kept = std::min(old, now);
+    std::copy(at(fresh, c->freshLo), at(fresh, c->freshLo + kept), at(v, c->lo));
+    if (now > old) {
+      v.insert(at(v, c->hi), at(fresh, c->freshLo + kept), at(fresh, c->freshHi));
+    } else if (old > now) {
+      v.erase(at(v, c->lo + kept), at(v, c->hi));
+    }
+  }
+}
+
+// The elements of `v` in `groups` (see cutGroups), in order: what
+// replaceGroupsInPlace(v, elements, groups) puts back after a replacement.
+template <typename T, typename K, typename KeyOf, typename KeyLess>
+std::vector<T> groupElements(const std::vector<T>& v, const std::vector<GroupBounds<K>>& groups, KeyOf keyOf,
+                             KeyLess keyLess) {
+  std::vector<T> out;
+  for (const GroupCut& c : cutGroups(v, std::vector<T>{}, groups, keyOf, keyLess)) {
+    out.insert(out.end(), v.begin() + static_cast<std::ptrdiff_t>(c.lo), v.begin() + static_cast<std::ptrdiff_t>(c.hi));
+  }
+  return out;
+}
+
 }  // namespace microseg

@@ -548,6 +548,27 @@ std::vector<std::pair<std::string, policy::Labels>> externalLabelsOf(const polic
 
 CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
                                  RuleRegistry& registry, const Options& options, const CompiledPolicy* previous) {
+  return compile(bundle, ids, registry, options, previous, nullptr);
+}
+
+CompiledPolicy Compiler::compileInPlace(const policy::Bundle& bundle, const identity::IdentityTable& ids,
+                                        RuleRegistry& registry, const Options& options, CompiledPolicy& previous) {
+  return compile(bundle, ids, registry, options, &previous, &previous);
+}
+
+void Compiler::giveBack(CompiledPolicy& result, CompiledPolicy& previous) {
+  if (!result.lent) return;
+  replaceGroupsInPlace(
+      result.entries, result.replaced, result.replacedGroups,
+      [](const PolicyEntry& e) -> const ms_policy_key& { return e.key; }, bytesLess<ms_policy_key>);
+  previous.entries = std::move(result.entries);
+  result.entries.clear();
+  result.lent = false;
+}
+
+CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
+                                 RuleRegistry& registry, const Options& options, const CompiledPolicy* previous,
+                                 CompiledPolicy* lender) {
   CompiledPolicy out;
   stats_ = {};
 
@@ -812,9 +833,23 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   } else {
     // The entries of every other subject are the last result's: the
     // recomputed subjects' groups are replaced in a copy of them.
-    out.entries = replaceGroups(previous->entries, fresh, changedGroups(previous->entries, fresh, changed),
-                                [](const PolicyEntry& e) -> const ms_policy_key& { return e.key; },
-                                bytesLess<ms_policy_key>);
+    auto keyOf = [](const PolicyEntry& e) -> const ms_policy_key& { return e.key; };
+    auto groups = changedGroups(previous->entries, fresh, changed);
+    if (lender != nullptr && groups.size() <= kInPlaceGroups) {
+      out.replaced = groupElements(lender->entries, groups, keyOf, bytesLess<ms_policy_key>);
+      out.entries = std::move(lender->entries);
+      lender->entries.clear();
+      try {
+        replaceGroupsInPlace(out.entries, fresh, groups, keyOf, bytesLess<ms_policy_key>);
+      } catch (...) {
+        lender->entries = std::move(out.entries);  // refused before anything changed
+        throw;
+      }
+      out.replacedGroups = std::move(groups);
+      out.lent = true;
+    } else {
+      out.entries = replaceGroups(previous->entries, fresh, groups, keyOf, bytesLess<ms_policy_key>);
+    }
     out.base = previous->stamp;
     out.recomputed = changed;
   }

@@ -168,6 +168,12 @@ struct CompiledPolicy {
   // base 0: compiled whole.
   uint64_t base = 0;
   std::vector<uint32_t> recomputed;
+  // Compiler::compileInPlace() took the entries of `base` and replaced the
+  // recomputed subjects' groups in place: their entries before are in
+  // `replaced` (sorted), the groups in `replacedGroups`.
+  bool lent = false;
+  std::vector<PolicyEntry> replaced;
+  std::vector<GroupBounds<ms_policy_key>> replacedGroups;
 
   // The settings of workload identity `id`, nullptr if it is none.
   const ms_identity_value* identity(uint32_t id) const;
@@ -205,6 +211,17 @@ class Compiler {
                          RuleRegistry& registry, const Options& options = {},
                          const CompiledPolicy* previous = nullptr);
 
+  // compile(..., &previous), but `previous` (this compiler's last result,
+  // which the caller keeps) lends its entries: a change of a few subjects
+  // edits them in place (result.lent) instead of copying 100k+ of them, at
+  // the daemon's peak. Until then, `previous` has no entries: the caller
+  // keeps the result or hands them back with giveBack().
+  CompiledPolicy compileInPlace(const policy::Bundle& bundle, const identity::IdentityTable& ids,
+                                RuleRegistry& registry, const Options& options, CompiledPolicy& previous);
+  // Puts back into `previous` the entries `result` took (its groups as
+  // they were); nothing if it took none.
+  static void giveBack(CompiledPolicy& result, CompiledPolicy& previous);
+
   struct Stats {
     bool full = true;        // everything recomputed (first call, other identities, most subjects)
     size_t policies = 0;     // in the bundle
@@ -213,6 +230,8 @@ class Compiler {
   const Stats& lastStats() const { return stats_; }
 
  private:
+  CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTable& ids, RuleRegistry& registry,
+                         const Options& options, const CompiledPolicy* previous, CompiledPolicy* lender);
   struct Part;
   struct State;
   std::unique_ptr<State> state_;

@@ -54,9 +54,15 @@ std::pair<ms_policy_exact_key, ms_policy_value> exactEntry(const compiler::Polic
 
 std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock(
     const compiler::CompiledPolicy* policy) {
-  if (policy == nullptr || policy->entries.empty()) return {nullptr, nullptr};
-  const compiler::PolicyEntry* begin = policy->entries.data();
-  const compiler::PolicyEntry* end = begin + policy->entries.size();
+  if (policy == nullptr) return {nullptr, nullptr};
+  return exactBlock(policy->entries);
+}
+
+std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock(
+    const std::vector<compiler::PolicyEntry>& entries) {
+  if (entries.empty()) return {nullptr, nullptr};
+  const compiler::PolicyEntry* begin = entries.data();
+  const compiler::PolicyEntry* end = begin + entries.size();
   ms_policy_key first{};
   first.prefixlen = MS_POLICY_PREFIX_FULL;
   return {std::lower_bound(begin, end, first,
@@ -70,7 +76,8 @@ void exactPatch(const compiler::CompiledPolicy& was, const compiler::CompiledPol
   std::sort(subjects.begin(), subjects.end(), bytesLess<uint32_t>);  // the entries' order
   auto below = [](const compiler::PolicyEntry& e, const ms_policy_key& k) { return bytesLess(e.key, k); };
   auto upTo = [](const compiler::PolicyEntry& e, const ms_policy_key& k) { return !bytesLess(k, e.key); };
-  auto [w, wEnd] = exactBlock(&was);
+  // A result that took `was`'s entries has their groups as they were.
+  auto [w, wEnd] = exactBlock(now.lent ? now.replaced : was.entries);
   auto [n, nEnd] = exactBlock(&now);
   for (uint32_t s : subjects) {
     const auto b = compiler::subjectBounds(MS_POLICY_PREFIX_FULL, s);

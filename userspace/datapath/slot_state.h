@@ -125,10 +125,12 @@ std::pair<ms_policy_exact_key, ms_policy_value> exactEntry(const compiler::Polic
 // The exact-port block of `policy`'s entries (empty without a policy).
 std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock(
     const compiler::CompiledPolicy* policy);
+std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock(
+    const std::vector<compiler::PolicyEntry>& entries);
 
 // The exact-port entries of `now`, compiled on `was` (now.base ==
 // was.stamp), differ from those of `was` in the recomputed subjects' groups
-// only. exactPatch() adds their difference to `d`, costing what those
+// only (for a `now` that took was's entries, now.replaced holds those). exactPatch() adds their difference to `d`, costing what those
 // subjects have, not a pass over every entry (100k+).
 void exactPatch(const compiler::CompiledPolicy& was, const compiler::CompiledPolicy& now,
                 Diff<ms_policy_exact_key, ms_policy_value>& d);
