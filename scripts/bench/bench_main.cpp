@@ -671,7 +671,9 @@ int cmdControlPlane(const Args& a) {
           assigned = identity::assignIdentities(parsed.bundle, prevIds);
         }
         const identity::IdentityTable& ids = assigned ? *assigned : prevIds;
-        compiler::CompiledPolicy compiled = compiler.compile(parsed.bundle, ids, registry, {}, previous ? &*previous : nullptr);
+        // As the daemon: a change edits the entries in force in place.
+        compiler::CompiledPolicy compiled = previous ? compiler.compileInPlace(parsed.bundle, ids, registry, {}, *previous)
+                                                     : compiler.compile(parsed.bundle, ids, registry, {});
         rec[p + "compile_ms"] = msSince(t);
         t = nowNs();
         // As the daemon: the Workloads' index is kept while they are the same objects.
@@ -683,6 +685,7 @@ int cmdControlPlane(const Args& a) {
         datapath::Generation gen;
         gen.number = ++genNo;
         gen.policy = &compiled;
+        gen.inForce = previous ? &*previous : nullptr;  // what the maps hold (the datapath diffs against it)
         for (const auto& c : *scanned) {
           gen.cgroups.push_back(
               {c.id, c.mapIdentity(), c.pendingChildren ? MS_CGROUP_F_PENDING_CHILDREN : 0u});
@@ -695,6 +698,7 @@ int cmdControlPlane(const Args& a) {
         rec["expected_entries"] = g.expectedEntries;
         if (assigned) prevIds = std::move(*assigned);
         previous = std::move(compiled);
+        previous->settle();
         prevBundle = std::move(parsed.bundle);
       }
       out.push_back(rec);

@@ -174,6 +174,12 @@ struct CompiledPolicy {
   bool lent = false;
   std::vector<PolicyEntry> replaced;
   std::vector<GroupBounds<ms_policy_key>> replacedGroups;
+  // Kept in force: the previous result is gone, nothing to hand back.
+  void settle() {
+    lent = false;
+    replaced = {};
+    replacedGroups = {};
+  }
 
   // The settings of workload identity `id`, nullptr if it is none.
   const ms_identity_value* identity(uint32_t id) const;

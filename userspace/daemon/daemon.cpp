@@ -535,9 +535,7 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
   if (assigned) ids_ = std::move(*assigned);
   compiled_ = std::move(compiled);
   compiled = {};  // nothing to hand back
-  compiled_.lent = false;
-  compiled_.replaced = {};
-  compiled_.replacedGroups = {};
+  compiled_.settle();
   generation_ = gen.number;
   appliedAt_ = flows::isoTime(nowRealtimeNs());
   const bool pathsChanged = config_.policyPaths != paths;
