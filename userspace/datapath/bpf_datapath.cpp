@@ -140,50 +140,44 @@ Result<void> writeDiff(int fd, const InnerSpec& spec, const Diff<K, V>& d, size_
   return {};
 }
 
-// Writes into the map `fd`, which holds `from`, what turns it into `to`, as
-// writeDiff() would, without making the difference: at a full reload it is
-// every entry of `to` (100k entries were a 2.4-4 MB copy at the daemon's
-// peak). Two passes, the removes first.
-template <typename K, typename V>
-Result<void> writeDifference(int fd, const InnerSpec& spec, const Entries<K, V>& from, const Entries<K, V>& to,
+// Writes into the map `fd`, which holds the sorted run [from, fromEnd),
+// what turns it into [to, toEnd), as writeDiff() would, without making the
+// difference: at a full reload it is every entry (100k entries were a
+// 2.4-4 MB copy at the daemon's peak). Two passes, the removes first.
+// `mapKey` turns an entry's key into the map's.
+template <typename It, typename MapKey>
+Result<void> writeDifference(int fd, const InnerSpec& spec, It from, It fromEnd, It to, It toEnd, MapKey mapKey,
                              size_t& writes) {
   Result<void> failed;
   auto skip = [](const auto&) { return true; };
+  const size_t total = static_cast<size_t>(std::distance(to, toEnd));
   diffWalk(
-      from.begin(), from.end(), to.begin(), to.end(),
-      [&](const K& k) {
-        failed = deleteOne(fd, spec, k, writes);
+      from, fromEnd, to, toEnd,
+      [&](const auto& k) {
+        failed = deleteOne(fd, spec, mapKey(k), writes);
         return failed.ok();
       },
       skip);
   if (!failed) return failed;
-  diffWalk(from.begin(), from.end(), to.begin(), to.end(), skip, [&](const std::pair<K, V>& e) {
-    failed = upsertOne(fd, spec, e.first, e.second, writes, to.size());
+  diffWalk(from, fromEnd, to, toEnd, skip, [&](const auto& e) {
+    failed = upsertOne(fd, spec, mapKey(entryKey(e)), entryValue(e), writes, total);
     return failed.ok();
   });
   return failed;
 }
 
-// writeDifference() for the exact-port map, from the exact-port blocks of
-// two compiled policies (see exactBlock()).
+// Of two mirrored states of a map.
+template <typename K, typename V>
+Result<void> writeDifference(int fd, const InnerSpec& spec, const Entries<K, V>& from, const Entries<K, V>& to,
+                             size_t& writes) {
+  return writeDifference(fd, spec, from.begin(), from.end(), to.begin(), to.end(),
+                         [](const K& k) -> const K& { return k; }, writes);
+}
+
+// Of the exact-port blocks of two compiled policies (see exactBlock()).
 using ExactRun = std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*>;
 Result<void> writeExactDifference(int fd, ExactRun from, ExactRun to, size_t& writes) {
-  Result<void> failed;
-  auto skip = [](const auto&) { return true; };
-  const size_t total = static_cast<size_t>(to.second - to.first);
-  diffWalk(
-      from.first, from.second, to.first, to.second,
-      [&](const ms_policy_key& k) {
-        failed = deleteOne(fd, kPolicySpec, exactKey(k), writes);
-        return failed.ok();
-      },
-      skip);
-  if (!failed) return failed;
-  diffWalk(from.first, from.second, to.first, to.second, skip, [&](const compiler::PolicyEntry& e) {
-    failed = upsertOne(fd, kPolicySpec, exactKey(e.key), e.value, writes, total);
-    return failed.ok();
-  });
-  return failed;
+  return writeDifference(fd, kPolicySpec, from.first, from.second, to.first, to.second, exactKey, writes);
 }
 
 // Writes the whole `want` into an empty map.
