@@ -828,31 +828,6 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   }
   auto less = [](const PolicyEntry& a, const PolicyEntry& b) { return bytesLess(a.key, b.key); };  // CompiledPolicy::entries order
   std::sort(fresh.begin(), fresh.end(), less);
-  if (full) {
-    out.entries = std::move(fresh);
-  } else {
-    // The entries of every other subject are the last result's: the
-    // recomputed subjects' groups are replaced in a copy of them.
-    auto keyOf = [](const PolicyEntry& e) -> const ms_policy_key& { return e.key; };
-    auto groups = changedGroups(previous->entries, fresh, changed);
-    if (lender != nullptr && groups.size() <= kInPlaceGroups) {
-      out.replaced = groupElements(lender->entries, groups, keyOf, bytesLess<ms_policy_key>);
-      out.entries = std::move(lender->entries);
-      lender->entries.clear();
-      try {
-        replaceGroupsInPlace(out.entries, fresh, groups, keyOf, bytesLess<ms_policy_key>);
-      } catch (...) {
-        lender->entries = std::move(out.entries);  // refused before anything changed
-        throw;
-      }
-      out.replacedGroups = std::move(groups);
-      out.lent = true;
-    } else {
-      out.entries = replaceGroups(previous->entries, fresh, groups, keyOf, bytesLess<ms_policy_key>);
-    }
-    out.base = previous->stamp;
-    out.recomputed = changed;
-  }
   // The rule table: the last one with the removed policies' rules taken out
   // and the new ones' put in.
   if (full) {
@@ -905,6 +880,33 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
     e.prefixlen = p.prefix.prefixlen;
     e.identity = p.identity;
     out.ipcache.push_back(e);
+  }
+  // The entries last: once the previous result's are taken, nothing may
+  // fail (see replaceGroupsInPlace()), or the caller would be left without.
+  if (full) {
+    out.entries = std::move(fresh);
+  } else {
+    // The entries of every other subject are the last result's: the
+    // recomputed subjects' groups are replaced in them (lent) or in a copy.
+    out.base = previous->stamp;
+    out.recomputed = changed;
+    auto keyOf = [](const PolicyEntry& e) -> const ms_policy_key& { return e.key; };
+    auto groups = changedGroups(previous->entries, fresh, changed);
+    if (lender != nullptr && groups.size() <= kInPlaceGroups) {
+      out.replaced = groupElements(lender->entries, groups, keyOf, bytesLess<ms_policy_key>);
+      out.entries = std::move(lender->entries);
+      lender->entries.clear();
+      try {
+        replaceGroupsInPlace(out.entries, fresh, groups, keyOf, bytesLess<ms_policy_key>);
+      } catch (...) {
+        lender->entries = std::move(out.entries);  // refused before anything changed
+        throw;
+      }
+      out.replacedGroups = std::move(groups);
+      out.lent = true;
+    } else {
+      out.entries = replaceGroups(previous->entries, fresh, groups, keyOf, bytesLess<ms_policy_key>);
+    }
   }
   return out;
 }
