@@ -463,7 +463,7 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
   // subjects it recomputed only: their difference is found there, not in
   // a pass over every entry (100k+).
   const bool patch = known && was != nullptr && gen.policy != nullptr && gen.policy->base == was->stamp;
-  SlotState next = slotStateOf(gen, false);
+  SlotState next = slotStateOf(gen);
   const uint32_t inactive = config_.active_slot ^ 1u;
   lastWrites_ = 0;
   synced_ = known;

@@ -115,8 +115,8 @@ class BpfDatapath final : public Datapath {
   // churn updates; the inactive slot is rebuilt whole by applyGeneration.
   SlotMaps slots_[2];
   // What the active slot holds, and (synced_) the inactive one too, but
-  // for the exact-port entries (state_.policy stays empty): those are the
-  // compiled policy's stamped mirrored_ (0: none), read from it.
+  // for the exact-port entries: those are the compiled policy's stamped
+  // mirrored_ (0: none), read from it.
   SlotState state_;
   uint64_t mirrored_ = 0;
   bool synced_ = false;

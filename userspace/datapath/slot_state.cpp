@@ -70,6 +70,21 @@ std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock
           end};
 }
 
+void exactDiffInto(const compiler::PolicyEntry* was, const compiler::PolicyEntry* wasEnd,
+                   const compiler::PolicyEntry* now, const compiler::PolicyEntry* nowEnd,
+                   Diff<ms_policy_exact_key, ms_policy_value>& d) {
+  diffWalk(
+      was, wasEnd, now, nowEnd,
+      [&](const ms_policy_key& k) {
+        d.removes.push_back(exactKey(k));
+        return true;
+      },
+      [&](const compiler::PolicyEntry& e) {
+        d.upserts.push_back(exactEntry(e));
+        return true;
+      });
+}
+
 void exactPatch(const compiler::CompiledPolicy& was, const compiler::CompiledPolicy& now,
                 Diff<ms_policy_exact_key, ms_policy_value>& d) {
   std::vector<uint32_t> subjects = now.recomputed;
@@ -85,36 +100,21 @@ void exactPatch(const compiler::CompiledPolicy& was, const compiler::CompiledPol
     n = gallopLower(n, nEnd, b.lo, below);
     const auto wGroupEnd = gallopLower(w, wEnd, b.hi, upTo);
     const auto nGroupEnd = gallopLower(n, nEnd, b.hi, upTo);
-    diffWalk(
-        w, wGroupEnd, n, nGroupEnd,
-        [&](const ms_policy_key& k) {
-          d.removes.push_back(exactKey(k));
-          return true;
-        },
-        [&](const compiler::PolicyEntry& e) {
-          d.upserts.push_back(exactEntry(e));
-          return true;
-        });
+    exactDiffInto(w, wGroupEnd, n, nGroupEnd, d);
     w = wGroupEnd;
     n = nGroupEnd;
   }
 }
 
-SlotState slotStateOf(const Generation& gen, bool exact) {
+SlotState slotStateOf(const Generation& gen) {
   SlotState s;
   if (gen.policy != nullptr) {
     std::map<uint32_t, uint32_t> rangeFlags;  // subject -> MS_IDENT_F_RANGES_*
-    if (exact) s.policy.reserve(gen.policy->entries.size());
     for (const auto& e : gen.policy->entries) {
-      if (e.key.prefixlen == MS_POLICY_PREFIX_FULL) {
-        // The exact-port block is last: without it, nothing more to see.
-        if (!exact) break;
-        s.policy.push_back(exactEntry(e));
-      } else {
-        s.ranges.emplace_back(e.key, e.value);
-        rangeFlags[e.key.subject] |=
-            e.key.direction == MS_DIR_EGRESS ? MS_IDENT_F_RANGES_EGRESS : MS_IDENT_F_RANGES_INGRESS;
-      }
+      if (e.key.prefixlen == MS_POLICY_PREFIX_FULL) break;  // the exact-port block is last
+      s.ranges.emplace_back(e.key, e.value);
+      rangeFlags[e.key.subject] |=
+          e.key.direction == MS_DIR_EGRESS ? MS_IDENT_F_RANGES_EGRESS : MS_IDENT_F_RANGES_INGRESS;
     }
     for (const auto& [ident, value] : gen.policy->identities) {
       ms_identity_value v = value;
@@ -129,7 +129,6 @@ SlotState slotStateOf(const Generation& gen, bool exact) {
   for (const auto& a : gen.addresses) s.ipcache.emplace_back(a.key, a.value);
   normalize(s.identities);
   for (const auto& c : gen.cgroups) s.cgroups.emplace_back(c.cgroupId, cgroupValue(c.identity, c.flags, s.identities));
-  normalize(s.policy);
   normalize(s.ranges);
   normalize(s.ipcache);
   normalize(s.cgroups);

@@ -27,15 +27,16 @@ bool keyLess(const K& a, const K& b) {
 template <typename K, typename V>
 using Entries = std::vector<std::pair<K, V>>;  // sorted by keyLess, unique keys
 
+// The exact-port entries (ms_policy) are not here: they are the compiled
+// policy's last block (exactBlock()), read from it.
 struct SlotState {
-  Entries<ms_policy_exact_key, ms_policy_value> policy;  // exact ports (ms_policy)
   Entries<ms_policy_key, ms_policy_value> ranges;        // port prefixes (ms_ranges)
   Entries<ms_ipcache_key, ms_ipcache_value> ipcache;
   Entries<uint64_t, ms_cgroup_value> cgroups;            // with their identity's settings
   // Per-identity settings (userspace only: the kernel reads them from each
   // cgroup entry of the identity).
   Entries<uint32_t, ms_identity_value> identities;
-  size_t size() const { return policy.size() + ranges.size() + ipcache.size() + cgroups.size(); }
+  size_t size() const { return ranges.size() + ipcache.size() + cgroups.size(); }
 };
 
 // The compiled address ranges of a policy, as ipcache entries.
@@ -50,9 +51,7 @@ ms_cgroup_value cgroupValue(uint32_t identity, uint32_t cgroupFlags,
 // overrides, and MS_IDENT_F_RANGES_* where the subject has ranges), compiled
 // address ranges with the run-time addresses written over them (an address
 // wins over a range of the same prefix), and the cgroups.
-// Without `exact`, SlotState::policy is left empty (the datapath reads the
-// exact-port entries from the compiled policies themselves).
-SlotState slotStateOf(const Generation& gen, bool exact = true);
+SlotState slotStateOf(const Generation& gen);
 
 template <typename K, typename V>
 struct Diff {
@@ -128,10 +127,17 @@ std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock
 std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock(
     const std::vector<compiler::PolicyEntry>& entries);
 
+// Adds to `d` what turns the exact-port entries [was, wasEnd) into [now,
+// nowEnd) (sorted compiled entries of the exact-port block).
+void exactDiffInto(const compiler::PolicyEntry* was, const compiler::PolicyEntry* wasEnd,
+                   const compiler::PolicyEntry* now, const compiler::PolicyEntry* nowEnd,
+                   Diff<ms_policy_exact_key, ms_policy_value>& d);
+
 // The exact-port entries of `now`, compiled on `was` (now.base ==
 // was.stamp), differ from those of `was` in the recomputed subjects' groups
-// only (for a `now` that took was's entries, now.replaced holds those). exactPatch() adds their difference to `d`, costing what those
-// subjects have, not a pass over every entry (100k+).
+// only (for a `now` that took was's entries, now.replaced holds those).
+// exactPatch() adds their difference to `d`, costing what those subjects
+// have, not a pass over every entry (100k+).
 void exactPatch(const compiler::CompiledPolicy& was, const compiler::CompiledPolicy& now,
                 Diff<ms_policy_exact_key, ms_policy_value>& d);
 
