@@ -278,7 +278,8 @@ struct ms_sock_state {
  *   - a flow a rule already allowed in the current generation is not judged
  *     again within the TTL (egress_gen / ingress_gen): established UDP flows
  *     cost one lookup.
- * Timestamps are refreshed at most every 100 ms per entry.
+ * Timestamps (coarse CLOCK_MONOTONIC: tick resolution) are refreshed at
+ * most every 100 ms per entry.
  */
 struct ms_udp_flow_key {
 	__u64 cookie;         /* socket cookie */

@@ -71,6 +71,9 @@ static __always_inline void emit_event(const struct ms_flow *f)
 		count(MS_CTR_EVENTS_LOST);
 		return;
 	}
+	/* The precise clock, unlike UDP exchanges (decide.bpf.h): events are
+	 * read next to packet captures and other logs. It is the largest part
+	 * of an event's cost on a VM with a paravirtual clock (~140 ns). */
 	e->timestamp_ns = bpf_ktime_get_ns();
 	e->src_cgroup_id = f->src_cgroup_id;
 	e->dst_cgroup_id = f->dst_cgroup_id;
