@@ -340,12 +340,18 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port, f.protocol,
 			     &f.dst_cgroup_id);
 	pass = judge(&g, &f, subject);
-	if (pass && f.protocol == MS_PROTO_UDP) {
+	if (!pass || f.protocol != MS_PROTO_UDP)
+		return pass;
+	/* A connected socket needs no exchange entry: what it receives passes
+	 * by its mark (decide_ingress) and what it send()s meets no hook. Only
+	 * a sendto() with an address is judged again. So a connect-per-query
+	 * client (glibc's and Go's resolvers) never fills ms_udp_flows, whose
+	 * inserts cost several times a lookup once it is full (LRU eviction). */
+	if (connect)
+		mark_connected(sk);
+	else
 		udp_flow_note(uf, cookie, addr, port, true,
 			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now);
-		if (connect)
-			mark_connected(sk);
-	}
 	return pass;
 }
 

@@ -198,6 +198,36 @@ TEST_F(Ingress, UdpAnswersNeedOnlyTheInboundRule) {
   ASSERT_TRUE(flow("ingress", "deny", "host", "client-a", port_ + 3)) << daemon_->log();
 }
 
+// Entries of the daemon's pinned ms_udp_flows (bpftool's dump), -1 if unreadable.
+long udpFlowEntries(const Daemon& d) {
+  const std::string path = d.stateDir() + "/abi-" + std::to_string(MS_ABI_VERSION) + "/ms_udp_flows";
+  FILE* p = popen(("bpftool -j map dump pinned " + path + " 2>/dev/null").c_str(), "r");
+  if (p == nullptr) return -1;
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+  if (pclose(p) != 0) return -1;
+  const json dump = json::parse(out, nullptr, /*allow_exceptions=*/false);
+  return dump.is_array() ? long(dump.size()) : -1;
+}
+
+TEST_F(Ingress, ConnectedUdpClientsLeaveNoExchangeEntry) {
+  const int u = port_ + 1;
+  Child echo = udpEchoServer(srv_, AF_INET, "127.0.0.1", u);
+  ASSERT_TRUE(echo.ready());
+  startDaemon(allowPolicy("client-a", port_, /*udp=*/true));
+  const long before = udpFlowEntries(*daemon_);
+  ASSERT_GE(before, 0);
+  // A connected client: its replies pass by the socket's mark; only the
+  // server's side (it heard from the client, so it may answer) is recorded.
+  for (int i = 0; i < 5; i++) ASSERT_EQ(udpFrom(a_, AF_INET, "127.0.0.1", u, /*connected=*/true), 0);
+  const long connected = udpFlowEntries(*daemon_);
+  EXPECT_EQ(connected - before, 5) << "one entry per request: the server's";
+  // An unconnected client needs its own entry to hear the answer.
+  for (int i = 0; i < 5; i++) ASSERT_EQ(udpFrom(a_, AF_INET, "127.0.0.1", u, /*connected=*/false), 0);
+  EXPECT_EQ(udpFlowEntries(*daemon_) - connected, 10) << "the client's and the server's";
+}
+
 // Kubernetes NetworkPolicy semantics (`selected`) against zero trust
 // (`always`), on the same policies.
 struct K8sCase {
