@@ -228,6 +228,28 @@ TEST_F(Ingress, ConnectedUdpClientsLeaveNoExchangeEntry) {
   EXPECT_EQ(udpFlowEntries(*daemon_) - connected, 10) << "the client's and the server's";
 }
 
+TEST_F(Ingress, TheDaemonExpiresSilentUdpExchanges) {
+  const int u = port_ + 1;
+  Child echo = udpEchoServer(srv_, AF_INET, "127.0.0.1", u);
+  ASSERT_TRUE(echo.ready());
+  // TTL 1 s: swept every second, an entry goes 2 s (TTL + slack) after its
+  // last datagram.
+  startDaemon(allowPolicy("client-a", port_, /*udp=*/true), "enforce", {"--answer-ttl", "1"});
+  const long before = udpFlowEntries(*daemon_);
+  ASSERT_GE(before, 0);
+  ASSERT_EQ(udpFrom(a_, AF_INET, "127.0.0.1", u, /*connected=*/false), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(udpFlowEntries(*daemon_) - before, 2) << "a sweep has run: younger entries stay";
+  long left = -1;
+  for (int i = 0; i < 60 && (left = udpFlowEntries(*daemon_)) != 0; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(left, 0) << daemon_->log();
+  auto s = daemon_->status();
+  ASSERT_TRUE(s);
+  EXPECT_GE((*s)["counters"]["udp_exchanges_expired"].get<int>(), 2);
+}
+
 // Kubernetes NetworkPolicy semantics (`selected`) against zero trust
 // (`always`), on the same policies.
 struct K8sCase {

@@ -395,6 +395,7 @@ TEST_F(Observe, MetricsScrapeParsesStrictlyAndMatchesStatus) {
   EXPECT_EQ(metricValue(*fams, "microseg_verdicts_total", {{"verdict", "deny"}}), c["denied"].get<double>());
   EXPECT_EQ(metricValue(*fams, "microseg_verdicts_total", {{"verdict", "audit"}}), c["audited"].get<double>());
   EXPECT_EQ(metricValue(*fams, "microseg_events_lost_total"), c["events_lost"].get<double>());
+  EXPECT_EQ(metricValue(*fams, "microseg_udp_exchanges_expired_total"), c["udp_exchanges_expired"].get<double>());
   EXPECT_EQ(c["denied"].get<int>(), 5);
   EXPECT_EQ(metricValue(*fams, "microseg_flow_events_total",
                         {{"direction", "egress"}, {"verdict", "deny"}, {"workload", "client-b"}}),

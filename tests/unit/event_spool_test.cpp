@@ -55,6 +55,7 @@ class RingOnly : public Datapath {
   uint32_t mode() const override { return MS_MODE_MONITOR; }
   Result<void> setAddresses(const std::vector<AddressEntry>&) override { return {}; }
   Result<Counters> counters() const override { return Counters{}; }
+  Result<SweepStep> expireUdpExchanges() override { return SweepStep{0, true}; }
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t) const override {
     return std::map<uint32_t, uint64_t>{};
   }

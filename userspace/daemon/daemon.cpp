@@ -298,6 +298,12 @@ void Daemon::loop() {
   timerfd_settime(tfd.get(), 0, &its, nullptr);
   const int efd = datapath_->eventFd();
   auto lastRescan = std::chrono::steady_clock::now();
+  auto lastUdpSweep = lastRescan;
+  bool udpSweeping = false;
+  // UDP exchange entries are of no use after the answer TTL: sweep them at
+  // half of it (1..15 s), so the LRU map does not fill up in the long run.
+  const auto udpSweepEvery =
+      std::chrono::milliseconds(std::clamp<int64_t>(int64_t(config_.answerTtlSeconds) * 500, 1000, 15000));
   int64_t reloadDueMs = 0;  // 0: no reload pending
   auto steadyMs = [] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -386,6 +392,23 @@ void Daemon::loop() {
     }
     drainEventsLocked();
     auto now = std::chrono::steady_clock::now();
+    // A sweep goes in bounded steps, one per tick, so the lock is never held
+    // long (a full map of 65,536 entries is 16 steps).
+    if (udpSweeping || now - lastUdpSweep >= udpSweepEvery) {
+      if (!udpSweeping) lastUdpSweep = now;
+      auto step = datapath_->expireUdpExchanges();
+      if (!step) {
+        udpSweeping = false;
+        spdlog::warn("datapath: expiring UDP exchanges: {}", step.error().str());
+      } else {
+        udpSweeping = !step->done;
+        udpExchangesExpired_ += step->expired;
+        if (step->expired > 0) {
+          spdlog::debug("datapath: {} UDP exchange entries expired ({:.1f} ms)", step->expired,
+                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - now).count());
+        }
+      }
+    }
     if (now - lastRescan >= std::chrono::milliseconds(config_.rescanIntervalMs)) {
       lastRescan = now;
       rescanLocked();
@@ -783,6 +806,7 @@ json Daemon::statusLocked() {
                     {"audited", c->audited()},
                     {"events_lost", eventsLostLocked(*c)},
                     {"udp_answers", c->udpAnswers()},
+                    {"udp_exchanges_expired", udpExchangesExpired_},
                     {"no_policy", c->values[MS_CTR_NO_POLICY]},
                     {"unparsed", c->values[MS_CTR_UNPARSED]}};
   }

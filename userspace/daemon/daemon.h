@@ -158,6 +158,7 @@ class Daemon {
   FILE* flowLog_ = nullptr;
   bool flowLogIsStdout_ = false;
   uint64_t flowLogWriteErrors_ = 0;
+  uint64_t udpExchangesExpired_ = 0;  // UDP exchange entries the periodic sweep removed
 };
 
 }  // namespace microseg::daemon

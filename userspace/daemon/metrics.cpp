@@ -33,6 +33,9 @@ std::string Daemon::renderMetricsLocked() {
     counter("microseg_udp_answers_total",
             "UDP datagrams passed as answers or replies to a recent exchange of their socket.",
             one(double(c->udpAnswers())));
+    counter("microseg_udp_exchanges_expired_total",
+            "UDP exchange entries removed by the daemon after the answer TTL (sockets gone silent or closed).",
+            one(double(udpExchangesExpired_)));
     counter("microseg_unparsed_packets_total",
             "Inbound packets to governed sockets without a TCP/UDP header that could be found (dropped in enforce).",
             one(double(c->values[MS_CTR_UNPARSED])));

@@ -12,6 +12,7 @@
 
 #include <cstdarg>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <optional>
 
@@ -612,6 +613,52 @@ Result<std::map<uint32_t, uint64_t>> BpfDatapath::ruleHits(uint32_t maxRuleId) c
     if (sum != 0) out[id] = sum;
   }
   return out;
+}
+
+Result<Datapath::SweepStep> BpfDatapath::expireUdpExchanges() {
+  const int fd = bpf_map__fd(skel_->maps.ms_udp_flows);
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  const uint64_t now = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+  // Batches of entries from a bucket cursor (deleting what was read does not
+  // disturb it); the expired ones of each batch are deleted together. A
+  // datagram that renews an entry between the two loses it: one answer is
+  // judged as a new flow (the window is a batch, microseconds).
+  constexpr uint32_t kBatch = 512, kBatchesPerStep = 8;
+  std::vector<ms_udp_flow_key> keys(kBatch), expired;
+  std::vector<ms_udp_flow_value> values(kBatch);
+  SweepStep step;
+  for (uint32_t b = 0; b < kBatchesPerStep && !step.done; b++) {
+    uint32_t count = kBatch;
+    const int rc = bpf_map_lookup_batch(fd, udpSweepStarted_ ? &udpSweepCursor_ : nullptr, &udpSweepCursor_,
+                                        keys.data(), values.data(), &count, nullptr);
+    const int err = rc < 0 ? errno : 0;
+    if (rc < 0 && err != ENOENT) {
+      udpSweepStarted_ = false;
+      return sysError("read batch of map", "ms_udp_flows");
+    }
+    udpSweepStarted_ = err != ENOENT;  // ENOENT: that was the last batch
+    step.done = !udpSweepStarted_;
+    expired.clear();
+    for (uint32_t i = 0; i < count; i++) {
+      if (udpExchangeExpired(values[i], now, config_.answer_ttl_ns)) expired.push_back(keys[i]);
+    }
+    if (expired.empty()) continue;
+    // The kernel stops at a key that is gone (evicted meanwhile, ENOENT):
+    // go on after it.
+    for (size_t off = 0; off < expired.size();) {
+      uint32_t n = uint32_t(expired.size() - off);
+      const int drc = bpf_map_delete_batch(fd, expired.data() + off, &n, nullptr);
+      step.expired += n;
+      if (drc == 0) break;
+      if (errno != ENOENT) {
+        udpSweepStarted_ = false;
+        return sysError("delete batch of map", "ms_udp_flows");
+      }
+      off += size_t(n) + 1;
+    }
+  }
+  return step;
 }
 
 Result<int> BpfDatapath::drainEvents(const EventHandler& handler) {

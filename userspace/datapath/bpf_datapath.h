@@ -70,6 +70,7 @@ class BpfDatapath final : public Datapath {
   Result<void> setAddresses(const std::vector<AddressEntry>& addresses) override;
   Result<Counters> counters() const override;
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const override;
+  Result<SweepStep> expireUdpExchanges() override;
   Result<int> drainEvents(const EventHandler& handler) override;
   int eventFd() const override;
 
@@ -120,6 +121,9 @@ class BpfDatapath final : public Datapath {
   SlotState state_;
   uint64_t mirrored_ = 0;
   bool synced_ = false;
+  // Where the sweep of ms_udp_flows goes on (expireUdpExchanges).
+  uint64_t udpSweepCursor_ = 0;
+  bool udpSweepStarted_ = false;
   // The compiled ranges of the generation in force (addresses go over them).
   Entries<ms_ipcache_key, ms_ipcache_value> compiled_;
   size_t lastWrites_ = 0;

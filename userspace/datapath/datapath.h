@@ -57,6 +57,16 @@ struct Generation {
 
 using EventHandler = std::function<void(const ms_event&)>;
 
+// Is a UDP exchange entry (ms_udp_flows) of no more use to the kernel at
+// `nowNs` (coarse CLOCK_MONOTONIC, the clock the entries are written with)?
+// Every use of an entry needs one of its times within the answer TTL; a
+// second of slack covers the 100 ms refresh and the tick of the coarse clock.
+inline bool udpExchangeExpired(const ms_udp_flow_value& v, uint64_t nowNs, uint64_t ttlNs) {
+  constexpr uint64_t kSlackNs = 1000000000ull;
+  const uint64_t last = v.sent_ns > v.heard_ns ? v.sent_ns : v.heard_ns;
+  return last <= nowNs && nowNs - last > ttlNs + kSlackNs;
+}
+
 class Datapath {
  public:
   virtual ~Datapath() = default;
@@ -77,6 +87,17 @@ class Datapath {
   virtual Result<Counters> counters() const = 0;
   // Verdicts per rule id since this daemon started (index 0 = default deny).
   virtual Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const = 0;
+  // One bounded step (a few thousand entries) of a sweep that removes the
+  // UDP exchange entries the kernel can no longer use (sockets silent for
+  // longer than the answer TTL, closed ones included), so the LRU map is not
+  // full in the steady state (a full one evicts on every insert). Each call
+  // goes on where the last one stopped; `done` once it reached the end (the
+  // next call starts over).
+  struct SweepStep {
+    size_t expired = 0;
+    bool done = false;
+  };
+  virtual Result<SweepStep> expireUdpExchanges() = 0;
   // Drains pending events into the handler; returns how many.
   virtual Result<int> drainEvents(const EventHandler& handler) = 0;
   // fd that becomes readable when the kernel forces a wakeup (ring > 1/4 full).
