@@ -99,6 +99,22 @@ class ControlTest : public ::testing::Test {
         [](const Request& r) { return json{{"pid", r.peer.pid}, {"uid", r.peer.uid}, {"gid", r.peer.gid}}; },
         false);
     s->registerCommand("set", [](const Request&) { return json{{"done", true}}; }, true);
+    // A result written as text, the same as "rows" below as a document.
+    s->registerTextCommand("rows-text", [](const Request& r, std::string& out) {
+      out += "{\"rows\":[";
+      for (int i = 0; i < r.body.value("n", 0); i++) {
+        out += (i ? ",{\"n\":" : "{\"n\":") + std::to_string(i) + ",\"name\":";
+        appendJsonString(out, "r\"" + std::to_string(i) + "\xff");
+        out += "}";
+      }
+      out += "]}";
+      if (r.body.value("fail", false)) throw ControlError(kErrBadRequest, "half written");
+    }, false);
+    s->registerCommand("rows", [](const Request& r) {
+      json rows = json::array();
+      for (int i = 0; i < r.body.value("n", 0); i++) rows.push_back({{"name", "r\"" + std::to_string(i) + "\xff"}, {"n", i}});
+      return json{{"rows", rows}};
+    }, false);
     s->registerCommand("nothing", [](const Request&) { return json(); }, false);
     s->registerCommand("big", [](const Request&) { return json{{"blob", std::string(4 << 20, 'b')}}; }, false);
     s->registerCommand("slow", [](const Request&) {
@@ -284,6 +300,26 @@ TEST_F(ControlTest, HandlerErrorsBecomeReplies) {
   ASSERT_TRUE(weird);
   EXPECT_EQ((*weird)["error"]["code"], kErrInternal);
   EXPECT_TRUE(echoWorks()) << "still serving";
+}
+
+TEST_F(ControlTest, AResultWrittenAsTextIsTheMessageADocumentMakes) {
+  const PeerCred root{1, 0, 0, std::nullopt};
+  for (int n : {0, 1, 3}) {
+    const std::string n_ = std::to_string(n);
+    EXPECT_EQ(server_->reply("{\"version\":1,\"command\":\"rows-text\",\"n\":" + n_ + "}", root),
+              server_->reply("{\"version\":1,\"command\":\"rows\",\"n\":" + n_ + "}", root))
+        << "byte for byte, escapes and invalid UTF-8 included";
+  }
+  auto r = call(path_, {{"command", "rows-text"}, {"n", 2}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ((*r)["result"]["rows"][1]["name"], "r\"1\xef\xbf\xbd");
+  // A handler that fails after writing: only the failure goes out.
+  auto failed = call(path_, {{"command", "rows-text"}, {"n", 2}, {"fail", true}});
+  ASSERT_TRUE(failed);
+  EXPECT_FALSE((*failed)["ok"].get<bool>());
+  EXPECT_EQ((*failed)["error"]["code"], kErrBadRequest);
+  EXPECT_EQ((*failed)["error"]["message"], "half written");
+  EXPECT_TRUE(echoWorks());
 }
 
 TEST_F(ControlTest, InvalidUtf8InAResultIsReplacedNotFatal) {

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -58,6 +59,12 @@ inline nlohmann::json errorReply(const std::string& code, const std::string& mes
 // UTF-8 (a cgroup name can be any bytes) are replaced, never thrown on.
 inline std::string encodeMessage(const nlohmann::json& msg) {
   return msg.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// A JSON string literal of `s`, encoded as encodeMessage() would, appended
+// to `out` (for results written as text, see ControlServer::TextHandler).
+inline void appendJsonString(std::string& out, std::string_view s) {
+  out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 inline nlohmann::json errorReply(const ControlError& e) {

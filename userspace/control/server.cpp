@@ -101,7 +101,11 @@ ControlServer::ControlServer(Options options) : options_(std::move(options)) {}
 ControlServer::~ControlServer() { stop(); }
 
 void ControlServer::registerCommand(const std::string& name, Handler handler, bool mutating) {
-  commands_[name] = Command{std::move(handler), mutating};
+  commands_[name] = Command{std::move(handler), {}, mutating};
+}
+
+void ControlServer::registerTextCommand(const std::string& name, TextHandler handler, bool mutating) {
+  commands_[name] = Command{{}, std::move(handler), mutating};
 }
 
 bool ControlServer::mayMutate(const PeerCred& peer) const {
@@ -114,23 +118,28 @@ bool ControlServer::mayMutate(const PeerCred& peer) const {
 }
 
 nlohmann::json ControlServer::handle(const std::string& line, const PeerCred& peer) {
+  return nlohmann::json::parse(reply(line, peer));
+}
+
+std::string ControlServer::reply(const std::string& line, const PeerCred& peer) {
+  auto failure = [](auto&&... args) { return encodeMessage(errorReply(args...)); };
   nlohmann::json req;
   try {
     req = nlohmann::json::parse(line);
   } catch (const nlohmann::json::parse_error& e) {
-    return errorReply(kErrBadRequest, std::string("malformed JSON: ") + e.what());
+    return failure(kErrBadRequest, std::string("malformed JSON: ") + e.what());
   }
-  if (!req.is_object()) return errorReply(kErrBadRequest, "request must be a JSON object");
+  if (!req.is_object()) return failure(kErrBadRequest, "request must be a JSON object");
   const auto version = req.find("version");
-  if (version == req.end()) return errorReply(kErrBadRequest, "field 'version' is required");
+  if (version == req.end()) return failure(kErrBadRequest, "field 'version' is required");
   if (!version->is_number_integer() || version->get<int64_t>() != kProtocolVersion) {
-    return errorReply(kErrUnsupportedVersion,
+    return failure(kErrUnsupportedVersion,
                       "protocol version " + encodeMessage(*version).substr(0, 32) + " is not supported (this daemon speaks " +
                           std::to_string(kProtocolVersion) + ")");
   }
   const auto command = req.find("command");
   if (command == req.end() || !command->is_string()) {
-    return errorReply(kErrBadRequest, "field 'command' (string) is required");
+    return failure(kErrBadRequest, "field 'command' (string) is required");
   }
   const std::string name = command->get<std::string>();
   auto it = commands_.find(name);
@@ -138,29 +147,37 @@ nlohmann::json ControlServer::handle(const std::string& line, const PeerCred& pe
     std::string known;
     for (const auto& [n, c] : commands_) known += (known.empty() ? "" : ", ") + n;
     // Quoted, escaped and cut short: the name is the client's text.
-    return errorReply(kErrUnknownCommand, "unknown command " + encodeMessage(name).substr(0, 80) +
+    return failure(kErrUnknownCommand, "unknown command " + encodeMessage(name).substr(0, 80) +
                                               " (known: " + known + ")");
   }
   if (it->second.mutating) {
     if (!mayMutate(peer)) {
       spdlog::warn("control: {} refused for uid={} pid={} (needs root or the socket group)", name,
                    peer.uid, peer.pid);
-      return errorReply(kErrPermissionDenied,
+      return failure(kErrPermissionDenied,
                         "'" + name + "' changes the daemon's state: needs root or the socket group");
     }
     spdlog::info("control: {} by uid={} pid={}", name, peer.uid, peer.pid);
   }
   try {
-    return successReply(it->second.handler(Request{name, std::move(req), peer}));
+    if (it->second.text) {
+      // The same message successReply() and encodeMessage() make, with the
+      // result written by the handler in place.
+      std::string out = "{\"ok\":true,\"result\":";
+      it->second.text(Request{name, std::move(req), peer}, out);
+      out += ",\"version\":" + std::to_string(kProtocolVersion) + "}";
+      return out;
+    }
+    return encodeMessage(successReply(it->second.handler(Request{name, std::move(req), peer})));
   } catch (const ControlError& e) {
     if (it->second.mutating) spdlog::info("control: {} failed: {}", name, e.what());
-    return errorReply(e);
+    return failure(e);
   } catch (const std::exception& e) {
     spdlog::error("control: {} failed: {}", name, e.what());
-    return errorReply(kErrInternal, e.what());
+    return failure(kErrInternal, e.what());
   } catch (...) {
     spdlog::error("control: {} failed with a non-standard exception", name);
-    return errorReply(kErrInternal, "'" + name + "' failed");
+    return failure(kErrInternal, "'" + name + "' failed");
   }
 }
 
@@ -279,7 +296,8 @@ void ControlServer::serviceClient(Client& c, short revents, int64_t now) {
         const size_t nl = c.in.find('\n', scanFrom);
         if (nl != std::string::npos && nl <= kMaxMessageBytes) {
           c.in.resize(nl);
-          c.out = encodeMessage(handle(c.in, c.peer)) + "\n";
+          c.out = reply(c.in, c.peer);
+          c.out += '\n';
           c.replying = true;
           break;
         }
@@ -298,7 +316,8 @@ void ControlServer::serviceClient(Client& c, short revents, int64_t now) {
         if (c.in.empty()) {
           c.done = true;
         } else {
-          c.out = encodeMessage(handle(c.in, c.peer)) + "\n";
+          c.out = reply(c.in, c.peer);
+          c.out += '\n';
           c.replying = true;
         }
       } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -362,7 +381,12 @@ void ControlServer::run() {
         clients[i].done = true;
       }
     }
-    std::erase_if(clients, [](const Client& c) { return c.done; });
+    size_t largest = 0;
+    std::erase_if(clients, [&largest](const Client& c) {
+      if (c.done) largest = std::max(largest, c.out.size());
+      return c.done;
+    });
+    if (largest > 0 && options_.repliesFreed) options_.repliesFreed(largest);
     if (fds[1].revents & POLLIN) acceptClients(clients, now);
   }
 }

@@ -41,6 +41,10 @@ struct Request {
 // Returns the `result` object of a success reply; throws ControlError for a
 // failure reply (any other exception becomes code "internal").
 using Handler = std::function<nlohmann::json(const Request&)>;
+// For a result too big to hold as a JSON document (a row per rule: at 100k
+// rules the document took 250 MB and seconds): appends the result's JSON
+// text to `out` itself (appendJsonString() for strings). Errors as Handler.
+using TextHandler = std::function<void(const Request&, std::string& out)>;
 
 class ControlServer {
  public:
@@ -52,6 +56,9 @@ class ControlServer {
     int idleTimeoutMs = 5000;        // a client silent (or not reading) this long is dropped
     int maxConnectionMs = 30000;     // whatever it does, no connection lives longer
     size_t maxClients = 64;          // beyond: accepted, answered with an error, closed
+    // Called on the server thread once replies are done with and freed, with
+    // the size of the largest (the daemon gives memory back after big ones).
+    std::function<void(size_t replyBytes)> repliesFreed;
   };
 
   explicit ControlServer(Options options);
@@ -64,6 +71,7 @@ class ControlServer {
   // Mutating commands need uid 0 or membership of Options::group, and are
   // logged with the caller's uid and pid.
   void registerCommand(const std::string& name, Handler handler, bool mutating);
+  void registerTextCommand(const std::string& name, TextHandler handler, bool mutating);
 
   // Removes a stale socket file (only a socket nobody listens on), binds,
   // sets owner/mode, starts the thread. Fails if another server is listening
@@ -73,13 +81,16 @@ class ControlServer {
   // Idempotent.
   void stop();
 
-  // One request line -> reply object, no I/O. Used by the poll loop; public
-  // so tests can exercise the protocol with made-up peers.
+  // One request line -> reply message (without its "\n"), no I/O. Used by
+  // the poll loop; handle() parses it back, so tests can exercise the
+  // protocol with made-up peers.
+  std::string reply(const std::string& line, const PeerCred& peer);
   nlohmann::json handle(const std::string& line, const PeerCred& peer);
 
  private:
   struct Command {
-    Handler handler;
+    Handler handler;   // one of the two
+    TextHandler text;
     bool mutating = false;
   };
   struct Client;

@@ -33,6 +33,16 @@
 namespace microseg::daemon {
 namespace {
 
+// When malloc holds free more than half of what is in use, give it back to
+// the kernel (see the callers for when that is worth it).
+void giveBackMemoryIfMostlyFree(const char* after) {
+  const struct mallinfo2 mi = mallinfo2();
+  const bool trim = mi.fordblks > mi.uordblks / 2;
+  spdlog::debug("memory: {} KiB in use, {} KiB free in malloc after {}{}", mi.uordblks / 1024, mi.fordblks / 1024,
+                after, trim ? ": given back" : "");
+  if (trim) malloc_trim(0);
+}
+
 using nlohmann::json;
 
 const char* modeName(uint32_t m) {
@@ -268,6 +278,12 @@ int Daemon::setup() {
   control::ControlServer::Options copts;
   copts.path = config_.socketPath;
   if (config_.socketGroup) copts.group = static_cast<gid_t>(*config_.socketGroup);
+  // A big reply (policy.show, graph, flows at 100k rules or records: tens of
+  // MiB of text, built from a document of hundreds) leaves that much free in
+  // malloc, which it keeps: give it back.
+  copts.repliesFreed = [](size_t bytes) {
+    if (bytes >= (size_t{1} << 20)) giveBackMemoryIfMostlyFree("a large control reply");
+  };
   control_ = std::make_unique<control::ControlServer>(copts);
   registerCommands();
   registerQueries();
@@ -456,15 +472,10 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
   // change took back anyway. A small change (one policy compiled) is never
   // followed by a trim.
   const auto& st = compiler_.lastStats();
-  if (st.full || st.expanded * 10 > st.policies) {
-    const struct mallinfo2 mi = mallinfo2();
-    const bool trim = mi.fordblks > mi.uordblks / 2;
-    spdlog::debug("memory: {} KiB in use, {} KiB free in malloc after the reload{}", mi.uordblks / 1024,
-                  mi.fordblks / 1024, trim ? ": given back" : "");
-    if (trim) malloc_trim(0);
-  }
+  if (st.full || st.expanded * 10 > st.policies) giveBackMemoryIfMostlyFree("the reload");
   return r;
 }
+
 
 ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, const std::string& why) {
   ReloadResult out;
