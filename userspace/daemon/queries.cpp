@@ -108,8 +108,10 @@ std::set<uint32_t> Daemon::resolvePeerFilterLocked(const std::string& spec) cons
 }
 
 void Daemon::registerQueries() {
-  control_->registerCommand(
-      "flows", [this](const Request& req) {
+  // Written as text, a record at a time (up to 100k records: as one
+  // document that was hundreds of MB).
+  control_->registerTextCommand(
+      "flows", [this](const Request& req, std::string& out) {
         const std::string verdict = optString(req.body, "verdict");
         if (!verdict.empty() && verdict != "allow" && verdict != "deny" && verdict != "audit") {
           throw ControlError(control::kErrBadRequest, "verdict '" + verdict + "' is not allow, deny or audit", {});
@@ -132,25 +134,27 @@ void Daemon::registerQueries() {
                                 sinceSec * 1000000000LL;
         auto recs = afterSeq > 0 ? flowStore_.updatedAfter(static_cast<uint64_t>(afterSeq)) : flowStore_.all();
         const auto ctx = flowContextLocked();
-        json items = json::array();
+        uint64_t lost = 0;
+        if (auto c = datapath_->counters(); c) lost = eventsLostLocked(*c);
+        // Keys in the order a JSON document would print them (sorted).
+        out += "{\"events_lost\":" + std::to_string(lost) + ",\"records\":[";
+        int64_t n = 0;
         for (const auto& r : recs) {
           if (!verdict.empty() && verdict != flows::verdictName(r.key.verdict)) continue;
           if (!from.empty() && !fromIds.count(r.key.srcIdentity)) continue;
           if (!to.empty() && !toIds.count(r.key.dstIdentity)) continue;
           if (port != 0 && r.key.dstPort != port) continue;
           if (r.lastSeenNs < sinceNs) continue;
-          items.push_back(flows::recordToJson(r, r.count, ctx));
-          if (static_cast<int64_t>(items.size()) >= limit) break;
+          if (n++ > 0) out += ',';
+          out += control::encodeMessage(flows::recordToJson(r, r.count, ctx));
+          if (n >= limit) break;
         }
-        json counters = json::object();
-        if (auto c = datapath_->counters(); c) counters = {{"events_lost", eventsLostLocked(*c)}};
-        return json{{"records", items},
-                    {"seq", flowStore_.seq()},
-                    {"store", {{"records", flowStore_.size()},
-                               {"capacity", flowStore_.capacity()},
-                               {"evicted", flowStore_.evicted()},
-                               {"events", flowStore_.events()}}},
-                    {"events_lost", counters.value("events_lost", 0)}};
+        out += "],\"seq\":" + std::to_string(flowStore_.seq()) + ",\"store\":" +
+               control::encodeMessage(json{{"records", flowStore_.size()},
+                                           {"capacity", flowStore_.capacity()},
+                                           {"evicted", flowStore_.evicted()},
+                                           {"events", flowStore_.events()}}) +
+               "}";
       },
       false);
 
@@ -389,23 +393,51 @@ void Daemon::registerQueries() {
       },
       false);
 
-  control_->registerCommand(
-      "graph", [this](const Request&) {
+  // Written as text (see policy.show): at 100k rules the document took
+  // ~170 MB; the rows here are what it is made of, ~50 bytes an entry.
+  control_->registerTextCommand(
+      "graph", [this](const Request&, std::string& out) {
         std::lock_guard<std::mutex> lock(mu_);
         drainEventsLocked();
-        json nodes = json::array();
+        // Nodes in the order they are first met: every identity, then the
+        // ends of edges (reserved and external identities).
+        std::string nodes;
         std::set<uint32_t> seen;
         auto node = [&](uint32_t id) {
           if (!seen.insert(id).second) return;
           const bool reserved = id < MS_IDENTITY_FIRST_WORKLOAD;
           const char* kind = reserved ? "reserved" : id >= MS_IDENTITY_FIRST_EXTERNAL ? "external" : "workload";
-          nodes.push_back({{"id", id}, {"name", reserved && id == MS_IDENTITY_ANY ? "any" : ids_.nameOf(id)},
-                           {"kind", kind}});
+          nodes += nodes.empty() ? "{\"id\":" : ",{\"id\":";
+          nodes += std::to_string(id) + ",\"kind\":\"" + kind + "\",\"name\":";
+          control::appendJsonString(nodes, reserved && id == MS_IDENTITY_ANY ? std::string("any") : ids_.nameOf(id));
+          nodes += '}';
         };
         for (const auto& [id, labels] : ids_.labels) node(id);
+        // An edge's ports, sorted as text and without repeats.
+        auto appendPorts = [&out](std::vector<std::string>& ports) {
+          std::sort(ports.begin(), ports.end());
+          ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+          out += ",\"ports\":[";
+          for (size_t i = 0; i < ports.size(); i++) {
+            if (i > 0) out += ',';
+            control::appendJsonString(out, ports[i]);
+          }
+          out += ']';
+        };
+        out += "{\"edges\":[";
+        bool firstEdge = true;
+        auto edgeStart = [&] {
+          out += firstEdge ? "{" : ",{";
+          firstEdge = false;
+        };
         // Policy edges: allowed (caller, callee) pairs with their ports, by
         // the side whose policy allows them (egress: the caller's).
-        std::map<std::tuple<uint32_t, uint32_t, uint8_t>, std::set<std::string>> allowed;
+        struct Allowed {
+          uint32_t from, to;
+          uint8_t direction;
+          std::string ports;  // "80/tcp", "8000-8099/udp": fits the string itself
+        };
+        std::vector<Allowed> allowed;
         for (const auto& e : compiled_.entries) {
           if (e.value.verdict != MS_VERDICT_ALLOW) continue;
           const uint32_t bits = e.key.prefixlen - MS_POLICY_PREFIX_FIXED;
@@ -413,33 +445,41 @@ void Daemon::registerQueries() {
           const uint32_t last = first + (bits == 0 ? 65535u : (1u << (16 - bits)) - 1);
           std::string ports = bits == 16 ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(last);
           const bool egress = e.key.direction == MS_DIR_EGRESS;
-          allowed[{egress ? e.key.subject : e.key.peer, egress ? e.key.peer : e.key.subject, e.key.direction}].insert(
-              ports + "/" + flows::protocolName(e.key.protocol));
+          allowed.push_back({egress ? e.key.subject : e.key.peer, egress ? e.key.peer : e.key.subject,
+                             e.key.direction, ports + "/" + flows::protocolName(e.key.protocol)});
         }
-        json edges = json::array();
-        for (const auto& [k, ports] : allowed) {
-          const auto& [from, to, dir] = k;
-          node(from);
-          node(to);
-          edges.push_back({{"from", from}, {"to", to}, {"kind", "policy"},
-                           {"direction", flows::directionName(dir)},
-                           {"ports", std::vector<std::string>(ports.begin(), ports.end())}});
+        auto pairOf = [](const Allowed& a) { return std::tuple(a.from, a.to, a.direction); };
+        std::sort(allowed.begin(), allowed.end(), [&](const Allowed& x, const Allowed& y) { return pairOf(x) < pairOf(y); });
+        std::vector<std::string> ports;
+        for (size_t i = 0; i < allowed.size();) {
+          const Allowed& a = allowed[i];
+          ports.clear();
+          for (; i < allowed.size() && pairOf(allowed[i]) == pairOf(a); i++) ports.push_back(std::move(allowed[i].ports));
+          node(a.from);
+          node(a.to);
+          edgeStart();
+          out += "\"direction\":\"" + std::string(flows::directionName(a.direction)) + "\",\"from\":" +
+                 std::to_string(a.from) + ",\"kind\":\"policy\"";
+          appendPorts(ports);
+          out += ",\"to\":" + std::to_string(a.to) + '}';
         }
         // Observed edges from the flow records, by verdict.
-        std::map<std::tuple<uint32_t, uint32_t, std::string>, std::pair<uint64_t, std::set<std::string>>> observed;
+        std::map<std::tuple<uint32_t, uint32_t, std::string>, std::pair<uint64_t, std::vector<std::string>>> observed;
         for (const auto& r : flowStore_.all()) {
           auto& o = observed[{r.key.srcIdentity, r.key.dstIdentity, flows::verdictName(r.key.verdict)}];
           o.first += r.count;
-          o.second.insert(std::to_string(r.key.dstPort) + "/" + flows::protocolName(r.key.protocol));
+          o.second.push_back(std::to_string(r.key.dstPort) + "/" + flows::protocolName(r.key.protocol));
         }
-        for (const auto& [k, o] : observed) {
+        for (auto& [k, o] : observed) {
           node(std::get<0>(k));
           node(std::get<1>(k));
-          edges.push_back({{"from", std::get<0>(k)}, {"to", std::get<1>(k)}, {"kind", "observed"},
-                           {"verdict", std::get<2>(k)}, {"count", o.first},
-                           {"ports", std::vector<std::string>(o.second.begin(), o.second.end())}});
+          edgeStart();
+          out += "\"count\":" + std::to_string(o.first) + ",\"from\":" + std::to_string(std::get<0>(k)) +
+                 ",\"kind\":\"observed\"";
+          appendPorts(o.second);
+          out += ",\"to\":" + std::to_string(std::get<1>(k)) + ",\"verdict\":\"" + std::get<2>(k) + "\"}";
         }
-        return json{{"nodes", nodes}, {"edges", edges}, {"generation", generation_}};
+        out += "],\"generation\":" + std::to_string(generation_) + ",\"nodes\":[" + nodes + "]}";
       },
       false);
   (void)kReserved;
