@@ -248,6 +248,24 @@ TEST_F(Ingress, TheDaemonExpiresSilentUdpExchanges) {
   auto s = daemon_->status();
   ASSERT_TRUE(s);
   EXPECT_GE((*s)["counters"]["udp_exchanges_expired"].get<int>(), 2);
+
+  // More than a sweep step (4096 entries) and many batches: a sender that
+  // opens a socket per datagram.
+  constexpr int kSenders = 5000;
+  ASSERT_EQ(runIn(a_, [&] {
+    for (int i = 0; i < kSenders; i++) {
+      if (int rc = udpSendto(AF_INET, "127.0.0.1", u); rc != 0) return rc;
+    }
+    return 0;
+  }, 60000), 0);
+  EXPECT_GE(udpFlowEntries(*daemon_), kSenders);
+  for (int i = 0; i < 80 && (left = udpFlowEntries(*daemon_)) != 0; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(left, 0);
+  s = daemon_->status();
+  ASSERT_TRUE(s);
+  EXPECT_GE((*s)["counters"]["udp_exchanges_expired"].get<int>(), 2 + kSenders);
 }
 
 // Kubernetes NetworkPolicy semantics (`selected`) against zero trust

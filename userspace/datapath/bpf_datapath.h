@@ -122,7 +122,7 @@ class BpfDatapath final : public Datapath {
   uint64_t mirrored_ = 0;
   bool synced_ = false;
   // Where the sweep of ms_udp_flows goes on (expireUdpExchanges).
-  uint64_t udpSweepCursor_ = 0;
+  uint32_t udpSweepCursor_ = 0;  // a hash map's batch cursor: a bucket index
   bool udpSweepStarted_ = false;
   // The compiled ranges of the generation in force (addresses go over them).
   Entries<ms_ipcache_key, ms_ipcache_value> compiled_;
