@@ -5,7 +5,7 @@
 #
 #   scripts/bench.sh [--quick] [--json FILE]
 #
-#   --quick      smoke run (40 s here, plus the build if sources changed): fewer
+#   --quick      smoke run (about a minute here, plus the build if sources changed): fewer
 #                configurations, rounds, iterations
 #   --hooks-only only section 1 (per-hook cost), for iterating on the datapath
 #   --json FILE  also write every figure as JSON (default: build-bench/bench.json)
