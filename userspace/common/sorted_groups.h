@@ -1,9 +1,9 @@
 // Big sorted vectors edited a few groups at a time. The compiled entries of
 // a generation (100k+) are sorted by key bytes, so the entries of one
 // subject form a contiguous group; a one-rule change replaces one subject's
-// group. Finding groups by galloping search
-// from a cursor and copying the runs between them whole costs a few
-// searches and a memcpy, where an entry-by-entry merge compared every key.
+// group. Finding groups by galloping search from a cursor and copying the
+// runs between them whole costs a few searches and a memcpy, where an
+// entry-by-entry merge compared every key.
 #pragma once
 
 #include <algorithm>
@@ -98,8 +98,9 @@ std::vector<T> replaceGroups(const std::vector<T>& from, const std::vector<T>& f
 // without a second vector as big as `v` (its new pages faulted in, the old
 // one's freed). Up to kInPlaceGroups groups are replaced one by one, from
 // the last, each a memmove of what follows it if its size changed; more
-// are copied into a new vector. A vector that must grow past its capacity gets 1/64 of slack, so
-// that the next few growths do not reallocate (a doubling would be 2x).
+// are copied into a new vector. A vector that must grow past its capacity
+// gets 1/64 of slack, so that the next few growths do not reallocate (a
+// doubling would be 2x).
 constexpr size_t kInPlaceGroups = 32;
 template <typename T, typename K, typename KeyOf, typename KeyLess>
 void replaceGroupsInPlace(std::vector<T>& v, const std::vector<T>& fresh, const std::vector<GroupBounds<K>>& groups,

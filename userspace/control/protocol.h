@@ -63,9 +63,7 @@ inline std::string encodeMessage(const nlohmann::json& msg) {
 
 // A JSON string literal of `s`, encoded as encodeMessage() would, appended
 // to `out` (for results written as text, see ControlServer::TextHandler).
-inline void appendJsonString(std::string& out, std::string_view s) {
-  out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
+inline void appendJsonString(std::string& out, std::string_view s) { out += encodeMessage(nlohmann::json(s)); }
 
 inline nlohmann::json errorReply(const ControlError& e) {
   return errorReply(e.code, e.what(), e.details);

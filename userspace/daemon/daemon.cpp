@@ -476,7 +476,6 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
   return r;
 }
 
-
 ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, const std::string& why) {
   ReloadResult out;
   const auto started = std::chrono::steady_clock::now();
