@@ -207,11 +207,21 @@ int Daemon::setup() {
   }
   hostNetnsCookie_ = *cookie;
   hostNetnsInode_ = identity::ownNetnsInode();
-  if (auto own = identity::inspectOwnNetns(&hostAddrSubscription_); own) {
-    hostAddrs_ = own->addrs;
-  } else {
-    spdlog::warn("identity: {}", own.error().str());
+  wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wakeFd_ < 0) {
+    spdlog::error("{}", sysError("create eventfd", "main loop").str());
+    return 1;
   }
+  identity::AddressWatcher::Options wopts;
+  wopts.hostNetnsInode = hostNetnsInode_;
+  wopts.onChange = [this] { wake(); };
+  wopts.rediscoverMs = static_cast<int>(config_.rescanIntervalMs);
+  auto watcher = identity::AddressWatcher::start(std::move(wopts));
+  if (!watcher) {
+    spdlog::error("identity: {}", watcher.error().str());
+    return 1;
+  }
+  addressWatcher_ = std::move(*watcher);
 
   datapath::BpfOptions opts;
   opts.cgroupRoot = config_.cgroupRoot;
@@ -232,7 +242,6 @@ int Daemon::setup() {
     return 1;
   }
   events_ = std::move(spool.value());
-  wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   cgroupInotifyFd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 
   std::lock_guard<std::mutex> lock(mu_);
@@ -249,6 +258,7 @@ int Daemon::setup() {
   }
   // The first generation must be complete before anything is attached:
   // programs never run against empty maps.
+  addrSnapshot_ = addressWatcher_->snapshot();
   addresses_ = addressEntriesLocked();
   ReloadResult first = reloadLocked(config_.policyPaths, "startup");
   if (!first.ok) {
@@ -263,7 +273,7 @@ int Daemon::setup() {
   }
   // Containers' addresses: known before the first verdict.
   if (haveModel_) {
-    discoverNetnsLocked();
+    watchWorkloadNetnsLocked(/*wait=*/true);
     refreshAddressesLocked();
   }
   if (auto r = datapath_->activate(); !r) {
@@ -328,15 +338,8 @@ void Daemon::loop() {
   };
 
   for (;;) {
-    std::vector<pollfd> fds = {{sfd.get(), POLLIN, 0},       {tfd.get(), POLLIN, 0},
-                               {efd, POLLIN, 0},             {wakeFd_, POLLIN, 0},
-                               {inotifyFd_, POLLIN, 0},      {cgroupInotifyFd_, POLLIN, 0},
-                               {hostAddrSubscription_.get(), POLLIN, 0}};
-    constexpr size_t kFixedFds = 7;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (int fd : workloadNetns_.subscriptionFds()) fds.push_back({fd, POLLIN, 0});
-    }
+    std::vector<pollfd> fds = {{sfd.get(), POLLIN, 0},  {tfd.get(), POLLIN, 0},   {efd, POLLIN, 0},
+                               {wakeFd_, POLLIN, 0},    {inotifyFd_, POLLIN, 0}, {cgroupInotifyFd_, POLLIN, 0}};
     int n = poll(fds.data(), fds.size(), 1000);
     if (n < 0 && errno != EINTR) {
       spdlog::error("{}", sysError("poll", "main loop").str());
@@ -379,22 +382,7 @@ void Daemon::loop() {
       cgroupsChanged = true;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    bool addressesChanged = false;
-    if (fds[6].revents & POLLIN) {
-      if (identity::drainSubscription(hostAddrSubscription_.get())) {
-        hostAddrs_ = identity::interfaceAddrs();
-        addressesChanged = true;
-      }
-    }
-    std::vector<int> readable;
-    for (size_t i = kFixedFds; i < fds.size(); i++) {
-      if (fds[i].revents & POLLIN) readable.push_back(fds[i].fd);
-    }
-    if (!readable.empty()) {
-      for (const auto& p : workloadNetns_.refresh(readable)) spdlog::warn("identity: {}", p);
-      addressesChanged = true;
-    }
-    if (addressesChanged && haveModel_) refreshAddressesLocked();
+    if (haveModel_) refreshAddressesLocked();
     if (cgroupsChanged) {
       // Classify new cgroups now: until then they are pending (fail closed)
       // or inherit their parent's workload.
@@ -428,11 +416,6 @@ void Daemon::loop() {
     if (now - lastRescan >= std::chrono::milliseconds(config_.rescanIntervalMs)) {
       lastRescan = now;
       rescanLocked();
-      if (haveModel_) {
-        hostAddrs_ = identity::interfaceAddrs();
-        discoverNetnsLocked();
-        refreshAddressesLocked();
-      }
     }
   }
 }
@@ -441,6 +424,7 @@ void Daemon::shutdown() {
   if (control_) control_->stop();
   control_.reset();
   metrics_.reset();
+  addressWatcher_.reset();
   if (datapath_) {
     std::lock_guard<std::mutex> lock(mu_);
     drainEventsLocked();
@@ -584,6 +568,7 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
     cgroupPaths_[c.id] = c.path;
     if (!c.workload.empty()) cgroupWorkloads_[c.id] = c.workload;
   }
+  watchWorkloadNetnsLocked(/*wait=*/false);
   out.ok = true;
   out.generation = generation_;
   out.entries = compiled_.entries.size();
@@ -648,6 +633,7 @@ void Daemon::rescanLocked() {
   }
   watchCgroupsLocked(*scanned);
   cgroups_ = std::move(next);
+  watchWorkloadNetnsLocked(/*wait=*/false);
   cgroupPaths_.clear();
   cgroupWorkloads_.clear();
   for (const auto& [id, c] : cgroups_) {
@@ -656,36 +642,13 @@ void Daemon::rescanLocked() {
   }
 }
 
-void Daemon::discoverNetnsLocked() {
-  std::map<uint64_t, identity::WorkloadNetns::Seen> seen;
-  std::map<uint64_t, std::set<std::string>> workloadsIn;
+void Daemon::watchWorkloadNetnsLocked(bool wait) {
+  std::vector<identity::AddressWatcher::WorkloadCgroup> cgroups;
   for (const auto& [id, c] : cgroups_) {
     if (c.workload.empty()) continue;
-    const std::string dir = c.path == "/" ? config_.cgroupRoot : config_.cgroupRoot + c.path;
-    for (pid_t pid : identity::cgroupPids(dir, 4)) {
-      const uint64_t inode = identity::netnsInodeOf(pid);
-      if (inode == 0 || inode == hostNetnsInode_) continue;
-      workloadsIn[inode].insert(c.workload);
-      auto& s = seen[inode];
-      // Several workloads in one netns (a pod's containers): the address
-      // can name only one; the first by name, and listeners still resolve
-      // by their own cgroup.
-      if (s.workload.empty() || c.workload < s.workload) {
-        s.workload = c.workload;
-        s.identity = c.identity;
-        s.pid = pid;
-      }
-    }
+    cgroups.push_back({c.path == "/" ? config_.cgroupRoot : config_.cgroupRoot + c.path, c.workload, c.identity});
   }
-  for (const auto& [inode, names] : workloadsIn) {
-    if (names.size() > 1 && !workloadNetns_.entries().count(inode)) {
-      std::string all;
-      for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
-      spdlog::warn("identity: workloads {} share a network namespace; its addresses are {}'s", all,
-                   seen[inode].workload);
-    }
-  }
-  for (const auto& p : workloadNetns_.update(seen)) spdlog::warn("identity: {}", p);
+  addressWatcher_->setWorkloads(std::move(cgroups), wait);
 }
 
 std::vector<datapath::AddressEntry> Daemon::addressEntriesLocked() const {
@@ -701,25 +664,25 @@ std::vector<datapath::AddressEntry> Daemon::addressEntriesLocked() const {
   };
   std::set<std::string> taken;
   auto keyOf = [](const ms_addr& a) { return std::string(reinterpret_cast<const char*>(a.a), sizeof(a.a)); };
-  for (const auto& a : hostAddrs_) {
+  if (!addrSnapshot_) return next;
+  for (const auto& a : addrSnapshot_->host) {
     if (taken.insert(keyOf(a)).second) add(a, MS_IDENTITY_HOST, MS_IPCACHE_F_HOST, hostNetnsCookie_);
   }
-  for (const auto& [inode, e] : workloadNetns_.entries()) {
-    for (const auto& a : e.view.addrs) {
-      // Loopback is per netns and never looked up; an address the host
-      // also has stays the host's.
-      const bool loop4 = a.a[10] == 0xff && a.a[11] == 0xff && a.a[12] == 127;
-      static const uint8_t kLoop6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-      if (loop4 || std::memcmp(a.a, kLoop6, 16) == 0) continue;
-      if (taken.insert(keyOf(a)).second) {
-        add(a, e.seen.identity, MS_IPCACHE_F_NETNS, e.view.cookie);
-      }
+  for (const auto& n : addrSnapshot_->netns) {
+    // Only a trusted netns names a workload (identity/address_watcher.h);
+    // an address the host also has stays the host's.
+    if (!n.trusted) continue;
+    for (const auto& a : n.addrs) {
+      if (taken.insert(keyOf(a)).second) add(a, n.identity, MS_IPCACHE_F_NETNS, n.cookie);
     }
   }
   return next;
 }
 
 void Daemon::refreshAddressesLocked() {
+  auto snapshot = addressWatcher_->snapshot();
+  if (snapshot == addrSnapshot_) return;
+  auto previous = std::exchange(addrSnapshot_, std::move(snapshot));
   auto next = addressEntriesLocked();
   auto same = [](const datapath::AddressEntry& x, const datapath::AddressEntry& y) {
     return std::memcmp(&x.key, &y.key, sizeof(x.key)) == 0 && std::memcmp(&x.value, &y.value, sizeof(x.value)) == 0;
@@ -727,6 +690,7 @@ void Daemon::refreshAddressesLocked() {
   if (next.size() == addresses_.size() && std::equal(next.begin(), next.end(), addresses_.begin(), same)) return;
   if (auto r = datapath_->setAddresses(next); !r) {
     spdlog::warn("datapath: {}", r.error().str());
+    addrSnapshot_ = std::move(previous);  // tried again with the next snapshot or tick
     return;
   }
   spdlog::debug("identity: {} addresses of the host and workload netns in the ipcache", next.size());
@@ -796,11 +760,14 @@ json Daemon::statusLocked() {
     // Its own network namespaces (containers) and their addresses, as the
     // ipcache has them.
     json netns = json::array();
-    for (const auto& [inode, e] : workloadNetns_.entries()) {
-      if (e.seen.workload != w.name) continue;
+    for (const auto& n : addrSnapshot_->netns) {
+      if (n.workload != w.name) continue;
       json addrs = json::array();
-      for (const auto& a : e.view.addrs) addrs.push_back(flows::formatAddr(a));
-      netns.push_back(json{{"inode", inode}, {"cookie", e.view.cookie}, {"addresses", addrs}});
+      for (const auto& a : n.addrs) addrs.push_back(flows::formatAddr(a));
+      json entry{{"inode", n.inode}, {"cookie", n.cookie}, {"trusted", n.trusted}, {"addresses", addrs}};
+      if (!n.trusted) entry["distrust"] = n.distrust;
+      if (n.dropped > 0) entry["addresses_dropped"] = n.dropped;
+      netns.push_back(std::move(entry));
     }
     workloads.push_back(json{{"name", w.name},
                              {"identity", ident},

@@ -21,6 +21,7 @@
 #include "datapath/event_spool.h"
 #include "identity/cgroup_scanner.h"
 #include "identity/identities.h"
+#include "identity/address_watcher.h"
 #include "identity/netns.h"
 #include "policy/model.h"
 #include "policy/parser.h"
@@ -79,11 +80,15 @@ class Daemon {
   ReloadResult reloadLocked(const std::vector<std::string>& paths, const std::string& why);
   ReloadResult buildAndApplyLocked(const std::vector<std::string>& paths, const std::string& why);
   void rescanLocked();
-  // Addresses of this host and of the workloads' own netns -> ipcache.
+  // Addresses of this host and of the workloads' own netns (addresses_'s
+  // snapshot) -> ipcache entries.
   std::vector<datapath::AddressEntry> addressEntriesLocked() const;
+  // Writes the address watcher's latest snapshot into the ipcache if it is
+  // not the one there.
   void refreshAddressesLocked();
-  // Which netns the workloads' processes are in (every rescan).
-  void discoverNetnsLocked();
+  // Tells the address watcher which cgroups hold workloads (after cgroups_
+  // changed); with `wait`, until it has looked at them.
+  void watchWorkloadNetnsLocked(bool wait);
   void drainEventsLocked();
   // Events the kernel's ring and the spool had no room for.
   uint64_t eventsLostLocked(const datapath::Counters& c) const;
@@ -134,9 +139,9 @@ class Daemon {
   std::map<std::string, uint32_t> workloadModes_;  // runtime overrides by workload name
   uint64_t hostNetnsCookie_ = 0;
   uint64_t hostNetnsInode_ = 0;
-  UniqueFd hostAddrSubscription_;  // address changes of the host netns
-  std::vector<ms_addr> hostAddrs_;
-  identity::WorkloadNetns workloadNetns_;
+  // Host and workload-netns addresses, kept current by a thread of its own.
+  std::unique_ptr<identity::AddressWatcher> addressWatcher_;
+  std::shared_ptr<const identity::AddressWatcher::Snapshot> addrSnapshot_;  // the one in the ipcache
   std::vector<datapath::AddressEntry> addresses_;  // what the ipcache has of them
 
   nlohmann::json lastReload_;

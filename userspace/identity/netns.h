@@ -11,7 +11,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -54,36 +53,5 @@ std::vector<ms_addr> interfaceAddrs();
 
 // Drains a subscription socket; true if it reported anything.
 bool drainSubscription(int fd);
-
-// The network namespaces that workloads run in, other than the daemon's.
-// update() is given, per netns inode, the workload identity found there and
-// a pid in it; it opens and reads new namespaces and forgets vanished ones;
-// a known one is read again when its netlink subscription reports a change
-// (refresh()).
-class WorkloadNetns {
- public:
-  struct Seen {
-    uint32_t identity = 0;
-    std::string workload;
-    pid_t pid = 0;
-  };
-  struct Entry {
-    UniqueFd ns;          // keeps the netns open while we track it
-    UniqueFd subscription;  // address changes
-    Seen seen;
-    NetnsView view;
-  };
-
-  // Returns the problems met (one line each); entries that could not be
-  // read keep their last view.
-  std::vector<std::string> update(const std::map<uint64_t, Seen>& seen);
-  // Re-reads the namespaces whose subscription socket is readable.
-  std::vector<std::string> refresh(const std::vector<int>& readableFds);
-  std::vector<int> subscriptionFds() const;
-  const std::map<uint64_t, Entry>& entries() const { return entries_; }
-
- private:
-  std::map<uint64_t, Entry> entries_;  // by netns inode
-};
 
 }  // namespace microseg::identity
