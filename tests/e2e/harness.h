@@ -157,6 +157,7 @@ class Daemon {
   pid_t pid() const { return pid_; }
   const std::string& policyDir() const { return policyDir_; }
   const std::string& stateDir() const { return stateDir_; }
+  const std::string& socketPath() const { return socket_; }
   void writePolicy(const std::string& file, const std::string& yaml);
   // Sends SIGTERM and waits; returns the exit status (or -1). Pinned state
   // stays (that is the daemon's contract); the destructor removes it.

@@ -442,8 +442,8 @@ void Daemon::shutdown() {
   if (flowLog_ != nullptr) fflush(flowLog_);
 }
 
-ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const std::string& why) {
-  ReloadResult r = buildAndApplyLocked(paths, why);
+ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const std::string& why, bool allowEmpty) {
+  ReloadResult r = buildAndApplyLocked(paths, why, allowEmpty);
   // A reload that compiled everything frees the previous generation's model
   // and compiled policy and the parse's temporaries. When malloc then holds
   // free more than half of what is in use, it goes back to the kernel:
@@ -460,7 +460,8 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
   return r;
 }
 
-ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, const std::string& why) {
+ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, const std::string& why,
+                                         bool allowEmpty) {
   ReloadResult out;
   const auto started = std::chrono::steady_clock::now();
   auto record = [&](const ReloadResult& r) {
@@ -489,6 +490,19 @@ ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, 
     spdlog::error("policy: {} rejected ({} errors); generation {} stays in force", why,
                   out.errors.size(), generation_);
     for (const auto& e : out.errors) spdlog::error("policy: {}", e);
+    record(out);
+    return out;
+  }
+  // An empty file (a truncated write, a wrong path) must not silently
+  // unmanage every workload: that takes asking for it.
+  const bool managesNow = haveModel_ ? !bundle_.workloads.empty() : datapath_->adopted();
+  if (parsed.bundle.workloads.empty() && managesNow && !allowEmpty) {
+    std::string paths_;
+    for (const auto& p : paths) paths_ += (paths_.empty() ? "" : " ") + p;
+    out.errors.push_back("policy: " + paths_ + " defines no Workload: applying it would make every workload "
+                         "unmanaged (" + std::to_string(bundle_.workloads.size()) +
+                         " now); to do that, run `microseg policy apply --allow-empty " + paths_ + "`");
+    spdlog::error("{}; generation {} stays in force", out.errors.back(), generation_);
     record(out);
     return out;
   }
@@ -921,9 +935,16 @@ void Daemon::registerCommands() {
             paths.push_back(p.get<std::string>());
           }
         }
+        bool allowEmpty = false;
+        if (req.body.contains("allow_empty")) {
+          if (!req.body["allow_empty"].is_boolean()) {
+            throw ControlError(control::kErrBadRequest, "field 'allow_empty' must be a boolean", {});
+          }
+          allowEmpty = req.body["allow_empty"].get<bool>();
+        }
         std::lock_guard<std::mutex> lock(mu_);
         if (paths.empty()) paths = config_.policyPaths;
-        auto r = reloadLocked(paths, "apply (uid " + std::to_string(req.peer.uid) + ")");
+        auto r = reloadLocked(paths, "apply (uid " + std::to_string(req.peer.uid) + ")", allowEmpty);
         return reloadReply(r);
       },
       true);

@@ -77,8 +77,10 @@ class Daemon {
   void shutdown();
 
   // All of these expect mu_ held.
-  ReloadResult reloadLocked(const std::vector<std::string>& paths, const std::string& why);
-  ReloadResult buildAndApplyLocked(const std::vector<std::string>& paths, const std::string& why);
+  // `allowEmpty`: a set without any Workload may replace one with some
+  // (every workload becomes unmanaged); refused otherwise.
+  ReloadResult reloadLocked(const std::vector<std::string>& paths, const std::string& why, bool allowEmpty = false);
+  ReloadResult buildAndApplyLocked(const std::vector<std::string>& paths, const std::string& why, bool allowEmpty);
   void rescanLocked();
   // Addresses of this host and of the workloads' own netns (addresses_'s
   // snapshot) -> ipcache entries.
