@@ -7,6 +7,8 @@ PACKAGES=(
   build-essential cmake pkg-config clang llvm bpftool linux-libc-dev
   libbpf-dev libelf-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libyaml-dev libxxhash-dev nlohmann-json3-dev libgtest-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  etcd-server etcd-client
   iproute2 socat jq
 )
 
@@ -24,5 +26,16 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# etcd-server's package would start a system etcd on :2379 where systemd
+# runs: the tests start their own (loopback, free ports, temp dirs), so keep
+# package installs from starting services, unless the machine already says
+# how (an existing policy-rc.d is left alone).
+blocker=""
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  blocker=/usr/sbin/policy-rc.d
+fi
+trap '[[ -n $blocker ]] && rm -f "$blocker"' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"

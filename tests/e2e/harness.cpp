@@ -404,6 +404,11 @@ TcpFastOpenClient::~TcpFastOpenClient() {
   gTfoOriginal = -1;
 }
 
+void trackServer(pid_t pid) { trackPid(pid, kDaemon); }
+void untrackServer(pid_t pid) { untrackPid(pid); }
+void trackTempDir(const std::string& path) { trackPath(path, kTempDir); }
+void untrackTempDir(const std::string& path) { untrackPath(path); }
+
 CgroupTree::CgroupTree() {
   root_ = cgroup2Mount() + "/microseg-test-" + std::to_string(getpid()) + "-" +
           std::to_string(gCounter++);

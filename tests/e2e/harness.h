@@ -27,6 +27,14 @@ bool ensureBpffs();
 // the test cgroups and temp dirs before the test binary dies. Called by main().
 void installCleanupOnSignal();
 
+// For harness extensions (etcd_harness.h): a server process and a temp dir
+// of the test's own, which the signal path kills (SIGKILL, reaped) and
+// removes too. Untrack once removed normally.
+void trackServer(pid_t pid);
+void untrackServer(pid_t pid);
+void trackTempDir(const std::string& path);
+void untrackTempDir(const std::string& path);
+
 // Sets the client bit of net.ipv4.tcp_fastopen for its lifetime (restored on
 // destruction, also from the signal path).
 class TcpFastOpenClient {
