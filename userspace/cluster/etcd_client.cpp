@@ -76,6 +76,7 @@ void toRequestOp(const TxnOp& op, etcdserverpb::RequestOp* out) {
 
 void toCompare(const Compare& c, etcdserverpb::Compare* out) {
   out->set_key(c.key);
+  if (c.prefix) out->set_range_end(prefixEnd(c.key));
   switch (c.op) {
     case Compare::Op::Equal: out->set_result(etcdserverpb::Compare::EQUAL); break;
     case Compare::Op::Greater: out->set_result(etcdserverpb::Compare::GREATER); break;

@@ -56,14 +56,21 @@ struct Compare {
   Op op = Op::Equal;
   int64_t number = 0;
   std::string value;
+  bool prefix = false;  // the condition holds for every key under `key` (vacuously for none)
 
-  static Compare absent(std::string key) { return {std::move(key), Target::CreateRevision, Op::Equal, 0, {}}; }
-  static Compare present(std::string key) { return {std::move(key), Target::CreateRevision, Op::Greater, 0, {}}; }
+  static Compare absent(std::string key) { return {std::move(key), Target::CreateRevision, Op::Equal, 0, {}, false}; }
+  static Compare present(std::string key) {
+    return {std::move(key), Target::CreateRevision, Op::Greater, 0, {}, false};
+  }
+  // No key starts with `prefix`.
+  static Compare noneUnder(std::string prefix) {
+    return {std::move(prefix), Target::CreateRevision, Op::Equal, 0, {}, true};
+  }
   static Compare modRevisionIs(std::string key, int64_t rev) {
-    return {std::move(key), Target::ModRevision, Op::Equal, rev, {}};
+    return {std::move(key), Target::ModRevision, Op::Equal, rev, {}, false};
   }
   static Compare valueIs(std::string key, std::string v) {
-    return {std::move(key), Target::Value, Op::Equal, 0, std::move(v)};
+    return {std::move(key), Target::Value, Op::Equal, 0, std::move(v), false};
   }
 };
 
