@@ -9,7 +9,7 @@ PACKAGES=(
   libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libyaml-dev libxxhash-dev nlohmann-json3-dev libgtest-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   etcd-server etcd-client
-  iproute2 socat jq
+  iproute2 socat jq help2man dpkg-dev
 )
 
 missing=()

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMICROSEG_WERROR=ON >/dev/null
 cmake --build build -j"$(nproc)"
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include "common/version.h"
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -312,6 +313,7 @@ int cmdGraph(const Globals& g, const std::string& format) {
 
 int main(int argc, char** argv) {
   CLI::App app{"microseg: inspect and control the microseg daemon (microsegd)", "microseg"};
+  app.set_version_flag("--version", std::string("microseg ") + microseg::kVersion);
   // Global options may also follow the subcommand: `microseg status --socket X`.
   app.fallthrough();
   app.require_subcommand(1);

@@ -23,6 +23,7 @@
 
 #include "common/cgroup.h"
 #include "common/fd.h"
+#include "common/version.h"
 #include "control/metrics_http.h"
 #include "control/protocol.h"
 #include "control/server.h"
@@ -801,7 +802,7 @@ json Daemon::statusLocked() {
                     {"no_policy", c->values[MS_CTR_NO_POLICY]},
                     {"unparsed", c->values[MS_CTR_UNPARSED]}};
   }
-  return json{{"version_string", "0.1.0"},
+  return json{{"version_string", kVersion},
               {"mode", modeName(datapath_->mode())},
               {"policy_generation", generation_},
               {"policy_paths", config_.policyPaths},

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include "common/version.h"
 #include <iostream>
 
 #include "daemon/config_file.h"
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   mallopt(M_ARENA_MAX, 1);
   using microseg::daemon::DaemonConfig;
   CLI::App app{"microsegd: zero-trust microsegmentation enforcer (cgroup BPF)"};
+  app.set_version_flag("--version", std::string("microsegd ") + microseg::kVersion);
   DaemonConfig cfg;
   std::string configPath, mode, logLevel = "info", defaultEnforcement, cgroupRoot, socketPath,
                           stateDir, flowLog;
