@@ -21,6 +21,8 @@
 #include <string>
 
 #include "compiler/compiler.h"
+#include "compiler/explain.h"
+#include "compiler/rule_text.h"
 #include "datapath/slot_state.h"
 #include "identity/identities.h"
 #include "policy/parser.h"
@@ -319,7 +321,7 @@ TEST(CompilerProperty, RememberingCompilerGivesWhatAFreshCompileGives) {
           auto exactState = [](const CompiledPolicy& p) {
             datapath::Entries<ms_policy_exact_key, ms_policy_value> out;
             const auto [begin, end] = datapath::exactBlock(&p);
-            for (auto e = begin; e != end; ++e) out.push_back(datapath::exactEntry(*e));
+            for (auto e = begin; e != end; ++e) out.push_back(compiler::exactEntry(*e));
             return out;
           };
           const auto mirror = exactState(last);

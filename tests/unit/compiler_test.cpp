@@ -8,6 +8,8 @@
 #include <set>
 
 #include "compiler/compiler.h"
+#include "compiler/explain.h"
+#include "compiler/rule_text.h"
 #include "identity/identities.h"
 #include "policy/parser.h"
 
@@ -186,7 +188,9 @@ TEST(Compiler, SelectedModeIsolatesOnlySelectedDirections) {
   Options o;
   o.defaultEnforcement = DefaultEnforcement::Selected;
   Fixture f(policyDoc("p", "  selector: {identity: web}\n  egress:\n    - to: [{identity: api}]\n"), o);
-  EXPECT_EQ(f.out.identity(f.web)->flags, MS_IDENT_F_ISOLATE_EGRESS);
+  const uint32_t isolation = MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS;
+  EXPECT_EQ(f.out.identity(f.web)->flags & isolation, MS_IDENT_F_ISOLATE_EGRESS);
+  EXPECT_EQ(f.out.identity(f.web)->flags & ~isolation, MS_IDENT_F_RANGES_EGRESS) << "every port: a range entry";
   EXPECT_EQ(f.out.identity(f.db)->flags, 0u);
   EXPECT_EQ(f.egress(f.db, f.web, MS_PROTO_TCP, 1).verdict, MS_VERDICT_ALLOW);
   EXPECT_EQ(f.egress(f.db, f.web, MS_PROTO_TCP, 1).reason, MS_REASON_NOT_ISOLATED);
@@ -379,11 +383,11 @@ TEST(CompilerRemote, SelectedVersusAlways) {
   Options sel;
   sel.defaultEnforcement = DefaultEnforcement::Selected;
   Remote s(policies, sel), a(policies);
-  EXPECT_EQ(s.out.identity(s.web)->flags, MS_IDENT_F_ISOLATE_EGRESS);
-  EXPECT_EQ(s.out.identity(s.api)->flags, MS_IDENT_F_ISOLATE_INGRESS);
-  EXPECT_EQ(s.out.identity(s.db)->flags, 0u);
-  const uint32_t both = MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS;
-  for (uint32_t w : {a.web, a.api, a.db}) EXPECT_EQ(a.out.identity(w)->flags, both);
+  const uint32_t both = MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS;  // the isolation bits
+  EXPECT_EQ(s.out.identity(s.web)->flags & both, MS_IDENT_F_ISOLATE_EGRESS);
+  EXPECT_EQ(s.out.identity(s.api)->flags & both, MS_IDENT_F_ISOLATE_INGRESS);
+  EXPECT_EQ(s.out.identity(s.db)->flags & both, 0u);
+  for (uint32_t w : {a.web, a.api, a.db}) EXPECT_EQ(a.out.identity(w)->flags & both, both);
   // Ranges are peers, never subjects: no per-identity settings for them.
   EXPECT_EQ(s.out.identities.size(), 3u);
   EXPECT_EQ(a.out.identities.size(), 3u);

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include "compiler/compiler.h"
+#include "compiler/explain.h"
+#include "compiler/rule_text.h"
 #include "identity/identities.h"
 #include "policy/parser.h"
 

@@ -164,6 +164,8 @@ TEST(SlotState, PortRangesGoToTheTrieAndFlagTheirSubject) {
             [](const compiler::PolicyEntry& a, const compiler::PolicyEntry& b) { return bytesLess(a.key, b.key); });
   policy.identities.emplace_back(256, ms_identity_value{MS_MODE_INHERIT, MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS});
   policy.identities.emplace_back(257, ms_identity_value{MS_MODE_INHERIT, MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS});
+  // The compiler flags the subjects with range entries (compiler/kernel_layout.h).
+  compiler::markRangeSubjects(policy.entries, policy.identities);
   Generation gen;
   gen.policy = &policy;
   gen.cgroups = {{1, 256, 0}, {2, 257, MS_CGROUP_F_PENDING_CHILDREN}};

@@ -35,6 +35,8 @@
 
 #include "bpf/abi.h"
 #include "common/sorted_groups.h"
+#include "compiler/kernel_layout.h"
+#include "compiler/rule_registry.h"
 #include "identity/identities.h"
 #include "policy/model.h"
 
@@ -43,114 +45,6 @@ namespace microseg::compiler {
 enum class DefaultEnforcement : uint8_t {
   Always,    // zero trust: every workload identity default-deny both directions
   Selected,  // Kubernetes: isolated only in directions some policy selects it for
-};
-
-struct RuleInfo {
-  uint32_t id = MS_RULE_NONE;
-  policy::Direction direction = policy::Direction::Egress;
-  policy::Action action = policy::Action::Allow;
-  uint32_t index = 0;  // position in the policy's egress/ingress list
-  // The policy it is a rule of (held with the rule table's entries): its
-  // name and the rule's location are read there, not copied (24 bytes a
-  // rule instead of 40: 100k rules).
-  const policy::Policy* owner = nullptr;
-  const std::string& policy() const;
-  std::string name() const;  // "<policy>/<index>"
-  const policy::SourceLocation& loc() const;
-};
-
-// Hands out rule ids that stay the same for (policy, direction, index) across
-// compilations, so flow records from older generations keep their meaning.
-class RuleRegistry {
- public:
-  uint32_t idFor(const std::string& policy, policy::Direction dir, uint32_t index);
-  // "<policy>/<index>" of any id it ever handed out; "rule-<id>" otherwise.
-  std::string nameOf(uint32_t id) const;
-
- private:
-  // Per policy name: the ids of its rules, per direction, by index.
-  struct PolicyRules {
-    std::vector<uint32_t> ids[2];
-    uint32_t slot = 0;  // in policies_
-  };
-  std::unordered_map<std::string, PolicyRules> byPolicy_;
-  std::vector<const std::string*> policies_;  // slot -> a key of byPolicy_ (its nodes never move)
-  struct Name {
-    uint32_t policy;  // slot
-    uint32_t index;
-  };
-  // id - 1 -> its rule, in chunks of kChunk: 8 bytes a rule, without a
-  // doubling vector's slack and copy (100k rules: 0.8 MB, not 2.1).
-  static constexpr uint32_t kChunk = 4096;
-  std::vector<std::unique_ptr<Name[]>> byId_;
-  uint32_t next_ = 1;
-};
-
-struct PolicyEntry {
-  ms_policy_key key{};       // prefixlen host order, port network order
-  ms_policy_value value{};
-};
-
-// Remote address -> identity, for the kernel's LPM trie (most specific
-// prefix wins; a miss is MS_IDENTITY_WORLD).
-struct IpcacheEntry {
-  ms_addr addr{};          // network address, IPv4 mapped
-  uint32_t prefixlen = 0;  // in the 128-bit mapped space (IPv4 /n = 96+n)
-  uint32_t identity = 0;   // a range identity, or MS_IDENTITY_WORLD for a hole
-};
-
-// Every rule of a compiled bundle, by id. The rules are kept per policy and
-// shared between generations: a recompile of one policy rebuilds only the
-// id index (a pointer per rule), not 100k RuleInfos. The index is in chunks
-// of ids shared between copies, copied only where a copy changes them: a
-// generation's table is its predecessor's copy with one policy's rules
-// swapped, and ids are never reused, so a whole index (8 bytes per id ever
-// given) was copied on every reload.
-class RuleTable {
- public:
-  const RuleInfo* find(uint32_t id) const {
-    const size_t c = id / kChunk;
-    return c < chunks_.size() && chunks_[c] ? (*chunks_[c])[id % kChunk] : nullptr;
-  }
-  const RuleInfo& at(uint32_t id) const;  // std::out_of_range if absent
-  size_t size() const { return count_; }
-  bool empty() const { return count_ == 0; }
-  uint32_t maxId() const { return maxId_; }  // the highest id ever indexed (0: none)
-
-  // Iterates (id, rule) in id order.
-  class const_iterator {
-   public:
-    const_iterator(const RuleTable* t, uint32_t id) : t_(t), id_(id) { skip(); }
-    std::pair<uint32_t, const RuleInfo&> operator*() const { return {id_, *t_->find(id_)}; }
-    const_iterator& operator++() {
-      id_++;
-      skip();
-      return *this;
-    }
-    bool operator==(const const_iterator& o) const { return id_ == o.id_; }
-
-   private:
-    void skip();
-    const RuleTable* t_;
-    uint32_t id_;
-  };
-  const_iterator begin() const { return {this, 0}; }
-  const_iterator end() const { return {this, end_}; }
-
-  // Adds or removes one policy's rules (the compiler's).
-  void add(std::shared_ptr<const std::vector<RuleInfo>> rules);
-  void remove(const std::shared_ptr<const std::vector<RuleInfo>>& rules);
-
- private:
-  static constexpr uint32_t kChunk = 1024;
-  using Chunk = std::array<const RuleInfo*, kChunk>;
-  // Chunk `id` / kChunk, to be written: copied first if another table shares it.
-  Chunk& own(uint32_t id);
-  std::vector<std::shared_ptr<const std::vector<RuleInfo>>> parts_;
-  std::vector<std::shared_ptr<Chunk>> chunks_;  // null: no rule in it
-  size_t count_ = 0;
-  uint32_t maxId_ = 0;
-  uint32_t end_ = 0;  // one past the last slot of the last chunk
 };
 
 struct CompiledPolicy {
@@ -183,12 +77,21 @@ struct CompiledPolicy {
 
   // The settings of workload identity `id`, nullptr if it is none.
   const ms_identity_value* identity(uint32_t id) const;
+  // The exact-port map's entries: the last block of `entries` (every entry
+  // before it is a range trie entry).
+  std::pair<const PolicyEntry*, const PolicyEntry*> exact() const { return exactBlock(entries); }
 };
 
-// The keys of one subject's entries of one prefix length, in
-// CompiledPolicy::entries order (key bytes: prefix length, then subject,
-// then the rest), a contiguous group: its first and last possible key.
-GroupBounds<ms_policy_key> subjectBounds(uint32_t prefixlen, uint32_t subject);
+// The exact-port entries of `now`, compiled on `was` (now.base ==
+// was.stamp), differ from those of `was` in the recomputed subjects' groups
+// only (for a `now` that took was's entries, now.replaced holds them as they
+// were). Those groups, each as `was`'s run and `now`'s run: their
+// difference is the whole difference, found in what those subjects have,
+// not in a pass over every entry (100k+).
+struct ExactRuns {
+  const PolicyEntry *was, *wasEnd, *now, *nowEnd;
+};
+std::vector<ExactRuns> changedExactRuns(const CompiledPolicy& was, const CompiledPolicy& now);
 
 struct Options {
   DefaultEnforcement defaultEnforcement = DefaultEnforcement::Always;
@@ -206,6 +109,9 @@ CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTab
 // (no previous, another result, other identities) it compiles everything.
 // The result is always the one compile() gives (tested on random edit
 // sequences).
+class PeerExpander;  // compiler/peers.h
+struct Ranked;       // a rule's contribution, ranked (compiler.cpp)
+
 class Compiler {
  public:
   Compiler();
@@ -240,50 +146,27 @@ class Compiler {
                          const Options& options, const CompiledPolicy* previous, CompiledPolicy* lender);
   struct Part;
   struct State;
+  struct PartSet {
+    std::vector<const Part*> all;    // in file order
+    std::vector<const Part*> added;  // compiled anew
+    std::vector<std::shared_ptr<const Part>> removed;  // alive until the rule table is updated
+    std::vector<uint32_t> changed;   // subjects to recompute, sorted
+  };
+  // The phases of compile(), in order (compiler.cpp).
+  void prepare(const policy::Bundle& bundle, const identity::IdentityTable& ids, RuleRegistry& registry,
+               const CompiledPolicy* previous);
+  PartSet collectParts(const policy::Bundle& bundle, const identity::IdentityTable& ids, RuleRegistry& registry);
+  static std::shared_ptr<const Part> makePart(const std::shared_ptr<const policy::Policy>& policy,
+                                              const PeerExpander& expander, const identity::IdentityTable& ids,
+                                              RuleRegistry& registry);
+  std::vector<Ranked> gather(const PartSet& set) const;
+  static std::vector<PolicyEntry> resolveEntries(const std::vector<Ranked>& contributions);
+  std::vector<std::pair<uint32_t, ms_identity_value>> identitySettings(const PartSet& set,
+                                                                       const Options& options) const;
+  void assemble(CompiledPolicy& out, std::vector<PolicyEntry> fresh, const std::vector<uint32_t>& changed,
+                const CompiledPolicy* previous, CompiledPolicy* lender) const;
   std::unique_ptr<State> state_;
   Stats stats_;
 };
-
-// What the datapath decides for a new flow, computed from the compiled entries
-// with exactly the kernel's lookup order. Used by tests and by `explain`.
-struct Decision {
-  uint8_t verdict = MS_VERDICT_DENY;  // MS_VERDICT_ALLOW | MS_VERDICT_DENY
-  uint32_t ruleId = MS_RULE_NONE;
-  uint8_t reason = MS_REASON_DEFAULT_DENY;  // enum ms_reason
-};
-
-Decision evaluate(const CompiledPolicy& compiled, uint32_t subject, uint32_t peer,
-                  policy::Direction dir, uint8_t protocol, uint16_t port);
-
-// Minimal list of (value, prefixBits) covering [first, last] exactly (16-bit).
-std::vector<std::pair<uint16_t, uint8_t>> portPrefixes(uint16_t first, uint16_t last);
-
-// One-line rendering of a rule, e.g. "allow to [identity: server] ports
-// [8080/TCP]". Rendered when asked (not kept per rule: 100k rules' texts
-// are ~10 MiB); "" if `policy` does not hold the rule.
-std::string ruleText(const policy::Policy& policy, const RuleInfo& rule);
-
-}  // namespace microseg::compiler
-
-namespace microseg::compiler {
-
-// Why the current policy gives a flow its verdict (for `microseg explain`).
-struct Explanation {
-  Decision decision;
-  std::vector<std::string> selectingPolicies;  // policies whose selector matches the subject
-  struct RuleCheck {
-    uint32_t ruleId = MS_RULE_NONE;
-    std::string rule;  // "<policy>/<index>"
-    std::string text;
-    bool matches = false;  // peer, protocol and port all match
-    std::string why;       // for a non-match: "wrong peer: ...", "wrong port: ..."
-  };
-  // Every rule of the selecting policies in the asked direction, in order.
-  std::vector<RuleCheck> rules;
-};
-
-Explanation explain(const policy::Bundle& bundle, const identity::IdentityTable& ids,
-                    const CompiledPolicy& compiled, uint32_t subject, uint32_t peer,
-                    policy::Direction dir, uint8_t protocol, uint16_t port);
 
 }  // namespace microseg::compiler

@@ -12,6 +12,8 @@
 
 #include "control/protocol.h"
 #include "control/server.h"
+#include "compiler/explain.h"
+#include "compiler/rule_text.h"
 #include "daemon/daemon.h"
 #include "policy/cidr.h"
 

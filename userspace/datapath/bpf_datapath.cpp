@@ -179,7 +179,7 @@ Result<void> writeDifference(int fd, const InnerSpec& spec, const Entries<K, V>&
 // Of the exact-port blocks of two compiled policies (see exactBlock()).
 using ExactRun = std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*>;
 Result<void> writeExactDifference(int fd, ExactRun from, ExactRun to, size_t& writes) {
-  return writeDifference(fd, kPolicySpec, from.first, from.second, to.first, to.second, exactKey, writes);
+  return writeDifference(fd, kPolicySpec, from.first, from.second, to.first, to.second, compiler::exactKey, writes);
 }
 
 // Writes the whole `want` into an empty map.

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
 
-#include "common/sorted_groups.h"
 
 namespace microseg::datapath {
 
@@ -38,36 +36,10 @@ Entries<ms_ipcache_key, ms_ipcache_value> compiledRanges(const compiler::Compile
   return out;
 }
 
-ms_policy_exact_key exactKey(const ms_policy_key& k) {
-  ms_policy_exact_key x{};
-  x.subject = k.subject;
-  x.peer = k.peer;
-  x.direction = k.direction;
-  x.protocol = k.protocol;
-  x.port = k.port;
-  return x;
-}
-
-std::pair<ms_policy_exact_key, ms_policy_value> exactEntry(const compiler::PolicyEntry& e) {
-  return {exactKey(e.key), e.value};
-}
-
 std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock(
     const compiler::CompiledPolicy* policy) {
   if (policy == nullptr) return {nullptr, nullptr};
-  return exactBlock(policy->entries);
-}
-
-std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock(
-    const std::vector<compiler::PolicyEntry>& entries) {
-  if (entries.empty()) return {nullptr, nullptr};
-  const compiler::PolicyEntry* begin = entries.data();
-  const compiler::PolicyEntry* end = begin + entries.size();
-  ms_policy_key first{};
-  first.prefixlen = MS_POLICY_PREFIX_FULL;
-  return {std::lower_bound(begin, end, first,
-                           [](const compiler::PolicyEntry& e, const ms_policy_key& k) { return bytesLess(e.key, k); }),
-          end};
+  return policy->exact();
 }
 
 void exactDiffInto(const compiler::PolicyEntry* was, const compiler::PolicyEntry* wasEnd,
@@ -76,50 +48,28 @@ void exactDiffInto(const compiler::PolicyEntry* was, const compiler::PolicyEntry
   diffWalk(
       was, wasEnd, now, nowEnd,
       [&](const ms_policy_key& k) {
-        d.removes.push_back(exactKey(k));
+        d.removes.push_back(compiler::exactKey(k));
         return true;
       },
       [&](const compiler::PolicyEntry& e) {
-        d.upserts.push_back(exactEntry(e));
+        d.upserts.push_back(compiler::exactEntry(e));
         return true;
       });
 }
 
 void exactPatch(const compiler::CompiledPolicy& was, const compiler::CompiledPolicy& now,
                 Diff<ms_policy_exact_key, ms_policy_value>& d) {
-  std::vector<uint32_t> subjects = now.recomputed;
-  std::sort(subjects.begin(), subjects.end(), bytesLess<uint32_t>);  // the entries' order
-  auto below = [](const compiler::PolicyEntry& e, const ms_policy_key& k) { return bytesLess(e.key, k); };
-  auto upTo = [](const compiler::PolicyEntry& e, const ms_policy_key& k) { return !bytesLess(k, e.key); };
-  // A result that took `was`'s entries has their groups as they were.
-  auto [w, wEnd] = exactBlock(now.lent ? now.replaced : was.entries);
-  auto [n, nEnd] = exactBlock(&now);
-  for (uint32_t s : subjects) {
-    const auto b = compiler::subjectBounds(MS_POLICY_PREFIX_FULL, s);
-    w = gallopLower(w, wEnd, b.lo, below);
-    n = gallopLower(n, nEnd, b.lo, below);
-    const auto wGroupEnd = gallopLower(w, wEnd, b.hi, upTo);
-    const auto nGroupEnd = gallopLower(n, nEnd, b.hi, upTo);
-    exactDiffInto(w, wGroupEnd, n, nGroupEnd, d);
-    w = wGroupEnd;
-    n = nGroupEnd;
-  }
+  for (const auto& r : compiler::changedExactRuns(was, now)) exactDiffInto(r.was, r.wasEnd, r.now, r.nowEnd, d);
 }
 
 SlotState slotStateOf(const Generation& gen) {
   SlotState s;
   if (gen.policy != nullptr) {
-    std::map<uint32_t, uint32_t> rangeFlags;  // subject -> MS_IDENT_F_RANGES_*
-    for (const auto& e : gen.policy->entries) {
-      if (e.key.prefixlen == MS_POLICY_PREFIX_FULL) break;  // the exact-port block is last
-      s.ranges.emplace_back(e.key, e.value);
-      rangeFlags[e.key.subject] |=
-          e.key.direction == MS_DIR_EGRESS ? MS_IDENT_F_RANGES_EGRESS : MS_IDENT_F_RANGES_INGRESS;
-    }
+    const compiler::PolicyEntry* ranges = gen.policy->entries.data();
+    for (const auto* e = ranges; e != gen.policy->exact().first; ++e) s.ranges.emplace_back(e->key, e->value);
     for (const auto& [ident, value] : gen.policy->identities) {
       ms_identity_value v = value;
       if (auto it = gen.modeOverrides.find(ident); it != gen.modeOverrides.end()) v.mode = it->second;
-      if (auto it = rangeFlags.find(ident); it != rangeFlags.end()) v.flags |= it->second;
       s.identities.emplace_back(ident, v);
     }
     s.ipcache = compiledRanges(gen.policy);

@@ -46,11 +46,11 @@ Entries<ms_ipcache_key, ms_ipcache_value> compiledRanges(const compiler::Compile
 ms_cgroup_value cgroupValue(uint32_t identity, uint32_t cgroupFlags,
                             const Entries<uint32_t, ms_identity_value>& identities);
 
-// The state a generation asks for: compiled policy entries, each filed into
-// the exact-port map or the range trie, and identities (with the runtime mode
-// overrides, and MS_IDENT_F_RANGES_* where the subject has ranges), compiled
-// address ranges with the run-time addresses written over them (an address
-// wins over a range of the same prefix), and the cgroups.
+// The state a generation asks for, as the compiler laid it out: the range
+// trie's entries (compiler/kernel_layout.h), the identities (with the
+// runtime mode overrides), the compiled address ranges with the run-time
+// addresses written over them (an address wins over a range of the same
+// prefix), and the cgroups.
 SlotState slotStateOf(const Generation& gen);
 
 template <typename K, typename V>
@@ -116,16 +116,9 @@ Diff<K, V> diff(const Entries<K, V>& from, const Entries<K, V>& to) {
   return d;
 }
 
-// The exact-port map's key and entry for a compiled entry of the last block
-// (prefix length MS_POLICY_PREFIX_FULL). Within that block compiled keys
-// sort as their exact keys do (the same bytes after the prefix length).
-ms_policy_exact_key exactKey(const ms_policy_key& k);
-std::pair<ms_policy_exact_key, ms_policy_value> exactEntry(const compiler::PolicyEntry& e);
-// The exact-port block of `policy`'s entries (empty without a policy).
+// The exact-port block of `policy` (empty without one): compiler::exactBlock().
 std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock(
     const compiler::CompiledPolicy* policy);
-std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*> exactBlock(
-    const std::vector<compiler::PolicyEntry>& entries);
 
 // Adds to `d` what turns the exact-port entries [was, wasEnd) into [now,
 // nowEnd) (sorted compiled entries of the exact-port block).
@@ -133,11 +126,8 @@ void exactDiffInto(const compiler::PolicyEntry* was, const compiler::PolicyEntry
                    const compiler::PolicyEntry* now, const compiler::PolicyEntry* nowEnd,
                    Diff<ms_policy_exact_key, ms_policy_value>& d);
 
-// The exact-port entries of `now`, compiled on `was` (now.base ==
-// was.stamp), differ from those of `was` in the recomputed subjects' groups
-// only (for a `now` that took was's entries, now.replaced holds those).
-// exactPatch() adds their difference to `d`, costing what those subjects
-// have, not a pass over every entry (100k+).
+// Adds to `d` the difference of the exact-port entries of `now`, compiled
+// on `was`, in the groups the compiler recomputed (compiler::changedExactRuns()).
 void exactPatch(const compiler::CompiledPolicy& was, const compiler::CompiledPolicy& now,
                 Diff<ms_policy_exact_key, ms_policy_value>& d);
 
