@@ -10,13 +10,14 @@
 #include <thread>
 
 #include "datapath/event_spool.h"
+#include "fake_datapath.h"
 
 namespace microseg::datapath {
 namespace {
 
 // A ring of events behind the Datapath interface (the kernel one is in the
 // e2e tests: Observe.EventsAreDrainedWhileABigPolicyIsApplied).
-class RingOnly : public Datapath {
+class RingOnly : public FakeDatapath {
  public:
   RingOnly() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
   ~RingOnly() override { close(fd_); }
@@ -46,19 +47,6 @@ class RingOnly : public Datapath {
     return n;
   }
   int eventFd() const override { return fd_; }
-
-  Result<void> applyGeneration(const Generation&) override { return {}; }
-  Result<void> upsertCgroups(const std::vector<CgroupEntry>&) override { return {}; }
-  Result<void> removeCgroups(const std::vector<uint64_t>&) override { return {}; }
-  Result<void> setIdentityMode(uint32_t, uint32_t, const compiler::CompiledPolicy&) override { return {}; }
-  Result<void> setMode(uint32_t) override { return {}; }
-  uint32_t mode() const override { return MS_MODE_MONITOR; }
-  Result<void> setAddresses(const std::vector<AddressEntry>&) override { return {}; }
-  Result<Counters> counters() const override { return Counters{}; }
-  Result<SweepStep> expireUdpExchanges() override { return SweepStep{0, true}; }
-  Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t) const override {
-    return std::map<uint32_t, uint64_t>{};
-  }
 
  private:
   int fd_;

@@ -85,7 +85,8 @@ json DaemonConfig::toJson() const {
                defaultEnforcement == compiler::DefaultEnforcement::Always ? "always" : "selected"}};
 }
 
-Daemon::Daemon(DaemonConfig config) : config_(std::move(config)), flowStore_(config_.flowStoreSize) {}
+Daemon::Daemon(DaemonConfig config, DatapathFactory datapath)
+    : config_(std::move(config)), makeDatapath_(std::move(datapath)), flowStore_(config_.flowStoreSize) {}
 
 Daemon::~Daemon() {
   if (flowLog_ != nullptr && !flowLogIsStdout_) fclose(flowLog_);
@@ -224,19 +225,14 @@ int Daemon::setup() {
   }
   addressWatcher_ = std::move(*watcher);
 
-  datapath::BpfOptions opts;
-  opts.cgroupRoot = config_.cgroupRoot;
-  opts.hostNetnsCookie = hostNetnsCookie_;
-  opts.stateDir = config_.stateDir;
-  opts.mode = config_.mode;
-  opts.logAllowed = config_.logAllowed;
-  opts.answerTtlNs = uint64_t(config_.answerTtlSeconds) * 1000000000ull;
-  auto dp = datapath::BpfDatapath::load(opts);
+  auto dp = makeDatapath_(config_, hostNetnsCookie_);
   if (!dp) {
     spdlog::error("datapath: {}", dp.error().str());
     return 1;
   }
   datapath_ = std::move(dp.value());
+  reloader_ = std::make_unique<Reloader>(*datapath_,
+                                         Reloader::Settings{config_.cgroupRoot, config_.defaultEnforcement});
   auto spool = datapath::EventSpool::start(*datapath_);
   if (!spool) {
     spdlog::error("datapath: {}", spool.error().str());
@@ -249,7 +245,7 @@ int Daemon::setup() {
   if (datapath_->adopted()) {
     // The pinned state is what is in force right now: keep its mode and
     // continue its generation numbers.
-    generation_ = datapath_->generation();
+    reloader_->adopt(datapath_->generation());
     if (config_.modeFromFlagOrFile && config_.mode != datapath_->mode()) {
       spdlog::info("mode: keeping {} from the pinned state (configured {} applies to fresh "
                    "installs; change it with `microseg mode`)",
@@ -270,10 +266,10 @@ int Daemon::setup() {
     }
     spdlog::error("policy: invalid; the adopted generation {} stays in force until a valid "
                   "policy is applied",
-                  generation_);
+                  gen().number);
   }
   // Containers' addresses: known before the first verdict.
-  if (haveModel_) {
+  if (gen().loaded) {
     watchWorkloadNetnsLocked(/*wait=*/true);
     refreshAddressesLocked();
   }
@@ -283,7 +279,7 @@ int Daemon::setup() {
   }
   spdlog::info("datapath: {} {} (mode {}, generation {})",
                datapath_->adopted() ? "adopted pinned links on" : "attached to", config_.cgroupRoot,
-               modeName(datapath_->mode()), generation_);
+               modeName(datapath_->mode()), gen().number);
   watchPolicyPaths();
 
   control::ControlServer::Options copts;
@@ -383,7 +379,7 @@ void Daemon::loop() {
       cgroupsChanged = true;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (haveModel_) refreshAddressesLocked();
+    if (gen().loaded) refreshAddressesLocked();
     if (cgroupsChanged) {
       // Classify new cgroups now: until then they are pending (fail closed)
       // or inherit their parent's workload.
@@ -436,7 +432,7 @@ void Daemon::shutdown() {
       datapath_->release();
       spdlog::info("datapath: exiting; pinned links in {} keep enforcing generation {} (mode {}); "
                    "`microseg uninstall` or `microsegd --cleanup` removes them",
-                   datapath_->pinDir(), generation_, modeName(datapath_->mode()));
+                   datapath_->pinDir(), gen().number, modeName(datapath_->mode()));
     }
   }
   datapath_.reset();
@@ -444,7 +440,40 @@ void Daemon::shutdown() {
 }
 
 ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const std::string& why, bool allowEmpty) {
-  ReloadResult r = buildAndApplyLocked(paths, why, allowEmpty);
+  // A reload of 100k rules takes about a second, and events are rendered
+  // under the same lock: render them while it runs (about every 10 ms of
+  // parsing or map writes), so the spool that keeps the ring empty
+  // meanwhile (events_) stays small. They are rendered with the model in
+  // force, which is the one that judged them.
+  const policy::ProgressScope progress([this] { drainEventsLocked(); });
+  ReloadRequest req;
+  req.paths = paths;
+  req.trigger = why;
+  req.allowEmpty = allowEmpty;
+  req.modeOverrides = workloadModes_;
+  req.addresses = addresses_;
+  const uint64_t before = gen().number;
+  ReloadOutcome r = reloader_->reload(req);
+
+  ReloadResult out;
+  out.ok = r.ok;
+  out.errors = r.errors;
+  out.generation = gen().number;
+  out.entries = gen().compiled.entries.size();
+  if (!r.ok) {
+    reloadFailures_++;
+    spdlog::error("policy: {} rejected ({} errors); generation {} stays in force", why, r.errors.size(), before);
+    for (const auto& e : r.errors) spdlog::error("policy: {}", e);
+  } else {
+    tookGenerationLocked(r, why);
+  }
+  json errs = json::array();
+  for (size_t i = 0; i < r.errors.size() && i < 20; i++) errs.push_back(r.errors[i]);
+  lastReload_ = json{{"ok", r.ok},
+                     {"time", flows::isoTime(nowRealtimeNs())},
+                     {"trigger", why},
+                     {"errors", errs},
+                     {"error_count", r.errors.size()}};
   // A reload that compiled everything frees the previous generation's model
   // and compiled policy and the parse's temporaries. When malloc then holds
   // free more than half of what is in use, it goes back to the kernel:
@@ -456,166 +485,49 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
   // (20-40 ms on a VM, where a fault costs ~12 us), for RSS that this
   // change took back anyway. A small change (one policy compiled) is never
   // followed by a trim.
-  const auto& st = compiler_.lastStats();
+  const auto& st = reloader_->compilerStats();
   if (st.full || st.expanded * 10 > st.policies) giveBackMemoryIfMostlyFree("the reload");
-  return r;
+  return out;
 }
 
-ReloadResult Daemon::buildAndApplyLocked(const std::vector<std::string>& paths, const std::string& why,
-                                         bool allowEmpty) {
-  ReloadResult out;
-  const auto started = std::chrono::steady_clock::now();
-  auto record = [&](const ReloadResult& r) {
-    if (!r.ok) reloadFailures_++;
-    json errs = json::array();
-    for (size_t i = 0; i < r.errors.size() && i < 20; i++) errs.push_back(r.errors[i]);
-    lastReload_ = json{{"ok", r.ok},
-                       {"time", flows::isoTime(nowRealtimeNs())},
-                       {"trigger", why},
-                       {"errors", errs},
-                       {"error_count", r.errors.size()}};
-  };
-
-  // A reload of 100k rules takes about a second, and events are rendered
-  // under the same lock: render them while it runs (about every 10 ms of
-  // parsing or map writes, and between phases), so the spool that keeps
-  // the ring empty meanwhile (events_) stays small. They are rendered with
-  // the model in force, which is the one that judged them.
-  auto drain = [this] { drainEventsLocked(); };  // nothing to do without a datapath (no spool)
-  const policy::ProgressScope progress(drain);
-  policy::ParseResult parsed = loader_.load(paths);
-  drain();
-  const auto parsedAt = std::chrono::steady_clock::now();
-  if (!parsed.ok()) {
-    for (const auto& d : parsed.errors) out.errors.push_back(d.str());
-    spdlog::error("policy: {} rejected ({} errors); generation {} stays in force", why,
-                  out.errors.size(), generation_);
-    for (const auto& e : out.errors) spdlog::error("policy: {}", e);
-    record(out);
-    return out;
-  }
-  // An empty file (a truncated write, a wrong path) must not silently
-  // unmanage every workload: that takes asking for it.
-  const bool managesNow = haveModel_ ? !bundle_.workloads.empty() : datapath_->adopted();
-  if (parsed.bundle.workloads.empty() && managesNow && !allowEmpty) {
-    std::string paths_;
-    for (const auto& p : paths) paths_ += (paths_.empty() ? "" : " ") + p;
-    out.errors.push_back("policy: " + paths_ + " defines no Workload: applying it would make every workload "
-                         "unmanaged (" + std::to_string(bundle_.workloads.size()) +
-                         " now); to do that, run `microseg policy apply --allow-empty " + paths_ + "`");
-    spdlog::error("{}; generation {} stays in force", out.errors.back(), generation_);
-    record(out);
-    return out;
-  }
-
-  // Identities are assigned again only when their inputs changed.
-  std::optional<identity::IdentityTable> assigned;
-  if (!haveModel_ || !identity::sameIdentityInputs(parsed.bundle, bundle_)) {
-    assigned = identity::assignIdentities(parsed.bundle, ids_);
-  }
-  const identity::IdentityTable& ids = assigned ? *assigned : ids_;
-  compiler::Options copts;
-  copts.defaultEnforcement = config_.defaultEnforcement;
-  // A small change edits the entries in force in place (no copy of 100k+
-  // at the peak): until the new generation is applied, compiled_ has lent
-  // them, and every way out that keeps compiled_ hands them back.
-  compiler::CompiledPolicy compiled = haveModel_
-                                          ? compiler_.compileInPlace(parsed.bundle, ids, registry_, copts, compiled_)
-                                          : compiler_.compile(parsed.bundle, ids, registry_, copts);
-  struct GiveBack {
-    compiler::CompiledPolicy& result;
-    compiler::CompiledPolicy& previous;
-    ~GiveBack() { compiler::Compiler::giveBack(result, previous); }
-  } giveBack{compiled, compiled_};
-  const auto compiledAt = std::chrono::steady_clock::now();
-
-  auto matcher = matcher_ && matcher_->builtFrom(parsed.bundle)
-                     ? matcher_
-                     : std::make_shared<const identity::WorkloadMatcher>(parsed.bundle);
-  auto scanned = identity::scanCgroups(config_.cgroupRoot, *matcher, ids);
-  if (!scanned) {
-    out.errors.push_back(scanned.error().str());
-    spdlog::error("identity: {}", scanned.error().str());
-    record(out);
-    return out;
-  }
-
-  datapath::Generation gen;
-  gen.number = generation_ + 1;
-  gen.policy = &compiled;
-  gen.inForce = haveModel_ ? &compiled_ : nullptr;
-  for (const auto& c : *scanned) {
-    gen.cgroups.push_back({c.id, c.mapIdentity(), c.pendingChildren ? MS_CGROUP_F_PENDING_CHILDREN : 0u});
-  }
-  for (const auto& [workload, mode] : workloadModes_) {
-    if (auto it = ids.byWorkload.find(workload); it != ids.byWorkload.end()) {
-      gen.modeOverrides[it->second] = mode;
-    }
-  }
-  gen.addresses = addresses_;
-  drain();
-  const auto applyFrom = std::chrono::steady_clock::now();
-  if (auto r = datapath_->applyGeneration(gen); !r) {
-    out.errors.push_back("datapath: " + r.error().str());
-    spdlog::error("datapath: {}; generation {} stays in force", r.error().str(), generation_);
-    record(out);
-    return out;
-  }
-
-  bundle_ = std::move(parsed.bundle);
-  matcher_ = std::move(matcher);
-  if (assigned) ids_ = std::move(*assigned);
-  compiled_ = std::move(compiled);
-  compiled = {};  // nothing to hand back
-  compiled_.settle();
-  generation_ = gen.number;
-  appliedAt_ = flows::isoTime(nowRealtimeNs());
-  const bool pathsChanged = config_.policyPaths != paths;
-  config_.policyPaths = paths;
+void Daemon::tookGenerationLocked(const ReloadOutcome& r, const std::string& why) {
+  const bool pathsChanged = config_.policyPaths != gen().paths;
+  config_.policyPaths = gen().paths;
   if (pathsChanged && inotifyFd_ >= 0) watchPolicyPaths();
-  haveModel_ = true;
-  watchCgroupsLocked(*scanned);
+  watchCgroupsLocked(r.cgroups);
   cgroups_.clear();
   cgroupPaths_.clear();
   cgroupWorkloads_.clear();
-  for (const auto& c : *scanned) {
+  for (const auto& c : r.cgroups) {
     cgroups_[c.id] = c;
     cgroupPaths_[c.id] = c.path;
     if (!c.workload.empty()) cgroupWorkloads_[c.id] = c.workload;
   }
   watchWorkloadNetnsLocked(/*wait=*/false);
-  out.ok = true;
-  out.generation = generation_;
-  out.entries = compiled_.entries.size();
-  const auto now = std::chrono::steady_clock::now();
-  auto msBetween = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
-  const double ms = msBetween(started, now);
-  lastApplyMs_ = ms;
-  const auto& docs = loader_.lastStats();
+  lastApplyMs_ = r.ms.total;
+  const auto& docs = reloader_->loaderStats();
+  const auto& cs = reloader_->compilerStats();
   spdlog::info("policy: generation {} applied ({}): {} workloads, {} policies, {} identities, "
                "{} map entries, {} cgroups, {} map writes, {:.1f} ms (read {:.1f} ms, {} of {} documents "
                "parsed, {} rules of them reused; compile {:.1f} ms, {} of {} policies compiled; kernel maps "
                "{:.1f} ms)",
-               generation_, why, bundle_.workloads.size(), bundle_.policies.size(), ids_.labels.size(),
-               out.entries, gen.cgroups.size(), datapath_->lastApplyWrites(), ms, msBetween(started, parsedAt),
-               docs.documents - docs.reused, docs.documents, docs.rulesReused, msBetween(parsedAt, compiledAt),
-               compiler_.lastStats().expanded, compiler_.lastStats().policies, msBetween(applyFrom, now));
-  record(out);
-  return out;
+               gen().number, why, gen().bundle.workloads.size(), gen().bundle.policies.size(), gen().ids.labels.size(),
+               gen().compiled.entries.size(), r.cgroups.size(), r.mapWrites, r.ms.total, r.ms.read,
+               docs.documents - docs.reused, docs.documents, docs.rulesReused, r.ms.compile, cs.expanded, cs.policies,
+               r.ms.apply);
 }
 
 uint32_t Daemon::workloadModeLocked(const std::string& workload, uint32_t identity) const {
   if (auto m = workloadModes_.find(workload); m != workloadModes_.end()) return m->second;
-  if (const ms_identity_value* v = compiled_.identity(identity); v != nullptr) return v->mode;
+  if (const ms_identity_value* v = gen().compiled.identity(identity); v != nullptr) return v->mode;
   return MS_MODE_INHERIT;
 }
 
 void Daemon::rescanLocked() {
   // Without a policy model of our own (adopted maps, invalid policy) we
   // would classify every cgroup as unmanaged: leave the maps alone.
-  if (!haveModel_) return;
-  if (!matcher_ || !matcher_->builtFrom(bundle_)) matcher_ = std::make_shared<const identity::WorkloadMatcher>(bundle_);
-  auto scanned = identity::scanCgroups(config_.cgroupRoot, *matcher_, ids_);
+  if (!gen().loaded) return;
+  auto scanned = identity::scanCgroups(config_.cgroupRoot, *gen().matcher, gen().ids);
   if (!scanned) {
     spdlog::warn("identity: rescan failed: {}", scanned.error().str());
     return;
@@ -714,10 +626,10 @@ void Daemon::refreshAddressesLocked() {
 
 flows::FlowContext Daemon::flowContextLocked() const {
   flows::FlowContext ctx;
-  ctx.ids = &ids_;
+  ctx.ids = &gen().ids;
   ctx.cgroupPaths = &cgroupPaths_;
   ctx.cgroupWorkloads = &cgroupWorkloads_;
-  ctx.rules = &registry_;
+  ctx.rules = &reloader_->rules();
   ctx.monotonicToRealtimeNs = clockOffsetNs_;
   return ctx;
 }
@@ -745,7 +657,7 @@ void Daemon::drainEventsLocked() {
     auto w = cgroupWorkloads_.find(egress ? e.src_cgroup_id : e.dst_cgroup_id);
     flowEventCounts_[{flows::directionName(e.direction), flows::verdictName(e.verdict),
                       w != cgroupWorkloads_.end() ? w->second
-                                                  : ids_.nameOf(egress ? e.src_identity : e.dst_identity)}]++;
+                                                  : gen().ids.nameOf(egress ? e.src_identity : e.dst_identity)}]++;
   }
   const int64_t now = nowRealtimeNs() / 1000000;
   const bool periodic = now - lastFlushMs_ >= 1000;
@@ -768,9 +680,9 @@ json Daemon::statusLocked() {
   for (const auto& [id, c] : cgroups_) {
     if (!c.workload.empty() && !c.inherited) cgroupsByWorkload[c.workload].push_back(c.path);
   }
-  for (const auto& w : bundle_.workloads) {
-    auto it = ids_.byWorkload.find(w.name);
-    uint32_t ident = it == ids_.byWorkload.end() ? 0 : it->second;
+  for (const auto& w : gen().bundle.workloads) {
+    auto it = gen().ids.byWorkload.find(w.name);
+    uint32_t ident = it == gen().ids.byWorkload.end() ? 0 : it->second;
     const uint32_t mode = workloadModeLocked(w.name, ident);
     // Its own network namespaces (containers) and their addresses, as the
     // ipcache has them.
@@ -804,7 +716,7 @@ json Daemon::statusLocked() {
   }
   return json{{"version_string", kVersion},
               {"mode", modeName(datapath_->mode())},
-              {"policy_generation", generation_},
+              {"policy_generation", gen().number},
               {"policy_paths", config_.policyPaths},
               {"cgroup_root", config_.cgroupRoot},
               {"state_dir", config_.stateDir},
@@ -820,10 +732,10 @@ json Daemon::statusLocked() {
                 {"addresses", addresses_.size()},
                 {"host_netns_cookie", hostNetnsCookie_}}},
               {"policy",
-               {{"entries", compiled_.entries.size()},
-                {"rules", compiled_.rules.size()},
-                {"identities", ids_.labels.size()},
-                {"applied_at", appliedAt_}}},
+               {{"entries", gen().compiled.entries.size()},
+                {"rules", gen().compiled.rules.size()},
+                {"identities", gen().ids.labels.size()},
+                {"applied_at", gen().appliedAtNs != 0 ? flows::isoTime(gen().appliedAtNs) : std::string()}}},
               {"last_reload", lastReload_},
               {"config", config_.toJson()}};
 }
@@ -863,11 +775,11 @@ void Daemon::registerCommands() {
             throw ControlError(control::kErrBadRequest,
                                "mode '" + want + "' is not one of monitor, enforce, inherit", {});
           }
-          auto it = ids_.byWorkload.find(w);
-          if (it == ids_.byWorkload.end()) {
+          auto it = gen().ids.byWorkload.find(w);
+          if (it == gen().ids.byWorkload.end()) {
             throw ControlError(control::kErrBadRequest, "no workload named '" + w + "'", {});
           }
-          if (auto r = datapath_->setIdentityMode(it->second, *mode, compiled_); !r) {
+          if (auto r = datapath_->setIdentityMode(it->second, *mode, gen().compiled); !r) {
             throw ControlError(control::kErrInternal, r.error().str(), {});
           }
           std::string previous = "inherit";

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -17,14 +18,14 @@
 #include "compiler/compiler.h"
 #include "flows/flow_record.h"
 #include "flows/flow_store.h"
-#include "datapath/bpf_datapath.h"
+#include "daemon/reload.h"
+#include "datapath/datapath.h"
 #include "datapath/event_spool.h"
 #include "identity/cgroup_scanner.h"
 #include "identity/identities.h"
 #include "identity/address_watcher.h"
 #include "identity/netns.h"
 #include "policy/model.h"
-#include "policy/parser.h"
 #include "policy/watch.h"
 
 namespace microseg::control {
@@ -64,9 +65,14 @@ struct ReloadResult {
   std::vector<std::string> errors;  // "FILE:LINE:COL: error: ..." or datapath errors
 };
 
+// Makes the datapath for a configuration and this host's netns cookie
+// (main.cpp: the kernel's; tests: a fake).
+using DatapathFactory =
+    std::function<Result<std::unique_ptr<datapath::Datapath>>(const DaemonConfig&, uint64_t hostNetnsCookie)>;
+
 class Daemon {
  public:
-  explicit Daemon(DaemonConfig config);
+  Daemon(DaemonConfig config, DatapathFactory datapath);
   ~Daemon();
   // Runs until SIGINT/SIGTERM. Returns the process exit code.
   int run();
@@ -80,7 +86,11 @@ class Daemon {
   // `allowEmpty`: a set without any Workload may replace one with some
   // (every workload becomes unmanaged); refused otherwise.
   ReloadResult reloadLocked(const std::vector<std::string>& paths, const std::string& why, bool allowEmpty = false);
-  ReloadResult buildAndApplyLocked(const std::vector<std::string>& paths, const std::string& why, bool allowEmpty);
+  // What the reload applied, for the rest of the daemon: the classification,
+  // the watched paths, the log line.
+  void tookGenerationLocked(const ReloadOutcome& r, const std::string& why);
+  // The generation in force (its model, identities and compiled entries).
+  const Generation& gen() const { return reloader_->inForce(); }
   void rescanLocked();
   // Addresses of this host and of the workloads' own netns (addresses_'s
   // snapshot) -> ipcache entries.
@@ -117,25 +127,16 @@ class Daemon {
   void wake();
 
   DaemonConfig config_;
+  DatapathFactory makeDatapath_;
   std::mutex mu_;
-  std::unique_ptr<datapath::BpfDatapath> datapath_;
+  std::unique_ptr<datapath::Datapath> datapath_;
   // Takes events out of the ring while mu_ is held elsewhere (a reload).
   std::unique_ptr<datapath::EventSpool> events_;
   std::vector<ms_event> eventBatch_;  // drainEventsLocked()'s, kept for its memory
   std::unique_ptr<control::ControlServer> control_;
 
-  // The generation in force.
-  policy::PolicyLoader loader_;  // remembers the documents it read (see parser.h)
-  policy::Bundle bundle_;
-  // bundle_'s Workloads indexed for cgroup scans (kept while they are the
-  // same objects: reloads that edit policies and every rescan reuse it).
-  std::shared_ptr<const identity::WorkloadMatcher> matcher_;
-  identity::IdentityTable ids_;
-  compiler::RuleRegistry registry_;
-  compiler::Compiler compiler_;  // remembers its work between reloads
-  compiler::CompiledPolicy compiled_;
-  uint64_t generation_ = 0;
-  std::string appliedAt_;
+  // Reloads, and the generation in force (gen()).
+  std::unique_ptr<Reloader> reloader_;
   std::map<uint64_t, identity::CgroupInfo> cgroups_;  // by cgroup id
   std::map<uint64_t, std::string> cgroupPaths_, cgroupWorkloads_;
   std::map<std::string, uint32_t> workloadModes_;  // runtime overrides by workload name
@@ -147,7 +148,6 @@ class Daemon {
   std::vector<datapath::AddressEntry> addresses_;  // what the ipcache has of them
 
   nlohmann::json lastReload_;
-  bool haveModel_ = false;  // a policy set of ours is loaded (not only adopted maps)
   std::atomic<bool> uninstallRequested_{false};
   int wakeFd_ = -1;
   int inotifyFd_ = -1;

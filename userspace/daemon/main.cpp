@@ -113,6 +113,19 @@ int main(int argc, char** argv) {
     std::cerr << "microsegd: --cgroup-root and --policy are required (as flags or in --config)\n";
     return 2;
   }
-  microseg::daemon::Daemon daemon(cfg);
+  auto kernelDatapath = [](const DaemonConfig& c, uint64_t hostNetnsCookie)
+      -> microseg::Result<std::unique_ptr<microseg::datapath::Datapath>> {
+    microseg::datapath::BpfOptions opts;
+    opts.cgroupRoot = c.cgroupRoot;
+    opts.hostNetnsCookie = hostNetnsCookie;
+    opts.stateDir = c.stateDir;
+    opts.mode = c.mode;
+    opts.logAllowed = c.logAllowed;
+    opts.answerTtlNs = uint64_t(c.answerTtlSeconds) * 1000000000ull;
+    auto dp = microseg::datapath::BpfDatapath::load(opts);
+    if (!dp) return dp.error();
+    return std::unique_ptr<microseg::datapath::Datapath>(std::move(dp.value()));
+  };
+  microseg::daemon::Daemon daemon(cfg, kernelDatapath);
   return daemon.run();
 }

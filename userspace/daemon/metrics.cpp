@@ -48,15 +48,15 @@ std::string Daemon::renderMetricsLocked() {
   counter("microseg_flow_events_total",
           "Verdict events received by the daemon, by direction, verdict and the workload whose policy judged.",
           byWorkload);
-  gauge("microseg_policy_generation", "Policy generation in force.", one(double(generation_)));
+  gauge("microseg_policy_generation", "Policy generation in force.", one(double(gen().number)));
   gauge("microseg_policy_apply_duration_seconds", "Time to compile and apply the last policy generation.",
         one(lastApplyMs_ / 1000.0));
   counter("microseg_policy_reload_failures_total", "Policy loads rejected (invalid policy or apply error).",
           one(double(reloadFailures_)));
   gauge("microseg_map_entries", "Entries in the active generation's maps.",
-        {Sample{{{"map", "policy"}}, double(compiled_.entries.size())},
+        {Sample{{{"map", "policy"}}, double(gen().compiled.entries.size())},
          Sample{{{"map", "cgroups"}}, double(cgroups_.size())},
-         Sample{{{"map", "ipcache"}}, double(compiled_.ipcache.size() + addresses_.size())}});
+         Sample{{{"map", "ipcache"}}, double(gen().compiled.ipcache.size() + addresses_.size())}});
   gauge("microseg_map_capacity", "Capacity of the maps.",
         {Sample{{{"map", "policy"}}, double(MS_MAX_POLICY_ENTRIES)},
          Sample{{{"map", "cgroups"}}, double(MS_MAX_CGROUPS)},
@@ -67,7 +67,7 @@ std::string Daemon::renderMetricsLocked() {
           one(double(flowStore_.evicted())));
   gauge("microseg_enforce", "1 when the global mode is enforce, 0 in monitor.",
         one(datapath_->mode() == MS_MODE_ENFORCE ? 1.0 : 0.0));
-  gauge("microseg_workloads", "Workloads defined by the policy in force.", one(double(bundle_.workloads.size())));
+  gauge("microseg_workloads", "Workloads defined by the policy in force.", one(double(gen().bundle.workloads.size())));
   return metrics::render(out);
 }
 

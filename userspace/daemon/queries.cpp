@@ -75,14 +75,14 @@ size_t processCount(const std::string& cgroupDir) {
 std::set<uint32_t> Daemon::resolvePeerFilterLocked(const std::string& spec) const {
   std::set<uint32_t> out;
   if (auto r = reservedId(spec)) return {*r};
-  if (auto it = ids_.byWorkload.find(spec); it != ids_.byWorkload.end()) return {it->second};
+  if (auto it = gen().ids.byWorkload.find(spec); it != gen().ids.byWorkload.end()) return {it->second};
   // An External: every identity of its ranges (several when other ranges
   // overlap parts of it).
-  if (auto it = ids_.byExternal.find(spec); it != ids_.byExternal.end()) {
+  if (auto it = gen().ids.byExternal.find(spec); it != gen().ids.byExternal.end()) {
     return {it->second.begin(), it->second.end()};
   }
   // A remote address: the identity the ipcache gives it.
-  if (auto addr = policy::parseAddress(spec)) return {identity::lookupAddress(ids_, *addr)};
+  if (auto addr = policy::parseAddress(spec)) return {identity::lookupAddress(gen().ids, *addr)};
   if (spec.find('=') == std::string::npos) {
     throw ControlError(control::kErrBadRequest,
                        "'" + spec + "' is neither a workload, an External, an IP address, a reserved name "
@@ -99,12 +99,12 @@ std::set<uint32_t> Daemon::resolvePeerFilterLocked(const std::string& spec) cons
     }
     sel.matchLabels[part.substr(0, eq)] = part.substr(eq + 1);
   }
-  for (const auto& [id, labels] : ids_.labels) {
+  for (const auto& [id, labels] : gen().ids.labels) {
     if (sel.matches(labels)) out.insert(id);
   }
-  for (const auto& e : bundle_.externals) {
+  for (const auto& e : gen().bundle.externals) {
     if (!sel.matches(e.effectiveLabels())) continue;
-    if (auto it = ids_.byExternal.find(e.name); it != ids_.byExternal.end()) out.insert(it->second.begin(), it->second.end());
+    if (auto it = gen().ids.byExternal.find(e.name); it != gen().ids.byExternal.end()) out.insert(it->second.begin(), it->second.end());
   }
   return out;
 }
@@ -215,15 +215,15 @@ void Daemon::registerQueries() {
           }
         }
         // Only workloads have policy; the other end of a side is its peer.
-        auto governed = [&](uint32_t id) { return ids_.workloads.count(id) != 0; };
+        auto governed = [&](uint32_t id) { return gen().ids.workloads.count(id) != 0; };
         json sides = json::array();
         auto side = [&](policy::Direction dir, uint32_t subject, uint32_t peer) {
-          auto ex = compiler::explain(bundle_, ids_, compiled_, subject, peer, dir, proto, port);
+          auto ex = compiler::explain(gen().bundle, gen().ids, gen().compiled, subject, peer, dir, proto, port);
           uint32_t mode = datapath_->mode();
-          if (const ms_identity_value* v = compiled_.identity(subject); v != nullptr && v->mode != MS_MODE_INHERIT) {
+          if (const ms_identity_value* v = gen().compiled.identity(subject); v != nullptr && v->mode != MS_MODE_INHERIT) {
             mode = v->mode;
           }
-          if (auto w = ids_.workloads.find(subject); w != ids_.workloads.end()) {
+          if (auto w = gen().ids.workloads.find(subject); w != gen().ids.workloads.end()) {
             for (const auto& name : w->second) {
               if (auto m = workloadModes_.find(name); m != workloadModes_.end()) mode = m->second;
             }
@@ -236,20 +236,20 @@ void Daemon::registerQueries() {
                              {"why", c.why}});
           }
           json decided = nullptr;
-          if (const compiler::RuleInfo* r = compiled_.rules.find(ex.decision.ruleId);
+          if (const compiler::RuleInfo* r = gen().compiled.rules.find(ex.decision.ruleId);
               r != nullptr && ex.decision.reason == MS_REASON_RULE) {
-            const policy::Policy* p = bundle_.findPolicy(r->policy());
+            const policy::Policy* p = gen().bundle.findPolicy(r->policy());
             const std::string text = p != nullptr ? compiler::ruleText(*p, *r) : "";
             decided = {{"rule", r->name()}, {"id", r->id}, {"text", text},
                        {"location", r->loc().file.str() + ":" + std::to_string(r->loc().line)}};
           }
           sides.push_back({{"direction", dir == policy::Direction::Ingress ? "ingress" : "egress"},
-                           {"judged_by", {{"identity", subject}, {"workload", ids_.nameOf(subject)}}},
+                           {"judged_by", {{"identity", subject}, {"workload", gen().ids.nameOf(subject)}}},
                            {"verdict", flows::verdictName(ex.decision.verdict)},
                            {"outcome", outcome},
                            {"mode", mode == MS_MODE_ENFORCE ? "enforce" : "monitor"},
                            {"reason", flows::reasonName(ex.decision.reason)},
-                           {"rule", flows::ruleName(ex.decision.ruleId, ex.decision.reason, registry_)},
+                           {"rule", flows::ruleName(ex.decision.ruleId, ex.decision.reason, reloader_->rules())},
                            {"decided_by", decided},
                            {"selecting_policies", ex.selectingPolicies},
                            {"rules_checked", rules}});
@@ -273,15 +273,15 @@ void Daemon::registerQueries() {
           }
         }
         if (decidingSide.is_null() && !sides.empty()) decidingSide = sides[0];
-        json out = {{"from", {{"identity", from}, {"workload", ids_.nameOf(from)}}},
-                    {"to", {{"identity", to}, {"workload", ids_.nameOf(to)}}},
+        json out = {{"from", {{"identity", from}, {"workload", gen().ids.nameOf(from)}}},
+                    {"to", {{"identity", to}, {"workload", gen().ids.nameOf(to)}}},
                     {"port", port},
                     {"protocol", flows::protocolName(proto)},
                     {"verdict", verdict},
                     {"outcome", outcome},
                     {"sides", sides},
                     {"flow", flow},
-                    {"generation", generation_}};
+                    {"generation", gen().number}};
         if (decidingSide.is_null()) {
           // Neither end is a workload: nothing of ours governs this flow.
           out["direction"] = nullptr;
@@ -307,8 +307,8 @@ void Daemon::registerQueries() {
       "workloads", [this](const Request&) {
         std::lock_guard<std::mutex> lock(mu_);
         json out = json::array();
-        for (const auto& w : bundle_.workloads) {
-          const uint32_t ident = ids_.byWorkload.count(w.name) ? ids_.byWorkload.at(w.name) : 0;
+        for (const auto& w : gen().bundle.workloads) {
+          const uint32_t ident = gen().ids.byWorkload.count(w.name) ? gen().ids.byWorkload.at(w.name) : 0;
           json cgroups = json::array();
           size_t procs = 0;
           for (const auto& [id, c] : cgroups_) {
@@ -319,7 +319,7 @@ void Daemon::registerQueries() {
           // Whom its egress may reach, and who its ingress admits.
           std::set<uint32_t> peers, callers;
           bool anyPeer = false, anyCaller = false;
-          for (const auto& e : compiled_.entries) {
+          for (const auto& e : gen().compiled.entries) {
             if (e.key.subject != ident || e.value.verdict != MS_VERDICT_ALLOW) continue;
             const bool egress = e.key.direction == MS_DIR_EGRESS;
             if (e.key.peer == MS_IDENTITY_ANY) {
@@ -331,8 +331,8 @@ void Daemon::registerQueries() {
           const uint32_t mode = workloadModeLocked(w.name, ident);
           const uint32_t effective = mode == MS_MODE_INHERIT ? datapath_->mode() : mode;
           json peerNames = json::array(), callerNames = json::array();
-          for (uint32_t p : peers) peerNames.push_back(ids_.nameOf(p));
-          for (uint32_t p : callers) callerNames.push_back(ids_.nameOf(p));
+          for (uint32_t p : peers) peerNames.push_back(gen().ids.nameOf(p));
+          for (uint32_t p : callers) callerNames.push_back(gen().ids.nameOf(p));
           out.push_back({{"name", w.name},
                          {"identity", ident},
                          {"labels", w.labels},
@@ -355,7 +355,7 @@ void Daemon::registerQueries() {
   control_->registerTextCommand(
       "policy.show", [this](const Request&, std::string& out) {
         std::lock_guard<std::mutex> lock(mu_);
-        const uint32_t maxId = compiled_.rules.maxId();
+        const uint32_t maxId = gen().compiled.rules.maxId();
         std::map<uint32_t, uint64_t> hits;
         if (auto h = datapath_->ruleHits(maxId); h) hits = *h;
         auto hitsOf = [&](uint32_t id) {
@@ -363,17 +363,17 @@ void Daemon::registerQueries() {
           return it == hits.end() ? uint64_t{0} : it->second;
         };
         std::unordered_map<std::string_view, const policy::Policy*> byName;
-        for (const auto& p : bundle_.policies) byName.emplace(p.name, &p);
+        for (const auto& p : gen().bundle.policies) byName.emplace(p.name, &p);
         auto textOf = [&](const compiler::RuleInfo& r) {
           auto p = byName.find(r.policy());
           return p == byName.end() ? std::string() : compiler::ruleText(*p->second, r);
         };
         // Keys in the order a JSON document would print them (sorted).
         out += "{\"default_deny_hits\":" + std::to_string(hitsOf(0)) +
-               ",\"entries\":" + std::to_string(compiled_.entries.size()) +
-               ",\"generation\":" + std::to_string(generation_) + ",\"rules\":[";
+               ",\"entries\":" + std::to_string(gen().compiled.entries.size()) +
+               ",\"generation\":" + std::to_string(gen().number) + ",\"rules\":[";
         bool first = true;
-        for (const auto& [id, r] : compiled_.rules) {
+        for (const auto& [id, r] : gen().compiled.rules) {
           out += first ? "{\"action\":" : ",{\"action\":";
           first = false;
           out += r.action == policy::Action::Allow ? "\"allow\"" : "\"deny\"";
@@ -411,10 +411,10 @@ void Daemon::registerQueries() {
           const char* kind = reserved ? "reserved" : id >= MS_IDENTITY_FIRST_EXTERNAL ? "external" : "workload";
           nodes += nodes.empty() ? "{\"id\":" : ",{\"id\":";
           nodes += std::to_string(id) + ",\"kind\":\"" + kind + "\",\"name\":";
-          control::appendJsonString(nodes, reserved && id == MS_IDENTITY_ANY ? std::string("any") : ids_.nameOf(id));
+          control::appendJsonString(nodes, reserved && id == MS_IDENTITY_ANY ? std::string("any") : gen().ids.nameOf(id));
           nodes += '}';
         };
-        for (const auto& [id, labels] : ids_.labels) node(id);
+        for (const auto& [id, labels] : gen().ids.labels) node(id);
         // An edge's ports, sorted as text and without repeats.
         auto appendPorts = [&out](std::vector<std::string>& ports) {
           std::sort(ports.begin(), ports.end());
@@ -440,7 +440,7 @@ void Daemon::registerQueries() {
           std::string ports;  // "80/tcp", "8000-8099/udp": fits the string itself
         };
         std::vector<Allowed> allowed;
-        for (const auto& e : compiled_.entries) {
+        for (const auto& e : gen().compiled.entries) {
           if (e.value.verdict != MS_VERDICT_ALLOW) continue;
           const uint32_t bits = e.key.prefixlen - MS_POLICY_PREFIX_FIXED;
           const uint16_t first = ntohs(e.key.port);
@@ -481,7 +481,7 @@ void Daemon::registerQueries() {
           appendPorts(o.second);
           out += ",\"to\":" + std::to_string(std::get<1>(k)) + ",\"verdict\":\"" + std::get<2>(k) + "\"}";
         }
-        out += "],\"generation\":" + std::to_string(generation_) + ",\"nodes\":[" + nodes + "]}";
+        out += "],\"generation\":" + std::to_string(gen().number) + ",\"nodes\":[" + nodes + "]}";
       },
       false);
   (void)kReserved;

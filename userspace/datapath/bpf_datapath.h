@@ -42,7 +42,7 @@ class BpfDatapath final : public Datapath {
   static Result<std::unique_ptr<BpfDatapath>> load(const BpfOptions& options);
   ~BpfDatapath() override;
 
-  bool adopted() const { return adopted_; }
+  bool adopted() const override { return adopted_; }
 
   // Fresh state: attach every program to the cgroup root, pin links and maps,
   // then retire pinned state of older/incompatible runs (new attached before
@@ -50,12 +50,12 @@ class BpfDatapath final : public Datapath {
   // programs inside the pinned links (BPF_LINK_UPDATE): never detached.
   // Call only after the first applyGeneration(): programs never run against
   // empty maps.
-  Result<void> activate();
+  Result<void> activate() override;
   // Daemon exit (SIGTERM, crash): close our fds, keep the pins. The pinned
   // links go on enforcing the last generation and mode.
-  void release();
+  void release() override;
   // `microseg uninstall`: detach, unpin, remove the state dir.
-  void uninstall();
+  void uninstall() override;
   // Offline `microsegd --cleanup`: detach every pinned link and remove every
   // pin under stateDir. Returns how many pinned objects were removed.
   static Result<int> cleanupStateDir(const std::string& stateDir);
@@ -74,13 +74,13 @@ class BpfDatapath final : public Datapath {
   Result<int> drainEvents(const EventHandler& handler) override;
   int eventFd() const override;
 
-  uint64_t generation() const { return config_.generation; }
-  const std::string& pinDir() const { return pinDir_; }
+  uint64_t generation() const override { return config_.generation; }
+  const std::string& pinDir() const override { return pinDir_; }
   // Cgroup ids in the active slot (to garbage-collect after adoption).
-  std::vector<uint64_t> activeCgroupIds() const;
+  std::vector<uint64_t> activeCgroupIds() const override;
   // Map writes the last applyGeneration made (a difference once both slots
   // hold the same generation; everything twice for the first).
-  size_t lastApplyWrites() const { return lastWrites_; }
+  size_t lastApplyWrites() const override { return lastWrites_; }
 
  private:
   BpfDatapath() = default;

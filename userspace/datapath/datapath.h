@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "bpf/abi.h"
@@ -70,6 +71,24 @@ inline bool udpExchangeExpired(const ms_udp_flow_value& v, uint64_t nowNs, uint6
 class Datapath {
  public:
   virtual ~Datapath() = default;
+
+  // Lifecycle (bpf_datapath.h says what each does in the kernel).
+  // True if the state in force was adopted from an earlier run's pins.
+  virtual bool adopted() const = 0;
+  // The generation in force (of the adopted state, or the last applied).
+  virtual uint64_t generation() const = 0;
+  // Programs attached (or swapped into adopted links): after the first
+  // applyGeneration(), never before (programs never run on empty maps).
+  virtual Result<void> activate() = 0;
+  // Daemon exit: the pinned state keeps enforcing.
+  virtual void release() = 0;
+  // `microseg uninstall`: detach and remove every pin.
+  virtual void uninstall() = 0;
+  virtual const std::string& pinDir() const = 0;
+  // Cgroup ids in the active slot.
+  virtual std::vector<uint64_t> activeCgroupIds() const = 0;
+  // Map writes the last applyGeneration() made.
+  virtual size_t lastApplyWrites() const = 0;
 
   // Writes the whole generation into the inactive slot, then flips the
   // active slot with one write. On error the active generation is untouched.

@@ -1,0 +1,95 @@
+// A policy reload, as one unit: the policy paths are read (documents), the
+// set is validated (model), identities assigned, entries compiled, the
+// cgroups classified, and the datapath writes the new generation into its
+// inactive slot and flips. All of it or nothing: on any failure the
+// generation in force stays, and the compiled entries it lent (a one-rule
+// change edits them in place) are handed back.
+//
+//   paths ─► loader ─► bundle ─► identities ─► compiler ─► cgroup scan ─► datapath
+//
+// The Reloader owns what this needs between reloads (the loader's document
+// cache, the compiler's part cache, the rule registry) and the generation
+// in force; the daemon asks for reloads and reads the generation.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compiler/compiler.h"
+#include "datapath/datapath.h"
+#include "identity/cgroup_scanner.h"
+#include "identity/identities.h"
+#include "policy/model.h"
+#include "policy/parser.h"
+
+namespace microseg::daemon {
+
+// The generation in force: what the kernel holds, and what the views
+// (status, explain, policy show, metrics) explain it with.
+struct Generation {
+  uint64_t number = 0;
+  bool loaded = false;  // a policy set of ours (not only the adopted maps of an earlier run)
+  policy::Bundle bundle;
+  // The bundle's Workloads indexed for cgroup scans (kept while they are
+  // the same objects: reloads that edit policies and every rescan reuse it).
+  std::shared_ptr<const identity::WorkloadMatcher> matcher;
+  identity::IdentityTable ids;
+  compiler::CompiledPolicy compiled;
+  std::vector<std::string> paths;
+  int64_t appliedAtNs = 0;  // realtime
+};
+
+struct ReloadRequest {
+  std::vector<std::string> paths;
+  std::string trigger;  // for the log and status: "startup", "SIGHUP", "apply (uid 0)", ...
+  // A set without any Workload may replace one with some (every workload
+  // becomes unmanaged) only when asked for.
+  bool allowEmpty = false;
+  // Runtime per-workload mode overrides (`microseg mode X --workload W`).
+  std::map<std::string, uint32_t> modeOverrides;
+  // Addresses of this host and of workloads' netns (the ipcache's run-time part).
+  std::vector<datapath::AddressEntry> addresses;
+};
+
+struct ReloadOutcome {
+  bool ok = false;
+  std::vector<std::string> errors;  // "FILE:LINE:COL: error: ..." or "datapath: ..."
+  // The classification the new generation was written with (ok only).
+  std::vector<identity::CgroupInfo> cgroups;
+  struct Timings {
+    double total = 0, read = 0, compile = 0, apply = 0;  // ms
+  } ms;
+  size_t mapWrites = 0;
+};
+
+class Reloader {
+ public:
+  struct Settings {
+    std::string cgroupRoot;
+    compiler::DefaultEnforcement defaultEnforcement = compiler::DefaultEnforcement::Always;
+  };
+  Reloader(datapath::Datapath& datapath, Settings settings);
+
+  // The generation of an adopted earlier run's maps: new ones continue its numbers.
+  void adopt(uint64_t number) { gen_.number = number; }
+  ReloadOutcome reload(const ReloadRequest& request);
+
+  const Generation& inForce() const { return gen_; }
+  const compiler::RuleRegistry& rules() const { return registry_; }
+  const policy::PolicyLoader::Stats& loaderStats() const { return loader_.lastStats(); }
+  const compiler::Compiler::Stats& compilerStats() const { return compiler_.lastStats(); }
+
+ private:
+  datapath::Datapath& datapath_;
+  Settings settings_;
+  policy::PolicyLoader loader_;  // remembers the documents it read
+  compiler::RuleRegistry registry_;
+  compiler::Compiler compiler_;  // remembers its work between reloads
+  Generation gen_;
+};
+
+}  // namespace microseg::daemon
