@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -355,6 +356,50 @@ TEST_F(Observe, WorkloadsPolicyShowAndGraph) {
   EXPECT_NE(dot.out.find("digraph microseg"), std::string::npos);
   EXPECT_NE(dot.out.find("\"client-a\" -> \"server\""), std::string::npos) << dot.out;
   EXPECT_NE(dot.out.find("audit"), std::string::npos) << dot.out;
+}
+
+// A process names itself bytes that are not UTF-8 (prctl(PR_SET_NAME): any
+// unprivileged process may) in a cgroup whose name is not UTF-8 either, and
+// makes a denied connect. Before, writing its flow-log line aborted the
+// daemon (nlohmann type_error 316). Now the line is written with the bytes
+// replaced by U+FFFD, `microseg flows` shows the same, and the daemon answers.
+TEST_F(Observe, NonUtf8CommAndCgroupNameAreReplacedAndTheDaemonSurvives) {
+  Child server = tcpServer(srv_, AF_INET, "127.0.0.1", port_);
+  ASSERT_TRUE(server.ready());
+  const std::string job = tree_.create("client-b/job\xff\xfe");
+  daemon_ = std::make_unique<Daemon>(tree_, allowPolicy("client-a", port_), "enforce");
+  ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  const int p = port_;
+  ASSERT_EQ(runIn(job, [p] {
+    (void)prctl(PR_SET_NAME, "ev\xc3il\x80\xff", 0, 0, 0);
+    return tcpConnect(AF_INET, "127.0.0.1", p);
+  }), EPERM);
+  const std::string fffd = "\xef\xbf\xbd";
+  const std::string comm = "ev" + fffd + "il" + fffd + fffd;
+  const std::string cgroup = "/client-b/job" + fffd + fffd;
+  auto line = daemon_->waitFlow([&](const json& f) { return f["src"]["comm"] == comm; }, 5000);
+  ASSERT_TRUE(line) << daemon_->log();
+  EXPECT_EQ((*line)["verdict"], "deny");
+  EXPECT_EQ((*line)["src"]["cgroup"], cgroup);
+  EXPECT_EQ((*line)["src"]["workload"], "client-b");
+  EXPECT_EQ(kill(daemon_->pid(), 0), 0) << "the daemon is alive";
+
+  auto r = daemon_->cli({"flows", "--verdict", "deny", "-o", "json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  bool shown = false;
+  const json listed = json::parse(r.out);
+  for (const auto& rec : listed["records"]) {
+    shown = shown || (rec["src"]["comm"] == comm && rec["src"]["cgroup"] == cgroup);
+  }
+  EXPECT_TRUE(shown) << r.out;
+  auto table = daemon_->cli({"flows"});
+  EXPECT_EQ(table.rc, 0) << table.err;
+  EXPECT_NE(table.out.find("client-b"), std::string::npos) << table.out;
+  auto s = daemon_->status();
+  ASSERT_TRUE(s) << "status still answers\n" << daemon_->log();
+  EXPECT_EQ((*s)["counters"]["denied"], 1);
+  EXPECT_EQ(daemon_->cli({"workloads", "-o", "json"}).rc, 0);
+  EXPECT_EQ(daemon_->cli({"graph"}).rc, 0);
 }
 
 std::string scrape(int port) {

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace microseg::control {
@@ -48,7 +49,7 @@ std::string clientText(const std::string& s) { return encodeMessage(s).substr(0,
 // could be bypassed by a handler that reads the last).
 std::variant<nlohmann::json, std::string> parseStrict(const std::string& line) {
   if (!text::isUtf8(line)) return std::string("request is not valid UTF-8");
-  std::vector<std::vector<std::string>> keys;  // per open object
+  std::vector<std::set<std::string>> keys;  // per open object (a set: 64 KiB of keys stays cheap)
   std::string duplicate;
   auto check = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using E = nlohmann::json::parse_event_t;
@@ -57,10 +58,8 @@ std::variant<nlohmann::json, std::string> parseStrict(const std::string& line) {
     } else if (event == E::object_end && !keys.empty()) {
       keys.pop_back();
     } else if (event == E::key && !keys.empty()) {
-      auto& seen = keys.back();
       const std::string& k = parsed.get_ref<const std::string&>();
-      if (duplicate.empty() && std::find(seen.begin(), seen.end(), k) != seen.end()) duplicate = k;
-      seen.push_back(k);
+      if (!keys.back().insert(k).second && duplicate.empty()) duplicate = k;
     }
     return true;
   };
