@@ -394,7 +394,7 @@ void ControlServer::requestComplete(Client& c, const std::string& line, int64_t 
     const uint64_t one = 1;
     (void)!write(doneFd_.get(), &one, sizeof(one));
   };
-  (call->command->mutating ? mutators_ : readers_)->post(std::move(job));
+  (call->command->mutating ? mutators_ : readers_)->post(c.peer.uid, std::move(job));
 }
 
 void ControlServer::serviceClient(Client& c, short revents, int64_t now) {

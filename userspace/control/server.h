@@ -3,7 +3,8 @@
 // handlers run on worker pools: read-only commands on a few workers,
 // mutations on one of their own, so a reload in progress does not hold up
 // `status` (the daemon's own locking decides what waits for what) and no
-// handler ever holds up the I/O of other clients. What a client can take:
+// handler ever holds up the I/O of other clients; the uids with requests
+// waiting take turns for the workers. What a client can take:
 //  - a whole request must arrive within requestTimeoutMs of the connect
 //    (a byte every few seconds does not keep a slot);
 //  - at most maxClientsPerUid connections per uid, root included, and

@@ -10,11 +10,13 @@ WorkerPool::WorkerPool(size_t threads, std::string name) : name_(std::move(name)
 
 WorkerPool::~WorkerPool() { stop(); }
 
-void WorkerPool::post(std::function<void()> job) {
+void WorkerPool::post(uint64_t lane, std::function<void()> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
-    jobs_.push_back(std::move(job));
+    auto& queue = waiting_[lane];
+    if (queue.empty()) turns_.push_back(lane);
+    queue.push_back(std::move(job));
   }
   ready_.notify_one();
 }
@@ -23,7 +25,8 @@ void WorkerPool::stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-    jobs_.clear();
+    waiting_.clear();
+    turns_.clear();
   }
   ready_.notify_all();
   for (auto& t : threads_) {
@@ -38,10 +41,18 @@ void WorkerPool::work() {
     std::function<void()> job;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      ready_.wait(lock, [this] { return stopping_ || !turns_.empty(); });
       if (stopping_) return;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
+      const uint64_t lane = turns_.front();
+      turns_.pop_front();
+      auto it = waiting_.find(lane);
+      job = std::move(it->second.front());
+      it->second.pop_front();
+      if (it->second.empty()) {
+        waiting_.erase(it);
+      } else {
+        turns_.push_back(lane);  // its next job after the other lanes' turns
+      }
     }
     job();
   }
