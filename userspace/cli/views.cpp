@@ -105,11 +105,13 @@ void printPolicyShow(const json& r, std::ostream& out) {
 
 namespace {
 
+// A DOT string: terminal-safe as a table cell (the graph is printed to the
+// terminal by default), then quoted.
 std::string dotQuote(const std::string& s) {
   std::string o = "\"";
-  for (char c : s) {
+  for (char c : sanitize(s)) {
     if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) o += c;
+    o += c;
   }
   return o + "\"";
 }
