@@ -136,6 +136,10 @@ int HttpEndpoint::serve(mg_connection* conn) {
   }
   std::string body;
   try {
+    // One render at a time, as with the single-threaded server before:
+    // render_ takes the daemon's lock, and 32 scrapes at once would queue
+    // 32 threads on it.
+    std::lock_guard<std::mutex> lock(renderMu_);
     body = render_();
   } catch (const std::exception& e) {
     return plain(conn, 500, "Internal Server Error", std::string("rendering metrics failed: ") + e.what() + "\n");

@@ -39,9 +39,8 @@ class HttpEndpoint {
   static constexpr int kHeadTimeoutMs = 2000;
   static constexpr int kMaxHeadBytes = 8192;
 
-  // `render` is called on a worker thread for every GET /metrics (from
-  // several at once if scrapes overlap); if it throws, the scrape gets a 500
-  // with the message.
+  // `render` is called on a worker thread for every GET /metrics, one call
+  // at a time; if it throws, the scrape gets a 500 with the message.
   HttpEndpoint(std::string listenAddress, std::function<std::string()> render);
   ~HttpEndpoint();  // stops
   HttpEndpoint(const HttpEndpoint&) = delete;
@@ -68,6 +67,7 @@ class HttpEndpoint {
   mg_context* ctx_ = nullptr;
   uint16_t port_ = 0;
   in_addr host_{};              // the address listened on (IPv4 only, see above)
+  std::mutex renderMu_;
   std::mutex startMu_;          // guards startLog_ while mg_start runs
   std::string startLog_;        // CivetWeb's messages during start()
 };
