@@ -1,6 +1,8 @@
 // Control socket: what one client can take (a request deadline from the
 // connect, connections per uid, handlers on workers that uids take turns
 // for) and strict JSON requests.
+#include <future>
+
 #include "control_fixture.h"
 
 namespace microseg::control {
@@ -149,6 +151,30 @@ TEST_F(ControlLimitsTest, OneUidCannotTakeEverySlot) {
   EXPECT_TRUE((*ok)["ok"].get<bool>()) << "slots come back";
 }
 
+
+// `uninstall` wakes the daemon, which stops the server while the reply is
+// on its way from the worker to the I/O thread: it still goes out.
+TEST_F(ControlLimitsTest, AReplyGoesOutWhenItsHandlerStopsTheServer) {
+  ControlServer::Options o;
+  o.path = dir_ + "/quit.sock";
+  auto s = std::make_unique<ControlServer>(o);
+  std::promise<void> stopNow;
+  auto stopping = stopNow.get_future();
+  s->registerCommand("quit", [&](const Request&) {
+    stopNow.set_value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // stop() is called meanwhile
+    return json{{"bye", true}};
+  }, true);
+  ASSERT_TRUE(s->start());
+  std::thread stopper([&] {
+    stopping.wait();
+    s->stop();
+  });
+  auto r = call(o.path, {{"command", "quit"}}, 2000);
+  stopper.join();
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ((*r)["result"]["bye"], true);
+}
 
 }  // namespace
 }  // namespace microseg::control

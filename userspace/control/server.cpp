@@ -39,6 +39,7 @@ constexpr int kMaxPollMs = 1000;
 constexpr int kAcceptPauseMs = 100;  // after EMFILE/ENFILE, so poll does not spin
 constexpr int64_t kRefusalLogEveryMs = 1000;  // a connect flood is one line a second
 constexpr size_t kMaxQuotedChars = 80;
+constexpr int64_t kLastRepliesMs = 500;  // stop() waits this long at most for replies to go out
 
 // A client's text in a reply: JSON-quoted, escaped, cut short.
 std::string clientText(const std::string& s) { return encodeMessage(s).substr(0, kMaxQuotedChars); }
@@ -297,13 +298,15 @@ Result<void> ControlServer::start() {
 
 void ControlServer::stop() {
   if (!started_) return;
+  // Handlers already running finish first (one may be waiting for the
+  // daemon's lock), and the I/O thread sends what they answered before it
+  // exits: `uninstall` wakes the daemon to shut down while its reply is
+  // still on its way to the I/O thread.
+  if (readers_) readers_->stop();
+  if (mutators_) mutators_->stop();
   uint64_t one = 1;
   (void)!write(stopFd_.get(), &one, sizeof(one));
   if (thread_.joinable()) thread_.join();
-  // A handler still running finishes first (it may be waiting for the
-  // daemon's lock); its reply has no client left and is dropped.
-  if (readers_) readers_->stop();
-  if (mutators_) mutators_->stop();
   readers_.reset();
   mutators_.reset();
   done_.clear();
@@ -483,6 +486,25 @@ void ControlServer::takeFinished(std::vector<Client>& clients, int64_t now) {
   if (orphaned > 0 && options_.repliesFreed) options_.repliesFreed(orphaned);
 }
 
+void ControlServer::sendLastReplies(std::vector<Client>& clients) {
+  int64_t now = nowMs();
+  takeFinished(clients, now);
+  const int64_t until = now + kLastRepliesMs;
+  std::vector<pollfd> fds;
+  for (;;) {
+    fds.clear();
+    for (const auto& c : clients) {
+      if (c.state == Client::State::Replying) fds.push_back({c.fd.get(), POLLOUT, 0});
+    }
+    now = nowMs();
+    if (fds.empty() || now >= until) return;
+    if (poll(fds.data(), fds.size(), static_cast<int>(until - now)) <= 0) return;
+    for (auto& c : clients) {
+      if (c.state == Client::State::Replying) serviceClient(c, POLLOUT, nowMs());
+    }
+  }
+}
+
 void ControlServer::run() {
   std::vector<Client> clients;
   clients.reserve(options_.maxClients);
@@ -516,7 +538,10 @@ void ControlServer::run() {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
-    if (fds[0].revents & POLLIN) return;  // stop(); clients are closed with the vector
+    if (fds[0].revents & POLLIN) {  // stop(); clients are closed with the vector
+      sendLastReplies(clients);
+      return;
+    }
 
     now = nowMs();
     if (fds[1].revents & POLLIN) takeFinished(clients, now);

@@ -98,7 +98,8 @@ class ControlServer {
   // sets owner/mode, starts the thread. Fails if another server is listening
   // on the path or the path exists and is not a socket.
   Result<void> start();
-  // Joins the thread and removes the socket file (if it is still ours).
+  // Lets running handlers finish and their replies go out (up to 0.5 s),
+  // joins the threads and removes the socket file (if it is still ours).
   // Idempotent.
   void stop();
 
@@ -141,6 +142,7 @@ class ControlServer {
   void serviceClient(Client& c, short revents, int64_t now);
   void requestComplete(Client& c, const std::string& line, int64_t now);
   void takeFinished(std::vector<Client>& clients, int64_t now);
+  void sendLastReplies(std::vector<Client>& clients);
   void logRefusal(const char* why, const PeerCred& peer, int64_t now);
 
   Options options_;
