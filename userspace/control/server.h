@@ -1,6 +1,7 @@
 // Control-socket server. One I/O thread polls the listening socket, the
-// clients (non-blocking) and two eventfds (stop, finished replies); command
-// handlers run on worker pools: read-only commands on a few workers,
+// clients (non-blocking) and two eventfds (stop, finished replies); requests
+// are parsed and checked on worker pools and their handlers run there too:
+// read-only commands on a few workers,
 // mutations on one of their own, so a reload in progress does not hold up
 // `status` (the daemon's own locking decides what waits for what) and no
 // handler ever holds up the I/O of other clients; the uids with requests
@@ -140,7 +141,8 @@ class ControlServer {
   bool mayMutate(const PeerCred& peer) const;
   void acceptClients(std::vector<Client>& clients, int64_t now);
   void serviceClient(Client& c, short revents, int64_t now);
-  void requestComplete(Client& c, const std::string& line, int64_t now);
+  void requestComplete(Client& c, std::string line);
+  void finish(uint64_t clientId, std::string reply);  // on a worker: hands the reply to the I/O thread
   void takeFinished(std::vector<Client>& clients, int64_t now);
   void sendLastReplies(std::vector<Client>& clients);
   void logRefusal(const char* why, const PeerCred& peer, int64_t now);
