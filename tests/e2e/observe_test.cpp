@@ -408,6 +408,46 @@ TEST_F(Observe, NonUtf8CommAndCgroupNameAreReplacedAndTheDaemonSurvives) {
   EXPECT_EQ((*s)["counters"]["denied"], 1);
   EXPECT_EQ(daemon_->cli({"workloads", "-o", "json"}).rc, 0);
   EXPECT_EQ(daemon_->cli({"graph"}).rc, 0);
+  auto explained = daemon_->cli({"explain", "--flow", std::to_string((*line)["record_id"].get<int>()), "-o", "json"});
+  ASSERT_EQ(explained.rc, 0) << explained.err;
+  EXPECT_EQ(json::parse(explained.out)["flow"]["src"]["comm"], comm);
+
+  // A policy file's name is filesystem bytes too: rule locations and reload
+  // errors name it, replaced.
+  const uint64_t g0 = (*s)["policy_generation"].get<uint64_t>();
+  daemon_->writePolicy("extra\xff.yaml",
+                       "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: extra}\nspec:\n"
+                       "  selector: {identity: client-a}\n  egress:\n    - to: [{identity: server}]\n"
+                       "      ports: [{port: " + std::to_string(port_ + 5) + ", protocol: TCP}]\n");
+  std::optional<json> now;
+  for (int i = 0; i < 100; i++) {
+    now = daemon_->status();
+    if (now && (*now)["policy_generation"].get<uint64_t>() > g0) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_TRUE(now && (*now)["policy_generation"].get<uint64_t>() > g0) << daemon_->log();
+  auto show = daemon_->cli({"policy", "show", "-o", "json"});
+  ASSERT_EQ(show.rc, 0) << show.err;
+  bool located = false;
+  const json rules = json::parse(show.out)["rules"];
+  for (const auto& rule : rules) {
+    located = located || rule["location"].get<std::string>().find("/extra" + fffd + ".yaml:") != std::string::npos;
+  }
+  EXPECT_TRUE(located) << show.out;
+  EXPECT_EQ(daemon_->cli({"policy", "show"}).rc, 0);
+  daemon_->writePolicy("zz\xfe-bad.yaml", "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: x}\n"
+                                          "spec: {selector: {identity: nobody}, egress: []}\n");
+  for (int i = 0; i < 100; i++) {
+    now = daemon_->status();
+    if (now && !(*now)["last_reload"]["ok"].get<bool>()) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_TRUE(now && !(*now)["last_reload"]["ok"].get<bool>()) << daemon_->log();
+  EXPECT_NE((*now)["last_reload"]["errors"][0].get<std::string>().find("zz" + fffd + "-bad.yaml:"), std::string::npos)
+      << (*now)["last_reload"].dump();
+  auto statusTable = daemon_->cli({"status"});
+  EXPECT_EQ(statusTable.rc, 0) << statusTable.err;
+  EXPECT_NE(statusTable.out.find("zz" + fffd + "-bad.yaml"), std::string::npos) << statusTable.out;
 }
 
 std::string scrape(int port) {
