@@ -77,7 +77,7 @@ class ControlServer {
     size_t maxClients = 64;          // beyond: accepted, answered "busy", closed
     size_t maxClientsPerUid = 8;     // the same, per uid (root included)
     size_t readWorkers = 3;          // threads for read-only commands (mutations have one)
-    // Called on the server thread once replies are done with and freed, with
+    // Called on the I/O thread once replies are done with and freed, with
     // the size of the largest (the daemon gives memory back after big ones).
     std::function<void(size_t replyBytes)> repliesFreed;
   };
@@ -96,7 +96,7 @@ class ControlServer {
   void registerTextCommand(const std::string& name, TextHandler handler, bool mutating);
 
   // Removes a stale socket file (only a socket nobody listens on), binds,
-  // sets owner/mode, starts the thread. Fails if another server is listening
+  // sets owner/mode, starts the threads. Fails if another server is listening
   // on the path or the path exists and is not a socket.
   Result<void> start();
   // Lets running handlers finish and their replies go out (up to 0.5 s),
@@ -111,7 +111,7 @@ class ControlServer {
   std::string reply(const std::string& line, const PeerCred& peer);
   nlohmann::json handle(const std::string& line, const PeerCred& peer);
 
-  // Connections turned away or cut, since start (fail closed, and say so).
+  // Connections turned away or cut since construction (fail closed, and say so).
   struct Stats {
     uint64_t refusedFull = 0;    // maxClients reached
     uint64_t refusedPerUid = 0;  // maxClientsPerUid reached
