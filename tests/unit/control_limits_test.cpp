@@ -152,6 +152,44 @@ TEST_F(ControlLimitsTest, OneUidCannotTakeEverySlot) {
 }
 
 
+// Other uids together hold at most maxClients - maxClientsPerUid slots: two
+// socket-group members filling theirs leave root its own.
+TEST_F(ControlLimitsTest, OtherUidsCannotLockRootOut) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to unprivileged uids";
+  ASSERT_EQ(chmod(dir_.c_str(), 0711), 0);
+  ControlServer::Options o;
+  o.path = dir_ + "/reserve.sock";
+  o.group = 4242;
+  o.maxClients = 4;
+  o.maxClientsPerUid = 2;  // root's share: 2; other uids: 2 in all
+  auto s = makeServer(o);
+  ASSERT_TRUE(s->start());
+  // Two uids of the group, each opening two connections and holding them.
+  std::vector<pid_t> holders;
+  for (uid_t uid : {65533u, 65534u}) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      if (setgroups(0, nullptr) != 0 || setresgid(4242, 4242, 4242) != 0 || setresuid(uid, uid, uid) != 0) _exit(1);
+      int a = connectTo(o.path), b = connectTo(o.path);
+      (void)!send(a, "{", 1, MSG_NOSIGNAL);
+      (void)!send(b, "{", 1, MSG_NOSIGNAL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+      _exit(a >= 0 && b >= 0 ? 0 : 2);
+    }
+    ASSERT_GT(pid, 0);
+    holders.push_back(pid);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const auto t0 = Clock::now();
+  auto r = call(o.path, {{"command", "echo"}, {"x", 3}}, 500);
+  const auto took = Clock::now() - t0;
+  for (pid_t pid : holders) waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_TRUE((*r)["ok"].get<bool>()) << r->dump();
+  EXPECT_LT(took, std::chrono::milliseconds(200)) << "root got in at once";
+  EXPECT_GE(s->stats().refusedFull, 2u) << "the second uid's two connections found the others' share taken";
+}
+
 // `uninstall` wakes the daemon, which stops the server while the reply is
 // on its way from the worker to the I/O thread: it still goes out.
 TEST_F(ControlLimitsTest, AReplyGoesOutWhenItsHandlerStopsTheServer) {

@@ -353,9 +353,18 @@ void ControlServer::acceptClients(std::vector<Client>& clients, int64_t now) {
     std::string refusal;
     const size_t sameUid = static_cast<size_t>(
         std::count_if(clients.begin(), clients.end(), [&](const Client& o) { return o.peer.uid == cred.uid; }));
+    const size_t others = static_cast<size_t>(
+        std::count_if(clients.begin(), clients.end(), [](const Client& o) { return o.peer.uid != 0; }));
+    // Root's share is kept free of other uids: members of the socket group,
+    // however many, cannot lock root out.
+    const size_t forOthers = options_.maxClients - std::min(options_.maxClientsPerUid, options_.maxClients / 2);
     if (clients.size() >= options_.maxClients) {
       refusedFull_++;
       refusal = "too many concurrent control clients (" + std::to_string(options_.maxClients) + "); retry";
+    } else if (cred.uid != 0 && others >= forOthers) {
+      refusedFull_++;
+      refusal = "too many concurrent control clients (" + std::to_string(forOthers) +
+                " of uids other than root); retry";
     } else if (sameUid >= options_.maxClientsPerUid) {
       refusedPerUid_++;
       refusal = "too many concurrent control connections of uid " + std::to_string(cred.uid) + " (limit " +

@@ -9,8 +9,10 @@
 //  - a whole request must arrive within requestTimeoutMs of the connect
 //    (a byte every few seconds does not keep a slot);
 //  - at most maxClientsPerUid connections per uid, root included, and
-//    maxClients in all; beyond either, the newcomer gets a "busy" error at
-//    once and is closed;
+//    maxClients in all, of which maxClientsPerUid (at most half) are kept for root (other
+//    uids together hold at most the rest, so no number of socket-group
+//    members can lock root out); beyond any of these, the newcomer gets a
+//    "busy" error at once and is closed;
 //  - a reply must be read with progress at least every idleTimeoutMs, and
 //    no connection lives longer than maxConnectionMs.
 // Every request carries the caller's credentials from SO_PEERCRED, taken at
@@ -74,7 +76,7 @@ class ControlServer {
     int requestTimeoutMs = 2000;     // from connect to the request's last byte
     int idleTimeoutMs = 5000;        // a client not reading its reply this long is dropped
     int maxConnectionMs = 30000;     // whatever it does, no connection lives longer
-    size_t maxClients = 64;          // beyond: accepted, answered "busy", closed
+    size_t maxClients = 64;          // beyond: accepted, answered "busy", closed; root's share kept (see above)
     size_t maxClientsPerUid = 8;     // the same, per uid (root included)
     size_t readWorkers = 3;          // threads for read-only commands (mutations have one)
     // Called on the I/O thread once replies are done with and freed, with
