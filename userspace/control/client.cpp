@@ -156,9 +156,11 @@ Result<nlohmann::json> call(const std::string& socketPath, const nlohmann::json&
   // in turn instead of failing.
   for (int attempt = 1;; attempt++) {
     auto reply = callOnce(socketPath, request, left());
-    if (!reply || (*reply)["ok"].get<bool>() || reply->value("/error/code"_json_pointer, "") != kErrBusy) {
-      return reply;
-    }
+    if (!reply || (*reply)["ok"].get<bool>()) return reply;
+    const auto error = reply->find("error");
+    const bool busy = error != reply->end() && error->is_object() && error->contains("code") &&
+                      (*error)["code"] == kErrBusy;
+    if (!busy) return reply;
     const int pause = std::min(20 * attempt, 200);
     if (left() <= pause) return reply;
     std::this_thread::sleep_for(std::chrono::milliseconds(pause));
