@@ -65,6 +65,18 @@ TEST(Table, ControlCharactersAreEscaped) {
   EXPECT_EQ(displayWidth("\xff\xfe"), 2u) << "invalid UTF-8 counts one per byte";
 }
 
+// A comm or a cgroup's name that is not UTF-8 reaches a table replaced, not
+// as raw bytes (a lone 0x9b is CSI to some terminals), and the C1 controls
+// as characters are escaped like the C0 ones.
+TEST(Table, InvalidUtf8AndC1ControlsAreMadeSafe) {
+  EXPECT_EQ(sanitize("a\xff\x9b" "b"), "a\xef\xbf\xbd\xef\xbf\xbd" "b");
+  EXPECT_EQ(sanitize("x\xc2\x9b" "2J"), "x\\x9b2J") << "U+009B, CSI";
+  EXPECT_EQ(sanitize("\xc2\xa0nbsp"), "\xc2\xa0nbsp") << "U+00A0 is printable";
+  Table t({"COMM", "N"});
+  t.add({"ev\xc3il", "1"});
+  EXPECT_EQ(t.str(), "COMM   N\nev\xef\xbf\xbdil  1\n") << "the replacement is one column wide";
+}
+
 TEST(Format, Helpers) {
   EXPECT_EQ(formatLabels(json{{"app", "a"}, {"env", "prod"}}), "app=a,env=prod");
   EXPECT_EQ(formatLabels(json::object()), "-");

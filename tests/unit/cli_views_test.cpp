@@ -43,6 +43,13 @@ TEST(CliViews, GraphDotStylesEdgesByKind) {
   EXPECT_NE(dot.find("\"world\" [shape=ellipse"), std::string::npos) << dot;
 }
 
+TEST(CliViews, GraphDotNamesAreTerminalSafe) {
+  json g = {{"nodes", {{{"id", 256}, {"name", "we\x1b[2Jb\xc2\x9b\"q"}, {"kind", "workload"}}}}, {"edges", json::array()}};
+  const std::string dot = graphDot(g);
+  EXPECT_NE(dot.find("\"we\\\\x1b[2Jb\\\\x9b\\\"q\";"), std::string::npos) << dot;
+  EXPECT_EQ(dot.find('\x1b'), std::string::npos) << dot;
+}
+
 TEST(CliViews, ExplainTextShowsEachSideWithItsRuleOrMisses) {
   json egress = {{"direction", "egress"}, {"judged_by", {{"workload", "web"}}}, {"verdict", "allow"},
                  {"outcome", "allow"}, {"mode", "monitor"}, {"reason", "rule"},

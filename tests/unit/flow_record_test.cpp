@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "flows/flow_record.h"
+#include "flows/flow_store.h"
 
 namespace microseg::flows {
 namespace {
@@ -72,6 +73,44 @@ TEST(FlowRecord, EventToJsonHasTheDocumentedFields) {
   e.rule_id = allowA;
   e.verdict = MS_VERDICT_ALLOW;
   EXPECT_EQ(eventToJson(e, ctx)["rule"], "allow-a/0");
+}
+
+// Any process may name itself any bytes (prctl(PR_SET_NAME)) and any cgroup
+// may be named so: the record and the flow-log line still encode, with the
+// bytes replaced (before, dump() threw type_error 316 and the daemon died).
+TEST(FlowRecord, NonUtf8CommAndCgroupAreReplacedNotFatal) {
+  identity::IdentityTable ids;
+  std::map<uint64_t, std::string> paths{{42, "/client-b/\xff\xfejob"}}, workloads{{42, "client-b"}};
+  compiler::RuleRegistry rules;
+  FlowContext ctx{&ids, &paths, &workloads, &rules, 0};
+  ms_event e{};
+  e.src_cgroup_id = 42;
+  e.pid = 7;
+  e.dst_addr = v4("127.0.0.1");
+  e.dst_port = htons(80);
+  e.protocol = MS_PROTO_TCP;
+  e.verdict = MS_VERDICT_DENY;
+  e.reason = MS_REASON_DEFAULT_DENY;
+  std::memcpy(e.comm, "ev\xc3il\x80\xff", 7);
+  auto j = eventToJson(e, ctx);
+  EXPECT_EQ(j["src"]["comm"], "ev\xef\xbf\xbdil\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(j["src"]["cgroup"], "/client-b/\xef\xbf\xbd\xef\xbf\xbdjob");
+  EXPECT_NO_THROW((void)j.dump()) << "strict dump";
+
+  // The flow log's line, and a comm the kernel cut in the middle of a character.
+  FlowRecord r;
+  r.key.verdict = MS_VERDICT_DENY;
+  r.key.reason = MS_REASON_DEFAULT_DENY;
+  r.srcCgroupId = 42;
+  r.comm = "0123456789abcd\xe2\x82";  // 16 bytes: TASK_COMM_LEN cut a 3-byte character
+  r.count = 3;
+  std::string line;
+  ASSERT_NO_THROW(line = recordLine(r, 3, ctx));
+  ASSERT_EQ(line.back(), '\n');
+  auto parsed = nlohmann::json::parse(line);
+  EXPECT_EQ(parsed["src"]["comm"], "0123456789abcd\xef\xbf\xbd");
+  EXPECT_EQ(parsed["src"]["cgroup"], "/client-b/\xef\xbf\xbd\xef\xbf\xbdjob");
+  EXPECT_EQ(parsed["count"], 3);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/table.h"
+#include "common/text.h"
 
 namespace microseg::cli {
 namespace {
@@ -13,7 +14,7 @@ using nlohmann::json;
 std::string scalar(const json& v) {
   if (v.is_string()) return sanitize(v.get<std::string>());
   if (v.is_null()) return "-";
-  return sanitize(v.dump(-1, ' ', false, json::error_handler_t::replace));
+  return sanitize(text::jsonText(v));
 }
 
 const json& member(const json& object, const char* key) {

@@ -25,9 +25,12 @@
 #include <iostream>
 #include <thread>
 
+#include "bpf/abi.h"
 #include "cli/format.h"
 #include "cli/table.h"
 #include "cli/views.h"
+#include "common/names.h"
+#include "common/text.h"
 #include "control/client.h"
 #include "control/protocol.h"
 #include "policy/parser.h"
@@ -37,6 +40,7 @@ namespace {
 using nlohmann::json;
 namespace control = microseg::control;
 namespace cli = microseg::cli;
+namespace command = microseg::command;
 
 enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3, kDenied = 4 };
 
@@ -94,12 +98,12 @@ int request(const Globals& g, const json& req, json& result, int timeoutMs = kQu
 }
 
 void printJson(const json& j) {
-  std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  std::cout << microseg::text::jsonText(j, 2) << "\n";
 }
 
 int cmdStatus(const Globals& g) {
   json r;
-  if (int rc = request(g, {{"command", "status"}}, r); rc != kOk) return rc;
+  if (int rc = request(g, {{"command", command::kStatus}}, r); rc != kOk) return rc;
   if (g.json()) {
     printJson(r);
   } else {
@@ -112,7 +116,7 @@ int cmdMode(const Globals& g, const std::string& value, const std::string& workl
   json r;
   if (value.empty()) {
     if (!workload.empty()) return fail("--workload needs a mode to set", kUsage);
-    if (int rc = request(g, {{"command", "mode.get"}}, r); rc != kOk) return rc;
+    if (int rc = request(g, {{"command", command::kModeGet}}, r); rc != kOk) return rc;
     if (g.json()) {
       printJson(r);
     } else {
@@ -120,10 +124,10 @@ int cmdMode(const Globals& g, const std::string& value, const std::string& workl
     }
     return kOk;
   }
-  if (value == "inherit" && workload.empty()) {
+  if (value == microseg::modeName(MS_MODE_INHERIT) && workload.empty()) {
     return fail("mode 'inherit' is only valid with --workload (allowed: monitor, enforce)", kUsage);
   }
-  json req = {{"command", "mode.set"}, {"mode", value}};
+  json req = {{"command", command::kModeSet}, {"mode", value}};
   if (!workload.empty()) req["workload"] = workload;
   if (int rc = request(g, req, r); rc != kOk) return rc;
   if (g.json()) {
@@ -162,7 +166,7 @@ int cmdValidate(const Globals& g, const std::vector<std::string>& paths) {
 
 // paths empty: policy.reload (the daemon's own paths); else policy.apply.
 int cmdLoad(const Globals& g, const std::vector<std::string>& paths) {
-  json req = {{"command", paths.empty() ? "policy.reload" : "policy.apply"}};
+  json req = {{"command", paths.empty() ? command::kPolicyReload : command::kPolicyApply}};
   if (!paths.empty()) {
     // The daemon resolves paths in its own working directory; send absolute ones.
     json abs = json::array();
@@ -188,7 +192,7 @@ int cmdLoad(const Globals& g, const std::vector<std::string>& paths) {
 
 int cmdUninstall(const Globals& g) {
   json r;
-  if (int rc = request(g, {{"command", "uninstall"}}, r, kPolicyTimeoutMs); rc != kOk) return rc;
+  if (int rc = request(g, {{"command", command::kUninstall}}, r, kPolicyTimeoutMs); rc != kOk) return rc;
   if (g.json()) {
     printJson(r);
   } else {
@@ -207,7 +211,7 @@ struct FlowFilter {
 volatile std::sig_atomic_t gStop = 0;
 
 int cmdFlows(const Globals& g, const FlowFilter& f, bool follow) {
-  json req = {{"command", "flows"}, {"limit", f.limit}};
+  json req = {{"command", command::kFlows}, {"limit", f.limit}};
   if (!f.verdict.empty()) req["verdict"] = f.verdict;
   if (!f.from.empty()) req["from"] = f.from;
   if (!f.to.empty()) req["to"] = f.to;
@@ -259,7 +263,7 @@ int cmdFlows(const Globals& g, const FlowFilter& f, bool follow) {
 
 int cmdExplain(const Globals& g, const std::string& from, const std::string& to, const std::string& portSpec,
                const std::string& direction, int64_t flow) {
-  json req = {{"command", "explain"}};
+  json req = {{"command", command::kExplain}};
   if (flow > 0) {
     if (!from.empty() || !to.empty() || !portSpec.empty()) {
       return fail("--flow excludes --from/--to/--port", kUsage);
@@ -300,7 +304,7 @@ int cmdSimple(const Globals& g, const char* command, void (*print)(const json&, 
 
 int cmdGraph(const Globals& g, const std::string& format) {
   json r;
-  if (int rc = request(g, {{"command", "graph"}}, r); rc != kOk) return rc;
+  if (int rc = request(g, {{"command", command::kGraph}}, r); rc != kOk) return rc;
   if (format == "json") {
     printJson(r);
   } else {
@@ -335,7 +339,7 @@ int main(int argc, char** argv) {
   mode->add_option("mode", modeValue, "monitor or enforce (inherit: only with --workload)")
       ->check(CLI::Validator(
           [](std::string& v) -> std::string {
-            if (v == "monitor" || v == "enforce" || v == "inherit") return {};
+            if (microseg::parseMode(v)) return {};
             return "'" + v + "' is not a mode (allowed: monitor, enforce)";
           },
           "monitor|enforce", "mode"));
@@ -358,7 +362,8 @@ int main(int argc, char** argv) {
   auto* flows = app.add_subcommand("flows", "aggregated flow records: who talked to whom, with which verdict");
   FlowFilter ff;
   bool follow = false;
-  flows->add_option("--verdict", ff.verdict, "allow, deny or audit")->check(CLI::IsMember({"allow", "deny", "audit"}));
+  flows->add_option("--verdict", ff.verdict, "allow, deny or audit")->check(CLI::IsMember({microseg::verdictName(MS_VERDICT_ALLOW), microseg::verdictName(MS_VERDICT_DENY),
+                                                                          microseg::verdictName(MS_VERDICT_AUDIT)}));
   flows->add_option("--from", ff.from, "source: workload name, host/world/unmanaged, or labels k=v[,k=v]");
   flows->add_option("--to", ff.to, "destination: workload name, reserved name, or labels k=v[,k=v]");
   flows->add_option("--port", ff.port, "destination port")->check(CLI::Range(1, 65535));
@@ -373,7 +378,7 @@ int main(int argc, char** argv) {
   explainCmd->add_option("--from", exFrom, "source workload (or host/world/unmanaged)");
   explainCmd->add_option("--to", exTo, "destination workload (or host/world/unmanaged)");
   explainCmd->add_option("--port", exPort, "PORT[/tcp|/udp], e.g. 5432/tcp");
-  explainCmd->add_option("--direction", exDir, "only this side: egress (the caller's policy) or ingress (the callee's); default both")->check(CLI::IsMember({"egress", "ingress"}));
+  explainCmd->add_option("--direction", exDir, "only this side: egress (the caller's policy) or ingress (the callee's); default both")->check(CLI::IsMember({microseg::directionName(MS_DIR_EGRESS), microseg::directionName(MS_DIR_INGRESS)}));
   explainCmd->add_option("--flow", exFlow, "explain an observed flow record (its ID from `microseg flows`)");
   addOutput(explainCmd);
 
@@ -409,8 +414,8 @@ int main(int argc, char** argv) {
   if (uninstall->parsed()) return cmdUninstall(g);
   if (flows->parsed()) return cmdFlows(g, ff, follow);
   if (explainCmd->parsed()) return cmdExplain(g, exFrom, exTo, exPort, exDir, exFlow);
-  if (workloads->parsed()) return cmdSimple(g, "workloads", cli::printWorkloads);
-  if (show->parsed()) return cmdSimple(g, "policy.show", cli::printPolicyShow);
+  if (workloads->parsed()) return cmdSimple(g, command::kWorkloads, cli::printWorkloads);
+  if (show->parsed()) return cmdSimple(g, command::kPolicyShow, cli::printPolicyShow);
   if (graph->parsed()) return cmdGraph(g, graphFormat);
   return fail("no command given (see 'microseg --help')", kUsage);
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include "common/text.h"
+
 namespace microseg::cli {
 
 Table::Table(std::vector<std::string> headers)
@@ -45,15 +47,23 @@ std::string Table::str() const {
   return ss.str();
 }
 
-std::string sanitize(const std::string& s) {
+std::string sanitize(const std::string& raw) {
   static const char* kHex = "0123456789abcdef";
+  const std::string s = text::toUtf8(raw);
   std::string out;
   out.reserve(s.size());
-  for (unsigned char c : s) {
+  auto escape = [&](unsigned char c) {
+    out += "\\x";
+    out += kHex[c >> 4];
+    out += kHex[c & 0xf];
+  };
+  for (size_t i = 0; i < s.size(); i++) {
+    const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x20 || c == 0x7f) {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
+      escape(c);
+    } else if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0) {
+      // U+0080..U+009F, the C1 controls: some terminals take U+009B as CSI.
+      escape(static_cast<unsigned char>(s[++i]));
     } else {
       out += static_cast<char>(c);
     }

@@ -28,9 +28,11 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-// Terminal-safe text: control characters (a cgroup or label can be named by
-// an unprivileged user) become "\xNN", so they can neither break the layout
-// nor send escape sequences to the operator's terminal.
+// Terminal-safe text: bytes that are not UTF-8 are replaced as
+// text::toUtf8() does, and control characters (C0, DEL and the C1 range
+// U+0080..U+009F: a cgroup or a comm can be named by an unprivileged user)
+// become "\xNN", so they can neither break the layout nor send escape
+// sequences to the operator's terminal.
 std::string sanitize(const std::string& s);
 
 // Display width in characters of valid UTF-8 (bytes of invalid UTF-8 count 1).

@@ -3,7 +3,9 @@
 #include <map>
 #include <set>
 
+#include "bpf/abi.h"
 #include "cli/format.h"
+#include "common/names.h"
 #include "cli/table.h"
 
 namespace microseg::cli {
@@ -82,7 +84,7 @@ void printWorkloads(const json& r, std::ostream& out) {
   Table t({"WORKLOAD", "IDENTITY", "MODE", "PROCS", "MAY CALL", "CALLED BY", "CGROUPS", "LABELS"});
   for (const auto& w : r.value("workloads", json::array())) {
     std::string mode = field(w, "mode");
-    if (mode == "inherit") mode = "inherit (" + field(w, "effective_mode") + ")";
+    if (mode == modeName(MS_MODE_INHERIT)) mode = mode + " (" + field(w, "effective_mode") + ")";
     t.add({field(w, "name"), field(w, "identity"), mode, field(w, "processes"), field(w, "allowed_peers"),
            field(w, "allowed_callers"), formatList(w.value("cgroups", json::array()), 3),
            formatLabels(w.value("labels", json::object()))});
@@ -103,11 +105,13 @@ void printPolicyShow(const json& r, std::ostream& out) {
 
 namespace {
 
+// A DOT string: terminal-safe as a table cell (the graph is printed to the
+// terminal by default), then quoted.
 std::string dotQuote(const std::string& s) {
   std::string o = "\"";
-  for (char c : s) {
+  for (char c : sanitize(s)) {
     if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) o += c;
+    o += c;
   }
   return o + "\"";
 }
@@ -135,13 +139,13 @@ std::string graphDot(const json& g) {
     if (e.value("kind", "") == "policy") {
       // The caller's egress allows (solid) / the callee's ingress admits (dotted).
       attrs = "color=grey50, label=" + dotQuote(ports);
-      if (e.value("direction", "egress") == "ingress") attrs += ", style=dotted";
+      if (e.value("direction", "") == directionName(MS_DIR_INGRESS)) attrs += ", style=dotted";
     } else {
       const std::string v = e.value("verdict", "");
       const std::string label = v + " x" + std::to_string(e.value("count", 0)) + " " + ports;
-      if (v == "deny") {
+      if (v == verdictName(MS_VERDICT_DENY)) {
         attrs = "color=red, penwidth=2, fontcolor=red, label=" + dotQuote(label);
-      } else if (v == "audit") {
+      } else if (v == verdictName(MS_VERDICT_AUDIT)) {
         attrs = "color=orange, style=dashed, fontcolor=orange, label=" + dotQuote(label);
       } else {
         attrs = "color=darkgreen, fontcolor=darkgreen, label=" + dotQuote(label);
@@ -170,11 +174,11 @@ std::optional<int64_t> parseDuration(const std::string& s) {
 std::optional<std::pair<uint16_t, std::string>> parsePortSpec(const std::string& s) {
   const auto slash = s.find('/');
   const std::string num = s.substr(0, slash);
-  std::string proto = slash == std::string::npos ? "tcp" : s.substr(slash + 1);
+  std::string proto = slash == std::string::npos ? protocolName(MS_PROTO_TCP) : s.substr(slash + 1);
   for (auto& c : proto) c = static_cast<char>(tolower(c));
   if (num.empty() || num.size() > 5 || num.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
   const long p = std::stol(num);
-  if (p < 1 || p > 65535 || (proto != "tcp" && proto != "udp")) return std::nullopt;
+  if (p < 1 || p > 65535 || !parseProtocol(proto)) return std::nullopt;
   return std::make_pair(static_cast<uint16_t>(p), proto);
 }
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "common/fd.h"
 #include "control/protocol.h"
@@ -42,9 +43,7 @@ Error connectError(const std::string& path, int err) {
   return e;
 }
 
-}  // namespace
-
-Result<nlohmann::json> call(const std::string& socketPath, const nlohmann::json& request, int timeoutMs) {
+Result<nlohmann::json> callOnce(const std::string& socketPath, const nlohmann::json& request, int timeoutMs) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeoutMs, 0));
   auto left = [&] {
@@ -141,6 +140,31 @@ Result<nlohmann::json> call(const std::string& socketPath, const nlohmann::json&
     return Error{"parse reply", socketPath, 0, "not a protocol reply (no boolean 'ok')"};
   }
   return reply;
+}
+
+}  // namespace
+
+Result<nlohmann::json> call(const std::string& socketPath, const nlohmann::json& request, int timeoutMs) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeoutMs, 0));
+  auto left = [&] {
+    return static_cast<int>(std::max<int64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count(), 0));
+  };
+  // "busy": every slot, or every slot of our uid, is taken; slots free up
+  // within the server's request deadline, so a burst of calls is served
+  // in turn instead of failing.
+  for (int attempt = 1;; attempt++) {
+    auto reply = callOnce(socketPath, request, left());
+    if (!reply || (*reply)["ok"].get<bool>()) return reply;
+    const auto error = reply->find("error");
+    const bool busy = error != reply->end() && error->is_object() && error->contains("code") &&
+                      (*error)["code"] == kErrBusy;
+    if (!busy) return reply;
+    const int pause = std::min(20 * attempt, 200);
+    if (left() <= pause) return reply;
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause));
+  }
 }
 
 }  // namespace microseg::control

@@ -11,6 +11,8 @@ namespace microseg::control {
 
 // Sends `request` (a JSON object; "version" is added if missing) and returns
 // the whole reply object, success or failure alike: look at reply["ok"].
+// A "busy" reply (the server's connection limits) is retried with a short
+// pause while timeoutMs lasts; the last one is returned if it never frees.
 // An Error means no reply was had; Error::err tells why:
 //   ENOENT, ECONNREFUSED  no daemon listens at socketPath
 //   EACCES, EPERM         the socket's permissions refuse the caller

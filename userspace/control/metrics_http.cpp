@@ -1,54 +1,41 @@
 #include "control/metrics_http.h"
 
 #include <arpa/inet.h>
+#include <civetweb.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <exception>
-#include <list>
 #include <string_view>
-#include <vector>
+#include <thread>
+
+#include "common/fd.h"
 
 namespace microseg::metrics {
 namespace {
 
-constexpr size_t kMaxHead = 8192;        // request line + headers
-constexpr int64_t kHeadMs = 2000;        // to send the whole head
-constexpr int64_t kWriteMs = 10000;      // to take the whole response
-constexpr int64_t kLingerMs = 1000;      // to close after the response
-constexpr size_t kLingerBytes = 65536;   // drained at most while lingering
-constexpr size_t kMaxClients = 16;
-constexpr int kMaxAcceptsPerWake = 64;
+constexpr unsigned kFeatureIpv6 = 8;  // mg_check_feature(): built with IPv6
 
-int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-struct ListenAddress {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  int family = AF_INET;
-};
-
-Result<ListenAddress> parseListenAddress(const std::string& address) {
-  auto bad = [&](std::string why) { return Error{"parse metrics listen address", address, EINVAL, std::move(why)}; };
-  const std::string form = "want IPV4:PORT or [IPV6]:PORT, e.g. 127.0.0.1:9464 or [::1]:9464";
+// The address as CivetWeb's listening_ports wants it, after our own checks
+// (CivetWeb would also take host names and the wildcard).
+Result<std::string> listenSpec(const std::string& address) {
+  auto bad = [&](std::string why, int err = EINVAL) {
+    return Error{"parse metrics listen address", address, err, std::move(why)};
+  };
+  const std::string form = "want IPV4:PORT, e.g. 127.0.0.1:9464";
   if (address.empty()) return bad("the address is empty; " + form);
   std::string host, port;
-  bool bracketed = false;
-  if (!address.empty() && address[0] == '[') {
+  const bool bracketed = address[0] == '[';
+  if (bracketed) {
     const auto close = address.find("]:");
     if (close == std::string::npos) return bad(form);
     host = address.substr(1, close - 1);
     port = address.substr(close + 2);
-    bracketed = true;
   } else {
     const auto colon = address.rfind(':');
     if (colon == std::string::npos) return bad(form);
@@ -59,47 +46,33 @@ Result<ListenAddress> parseListenAddress(const std::string& address) {
       std::stoul(port) > 65535) {
     return bad("port '" + port + "' is not a number in 0..65535");
   }
-  const auto portN = htons(static_cast<uint16_t>(std::stoul(port)));
-  ListenAddress a;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&a.ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
-  if (!bracketed && inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    if (v4->sin_addr.s_addr == htonl(INADDR_ANY)) {
-      return bad("the wildcard address is refused: name a loopback or interface address");
+  in_addr v4{};
+  in6_addr v6{};
+  if (bracketed) {
+    if (inet_pton(AF_INET6, host.c_str(), &v6) != 1) return bad("'" + host + "' is not an IPv6 address");
+    if (IN6_IS_ADDR_UNSPECIFIED(&v6)) return bad("the wildcard address is refused: name a loopback or interface address");
+    if (mg_check_feature(kFeatureIpv6) == 0) {
+      return bad("the HTTP library (CivetWeb " + std::string(mg_version()) +
+                     " as built by the distribution) has no IPv6: name an IPv4 address",
+                 EAFNOSUPPORT);
     }
-    v4->sin_family = AF_INET;
-    v4->sin_port = portN;
-    a.len = sizeof(*v4);
-  } else if (bracketed && inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    if (IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr)) {
-      return bad("the wildcard address is refused: name a loopback or interface address");
-    }
-    a.family = AF_INET6;
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = portN;
-    a.len = sizeof(*v6);
-  } else {
-    return bad(bracketed ? "'" + host + "' is not an IPv6 address"
-                         : "'" + host + "' is not an IPv4 address (IPv6 goes in brackets; host names are not resolved)");
+    return "[" + host + "]:" + port;
   }
-  return a;
+  if (inet_pton(AF_INET, host.c_str(), &v4) != 1) {
+    return bad("'" + host + "' is not an IPv4 address (IPv6 goes in brackets; host names are not resolved)");
+  }
+  if (v4.s_addr == htonl(INADDR_ANY)) return bad("the wildcard address is refused: name a loopback or interface address");
+  return host + ":" + std::to_string(std::stoul(port));
 }
 
-std::string response(int code, std::string_view reason, std::string_view type, const std::string& body,
-                     std::string_view extra = {}) {
-  std::string r = "HTTP/1.1 " + std::to_string(code) + " ";
-  r += reason;
-  r += "\r\nContent-Type: ";
-  r += type;
-  r += "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  r += extra;
-  r += "Connection: close\r\n\r\n";
-  r += body;
-  return r;
-}
-
-std::string errorResponse(int code, std::string_view reason, const std::string& body, std::string_view extra = {}) {
-  return response(code, reason, "text/plain; charset=utf-8", body, extra);
+// CivetWeb reports a failed bind as "cannot bind to <addr>: <errno> (<text>)".
+int errnoIn(const std::string& log) {
+  const auto at = log.find("cannot bind to ");
+  if (at == std::string::npos) return 0;
+  const auto colon = log.find(": ", at + 15);
+  if (colon == std::string::npos) return 0;
+  const int err = std::atoi(log.c_str() + colon + 2);
+  return err > 0 && err < 4096 ? err : 0;
 }
 
 bool isTchar(char c) {
@@ -107,66 +80,17 @@ bool isTchar(char c) {
          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
-// "METHOD SP target SP HTTP/1.x" (without its line end).
-bool parseRequestLine(std::string_view line, std::string_view& method, std::string_view& target) {
-  const auto sp1 = line.find(' ');
-  if (sp1 == 0 || sp1 == std::string_view::npos) return false;
-  const auto sp2 = line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos || sp2 == sp1 + 1) return false;
-  method = line.substr(0, sp1);
-  target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  const auto version = line.substr(sp2 + 1);
-  if (!std::all_of(method.begin(), method.end(), isTchar)) return false;
-  if (target[0] != '/' && target != "*") return false;
-  for (char c : target) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
-  }
-  return version == "HTTP/1.1" || version == "HTTP/1.0";
+int respond(mg_connection* conn, int code, const char* reason, const char* type, const std::string& body,
+            const char* extra = "") {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n", code,
+            reason, type, body.size(), extra);
+  mg_write(conn, body.data(), body.size());
+  return code;
 }
 
-std::string_view firstLine(std::string_view head) {
-  auto line = head.substr(0, head.find('\n'));
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  return line;
-}
-
-// The response to the bytes received so far, or "" while the head is incomplete.
-std::string examine(const std::string& in, const std::function<std::string()>& render) {
-  const auto crlf = in.find("\r\n\r\n");
-  const auto lf = in.find("\n\n");
-  const size_t end = std::min(crlf == std::string::npos ? std::string::npos : crlf + 4,
-                              lf == std::string::npos ? std::string::npos : lf + 2);
-  std::string_view method, target;
-  const bool lineDone = in.find('\n') != std::string::npos;
-  if (lineDone && !parseRequestLine(firstLine(in), method, target)) {
-    return errorResponse(400, "Bad Request", "malformed request line\n");
-  }
-  if ((end == std::string::npos && in.size() > kMaxHead) || (end != std::string::npos && end > kMaxHead)) {
-    return errorResponse(431, "Request Header Fields Too Large", "request head over 8 KiB\n");
-  }
-  if (end == std::string::npos) return {};
-  // Header fields: "name: value" each.
-  std::string_view rest = std::string_view(in).substr(0, end);
-  rest.remove_prefix(rest.find('\n') + 1);
-  while (!rest.empty()) {
-    auto nl = rest.find('\n');
-    auto field = rest.substr(0, nl);
-    rest.remove_prefix(nl + 1);
-    if (!field.empty() && field.back() == '\r') field.remove_suffix(1);
-    if (field.empty()) break;
-    const auto colon = field.find(':');
-    if (colon == 0 || colon == std::string_view::npos ||
-        !std::all_of(field.begin(), field.begin() + static_cast<std::ptrdiff_t>(colon), isTchar)) {
-      return errorResponse(400, "Bad Request", "malformed header field\n");
-    }
-  }
-  if (method != "GET") return errorResponse(405, "Method Not Allowed", "only GET is served\n", "Allow: GET\r\n");
-  if (target.substr(0, target.find('?')) != "/metrics") return errorResponse(404, "Not Found", "try /metrics\n");
-  try {
-    return response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", render());
-  } catch (const std::exception& e) {
-    return errorResponse(500, "Internal Server Error", std::string("rendering metrics failed: ") + e.what() + "\n");
-  }
+int plain(mg_connection* conn, int code, const char* reason, const std::string& body, const char* extra = "") {
+  return respond(conn, code, reason, "text/plain; charset=utf-8", body, extra);
 }
 
 }  // namespace
@@ -176,133 +100,127 @@ HttpEndpoint::HttpEndpoint(std::string listenAddress, std::function<std::string(
 
 HttpEndpoint::~HttpEndpoint() { stop(); }
 
+int HttpEndpoint::onRequest(mg_connection* conn) {
+  auto* self = static_cast<HttpEndpoint*>(mg_get_user_data(mg_get_context(conn)));
+  return self->serve(conn);
+}
+
+int HttpEndpoint::onLog(const mg_connection* conn, const char* message) {
+  auto* self = conn != nullptr ? static_cast<HttpEndpoint*>(mg_get_user_data(mg_get_context(conn))) : nullptr;
+  if (self != nullptr) {
+    std::lock_guard<std::mutex> lock(self->startMu_);
+    if (self->ctx_ == nullptr) self->startLog_ += std::string(message) + "; ";
+  }
+  // Clients' mistakes (malformed heads, timeouts) are theirs: debug only.
+  spdlog::debug("metrics: civetweb: {}", message);
+  return 1;  // handled: CivetWeb writes no log of its own
+}
+
+int HttpEndpoint::serve(mg_connection* conn) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  const std::string_view version = ri->http_version != nullptr ? ri->http_version : "";
+  if (version != "1.1" && version != "1.0") return plain(conn, 400, "Bad Request", "HTTP/1.0 or HTTP/1.1 only\n");
+  for (int i = 0; i < ri->num_headers; i++) {
+    const std::string_view name = ri->http_headers[i].name != nullptr ? ri->http_headers[i].name : "";
+    if (name.empty() || !std::all_of(name.begin(), name.end(), isTchar)) {
+      return plain(conn, 400, "Bad Request", "malformed header field\n");
+    }
+  }
+  const std::string_view uri = ri->request_uri != nullptr ? ri->request_uri : "";
+  if (uri.empty() || (uri[0] != '/' && uri != "*")) return plain(conn, 400, "Bad Request", "malformed request target\n");
+  if (std::string_view(ri->request_method) != "GET") {
+    return plain(conn, 405, "Method Not Allowed", "only GET is served\n", "Allow: GET\r\n");
+  }
+  if (ri->local_uri == nullptr || std::string_view(ri->local_uri) != "/metrics") {
+    return plain(conn, 404, "Not Found", "try /metrics\n");
+  }
+  std::string body;
+  try {
+    // One render at a time, as with the single-threaded server before:
+    // render_ takes the daemon's lock, and 32 scrapes at once would queue
+    // 32 threads on it.
+    std::lock_guard<std::mutex> lock(renderMu_);
+    body = render_();
+  } catch (const std::exception& e) {
+    return plain(conn, 500, "Internal Server Error", std::string("rendering metrics failed: ") + e.what() + "\n");
+  }
+  return respond(conn, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
+}
+
 Result<void> HttpEndpoint::start() {
-  if (thread_.joinable()) return Error{"start metrics endpoint", address_, EALREADY, "already started"};
-  auto addr = parseListenAddress(address_);
-  if (!addr) return addr.error();
-  UniqueFd fd(socket(addr->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) return sysError("create socket for metrics endpoint", address_);
-  int one = 1;
-  (void)setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (addr->family == AF_INET6) (void)setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr->ss), addr->len) != 0) {
-    return sysError("bind metrics endpoint", address_);
+  if (ctx_ != nullptr) return Error{"start metrics endpoint", address_, EALREADY, "already started"};
+  auto spec = listenSpec(address_);
+  if (!spec) return spec.error();
+  static std::once_flag initOnce;
+  std::call_once(initOnce, [] { mg_init_library(0); });
+
+  const std::string workers = std::to_string(kWorkers), queue = std::to_string(kQueue),
+                    headMs = std::to_string(kHeadTimeoutMs), headBytes = std::to_string(kMaxHeadBytes);
+  const char* options[] = {"listening_ports", spec->c_str(),
+                           "num_threads", workers.c_str(),
+                           "connection_queue", queue.c_str(),
+                           "listen_backlog", "128",
+                           "request_timeout_ms", headMs.c_str(),
+                           "max_request_size", headBytes.c_str(),
+                           "enable_keep_alive", "no",
+                           "linger_timeout_ms", "1000",
+                           "decode_url", "yes",
+                           nullptr};
+  mg_callbacks callbacks{};
+  callbacks.begin_request = &HttpEndpoint::onRequest;  // every request ends here: no files are served
+  callbacks.log_message = &HttpEndpoint::onLog;
+  mg_init_data init{};
+  init.callbacks = &callbacks;
+  init.user_data = this;
+  init.configuration_options = options;
+  char text[256] = "";
+  unsigned code = 0;
+  mg_error_data error{&code, text, sizeof(text)};
+  {
+    std::lock_guard<std::mutex> lock(startMu_);
+    startLog_.clear();
   }
-  if (listen(fd.get(), 64) != 0) return sysError("listen on metrics endpoint", address_);
-  sockaddr_storage bound{};
-  socklen_t blen = sizeof(bound);
-  if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &blen) != 0) {
-    return sysError("getsockname of metrics endpoint", address_);
+  mg_context* ctx = mg_start2(&init, &error);
+  if (ctx == nullptr) {
+    std::lock_guard<std::mutex> lock(startMu_);
+    std::string detail = startLog_.empty() ? std::string(text) : startLog_ + text;
+    return Error{"bind metrics endpoint", address_, errnoIn(startLog_), detail};
   }
-  UniqueFd stopFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!stopFd) return sysError("create eventfd for metrics endpoint", address_);
-  port_ = ntohs(addr->family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
-                                        : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
-  listen_ = std::move(fd);
-  stop_ = std::move(stopFd);
-  thread_ = std::thread([this] { run(); });
+  mg_server_port ports[2]{};
+  if (mg_get_server_ports(ctx, 2, ports) < 1) {
+    mg_stop(ctx);
+    return Error{"start metrics endpoint", address_, 0, "no listening port"};
+  }
+  std::lock_guard<std::mutex> lock(startMu_);
+  ctx_ = ctx;
+  port_ = static_cast<uint16_t>(ports[0].port);
+  (void)inet_pton(AF_INET, address_.substr(0, address_.rfind(':')).c_str(), &host_);
   return {};
 }
 
 void HttpEndpoint::stop() {
-  if (!thread_.joinable()) return;
-  const uint64_t one = 1;
-  (void)!write(stop_.get(), &one, sizeof(one));
-  thread_.join();
-  listen_.reset();
-  stop_.reset();
+  if (ctx_ == nullptr) return;
+  // CivetWeb's accept thread polls in 2 s quanta and sees the stop flag only
+  // between them (2 s per stop, measured). A connect wakes its poll at once;
+  // once stopping it accepts nothing, and closing the listener resets these.
+  std::atomic<bool> stopped{false};
+  std::thread waker([this, &stopped] {
+    while (!stopped) {
+      UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(port_);
+      a.sin_addr = host_;
+      if (fd) (void)connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  mg_stop(ctx_);  // joins its threads
+  stopped = true;
+  waker.join();
+  std::lock_guard<std::mutex> lock(startMu_);
+  ctx_ = nullptr;
   port_ = 0;
-}
-
-void HttpEndpoint::run() {
-  enum class Phase { Head, Write, Linger };
-  struct Client {
-    UniqueFd fd;
-    Phase phase = Phase::Head;
-    std::string in, out;
-    size_t sent = 0, drained = 0;
-    int64_t deadline = 0;
-  };
-  std::list<Client> clients;  // in accept order
-  std::vector<pollfd> fds;
-  for (;;) {
-    fds.assign({{stop_.get(), POLLIN, 0}, {listen_.get(), POLLIN, 0}});
-    int64_t now = nowMs();
-    int timeout = -1;
-    for (const auto& c : clients) {
-      fds.push_back({c.fd.get(), static_cast<short>(c.phase == Phase::Write ? POLLOUT : POLLIN), 0});
-      const int left = static_cast<int>(std::max<int64_t>(0, c.deadline - now));
-      timeout = timeout < 0 ? left : std::min(timeout, left);
-    }
-    if (poll(fds.data(), fds.size(), timeout) < 0) {
-      for (auto& p : fds) p.revents = 0;  // nothing to act on; deadlines still apply
-      if (errno != EINTR) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (fds[0].revents & POLLIN) return;
-    now = nowMs();
-
-    size_t i = 2;
-    for (auto it = clients.begin(); it != clients.end(); i++) {
-      Client& c = *it;
-      const short re = fds[i].revents;
-      bool done = now >= c.deadline;
-      bool justAnswered = false;
-      if (!done && c.phase == Phase::Head && (re & (POLLIN | POLLHUP | POLLERR))) {
-        char buf[4096];
-        const ssize_t n = recv(c.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
-        if (n > 0) {
-          c.in.append(buf, static_cast<size_t>(n));
-          c.out = examine(c.in, render_);
-          if (!c.out.empty()) {
-            c.phase = Phase::Write;
-            c.deadline = now + kWriteMs;
-            justAnswered = true;
-          }
-        } else {
-          done = n == 0 || (errno != EAGAIN && errno != EINTR);
-        }
-      }
-      if (!done && c.phase == Phase::Write && (justAnswered || (re & (POLLOUT | POLLHUP | POLLERR)))) {
-        const ssize_t n = send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) c.sent += static_cast<size_t>(n);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-          done = true;
-        } else if (c.sent == c.out.size()) {
-          // Lingering close: unread request bytes would turn close() into a
-          // RST that can destroy the response before the client reads it.
-          (void)shutdown(c.fd.get(), SHUT_WR);
-          c.phase = Phase::Linger;
-          c.deadline = now + kLingerMs;
-          c.in.clear();
-          c.out.clear();
-        }
-      } else if (!done && c.phase == Phase::Linger && (re & (POLLIN | POLLHUP | POLLERR))) {
-        char buf[4096];
-        const ssize_t n = recv(c.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
-        if (n > 0) c.drained += static_cast<size_t>(n);
-        done = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || c.drained > kLingerBytes;
-      }
-      it = done ? clients.erase(it) : std::next(it);
-    }
-
-    if (fds[1].revents & POLLIN) {
-      for (int k = 0; k < kMaxAcceptsPerWake; k++) {
-        UniqueFd cfd(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-        if (!cfd) break;
-        if (clients.size() >= kMaxClients) {
-          // Full: the oldest client still dawdling over its head makes room;
-          // clients being answered are never dropped for a newcomer.
-          auto idle = std::find_if(clients.begin(), clients.end(), [](const Client& c) { return c.phase == Phase::Head; });
-          if (idle == clients.end()) continue;  // cfd closes
-          clients.erase(idle);
-        }
-        Client c;
-        c.fd = std::move(cfd);
-        c.deadline = now + kHeadMs;
-        clients.push_back(std::move(c));
-      }
-    }
-  }
 }
 
 }  // namespace microseg::metrics

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <utility>
 
+#include "common/text.h"
+
 namespace microseg::metrics {
 namespace {
 
@@ -16,7 +18,10 @@ bool isDigit(char c) { return c >= '0' && c <= '9'; }
 bool isMetricChar(char c) { return isAlpha(c) || isDigit(c) || c == '_' || c == ':'; }
 bool isLabelChar(char c) { return isAlpha(c) || isDigit(c) || c == '_'; }
 
-void escapeInto(std::string& out, const std::string& s, bool quotes) {
+// Label values and HELP texts are UTF-8 in the format: a workload's or a
+// cgroup's name that is not is encoded as text::toUtf8() does.
+void escapeInto(std::string& out, const std::string& raw, bool quotes) {
+  const std::string s = text::toUtf8(raw);
   for (char c : s) {
     if (c == '\\') {
       out += "\\\\";
@@ -148,7 +153,7 @@ std::string render(const std::vector<Family>& families) {
   return out;
 }
 
-Result<std::vector<Family>> parse(const std::string& text) {
+Result<std::vector<Family>> parse(const std::string& input) {
   struct State {
     size_t index = 0;
     int firstLine = 0;
@@ -177,13 +182,14 @@ Result<std::vector<Family>> parse(const std::string& text) {
   };
 
   size_t pos = 0;
-  while (pos < text.size()) {
+  while (pos < input.size()) {
     n++;
-    const size_t nl = text.find('\n', pos);
+    const size_t nl = input.find('\n', pos);
     if (nl == std::string::npos) return err("last line does not end with a newline");
-    const std::string_view line(text.data() + pos, nl - pos);
+    const std::string_view line(input.data() + pos, nl - pos);
     pos = nl + 1;
     if (line.empty()) return err("empty line");
+    if (!text::isUtf8(line)) return err("not valid UTF-8");
 
     if (line[0] == '#') {
       const bool help = line.rfind("# HELP ", 0) == 0;

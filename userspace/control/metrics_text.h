@@ -36,7 +36,8 @@ std::string formatValue(double value);
 
 // "# HELP name help\n# TYPE name counter\nname{a="x",b="y"} 12\n" per family,
 // labels in name order. Label values escape backslash, double quote and
-// newline; HELP escapes backslash and newline. Throws std::invalid_argument
+// newline; HELP escapes backslash and newline; both are encoded as
+// text::toUtf8() does (the format is UTF-8). Throws std::invalid_argument
 // naming the culprit for an invalid metric or label name or a family name
 // used twice (all programming errors).
 std::string render(const std::vector<Family>& families);
@@ -46,7 +47,7 @@ std::string render(const std::vector<Family>& families);
 // newline; at most one HELP and exactly one TYPE (counter or gauge) per
 // family, both before its samples; the lines of a family are contiguous;
 // counter names end in _total; no duplicate series (same name and label
-// set); values are floats. Errors read "parse metrics of 'line N' failed:
+// set); values are floats; every line is valid UTF-8. Errors read "parse metrics of 'line N' failed:
 // <what is wrong>".
 Result<std::vector<Family>> parse(const std::string& text);
 

@@ -1,8 +1,11 @@
 // Control-socket protocol, version 1 (notes/interfaces.md "Control socket").
 //
 // Unix stream socket, one request per connection: the client writes one JSON
-// object and "\n" (at most kMaxMessageBytes before the newline); the server
-// answers with one JSON object and "\n", then closes.
+// object and "\n" (at most kMaxMessageBytes before the newline, all of it
+// within a short deadline after connecting); the server answers with one
+// JSON object and "\n", then closes. A request is strict JSON in UTF-8: a
+// key given twice, a number no double can hold (1e400) or bytes that are not
+// UTF-8 are a bad_request, not a guess.
 //   request:  {"version": 1, "command": "<name>", ...fields}
 //   success:  {"version": 1, "ok": true, "result": {...}}
 //   failure:  {"version": 1, "ok": false,
@@ -18,6 +21,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
+
 namespace microseg::control {
 
 inline constexpr int kProtocolVersion = 1;
@@ -31,6 +36,7 @@ inline constexpr const char* kErrUnknownCommand = "unknown_command";
 inline constexpr const char* kErrPermissionDenied = "permission_denied";
 inline constexpr const char* kErrInvalidPolicy = "invalid_policy";  // details: "FILE:LINE:COL: error: ..."
 inline constexpr const char* kErrInternal = "internal";
+inline constexpr const char* kErrBusy = "busy";  // too many connections (in all, or of this uid): retry
 
 // Thrown by command handlers; the server turns it into a failure reply with
 // exactly this code, message (what()) and details.
@@ -56,10 +62,9 @@ inline nlohmann::json errorReply(const std::string& code, const std::string& mes
 }
 
 // One message on the wire, without its "\n". Strings that are not valid
-// UTF-8 (a cgroup name can be any bytes) are replaced, never thrown on.
-inline std::string encodeMessage(const nlohmann::json& msg) {
-  return msg.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
+// UTF-8 (a cgroup name can be any bytes) are replaced as text::toUtf8()
+// does, never thrown on.
+inline std::string encodeMessage(const nlohmann::json& msg) { return text::jsonText(msg); }
 
 // A JSON string literal of `s`, encoded as encodeMessage() would, appended
 // to `out` (for results written as text, see ControlServer::TextHandler).

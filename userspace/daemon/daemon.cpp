@@ -23,6 +23,7 @@
 
 #include "common/cgroup.h"
 #include "common/fd.h"
+#include "common/text.h"
 #include "common/version.h"
 #include "control/metrics_http.h"
 #include "control/protocol.h"
@@ -183,7 +184,7 @@ int Daemon::run() {
 int Daemon::setup() {
   startedAt_ = nowRealtimeNs();
   clockOffsetNs_ = flows::monotonicToRealtimeOffsetNs();
-  spdlog::info("microsegd starting: {}", config_.toJson().dump());
+  spdlog::info("microsegd starting: {}", text::jsonText(config_.toJson()));
 
   config_.cgroupRoot = normalizePath(config_.cgroupRoot);
   if (auto level = cgroupLevel(config_.cgroupRoot); !level) {
@@ -636,8 +637,7 @@ flows::FlowContext Daemon::flowContextLocked() const {
 
 void Daemon::writeFlowLine(const flows::FlowRecord& r, uint64_t delta) {
   if (flowLog_ == nullptr || delta == 0) return;
-  std::string line = flows::recordToJson(r, delta, flowContextLocked()).dump();
-  line.push_back('\n');
+  const std::string line = flows::recordLine(r, delta, flowContextLocked());
   if (fwrite(line.data(), 1, line.size(), flowLog_) != line.size()) flowLogWriteErrors_++;
 }
 

@@ -2,8 +2,10 @@
 // O(workloads) per scrape: no per-flow or per-cgroup series.
 #include <spdlog/spdlog.h>
 
+#include "common/names.h"
 #include "control/metrics_http.h"
 #include "control/metrics_text.h"
+#include "control/server.h"
 #include "daemon/daemon.h"
 
 namespace microseg::daemon {
@@ -24,9 +26,9 @@ std::string Daemon::renderMetricsLocked() {
 
   if (auto c = datapath_->counters(); c) {
     counter("microseg_verdicts_total", "New flows judged by the datapath, by verdict (kernel counters).",
-            {Sample{{{"verdict", "allow"}}, double(c->allowed())},
-             Sample{{{"verdict", "deny"}}, double(c->denied())},
-             Sample{{{"verdict", "audit"}}, double(c->audited())}});
+            {Sample{{{"verdict", verdictName(MS_VERDICT_ALLOW)}}, double(c->allowed())},
+             Sample{{{"verdict", verdictName(MS_VERDICT_DENY)}}, double(c->denied())},
+             Sample{{{"verdict", verdictName(MS_VERDICT_AUDIT)}}, double(c->audited())}});
     counter("microseg_events_lost_total",
             "Verdict events dropped because the kernel's ring buffer or the daemon's spool behind it was full.",
             one(double(eventsLostLocked(*c))));
@@ -68,6 +70,15 @@ std::string Daemon::renderMetricsLocked() {
   gauge("microseg_enforce", "1 when the global mode is enforce, 0 in monitor.",
         one(datapath_->mode() == MS_MODE_ENFORCE ? 1.0 : 0.0));
   gauge("microseg_workloads", "Workloads defined by the policy in force.", one(double(gen().bundle.workloads.size())));
+  if (control_) {
+    const auto st = control_->stats();
+    counter("microseg_control_refused_total",
+            "Control-socket connections turned away at once: all slots taken (full) or the caller's uid at its limit.",
+            {Sample{{{"reason", "full"}}, double(st.refusedFull)}, Sample{{{"reason", "uid_limit"}}, double(st.refusedPerUid)}});
+    counter("microseg_control_dropped_total",
+            "Control-socket connections cut: no whole request in time (request), reply not read in time (reply).",
+            {Sample{{{"phase", "request"}}, double(st.requestTimeouts)}, Sample{{{"phase", "reply"}}, double(st.replyTimeouts)}});
+  }
   return metrics::render(out);
 }
 

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/names.h"
+#include "common/text.h"
 #include "control/protocol.h"
 #include "control/server.h"
 #include "compiler/explain.h"
@@ -56,11 +58,12 @@ int64_t optInt(const json& body, const char* key, int64_t lo, int64_t hi, int64_
   return v;
 }
 
-uint8_t parseProtocol(const std::string& p) {
-  if (p == "tcp" || p == "TCP") return MS_PROTO_TCP;
-  if (p == "udp" || p == "UDP") return MS_PROTO_UDP;
+uint8_t protocolOf(const std::string& p) {
+  if (auto proto = parseProtocol(p)) return *proto;
   throw ControlError(control::kErrBadRequest, "protocol '" + p + "' is not tcp or udp", {});
 }
+
+const char* effectiveModeName(uint32_t mode) { return modeName(mode == MS_MODE_ENFORCE ? MS_MODE_ENFORCE : MS_MODE_MONITOR); }
 
 size_t processCount(const std::string& cgroupDir) {
   std::ifstream in(cgroupDir + "/cgroup.procs");
@@ -113,9 +116,9 @@ void Daemon::registerQueries() {
   // Written as text, a record at a time (up to 100k records: as one
   // document that was hundreds of MB).
   control_->registerTextCommand(
-      "flows", [this](const Request& req, std::string& out) {
+      command::kFlows, [this](const Request& req, std::string& out) {
         const std::string verdict = optString(req.body, "verdict");
-        if (!verdict.empty() && verdict != "allow" && verdict != "deny" && verdict != "audit") {
+        if (!verdict.empty() && !parseVerdict(verdict)) {
           throw ControlError(control::kErrBadRequest, "verdict '" + verdict + "' is not allow, deny or audit", {});
         }
         const std::string from = optString(req.body, "from"), to = optString(req.body, "to");
@@ -142,7 +145,7 @@ void Daemon::registerQueries() {
         out += "{\"events_lost\":" + std::to_string(lost) + ",\"records\":[";
         int64_t n = 0;
         for (const auto& r : recs) {
-          if (!verdict.empty() && verdict != flows::verdictName(r.key.verdict)) continue;
+          if (!verdict.empty() && verdict != verdictName(r.key.verdict)) continue;
           if (!from.empty() && !fromIds.count(r.key.srcIdentity)) continue;
           if (!to.empty() && !toIds.count(r.key.dstIdentity)) continue;
           if (port != 0 && r.key.dstPort != port) continue;
@@ -161,7 +164,7 @@ void Daemon::registerQueries() {
       false);
 
   control_->registerCommand(
-      "explain", [this](const Request& req) {
+      command::kExplain, [this](const Request& req) {
         std::lock_guard<std::mutex> lock(mu_);
         uint32_t from = 0, to = 0;
         uint16_t port = 0;
@@ -204,15 +207,14 @@ void Daemon::registerQueries() {
           port = static_cast<uint16_t>(optInt(req.body, "port", 1, 65535, 0));
           if (port == 0) throw ControlError(control::kErrBadRequest, "'port' is required", {});
           const std::string p = optString(req.body, "protocol");
-          proto = p.empty() ? MS_PROTO_TCP : parseProtocol(p);
+          proto = p.empty() ? MS_PROTO_TCP : protocolOf(p);
           const std::string d = optString(req.body, "direction");
-          if (d == "egress") {
-            ingressSide = false;
-          } else if (d == "ingress") {
-            egressSide = false;
-          } else if (!d.empty()) {
+          const auto dir = parseDirection(d);
+          if (!d.empty() && !dir) {
             throw ControlError(control::kErrBadRequest, "direction '" + d + "' is not egress or ingress", {});
           }
+          if (dir == MS_DIR_EGRESS) ingressSide = false;
+          if (dir == MS_DIR_INGRESS) egressSide = false;
         }
         // Only workloads have policy; the other end of a side is its peer.
         auto governed = [&](uint32_t id) { return gen().ids.workloads.count(id) != 0; };
@@ -228,8 +230,8 @@ void Daemon::registerQueries() {
               if (auto m = workloadModes_.find(name); m != workloadModes_.end()) mode = m->second;
             }
           }
-          std::string outcome = flows::verdictName(ex.decision.verdict);
-          if (ex.decision.verdict == MS_VERDICT_DENY && mode == MS_MODE_MONITOR) outcome = "audit";
+          std::string outcome = verdictName(ex.decision.verdict);
+          if (ex.decision.verdict == MS_VERDICT_DENY && mode == MS_MODE_MONITOR) outcome = verdictName(MS_VERDICT_AUDIT);
           json rules = json::array();
           for (const auto& c : ex.rules) {
             rules.push_back({{"rule", c.rule}, {"id", c.ruleId}, {"text", c.text}, {"matches", c.matches},
@@ -243,12 +245,12 @@ void Daemon::registerQueries() {
             decided = {{"rule", r->name()}, {"id", r->id}, {"text", text},
                        {"location", r->loc().file.str() + ":" + std::to_string(r->loc().line)}};
           }
-          sides.push_back({{"direction", dir == policy::Direction::Ingress ? "ingress" : "egress"},
+          sides.push_back({{"direction", directionName(dir == policy::Direction::Ingress ? MS_DIR_INGRESS : MS_DIR_EGRESS)},
                            {"judged_by", {{"identity", subject}, {"workload", gen().ids.nameOf(subject)}}},
-                           {"verdict", flows::verdictName(ex.decision.verdict)},
+                           {"verdict", verdictName(ex.decision.verdict)},
                            {"outcome", outcome},
-                           {"mode", mode == MS_MODE_ENFORCE ? "enforce" : "monitor"},
-                           {"reason", flows::reasonName(ex.decision.reason)},
+                           {"mode", effectiveModeName(mode)},
+                           {"reason", reasonName(ex.decision.reason)},
                            {"rule", flows::ruleName(ex.decision.ruleId, ex.decision.reason, reloader_->rules())},
                            {"decided_by", decided},
                            {"selecting_policies", ex.selectingPolicies},
@@ -260,23 +262,25 @@ void Daemon::registerQueries() {
         // The flow passes if every side that judges it lets it; the first
         // side that refuses decides.
         json decidingSide = nullptr;
-        std::string verdict = "allow", outcome = "allow";
+        const std::string allow = verdictName(MS_VERDICT_ALLOW), deny = verdictName(MS_VERDICT_DENY),
+                          audit = verdictName(MS_VERDICT_AUDIT);
+        std::string verdict = allow, outcome = allow;
         for (const auto& sd : sides) {
-          if (sd["verdict"] == "deny" && verdict == "allow") {
-            verdict = "deny";
+          if (sd["verdict"] == deny && verdict == allow) {
+            verdict = deny;
             decidingSide = sd;
           }
-          if (sd["outcome"] == "deny") {
-            outcome = "deny";
-          } else if (sd["outcome"] == "audit" && outcome == "allow") {
-            outcome = "audit";
+          if (sd["outcome"] == deny) {
+            outcome = deny;
+          } else if (sd["outcome"] == audit && outcome == allow) {
+            outcome = audit;
           }
         }
         if (decidingSide.is_null() && !sides.empty()) decidingSide = sides[0];
         json out = {{"from", {{"identity", from}, {"workload", gen().ids.nameOf(from)}}},
                     {"to", {{"identity", to}, {"workload", gen().ids.nameOf(to)}}},
                     {"port", port},
-                    {"protocol", flows::protocolName(proto)},
+                    {"protocol", protocolName(proto)},
                     {"verdict", verdict},
                     {"outcome", outcome},
                     {"sides", sides},
@@ -285,7 +289,7 @@ void Daemon::registerQueries() {
         if (decidingSide.is_null()) {
           // Neither end is a workload: nothing of ours governs this flow.
           out["direction"] = nullptr;
-          out["mode"] = datapath_->mode() == MS_MODE_ENFORCE ? "enforce" : "monitor";
+          out["mode"] = effectiveModeName(datapath_->mode());
           out["reason"] = "not-governed";
           out["rule"] = "not-governed";
           out["decided_by"] = nullptr;
@@ -304,7 +308,7 @@ void Daemon::registerQueries() {
       false);
 
   control_->registerCommand(
-      "workloads", [this](const Request&) {
+      command::kWorkloads, [this](const Request&) {
         std::lock_guard<std::mutex> lock(mu_);
         json out = json::array();
         for (const auto& w : gen().bundle.workloads) {
@@ -313,7 +317,7 @@ void Daemon::registerQueries() {
           size_t procs = 0;
           for (const auto& [id, c] : cgroups_) {
             if (c.workload != w.name) continue;
-            if (!c.inherited) cgroups.push_back(c.path);
+            if (!c.inherited) cgroups.push_back(text::toUtf8(c.path));
             procs += processCount(config_.cgroupRoot + (c.path == "/" ? "" : c.path));
           }
           // Whom its egress may reach, and who its ingress admits.
@@ -339,8 +343,8 @@ void Daemon::registerQueries() {
                          {"spiffe_id", w.spiffeId.empty() ? json(nullptr) : json(w.spiffeId)},
                          {"cgroups", cgroups},
                          {"processes", procs},
-                         {"mode", mode == MS_MODE_INHERIT ? "inherit" : (mode == MS_MODE_ENFORCE ? "enforce" : "monitor")},
-                         {"effective_mode", effective == MS_MODE_ENFORCE ? "enforce" : "monitor"},
+                         {"mode", modeName(mode)},
+                         {"effective_mode", effectiveModeName(effective)},
                          {"allowed_peers", anyPeer ? json("any") : json(peers.size())},
                          {"allowed_peer_names", peerNames},
                          {"allowed_callers", anyCaller ? json("any") : json(callers.size())},
@@ -353,7 +357,7 @@ void Daemon::registerQueries() {
   // Written as text: a document of 100k rules took ~250 MB of the daemon's
   // heap (kept after) and 4 s under the lock; the text is ~290 bytes a rule.
   control_->registerTextCommand(
-      "policy.show", [this](const Request&, std::string& out) {
+      command::kPolicyShow, [this](const Request&, std::string& out) {
         std::lock_guard<std::mutex> lock(mu_);
         const uint32_t maxId = gen().compiled.rules.maxId();
         std::map<uint32_t, uint64_t> hits;
@@ -378,7 +382,7 @@ void Daemon::registerQueries() {
           first = false;
           out += r.action == policy::Action::Allow ? "\"allow\"" : "\"deny\"";
           out += ",\"direction\":";
-          out += r.direction == policy::Direction::Ingress ? "\"ingress\"" : "\"egress\"";
+          control::appendJsonString(out, directionName(r.direction == policy::Direction::Ingress ? MS_DIR_INGRESS : MS_DIR_EGRESS));
           out += ",\"hits\":" + std::to_string(hitsOf(id)) + ",\"id\":" + std::to_string(id) +
                  ",\"index\":" + std::to_string(r.index) + ",\"location\":";
           control::appendJsonString(out, r.loc().file.str() + ":" + std::to_string(r.loc().line) + ":" +
@@ -398,7 +402,7 @@ void Daemon::registerQueries() {
   // Written as text (see policy.show): at 100k rules the document took
   // ~170 MB; the rows here are what it is made of, ~50 bytes an entry.
   control_->registerTextCommand(
-      "graph", [this](const Request&, std::string& out) {
+      command::kGraph, [this](const Request&, std::string& out) {
         std::lock_guard<std::mutex> lock(mu_);
         drainEventsLocked();
         // Nodes in the order they are first met: every identity, then the
@@ -448,7 +452,7 @@ void Daemon::registerQueries() {
           std::string ports = bits == 16 ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(last);
           const bool egress = e.key.direction == MS_DIR_EGRESS;
           allowed.push_back({egress ? e.key.subject : e.key.peer, egress ? e.key.peer : e.key.subject,
-                             e.key.direction, ports + "/" + flows::protocolName(e.key.protocol)});
+                             e.key.direction, ports + "/" + protocolName(e.key.protocol)});
         }
         auto pairOf = [](const Allowed& a) { return std::tuple(a.from, a.to, a.direction); };
         std::sort(allowed.begin(), allowed.end(), [&](const Allowed& x, const Allowed& y) { return pairOf(x) < pairOf(y); });
@@ -460,7 +464,7 @@ void Daemon::registerQueries() {
           node(a.from);
           node(a.to);
           edgeStart();
-          out += "\"direction\":\"" + std::string(flows::directionName(a.direction)) + "\",\"from\":" +
+          out += "\"direction\":\"" + std::string(directionName(a.direction)) + "\",\"from\":" +
                  std::to_string(a.from) + ",\"kind\":\"policy\"";
           appendPorts(ports);
           out += ",\"to\":" + std::to_string(a.to) + '}';
@@ -468,9 +472,9 @@ void Daemon::registerQueries() {
         // Observed edges from the flow records, by verdict.
         std::map<std::tuple<uint32_t, uint32_t, std::string>, std::pair<uint64_t, std::vector<std::string>>> observed;
         for (const auto& r : flowStore_.all()) {
-          auto& o = observed[{r.key.srcIdentity, r.key.dstIdentity, flows::verdictName(r.key.verdict)}];
+          auto& o = observed[{r.key.srcIdentity, r.key.dstIdentity, verdictName(r.key.verdict)}];
           o.first += r.count;
-          o.second.push_back(std::to_string(r.key.dstPort) + "/" + flows::protocolName(r.key.protocol));
+          o.second.push_back(std::to_string(r.key.dstPort) + "/" + protocolName(r.key.protocol));
         }
         for (auto& [k, o] : observed) {
           node(std::get<0>(k));

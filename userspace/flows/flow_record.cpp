@@ -1,5 +1,6 @@
 #include "flows/flow_record.h"
 
+#include "common/text.h"
 #include "flows/flow_store.h"
 #include "policy/cidr.h"
 
@@ -22,48 +23,6 @@ std::string isoTime(int64_t realtimeNs) {
   snprintf(buf + n, sizeof(buf) - n, ".%06ldZ", micros);
   return buf;
 }
-
-const char* verdictName(uint8_t v) {
-  switch (v) {
-    case MS_VERDICT_ALLOW: return "allow";
-    case MS_VERDICT_DENY: return "deny";
-    case MS_VERDICT_AUDIT: return "audit";
-    default: return "unknown";
-  }
-}
-
-const char* protocolName(uint8_t p) {
-  switch (p) {
-    case MS_PROTO_TCP: return "tcp";
-    case MS_PROTO_UDP: return "udp";
-    default: return "other";
-  }
-}
-
-const char* hookName(uint8_t h) {
-  switch (h) {
-    case MS_HOOK_CONNECT4: return "connect4";
-    case MS_HOOK_CONNECT6: return "connect6";
-    case MS_HOOK_SENDMSG4: return "sendmsg4";
-    case MS_HOOK_SENDMSG6: return "sendmsg6";
-    case MS_HOOK_INGRESS: return "ingress";
-    default: return "unknown";
-  }
-}
-
-const char* reasonName(uint8_t r) {
-  switch (r) {
-    case MS_REASON_RULE: return "rule";
-    case MS_REASON_DEFAULT_DENY: return "default-deny";
-    case MS_REASON_UDP_ANSWER: return "udp-answer";
-    case MS_REASON_NOT_ISOLATED: return "not-isolated";
-    case MS_REASON_NO_POLICY: return "no-policy";
-    case MS_REASON_PENDING: return "pending-identity";
-    default: return "unknown";
-  }
-}
-
-const char* directionName(uint8_t d) { return d == MS_DIR_INGRESS ? "ingress" : "egress"; }
 
 std::string ruleName(uint32_t ruleId, uint8_t reason, const compiler::RuleRegistry& rules) {
   if (reason != MS_REASON_RULE) return reasonName(reason);
@@ -90,8 +49,9 @@ nlohmann::json eventToJson(const ms_event& e, const FlowContext& ctx) {
   auto end = [&](uint32_t identity, uint64_t cgroupId) {
     std::string workload = cgroupId != 0 ? lookup(*ctx.cgroupWorkloads, cgroupId) : std::string();
     if (workload.empty()) workload = ctx.ids->nameOf(identity);
-    const std::string cgroup = cgroupId != 0 ? lookup(*ctx.cgroupPaths, cgroupId) : std::string();
-    return json{{"workload", workload},
+    // A cgroup is named by whoever created it: bytes, not necessarily UTF-8.
+    const std::string cgroup = cgroupId != 0 ? text::toUtf8(lookup(*ctx.cgroupPaths, cgroupId)) : std::string();
+    return json{{"workload", text::toUtf8(workload)},
                 {"identity", identity},
                 {"cgroup", cgroup.empty() ? json(nullptr) : json(cgroup)},
                 {"cgroup_id", cgroupId == 0 ? json(nullptr) : json(cgroupId)}};
@@ -101,7 +61,8 @@ nlohmann::json eventToJson(const ms_event& e, const FlowContext& ctx) {
   src["port"] = e.src_port == 0 ? json(nullptr) : json(ntohs(e.src_port));
   // The caller's process is known when the caller's side judged (egress).
   src["pid"] = e.pid == 0 ? json(nullptr) : json(e.pid);
-  const std::string comm(e.comm, strnlen(e.comm, sizeof(e.comm)));
+  // Any process may name itself any bytes (prctl(PR_SET_NAME)).
+  const std::string comm = text::toUtf8(std::string_view(e.comm, strnlen(e.comm, sizeof(e.comm))));
   src["comm"] = comm.empty() ? json(nullptr) : json(comm);
   json dst = end(e.dst_identity, e.dst_cgroup_id);
   dst["addr"] = formatAddr(e.dst_addr);
@@ -145,6 +106,12 @@ nlohmann::json recordToJson(const FlowRecord& r, uint64_t delta, const FlowConte
   j["first_seen"] = isoTime(r.firstSeenNs);
   j["last_seen"] = isoTime(r.lastSeenNs);
   return j;
+}
+
+std::string recordLine(const FlowRecord& r, uint64_t delta, const FlowContext& ctx) {
+  std::string line = text::jsonText(recordToJson(r, delta, ctx));
+  line.push_back('\n');
+  return line;
 }
 
 int64_t monotonicToRealtimeOffsetNs() {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bpf/abi.h"
+#include "common/names.h"
 #include "compiler/compiler.h"
 #include "identity/identities.h"
 
@@ -26,21 +27,27 @@ struct FlowContext {
 std::string formatAddr(const ms_addr& addr);
 // "2026-11-22T10:00:00.123456Z"
 std::string isoTime(int64_t realtimeNs);
-const char* verdictName(uint8_t verdict);
-const char* protocolName(uint8_t protocol);
-const char* hookName(uint8_t hook);
-const char* reasonName(uint8_t reason);
-const char* directionName(uint8_t direction);
+// The names are common/names.h's; these keep flows::verdictName() etc.
+// working where they are still spelled so (daemon.cpp).
+using microseg::directionName;
+using microseg::hookName;
+using microseg::protocolName;
+using microseg::reasonName;
+using microseg::verdictName;
 // "<policy>/<index>", "default-deny", "udp-answer", "not-isolated", ...
 std::string ruleName(uint32_t ruleId, uint8_t reason, const compiler::RuleRegistry& rules);
 
-// One flow-log JSON object (schema documented in README "Flow log").
+// One flow-log JSON object (schema documented in README "Flow log"). The
+// kernel's and the filesystem's strings (comm, cgroup paths) are encoded
+// with text::toUtf8(): the object always dumps.
 nlohmann::json eventToJson(const ms_event& event, const FlowContext& ctx);
 
 // One aggregated flow record (flow log line and `microseg flows` item):
 // the event fields above plus "record_id", "count" (events since the
 // previous line of this record: `delta`), "total", "first_seen", "last_seen".
 nlohmann::json recordToJson(const struct FlowRecord& record, uint64_t delta, const FlowContext& ctx);
+// recordToJson() as one flow-log line, "\n" included.
+std::string recordLine(const struct FlowRecord& record, uint64_t delta, const FlowContext& ctx);
 
 // Offset between CLOCK_REALTIME and CLOCK_MONOTONIC, now.
 int64_t monotonicToRealtimeOffsetNs();
