@@ -6,7 +6,9 @@
 
 #include <arpa/inet.h>
 
+#include <chrono>
 #include <map>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@ class FakeDatapath : public Datapath {
   std::vector<std::pair<ms_policy_exact_key, ms_policy_value>> exact;
   uint64_t applied = 0;         // generations applied
   int failApplies = 0;          // the next N applyGeneration() calls fail
+  int applyDelayMs = 0;         // each applyGeneration() takes this long (a big reload)
   bool adoptedState = false;
   uint64_t adoptedGeneration = 0;
 
@@ -39,6 +42,7 @@ class FakeDatapath : public Datapath {
   size_t lastApplyWrites() const override { return writes_; }
 
   Result<void> applyGeneration(const Generation& gen) override {
+    if (applyDelayMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(applyDelayMs));
     if (failApplies > 0) {
       failApplies--;
       return Error{"update of map", "ms_policy_1", ENOSPC, "fake: told to fail"};

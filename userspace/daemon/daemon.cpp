@@ -1,36 +1,24 @@
 #include "daemon/daemon.h"
-#include "policy/progress.h"
 
-#include <arpa/inet.h>
 #include <malloc.h>
-#include <ifaddrs.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
-#include <sys/inotify.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
-#include <optional>
-#include <set>
 
 #include "common/cgroup.h"
-#include "common/fd.h"
+#include "common/names.h"
 #include "common/text.h"
-#include "common/version.h"
 #include "control/metrics_http.h"
-#include "control/protocol.h"
 #include "control/server.h"
-#include "flows/flow_record.h"
-#include "policy/parser.h"
-#include "policy/watch.h"
+#include "identity/netns.h"
+#include "policy/progress.h"
 
 namespace microseg::daemon {
 namespace {
@@ -47,21 +35,6 @@ void giveBackMemoryIfMostlyFree(const char* after) {
 
 using nlohmann::json;
 
-const char* modeName(uint32_t m) {
-  switch (m) {
-    case MS_MODE_MONITOR: return "monitor";
-    case MS_MODE_ENFORCE: return "enforce";
-    default: return "inherit";
-  }
-}
-
-std::optional<uint32_t> parseMode(const std::string& s) {
-  if (s == "monitor") return MS_MODE_MONITOR;
-  if (s == "enforce") return MS_MODE_ENFORCE;
-  if (s == "inherit") return MS_MODE_INHERIT;
-  return std::nullopt;
-}
-
 int64_t nowRealtimeNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -70,94 +43,19 @@ int64_t nowRealtimeNs() {
 
 }  // namespace
 
-json DaemonConfig::toJson() const {
-  return json{{"cgroup_root", cgroupRoot},
-              {"policy_paths", policyPaths},
-              {"mode", modeName(mode)},
-              {"socket", socketPath},
-              {"socket_group", socketGroup ? json(*socketGroup) : json(nullptr)},
-              {"state_dir", stateDir},
-              {"flow_log", flowLog},
-              {"log_allowed", logAllowed},
-              {"answer_ttl_seconds", answerTtlSeconds},
-              {"metrics_listen", metricsListen},
-              {"flow_store_size", flowStoreSize},
-              {"default_enforcement",
-               defaultEnforcement == compiler::DefaultEnforcement::Always ? "always" : "selected"}};
-}
-
 Daemon::Daemon(DaemonConfig config, DatapathFactory datapath)
     : config_(std::move(config)), makeDatapath_(std::move(datapath)), flowStore_(config_.flowStoreSize) {}
 
-Daemon::~Daemon() {
-  if (flowLog_ != nullptr && !flowLogIsStdout_) fclose(flowLog_);
-  if (wakeFd_ >= 0) close(wakeFd_);
-  if (inotifyFd_ >= 0) close(inotifyFd_);
-  if (cgroupInotifyFd_ >= 0) close(cgroupInotifyFd_);
-}
+Daemon::~Daemon() = default;
 
-void Daemon::watchCgroupsLocked(const std::vector<identity::CgroupInfo>& cgroups) {
-  if (cgroupInotifyFd_ < 0) return;
-  for (const auto& c : cgroups) {
-    if (cgroups_.count(c.id)) continue;  // already watched
-    const std::string dir = c.path == "/" ? config_.cgroupRoot : config_.cgroupRoot + c.path;
-    inotify_add_watch(cgroupInotifyFd_, dir.c_str(), IN_CREATE | IN_DELETE | IN_ONLYDIR);
-  }
+void Daemon::stop() {
+  stopRequested_ = true;
+  wake();
 }
 
 void Daemon::wake() {
   uint64_t one = 1;
-  (void)!write(wakeFd_, &one, sizeof(one));
-}
-
-void Daemon::watchPolicyPaths() {
-  // Re-created on every change of paths: simplest way to drop old watches.
-  if (inotifyFd_ >= 0) close(inotifyFd_);
-  inotifyFd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (inotifyFd_ < 0) {
-    spdlog::warn("policy: inotify unavailable ({}); reload with SIGHUP or `microseg policy reload`",
-                 std::strerror(errno));
-    return;
-  }
-  const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
-                        IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB;
-  policyWatches_.clear();
-  auto isDir = [](const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-  };
-  for (auto& w : policy::policyWatches(config_.policyPaths, isDir)) {
-    const int wd = inotify_add_watch(inotifyFd_, w.dir.c_str(), mask);
-    if (wd < 0) {
-      spdlog::warn("policy: cannot watch {}: {}", w.dir, std::strerror(errno));
-      continue;
-    }
-    policyWatches_[wd] = std::move(w);
-  }
-}
-
-bool Daemon::drainPolicyEvents() {
-  bool relevant = false;
-  alignas(inotify_event) char buf[8192];
-  for (ssize_t n; (n = read(inotifyFd_, buf, sizeof(buf))) > 0;) {
-    for (ssize_t off = 0; off + static_cast<ssize_t>(sizeof(inotify_event)) <= n;) {
-      const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
-      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
-      if (ev->mask & IN_Q_OVERFLOW) {
-        relevant = true;  // events were lost: one may have been ours
-        continue;
-      }
-      auto w = policyWatches_.find(ev->wd);
-      if (w == policyWatches_.end()) continue;
-      const std::string_view name = ev->len > 0 ? std::string_view(ev->name) : std::string_view();
-      if (policy::concerns(w->second, name)) {
-        relevant = true;
-      } else {
-        spdlog::debug("policy: {}/{} changed; not a policy file, no reload", w->second.dir, name);
-      }
-    }
-  }
-  return relevant;
+  (void)!write(wakeFd_.get(), &one, sizeof(one));
 }
 
 int Daemon::run() {
@@ -186,22 +84,15 @@ int Daemon::setup() {
   clockOffsetNs_ = flows::monotonicToRealtimeOffsetNs();
   spdlog::info("microsegd starting: {}", text::jsonText(config_.toJson()));
 
+  // The datapath checks that it is a cgroup v2 directory it may attach to.
   config_.cgroupRoot = normalizePath(config_.cgroupRoot);
-  if (auto level = cgroupLevel(config_.cgroupRoot); !level) {
-    spdlog::error("{}", level.error().str());
+
+  auto flowLog = FlowLogFile::open(config_.flowLog);
+  if (!flowLog) {
+    spdlog::error("{}", flowLog.error().str());
     return 1;
   }
-
-  if (config_.flowLog == "-") {
-    flowLog_ = stdout;
-    flowLogIsStdout_ = true;
-  } else if (!config_.flowLog.empty()) {
-    flowLog_ = fopen(config_.flowLog.c_str(), "ae");
-    if (flowLog_ == nullptr) {
-      spdlog::error("{}", sysError("open flow log", config_.flowLog).str());
-      return 1;
-    }
-  }
+  flowLog_ = std::move(*flowLog);
 
   auto cookie = identity::currentNetnsCookie();
   if (!cookie) {
@@ -210,8 +101,8 @@ int Daemon::setup() {
   }
   hostNetnsCookie_ = *cookie;
   hostNetnsInode_ = identity::ownNetnsInode();
-  wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wakeFd_ < 0) {
+  wakeFd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wakeFd_) {
     spdlog::error("{}", sysError("create eventfd", "main loop").str());
     return 1;
   }
@@ -240,7 +131,7 @@ int Daemon::setup() {
     return 1;
   }
   events_ = std::move(spool.value());
-  cgroupInotifyFd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  cgroupWatch_ = std::make_unique<CgroupWatch>();
 
   std::lock_guard<std::mutex> lock(mu_);
   if (datapath_->adopted()) {
@@ -281,7 +172,8 @@ int Daemon::setup() {
   spdlog::info("datapath: {} {} (mode {}, generation {})",
                datapath_->adopted() ? "adopted pinned links on" : "attached to", config_.cgroupRoot,
                modeName(datapath_->mode()), gen().number);
-  watchPolicyPaths();
+  policyWatch_.watch(config_.policyPaths);
+  publishStatusLocked();
 
   control::ControlServer::Options copts;
   copts.path = config_.socketPath;
@@ -335,15 +227,21 @@ void Daemon::loop() {
         .count();
   };
 
+  // What the loop waits on, by name.
+  enum Source : size_t { kSignals, kTick, kRing, kWake, kPolicyFiles, kCgroups, kSources };
   for (;;) {
-    std::vector<pollfd> fds = {{sfd.get(), POLLIN, 0},  {tfd.get(), POLLIN, 0},   {efd, POLLIN, 0},
-                               {wakeFd_, POLLIN, 0},    {inotifyFd_, POLLIN, 0}, {cgroupInotifyFd_, POLLIN, 0}};
-    int n = poll(fds.data(), fds.size(), 1000);
-    if (n < 0 && errno != EINTR) {
+    pollfd fds[kSources] = {};
+    fds[kSignals] = {sfd.get(), POLLIN, 0};
+    fds[kTick] = {tfd.get(), POLLIN, 0};
+    fds[kRing] = {efd, POLLIN, 0};
+    fds[kWake] = {wakeFd_.get(), POLLIN, 0};
+    fds[kPolicyFiles] = {policyWatch_.fd(), POLLIN, 0};
+    fds[kCgroups] = {cgroupWatch_->fd(), POLLIN, 0};
+    if (poll(fds, kSources, 1000) < 0 && errno != EINTR) {
       spdlog::error("{}", sysError("poll", "main loop").str());
       return;
     }
-    if (fds[0].revents & POLLIN) {
+    if (fds[kSignals].revents & POLLIN) {
       signalfd_siginfo si{};
       while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
@@ -356,29 +254,24 @@ void Daemon::loop() {
         }
       }
     }
-    if (fds[1].revents & POLLIN) {
+    if (fds[kTick].revents & POLLIN) {
       uint64_t ticks;
       (void)!read(tfd.get(), &ticks, sizeof(ticks));
     }
-    if (fds[3].revents & POLLIN) {
+    if (fds[kWake].revents & POLLIN) {
       uint64_t v;
-      (void)!read(wakeFd_, &v, sizeof(v));
+      (void)!read(wakeFd_.get(), &v, sizeof(v));
     }
     if (uninstallRequested_) {
       spdlog::info("uninstall requested, shutting down");
       return;
     }
-    if (inotifyFd_ >= 0 && (fds[4].revents & POLLIN) && drainPolicyEvents()) {
+    if (stopRequested_) return;
+    if ((fds[kPolicyFiles].revents & POLLIN) && policyWatch_.drain()) {
       // Debounced: an editor or `cp` produces bursts of events.
       reloadDueMs = steadyMs() + config_.reloadDebounceMs;
     }
-    bool cgroupsChanged = false;
-    if (cgroupInotifyFd_ >= 0 && (fds[5].revents & POLLIN)) {
-      alignas(inotify_event) char buf[8192];
-      while (read(cgroupInotifyFd_, buf, sizeof(buf)) > 0) {
-      }
-      cgroupsChanged = true;
-    }
+    const bool cgroupsChanged = (fds[kCgroups].revents & POLLIN) && cgroupWatch_->drain();
     std::lock_guard<std::mutex> lock(mu_);
     if (gen().loaded) refreshAddressesLocked();
     if (cgroupsChanged) {
@@ -437,7 +330,7 @@ void Daemon::shutdown() {
     }
   }
   datapath_.reset();
-  if (flowLog_ != nullptr) fflush(flowLog_);
+  flowLog_.flush();
 }
 
 ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const std::string& why, bool allowEmpty) {
@@ -494,17 +387,9 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
 void Daemon::tookGenerationLocked(const ReloadOutcome& r, const std::string& why) {
   const bool pathsChanged = config_.policyPaths != gen().paths;
   config_.policyPaths = gen().paths;
-  if (pathsChanged && inotifyFd_ >= 0) watchPolicyPaths();
+  if (pathsChanged) policyWatch_.watch(config_.policyPaths);
   watchCgroupsLocked(r.cgroups);
-  cgroups_.clear();
-  cgroupPaths_.clear();
-  cgroupWorkloads_.clear();
-  for (const auto& c : r.cgroups) {
-    cgroups_[c.id] = c;
-    cgroupPaths_[c.id] = c.path;
-    if (!c.workload.empty()) cgroupWorkloads_[c.id] = c.workload;
-  }
-  watchWorkloadNetnsLocked(/*wait=*/false);
+  classifiedLocked(r.cgroups);
   lastApplyMs_ = r.ms.total;
   const auto& docs = reloader_->loaderStats();
   const auto& cs = reloader_->compilerStats();
@@ -516,351 +401,6 @@ void Daemon::tookGenerationLocked(const ReloadOutcome& r, const std::string& why
                gen().compiled.entries.size(), r.cgroups.size(), r.mapWrites, r.ms.total, r.ms.read,
                docs.documents - docs.reused, docs.documents, docs.rulesReused, r.ms.compile, cs.expanded, cs.policies,
                r.ms.apply);
-}
-
-uint32_t Daemon::workloadModeLocked(const std::string& workload, uint32_t identity) const {
-  if (auto m = workloadModes_.find(workload); m != workloadModes_.end()) return m->second;
-  if (const ms_identity_value* v = gen().compiled.identity(identity); v != nullptr) return v->mode;
-  return MS_MODE_INHERIT;
-}
-
-void Daemon::rescanLocked() {
-  // Without a policy model of our own (adopted maps, invalid policy) we
-  // would classify every cgroup as unmanaged: leave the maps alone.
-  if (!gen().loaded) return;
-  auto scanned = identity::scanCgroups(config_.cgroupRoot, *gen().matcher, gen().ids);
-  if (!scanned) {
-    spdlog::warn("identity: rescan failed: {}", scanned.error().str());
-    return;
-  }
-  std::vector<datapath::CgroupEntry> upserts;
-  std::map<uint64_t, identity::CgroupInfo> next;
-  for (const auto& c : *scanned) {
-    next[c.id] = c;
-    auto it = cgroups_.find(c.id);
-    if (it == cgroups_.end() || it->second.identity != c.identity ||
-        it->second.pendingChildren != c.pendingChildren) {
-      upserts.push_back({c.id, c.mapIdentity(), c.pendingChildren ? MS_CGROUP_F_PENDING_CHILDREN : 0u});
-    }
-  }
-  std::vector<uint64_t> removed;
-  for (const auto& [id, c] : cgroups_) {
-    if (!next.count(id)) removed.push_back(id);
-  }
-  if (!upserts.empty()) {
-    if (auto r = datapath_->upsertCgroups(upserts); !r) {
-      spdlog::warn("identity: {}", r.error().str());
-      return;
-    }
-  }
-  if (!removed.empty()) {
-    if (auto r = datapath_->removeCgroups(removed); !r) spdlog::warn("identity: {}", r.error().str());
-  }
-  if (!upserts.empty() || !removed.empty()) {
-    spdlog::debug("identity: {} cgroups added/changed, {} removed", upserts.size(), removed.size());
-  }
-  watchCgroupsLocked(*scanned);
-  cgroups_ = std::move(next);
-  watchWorkloadNetnsLocked(/*wait=*/false);
-  cgroupPaths_.clear();
-  cgroupWorkloads_.clear();
-  for (const auto& [id, c] : cgroups_) {
-    cgroupPaths_[id] = c.path;
-    if (!c.workload.empty()) cgroupWorkloads_[id] = c.workload;
-  }
-}
-
-void Daemon::watchWorkloadNetnsLocked(bool wait) {
-  std::vector<identity::AddressWatcher::WorkloadCgroup> cgroups;
-  for (const auto& [id, c] : cgroups_) {
-    if (c.workload.empty()) continue;
-    cgroups.push_back({c.path == "/" ? config_.cgroupRoot : config_.cgroupRoot + c.path, c.workload, c.identity});
-  }
-  addressWatcher_->setWorkloads(std::move(cgroups), wait);
-}
-
-std::vector<datapath::AddressEntry> Daemon::addressEntriesLocked() const {
-  std::vector<datapath::AddressEntry> next;
-  auto add = [&](const ms_addr& a, uint32_t identity, uint32_t flags, uint64_t netns) {
-    datapath::AddressEntry e;
-    e.key.prefixlen = 128;
-    e.key.addr = a;
-    e.value.identity = identity;
-    e.value.flags = flags;
-    e.value.netns_cookie = netns;
-    next.push_back(e);
-  };
-  std::set<std::string> taken;
-  auto keyOf = [](const ms_addr& a) { return std::string(reinterpret_cast<const char*>(a.a), sizeof(a.a)); };
-  if (!addrSnapshot_) return next;
-  for (const auto& a : addrSnapshot_->host) {
-    if (taken.insert(keyOf(a)).second) add(a, MS_IDENTITY_HOST, MS_IPCACHE_F_HOST, hostNetnsCookie_);
-  }
-  for (const auto& n : addrSnapshot_->netns) {
-    // Only a trusted netns names a workload (identity/address_watcher.h);
-    // an address the host also has stays the host's.
-    if (!n.trusted) continue;
-    for (const auto& a : n.addrs) {
-      if (taken.insert(keyOf(a)).second) add(a, n.identity, MS_IPCACHE_F_NETNS, n.cookie);
-    }
-  }
-  return next;
-}
-
-void Daemon::refreshAddressesLocked() {
-  auto snapshot = addressWatcher_->snapshot();
-  if (snapshot == addrSnapshot_) return;
-  auto previous = std::exchange(addrSnapshot_, std::move(snapshot));
-  auto next = addressEntriesLocked();
-  auto same = [](const datapath::AddressEntry& x, const datapath::AddressEntry& y) {
-    return std::memcmp(&x.key, &y.key, sizeof(x.key)) == 0 && std::memcmp(&x.value, &y.value, sizeof(x.value)) == 0;
-  };
-  if (next.size() == addresses_.size() && std::equal(next.begin(), next.end(), addresses_.begin(), same)) return;
-  if (auto r = datapath_->setAddresses(next); !r) {
-    spdlog::warn("datapath: {}", r.error().str());
-    addrSnapshot_ = std::move(previous);  // tried again with the next snapshot or tick
-    return;
-  }
-  spdlog::debug("identity: {} addresses of the host and workload netns in the ipcache", next.size());
-  addresses_ = std::move(next);
-}
-
-flows::FlowContext Daemon::flowContextLocked() const {
-  flows::FlowContext ctx;
-  ctx.ids = &gen().ids;
-  ctx.cgroupPaths = &cgroupPaths_;
-  ctx.cgroupWorkloads = &cgroupWorkloads_;
-  ctx.rules = &reloader_->rules();
-  ctx.monotonicToRealtimeNs = clockOffsetNs_;
-  return ctx;
-}
-
-void Daemon::writeFlowLine(const flows::FlowRecord& r, uint64_t delta) {
-  if (flowLog_ == nullptr || delta == 0) return;
-  const std::string line = flows::recordLine(r, delta, flowContextLocked());
-  if (fwrite(line.data(), 1, line.size(), flowLog_) != line.size()) flowLogWriteErrors_++;
-}
-
-// Events are folded into aggregated records; the flow log gets a line when a
-// record is new (at once) and then at most once a second per record with the
-// count since its previous line, so a flood cannot flood the log and the
-// counts of all lines add up to the events received.
-void Daemon::drainEventsLocked() {
-  if (!events_) return;
-  if (auto r = events_->take(eventBatch_); !r) spdlog::warn("datapath: {}", r.error().str());
-  auto onEvict = [this](const flows::FlowRecord& r) { writeFlowLine(r, r.count - r.flushedCount); };
-  for (const ms_event& e : eventBatch_) {
-    flowStore_.add(e, static_cast<int64_t>(e.timestamp_ns) + clockOffsetNs_, onEvict);
-    // By the workload whose policy judged: the source for egress, the
-    // destination for ingress.
-    const bool egress = e.direction == MS_DIR_EGRESS;
-    auto w = cgroupWorkloads_.find(egress ? e.src_cgroup_id : e.dst_cgroup_id);
-    flowEventCounts_[{flows::directionName(e.direction), flows::verdictName(e.verdict),
-                      w != cgroupWorkloads_.end() ? w->second
-                                                  : gen().ids.nameOf(egress ? e.src_identity : e.dst_identity)}]++;
-  }
-  const int64_t now = nowRealtimeNs() / 1000000;
-  const bool periodic = now - lastFlushMs_ >= 1000;
-  if (periodic) lastFlushMs_ = now;
-  bool wrote = false;
-  for (const auto& r : flowStore_.takeUnflushed(/*onlyNew=*/!periodic)) {
-    writeFlowLine(r, r.count - r.flushedCount);
-    wrote = true;
-  }
-  if (wrote && flowLog_ != nullptr) fflush(flowLog_);
-}
-
-uint64_t Daemon::eventsLostLocked(const datapath::Counters& c) const {
-  return c.eventsLost() + (events_ ? events_->dropped() : 0);
-}
-
-json Daemon::statusLocked() {
-  json workloads = json::array();
-  std::map<std::string, std::vector<std::string>> cgroupsByWorkload;
-  for (const auto& [id, c] : cgroups_) {
-    if (!c.workload.empty() && !c.inherited) cgroupsByWorkload[c.workload].push_back(c.path);
-  }
-  for (const auto& w : gen().bundle.workloads) {
-    auto it = gen().ids.byWorkload.find(w.name);
-    uint32_t ident = it == gen().ids.byWorkload.end() ? 0 : it->second;
-    const uint32_t mode = workloadModeLocked(w.name, ident);
-    // Its own network namespaces (containers) and their addresses, as the
-    // ipcache has them.
-    json netns = json::array();
-    for (const auto& n : addrSnapshot_->netns) {
-      if (n.workload != w.name) continue;
-      json addrs = json::array();
-      for (const auto& a : n.addrs) addrs.push_back(flows::formatAddr(a));
-      json entry{{"inode", n.inode}, {"cookie", n.cookie}, {"trusted", n.trusted}, {"addresses", addrs}};
-      if (!n.trusted) entry["distrust"] = n.distrust;
-      if (n.dropped > 0) entry["addresses_dropped"] = n.dropped;
-      netns.push_back(std::move(entry));
-    }
-    workloads.push_back(json{{"name", w.name},
-                             {"identity", ident},
-                             {"labels", w.labels},
-                             {"cgroups", cgroupsByWorkload[w.name]},
-                             {"netns", netns},
-                             {"mode", modeName(mode)}});
-  }
-  json counters = json::object();
-  if (auto c = datapath_->counters(); c) {
-    counters = json{{"allowed", c->allowed()},
-                    {"denied", c->denied()},
-                    {"audited", c->audited()},
-                    {"events_lost", eventsLostLocked(*c)},
-                    {"udp_answers", c->udpAnswers()},
-                    {"udp_exchanges_expired", udpExchangesExpired_},
-                    {"no_policy", c->values[MS_CTR_NO_POLICY]},
-                    {"unparsed", c->values[MS_CTR_UNPARSED]}};
-  }
-  return json{{"version_string", kVersion},
-              {"mode", modeName(datapath_->mode())},
-              {"policy_generation", gen().number},
-              {"policy_paths", config_.policyPaths},
-              {"cgroup_root", config_.cgroupRoot},
-              {"state_dir", config_.stateDir},
-              {"uptime_seconds", (nowRealtimeNs() - startedAt_) / 1000000000},
-              {"workloads", workloads},
-              {"counters", counters},
-              {"flow_log_write_errors", flowLogWriteErrors_},
-              {"datapath",
-               {{"adopted", datapath_->adopted()},
-                {"pin_dir", datapath_->pinDir()},
-                {"cgroup_entries", datapath_->activeCgroupIds().size()},
-                {"cgroups_known", cgroups_.size()},
-                {"addresses", addresses_.size()},
-                {"host_netns_cookie", hostNetnsCookie_}}},
-              {"policy",
-               {{"entries", gen().compiled.entries.size()},
-                {"rules", gen().compiled.rules.size()},
-                {"identities", gen().ids.labels.size()},
-                {"applied_at", gen().appliedAtNs != 0 ? flows::isoTime(gen().appliedAtNs) : std::string()}}},
-              {"last_reload", lastReload_},
-              {"config", config_.toJson()}};
-}
-
-void Daemon::registerCommands() {
-  using control::ControlError;
-  using control::Request;
-
-  control_->registerCommand(
-      "status", [this](const Request&) {
-        std::lock_guard<std::mutex> lock(mu_);
-        return statusLocked();
-      },
-      false);
-
-  control_->registerCommand(
-      "mode.get", [this](const Request&) {
-        std::lock_guard<std::mutex> lock(mu_);
-        return json{{"mode", modeName(datapath_->mode())}};
-      },
-      false);
-
-  control_->registerCommand(
-      "mode.set", [this](const Request& req) {
-        if (!req.body.contains("mode") || !req.body["mode"].is_string()) {
-          throw ControlError(control::kErrBadRequest, "field 'mode' (string) is required", {});
-        }
-        const std::string want = req.body["mode"].get<std::string>();
-        auto mode = parseMode(want);
-        std::lock_guard<std::mutex> lock(mu_);
-        if (req.body.contains("workload")) {
-          if (!req.body["workload"].is_string()) {
-            throw ControlError(control::kErrBadRequest, "field 'workload' must be a string", {});
-          }
-          const std::string w = req.body["workload"].get<std::string>();
-          if (!mode) {
-            throw ControlError(control::kErrBadRequest,
-                               "mode '" + want + "' is not one of monitor, enforce, inherit", {});
-          }
-          auto it = gen().ids.byWorkload.find(w);
-          if (it == gen().ids.byWorkload.end()) {
-            throw ControlError(control::kErrBadRequest, "no workload named '" + w + "'", {});
-          }
-          if (auto r = datapath_->setIdentityMode(it->second, *mode, gen().compiled); !r) {
-            throw ControlError(control::kErrInternal, r.error().str(), {});
-          }
-          std::string previous = "inherit";
-          if (auto m = workloadModes_.find(w); m != workloadModes_.end()) previous = modeName(m->second);
-          if (*mode == MS_MODE_INHERIT) {
-            workloadModes_.erase(w);
-          } else {
-            workloadModes_[w] = *mode;
-          }
-          spdlog::info("control: workload {} mode {} -> {} (uid={} pid={})", w, previous, want,
-                       req.peer.uid, req.peer.pid);
-          return json{{"workload", w}, {"mode", want}, {"previous", previous}};
-        }
-        if (!mode || *mode == MS_MODE_INHERIT) {
-          throw ControlError(control::kErrBadRequest,
-                             "mode '" + want + "' is not one of monitor, enforce", {});
-        }
-        const std::string previous = modeName(datapath_->mode());
-        if (auto r = datapath_->setMode(*mode); !r) {
-          throw ControlError(control::kErrInternal, r.error().str(), {});
-        }
-        spdlog::info("control: mode {} -> {} (uid={} pid={})", previous, want, req.peer.uid,
-                     req.peer.pid);
-        return json{{"mode", want}, {"previous", previous}};
-      },
-      true);
-
-  control_->registerCommand(
-      "uninstall", [this](const Request& req) {
-        spdlog::warn("control: uninstall requested by uid={} pid={}", req.peer.uid, req.peer.pid);
-        uninstallRequested_ = true;
-        wake();
-        return json{{"uninstalling", true}, {"state_dir", config_.stateDir}};
-      },
-      true);
-
-  auto reloadReply = [](const ReloadResult& r) {
-    if (!r.ok) {
-      throw ControlError(control::kErrInvalidPolicy,
-                         r.errors.empty() ? "policy rejected" : r.errors.front(), r.errors);
-    }
-    return json{{"generation", r.generation}, {"entries", r.entries}};
-  };
-
-  control_->registerCommand(
-      "policy.reload", [this, reloadReply](const Request& req) {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto paths = config_.policyPaths;
-        auto r = reloadLocked(paths, "control (uid " + std::to_string(req.peer.uid) + ")");
-        return reloadReply(r);
-      },
-      true);
-
-  control_->registerCommand(
-      "policy.apply", [this, reloadReply](const Request& req) {
-        std::vector<std::string> paths;
-        if (req.body.contains("paths")) {
-          if (!req.body["paths"].is_array()) {
-            throw ControlError(control::kErrBadRequest, "field 'paths' must be an array of strings", {});
-          }
-          for (const auto& p : req.body["paths"]) {
-            if (!p.is_string() || p.get<std::string>().empty() || p.get<std::string>()[0] != '/') {
-              throw ControlError(control::kErrBadRequest,
-                                 "field 'paths' must hold absolute paths", {});
-            }
-            paths.push_back(p.get<std::string>());
-          }
-        }
-        bool allowEmpty = false;
-        if (req.body.contains("allow_empty")) {
-          if (!req.body["allow_empty"].is_boolean()) {
-            throw ControlError(control::kErrBadRequest, "field 'allow_empty' must be a boolean", {});
-          }
-          allowEmpty = req.body["allow_empty"].get<bool>();
-        }
-        std::lock_guard<std::mutex> lock(mu_);
-        if (paths.empty()) paths = config_.policyPaths;
-        auto r = reloadLocked(paths, "apply (uid " + std::to_string(req.peer.uid) + ")", allowEmpty);
-        return reloadReply(r);
-      },
-      true);
 }
 
 }  // namespace microseg::daemon

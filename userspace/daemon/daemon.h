@@ -1,32 +1,38 @@
-// microsegd: owns the datapath, the policy generations, the cgroup identity
-// view, the flow log and the control socket.
+// microsegd: owns the main loop, the signals, the control socket, the
+// watches and the generation in force; it asks the reload unit
+// (daemon/reload.h) for new generations and keeps the classification, the
+// addresses and the flow records current between them.
+//
+// Where each part lives: daemon.cpp (lifecycle, the loop, reloads),
+// classification.cpp (cgroups), addresses.cpp (the ipcache's run-time part),
+// events.cpp (verdict events -> flow records, flow log), status.cpp,
+// commands.cpp (control commands that change things), queries.cpp
+// (read-only views), metrics.cpp.
 #pragma once
 
-#include <cstdint>
-#include <map>
 #include <atomic>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "compiler/compiler.h"
-#include "flows/flow_record.h"
-#include "flows/flow_store.h"
+#include "daemon/config.h"
+#include "daemon/flow_log.h"
 #include "daemon/reload.h"
+#include "daemon/watches.h"
 #include "datapath/datapath.h"
 #include "datapath/event_spool.h"
-#include "identity/cgroup_scanner.h"
-#include "identity/identities.h"
+#include "flows/flow_record.h"
+#include "flows/flow_store.h"
 #include "identity/address_watcher.h"
-#include "identity/netns.h"
-#include "policy/model.h"
-#include "policy/watch.h"
+#include "identity/cgroup_scanner.h"
 
 namespace microseg::control {
 class ControlServer;
@@ -36,26 +42,6 @@ class HttpEndpoint;
 }
 
 namespace microseg::daemon {
-
-struct DaemonConfig {
-  std::string cgroupRoot;
-  std::vector<std::string> policyPaths;
-  uint32_t mode = MS_MODE_MONITOR;
-  std::string socketPath = "/run/microseg/microseg.sock";
-  std::optional<unsigned> socketGroup;
-  std::string stateDir = "/sys/fs/bpf/microseg";
-  std::string flowLog;  // "" = none, "-" = stdout
-  bool logAllowed = false;
-  uint32_t answerTtlSeconds = 30;
-  uint32_t rescanIntervalMs = 1000;
-  compiler::DefaultEnforcement defaultEnforcement = compiler::DefaultEnforcement::Always;
-  bool modeFromFlagOrFile = false;  // only to explain a kept pinned mode in the log
-  uint32_t reloadDebounceMs = 300;
-  size_t flowStoreSize = 10000;  // aggregated flow records kept in memory
-  std::string metricsListen;     // "127.0.0.1:9464"; empty = no metrics endpoint
-
-  nlohmann::json toJson() const;
-};
 
 // Outcome of a policy load: applied, or rejected with located errors.
 struct ReloadResult {
@@ -74,13 +60,17 @@ class Daemon {
  public:
   Daemon(DaemonConfig config, DatapathFactory datapath);
   ~Daemon();
-  // Runs until SIGINT/SIGTERM. Returns the process exit code.
+  // Runs until SIGINT/SIGTERM, `microseg uninstall` or stop(). Returns the
+  // process exit code.
   int run();
+  // Ends run() from another thread (tests; signals do it in the daemon).
+  void stop();
 
  private:
   int setup();
   void loop();
   void shutdown();
+  void wake();
 
   // All of these expect mu_ held.
   // `allowEmpty`: a set without any Workload may replace one with some
@@ -91,9 +81,20 @@ class Daemon {
   void tookGenerationLocked(const ReloadOutcome& r, const std::string& why);
   // The generation in force (its model, identities and compiled entries).
   const Generation& gen() const { return reloader_->inForce(); }
+
+  // classification.cpp
   void rescanLocked();
-  // Addresses of this host and of the workloads' own netns (addresses_'s
-  // snapshot) -> ipcache entries.
+  // New cgroups' directories get an inotify watch.
+  void watchCgroupsLocked(const std::vector<identity::CgroupInfo>& cgroups);
+  // Takes a classification: the maps by id, and the netns watcher's view.
+  void classifiedLocked(const std::vector<identity::CgroupInfo>& cgroups);
+  // A workload's own mode: the CLI's override, else its policies', else
+  // MS_MODE_INHERIT (the global mode).
+  uint32_t workloadModeLocked(const std::string& workload, uint32_t identity) const;
+
+  // addresses.cpp
+  // Addresses of this host and of the workloads' own netns (addrSnapshot_)
+  // -> ipcache entries.
   std::vector<datapath::AddressEntry> addressEntriesLocked() const;
   // Writes the address watcher's latest snapshot into the ipcache if it is
   // not the one there.
@@ -101,30 +102,28 @@ class Daemon {
   // Tells the address watcher which cgroups hold workloads (after cgroups_
   // changed); with `wait`, until it has looked at them.
   void watchWorkloadNetnsLocked(bool wait);
+
+  // events.cpp
   void drainEventsLocked();
   // Events the kernel's ring and the spool had no room for.
   uint64_t eventsLostLocked(const datapath::Counters& c) const;
-  nlohmann::json statusLocked();
-
-  void registerCommands();
-  void registerQueries();  // read-only views: daemon/queries.cpp
-  std::string renderMetricsLocked();  // daemon/metrics.cpp
-  Result<void> startMetricsLocked();
   flows::FlowContext flowContextLocked() const;
-  // A workload's own mode: the CLI's override, else its policies', else
-  // MS_MODE_INHERIT (the global mode).
-  uint32_t workloadModeLocked(const std::string& workload, uint32_t identity) const;
   void writeFlowLine(const flows::FlowRecord& r, uint64_t delta);
+
+  // status.cpp
+  nlohmann::json statusLocked();
+  // The last status with fresh counters: what `status` answers while a
+  // reload holds the lock.
+  nlohmann::json statusWithoutLock();
+  void publishStatusLocked();
+
+  void registerCommands();            // commands.cpp
+  void registerQueries();             // queries.cpp
+  std::string renderMetricsLocked();  // metrics.cpp
+  Result<void> startMetricsLocked();
   // Identities named by a CLI filter: a workload name, a reserved name, or a
   // label selector "k=v,k2=v2". Empty result = matches nothing.
   std::set<uint32_t> resolvePeerFilterLocked(const std::string& spec) const;
-  // Reads the policy watches' events; true if one concerns the policy set.
-  bool drainPolicyEvents();
-  void watchPolicyPaths();
-  // inotify on every cgroup dir of the tree: a new cgroup is classified
-  // right away, not at the next periodic rescan.
-  void watchCgroupsLocked(const std::vector<identity::CgroupInfo>& cgroups);
-  void wake();
 
   DaemonConfig config_;
   DatapathFactory makeDatapath_;
@@ -149,10 +148,10 @@ class Daemon {
 
   nlohmann::json lastReload_;
   std::atomic<bool> uninstallRequested_{false};
-  int wakeFd_ = -1;
-  int inotifyFd_ = -1;
-  std::map<int, policy::PolicyWatch> policyWatches_;  // by inotify watch descriptor
-  int cgroupInotifyFd_ = -1;
+  std::atomic<bool> stopRequested_{false};
+  UniqueFd wakeFd_;  // eventfd: wakes the loop
+  PolicyWatch policyWatch_;
+  std::unique_ptr<CgroupWatch> cgroupWatch_;
   int64_t startedAt_ = 0;
   int64_t clockOffsetNs_ = 0;
   flows::FlowStore flowStore_;
@@ -162,10 +161,10 @@ class Daemon {
   int64_t lastFlushMs_ = 0;
   double lastApplyMs_ = 0;
   uint64_t reloadFailures_ = 0;
-  FILE* flowLog_ = nullptr;
-  bool flowLogIsStdout_ = false;
-  uint64_t flowLogWriteErrors_ = 0;
+  FlowLogFile flowLog_;
   uint64_t udpExchangesExpired_ = 0;  // UDP exchange entries the periodic sweep removed
+  std::mutex statusMu_;               // guards statusSnapshot_ only
+  std::shared_ptr<const nlohmann::json> statusSnapshot_;
 };
 
 }  // namespace microseg::daemon

@@ -1,0 +1,67 @@
+// The ipcache's run-time part: this host's addresses and those of the
+// workloads' own network namespaces (identity/address_watcher.h reads them
+// on a thread of its own; this writes a new snapshot into the kernel).
+#include "daemon/daemon.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+namespace microseg::daemon {
+
+void Daemon::watchWorkloadNetnsLocked(bool wait) {
+  std::vector<identity::AddressWatcher::WorkloadCgroup> cgroups;
+  for (const auto& [id, c] : cgroups_) {
+    if (c.workload.empty()) continue;
+    cgroups.push_back({c.path == "/" ? config_.cgroupRoot : config_.cgroupRoot + c.path, c.workload, c.identity});
+  }
+  addressWatcher_->setWorkloads(std::move(cgroups), wait);
+}
+
+std::vector<datapath::AddressEntry> Daemon::addressEntriesLocked() const {
+  std::vector<datapath::AddressEntry> next;
+  auto add = [&](const ms_addr& a, uint32_t identity, uint32_t flags, uint64_t netns) {
+    datapath::AddressEntry e;
+    e.key.prefixlen = 128;
+    e.key.addr = a;
+    e.value.identity = identity;
+    e.value.flags = flags;
+    e.value.netns_cookie = netns;
+    next.push_back(e);
+  };
+  std::set<std::string> taken;
+  auto keyOf = [](const ms_addr& a) { return std::string(reinterpret_cast<const char*>(a.a), sizeof(a.a)); };
+  if (!addrSnapshot_) return next;
+  for (const auto& a : addrSnapshot_->host) {
+    if (taken.insert(keyOf(a)).second) add(a, MS_IDENTITY_HOST, MS_IPCACHE_F_HOST, hostNetnsCookie_);
+  }
+  for (const auto& n : addrSnapshot_->netns) {
+    // Only a trusted netns names a workload (identity/address_watcher.h);
+    // an address the host also has stays the host's.
+    if (!n.trusted) continue;
+    for (const auto& a : n.addrs) {
+      if (taken.insert(keyOf(a)).second) add(a, n.identity, MS_IPCACHE_F_NETNS, n.cookie);
+    }
+  }
+  return next;
+}
+
+void Daemon::refreshAddressesLocked() {
+  auto snapshot = addressWatcher_->snapshot();
+  if (snapshot == addrSnapshot_) return;
+  auto previous = std::exchange(addrSnapshot_, std::move(snapshot));
+  auto next = addressEntriesLocked();
+  auto same = [](const datapath::AddressEntry& x, const datapath::AddressEntry& y) {
+    return std::memcmp(&x.key, &y.key, sizeof(x.key)) == 0 && std::memcmp(&x.value, &y.value, sizeof(x.value)) == 0;
+  };
+  if (next.size() == addresses_.size() && std::equal(next.begin(), next.end(), addresses_.begin(), same)) return;
+  if (auto r = datapath_->setAddresses(next); !r) {
+    spdlog::warn("datapath: {}", r.error().str());
+    addrSnapshot_ = std::move(previous);  // tried again with the next snapshot or tick
+    return;
+  }
+  spdlog::debug("identity: {} addresses of the host and workload netns in the ipcache", next.size());
+  addresses_ = std::move(next);
+}
+
+}  // namespace microseg::daemon

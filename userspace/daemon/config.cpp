@@ -1,0 +1,24 @@
+#include "daemon/config.h"
+
+#include "common/names.h"
+
+namespace microseg::daemon {
+
+nlohmann::json DaemonConfig::toJson() const {
+  using nlohmann::json;
+  return json{{"cgroup_root", cgroupRoot},
+              {"policy_paths", policyPaths},
+              {"mode", modeName(mode)},
+              {"socket", socketPath},
+              {"socket_group", socketGroup ? json(*socketGroup) : json(nullptr)},
+              {"state_dir", stateDir},
+              {"flow_log", flowLog},
+              {"log_allowed", logAllowed},
+              {"answer_ttl_seconds", answerTtlSeconds},
+              {"metrics_listen", metricsListen},
+              {"flow_store_size", flowStoreSize},
+              {"default_enforcement",
+               defaultEnforcement == compiler::DefaultEnforcement::Always ? "always" : "selected"}};
+}
+
+}  // namespace microseg::daemon

@@ -1,0 +1,39 @@
+// microsegd's settings: flags (main.cpp) over the configuration file
+// (config_file.h) over these defaults.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bpf/abi.h"
+#include "compiler/compiler.h"
+
+namespace microseg::daemon {
+
+struct DaemonConfig {
+  std::string cgroupRoot;
+  std::vector<std::string> policyPaths;
+  uint32_t mode = MS_MODE_MONITOR;
+  std::string socketPath = "/run/microseg/microseg.sock";
+  std::optional<unsigned> socketGroup;
+  std::string stateDir = "/sys/fs/bpf/microseg";
+  std::string flowLog;  // "" = none, "-" = stdout
+  bool logAllowed = false;
+  uint32_t answerTtlSeconds = 30;
+  uint32_t rescanIntervalMs = 1000;
+  compiler::DefaultEnforcement defaultEnforcement = compiler::DefaultEnforcement::Always;
+  bool modeFromFlagOrFile = false;  // only to explain a kept pinned mode in the log
+  uint32_t reloadDebounceMs = 300;
+  size_t flowStoreSize = 10000;  // aggregated flow records kept in memory
+  std::string metricsListen;     // "127.0.0.1:9464"; empty = no metrics endpoint
+
+  // As status (`config`) and the start-up log show it.
+  nlohmann::json toJson() const;
+};
+
+}  // namespace microseg::daemon
