@@ -24,35 +24,56 @@
 #ifndef MICROSEG_BPF_LIB_IDENTITY_H
 #define MICROSEG_BPF_LIB_IDENTITY_H
 
-/* Nearest proper ancestor of `cgrp` (below or at the managed root) that has
- * an identity entry, or 0. Walks up at most MS_MAX_CGROUP_DEPTH levels. */
-static __always_inline __u64 anchor_of(void *cgroups, const struct ms_config *cfg,
-				       struct cgroup___ms *cgrp)
-{
-	for (int i = 0; i < MS_MAX_CGROUP_DEPTH; i++) {
-		__u64 id;
-
-		cgrp = cgroup_parent(cgrp);
-		if (!cgrp)
-			break;
-		id = cgroup_id_of(cgrp);
-		if (bpf_map_lookup_elem(cgroups, &id))
-			return id;
-		if (id == cfg->root_cgroup_id)
-			break;
-	}
-	return 0;
-}
-
-/* Is `cgrp` the managed root or below it? */
+/* Is `cgrp` the managed root or below it? Its ancestor at the root's level
+ * (ms_root_level, set at load) is the root: one load, however deep. */
 static __always_inline bool under_root(const struct ms_config *cfg, struct cgroup___ms *cgrp)
 {
-	for (int i = 0; i <= MS_MAX_CGROUP_DEPTH && cgrp; i++) {
-		if (cgroup_id_of(cgrp) == cfg->root_cgroup_id)
-			return true;
-		cgrp = cgroup_parent(cgrp);
+	if (cgroup_level(cgrp) < ms_root_level)
+		return false;
+	return cgroup_id_of(cgroup_ancestor(cgrp, ms_root_level)) == cfg->root_cgroup_id;
+}
+
+/* Nearest proper ancestor of `cgrp` (under the managed root, the caller
+ * checked) that has an entry, or 0. The daemon classifies cgroups top
+ * down (a scan sees a parent before its children, and stops 32 levels
+ * below the root), so along one chain the cgroups that have entries are
+ * the upper ones: the parent is asked first (a brand-new child of a
+ * classified cgroup), then the levels are bisected, so a chain of any
+ * depth (delegation lets a workload nest cgroups without limit) resolves
+ * in at most 17 lookups. MS_ANCHOR_DEEP where the chain is deeper than
+ * 2^MS_CGROUP_SEARCH_STEPS levels (the caller fails closed). */
+#define MS_CGROUP_SEARCH_STEPS 16
+#define MS_ANCHOR_DEEP (~0ull)
+
+static __always_inline __u64 anchor_of(void *cgroups, struct cgroup___ms *cgrp)
+{
+	__u32 level = cgroup_level(cgrp);
+	__u64 id, found = 0;
+	__u32 lo, hi;
+
+	if (level <= ms_root_level)
+		return 0;
+	id = cgroup_id_of(cgroup_ancestor(cgrp, level - 1));
+	if (bpf_map_lookup_elem(cgroups, &id))
+		return id;
+	/* Invariant: every level <= lo has an entry (lo = root - 1: none
+	 * asked yet), no level >= hi has one. */
+	lo = ms_root_level - 1;
+	hi = level - 1;
+	if (hi - lo > (1u << MS_CGROUP_SEARCH_STEPS))
+		return MS_ANCHOR_DEEP;
+	for (int i = 0; i < MS_CGROUP_SEARCH_STEPS && hi - lo > 1; i++) {
+		__u32 mid = lo + (hi - lo) / 2;
+		__u64 mid_id = cgroup_id_of(cgroup_ancestor(cgrp, mid));
+
+		if (bpf_map_lookup_elem(cgroups, &mid_id)) {
+			lo = mid;
+			found = mid_id;
+		} else {
+			hi = mid;
+		}
 	}
-	return false;
+	return found;
 }
 
 /* Identity (and creator cgroup) of a socket: the judged socket of any hook,
@@ -78,7 +99,12 @@ static __always_inline __u32 sk_identity(void *cgroups, const struct ms_config *
 	/* Not classified yet (or outside the tree): its nearest ancestor. */
 	if (!under_root(cfg, cgrp))
 		return MS_IDENTITY_HOST;
-	anchor = anchor_of(cgroups, cfg, cgrp);
+	anchor = anchor_of(cgroups, cgrp);
+	if (anchor == MS_ANCHOR_DEEP) {
+		/* Never unmanaged or host: a workload may nest this deep. */
+		count(MS_CTR_DEEP_CGROUP);
+		return MS_IDENTITY_PENDING;
+	}
 	v = anchor ? bpf_map_lookup_elem(cgroups, &anchor) : NULL;
 	if (!v)
 		return MS_IDENTITY_UNMANAGED;
@@ -147,24 +173,35 @@ static __always_inline struct ms_ipcache_value *ipcache_lookup(void *ipcache,
 
 /* The other end of an egress flow from the socket of `ctx` to (addr, port,
  * proto). `owner_cgroup` gets the receiving socket's cgroup if it is local.
- * (`ctx` is a sock_addr or skb context: bpf_get_netns_cookie() takes both.) */
+ * (`ctx` is a sock_addr or skb context: bpf_get_netns_cookie() takes both.)
+ * `*local`: the peer is a socket of this netns (it was looked up).
+ * A broadcast or multicast destination is MS_IDENTITY_MULTICAST: every
+ * local socket on the port may get it, so it is no one peer (and never the
+ * remote unicast peer `world`). */
 static __always_inline __u32 egress_peer(void *ctx, void *cgroups, void *ipcache,
 					 const struct ms_config *cfg,
 					 const struct ms_addr *addr, __be16 port, __u8 proto,
-					 __u64 *owner_cgroup)
+					 __u64 *owner_cgroup, bool *local)
 {
 	struct ms_ipcache_value *v = NULL;
 	__u32 id;
 
+	*local = false;
+	if (addr_is_multicast(addr))
+		return MS_IDENTITY_MULTICAST;
 	if (!addr_is_loopback(addr)) {
 		v = ipcache_lookup(ipcache, addr);
 		if (!v)
 			return MS_IDENTITY_WORLD;
 		/* Only an address of this very netns has its socket here. */
-		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS)) ||
-		    v->netns_cookie != bpf_get_netns_cookie(ctx))
+		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS | MS_IPCACHE_F_BROADCAST)))
 			return v->identity;
+		if (v->netns_cookie != bpf_get_netns_cookie(ctx))
+			return v->flags & MS_IPCACHE_F_BROADCAST ? MS_IDENTITY_WORLD : v->identity;
+		if (v->flags & MS_IPCACHE_F_BROADCAST)
+			return MS_IDENTITY_MULTICAST;
 	}
+	*local = true;
 	id = local_listener(ctx, cgroups, cfg, addr, port, proto, owner_cgroup);
 	if (id)
 		return id;

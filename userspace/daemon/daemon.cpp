@@ -704,6 +704,16 @@ std::vector<datapath::AddressEntry> Daemon::addressEntriesLocked() const {
   for (const auto& a : hostAddrs_) {
     if (taken.insert(keyOf(a)).second) add(a, MS_IDENTITY_HOST, MS_IPCACHE_F_HOST, hostNetnsCookie_);
   }
+  // Subnet broadcast addresses, in the netns they are broadcasts of (the
+  // kernel checks the netns): a datagram to one is not to a unicast peer.
+  for (const auto& b : identity::interfaceBroadcasts()) {
+    if (taken.insert(keyOf(b)).second) add(b, MS_IDENTITY_MULTICAST, MS_IPCACHE_F_BROADCAST, hostNetnsCookie_);
+  }
+  for (const auto& [inode, e] : workloadNetns_.entries()) {
+    for (const auto& b : e.view.broadcasts) {
+      if (taken.insert(keyOf(b)).second) add(b, MS_IDENTITY_MULTICAST, MS_IPCACHE_F_BROADCAST, e.view.cookie);
+    }
+  }
   for (const auto& [inode, e] : workloadNetns_.entries()) {
     for (const auto& a : e.view.addrs) {
       // Loopback is per netns and never looked up; an address the host
@@ -818,7 +828,11 @@ json Daemon::statusLocked() {
                     {"udp_answers", c->udpAnswers()},
                     {"udp_exchanges_expired", udpExchangesExpired_},
                     {"no_policy", c->values[MS_CTR_NO_POLICY]},
-                    {"unparsed", c->values[MS_CTR_UNPARSED]}};
+                    {"unparsed", c->values[MS_CTR_UNPARSED]},
+                    {"unsupported_protocol", c->values[MS_CTR_UNSUPPORTED_PROTO]},
+                    {"deep_cgroup", c->values[MS_CTR_DEEP_CGROUP]},
+                    {"unattributed", c->values[MS_CTR_UNATTRIBUTED]},
+                    {"multicast", c->values[MS_CTR_MULTICAST]}};
   }
   return json{{"version_string", "0.1.0"},
               {"mode", modeName(datapath_->mode())},
