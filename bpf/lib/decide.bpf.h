@@ -373,7 +373,8 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 {
 	struct ms_addr dst_addr = *dst;
 	const struct ms_addr *addr = &dst_addr;
-	const struct ms_addr any = {};
+	struct ms_addr src;
+	__be16 sport;
 	bool local = false, known_dst;
 	const struct ms_cgroup_value *subject;
 	struct ms_udp_flow_value *uf = NULL;
@@ -397,6 +398,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	if (f.protocol == MS_PROTO_REFUSED)
 		return refuse_unsupported(&g, sk);
 	known_dst = egress_destination(ctx, sk, &dst_addr, hook);
+	egress_source(sk, &dst_addr, &src, &sport);
 	f.dst_addr = dst_addr;
 	f.dst_port = port;
 	f.direction = MS_DIR_EGRESS;
@@ -413,7 +415,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 		/* A local peer's port may have changed hands: the exchange is
 		 * with the socket that had it (abi.h: peer_cgroup). */
 		if (uf && uf->peer_cgroup != MS_UDP_PEER_REMOTE &&
-		    sk_release_cgroup(sock_lookup(ctx, &any, 0, addr, port, MS_PROTO_UDP)) != uf->peer_cgroup)
+		    sk_release_cgroup(sock_lookup(ctx, &src, sport, addr, port, MS_PROTO_UDP)) != uf->peer_cgroup)
 			uf = NULL;
 		known = udp_known(&g, uf, true, cookie, addr, port, now);
 		if (known != MS_UDP_NEW) {
@@ -421,7 +423,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 				mark_connected(sk, uf ? uf->peer_cgroup : MS_UDP_PEER_REMOTE);
 			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
 				f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
-				f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port,
+				f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port,
 						     f.protocol, &f.dst_cgroup_id, &local);
 				log_answer(&f);
 			}
@@ -431,7 +433,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 
 	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
 	if (f.subject == MS_IDENTITY_PENDING) {
-		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port, f.protocol,
+		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port, f.protocol,
 				     &f.dst_cgroup_id, &local);
 		return refuse_pending(&g, &f);
 	}
@@ -439,7 +441,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 		return 1;
 
 	if (known_dst) {
-		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port, f.protocol,
+		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port, f.protocol,
 				     &f.dst_cgroup_id, &local);
 	} else {
 		f.peer = MS_IDENTITY_UNATTRIBUTED;

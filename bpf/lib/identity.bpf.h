@@ -141,17 +141,43 @@ static __always_inline struct bpf_sock *sock_lookup(void *ctx, const struct ms_a
 	return bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
 }
 
-/* The socket of this netns a connection or datagram to (addr, port, proto)
- * would reach: a listener or a bound UDP socket, wildcard and dual-stack
- * binds included, so no bind has to be tracked. Returns its identity
- * (`host` if outside the managed tree), 0 if none. */
+/* The source a datagram or connection from `sk` to `daddr` carries, as far
+ * as a hook before the route can tell: the socket's bound address (of the
+ * destination's family), else the destination itself (what the kernel
+ * picks for a local destination: the peers looked up are local), and its
+ * port (0 before a connect's autobind). A connected peer socket is found
+ * only by a tuple naming its own peer, so the lookups need it. */
+static __always_inline void egress_source(const struct bpf_sock *sk, const struct ms_addr *daddr,
+					  struct ms_addr *saddr, __be16 *sport)
+{
+	*saddr = *daddr;
+	*sport = bpf_htons((__u16)sk->src_port);
+	if (addr_is_v4(daddr)) {
+		if (sk->family == 2 /* AF_INET */ && sk->src_ip4) {
+			addr_from_ip4(saddr, sk->src_ip4);
+		} else if (sk->family == 10 /* AF_INET6 */ && sk->src_ip6[0] == 0 && sk->src_ip6[1] == 0 &&
+			   sk->src_ip6[2] == bpf_htonl(0x0000ffff) && sk->src_ip6[3]) {
+			addr_from_ip4(saddr, sk->src_ip6[3]);
+		}
+	} else if (sk->family == 10 && (sk->src_ip6[0] | sk->src_ip6[1] | sk->src_ip6[2] | sk->src_ip6[3])) {
+		__u32 w[4] = { sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3] };
+
+		addr_from_ip6(saddr, w);
+	}
+}
+
+/* The socket of this netns a connection or datagram from (saddr, sport) to
+ * (addr, port, proto) would reach: a listener or a bound UDP socket,
+ * wildcard and dual-stack binds included, so no bind has to be tracked; a
+ * connected UDP socket if it is connected to (saddr, sport). Returns its
+ * identity (`host` if outside the managed tree), 0 if none. */
 static __always_inline __u32 local_listener(void *ctx, void *cgroups, const struct ms_config *cfg,
+					    const struct ms_addr *saddr, __be16 sport,
 					    const struct ms_addr *addr, __be16 port, __u8 proto,
 					    __u64 *owner_cgroup)
 {
 	const struct ms_cgroup_value *entry;
-	const struct ms_addr any = {};
-	struct bpf_sock *sk = sock_lookup(ctx, &any, 0, addr, port, proto);
+	struct bpf_sock *sk = sock_lookup(ctx, saddr, sport, addr, port, proto);
 	__u32 id;
 
 	if (!sk)
@@ -179,9 +205,9 @@ static __always_inline struct ms_ipcache_value *ipcache_lookup(void *ipcache,
  * local socket on the port may get it, so it is no one peer (and never the
  * remote unicast peer `world`). */
 static __always_inline __u32 egress_peer(void *ctx, void *cgroups, void *ipcache,
-					 const struct ms_config *cfg,
-					 const struct ms_addr *addr, __be16 port, __u8 proto,
-					 __u64 *owner_cgroup, bool *local)
+					 const struct ms_config *cfg, const struct ms_addr *saddr,
+					 __be16 sport, const struct ms_addr *addr, __be16 port,
+					 __u8 proto, __u64 *owner_cgroup, bool *local)
 {
 	struct ms_ipcache_value *v = NULL;
 	__u32 id;
@@ -202,7 +228,7 @@ static __always_inline __u32 egress_peer(void *ctx, void *cgroups, void *ipcache
 			return MS_IDENTITY_MULTICAST;
 	}
 	*local = true;
-	id = local_listener(ctx, cgroups, cfg, addr, port, proto, owner_cgroup);
+	id = local_listener(ctx, cgroups, cfg, saddr, sport, addr, port, proto, owner_cgroup);
 	if (id)
 		return id;
 	return v ? v->identity : MS_IDENTITY_HOST;

@@ -704,16 +704,6 @@ std::vector<datapath::AddressEntry> Daemon::addressEntriesLocked() const {
   for (const auto& a : hostAddrs_) {
     if (taken.insert(keyOf(a)).second) add(a, MS_IDENTITY_HOST, MS_IPCACHE_F_HOST, hostNetnsCookie_);
   }
-  // Subnet broadcast addresses, in the netns they are broadcasts of (the
-  // kernel checks the netns): a datagram to one is not to a unicast peer.
-  for (const auto& b : identity::interfaceBroadcasts()) {
-    if (taken.insert(keyOf(b)).second) add(b, MS_IDENTITY_MULTICAST, MS_IPCACHE_F_BROADCAST, hostNetnsCookie_);
-  }
-  for (const auto& [inode, e] : workloadNetns_.entries()) {
-    for (const auto& b : e.view.broadcasts) {
-      if (taken.insert(keyOf(b)).second) add(b, MS_IDENTITY_MULTICAST, MS_IPCACHE_F_BROADCAST, e.view.cookie);
-    }
-  }
   for (const auto& [inode, e] : workloadNetns_.entries()) {
     for (const auto& a : e.view.addrs) {
       // Loopback is per netns and never looked up; an address the host
@@ -724,6 +714,17 @@ std::vector<datapath::AddressEntry> Daemon::addressEntriesLocked() const {
       if (taken.insert(keyOf(a)).second) {
         add(a, e.seen.identity, MS_IPCACHE_F_NETNS, e.view.cookie);
       }
+    }
+  }
+  // Subnet broadcast addresses, in the netns they are broadcasts of (the
+  // kernel checks the netns): a datagram to one is not to a unicast peer.
+  // Last: an address that is some netns's unicast address stays that.
+  for (const auto& b : identity::interfaceBroadcasts()) {
+    if (taken.insert(keyOf(b)).second) add(b, MS_IDENTITY_MULTICAST, MS_IPCACHE_F_BROADCAST, hostNetnsCookie_);
+  }
+  for (const auto& [inode, e] : workloadNetns_.entries()) {
+    for (const auto& b : e.view.broadcasts) {
+      if (taken.insert(keyOf(b)).second) add(b, MS_IDENTITY_MULTICAST, MS_IPCACHE_F_BROADCAST, e.view.cookie);
     }
   }
   return next;

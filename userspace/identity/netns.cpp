@@ -97,17 +97,12 @@ std::vector<ms_addr> interfaceBroadcasts() {
     }
     // The kernel routes the subnet's last address as a broadcast (a
     // "broadcast" route in the local table) for prefixes shorter than /31,
-    // whether or not the address was given a broadcast address; and the
-    // one it was given (`brd`), if any.
+    // whether or not the address was given one (`brd`). (getifaddrs()'s
+    // ifa_broadaddr is no help: without `brd` it holds the address itself.)
     if (i->ifa_netmask != nullptr && i->ifa_netmask->sa_family == AF_INET) {
       const uint32_t addr = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr;
       const uint32_t mask = reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr;
       if (__builtin_popcount(mask) < 31) add(addr | ~mask);
-    }
-    if ((i->ifa_flags & IFF_BROADCAST) != 0 && i->ifa_broadaddr != nullptr &&
-        i->ifa_broadaddr->sa_family == AF_INET) {
-      const uint32_t brd = reinterpret_cast<sockaddr_in*>(i->ifa_broadaddr)->sin_addr.s_addr;
-      if (brd != 0 && brd != 0xffffffffu) add(brd);
     }
   }
   freeifaddrs(ifa);
