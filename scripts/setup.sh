@@ -8,6 +8,7 @@ PACKAGES=(
   libbpf-dev libelf-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libyaml-dev libxxhash-dev nlohmann-json3-dev libgtest-dev
   iproute2 socat jq
+  liburing-dev
 )
 
 missing=()
