@@ -341,19 +341,34 @@ static __always_inline bool egress_destination(struct bpf_sock_addr *ctx, const 
 					       struct ms_addr *addr, __u8 hook)
 {
 	__u32 *w = (__u32 *)addr->a;
-	bool mapped_bound = sk->src_ip6[0] == 0 && sk->src_ip6[1] == 0 &&
-			    sk->src_ip6[2] == bpf_htonl(0x0000ffff);
+	__u32 family, src4, src6[4];
+	bool mapped;
 
 	if (!addr_is_unspecified(addr))
 		return true;
 	if (sk->bound_dev_if != 0 && sk->bound_dev_if != MS_LOOPBACK_IFINDEX)
 		return false;
-	if (addr_is_v4(addr))
-		addr_from_ip4(addr, sk->src_ip4 ? sk->src_ip4 : bpf_htonl(0x7f000001));
-	else if (hook == MS_HOOK_CONNECT6 && mapped_bound)
+	/* (Each field read here, into a register: the verifier refuses an
+	 * address computed into the socket, which the compiler makes for a
+	 * read it moves into a branch.) */
+	family = sk->family;
+	src4 = sk->src_ip4;
+	src6[0] = sk->src_ip6[0];
+	src6[1] = sk->src_ip6[1];
+	src6[2] = sk->src_ip6[2];
+	src6[3] = sk->src_ip6[3];
+	asm volatile("" : "+r"(src4), "+r"(src6[3]));
+	mapped = family == 10 /* AF_INET6 */ && src6[0] == 0 && src6[1] == 0 &&
+		 src6[2] == bpf_htonl(0x0000ffff);
+	if (addr_is_v4(addr)) {
+		__u32 bound = family == 2 /* AF_INET */ ? src4 : mapped ? src6[3] : 0;
+
+		addr_from_ip4(addr, bound ? bound : bpf_htonl(0x7f000001));
+	} else if (hook == MS_HOOK_CONNECT6 && mapped) {
 		addr_from_ip4(addr, bpf_htonl(0x7f000001));
-	else
+	} else {
 		w[3] = bpf_htonl(1); /* ::1 */
+	}
 	/* The verifier takes a context store only at the context pointer plus
 	 * a constant: keep the compiler from reusing an address it computed. */
 	asm volatile("" : "+r"(ctx));
@@ -364,6 +379,18 @@ static __always_inline bool egress_destination(struct bpf_sock_addr *ctx, const 
 		ctx->user_ip6[1] = w[1];
 		ctx->user_ip6[2] = w[2];
 		ctx->user_ip6[3] = w[3];
+	}
+	/* Read back: to the verifier the address is then as unknown as any
+	 * other (the constants written above would make it walk the rest of
+	 * the program once more for each). */
+	asm volatile("" : "+r"(ctx));
+	if (hook == MS_HOOK_CONNECT4 || hook == MS_HOOK_SENDMSG4) {
+		addr_from_ip4(addr, ctx->user_ip4);
+	} else {
+		w[0] = ctx->user_ip6[0];
+		w[1] = ctx->user_ip6[1];
+		w[2] = ctx->user_ip6[2];
+		w[3] = ctx->user_ip6[3];
 	}
 	return true;
 }

@@ -41,39 +41,57 @@ static __always_inline bool under_root(const struct ms_config *cfg, struct cgrou
  * classified cgroup), then the levels are bisected, so a chain of any
  * depth (delegation lets a workload nest cgroups without limit) resolves
  * in at most 17 lookups. MS_ANCHOR_DEEP where the chain is deeper than
- * 2^MS_CGROUP_SEARCH_STEPS levels (the caller fails closed). */
+ * 2^MS_CGROUP_SEARCH_STEPS levels (the caller fails closed). The bisection
+ * runs in bpf_loop(): an unrolled loop with a lookup per step multiplies
+ * the states the verifier explores at every inlined identity lookup. */
 #define MS_CGROUP_SEARCH_STEPS 16
 #define MS_ANCHOR_DEEP (~0ull)
 
+struct ms_anchor_search {
+	struct cgroup___ms *cgrp;
+	void *cgroups;
+	__u64 found;    /* the id at `lo`, 0 while lo is below the root */
+	__u32 lo, hi;   /* every level <= lo has an entry, none >= hi has */
+};
+
+static long anchor_step(__u32 i, void *arg)
+{
+	struct ms_anchor_search *s = arg;
+	__u32 mid;
+	__u64 id;
+
+	if (s->hi - s->lo <= 1)
+		return 1;
+	mid = s->lo + (s->hi - s->lo) / 2;
+	id = cgroup_id_of(cgroup_ancestor(s->cgrp, mid));
+	if (bpf_map_lookup_elem(s->cgroups, &id)) {
+		s->lo = mid;
+		s->found = id;
+	} else {
+		s->hi = mid;
+	}
+	return 0;
+}
+
 static __always_inline __u64 anchor_of(void *cgroups, struct cgroup___ms *cgrp)
 {
+	struct ms_anchor_search s = {};
 	__u32 level = cgroup_level(cgrp);
-	__u64 id, found = 0;
-	__u32 lo, hi;
+	__u64 id;
 
 	if (level <= ms_root_level)
 		return 0;
 	id = cgroup_id_of(cgroup_ancestor(cgrp, level - 1));
 	if (bpf_map_lookup_elem(cgroups, &id))
 		return id;
-	/* Invariant: every level <= lo has an entry (lo = root - 1: none
-	 * asked yet), no level >= hi has one. */
-	lo = ms_root_level - 1;
-	hi = level - 1;
-	if (hi - lo > (1u << MS_CGROUP_SEARCH_STEPS))
+	s.cgrp = cgrp;
+	s.cgroups = cgroups;
+	s.lo = ms_root_level - 1;
+	s.hi = level - 1;
+	if (s.hi - s.lo > (1u << MS_CGROUP_SEARCH_STEPS))
 		return MS_ANCHOR_DEEP;
-	for (int i = 0; i < MS_CGROUP_SEARCH_STEPS && hi - lo > 1; i++) {
-		__u32 mid = lo + (hi - lo) / 2;
-		__u64 mid_id = cgroup_id_of(cgroup_ancestor(cgrp, mid));
-
-		if (bpf_map_lookup_elem(cgroups, &mid_id)) {
-			lo = mid;
-			found = mid_id;
-		} else {
-			hi = mid;
-		}
-	}
-	return found;
+	bpf_loop(MS_CGROUP_SEARCH_STEPS, anchor_step, &s, 0);
+	return s.found;
 }
 
 /* Identity (and creator cgroup) of a socket: the judged socket of any hook,
