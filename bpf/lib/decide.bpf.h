@@ -344,7 +344,7 @@ static __always_inline bool egress_destination(struct bpf_sock_addr *ctx, const 
 	__u32 family, src4, src6[4];
 	bool mapped;
 
-	if (!addr_is_unspecified(addr))
+	if (ms_likely(!addr_is_unspecified(addr)))
 		return true;
 	if (sk->bound_dev_if != 0 && sk->bound_dev_if != MS_LOOPBACK_IFINDEX)
 		return false;
@@ -422,7 +422,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	sk = ctx->sk;
 	if (!sk)
 		return 0; /* the kernel always gives one; fail closed if not */
-	if (f.protocol == MS_PROTO_REFUSED)
+	if (ms_unlikely(f.protocol == MS_PROTO_REFUSED))
 		return refuse_unsupported(&g, sk);
 	known_dst = egress_destination(ctx, sk, &dst_addr, hook);
 	egress_source(sk, &dst_addr, &src, &sport);
@@ -448,7 +448,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 		if (known != MS_UDP_NEW) {
 			if (connect)
 				mark_connected(sk, uf ? uf->peer_cgroup : MS_UDP_PEER_REMOTE);
-			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
+			if (ms_unlikely(known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED))) {
 				f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
 				f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port,
 						     f.protocol, &f.dst_cgroup_id, &local);
@@ -459,7 +459,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	}
 
 	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
-	if (f.subject == MS_IDENTITY_PENDING) {
+	if (ms_unlikely(f.subject == MS_IDENTITY_PENDING)) {
 		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port, f.protocol,
 				     &f.dst_cgroup_id, &local);
 		return refuse_pending(&g, &f);
@@ -467,7 +467,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
 		return 1;
 
-	if (known_dst) {
+	if (ms_likely(known_dst)) {
 		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port, f.protocol,
 				     &f.dst_cgroup_id, &local);
 	} else {
@@ -510,10 +510,10 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	rc = load_gen(&g);
 	if (rc)
 		return rc == -2 && g.cfg->mode == MS_MODE_MONITOR;
-	if (proto == MS_PROTO_REFUSED)
+	if (ms_unlikely(proto == MS_PROTO_REFUSED))
 		return refuse_unsupported(&g, sk);
 
-	if (parse_pkt(skb, &p) < 0) {
+	if (ms_unlikely(parse_pkt(skb, &p) < 0)) {
 		/* Nothing to judge it by: fail closed for governed sockets. */
 		f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
 		if (f.subject < MS_IDENTITY_FIRST_WORKLOAD && f.subject != MS_IDENTITY_PENDING)
@@ -554,7 +554,7 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 			uf = NULL;
 		known = udp_known(&g, uf, false, cookie, &p.src, p.sport, now);
 		if (known != MS_UDP_NEW) {
-			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
+			if (ms_unlikely(known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED))) {
 				f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
 				f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p, proto,
 						      &f.src_cgroup_id, &local);
@@ -565,7 +565,7 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	}
 
 	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
-	if (f.subject == MS_IDENTITY_PENDING) {
+	if (ms_unlikely(f.subject == MS_IDENTITY_PENDING)) {
 		f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p,
 				      proto, &f.src_cgroup_id, &local);
 		return refuse_pending(&g, &f);

@@ -110,7 +110,7 @@ static __always_inline __u32 sk_identity(void *cgroups, const struct ms_config *
 	*entry = NULL;
 	*cgroup_id = cgroup_id_of(cgrp);
 	v = bpf_map_lookup_elem(cgroups, cgroup_id);
-	if (v) {
+	if (ms_likely(v)) {
 		*entry = v;
 		return v->identity;
 	}
