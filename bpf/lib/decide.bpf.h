@@ -10,11 +10,14 @@
  *   1. subject = identity of S's cgroup (fixed at creation); pending (not classified
  *      yet, may be a workload) -> deny; not a workload -> allow (nothing
  *      governs unmanaged processes);
+ *   0. a protocol not policed: ICMP ping and raw sockets pass, any other
+ *      but TCP/MPTCP/UDP of a governed socket is refused (proto_norm());
  *   2. not a new flow -> allow without a verdict: TCP packets other than a
  *      SYN to a listener; UDP datagrams answering a recent exchange of S
- *      with that peer (see ms_udp_flows in abi.h); a UDP flow a rule of
- *      this generation already allowed (for UDP this is checked before
- *      step 1: an exchange is recorded only for a governed socket);
+ *      with that peer (see ms_udp_flows in abi.h; a local peer must still
+ *      be the socket it was); a UDP flow a rule of this generation already
+ *      allowed (for UDP this is checked before step 1: an exchange is
+ *      recorded only for a governed socket);
  *   3. peer = the other end's identity (identity.bpf.h, packet.bpf.h);
  *   4. policy: {subject, peer, dir, proto, port}, then for a remote range
  *      {subject, WORLD, ...}, then {subject, ANY, ...} (see abi.h); miss ->

@@ -8,17 +8,20 @@
  * identity cannot be laundered. A cgroup gets the identity of its own entry
  * in the active ms_cgroups slot or, if the daemon has not seen it yet
  * (created a moment ago), of its nearest ancestor that has an entry: the
- * "anchor", found by walking the socket cgroup's ancestors from the managed
- * root down. So a process in a brand-new child cgroup of a workload is that
+ * "anchor", found in the cgroup's ancestor array (anchor_of()), however
+ * deep. So a process in a brand-new child cgroup of a workload is that
  * workload from its first socket on.
  *
- * The other end of a flow:
- *   - loopback / unspecified: the owner of the listening (egress) or sending
- *     (ingress) socket in the same network namespace;
+ * The other end of an egress flow (an unspecified destination is first
+ * made the address the kernel uses: decide.bpf.h, egress_destination()):
+ *   - broadcast / multicast: MS_IDENTITY_MULTICAST, whoever listens;
+ *   - loopback: the owner of the socket the connect or datagram reaches in
+ *     the same network namespace;
  *   - an address of this host or of a workload's own netns (ipcache flags
  *     HOST / NETNS): the owner of the socket in that netns when it can be
  *     found, else the ipcache identity (host, or the container's workload);
  *   - any other address: its ipcache identity (External / cidr), else world.
+ * Of an inbound packet: packet.bpf.h, ingress_peer().
  * A local peer is identified by its socket's cgroup, never by its IP.
  */
 #ifndef MICROSEG_BPF_LIB_IDENTITY_H
