@@ -297,8 +297,10 @@ TEST_F(Attacks, UdpExchangesBelongToTheSocketsThatMadeThem) {
       return e["verdict"] == (enforce ? "deny" : "audit") && e["direction"] == "ingress" &&
              e["dst"]["port"] == P4() && e["src"]["workload"] == "client-b";
     });
-    ASSERT_TRUE(f) << daemon_->log();
-    EXPECT_EQ((*f)["rule"], "default-deny");
+    EXPECT_TRUE(f) << daemon_->log();
+    if (f) {
+      EXPECT_EQ((*f)["rule"], "default-deny");
+    }
     // Shared: client-a keeps its socket on x open while client-b binds it too.
     const int y = port_ + 7;
     Child holder(a_, [&] {
@@ -308,6 +310,57 @@ TEST_F(Attacks, UdpExchangesBelongToTheSocketsThatMadeThem) {
     }, [&](int) { sleep(30); });
     ASSERT_TRUE(holder.ready());
     EXPECT_EQ(runIn(b_, [&] { return udpRequestFrom(y, P4(), kDropMs); }), enforce ? ETIMEDOUT : 0);
+    // The other way round: client-a's socket talked to the server's socket
+    // on 127.0.0.2:P4; that one closes, a host process (nobody judges its
+    // egress) binds it and sends to client-a's socket: it is no answer of
+    // the server's, client-a's ingress (it admits nobody) judges it.
+    const int c = port_ + 10 + (enforce ? 0 : 1);
+    sockaddr_in z{};
+    z.sin_family = AF_INET;
+    z.sin_port = htons(uint16_t(P4()));
+    inet_pton(AF_INET, "127.0.0.2", &z.sin_addr);
+    int heard[2];
+    ASSERT_EQ(pipe2(heard, O_CLOEXEC | O_NONBLOCK), 0);
+    auto zServer = std::make_unique<Child>(udpEchoServer(srv_, AF_INET, "127.0.0.2", P4()));
+    ASSERT_TRUE(zServer->ready());
+    Child client(a_, [&] {
+      int fd = udpBoundSocket(c);
+      pollfd p{fd, POLLIN, 0};
+      char buf[64];
+      if (fd < 0 || sendto(fd, "ping", 4, 0, reinterpret_cast<const sockaddr*>(&z), sizeof(z)) != 4 ||
+          poll(&p, 1, kDropMs) <= 0 || recv(fd, buf, sizeof(buf), 0) <= 0) {
+        return -1;
+      }
+      return fd;
+    }, [&](int fd) {
+      char buf[64];
+      for (;;) {
+        if (recv(fd, buf, sizeof(buf), 0) > 0) (void)!write(heard[1], "h", 1);
+      }
+    });
+    ASSERT_TRUE(client.ready());
+    zServer.reset();
+    EXPECT_EQ(runIn(ownCgroup(), [&] {
+      int fd = socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_port = htons(uint16_t(c));
+      to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      int rc = bind(fd, reinterpret_cast<const sockaddr*>(&z), sizeof(z)) == 0 ? 0 : 1000 + errno;
+      if (rc == 0) rc = sendto(fd, "spoof", 5, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 5 ? 0 : errno;
+      close(fd);
+      return rc;
+    }), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    char got[8];
+    EXPECT_EQ(read(heard[0], got, sizeof(got)), enforce ? -1 : 1) << "client-a heard the host on the server's port";
+    auto in = daemon_->waitFlow([&](const json& e) {
+      return e["verdict"] == (enforce ? "deny" : "audit") && e["direction"] == "ingress" &&
+             e["dst"]["workload"] == "client-a" && e["src"]["workload"] == "host" && e["src"]["port"] == P4();
+    });
+    ASSERT_TRUE(in) << daemon_->log();
+    close(heard[0]);
+    close(heard[1]);
   }
 }
 
