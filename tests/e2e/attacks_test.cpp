@@ -23,11 +23,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <thread>
 
 #include "attacks_util.h"
 #include "bpf/abi.h"
+#include "control/metrics_text.h"
 #include "harness.h"
 #include "policies.h"
 
@@ -169,7 +171,8 @@ TEST_F(Attacks, UdpLiteIsRefusedForGovernedSockets) {
   Child server = udpLiteEchoServer(srv_, U());
   Child hostServer = udpLiteEchoServer(ownCgroup(), U() + 20);
   ASSERT_TRUE(server.ready() && hostServer.ready());
-  ASSERT_NO_FATAL_FAILURE(start());
+  const int metricsPort = port_ + 15;
+  ASSERT_NO_FATAL_FAILURE(start({"--metrics-listen", "127.0.0.1:" + std::to_string(metricsPort)}));
   const std::string host = ownCgroup();
   for (const std::string mode : {"enforce", "monitor"}) {
     SCOPED_TRACE(mode);
@@ -186,6 +189,20 @@ TEST_F(Attacks, UdpLiteIsRefusedForGovernedSockets) {
     // server's echoes (egress) and the clients' receiving sockets.
     EXPECT_GE(counter("unsupported_protocol") - refused, enforce ? 3 : 6) << daemon_->log();
   }
+  // The metric says the same as status.
+  const std::string out = loopbackExchange(metricsPort, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  const auto body = out.find("\r\n\r\n");
+  ASSERT_NE(body, std::string::npos) << out;
+  auto fams = metrics::parse(out.substr(body + 4));
+  ASSERT_TRUE(fams) << fams.error().str();
+  double scraped = -1;
+  for (const auto& f : *fams) {
+    if (f.name != "microseg_failed_closed_total") continue;
+    for (const auto& smp : f.samples) {
+      if (smp.labels == std::map<std::string, std::string>{{"reason", "unsupported_protocol"}}) scraped = smp.value;
+    }
+  }
+  EXPECT_EQ(scraped, double(counter("unsupported_protocol")));
 }
 
 // A socket bound to a device (SO_BINDTODEVICE needs no privilege) that sends
