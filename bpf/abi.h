@@ -28,7 +28,7 @@
 
 /* Bump when any struct or map below changes incompatibly (pinned state of an
  * older layout is then replaced, see the daemon's adoption logic). */
-#define MS_ABI_VERSION 3
+#define MS_ABI_VERSION 4
 
 /* ---- identities ------------------------------------------------------ */
 /*
@@ -42,6 +42,18 @@
 #define MS_IDENTITY_UNMANAGED      3u   /* cgroup under the root matching no workload */
 #define MS_IDENTITY_PENDING        4u   /* new cgroup not classified yet, that may
                                            match a workload pattern: fail closed */
+#define MS_IDENTITY_MULTICAST      5u   /* a broadcast or multicast destination
+                                           (224/4, 255.255.255.255, a subnet's
+                                           broadcast address, ff00::/8): reaches
+                                           every local receiver, so it is never a
+                                           unicast peer; no rule names it (policy
+                                           has no reserved name for it yet), so
+                                           only rules for any peer allow it */
+#define MS_IDENTITY_UNATTRIBUTED   6u   /* a packet sent by a socket of this netns
+                                           (it came over loopback) whose socket the
+                                           kernel's lookup cannot find: bound to
+                                           another device, or closed meanwhile. No
+                                           rule names it: fail closed */
 #define MS_IDENTITY_FIRST_WORKLOAD 256u
 /* Identities of remote address ranges (the ipcache: `External` objects and
  * inline `cidr` peers) start here; below it are workloads. */
@@ -68,6 +80,12 @@ enum ms_direction {
 /* IANA protocol numbers, as in struct bpf_sock::protocol. */
 #define MS_PROTO_TCP 6
 #define MS_PROTO_UDP 17
+/* A socket protocol the datapath does not police: ICMP echo ("ping")
+ * sockets, out of scope (neither their connect() nor their sendto() is
+ * judged). Any other protocol but TCP, MPTCP and UDP (UDP-Lite, SCTP, ...)
+ * of a governed socket is refused (counter MS_CTR_UNSUPPORTED_PROTO). */
+#define MS_PROTO_UNPOLICED 0
+#define MS_PROTO_REFUSED   255
 
 /* Which hook produced an event (for the flow log and debugging). */
 enum ms_hook {
@@ -238,6 +256,10 @@ struct ms_addr {
  */
 #define MS_IPCACHE_F_HOST  (1u << 0) /* an address of the host netns */
 #define MS_IPCACHE_F_NETNS (1u << 1) /* an address of a workload's own netns */
+#define MS_IPCACHE_F_BROADCAST (1u << 2) /* the broadcast address of a subnet of
+                                          the netns netns_cookie (identity
+                                          MS_IDENTITY_MULTICAST there; another
+                                          netns routes it as unicast: world) */
 
 struct ms_ipcache_key {
 	__u32 prefixlen;      /* 0..128 bits of addr */
@@ -264,6 +286,9 @@ struct ms_ipcache_value {
 struct ms_sock_state {
 	__u32 flags;            /* MS_SOCK_F_* */
 	__u32 _pad0;
+	__u64 peer_cgroup;      /* MS_SOCK_F_CONNECTED: what the connected peer is
+	                           held to, as ms_udp_flow_value.peer_cgroup (a
+	                           local peer's port may change hands) */
 };
 
 /* ---- UDP exchanges: ms_udp_flows (LRU_HASH) ---------------------------- */
@@ -277,7 +302,9 @@ struct ms_sock_state {
  *     the TTL (the answer to its request);
  *   - a flow a rule already allowed in the current generation is not judged
  *     again within the TTL (egress_gen / ingress_gen): established UDP flows
- *     cost one lookup.
+ *     cost one lookup (two for a peer of this netns: see peer_cgroup).
+ * An exchange is the socket's (the key's cookie) with a peer address; a
+ * local peer is also held to its socket's cgroup (peer_cgroup).
  * Timestamps (coarse CLOCK_MONOTONIC: tick resolution) are refreshed at
  * most every 100 ms per entry.
  */
@@ -293,7 +320,18 @@ struct ms_udp_flow_value {
 	__u64 heard_ns;       /* last datagram from the peer that passed ingress */
 	__u64 egress_gen;     /* generation whose rules allowed sending (0: none) */
 	__u64 ingress_gen;    /* generation whose rules allowed receiving (0: none) */
+	__u64 peer_cgroup;    /* a peer of this netns: the creator cgroup of its
+	                         socket when the exchange was judged
+	                         (MS_UDP_PEER_NOBODY: none had the address then).
+	                         Before a datagram passes by the entry, the socket
+	                         now at the peer's address and port is looked up:
+	                         another cgroup's socket (the port closed and
+	                         taken, or shared with SO_REUSEADDR/REUSEPORT)
+	                         does not inherit the exchange. 0: a peer of
+	                         another host or netns, known by address only */
 };
+#define MS_UDP_PEER_REMOTE 0ull
+#define MS_UDP_PEER_NOBODY (~0ull)
 
 /* ---- counters: ms_counters (PERCPU_ARRAY) ----------------------------- */
 enum ms_counter {
@@ -305,6 +343,16 @@ enum ms_counter {
 	MS_CTR_NO_POLICY,       /* verdict with no policy map: failed closed */
 	MS_CTR_UNPARSED,        /* inbound packet without a TCP/UDP header we could
 	                           find, to a governed socket: failed closed */
+	MS_CTR_UNSUPPORTED_PROTO, /* a governed socket of a protocol not policed
+	                           (UDP-Lite, SCTP, ...): refused at connect/sendmsg,
+	                           dropped at ingress (passed in monitor) */
+	MS_CTR_DEEP_CGROUP,     /* a socket whose cgroup is deeper below its nearest
+	                           classified ancestor than the kernel walks
+	                           (MS_MAX_CGROUP_DEPTH levels): failed closed */
+	MS_CTR_UNATTRIBUTED,    /* a packet from a socket of this netns that the
+	                           lookup cannot find (MS_IDENTITY_UNATTRIBUTED) */
+	MS_CTR_MULTICAST,       /* flows to a broadcast/multicast destination judged
+	                           (MS_IDENTITY_MULTICAST) */
 	MS_CTR_MAX,
 };
 

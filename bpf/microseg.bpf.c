@@ -21,8 +21,8 @@
 #include "bpf/lib/maps.bpf.h"
 #include "bpf/lib/kernel.bpf.h"
 #include "bpf/lib/addr.bpf.h"
-#include "bpf/lib/identity.bpf.h"
 #include "bpf/lib/events.bpf.h"
+#include "bpf/lib/identity.bpf.h"
 #include "bpf/lib/packet.bpf.h"
 #include "bpf/lib/decide.bpf.h"
 
@@ -81,12 +81,12 @@ int ms_ingress(struct __sk_buff *skb)
 	sk = bpf_sk_fullsock(sk);
 	if (!sk)
 		return 1;
-	proto = proto_norm(sk->protocol);
+	proto = proto_norm(sk->type, sk->protocol);
+	if (proto == MS_PROTO_UNPOLICED)
+		return 1;
 	/* Only a listener can be asked for a new TCP connection; established
 	 * and closing sockets carry replies. */
 	if (proto == MS_PROTO_TCP && sk->state != BPF_TCP_LISTEN)
-		return 1;
-	if (proto != MS_PROTO_TCP && proto != MS_PROTO_UDP)
 		return 1;
 	return decide_ingress(skb, sk, proto);
 }

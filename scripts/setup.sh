@@ -11,6 +11,7 @@ PACKAGES=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   etcd-server etcd-client
   iproute2 socat jq help2man dpkg-dev
+  liburing-dev
 )
 
 missing=()

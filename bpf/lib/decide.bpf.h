@@ -10,11 +10,14 @@
  *   1. subject = identity of S's cgroup (fixed at creation); pending (not classified
  *      yet, may be a workload) -> deny; not a workload -> allow (nothing
  *      governs unmanaged processes);
+ *   0. a protocol not policed: ICMP ping and raw sockets pass, any other
+ *      but TCP/MPTCP/UDP of a governed socket is refused (proto_norm());
  *   2. not a new flow -> allow without a verdict: TCP packets other than a
  *      SYN to a listener; UDP datagrams answering a recent exchange of S
- *      with that peer (see ms_udp_flows in abi.h); a UDP flow a rule of
- *      this generation already allowed (for UDP this is checked before
- *      step 1: an exchange is recorded only for a governed socket);
+ *      with that peer (see ms_udp_flows in abi.h; a local peer must still
+ *      be the socket it was); a UDP flow a rule of this generation already
+ *      allowed (for UDP this is checked before step 1: an exchange is
+ *      recorded only for a governed socket);
  *   3. peer = the other end's identity (identity.bpf.h, packet.bpf.h);
  *   4. policy: {subject, peer, dir, proto, port}, then for a remote range
  *      {subject, WORLD, ...}, then {subject, ANY, ...} (see abi.h); miss ->
@@ -168,6 +171,25 @@ static __always_inline int refuse_pending(const struct ms_gen *g, struct ms_flow
 	return finish(g->cfg, f, g->cfg->mode);
 }
 
+/* A governed socket of a protocol the datapath does not police (UDP-Lite,
+ * SCTP, ...; see proto_norm()): refused, counted, no event (a flow record
+ * has no name for the protocol); passed in monitor mode. Not governed (host,
+ * unmanaged): passed. */
+static __always_inline int refuse_unsupported(const struct ms_gen *g, const void *sk)
+{
+	const struct ms_cgroup_value *entry;
+	__u64 cgroup_id;
+	__u32 mode = g->cfg->mode;
+	__u32 id = sk_identity(g->cgroups, g->cfg, sk, &cgroup_id, &entry);
+
+	if (id < MS_IDENTITY_FIRST_WORKLOAD && id != MS_IDENTITY_PENDING)
+		return 1;
+	if (entry && entry->mode != MS_MODE_INHERIT)
+		mode = entry->mode;
+	count(MS_CTR_UNSUPPORTED_PROTO);
+	return mode == MS_MODE_MONITOR;
+}
+
 /* ---- UDP exchanges (ms_udp_flows) ---------------------------------------- */
 
 #define MS_UDP_REFRESH_NS 100000000ULL /* write a timestamp at most every 100 ms */
@@ -202,10 +224,11 @@ static __always_inline struct ms_udp_flow_value *udp_flow_lookup(__u64 cookie,
 
 /* A datagram to (`sent`) or from the peer passed; `allowed_gen` is the
  * generation whose rules allowed it, 0 if it passed without (an answer, an
- * audit). `v` is the entry if the caller already looked it up. */
+ * audit); `peer_cgroup` is what the entry holds to (abi.h). `v` is the
+ * entry if the caller already looked it up. */
 static __always_inline void udp_flow_note(struct ms_udp_flow_value *v, __u64 cookie,
 					  const struct ms_addr *peer, __be16 port, bool sent,
-					  __u64 allowed_gen, __u64 now)
+					  __u64 allowed_gen, __u64 now, __u64 peer_cgroup)
 {
 	struct ms_udp_flow_value nv = {};
 	struct ms_udp_flow_key key = {};
@@ -218,6 +241,8 @@ static __always_inline void udp_flow_note(struct ms_udp_flow_value *v, __u64 coo
 			*ts = now;
 		if (allowed_gen && *gen != allowed_gen)
 			*gen = allowed_gen;
+		if (v->peer_cgroup != peer_cgroup)
+			v->peer_cgroup = peer_cgroup;
 		return;
 	}
 	if (sent) {
@@ -227,10 +252,33 @@ static __always_inline void udp_flow_note(struct ms_udp_flow_value *v, __u64 coo
 		nv.heard_ns = now;
 		nv.ingress_gen = allowed_gen;
 	}
+	nv.peer_cgroup = peer_cgroup;
 	key.cookie = cookie;
 	key.addr = *peer;
 	key.port = port;
 	bpf_map_update_elem(&ms_udp_flows, &key, &nv, BPF_ANY);
+}
+
+/* What a judged flow's entry holds to: the local peer's socket cgroup
+ * (`local`: its address is of this netns, the socket was looked up). */
+static __always_inline __u64 udp_peer_of(bool local, __u64 peer_cgroup)
+{
+	if (!local)
+		return MS_UDP_PEER_REMOTE;
+	return peer_cgroup ? peer_cgroup : MS_UDP_PEER_NOBODY;
+}
+
+/* The creator cgroup of the socket `sk` (from a lookup; released here), 0
+ * if none. */
+static __always_inline __u64 sk_release_cgroup(struct bpf_sock *sk)
+{
+	__u64 id;
+
+	if (!sk)
+		return 0;
+	id = cgroup_id_of(sk_cgroup(sk));
+	bpf_sk_release(sk);
+	return id;
 }
 
 /* Step 2 for UDP, for a datagram the socket sends (`sent`) or receives:
@@ -249,12 +297,12 @@ static __always_inline int udp_known(const struct ms_gen *g, struct ms_udp_flow_
 		return MS_UDP_NEW;
 	if (fresh(sent ? v->heard_ns : v->sent_ns, now, ttl)) {
 		count(MS_CTR_UDP_ANSWERS);
-		udp_flow_note(v, cookie, peer, port, sent, 0, now);
+		udp_flow_note(v, cookie, peer, port, sent, 0, now, v->peer_cgroup);
 		return MS_UDP_ANSWER;
 	}
 	if ((sent ? v->egress_gen : v->ingress_gen) == g->cfg->generation &&
 	    fresh(sent ? v->sent_ns : v->heard_ns, now, ttl)) {
-		udp_flow_note(v, cookie, peer, port, sent, 0, now);
+		udp_flow_note(v, cookie, peer, port, sent, 0, now, v->peer_cgroup);
 		return MS_UDP_KNOWN;
 	}
 	return MS_UDP_NEW;
@@ -273,17 +321,91 @@ static __always_inline void log_answer(struct ms_flow *f)
 
 /* A UDP socket's connect() passed: what the kernel delivers to it from now
  * on comes from that peer (replies). */
-static __always_inline void mark_connected(struct bpf_sock *sk)
+static __always_inline void mark_connected(struct bpf_sock *sk, __u64 peer_cgroup)
 {
 	struct ms_sock_state *st = bpf_sk_storage_get(&ms_sockets, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
-	if (st)
+	if (st) {
 		st->flags |= MS_SOCK_F_CONNECTED;
+		st->peer_cgroup = peer_cgroup;
+	}
 }
 
-static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct ms_addr *addr,
+/* The address a connect()/sendmsg() to an unspecified address (0.0.0.0,
+ * ::ffff:0.0.0.0, ::) really goes to, as the kernel picks it: for IPv4 the
+ * socket's bound address, else 127.0.0.1 (ip_route_output); for IPv6 ::1,
+ * or ::ffff:127.0.0.1 from a socket bound to an IPv4-mapped address
+ * (tcp_v6_connect, ip6_datagram_connect; udpv6_sendmsg: always ::1). It is
+ * written back into the syscall's address, so the kernel goes exactly
+ * where it was judged to. A socket bound to a device (other than loopback)
+ * would get an address of that device, which a hook cannot know: false,
+ * nothing written (the caller judges the peer `unattributed`). */
+static __always_inline bool egress_destination(struct bpf_sock_addr *ctx, const struct bpf_sock *sk,
+					       struct ms_addr *addr, __u8 hook)
+{
+	__u32 *w = (__u32 *)addr->a;
+	__u32 family, src4, src6[4];
+	bool mapped;
+
+	if (ms_likely(!addr_is_unspecified(addr)))
+		return true;
+	if (sk->bound_dev_if != 0 && sk->bound_dev_if != MS_LOOPBACK_IFINDEX)
+		return false;
+	/* (Each field read here, into a register: the verifier refuses an
+	 * address computed into the socket, which the compiler makes for a
+	 * read it moves into a branch.) */
+	family = sk->family;
+	src4 = sk->src_ip4;
+	src6[0] = sk->src_ip6[0];
+	src6[1] = sk->src_ip6[1];
+	src6[2] = sk->src_ip6[2];
+	src6[3] = sk->src_ip6[3];
+	asm volatile("" : "+r"(src4), "+r"(src6[3]));
+	mapped = family == 10 /* AF_INET6 */ && src6[0] == 0 && src6[1] == 0 &&
+		 src6[2] == bpf_htonl(0x0000ffff);
+	if (addr_is_v4(addr)) {
+		__u32 bound = family == 2 /* AF_INET */ ? src4 : mapped ? src6[3] : 0;
+
+		addr_from_ip4(addr, bound ? bound : bpf_htonl(0x7f000001));
+	} else if (hook == MS_HOOK_CONNECT6 && mapped) {
+		addr_from_ip4(addr, bpf_htonl(0x7f000001));
+	} else {
+		w[3] = bpf_htonl(1); /* ::1 */
+	}
+	/* The verifier takes a context store only at the context pointer plus
+	 * a constant: keep the compiler from reusing an address it computed. */
+	asm volatile("" : "+r"(ctx));
+	if (hook == MS_HOOK_CONNECT4 || hook == MS_HOOK_SENDMSG4) {
+		ctx->user_ip4 = w[3];
+	} else {
+		ctx->user_ip6[0] = w[0];
+		ctx->user_ip6[1] = w[1];
+		ctx->user_ip6[2] = w[2];
+		ctx->user_ip6[3] = w[3];
+	}
+	/* Read back: to the verifier the address is then as unknown as any
+	 * other (the constants written above would make it walk the rest of
+	 * the program once more for each). */
+	asm volatile("" : "+r"(ctx));
+	if (hook == MS_HOOK_CONNECT4 || hook == MS_HOOK_SENDMSG4) {
+		addr_from_ip4(addr, ctx->user_ip4);
+	} else {
+		w[0] = ctx->user_ip6[0];
+		w[1] = ctx->user_ip6[1];
+		w[2] = ctx->user_ip6[2];
+		w[3] = ctx->user_ip6[3];
+	}
+	return true;
+}
+
+static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct ms_addr *dst,
 					 __be16 port, __u8 hook)
 {
+	struct ms_addr dst_addr = *dst;
+	const struct ms_addr *addr = &dst_addr;
+	struct ms_addr src;
+	__be16 sport;
+	bool local = false, known_dst;
 	const struct ms_cgroup_value *subject;
 	struct ms_udp_flow_value *uf = NULL;
 	struct bpf_sock *sk;
@@ -297,15 +419,21 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	if (rc)
 		return rc == -2 && g.cfg->mode == MS_MODE_MONITOR;
 
-	f.dst_addr = *addr;
-	f.dst_port = port;
-	f.protocol = proto_norm(ctx->protocol);
-	f.direction = MS_DIR_EGRESS;
-	f.hook = hook;
-	f.generation = g.cfg->generation;
+	f.protocol = proto_norm(ctx->type, ctx->protocol);
+	if (f.protocol == MS_PROTO_UNPOLICED)
+		return 1;
 	sk = ctx->sk;
 	if (!sk)
 		return 0; /* the kernel always gives one; fail closed if not */
+	if (ms_unlikely(f.protocol == MS_PROTO_REFUSED))
+		return refuse_unsupported(&g, sk);
+	known_dst = egress_destination(ctx, sk, &dst_addr, hook);
+	egress_source(sk, &dst_addr, &src, &sport);
+	f.dst_addr = dst_addr;
+	f.dst_port = port;
+	f.direction = MS_DIR_EGRESS;
+	f.hook = hook;
+	f.generation = g.cfg->generation;
 
 	/* An established UDP exchange first: its entry exists only for a
 	 * governed socket, so it needs no identity (the hot path of a UDP
@@ -314,14 +442,19 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 		cookie = bpf_get_socket_cookie(ctx);
 		now = udp_clock_ns();
 		uf = udp_flow_lookup(cookie, addr, port);
+		/* A local peer's port may have changed hands: the exchange is
+		 * with the socket that had it (abi.h: peer_cgroup). */
+		if (uf && uf->peer_cgroup != MS_UDP_PEER_REMOTE &&
+		    sk_release_cgroup(sock_lookup(ctx, &src, sport, addr, port, MS_PROTO_UDP)) != uf->peer_cgroup)
+			uf = NULL;
 		known = udp_known(&g, uf, true, cookie, addr, port, now);
 		if (known != MS_UDP_NEW) {
 			if (connect)
-				mark_connected(sk);
-			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
+				mark_connected(sk, uf ? uf->peer_cgroup : MS_UDP_PEER_REMOTE);
+			if (ms_unlikely(known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED))) {
 				f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
-				f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port,
-						     f.protocol, &f.dst_cgroup_id);
+				f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port,
+						     f.protocol, &f.dst_cgroup_id, &local);
 				log_answer(&f);
 			}
 			return 1;
@@ -329,16 +462,23 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	}
 
 	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
-	if (f.subject == MS_IDENTITY_PENDING) {
-		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port, f.protocol,
-				     &f.dst_cgroup_id);
+	if (ms_unlikely(f.subject == MS_IDENTITY_PENDING)) {
+		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port, f.protocol,
+				     &f.dst_cgroup_id, &local);
 		return refuse_pending(&g, &f);
 	}
 	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
 		return 1;
 
-	f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, addr, port, f.protocol,
-			     &f.dst_cgroup_id);
+	if (ms_likely(known_dst)) {
+		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port, f.protocol,
+				     &f.dst_cgroup_id, &local);
+	} else {
+		f.peer = MS_IDENTITY_UNATTRIBUTED;
+		count(MS_CTR_UNATTRIBUTED);
+	}
+	if (f.peer == MS_IDENTITY_MULTICAST)
+		count(MS_CTR_MULTICAST);
 	pass = judge(&g, &f, subject);
 	if (!pass || f.protocol != MS_PROTO_UDP)
 		return pass;
@@ -348,10 +488,11 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	 * client (glibc's and Go's resolvers) never fills ms_udp_flows, whose
 	 * inserts cost several times a lookup once it is full (LRU eviction). */
 	if (connect)
-		mark_connected(sk);
+		mark_connected(sk, udp_peer_of(local, f.dst_cgroup_id));
 	else
 		udp_flow_note(uf, cookie, addr, port, true,
-			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now);
+			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now,
+			      udp_peer_of(local, f.dst_cgroup_id));
 	return pass;
 }
 
@@ -366,13 +507,16 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	struct ms_pkt p = {};
 	struct ms_gen g;
 	__u64 cookie = 0, now = 0;
+	bool local = false;
 	int rc, pass, known;
 
 	rc = load_gen(&g);
 	if (rc)
 		return rc == -2 && g.cfg->mode == MS_MODE_MONITOR;
+	if (ms_unlikely(proto == MS_PROTO_REFUSED))
+		return refuse_unsupported(&g, sk);
 
-	if (parse_pkt(skb, &p) < 0) {
+	if (ms_unlikely(parse_pkt(skb, &p) < 0)) {
 		/* Nothing to judge it by: fail closed for governed sockets. */
 		f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
 		if (f.subject < MS_IDENTITY_FIRST_WORKLOAD && f.subject != MS_IDENTITY_PENDING)
@@ -388,7 +532,9 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	 * sends, and connect() was judged: replies. */
 	if (proto == MS_PROTO_UDP && sk->state == BPF_TCP_ESTABLISHED) {
 		st = bpf_sk_storage_get(&ms_sockets, sk, 0, 0);
-		if (st && (st->flags & MS_SOCK_F_CONNECTED))
+		if (st && (st->flags & MS_SOCK_F_CONNECTED) &&
+		    (st->peer_cgroup == MS_UDP_PEER_REMOTE ||
+		     local_sender_cgroup(skb, &p, proto) == st->peer_cgroup))
 			return 1;
 	}
 
@@ -406,12 +552,15 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 		cookie = bpf_get_socket_cookie(skb);
 		now = udp_clock_ns();
 		uf = udp_flow_lookup(cookie, &p.src, p.sport);
+		if (uf && uf->peer_cgroup != MS_UDP_PEER_REMOTE &&
+		    local_sender_cgroup(skb, &p, proto) != uf->peer_cgroup)
+			uf = NULL;
 		known = udp_known(&g, uf, false, cookie, &p.src, p.sport, now);
 		if (known != MS_UDP_NEW) {
-			if (known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED)) {
+			if (ms_unlikely(known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED))) {
 				f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
 				f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p, proto,
-						      &f.src_cgroup_id);
+						      &f.src_cgroup_id, &local);
 				log_answer(&f);
 			}
 			return 1;
@@ -419,20 +568,21 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	}
 
 	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
-	if (f.subject == MS_IDENTITY_PENDING) {
+	if (ms_unlikely(f.subject == MS_IDENTITY_PENDING)) {
 		f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p,
-				      proto, &f.src_cgroup_id);
+				      proto, &f.src_cgroup_id, &local);
 		return refuse_pending(&g, &f);
 	}
 	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
 		return 1;
 
 	f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p, proto,
-			      &f.src_cgroup_id);
+			      &f.src_cgroup_id, &local);
 	pass = judge(&g, &f, subject);
 	if (pass && proto == MS_PROTO_UDP)
 		udp_flow_note(uf, cookie, &p.src, p.sport, false,
-			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now);
+			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now,
+			      udp_peer_of(local, f.src_cgroup_id));
 	return pass;
 }
 

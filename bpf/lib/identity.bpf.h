@@ -8,51 +8,93 @@
  * identity cannot be laundered. A cgroup gets the identity of its own entry
  * in the active ms_cgroups slot or, if the daemon has not seen it yet
  * (created a moment ago), of its nearest ancestor that has an entry: the
- * "anchor", found by walking the socket cgroup's ancestors from the managed
- * root down. So a process in a brand-new child cgroup of a workload is that
+ * "anchor", found in the cgroup's ancestor array (anchor_of()), however
+ * deep. So a process in a brand-new child cgroup of a workload is that
  * workload from its first socket on.
  *
- * The other end of a flow:
- *   - loopback / unspecified: the owner of the listening (egress) or sending
- *     (ingress) socket in the same network namespace;
+ * The other end of an egress flow (an unspecified destination is first
+ * made the address the kernel uses: decide.bpf.h, egress_destination()):
+ *   - broadcast / multicast: MS_IDENTITY_MULTICAST, whoever listens;
+ *   - loopback: the owner of the socket the connect or datagram reaches in
+ *     the same network namespace;
  *   - an address of this host or of a workload's own netns (ipcache flags
  *     HOST / NETNS): the owner of the socket in that netns when it can be
  *     found, else the ipcache identity (host, or the container's workload);
  *   - any other address: its ipcache identity (External / cidr), else world.
+ * Of an inbound packet: packet.bpf.h, ingress_peer().
  * A local peer is identified by its socket's cgroup, never by its IP.
  */
 #ifndef MICROSEG_BPF_LIB_IDENTITY_H
 #define MICROSEG_BPF_LIB_IDENTITY_H
 
-/* Nearest proper ancestor of `cgrp` (below or at the managed root) that has
- * an identity entry, or 0. Walks up at most MS_MAX_CGROUP_DEPTH levels. */
-static __always_inline __u64 anchor_of(void *cgroups, const struct ms_config *cfg,
-				       struct cgroup___ms *cgrp)
+/* Is `cgrp` the managed root or below it? Its ancestor at the root's level
+ * (ms_root_level, set at load) is the root: one load, however deep. */
+static __always_inline bool under_root(const struct ms_config *cfg, struct cgroup___ms *cgrp)
 {
-	for (int i = 0; i < MS_MAX_CGROUP_DEPTH; i++) {
-		__u64 id;
+	if (cgroup_level(cgrp) < ms_root_level)
+		return false;
+	return cgroup_id_of(cgroup_ancestor(cgrp, ms_root_level)) == cfg->root_cgroup_id;
+}
 
-		cgrp = cgroup_parent(cgrp);
-		if (!cgrp)
-			break;
-		id = cgroup_id_of(cgrp);
-		if (bpf_map_lookup_elem(cgroups, &id))
-			return id;
-		if (id == cfg->root_cgroup_id)
-			break;
+/* Nearest proper ancestor of `cgrp` (under the managed root, the caller
+ * checked) that has an entry, or 0. The daemon classifies cgroups top
+ * down (a scan sees a parent before its children, and stops 32 levels
+ * below the root), so along one chain the cgroups that have entries are
+ * the upper ones: the parent is asked first (a brand-new child of a
+ * classified cgroup), then the levels are bisected, so a chain of any
+ * depth (delegation lets a workload nest cgroups without limit) resolves
+ * in at most 17 lookups. MS_ANCHOR_DEEP where the chain is deeper than
+ * 2^MS_CGROUP_SEARCH_STEPS levels (the caller fails closed). The bisection
+ * runs in bpf_loop(): an unrolled loop with a lookup per step multiplies
+ * the states the verifier explores at every inlined identity lookup. */
+#define MS_CGROUP_SEARCH_STEPS 16
+#define MS_ANCHOR_DEEP (~0ull)
+
+struct ms_anchor_search {
+	struct cgroup___ms *cgrp;
+	void *cgroups;
+	__u64 found;    /* the id at `lo`, 0 while lo is below the root */
+	__u32 lo, hi;   /* every level <= lo has an entry, none >= hi has */
+};
+
+static long anchor_step(__u32 i, void *arg)
+{
+	struct ms_anchor_search *s = arg;
+	__u32 mid;
+	__u64 id;
+
+	if (s->hi - s->lo <= 1)
+		return 1;
+	mid = s->lo + (s->hi - s->lo) / 2;
+	id = cgroup_id_of(cgroup_ancestor(s->cgrp, mid));
+	if (bpf_map_lookup_elem(s->cgroups, &id)) {
+		s->lo = mid;
+		s->found = id;
+	} else {
+		s->hi = mid;
 	}
 	return 0;
 }
 
-/* Is `cgrp` the managed root or below it? */
-static __always_inline bool under_root(const struct ms_config *cfg, struct cgroup___ms *cgrp)
+static __always_inline __u64 anchor_of(void *cgroups, struct cgroup___ms *cgrp)
 {
-	for (int i = 0; i <= MS_MAX_CGROUP_DEPTH && cgrp; i++) {
-		if (cgroup_id_of(cgrp) == cfg->root_cgroup_id)
-			return true;
-		cgrp = cgroup_parent(cgrp);
-	}
-	return false;
+	struct ms_anchor_search s = {};
+	__u32 level = cgroup_level(cgrp);
+	__u64 id;
+
+	if (level <= ms_root_level)
+		return 0;
+	id = cgroup_id_of(cgroup_ancestor(cgrp, level - 1));
+	if (bpf_map_lookup_elem(cgroups, &id))
+		return id;
+	s.cgrp = cgrp;
+	s.cgroups = cgroups;
+	s.lo = ms_root_level - 1;
+	s.hi = level - 1;
+	if (s.hi - s.lo > (1u << MS_CGROUP_SEARCH_STEPS))
+		return MS_ANCHOR_DEEP;
+	bpf_loop(MS_CGROUP_SEARCH_STEPS, anchor_step, &s, 0);
+	return s.found;
 }
 
 /* Identity (and creator cgroup) of a socket: the judged socket of any hook,
@@ -71,14 +113,19 @@ static __always_inline __u32 sk_identity(void *cgroups, const struct ms_config *
 	*entry = NULL;
 	*cgroup_id = cgroup_id_of(cgrp);
 	v = bpf_map_lookup_elem(cgroups, cgroup_id);
-	if (v) {
+	if (ms_likely(v)) {
 		*entry = v;
 		return v->identity;
 	}
 	/* Not classified yet (or outside the tree): its nearest ancestor. */
 	if (!under_root(cfg, cgrp))
 		return MS_IDENTITY_HOST;
-	anchor = anchor_of(cgroups, cfg, cgrp);
+	anchor = anchor_of(cgroups, cgrp);
+	if (anchor == MS_ANCHOR_DEEP) {
+		/* Never unmanaged or host: a workload may nest this deep. */
+		count(MS_CTR_DEEP_CGROUP);
+		return MS_IDENTITY_PENDING;
+	}
 	v = anchor ? bpf_map_lookup_elem(cgroups, &anchor) : NULL;
 	if (!v)
 		return MS_IDENTITY_UNMANAGED;
@@ -115,17 +162,43 @@ static __always_inline struct bpf_sock *sock_lookup(void *ctx, const struct ms_a
 	return bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
 }
 
-/* The socket of this netns a connection or datagram to (addr, port, proto)
- * would reach: a listener or a bound UDP socket, wildcard and dual-stack
- * binds included, so no bind has to be tracked. Returns its identity
- * (`host` if outside the managed tree), 0 if none. */
+/* The source a datagram or connection from `sk` to `daddr` carries, as far
+ * as a hook before the route can tell: the socket's bound address (of the
+ * destination's family), else the destination itself (what the kernel
+ * picks for a local destination: the peers looked up are local), and its
+ * port (0 before a connect's autobind). A connected peer socket is found
+ * only by a tuple naming its own peer, so the lookups need it. */
+static __always_inline void egress_source(const struct bpf_sock *sk, const struct ms_addr *daddr,
+					  struct ms_addr *saddr, __be16 *sport)
+{
+	*saddr = *daddr;
+	*sport = bpf_htons((__u16)sk->src_port);
+	if (addr_is_v4(daddr)) {
+		if (sk->family == 2 /* AF_INET */ && sk->src_ip4) {
+			addr_from_ip4(saddr, sk->src_ip4);
+		} else if (sk->family == 10 /* AF_INET6 */ && sk->src_ip6[0] == 0 && sk->src_ip6[1] == 0 &&
+			   sk->src_ip6[2] == bpf_htonl(0x0000ffff) && sk->src_ip6[3]) {
+			addr_from_ip4(saddr, sk->src_ip6[3]);
+		}
+	} else if (sk->family == 10 && (sk->src_ip6[0] | sk->src_ip6[1] | sk->src_ip6[2] | sk->src_ip6[3])) {
+		__u32 w[4] = { sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3] };
+
+		addr_from_ip6(saddr, w);
+	}
+}
+
+/* The socket of this netns a connection or datagram from (saddr, sport) to
+ * (addr, port, proto) would reach: a listener or a bound UDP socket,
+ * wildcard and dual-stack binds included, so no bind has to be tracked; a
+ * connected UDP socket if it is connected to (saddr, sport). Returns its
+ * identity (`host` if outside the managed tree), 0 if none. */
 static __always_inline __u32 local_listener(void *ctx, void *cgroups, const struct ms_config *cfg,
+					    const struct ms_addr *saddr, __be16 sport,
 					    const struct ms_addr *addr, __be16 port, __u8 proto,
 					    __u64 *owner_cgroup)
 {
 	const struct ms_cgroup_value *entry;
-	const struct ms_addr any = {};
-	struct bpf_sock *sk = sock_lookup(ctx, &any, 0, addr, port, proto);
+	struct bpf_sock *sk = sock_lookup(ctx, saddr, sport, addr, port, proto);
 	__u32 id;
 
 	if (!sk)
@@ -147,25 +220,36 @@ static __always_inline struct ms_ipcache_value *ipcache_lookup(void *ipcache,
 
 /* The other end of an egress flow from the socket of `ctx` to (addr, port,
  * proto). `owner_cgroup` gets the receiving socket's cgroup if it is local.
- * (`ctx` is a sock_addr or skb context: bpf_get_netns_cookie() takes both.) */
+ * (`ctx` is a sock_addr or skb context: bpf_get_netns_cookie() takes both.)
+ * `*local`: the peer is a socket of this netns (it was looked up).
+ * A broadcast or multicast destination is MS_IDENTITY_MULTICAST: every
+ * local socket on the port may get it, so it is no one peer (and never the
+ * remote unicast peer `world`). */
 static __always_inline __u32 egress_peer(void *ctx, void *cgroups, void *ipcache,
-					 const struct ms_config *cfg,
-					 const struct ms_addr *addr, __be16 port, __u8 proto,
-					 __u64 *owner_cgroup)
+					 const struct ms_config *cfg, const struct ms_addr *saddr,
+					 __be16 sport, const struct ms_addr *addr, __be16 port,
+					 __u8 proto, __u64 *owner_cgroup, bool *local)
 {
 	struct ms_ipcache_value *v = NULL;
 	__u32 id;
 
+	*local = false;
+	if (addr_is_multicast(addr))
+		return MS_IDENTITY_MULTICAST;
 	if (!addr_is_loopback(addr)) {
 		v = ipcache_lookup(ipcache, addr);
 		if (!v)
 			return MS_IDENTITY_WORLD;
 		/* Only an address of this very netns has its socket here. */
-		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS)) ||
-		    v->netns_cookie != bpf_get_netns_cookie(ctx))
+		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS | MS_IPCACHE_F_BROADCAST)))
 			return v->identity;
+		if (v->netns_cookie != bpf_get_netns_cookie(ctx))
+			return v->flags & MS_IPCACHE_F_BROADCAST ? MS_IDENTITY_WORLD : v->identity;
+		if (v->flags & MS_IPCACHE_F_BROADCAST)
+			return MS_IDENTITY_MULTICAST;
 	}
-	id = local_listener(ctx, cgroups, cfg, addr, port, proto, owner_cgroup);
+	*local = true;
+	id = local_listener(ctx, cgroups, cfg, saddr, sport, addr, port, proto, owner_cgroup);
 	if (id)
 		return id;
 	return v ? v->identity : MS_IDENTITY_HOST;

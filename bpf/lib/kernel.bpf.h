@@ -35,7 +35,9 @@ struct cgroup_subsys_state___ms {
 
 struct cgroup___ms {
 	struct cgroup_subsys_state___ms self;
+	int level;                        /* the hierarchy's root is 0 */
 	struct kernfs_node___ms *kn;
+	struct cgroup___ms *ancestors[];  /* [0..level]: [i] is at level i */
 } __attribute__((preserve_access_index));
 
 struct sock_cgroup_data___ms {
@@ -60,6 +62,27 @@ static __always_inline struct cgroup___ms *sk_cgroup(const void *sk)
 static __always_inline __u64 cgroup_id_of(struct cgroup___ms *cgrp)
 {
 	return cgrp->kn->id;
+}
+
+/* Its ancestor at `level` (0 <= level <= cgrp->level; the caller checks):
+ * one load, however deep. A variable index is not allowed into a BTF
+ * pointer, so the slot's address is computed and read through a struct
+ * whose first field is a cgroup pointer (a css: its `cgroup`). */
+static __always_inline struct cgroup___ms *cgroup_ancestor(struct cgroup___ms *cgrp, __u32 level)
+{
+	__u64 slot = (__u64)cgrp + bpf_core_field_offset(struct cgroup___ms, ancestors) +
+		     (__u64)level * sizeof(void *);
+	struct cgroup_subsys_state___ms *holder;
+
+	holder = bpf_rdonly_cast((void *)(slot - bpf_core_field_offset(struct cgroup_subsys_state___ms, cgroup)),
+				 bpf_core_type_id_kernel(struct cgroup_subsys_state___ms));
+	return holder->cgroup;
+}
+
+/* Its level in the hierarchy. */
+static __always_inline __u32 cgroup_level(struct cgroup___ms *cgrp)
+{
+	return (__u32)cgrp->level;
 }
 
 /* Its parent (NULL for the hierarchy's root). */

@@ -288,29 +288,73 @@ static __always_inline __u32 local_sender(struct __sk_buff *skb, void *cgroups,
 	return id;
 }
 
+#define MS_LOOPBACK_IFINDEX 1 /* the loopback device, in every netns */
+#define MS_PACKET_LOOPBACK  5 /* skb->pkt_type of a looped-back multicast or
+                                 broadcast copy (dev_loopback_xmit) */
+
+/* Did a socket of this very netns send `skb`? Locally sent packets reach a
+ * local socket over the loopback device, or (multicast and broadcast) as a
+ * looped-back copy of what went out of another device. Nothing from
+ * another host or netns can arrive that way, whatever its addresses say. */
+static __always_inline bool sent_here(const struct __sk_buff *skb)
+{
+	return skb->ingress_ifindex == MS_LOOPBACK_IFINDEX || skb->pkt_type == MS_PACKET_LOOPBACK;
+}
+
+/* The creator cgroup of the socket that sent `p` (local_sender()'s
+ * lookup), 0 if not found. */
+static __always_inline __u64 local_sender_cgroup(struct __sk_buff *skb, const struct ms_pkt *p, __u8 proto)
+{
+	struct bpf_sock *sk = sock_lookup(skb, &p->dst, p->dport, &p->src, p->sport, proto);
+	__u64 id = 0;
+
+	if (!sk)
+		return 0;
+	if (sk->src_port == bpf_ntohs(p->sport) && sk->state != BPF_TCP_LISTEN &&
+	    (sk->dst_port == p->dport || (proto == MS_PROTO_UDP && sk->dst_port == 0)))
+		id = cgroup_id_of(sk_cgroup(sk));
+	bpf_sk_release(sk);
+	return id;
+}
+
 /* The other end of an inbound flow. `sender_cgroup` gets the sender's
- * cgroup if it is local. */
+ * cgroup if it is local.
+ *
+ * A packet sent here is its socket's: found by the kernel's lookup, or, if
+ * the lookup cannot find it (a socket bound to another device than the one
+ * the packet is looked up on, SO_BINDTODEVICE or a scoped IPv6 address; a
+ * socket closed meanwhile), MS_IDENTITY_UNATTRIBUTED, which no rule names:
+ * never `host`, which a local workload is not. A packet from elsewhere is
+ * its source address's (ipcache). `*local`: the sender was looked up. An address of this netns arriving some
+ * other way (local traffic through an l3mdev/VRF device) is looked up too,
+ * and is the address's identity if not found. */
 static __always_inline __u32 ingress_peer(struct __sk_buff *skb, void *cgroups, void *ipcache,
 					  const struct ms_config *cfg,
-					  const struct ms_pkt *p, __u8 proto, __u64 *sender_cgroup)
+					  const struct ms_pkt *p, __u8 proto, __u64 *sender_cgroup,
+					  bool *local)
 {
 	struct ms_ipcache_value *v = NULL;
+	bool here = sent_here(skb);
 	__u32 id;
 
-	if (!addr_is_loopback(&p->src)) {
+	*local = false;
+	if (!here) {
 		v = ipcache_lookup(ipcache, &p->src);
 		if (!v)
 			return MS_IDENTITY_WORLD;
-		/* Only an address of this very netns can belong to a socket the
-		 * lookup below may find; anything else came over a wire. */
 		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS)) ||
 		    v->netns_cookie != bpf_get_netns_cookie(skb))
 			return v->identity;
 	}
+	*local = true;
 	id = local_sender(skb, cgroups, cfg, p, proto, sender_cgroup);
 	if (id)
 		return id;
-	return v ? v->identity : MS_IDENTITY_HOST;
+	if (here) {
+		count(MS_CTR_UNATTRIBUTED);
+		return MS_IDENTITY_UNATTRIBUTED;
+	}
+	return v->identity;
 }
 
 #endif /* MICROSEG_BPF_LIB_PACKET_H */

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <iterator>
 
 #include "bpf/abi.h"
 
@@ -46,14 +47,16 @@ PIN(struct ms_ipcache_value, 16);
 AT(struct ms_ipcache_value, flags, 4);
 AT(struct ms_ipcache_value, netns_cookie, 8);
 
-PIN(struct ms_sock_state, 8);
+PIN(struct ms_sock_state, 16);
+AT(struct ms_sock_state, peer_cgroup, 8);
 
 PIN(struct ms_udp_flow_key, 32);
 AT(struct ms_udp_flow_key, addr, 8);
 AT(struct ms_udp_flow_key, port, 24);
-PIN(struct ms_udp_flow_value, 32);
+PIN(struct ms_udp_flow_value, 40);
 AT(struct ms_udp_flow_value, heard_ns, 8);
 AT(struct ms_udp_flow_value, ingress_gen, 24);
+AT(struct ms_udp_flow_value, peer_cgroup, 32);
 
 PIN(struct ms_event, 112);
 AT(struct ms_event, src_cgroup_id, 8);
@@ -77,6 +80,14 @@ TEST(AbiLayout, PolicyPrefixCoversTheKeyData) {
 TEST(AbiLayout, ReservedIdentitiesAreBelowWorkloads) {
   EXPECT_LT(MS_IDENTITY_UNMANAGED, MS_IDENTITY_FIRST_WORKLOAD);
   EXPECT_LT(MS_IDENTITY_PENDING, MS_IDENTITY_FIRST_WORKLOAD);
+  EXPECT_LT(MS_IDENTITY_MULTICAST, MS_IDENTITY_FIRST_WORKLOAD);
+  EXPECT_LT(MS_IDENTITY_UNATTRIBUTED, MS_IDENTITY_FIRST_WORKLOAD);
+  // Reserved identities are distinct.
+  const unsigned reserved[] = {MS_IDENTITY_HOST, MS_IDENTITY_WORLD, MS_IDENTITY_UNMANAGED, MS_IDENTITY_PENDING,
+                               MS_IDENTITY_MULTICAST, MS_IDENTITY_UNATTRIBUTED};
+  for (size_t i = 0; i < std::size(reserved); i++) {
+    for (size_t j = i + 1; j < std::size(reserved); j++) EXPECT_NE(reserved[i], reserved[j]);
+  }
   EXPECT_LT(MS_IDENTITY_FIRST_WORKLOAD, MS_IDENTITY_FIRST_EXTERNAL);
   EXPECT_EQ(MS_IDENTITY_ANY, 0u);
 }

@@ -43,6 +43,18 @@ std::vector<datapath::AddressEntry> Daemon::addressEntriesLocked() const {
       if (taken.insert(keyOf(a)).second) add(a, n.identity, MS_IPCACHE_F_NETNS, n.cookie);
     }
   }
+  // Subnet broadcast addresses, in the netns they are broadcasts of (the
+  // kernel checks the netns): a datagram to one is not to a unicast peer.
+  // Last: an address that is some netns's unicast address stays that.
+  for (const auto& b : addrSnapshot_->hostBroadcasts) {
+    if (taken.insert(keyOf(b)).second) add(b, MS_IDENTITY_MULTICAST, MS_IPCACHE_F_BROADCAST, hostNetnsCookie_);
+  }
+  for (const auto& n : addrSnapshot_->netns) {
+    if (!n.trusted) continue;
+    for (const auto& b : n.broadcasts) {
+      if (taken.insert(keyOf(b)).second) add(b, MS_IDENTITY_MULTICAST, MS_IPCACHE_F_BROADCAST, n.cookie);
+    }
+  }
   return next;
 }
 

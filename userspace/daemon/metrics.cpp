@@ -41,6 +41,16 @@ std::string Daemon::renderMetricsLocked() {
     counter("microseg_unparsed_packets_total",
             "Inbound packets to governed sockets without a TCP/UDP header that could be found (dropped in enforce).",
             one(double(c->values[MS_CTR_UNPARSED])));
+    counter("microseg_failed_closed_total",
+            "Flows the datapath cannot judge as usual, refused (passed in monitor) or given an identity no rule "
+            "names, by reason: a protocol it does not police (UDP-Lite, SCTP), a cgroup nested deeper than it "
+            "resolves, a local sender it cannot find (a socket bound to another device).",
+            {Sample{{{"reason", "unsupported_protocol"}}, double(c->values[MS_CTR_UNSUPPORTED_PROTO])},
+             Sample{{{"reason", "deep_cgroup"}}, double(c->values[MS_CTR_DEEP_CGROUP])},
+             Sample{{{"reason", "unattributed"}}, double(c->values[MS_CTR_UNATTRIBUTED])}});
+    counter("microseg_multicast_flows_total",
+            "Flows to a broadcast or multicast destination judged (peer `multicast`).",
+            one(double(c->values[MS_CTR_MULTICAST])));
   }
   std::vector<Sample> byWorkload;
   for (const auto& [k, n] : flowEventCounts_) {

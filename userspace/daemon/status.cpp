@@ -60,7 +60,11 @@ json Daemon::statusLocked() {
                     {"udp_answers", c->udpAnswers()},
                     {"udp_exchanges_expired", udpExchangesExpired_},
                     {"no_policy", c->values[MS_CTR_NO_POLICY]},
-                    {"unparsed", c->values[MS_CTR_UNPARSED]}};
+                    {"unparsed", c->values[MS_CTR_UNPARSED]},
+                    {"unsupported_protocol", c->values[MS_CTR_UNSUPPORTED_PROTO]},
+                    {"deep_cgroup", c->values[MS_CTR_DEEP_CGROUP]},
+                    {"unattributed", c->values[MS_CTR_UNATTRIBUTED]},
+                    {"multicast", c->values[MS_CTR_MULTICAST]}};
   }
   return json{{"version_string", kVersion},
               {"mode", modeName(datapath_->mode())},

@@ -33,14 +33,18 @@ bool isLoopback(const ms_addr& a) {
   return (v4 && a.a[12] == 127) || std::memcmp(a.a, kLoop6, 16) == 0;
 }
 
+bool sameAddrs(const std::vector<ms_addr>& x, const std::vector<ms_addr>& y) {
+  return std::equal(x.begin(), x.end(), y.begin(), y.end(), sameAddr);
+}
+
 bool sameNetns(const AddressWatcher::Netns& x, const AddressWatcher::Netns& y) {
   return x.inode == y.inode && x.cookie == y.cookie && x.workload == y.workload && x.identity == y.identity &&
          x.workloads == y.workloads && x.trusted == y.trusted && x.distrust == y.distrust && x.dropped == y.dropped &&
-         std::equal(x.addrs.begin(), x.addrs.end(), y.addrs.begin(), y.addrs.end(), sameAddr);
+         sameAddrs(x.addrs, y.addrs) && sameAddrs(x.broadcasts, y.broadcasts);
 }
 
 bool sameContent(const AddressWatcher::Snapshot& x, const AddressWatcher::Snapshot& y) {
-  return std::equal(x.host.begin(), x.host.end(), y.host.begin(), y.host.end(), sameAddr) &&
+  return sameAddrs(x.host, y.host) && sameAddrs(x.hostBroadcasts, y.hostBroadcasts) &&
          std::equal(x.netns.begin(), x.netns.end(), y.netns.begin(), y.netns.end(), sameNetns);
 }
 
@@ -83,6 +87,7 @@ struct AddressWatcher::State {
   std::map<uint64_t, Entry> entries;  // by netns inode
   UniqueFd hostSubscription;
   std::vector<ms_addr> host;
+  std::vector<ms_addr> hostBroadcasts;
   bool hostDirty = false;
   int64_t hostReadAt = 0;
   int64_t hostReadCostMs = 0;
@@ -112,6 +117,7 @@ struct AddressWatcher::State {
       if (!isLoopback(a)) addrs.push_back(a);
     }
     e.info.cookie = view->cookie;
+    e.info.broadcasts = view->broadcasts;
     e.info.dropped = addrs.size() > kMaxNetnsAddresses ? addrs.size() - kMaxNetnsAddresses : 0;
     if (e.info.dropped > 0) {
       addrs.resize(kMaxNetnsAddresses);
@@ -205,6 +211,7 @@ struct AddressWatcher::State {
   Snapshot build() const {
     Snapshot s;
     s.host = host;
+    s.hostBroadcasts = hostBroadcasts;
     for (const auto& [inode, e] : entries) s.netns.push_back(e.info);
     return s;
   }
@@ -222,6 +229,7 @@ Result<std::unique_ptr<AddressWatcher>> AddressWatcher::start(Options options) {
   auto own = inspectOwnNetns(&st.hostSubscription);
   if (!own) return own.error();
   st.host = own->addrs;
+  st.hostBroadcasts = own->broadcasts;
   st.hostReadAt = nowMs();
   st.hostReadCostMs = st.hostReadAt - from;
   auto first = std::make_shared<Snapshot>(st.build());
@@ -308,6 +316,7 @@ void AddressWatcher::run() {
     }
     if (st.hostDirty && now >= State::rereadAt(st.hostReadAt, st.hostReadCostMs, options_.minRereadMs)) {
       st.host = interfaceAddrs();
+      st.hostBroadcasts = interfaceBroadcasts();
       st.hostReadAt = nowMs();
       st.hostReadCostMs = st.hostReadAt - now;
       st.hostDirty = false;

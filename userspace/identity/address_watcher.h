@@ -59,10 +59,12 @@ class AddressWatcher {
     std::string distrust;                 // why not, if not
     std::vector<ms_addr> addrs;           // published: sorted, unique, at most kMaxNetnsAddresses
     size_t dropped = 0;                   // addresses over the cap
+    std::vector<ms_addr> broadcasts;      // its subnet broadcast addresses (trusted only)
   };
   struct Snapshot {
     uint64_t version = 0;
     std::vector<ms_addr> host;   // every address of the host netns
+    std::vector<ms_addr> hostBroadcasts;  // its subnet broadcast addresses (netns.h: interfaceBroadcasts())
     std::vector<Netns> netns;    // by inode
   };
 

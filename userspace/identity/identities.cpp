@@ -14,6 +14,8 @@ const char* reservedName(uint32_t identity) {
     case MS_IDENTITY_WORLD: return "world";
     case MS_IDENTITY_UNMANAGED: return "unmanaged";
     case MS_IDENTITY_PENDING: return "pending";
+    case MS_IDENTITY_MULTICAST: return "multicast";
+    case MS_IDENTITY_UNATTRIBUTED: return "unattributed";
     default: return "";
   }
 }

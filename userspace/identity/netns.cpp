@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <net/if.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <netinet/in.h>
@@ -79,6 +80,39 @@ std::vector<ms_addr> interfaceAddrs() {
   return out;
 }
 
+std::vector<ms_addr> interfaceBroadcasts() {
+  std::vector<ms_addr> out;
+  ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) != 0) return out;
+  auto add = [&](uint32_t be) {
+    ms_addr a{};
+    a.a[10] = 0xff;
+    a.a[11] = 0xff;
+    std::memcpy(a.a + 12, &be, 4);
+    out.push_back(a);
+  };
+  for (ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK) != 0) {
+      continue;
+    }
+    // The kernel routes the subnet's last address as a broadcast (a
+    // "broadcast" route in the local table) for prefixes shorter than /31,
+    // whether or not the address was given one (`brd`). (getifaddrs()'s
+    // ifa_broadaddr is no help: without `brd` it holds the address itself.)
+    if (i->ifa_netmask != nullptr && i->ifa_netmask->sa_family == AF_INET) {
+      const uint32_t addr = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr;
+      const uint32_t mask = reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr;
+      if (__builtin_popcount(mask) < 31) add(addr | ~mask);
+    }
+  }
+  freeifaddrs(ifa);
+  auto less = [](const ms_addr& x, const ms_addr& y) { return std::memcmp(&x, &y, sizeof(x)) < 0; };
+  auto same = [](const ms_addr& x, const ms_addr& y) { return std::memcmp(&x, &y, sizeof(x)) == 0; };
+  std::sort(out.begin(), out.end(), less);
+  out.erase(std::unique(out.begin(), out.end(), same), out.end());
+  return out;
+}
+
 namespace {
 
 Result<UniqueFd> subscribeAddrs() {
@@ -106,6 +140,7 @@ Result<NetnsView> inspectHere(UniqueFd* subscribe) {
   if (!cookie) return cookie.error();
   v.cookie = *cookie;
   v.addrs = interfaceAddrs();
+  v.broadcasts = interfaceBroadcasts();
   return v;
 }
 

@@ -35,6 +35,7 @@ std::vector<pid_t> cgroupPids(const std::string& cgroupDir, size_t max);
 struct NetnsView {
   uint64_t cookie = 0;
   std::vector<ms_addr> addrs;  // every interface address (IPv4 mapped), sorted, unique
+  std::vector<ms_addr> broadcasts;  // interfaceBroadcasts() there
 };
 
 // /proc/<pid>/ns/net, opened (holding it keeps the netns alive).
@@ -50,6 +51,11 @@ Result<NetnsView> inspectOwnNetns(UniqueFd* subscribe = nullptr);
 
 // Every address of the calling thread's netns.
 std::vector<ms_addr> interfaceAddrs();
+
+// The subnet broadcast addresses of the calling thread's netns (IPv4,
+// mapped, sorted, unique): a datagram to one reaches every local socket on
+// its port, so the datapath must not take it for a unicast peer.
+std::vector<ms_addr> interfaceBroadcasts();
 
 // Drains a subscription socket; true if it reported anything.
 bool drainSubscription(int fd);
