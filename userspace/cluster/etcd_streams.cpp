@@ -186,8 +186,11 @@ class WatchThread final : public EtcdClient::Watcher {
     }
     if (!b.events.empty()) {
       b.revision = b.events.back().kv.modRevision;
-    } else if (resp.events_size() == 0 && resp.header().revision() >= next_) {
-      b.revision = resp.header().revision();  // progress: nothing up to here
+    } else if (resp.events_size() == 0 && !resp.created() && resp.header().revision() >= next_) {
+      // A progress notice: nothing up to here. (The reply that creates a
+      // watch carries the store's revision too, but the events from the
+      // start revision come after it: not progress.)
+      b.revision = resp.header().revision();
     } else {
       return;
     }
