@@ -132,6 +132,11 @@ bool DocumentReader::fill() {
     const ssize_t n = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
     if (n > 0) {
       end_ += static_cast<size_t>(n);
+      read_ += static_cast<size_t>(n);
+      if (read_ > maxBytes_) {
+        errno_ = EFBIG;
+        return false;
+      }
       return true;
     }
     if (n == 0) {
@@ -249,7 +254,7 @@ void DocumentReader::take(size_t length, int lines, int& firstLine) {
   if (start_ == end_ && eof_) done_ = true;
 }
 
-bool readWhole(int fd, std::string& out, int& err) {
+bool readWhole(int fd, std::string& out, int& err, size_t maxBytes) {
   out.clear();
   if (::lseek(fd, 0, SEEK_SET) != 0) {
     err = errno;
@@ -260,6 +265,10 @@ bool readWhole(int fd, std::string& out, int& err) {
     const ssize_t n = ::read(fd, chunk, sizeof chunk);
     if (n > 0) {
       out.append(chunk, static_cast<size_t>(n));
+      if (out.size() > maxBytes) {
+        err = EFBIG;
+        return false;
+      }
     } else if (n == 0) {
       return true;
     } else if (errno != EINTR) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,7 +34,9 @@ XXH128_hash_t documentHash(std::string_view text);
 class DocumentReader {
  public:
   enum class Step { Document, End, Uncut, Failed };
-  DocumentReader(int fd, std::vector<char>& buf, size_t chunk) : fd_(fd), buf_(buf) {
+  // Reading more than `maxBytes` fails with EFBIG.
+  DocumentReader(int fd, std::vector<char>& buf, size_t chunk, size_t maxBytes = SIZE_MAX)
+      : fd_(fd), buf_(buf), maxBytes_(maxBytes) {
     if (buf_.size() < chunk) buf_.resize(chunk);
   }
   // Document: the next one is `text` (valid until the next call), starting
@@ -58,6 +61,8 @@ class DocumentReader {
   bool fill();
   int fd_;
   std::vector<char>& buf_;
+  size_t maxBytes_;
+  size_t read_ = 0;       // bytes read from fd_
   size_t start_ = 0;      // where the current document starts
   size_t end_ = 0;        // bytes in buf_
   size_t scan_ = 0;       // the line start to look at next
@@ -69,8 +74,8 @@ class DocumentReader {
   int errno_ = 0;
 };
 
-// The rest of the file from its start, whole (for a file not cut); errno
-// in `err` on failure.
-bool readWhole(int fd, std::string& out, int& err);
+// The file from its start, whole (for a file not cut); errno in `err` on
+// failure (EFBIG: more than `maxBytes`).
+bool readWhole(int fd, std::string& out, int& err, size_t maxBytes = SIZE_MAX);
 
 }  // namespace microseg::policy

@@ -6,7 +6,6 @@
 #include "policy/progress.h"
 #include "policy/rule_reuse.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,44 +115,41 @@ PolicyLoader::PolicyLoader(std::chrono::nanoseconds stableAfter, size_t readChun
       stableNs_(stableAfter.count()) {}
 PolicyLoader::~PolicyLoader() = default;
 
-ParseResult PolicyLoader::load(const std::vector<std::string>& paths) {
+void PolicyLoader::setLimits(const LoadLimits& limits) {
+  limits_ = limits;
+  cache_.clear();
+}
+
+ParseResult PolicyLoader::load(const std::vector<std::string>& paths) { return load(paths, defaultFileAccess()); }
+
+ParseResult PolicyLoader::load(const std::vector<std::string>& paths, const FileAccess& access) {
   ParseResult out;
   stats_ = {};
   std::unordered_map<std::string, std::unique_ptr<FileState>> next;
-  const std::vector<std::string> files = listFiles(paths, out.errors);
+  const std::vector<std::string> files = listFiles(paths, access, out.errors);
   for (const auto& f : files) {
     stats_.files++;
-    // Stat before reading: a change after it makes the stamp differ next time.
-    struct stat st {};
+    // The stamp before reading: a change after it makes it differ next time.
     struct timespec now {};
     clock_gettime(CLOCK_REALTIME, &now);
-    const bool haveStamp = ::stat(f.c_str(), &st) == 0;
-    Stamp stamp;
-    if (haveStamp) stamp = {st.st_dev, st.st_ino, st.st_size, ns(st.st_mtim), ns(st.st_ctim)};
+    auto file = openPolicyFile(f, access, limits_.maxFileBytes, out.errors);
+    if (!file) continue;
+    const struct stat& st = file->st;
+    const Stamp stamp{st.st_dev, st.st_ino, st.st_size, ns(st.st_mtim), ns(st.st_ctim)};
     std::unique_ptr<FileState> before;
     if (auto it = cache_.find(f); it != cache_.end()) before = std::move(it->second);
     std::unique_ptr<FileState> state;
-    if (before && haveStamp && before->stamp == stamp &&
-        before->readAtNs - std::max(stamp.mtimeNs, stamp.ctimeNs) >= stableNs_) {
+    if (before && before->stamp == stamp && before->readAtNs - std::max(stamp.mtimeNs, stamp.ctimeNs) >= stableNs_) {
       state = std::move(before);
       stats_.filesUnchanged++;
       stats_.documents += state->docs.size();
       stats_.reused += state->docs.size();
     } else {
-      const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) {
-        out.errors.push_back({{f, 0, 0}, std::string("cannot open for reading: ") + std::strerror(errno)});
-        continue;
-      }
       state = std::make_unique<FileState>();
-      if (haveStamp) {
-        state->stamp = stamp;
-        state->readAtNs = ns(now);
-      }
+      state->stamp = stamp;
+      state->readAtNs = ns(now);
       std::string error;
-      const bool read = readDocuments(f, fd, before.get(), *state, error);
-      ::close(fd);
-      if (!read) {
+      if (!readDocuments(f, file->fd.get(), before.get(), *state, error)) {
         out.errors.push_back({{f, 0, 0}, error});
         continue;
       }
@@ -205,8 +201,8 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
       doc->firstLine = firstLine;
       doc->lines = lines;
       if (replaced == nullptr ||
-          !parseReusingRules(text, file, *replaced, *doc, minReuseItems_, stats_.rulesReused)) {
-        doc->syntaxError = !parseInto(text, file, firstLine, doc->objects, doc->errors);
+          !parseReusingRules(text, file, *replaced, *doc, minReuseItems_, limits_.yaml, stats_.rulesReused)) {
+        doc->syntaxError = !parseInto(text, file, firstLine, doc->objects, doc->errors, limits_.yaml);
         if (worthIndexing(*doc, minReuseItems_)) {  // before the text is scanned for its lists
           if (auto lists = findRuleLists(text)) indexRuleLists(*lists, *doc, minReuseItems_);
         }
@@ -219,7 +215,8 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
     progressTick();
   };
   auto failed = [&](int err) {
-    error = std::string("cannot read: ") + std::strerror(err);
+    // EFBIG: it grew past the limit since it was opened.
+    error = err == EFBIG ? tooBigMessage(limits_.maxFileBytes) : std::string("cannot read: ") + std::strerror(err);
     return false;
   };
   std::string whole;
@@ -227,7 +224,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
   if (before != nullptr && !before->cut) {
     // Not cut last time (it most likely still cannot be): whole, unless
     // it changed; then it may be cut now.
-    if (!readWhole(fd, whole, err)) return failed(err);
+    if (!readWhole(fd, whole, err, limits_.maxFileBytes)) return failed(err);
     const XXH128_hash_t hash = XXH3_128bits(whole.data(), whole.size());
     if (before->docs.size() == 1 && before->docs[0]->sameText(whole.size(), hash)) {
       add(whole, 0, 0, hash);
@@ -237,7 +234,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
     if (::lseek(fd, 0, SEEK_SET) != 0) return failed(errno);
   }
   {
-    DocumentReader reader(fd, readBuf_, readChunk_);
+    DocumentReader reader(fd, readBuf_, readChunk_, limits_.maxFileBytes);
     std::string_view text;
     int firstLine = 0;
     // Where the file was cut last time, the documents most likely come in
@@ -278,7 +275,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
   state.docs.clear();
   state.syntax = nullptr;
   stats_ = at;
-  if (!readWhole(fd, whole, err)) return failed(err);
+  if (!readWhole(fd, whole, err, limits_.maxFileBytes)) return failed(err);
   add(whole, 0, 0, documentHash(whole));
   return true;
 }

@@ -12,10 +12,20 @@
 #include <unordered_map>
 #include <vector>
 
+#include "policy/files.h"
 #include "policy/references.h"
 #include "policy/schema.h"
+#include "policy/yaml_reader.h"
 
 namespace microseg::policy {
+
+// What one load may cost: a file bigger than maxFileBytes is refused
+// (before it is read, and if it grows while it is read), and every
+// document is read within `yaml` (nesting, aliases; yaml_reader.h).
+struct LoadLimits {
+  size_t maxFileBytes = size_t(64) << 20;
+  yaml::Limits yaml;
+};
 
 // Loads policy paths (parser.h's loadPaths() is a fresh one's load()) and
 // remembers what it read: a document whose text is the same
@@ -56,7 +66,17 @@ class PolicyLoader {
   PolicyLoader(const PolicyLoader&) = delete;
   PolicyLoader& operator=(const PolicyLoader&) = delete;
 
+  // Every file-system access of the load (open of a path, a directory's
+  // listing, fstat) goes through `access` (files.h); the first form uses
+  // defaultFileAccess(). Only regular files are read; a path that is not
+  // one, or not a directory of them, is an error.
   ParseResult load(const std::vector<std::string>& paths);
+  ParseResult load(const std::vector<std::string>& paths, const FileAccess& access);
+
+  // For the next load()s, which read every file again (what was read under
+  // other limits is forgotten).
+  void setLimits(const LoadLimits& limits);
+  const LoadLimits& limits() const { return limits_; }
 
   struct Stats {
     size_t documents = 0;       // in the files of the last load()
@@ -76,6 +96,7 @@ class PolicyLoader {
   std::unordered_map<std::string, std::unique_ptr<FileState>> cache_;  // by path
   ReferenceCheck references_;
   std::vector<char> readBuf_;  // the part of a file being read (document_reader.h)
+  LoadLimits limits_;
   size_t readChunk_;
   size_t minReuseItems_;
   Stats stats_;

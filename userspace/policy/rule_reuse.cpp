@@ -17,7 +17,8 @@ const std::vector<Rule>& rulesOf(const Policy& p, Direction dir) { return dir ==
 // parsed on its own into `out` (nothing if it is not a map, as in the whole
 // document): false if the text does not read as exactly one list item.
 bool parseItemAlone(std::string_view itemText, const std::string& file, int firstLine, int itemLine,
-                    const std::string& rp, Direction dir, std::vector<Diagnostic>& errors, std::vector<Rule>& out) {
+                    const std::string& rp, Direction dir, const yaml::Limits& limits, std::vector<Diagnostic>& errors,
+                    std::vector<Rule>& out) {
   yaml::Tree tree;
   DocParser parser(file, errors, firstLine + itemLine);
   size_t docs = 0;
@@ -31,7 +32,7 @@ bool parseItemAlone(std::string_view itemText, const std::string& file, int firs
     } catch (const yaml::SubscriptError& e) {  // located in the document, as the caller expects
       throw yaml::SubscriptError({e.mark.line + itemLine, e.mark.column}, e.what());
     }
-  });
+  }, limits);
   return !err && docs == 1 && one;
 }
 
@@ -71,7 +72,7 @@ void indexRuleLists(const std::vector<RuleListText>& lists, Document& doc, size_
 }
 
 bool parseReusingRules(std::string_view text, const std::string& file, const Document& old, Document& doc,
-                       size_t minItems, size_t& reused) {
+                       size_t minItems, const yaml::Limits& limits, size_t& reused) {
   if (old.ruleLists.empty()) return false;
   auto lists = findRuleLists(text);
   if (!lists || lists->empty()) return false;
@@ -83,6 +84,12 @@ bool parseReusingRules(std::string_view text, const std::string& file, const Doc
   bool exact = true;
   size_t kept = 0;
   DocParser parser(file, errors, doc.firstLine);
+  // An item alone is two levels from the top (its list, itself) where in
+  // the document it is four (the document, spec, its list, itself): with
+  // two levels less, it crosses the nesting bound exactly where it would
+  // in the whole document. (Texts with aliases are never cut.)
+  yaml::Limits itemLimits = limits;
+  itemLimits.maxDepth = std::max(limits.maxDepth - 2, 0);
 
   // The k-th list's rules.
   auto build = [&](size_t k, const std::string& path, std::vector<Rule>& out) {
@@ -109,7 +116,7 @@ bool parseReusingRules(std::string_view text, const std::string& file, const Doc
       }
       const RuleItemText& item = l.items[i];
       exact = parseItemAlone(text.substr(item.begin, item.end - item.begin), file, doc.firstLine, item.line,
-                             path + "[" + std::to_string(i) + "]", l.dir, errors, out);
+                             path + "[" + std::to_string(i) + "]", l.dir, itemLimits, errors, out);
     }
     kept += head + tail;
   };
@@ -138,7 +145,7 @@ bool parseReusingRules(std::string_view text, const std::string& file, const Doc
     } catch (const yaml::SubscriptError& e) {
       errors.push_back({{file, e.mark.line + 1 + doc.firstLine, e.mark.column + 1}, e.what()});
     }
-  });
+  }, limits);
   if (err || docs != 1 || !exact || objects.policies.size() != 1 || !objects.workloads.empty() ||
       !objects.externals.empty() || std::find(taken.begin(), taken.end(), false) != taken.end()) {
     return false;

@@ -14,6 +14,7 @@
 
 #include "policy/cached_document.h"
 #include "policy/rule_lists.h"
+#include "policy/yaml_reader.h"
 
 namespace microseg::policy {
 
@@ -32,6 +33,6 @@ void indexRuleLists(const std::vector<RuleListText>& lists, Document& doc, size_
 // `reused` grows by the rules kept. False, with `doc` untouched, when that
 // cannot be done exactly: the caller then parses the whole text.
 bool parseReusingRules(std::string_view text, const std::string& file, const Document& old, Document& doc,
-                       size_t minItems, size_t& reused);
+                       size_t minItems, const yaml::Limits& limits, size_t& reused);
 
 }  // namespace microseg::policy

@@ -60,12 +60,12 @@ bool DocParser::checkMap(const yaml::Node& node, const std::string& path,
     }
     const std::string_view key = k.Scalar();
     if (!seen.insert(key)) {
-      error(k, path + ": duplicate key '" + std::string(key) + "'");
+      error(k, path + ": duplicate key '" + shown(key) + "'");
       continue;
     }
     if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; }) ==
         allowed.end()) {
-      error(k, path + ": unknown field '" + std::string(key) + "' (allowed: " + joinAllowed(allowed) + ")");
+      error(k, path + ": unknown field '" + shown(key) + "' (allowed: " + joinAllowed(allowed) + ")");
     }
   }
   return true;
@@ -76,7 +76,12 @@ std::optional<std::string> DocParser::scalar(const yaml::Node& node, const std::
     error(node, path + ": must be a string");
     return std::nullopt;
   }
-  return std::string(node.Scalar());
+  const std::string_view text = node.Scalar();
+  if (const size_t at = controlCharAt(text); at != std::string_view::npos) {
+    error(node, path + ": contains a control character" + controlCharText(text, at));
+    return std::nullopt;
+  }
+  return std::string(text);
 }
 
 std::optional<int64_t> DocParser::integer(const yaml::Node& node, const std::string& path) {
@@ -91,7 +96,14 @@ std::optional<int64_t> DocParser::integer(const yaml::Node& node, const std::str
   }
   const std::string s(node.Scalar());
   if (!integerText(s) || s.size() > 12) {
-    error(node, path + ": '" + s + "' is not an integer");
+    error(node, path + ": '" + shown(s) + "' is not an integer");
+    return std::nullopt;
+  }
+  // Decimal digits, as written in a port list anywhere: "+80" is YAML's
+  // integer 80, but no one writes a port so, and what reads the policy
+  // next (a person, a diff, grep) should not have to know that.
+  if (s[0] == '+') {
+    error(node, path + ": '" + s + "' has a sign (write the number as decimal digits)");
     return std::nullopt;
   }
   // YAML 1.1 reads 010 as octal 8, YAML 1.2 as 10: refuse to guess.
@@ -119,11 +131,11 @@ Labels DocParser::labels(const yaml::Node& node, const std::string& path) {
     }
     const std::string key(k.Scalar());
     if (!seen.insert(k.Scalar())) {
-      error(k, path + ": duplicate key '" + key + "'");
+      error(k, path + ": duplicate key '" + shown(key) + "'");
       continue;
     }
     if (!validLabelKey(key)) {
-      error(k, path + ": '" + key +
+      error(k, path + ": '" + shown(key) +
                           "' is not a valid label key (alphanumerics, '-', '_', '.', at most 63 "
                           "characters, optional DNS prefix 'example.com/')");
       continue;
@@ -134,7 +146,7 @@ Labels DocParser::labels(const yaml::Node& node, const std::string& path) {
     }
     const std::string value(val.Scalar());
     if (!validLabelValue(value)) {
-      error(val, path + "." + key + ": '" + value + "' is not a valid label value");
+      error(val, path + "." + key + ": '" + shown(value) + "' is not a valid label value");
       continue;
     }
     out[key] = value;
@@ -227,13 +239,25 @@ void DocParser::annotations(const yaml::Node& node) {
     if (!k.IsScalar() || !v.IsScalar()) {
       error(k, "metadata.annotations: keys and values must be strings");
     } else if (!seen.insert(k.Scalar())) {
-      error(k, "metadata.annotations: duplicate key '" + std::string(k.Scalar()) + "'");
+      error(k, "metadata.annotations: duplicate key '" + shown(k.Scalar()) + "'");
+    } else if (const size_t at = controlCharAt(k.Scalar()); at != std::string_view::npos) {
+      error(k, "metadata.annotations: a key contains a control character" + controlCharText(k.Scalar(), at));
+    } else if (const size_t at = controlCharAt(v.Scalar(), true); at != std::string_view::npos) {
+      // Free text: it may have lines and tabs, nothing else unprintable.
+      error(v, "metadata.annotations." + std::string(k.Scalar()) + ": contains a control character" +
+                   controlCharText(v.Scalar(), at));
     }
   }
 }
 
+Diagnostic yamlDiagnostic(const yaml::SyntaxError& err, const std::string& file, int firstLine) {
+  if (err.at.isNull()) return {{file, 0, 0}, (err.limit ? "YAML limit: " : "YAML syntax: ") + err.text(firstLine)};
+  return {{file, err.at.line + 1 + firstLine, err.at.column + 1},
+          (err.limit ? "YAML limit: " : "YAML syntax: ") + err.text(firstLine)};
+}
+
 bool parseInto(std::string_view text, const std::string& file, int firstLine, Bundle& out,
-               std::vector<Diagnostic>& errors) {
+               std::vector<Diagnostic>& errors, const yaml::Limits& limits) {
   yaml::Tree tree;
   DocParser parser(file, errors, firstLine);
   auto err = yaml::readDocuments(text, tree, [&](const yaml::Tree& doc) {
@@ -242,11 +266,10 @@ bool parseInto(std::string_view text, const std::string& file, int firstLine, Bu
     } catch (const yaml::SubscriptError& e) {
       errors.push_back({{file, e.mark.line + 1 + firstLine, e.mark.column + 1}, e.what()});
     }
-  });
+  }, limits);
   if (!err) return true;
   out = Bundle{};
-  errors = {{{file, err->at.isNull() ? 0 : err->at.line + 1 + firstLine, err->at.isNull() ? 0 : err->at.column + 1},
-             "YAML syntax: " + err->text(firstLine)}};
+  errors = {yamlDiagnostic(*err, file, firstLine)};
   return false;
 }
 

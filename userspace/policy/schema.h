@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "policy/model.h"
+#include "policy/yaml_reader.h"
 #include "policy/yaml_tree.h"
 
 namespace microseg::policy {
@@ -24,6 +25,12 @@ struct ParseResult {
   Bundle bundle;
   std::vector<Diagnostic> errors;  // empty = valid
   bool ok() const { return errors.empty(); }
+  // What the set holds. A valid set can be empty (an empty file, files of
+  // comments) or have no Workload: applied, either leaves every workload
+  // unmanaged. Refusing it is the caller's decision (the daemon's, with
+  // `microseg policy validate` warning), so it is said here, not decided.
+  bool empty() const { return bundle.workloads.empty() && bundle.externals.empty() && bundle.policies.empty(); }
+  bool hasWorkloads() const { return !bundle.workloads.empty(); }
 };
 
 // Parse one YAML text (may hold several `---` documents). `file` is used in
@@ -34,8 +41,14 @@ ParseResult parseText(const std::string& text, const std::string& file);
 // `out` and `errors`. A syntax error anywhere is the text's only diagnostic
 // (as when the whole file was loaded before any document was looked at):
 // then `out` and `errors` hold nothing else, and it returns false.
+// A nesting or alias bound crossed (yaml_reader.h) is such an error too.
 bool parseInto(std::string_view text, const std::string& file, int firstLine, Bundle& out,
-               std::vector<Diagnostic>& errors);
+               std::vector<Diagnostic>& errors, const yaml::Limits& limits = {});
+
+// A YAML syntax error (or a bound crossed) in a text starting on line
+// `firstLine` (0-based) of `file`, as a diagnostic:
+// "FILE:LINE:COL: error: YAML syntax: ..." ("YAML limit: ..." for a bound).
+Diagnostic yamlDiagnostic(const yaml::SyntaxError& err, const std::string& file, int firstLine = 0);
 
 // One document's tree -> model objects, every problem a Diagnostic located at
 // the offending key or value (tree marks are 0-based, diagnostics 1-based).

@@ -13,7 +13,7 @@ void DocParser::namespaceLabel(const yaml::Node& labelsNode, const std::string& 
   if (ns.empty() || !labelsNode.IsMap()) return;
   const yaml::Node v = labelsNode[kNamespaceLabel];
   if (v && v.IsScalar() && v.Scalar() != ns) {
-    error(v, path + "." + kNamespaceLabel + ": '" + std::string(v.Scalar()) + "' contradicts metadata.namespace '" + ns +
+    error(v, path + "." + kNamespaceLabel + ": '" + shown(v.Scalar()) + "' contradicts metadata.namespace '" + ns +
                  "' (the namespace sets this label)");
   }
 }
@@ -131,6 +131,10 @@ std::optional<LabelSelector> DocParser::selector(const yaml::Node& node, const s
             error(v, ip + ".values: must be a list of strings");
             ok = false;
             continue;
+          }
+          if (const size_t at = controlCharAt(v.Scalar()); at != std::string_view::npos) {
+            error(v, ip + ".values: contains a control character" + controlCharText(v.Scalar(), at));
+            ok = false;  // kept below all the same: the list is not empty
           }
           req.values.emplace_back(v.Scalar());
         }

@@ -19,7 +19,7 @@ std::optional<Peer> DocParser::peer(const yaml::Node& node, const std::string& p
     } else if (name == "unmanaged") {
       p.reserved = ReservedPeer::Unmanaged;
     } else {
-      error(n, path + ": '" + name + "' is not a reserved peer (host, world, unmanaged)");
+      error(n, path + ": '" + shown(name) + "' is not a reserved peer (host, world, unmanaged)");
       return std::nullopt;
     }
     return p;
@@ -75,7 +75,7 @@ std::optional<Peer> DocParser::cidrPeer(const yaml::Node& node, const std::strin
 
 std::optional<PortRange> DocParser::port(const yaml::Node& node, const std::string& path) {
   if (node.IsScalar()) {
-    error(node, path + ": must be a mapping; write {port: " + std::string(node.Scalar()) + "}");
+    error(node, path + ": must be a mapping; write {port: " + shown(node.Scalar()) + "}");
     return std::nullopt;
   }
   if (!checkMap(node, path, {"port", "endPort", "protocol"})) return std::nullopt;

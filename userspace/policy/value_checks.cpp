@@ -36,6 +36,43 @@ bool integerText(std::string_view s) {
   return true;
 }
 
+size_t controlCharAt(std::string_view s, bool lineBreaks) {
+  for (size_t i = 0; i < s.size(); i++) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != 0x7f) continue;
+    if (lineBreaks && (c == '\t' || c == '\n' || c == '\r')) continue;
+    return i;
+  }
+  return std::string_view::npos;
+}
+
+namespace {
+
+std::string hexByte(unsigned char c) {
+  static const char* digits = "0123456789abcdef";
+  return std::string("\\x") + digits[c >> 4] + digits[c & 15];
+}
+
+}  // namespace
+
+std::string shown(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      out += hexByte(c);
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+std::string controlCharText(std::string_view s, size_t at) {
+  return " (" + hexByte(static_cast<unsigned char>(s[at])) + " at byte " + std::to_string(at) + ")";
+}
+
 std::optional<std::string> globProblem(const std::string& pattern) {
   for (size_t i = 0; i < pattern.size(); i++) {
     if (pattern[i] == '\\') {

@@ -40,6 +40,18 @@ inline bool validLabelValue(std::string_view v) { return v.empty() || validLabel
 // [-+]?[0-9]+
 bool integerText(std::string_view s);
 
+// Where the first control character of `s` is (C0, DEL; tab and line
+// breaks too unless `lineBreaks`, which allows '\t', '\n', '\r'), or npos.
+// No value of a policy has a use for one, and a NUL in a cgroup glob or a
+// name would be cut short by the C calls it meets.
+size_t controlCharAt(std::string_view s, bool lineBreaks = false);
+
+// `s` as it can be quoted in a message: control characters as \xNN.
+std::string shown(std::string_view s);
+
+// " (\xNN at byte N)" for the control character at `at` of `s`.
+std::string controlCharText(std::string_view s, size_t at);
+
 // The resolver matches cgroup patterns with fnmatch(FNM_PATHNAME). fnmatch
 // quietly treats a malformed bracket as literal text, so a typo would make a
 // pattern that never matches; this says what is wrong, or nullopt.
