@@ -164,10 +164,22 @@ TEST_F(PolicyFiles, AFifoInADirectoryIsAnErrorNotAHang) {
   EXPECT_EQ(r.errors[0].str(), fifo + ": error: not a regular file (a FIFO): only regular files are read");
 }
 
+TEST_F(PolicyFiles, WhatIsNoFileInADirectoryIsSkippedAsBefore) {
+  // An editor's lock file (a dangling symlink, ".#a.yaml") and a directory
+  // named like a policy file are not policy files: skipped, not errors.
+  write("a.yaml", "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: w}\nspec: {cgroups: [a]}\n");
+  ASSERT_EQ(symlink("user@host.1234:1700000000", (dir_ + "/.#a.yaml").c_str()), 0);
+  ASSERT_EQ(mkdir((dir_ + "/old.yaml").c_str(), 0700), 0);
+  ParseResult r = loadWithin({dir_}, {});
+  EXPECT_TRUE(r.ok()) << dump(r.errors);
+  EXPECT_EQ(r.bundle.workloads.size(), 1u);
+}
+
 TEST_F(PolicyFiles, ADeviceIsRefused) {
-  ParseResult r = loadWithin({"/dev/zero"}, {});
+  // (/dev/zero, read before until memory ran out, is refused the same way.)
+  ParseResult r = loadWithin({"/dev/null"}, {});
   ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
-  EXPECT_EQ(r.errors[0].str(), "/dev/zero: error: not a regular file (a character device): only regular files are read");
+  EXPECT_EQ(r.errors[0].str(), "/dev/null: error: not a regular file (a character device): only regular files are read");
 }
 
 TEST_F(PolicyFiles, AFileOverTheSizeLimitIsNotRead) {

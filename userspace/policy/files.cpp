@@ -75,9 +75,9 @@ const FileAccess& defaultFileAccess() {
   return plain;
 }
 
-std::vector<std::string> listFiles(const std::vector<std::string>& paths, const FileAccess& access,
-                                   std::vector<Diagnostic>& errors) {
-  std::vector<std::string> files;
+std::vector<ListedFile> listFiles(const std::vector<std::string>& paths, const FileAccess& access,
+                                  std::vector<Diagnostic>& errors) {
+  std::vector<ListedFile> files;
   if (paths.empty()) {
     errors.push_back({{"<policy>", 0, 0}, "no policy path given"});
     return files;
@@ -94,7 +94,7 @@ std::vector<std::string> listFiles(const std::vector<std::string>& paths, const 
       continue;
     }
     if (S_ISREG(st.st_mode)) {
-      files.push_back(p);  // opened again to be read (openPolicyFile), and checked again then
+      files.push_back({p, false});  // opened again to be read (openPolicyFile), and checked again then
       continue;
     }
     if (!S_ISDIR(st.st_mode)) {
@@ -111,7 +111,7 @@ std::vector<std::string> listFiles(const std::vector<std::string>& paths, const 
       errors.push_back({{p, 0, 0}, "directory has no *.yaml or *.yml files"});
       continue;
     }
-    files.insert(files.end(), found.begin(), found.end());
+    for (auto& f : found) files.push_back({std::move(f), true});
   }
   return files;
 }
@@ -120,9 +120,11 @@ std::string tooBigMessage(size_t maxBytes) {
   return "grew over the size limit of " + std::to_string(maxBytes) + " bytes while it was read";
 }
 
-std::optional<OpenFile> openPolicyFile(const std::string& path, const FileAccess& access, size_t maxBytes,
+std::optional<OpenFile> openPolicyFile(const ListedFile& file, const FileAccess& access, size_t maxBytes,
                                        std::vector<Diagnostic>& errors) {
+  const std::string& path = file.path;
   auto fd = access.open(path, kPolicyOpenFlags);
+  if (!fd && file.inDirectory && fd.error().err == ENOENT) return std::nullopt;
   if (!fd) {
     errors.push_back({{path, 0, 0}, std::string("cannot open for reading: ") + std::strerror(fd.error().err)});
     return std::nullopt;
@@ -133,6 +135,7 @@ std::optional<OpenFile> openPolicyFile(const std::string& path, const FileAccess
     errors.push_back({{path, 0, 0}, std::string("cannot read: ") + std::strerror(errno)});
     return std::nullopt;
   }
+  if (file.inDirectory && S_ISDIR(f.st.st_mode)) return std::nullopt;
   if (!S_ISREG(f.st.st_mode)) {
     errors.push_back({{path, 0, 0}, notRegular(f.st.st_mode)});
     return std::nullopt;
@@ -147,7 +150,7 @@ std::optional<OpenFile> openPolicyFile(const std::string& path, const FileAccess
 
 std::optional<std::string> readRegularFile(const std::string& path, const FileAccess& access, size_t maxBytes,
                                            std::vector<Diagnostic>& errors) {
-  auto f = openPolicyFile(path, access, maxBytes, errors);
+  auto f = openPolicyFile({path, false}, access, maxBytes, errors);
   if (!f) return std::nullopt;
   std::string out;
   char chunk[1 << 16];

@@ -38,12 +38,18 @@ const FileAccess& defaultFileAccess();
 // refused by its type); O_NOCTTY: a terminal does not become ours.
 inline constexpr int kPolicyOpenFlags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
 
+// A file to read: a path given, or an entry of a directory given.
+struct ListedFile {
+  std::string path;
+  bool inDirectory = false;
+};
+
 // The files `paths` name, directories expanded (their *.yaml and *.yml
 // entries, sorted by name; a directory with none is an error); problems
-// appended. A path that is neither a directory nor a regular file is an
-// error; an entry of a directory is checked when it is opened.
-std::vector<std::string> listFiles(const std::vector<std::string>& paths, const FileAccess& access,
-                                   std::vector<Diagnostic>& errors);
+// appended. A path given that is neither a directory nor a regular file is
+// an error; an entry of a directory is checked when it is opened.
+std::vector<ListedFile> listFiles(const std::vector<std::string>& paths, const FileAccess& access,
+                                  std::vector<Diagnostic>& errors);
 
 // A policy file, open, and what fstat said of it when it was opened.
 struct OpenFile {
@@ -51,9 +57,12 @@ struct OpenFile {
   struct stat st {};
 };
 
-// Opens `path` for reading: a regular file of at most `maxBytes` only
-// (else nullopt, the problem appended, located at the file).
-std::optional<OpenFile> openPolicyFile(const std::string& path, const FileAccess& access, size_t maxBytes,
+// Opens `file` for reading: a regular file of at most `maxBytes` only
+// (else nullopt, the problem appended, located at the file). An entry of
+// a directory that is itself a directory, or gone (a dangling symlink such
+// as an editor's lock file, or removed since the listing), is skipped
+// without a word, as it always was; a FIFO, socket or device is an error.
+std::optional<OpenFile> openPolicyFile(const ListedFile& file, const FileAccess& access, size_t maxBytes,
                                        std::vector<Diagnostic>& errors);
 
 // What is said of a file that grew over `maxBytes` while it was read

@@ -126,13 +126,13 @@ ParseResult PolicyLoader::load(const std::vector<std::string>& paths, const File
   ParseResult out;
   stats_ = {};
   std::unordered_map<std::string, std::unique_ptr<FileState>> next;
-  const std::vector<std::string> files = listFiles(paths, access, out.errors);
-  for (const auto& f : files) {
+  for (const ListedFile& listed : listFiles(paths, access, out.errors)) {
+    const std::string& f = listed.path;
     stats_.files++;
     // The stamp before reading: a change after it makes it differ next time.
     struct timespec now {};
     clock_gettime(CLOCK_REALTIME, &now);
-    auto file = openPolicyFile(f, access, limits_.maxFileBytes, out.errors);
+    auto file = openPolicyFile(listed, access, limits_.maxFileBytes, out.errors);
     if (!file) continue;
     const struct stat& st = file->st;
     const Stamp stamp{st.st_dev, st.st_ino, st.st_size, ns(st.st_mtim), ns(st.st_ctim)};
