@@ -64,6 +64,11 @@ bool isNullText(std::string_view v) { return v.empty() || v == "~" || v == "null
 // Saturating: what nested aliases stand for can pass any integer.
 uint64_t addNodes(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
+// Node counts kept per collection and anchor: 32 bits, saturating (no
+// bound comes near: a 64 MiB text has fewer than 2^26 nodes, and a count
+// that saturates is over every budget).
+uint32_t count32(uint64_t n) { return n > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(n); }
+
 }  // namespace
 
 std::optional<SyntaxError> readDocuments(std::string_view text, Tree& tree,
@@ -74,21 +79,25 @@ std::optional<SyntaxError> readDocuments(std::string_view text, Tree& tree,
   // An anchor's node, and how many nodes it stands for (see Limits).
   struct Anchor {
     uint32_t index;
-    uint64_t nodes;
+    uint32_t nodes;
   };
   std::unordered_map<std::string, Anchor> anchors;
   // A collection's anchor is defined where the collection ends, so an alias
-  // inside it cannot make the tree a cycle.
+  // inside it cannot make the tree a cycle. 40 bytes, as this record was
+  // before it counted nodes: measured, with 48 a one-rule reload of 100k
+  // rules in 20k documents took ~0.7 ms more (the sizes of what a parse
+  // allocates and frees steer where malloc puts the loader's Document
+  // records, which a reload then walks: more cache misses).
   struct OpenCollection {
     std::string anchor;
     uint32_t index;
-    uint64_t nodes;  // itself and what is in it so far
+    uint32_t nodes;  // itself and what is in it so far
   };
   std::vector<OpenCollection> open;
   uint64_t own = 0;      // nodes of the document's text
   uint64_t aliased = 0;  // nodes its aliases stand for
   auto counted = [&](uint64_t nodes) {
-    if (!open.empty()) open.back().nodes = addNodes(open.back().nodes, nodes);
+    if (!open.empty()) open.back().nodes = count32(addNodes(open.back().nodes, nodes));
   };
   auto anchor = [&](const yaml_char_t* name, uint32_t index) {
     if (name != nullptr) anchors[std::string(str(name))] = {index, 1};
