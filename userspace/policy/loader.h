@@ -28,27 +28,27 @@ struct LoadLimits {
 };
 
 // Loads policy paths (parser.h's loadPaths() is a fresh one's load()) and
-// remembers what it read: a document whose text is the same
-// as last time, in the same file, is not parsed again (its objects are
-// shared with the previous result, their locations moved if it now starts
-// on another line). A one-rule change in a 100k-rule file parses one
-// document. A file is read a chunk at a time and cut at '---' lines as it
-// is read (document_reader.h); a file with directives, '...'
-// or line breaks other than '\n' is one document. What is kept of a
-// document for the next read is its length and a 128-bit hash of its text,
-// not the text. A file whose device, inode, size, mtime and ctime are those
+// remembers what it read: a document whose text is the same as last time,
+// in the same file, is not parsed again (its objects are shared with the
+// previous result, their locations moved if it now starts on another
+// line). A one-rule change in a 100k-rule file parses one document. A file
+// is read a chunk at a time and cut at '---' lines as it is read
+// (document_reader.h); a file with directives, '...' or line breaks other
+// than '\n' is one document. What is kept of a document for the next read
+// is its length and a 128-bit hash of its text, not the text. A file whose
+// device, inode, size, mtime and ctime (fstat of the file opened) are those
 // it had when it was last read, and which had not changed for 2 s before
 // that read, is not read again (timestamps are coarse: a file written twice
 // within a few ms can keep its stamp, so a file still fresh when read is
 // always read again).
 // A document whose text changed, in place of one that was a policy of at
 // least `minReuseItems` rules, is parsed again only in part where its text
-// allows (see policy/rule_lists.h): the items of its rule lists whose text
-// is that of the first or last items of the old list keep their rules, and
-// only the items between them and the rest of the document are parsed. A
-// one-rule change in a 10,000-rule policy parses one rule. The result is
-// always what parsing the whole text gives; where that is not certain, the
-// whole text is parsed.
+// allows (rule_reuse.h, rule_lists.h): the items of its rule lists whose
+// text is that of the first or last items of the old list keep their
+// rules, and only the items between them and the rest of the document are
+// parsed. A one-rule change in a 10,000-rule policy parses one rule. The
+// result is always what parsing the whole text gives; where that is not
+// certain, the whole text is parsed.
 // References are checked by a ReferenceCheck (references.h): again only
 // for the policies that are new, while the Workloads and Externals are the
 // same objects as last time.
@@ -82,7 +82,7 @@ class PolicyLoader {
     size_t documents = 0;       // in the files of the last load()
     size_t reused = 0;          // of which not parsed again
     size_t files = 0;
-    size_t filesUnchanged = 0;  // of which not even read (see load())
+    size_t filesUnchanged = 0;  // of which opened but not read (their stamp unchanged)
     size_t policiesChecked = 0; // policies whose references were checked (references.h)
     size_t spliced = 0;         // documents parsed again in part (rules reused)
     size_t rulesReused = 0;     // rules of those documents not parsed again
