@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -110,6 +111,39 @@ TEST(PolicyHardening, AliasesOfOrdinaryUseAreRead) {
   ASSERT_TRUE(r.ok()) << dump(r.errors);
   ASSERT_EQ(r.bundle.policies[0].egress.size(), 5001u);
   EXPECT_EQ(r.bundle.policies[0].egress[5000].ports.size(), 2u);
+}
+
+// A rule parsed alone (rule-level reuse) crosses the nesting bound exactly
+// where the whole document would: the loader's result is a fresh parse's.
+TEST(PolicyHardening, ARuleReadAloneMeetsTheSameNestingBound) {
+  const std::string path = std::string("/tmp/microseg-hardening-reuse-") + std::to_string(getpid()) + ".yaml";
+  auto policy = [](int depth) {
+    std::string t = "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n"
+                    "  selector: {matchLabels: {app: a}}\n  egress:\n";
+    for (int i = 0; i < 100; i++) {
+      // The document, spec, egress, the rule, to, the peer, matchLabels:
+      // the value's lists start at level 8.
+      const std::string v = i == 50 && depth > 0 ? std::string(size_t(depth), '[') + std::string(size_t(depth), ']') : "x";
+      t += "    - to: [{matchLabels: {n: " + v + "}}]\n      ports: [{port: " + std::to_string(1000 + i) + "}]\n";
+    }
+    return t;
+  };
+  for (int depth : {57, 58}) {
+    PolicyLoader loader(std::chrono::seconds(0));
+    std::ofstream(path) << policy(0);
+    ASSERT_TRUE(loader.load({path}).ok());
+    std::ofstream(path) << policy(depth);
+    const ParseResult r = loader.load({path});
+    // At 58 the rule alone is refused, and the whole document is read.
+    EXPECT_EQ(loader.lastStats().spliced, depth == 57 ? 1u : 0u);
+    const ParseResult fresh = parseText(policy(depth), path);
+    EXPECT_EQ(dump(r.errors), dump(fresh.errors)) << depth;
+    ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+    EXPECT_NE(r.errors[0].message.find(depth == 57 ? "label values must be strings" : "YAML limit: nesting"),
+              std::string::npos)
+        << r.errors[0].str();
+  }
+  std::remove(path.c_str());
 }
 
 // ---- 2. files that are not regular ----------------------------------------------
