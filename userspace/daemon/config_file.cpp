@@ -84,9 +84,9 @@ bool ConfigReader::uint(const Node& v, const std::string& key, uint64_t lo, uint
   const std::string_view s = v.IsScalar() ? v.Scalar() : std::string_view();
   const bool plain = v.IsScalar() && (v.Tag() == "?" || v.Tag() == "tag:yaml.org,2002:int");
   const bool digits = !s.empty() && s.size() <= 12 && s.find_first_not_of("0123456789") == std::string_view::npos;
-  if (!plain || !digits || (s.size() > 1 && s[0] == '0')) {
-    error(v, key + ": must be an integer (decimal digits" + (s.size() > 1 && s[0] == '0' && digits ? ", no leading zero" : "") +
-                 ")");
+  const bool leadingZero = s.size() > 1 && s[0] == '0';
+  if (!plain || !digits || leadingZero) {
+    error(v, key + ": must be an integer (decimal digits" + (digits && leadingZero ? ", no leading zero" : "") + ")");
     return false;
   }
   const uint64_t x = std::stoull(std::string(s));
