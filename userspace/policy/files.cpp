@@ -25,6 +25,13 @@ std::string notRegular(mode_t mode) {
   return "not a regular file (" + kindOf(mode) + "): only regular files are read";
 }
 
+// Why an open through a FileAccess failed: its errno, else its words (a
+// FileAccess may refuse without a system error).
+std::string reason(const Error& e) {
+  if (e.err != 0) return std::strerror(e.err);
+  return e.detail.empty() ? "refused" : e.detail;
+}
+
 bool yamlName(std::string_view name) {
   const size_t dot = name.rfind('.');
   if (dot == std::string_view::npos || dot == 0) return false;  // ".yaml" is a hidden file, not a *.yaml
@@ -86,7 +93,7 @@ std::vector<ListedFile> listFiles(const std::vector<std::string>& paths, const F
     auto fd = access.open(p, kPolicyOpenFlags);
     struct stat st {};
     if (!fd) {
-      errors.push_back({{p, 0, 0}, std::string("cannot read: ") + std::strerror(fd.error().err)});
+      errors.push_back({{p, 0, 0}, "cannot read: " + reason(fd.error())});
       continue;
     }
     if (::fstat(fd->get(), &st) != 0) {
@@ -126,7 +133,7 @@ std::optional<OpenFile> openPolicyFile(const ListedFile& file, const FileAccess&
   auto fd = access.open(path, kPolicyOpenFlags);
   if (!fd && file.inDirectory && fd.error().err == ENOENT) return std::nullopt;
   if (!fd) {
-    errors.push_back({{path, 0, 0}, std::string("cannot open for reading: ") + std::strerror(fd.error().err)});
+    errors.push_back({{path, 0, 0}, "cannot open for reading: " + reason(fd.error())});
     return std::nullopt;
   }
   OpenFile f;

@@ -27,7 +27,8 @@ class FileAccess {
  public:
   virtual ~FileAccess() = default;
   // open(2) of `path` with `flags` (kPolicyOpenFlags). The error's `err`
-  // is the errno; its text never holds anything read from the file.
+  // is the errno (or 0 and `detail` says why); what it says is put in the
+  // diagnostic, so it must never hold anything read from the file.
   virtual Result<UniqueFd> open(const std::string& path, int flags) const;
 };
 
