@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config clang llvm bpftool linux-libc-dev
   libbpf-dev libelf-dev zlib1g-dev
-  libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libyaml-dev libxxhash-dev nlohmann-json3-dev libgtest-dev
+  libcli11-dev libspdlog-dev libfmt-dev libyaml-dev libxxhash-dev nlohmann-json3-dev libgtest-dev
   libcivetweb-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   etcd-server etcd-client

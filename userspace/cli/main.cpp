@@ -143,17 +143,27 @@ int cmdMode(const Globals& g, const std::string& value, const std::string& workl
 
 int cmdValidate(const Globals& g, const std::vector<std::string>& paths) {
   const auto res = microseg::policy::loadPaths(paths);
+  // Valid, but applied it would leave every workload unmanaged.
+  json warnings = json::array();
+  if (res.ok() && res.empty()) {
+    warnings.push_back("the set is empty (no Workload, External or Policy): applied, it would leave every "
+                       "workload unmanaged");
+  } else if (res.ok() && !res.hasWorkloads()) {
+    warnings.push_back("the set has no Workload: applied, it would leave every workload unmanaged");
+  }
   if (g.json()) {
     json errs = json::array();
     for (const auto& d : res.errors) errs.push_back(d.str());
     printJson({{"valid", res.ok()},
                {"errors", errs},
+               {"warnings", warnings},
                {"workloads", res.bundle.workloads.size()},
                {"externals", res.bundle.externals.size()},
                {"policies", res.bundle.policies.size()}});
     return res.ok() ? kOk : kFailed;
   }
   for (const auto& d : res.errors) std::cerr << cli::sanitize(d.str()) << "\n";
+  for (const auto& w : warnings) std::cerr << "warning: " << w.get<std::string>() << "\n";
   if (!res.ok()) {
     const size_t n = res.errors.size();
     return fail(std::to_string(n) + (n == 1 ? " error" : " errors") + ": invalid", kFailed);

@@ -1,5 +1,6 @@
 // Policy model: the parsed, validated form of microseg.dev/v1 YAML documents.
-// Pure data; no kernel, no I/O. Produced by policy::Parser, consumed by the
+// Pure data; no kernel, no I/O. Produced by the schema (schema.h: DocParser,
+// parseText) and PolicyLoader (loader.h), consumed by the
 // compiler and the identity resolver.
 #pragma once
 

@@ -1,105 +1,16 @@
-// YAML -> policy::Bundle, with every problem reported as a located Diagnostic.
+// The policy reader's front door: YAML policy files -> a validated
+// policy::Bundle with located diagnostics. It only gathers the parts, each
+// in its own file:
+//   schema.h           a text's documents -> model objects (parseText)
+//   references.h       cross-document checks (validateBundle)
+//   loader.h           PolicyLoader: paths -> bundle, reading only what changed
+//                      (loadPaths); it uses files.h (which files),
+//                      document_reader.h (cutting a file into documents),
+//                      rule_reuse.h + rule_lists.h (reusing a policy's rules),
+//                      locations.h (moving what was read before)
+//   yaml_reader.h      libyaml -> yaml_tree.h, one document at a time
 #pragma once
 
-#include <chrono>
-#include <cstdint>
-#include <memory>
-#include <string>
-#include <string_view>
-#include <unordered_map>
-#include <vector>
-
-#include "policy/model.h"
-
-namespace microseg::policy {
-
-struct ParseResult {
-  Bundle bundle;
-  std::vector<Diagnostic> errors;  // empty = valid
-  bool ok() const { return errors.empty(); }
-};
-
-// Parse one YAML text (may hold several `---` documents). `file` is used in
-// locations only. Does not run cross-document checks.
-ParseResult parseText(const std::string& text, const std::string& file);
-
-// Load FILE or DIR (every *.yaml / *.yml directly inside, sorted by name; a
-// directory with none is an error), parse all documents, then validate the
-// whole set (duplicate names, unknown identity references, ...).
-ParseResult loadPaths(const std::vector<std::string>& paths);
-
-// loadPaths() that remembers what it read: a document whose text is the same
-// as last time, in the same file, is not parsed again (its objects are
-// shared with the previous result, their locations moved if it now starts
-// on another line). A one-rule change in a 100k-rule file parses one
-// document. A file is read a chunk at a time and cut at '---' lines as it
-// is read (see DocumentReader in the source); a file with directives, '...'
-// or line breaks other than '\n' is one document. What is kept of a
-// document for the next read is its length and a 128-bit hash of its text,
-// not the text. A file whose device, inode, size, mtime and ctime are those
-// it had when it was last read, and which had not changed for 2 s before
-// that read, is not read again (timestamps are coarse: a file written twice
-// within a few ms can keep its stamp, so a file still fresh when read is
-// always read again).
-// A document whose text changed, in place of one that was a policy of at
-// least `minReuseItems` rules, is parsed again only in part where its text
-// allows (see policy/rule_lists.h): the items of its rule lists whose text
-// is that of the first or last items of the old list keep their rules, and
-// only the items between them and the rest of the document are parsed. A
-// one-rule change in a 10,000-rule policy parses one rule. The result is
-// always what parsing the whole text gives; where that is not certain, the
-// whole text is parsed.
-// Validation checks again only the references of policies that are new,
-// as long as the Workloads and Externals are the same objects as last time
-// (and updates what it keeps for those only: a one-rule change in a set of
-// 10,000 policies checks and re-indexes one).
-// Its loops call progressTick() (policy/progress.h).
-class PolicyLoader {
- public:
-  // `stableAfter`: how long a file must have been unchanged when it was
-  // read for its stamp to be trusted the next time.
-  // `readChunk`: bytes read at a time (the buffer grows for a bigger document).
-  // `minReuseItems`: the rules a policy document needs for its rules to be
-  // reused by the next read of an edited version (each costs 8 bytes kept).
-  explicit PolicyLoader(std::chrono::nanoseconds stableAfter = std::chrono::seconds(2),
-                        size_t readChunk = size_t(256) << 10, size_t minReuseItems = 64);
-  ~PolicyLoader();
-  PolicyLoader(const PolicyLoader&) = delete;
-  PolicyLoader& operator=(const PolicyLoader&) = delete;
-
-  ParseResult load(const std::vector<std::string>& paths);
-
-  struct Stats {
-    size_t documents = 0;       // in the files of the last load()
-    size_t reused = 0;          // of which not parsed again
-    size_t files = 0;
-    size_t filesUnchanged = 0;  // of which not even read (see load())
-    size_t policiesChecked = 0; // policies whose references were checked (see validate())
-    size_t spliced = 0;         // documents parsed again in part (rules reused)
-    size_t rulesReused = 0;     // rules of those documents not parsed again
-    size_t unscanned = 0;       // reused documents found without a scan for their end
-  };
-  const Stats& lastStats() const { return stats_; }
-
- private:
-  struct FileState;
-  struct Validation;
-  // validateBundle(), checking again only the policies that are new since
-  // the last load (or whose references did not resolve), as long as the
-  // Workloads and Externals are the same; with unique policy names, what it
-  // keeps is updated for those policies only.
-  void validate(const Bundle& bundle, std::vector<Diagnostic>& errors);
-  bool readDocuments(const std::string& file, int fd, FileState* before, FileState& state, std::string& error);
-  std::unordered_map<std::string, std::unique_ptr<FileState>> cache_;  // by path
-  std::unique_ptr<Validation> validation_;
-  std::vector<char> readBuf_;  // the part of a file being read (see DocumentReader)
-  size_t readChunk_;
-  size_t minReuseItems_;
-  Stats stats_;
-  int64_t stableNs_;
-};
-
-// Cross-document checks on an already parsed bundle; appends to `errors`.
-void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors);
-
-}  // namespace microseg::policy
+#include "policy/loader.h"
+#include "policy/references.h"
+#include "policy/schema.h"

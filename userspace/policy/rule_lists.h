@@ -1,5 +1,5 @@
 // Where a policy document's rule lists are, found from its text alone, for
-// rule-level reuse (PolicyLoader, parser.cpp): a one-rule edit in a
+// rule-level reuse (rule_reuse.h, for PolicyLoader): a one-rule edit in a
 // 10,000-rule policy parses the edited item and a skeleton of the document,
 // not 10,000 items (libyaml reads ~25 MB/s: such a document is ~30 ms).
 //

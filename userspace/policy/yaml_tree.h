@@ -72,6 +72,24 @@ class Node {
   uint32_t index_ = 0;
 };
 
+// Items of a sequence, for range-for (none for anything else).
+struct Items {
+  Node seq;
+  struct It {
+    Node seq;
+    size_t i;
+    Node operator*() const { return seq.item(i); }
+    It& operator++() {
+      i++;
+      return *this;
+    }
+    bool operator!=(const It& o) const { return i != o.i; }
+  };
+  It begin() const { return {seq, 0}; }
+  It end() const { return {seq, seq.IsSequence() ? seq.size() : 0}; }
+};
+inline Items items(const Node& seq) { return {seq}; }
+
 class Tree {
  public:
   Tree() = default;
