@@ -5,13 +5,43 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "common/names.h"
 #include "control/protocol.h"
 #include "control/server.h"
 
 namespace microseg::daemon {
+namespace {
 
 using nlohmann::json;
+
+// Who a control client is, for file access: its uid and gid and its
+// supplementary groups (SO_PEERGROUPS, else /proc while the process lives
+// with that uid; none if neither says).
+FsIdentity callerIdentity(const control::PeerCred& peer) {
+  FsIdentity who{peer.uid, peer.gid, {}};
+  if (peer.groups) {
+    who.groups = *peer.groups;
+    return who;
+  }
+  std::ifstream in("/proc/" + std::to_string(peer.pid) + "/status");
+  std::string line;
+  bool sameUid = false;
+  while (std::getline(in, line)) {
+    std::istringstream ss(line.substr(line.find(':') + 1));
+    if (line.rfind("Uid:", 0) == 0) {
+      unsigned real = 0, effective = 0;
+      sameUid = (ss >> real >> effective) && effective == peer.uid;
+    } else if (line.rfind("Groups:", 0) == 0 && sameUid) {
+      for (unsigned g; ss >> g;) who.groups.push_back(g);
+    }
+  }
+  return who;
+}
+
+}  // namespace
 
 void Daemon::registerCommands() {
   using control::ControlError;
@@ -133,9 +163,11 @@ void Daemon::registerCommands() {
           }
           allowEmpty = req.body["allow_empty"].get<bool>();
         }
+        // The caller's paths are read with the caller's credentials.
+        const FsIdentity caller = callerIdentity(req.peer);
         std::lock_guard<std::mutex> lock(mu_);
         if (paths.empty()) paths = config_.policyPaths;
-        auto r = reloadLocked(paths, "apply (uid " + std::to_string(req.peer.uid) + ")", allowEmpty);
+        auto r = reloadLocked(paths, "apply (uid " + std::to_string(req.peer.uid) + ")", allowEmpty, &caller);
         return reloadReply(r);
       },
       true);

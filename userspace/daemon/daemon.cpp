@@ -17,6 +17,7 @@
 #include "common/text.h"
 #include "control/metrics_http.h"
 #include "control/server.h"
+#include "daemon/caller_files.h"
 #include "identity/netns.h"
 #include "policy/progress.h"
 
@@ -333,7 +334,8 @@ void Daemon::shutdown() {
   flowLog_.flush();
 }
 
-ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const std::string& why, bool allowEmpty) {
+ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const std::string& why, bool allowEmpty,
+                                  const FsIdentity* as) {
   // A reload of 100k rules takes about a second, and events are rendered
   // under the same lock: render them while it runs (about every 10 ms of
   // parsing or map writes), so the spool that keeps the ring empty
@@ -346,8 +348,11 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
   req.allowEmpty = allowEmpty;
   req.modeOverrides = workloadModes_;
   req.addresses = addresses_;
+  const CallerFileAccess files(as != nullptr ? *as : pathsOwner_);
+  req.files = &files;
   const uint64_t before = gen().number;
   ReloadOutcome r = reloader_->reload(req);
+  if (r.ok && as != nullptr) pathsOwner_ = *as;
 
   ReloadResult out;
   out.ok = r.ok;

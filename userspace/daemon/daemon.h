@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/fs_credentials.h"
 #include "daemon/config.h"
 #include "daemon/flow_log.h"
 #include "daemon/reload.h"
@@ -75,7 +76,10 @@ class Daemon {
   // All of these expect mu_ held.
   // `allowEmpty`: a set without any Workload may replace one with some
   // (every workload becomes unmanaged); refused otherwise.
-  ReloadResult reloadLocked(const std::vector<std::string>& paths, const std::string& why, bool allowEmpty = false);
+  // `as`: the caller who named the paths (a `policy apply`); they are read
+  // with that caller's credentials, now and in later reloads of them.
+  ReloadResult reloadLocked(const std::vector<std::string>& paths, const std::string& why, bool allowEmpty = false,
+                            const FsIdentity* as = nullptr);
   // What the reload applied, for the rest of the daemon: the classification,
   // the watched paths, the log line.
   void tookGenerationLocked(const ReloadOutcome& r, const std::string& why);
@@ -139,6 +143,7 @@ class Daemon {
   std::map<uint64_t, identity::CgroupInfo> cgroups_;  // by cgroup id
   std::map<uint64_t, std::string> cgroupPaths_, cgroupWorkloads_;
   std::map<std::string, uint32_t> workloadModes_;  // runtime overrides by workload name
+  FsIdentity pathsOwner_;  // who named the policy paths in force (root unless a `policy apply`)
   uint64_t hostNetnsCookie_ = 0;
   uint64_t hostNetnsInode_ = 0;
   // Host and workload-netns addresses, kept current by a thread of its own.

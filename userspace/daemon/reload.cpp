@@ -35,7 +35,8 @@ ReloadOutcome Reloader::reload(const ReloadRequest& req) {
   const auto started = Clock::now();
 
   // 1. Documents -> model (only the documents whose text changed are parsed).
-  policy::ParseResult parsed = loader_.load(req.paths);
+  policy::ParseResult parsed =
+      loader_.load(req.paths, req.files != nullptr ? *req.files : policy::defaultFileAccess());
   const auto parsedAt = Clock::now();
   out.ms.read = msBetween(started, parsedAt);
   if (!parsed.ok()) {

@@ -53,6 +53,8 @@ struct ReloadRequest {
   std::map<std::string, uint32_t> modeOverrides;
   // Addresses of this host and of workloads' netns (the ipcache's run-time part).
   std::vector<datapath::AddressEntry> addresses;
+  // Every file-system access of the load (nullptr: the daemon's own, root).
+  const policy::FileAccess* files = nullptr;
 };
 
 struct ReloadOutcome {
