@@ -28,7 +28,7 @@
 
 /* Bump when any struct or map below changes incompatibly (pinned state of an
  * older layout is then replaced, see the daemon's adoption logic). */
-#define MS_ABI_VERSION 4
+#define MS_ABI_VERSION 5
 
 /* ---- identities ------------------------------------------------------ */
 /*
@@ -265,11 +265,39 @@ struct ms_ipcache_key {
 	__u32 prefixlen;      /* 0..128 bits of addr */
 	struct ms_addr addr;  /* bits past prefixlen are zero */
 };
+#define MS_IPCACHE_F_REMOTE_NODE (1u << 3) /* an address of another node of the
+                                            cluster (identity: that node's, or
+                                            a workload of its own netns there);
+                                            for a node's host address, which of
+                                            its workloads listens on a port is
+                                            in ms_remote_listeners */
 
 struct ms_ipcache_value {
 	__u32 identity;       /* External/cidr, workload (F_NETNS) or HOST (F_HOST) */
 	__u32 flags;          /* MS_IPCACHE_F_* */
 	__u64 netns_cookie;   /* F_HOST/F_NETNS: netns owning the address, else 0 */
+};
+
+/* ---- cluster: ms_remote_listeners (HASH) ------------------------------- */
+/*
+ * In cluster mode, the listening sockets of the host-netns workloads of the
+ * OTHER nodes (cluster/agent.h publishes them in etcd): a caller here that
+ * connects or sends to (address, port, protocol) of a node reaches that
+ * workload there, not "that node". Consulted only for a destination whose
+ * ipcache entry has MS_IPCACHE_F_REMOTE_NODE; a miss is the node's identity.
+ * Written entry by entry by the daemon as the cluster changes (each entry
+ * is one atomic write; there is nothing to keep consistent between them).
+ */
+struct ms_remote_listener_key {
+	struct ms_addr addr;  /* the node's address (v4 mapped) */
+	__be16 port;
+	__u8  protocol;       /* MS_PROTO_TCP | MS_PROTO_UDP */
+	__u8  _pad0[5];
+};
+
+struct ms_remote_listener_value {
+	__u32 identity;       /* the listening workload's cluster identity */
+	__u32 _pad0;
 };
 
 /* ---- per-socket state: ms_sockets (SK_STORAGE) ------------------------ */
@@ -396,6 +424,7 @@ struct ms_event {
 #define MS_MAX_IDENTITIES      65536u
 #define MS_MAX_UDP_FLOWS       65536u
 #define MS_MAX_IPCACHE         (1u << 18)
+#define MS_MAX_REMOTE_LISTENERS 65536u
 /* 2 MiB: ~15k events. The daemon's reader thread (datapath/event_spool.h)
  * drains it every 100 ms, and the kernel wakes it when the ring is a
  * quarter full (~3.8k events: ~13 ms of a 300k/s flood). Its data pages

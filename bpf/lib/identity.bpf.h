@@ -218,6 +218,21 @@ static __always_inline struct ms_ipcache_value *ipcache_lookup(void *ipcache,
 	return bpf_map_lookup_elem(ipcache, &key);
 }
 
+/* A node of the cluster: the workload listening on (addr, port, proto)
+ * there, else the node itself (cluster mode; abi.h: ms_remote_listeners). */
+static __always_inline __u32 remote_listener(const struct ms_ipcache_value *v, const struct ms_addr *addr,
+					     __be16 port, __u8 proto)
+{
+	struct ms_remote_listener_key key = {};
+	struct ms_remote_listener_value *l;
+
+	key.addr = *addr;
+	key.port = port;
+	key.protocol = proto;
+	l = bpf_map_lookup_elem(&ms_remote_listeners, &key);
+	return l ? l->identity : v->identity;
+}
+
 /* The other end of an egress flow from the socket of `ctx` to (addr, port,
  * proto). `owner_cgroup` gets the receiving socket's cgroup if it is local.
  * (`ctx` is a sock_addr or skb context: bpf_get_netns_cookie() takes both.)
@@ -241,8 +256,11 @@ static __always_inline __u32 egress_peer(void *ctx, void *cgroups, void *ipcache
 		if (!v)
 			return MS_IDENTITY_WORLD;
 		/* Only an address of this very netns has its socket here. */
-		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS | MS_IPCACHE_F_BROADCAST)))
+		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS | MS_IPCACHE_F_BROADCAST))) {
+			if (v->flags & MS_IPCACHE_F_REMOTE_NODE)
+				return remote_listener(v, addr, port, proto);
 			return v->identity;
+		}
 		if (v->netns_cookie != bpf_get_netns_cookie(ctx))
 			return v->flags & MS_IPCACHE_F_BROADCAST ? MS_IDENTITY_WORLD : v->identity;
 		if (v->flags & MS_IPCACHE_F_BROADCAST)

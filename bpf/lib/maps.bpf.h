@@ -91,6 +91,15 @@ struct {
 	__type(value, struct ms_sock_state);
 } ms_sockets SEC(".maps");
 
+/* (address, port, protocol) of another node -> the workload listening there */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MS_MAX_REMOTE_LISTENERS);
+	__type(key, struct ms_remote_listener_key);
+	__type(value, struct ms_remote_listener_value);
+} ms_remote_listeners SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	/* per-CPU LRU lists: an insert takes no global lock (a new UDP flow

@@ -50,6 +50,10 @@ AT(struct ms_ipcache_value, netns_cookie, 8);
 PIN(struct ms_sock_state, 16);
 AT(struct ms_sock_state, peer_cgroup, 8);
 
+PIN(struct ms_remote_listener_key, 24);
+AT(struct ms_remote_listener_key, port, 16);
+AT(struct ms_remote_listener_key, protocol, 18);
+PIN(struct ms_remote_listener_value, 8);
 PIN(struct ms_udp_flow_key, 32);
 AT(struct ms_udp_flow_key, addr, 8);
 AT(struct ms_udp_flow_key, port, 24);

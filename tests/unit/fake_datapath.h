@@ -73,7 +73,16 @@ class FakeDatapath : public Datapath {
     return {};
   }
   uint32_t mode() const override { return mode_; }
-  Result<void> setAddresses(const std::vector<AddressEntry>&) override { return {}; }
+  Result<void> setAddresses(const std::vector<AddressEntry>& a) override {
+    addresses = a;
+    return {};
+  }
+  Result<void> setRemoteListeners(const std::vector<RemoteListenerEntry>& l) override {
+    remoteListeners = l;
+    return {};
+  }
+  std::vector<AddressEntry> addresses;
+  std::vector<RemoteListenerEntry> remoteListeners;
   Result<Counters> counters() const override { return Counters{}; }
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t) const override { return std::map<uint32_t, uint64_t>{}; }
   Result<SweepStep> expireUdpExchanges() override { return SweepStep{0, true}; }

@@ -201,7 +201,7 @@ void BpfDatapath::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__f
 // as "link_<program>". Adoption needs all of them.
 static const char* const kPinnedMaps[] = {"ms_config",  "ms_cgroups",   "ms_policy",   "ms_ranges",
                                           "ms_ipcache", "ms_sockets",   "ms_udp_flows", "ms_counters",
-                                          "ms_events"};
+                                          "ms_events",  "ms_remote_listeners"};
 
 static std::vector<bpf_program*> allPrograms(::microseg_bpf* skel) {
   return {skel->progs.ms_connect4, skel->progs.ms_connect6, skel->progs.ms_sendmsg4,
@@ -372,6 +372,18 @@ Result<void> BpfDatapath::adoptSlots() {
   }
   // Which of the adopted ipcache entries are run-time addresses is not
   // recorded; the first generation this run applies rewrites them all.
+  // The other nodes' listeners are kept as they are until the cluster's
+  // view says otherwise: known now, so only differences are written.
+  const int rl = bpf_map__fd(skel_->maps.ms_remote_listeners);
+  ms_remote_listener_key key{}, next{};
+  bool first = true;
+  while (bpf_map_get_next_key(rl, first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    ms_remote_listener_value v{};
+    if (bpf_map_lookup_elem(rl, &key, &v) == 0) remoteListeners_.emplace_back(key, v);
+  }
+  normalize(remoteListeners_);
   return {};
 }
 
@@ -586,6 +598,24 @@ Result<void> BpfDatapath::setAddresses(const std::vector<AddressEntry>& addresse
   normalize(want);
   const auto d = diff(state_.ipcache, want);
   return editBoth(&SlotMaps::ipcache, kIpcacheSpec, state_.ipcache, d.upserts, d.removes);
+}
+
+Result<void> BpfDatapath::setRemoteListeners(const std::vector<RemoteListenerEntry>& listeners) {
+  Entries<ms_remote_listener_key, ms_remote_listener_value> want;
+  want.reserve(listeners.size());
+  for (const auto& l : listeners) want.emplace_back(l.key, l.value);
+  normalize(want);
+  const auto d = diff(remoteListeners_, want);
+  const int fd = bpf_map__fd(skel_->maps.ms_remote_listeners);
+  // Removals first: a full map still takes the new entries.
+  for (const auto& k : d.removes) {
+    if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) return sysError("delete from map", "ms_remote_listeners");
+  }
+  for (const auto& [k, v] : d.upserts) {
+    if (auto r = updateElem(fd, "ms_remote_listeners", &k, &v); !r) return r;
+  }
+  remoteListeners_ = std::move(want);
+  return {};
 }
 
 Result<Counters> BpfDatapath::counters() const {

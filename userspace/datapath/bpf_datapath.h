@@ -68,6 +68,7 @@ class BpfDatapath final : public Datapath {
   Result<void> setMode(uint32_t mode) override;
   uint32_t mode() const override { return config_.mode; }
   Result<void> setAddresses(const std::vector<AddressEntry>& addresses) override;
+  Result<void> setRemoteListeners(const std::vector<RemoteListenerEntry>& listeners) override;
   Result<Counters> counters() const override;
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const override;
   Result<SweepStep> expireUdpExchanges() override;
@@ -127,6 +128,8 @@ class BpfDatapath final : public Datapath {
   // The compiled ranges of the generation in force (addresses go over them).
   Entries<ms_ipcache_key, ms_ipcache_value> compiled_;
   size_t lastWrites_ = 0;
+  // What ms_remote_listeners holds (read from the pinned map at adoption).
+  Entries<ms_remote_listener_key, ms_remote_listener_value> remoteListeners_;
   const EventHandler* handler_ = nullptr;
   std::string pinDir_;
   std::vector<std::string> legacyDirs_;  // pinned state to retire after attach

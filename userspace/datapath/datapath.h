@@ -31,6 +31,12 @@ struct AddressEntry {
   ms_ipcache_value value{};
 };
 
+// A listener of a host-netns workload of another node (cluster mode).
+struct RemoteListenerEntry {
+  ms_remote_listener_key key{};
+  ms_remote_listener_value value{};
+};
+
 struct Counters {
   uint64_t values[MS_CTR_MAX] = {};
   uint64_t allowed() const { return values[MS_CTR_ALLOWED]; }
@@ -103,6 +109,9 @@ class Datapath {
   // Replaces the run-time address entries of the ACTIVE slot (the next
   // generation takes them from Generation::addresses).
   virtual Result<void> setAddresses(const std::vector<AddressEntry>& addresses) = 0;
+  // Replaces the other nodes' listeners (cluster mode): the difference from
+  // what the map holds is written, entry by entry.
+  virtual Result<void> setRemoteListeners(const std::vector<RemoteListenerEntry>& listeners) = 0;
   virtual Result<Counters> counters() const = 0;
   // Verdicts per rule id since this daemon started (index 0 = default deny).
   virtual Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const = 0;
