@@ -91,10 +91,12 @@ EtcdCluster::~EtcdCluster() {
 }
 
 std::vector<std::string> EtcdCluster::args(const Member& m) const {
-  const std::string client = "http://127.0.0.1:" + std::to_string(m.clientPort);
+  // Loopback, and a unix socket in its data dir: a node running in a
+  // network namespace of the test's reaches it there.
+  const std::string client = "http://127.0.0.1:" + std::to_string(m.clientPort) + ",unix://" + m.name + ".sock:0";
   const std::string peer = "http://127.0.0.1:" + std::to_string(m.peerPort);
   return {"/usr/bin/etcd", "--name", m.name, "--data-dir", m.dataDir, "--listen-client-urls", client,
-          "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+          "--advertise-client-urls", "http://127.0.0.1:" + std::to_string(m.clientPort), "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
           "--initial-cluster", initialCluster_, "--initial-cluster-state", "new", "--initial-cluster-token",
           "microseg-test-" + std::to_string(getpid()), "--heartbeat-interval", "50", "--election-timeout", "500",
           "--log-level", "warn", "--logger", "zap"};
@@ -104,11 +106,15 @@ bool EtcdCluster::start(size_t i) {
   Member& m = members_[i];
   if (m.pid > 0) return true;
   auto argv = args(m);
+  // A killed member leaves its unix socket behind; etcd will not listen on
+  // a name that exists.
+  ::unlink((dir_ + "/" + m.name + ".sock:0").c_str());
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open(m.logFile.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
+    if (chdir(dir_.c_str()) != 0) _exit(126);  // the unix socket's relative name
     std::vector<char*> raw;
     for (auto& a : argv) raw.push_back(a.data());
     raw.push_back(nullptr);
@@ -160,6 +166,18 @@ std::vector<std::string> EtcdCluster::endpoints() const {
   std::vector<std::string> out;
   for (const auto& m : members_) out.push_back("http://127.0.0.1:" + std::to_string(m.clientPort));
   return out;
+}
+
+std::vector<std::string> EtcdCluster::unixEndpoints() const {
+  std::vector<std::string> out;
+  for (const auto& m : members_) out.push_back("unix://" + dir_ + "/" + m.name + ".sock:0");
+  return out;
+}
+
+std::string EtcdCluster::unixEndpointList() const {
+  std::string s;
+  for (const auto& e : unixEndpoints()) s += (s.empty() ? "" : ",") + e;
+  return s;
 }
 
 std::string EtcdCluster::endpointList() const {

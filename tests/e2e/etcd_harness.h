@@ -22,6 +22,10 @@ class EtcdCluster {
   bool ok() const { return ok_; }
   std::vector<std::string> endpoints() const;  // http://127.0.0.1:PORT, one per member
   std::string endpointList() const;            // the same, comma-separated (a daemon flag)
+  // unix:///.../<member>.sock:0: the same members through unix sockets,
+  // which a daemon in a network namespace of the test's can reach.
+  std::vector<std::string> unixEndpoints() const;
+  std::string unixEndpointList() const;
   size_t size() const { return members_.size(); }
 
   void kill(size_t member);      // SIGKILL, as a crash

@@ -66,8 +66,27 @@ TEST_F(ConfigFile, EveryKeyIsRead) {
       "logLevel: debug\n"
       "rescanIntervalMs: 250\n"
       "metricsListen: 127.0.0.1:9464\n"
-      "flowStoreSize: 5000\n");
+      "flowStoreSize: 5000\n"
+      "dataDir: /var/lib/m\n"
+      "etcdEndpoints: [http://127.0.0.1:2379, unix:///run/etcd.sock]\n"
+      "nodeName: node-a\n"
+      "nodeAddresses: [10.0.0.1, fd00::1]\n"
+      "clusterPrefix: /fleet\n"
+      "etcdCacert: /etc/m/ca.pem\n"
+      "etcdCert: /etc/m/c.pem\n"
+      "etcdKey: /etc/m/k.pem\n"
+      "nodeTtl: 45\n");
   ASSERT_TRUE(errs.empty()) << dump(errs);
+  EXPECT_EQ(cfg_.dataDir, "/var/lib/m");
+  EXPECT_EQ(cfg_.cluster.etcdEndpoints,
+            (std::vector<std::string>{"http://127.0.0.1:2379", "unix:///run/etcd.sock"}));
+  EXPECT_EQ(cfg_.cluster.nodeName, "node-a");
+  EXPECT_EQ(cfg_.cluster.nodeAddresses, (std::vector<std::string>{"10.0.0.1", "fd00::1"}));
+  EXPECT_EQ(cfg_.cluster.prefix, "/fleet");
+  EXPECT_EQ(cfg_.cluster.etcdCaCert, "/etc/m/ca.pem");
+  EXPECT_EQ(cfg_.cluster.etcdCert, "/etc/m/c.pem");
+  EXPECT_EQ(cfg_.cluster.etcdKey, "/etc/m/k.pem");
+  EXPECT_EQ(cfg_.cluster.nodeTtlSeconds, 45u);
   EXPECT_EQ(cfg_.cgroupRoot, "/sys/fs/cgroup/unified/microseg");
   EXPECT_EQ(cfg_.policyPaths, (std::vector<std::string>{"/etc/microseg/policies", "/etc/microseg/extra.yaml"}));
   EXPECT_EQ(cfg_.mode, MS_MODE_ENFORCE);
@@ -98,8 +117,9 @@ TEST_F(ConfigFile, APolicyPathAloneAndAnEmptyFile) {
 
 TEST_F(ConfigFile, BadValuesAreLocated) {
   EXPECT_EQ(oneError("mode: enforce\nmodes: monitor\n"),
-            "2:1: error: unknown setting 'modes' (known: answerTtlSeconds, cgroupRoot, defaultEnforcement, flowLog, "
-            "flowStoreSize, logAllowed, logLevel, metricsListen, mode, policy, rescanIntervalMs, socket, "
+            "2:1: error: unknown setting 'modes' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, dataDir, "
+            "defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, logAllowed, "
+            "logLevel, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, socket, "
             "socketGroup, stateDir)");
   EXPECT_EQ(oneError("mode: on\n"), "1:7: error: mode: 'on' is not one of enforce, monitor");
   EXPECT_EQ(oneError("mode: monitor\nmode: enforce\n"), "2:1: error: duplicate key 'mode'");
@@ -134,9 +154,10 @@ TEST_F(ConfigFile, ControlCharactersAreRefused) {
   EXPECT_EQ(oneError("stateDir: \"/sys/fs/bpf/a\\0b\"\n"),
             "1:11: error: stateDir: contains a control character (\\x00 at byte 13)");
   EXPECT_EQ(oneError("\"mo\\x01de\": x\n"),
-            "1:1: error: unknown setting 'mo\\x01de' (known: answerTtlSeconds, cgroupRoot, defaultEnforcement, "
-            "flowLog, flowStoreSize, logAllowed, logLevel, metricsListen, mode, policy, rescanIntervalMs, socket, "
-            "socketGroup, stateDir)");
+            "1:1: error: unknown setting 'mo\\x01de' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, "
+            "dataDir, defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, "
+            "logAllowed, logLevel, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, "
+            "socket, socketGroup, stateDir)");
 }
 
 TEST_F(ConfigFile, OneDocumentOnly) {

@@ -87,6 +87,7 @@ struct AgentSnapshot {
   std::map<std::string, NodeRecord> nodes;       // every live node, this one included
   std::map<uint32_t, IdentityRecord> identities; // every identity of the fleet
   std::map<std::string, uint32_t> identityByLabels;  // labelsText -> id
+  std::map<uint32_t, std::vector<std::string>> identityRefs;  // id -> the nodes that use it
   std::vector<RemoteAddress> addresses;          // other nodes' addresses and workload-netns addresses
   std::vector<RemoteListener> listeners;         // other nodes' host-netns listeners
   uint64_t endpointsVersion = 0;

@@ -348,7 +348,12 @@ std::shared_ptr<AgentSnapshot> buildSnapshot(const AgentWork& w, const std::stri
   s->nodeIdentity = w.view.identityOf({{kNodeLabel, nodeName}}).value_or(0);
   s->nodes = w.view.nodes();
   s->identities = w.view.identities();
-  for (const auto& [id, rec] : s->identities) s->identityByLabels[labelsText(rec.labels)] = id;
+  for (const auto& [id, rec] : s->identities) {
+    s->identityByLabels[labelsText(rec.labels)] = id;
+    if (auto r = w.view.refs().find(labelsHash(rec.labels)); r != w.view.refs().end()) {
+      s->identityRefs[id].assign(r->second.begin(), r->second.end());
+    }
+  }
   for (const auto& [k, a] : w.view.addresses()) s->addresses.push_back(a);
   for (const auto& [k, l] : w.view.listeners()) s->listeners.push_back(l);
   s->endpointsVersion = w.view.endpointsVersion();

@@ -224,6 +224,21 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::connect(const EtcdOptions& optio
   for (const auto& url : options.endpoints) {
     std::string target = url;
     bool tls = tlsFiles;
+    if (url.rfind("unix://", 0) == 0) {
+      // A unix socket (reachable from any network namespace: a node in a
+      // namespace of its own reaches an etcd of another).
+      const std::string path = url.substr(7);
+      if (path.empty() || path[0] != '/') {
+        return Error{"connect to etcd", url, EINVAL, "a unix endpoint is unix:///absolute/path"};
+      }
+      auto ep = std::make_unique<Channels::Endpoint>();
+      ep->name = url;
+      ep->target = "unix:" + path;
+      ep->creds = grpc::InsecureChannelCredentials();
+      ep->conn = c->channels_->connect(*ep);
+      c->channels_->endpoints.push_back(std::move(ep));
+      continue;
+    }
     if (url.rfind("http://", 0) == 0) {
       target = url.substr(7);
       tls = false;

@@ -24,7 +24,7 @@ namespace microseg::cluster {
 
 struct EtcdOptions {
   // "http://host:port", "https://host:port" or "host:port" (TLS if the
-  // TLS files are given).
+  // TLS files are given), or "unix:///path" (a unix socket, plain).
   std::vector<std::string> endpoints;
   std::string caFile;    // TLS: the CA that signed the members' certificates
   std::string certFile;  // TLS client certificate (etcd --client-cert-auth)

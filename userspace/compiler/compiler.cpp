@@ -125,6 +125,8 @@ XXH128_hash_t identityDigest(const identity::IdentityTable& ids) {
       str(v);
     }
   }
+  num(ids.remoteOnly.size());
+  for (uint32_t id : ids.remoteOnly) num(id);
   num(ids.byWorkload.size());
   for (const auto& [name, id] : ids.byWorkload) {
     str(name);
@@ -191,7 +193,9 @@ void Compiler::prepare(const policy::Bundle& bundle, const identity::IdentityTab
     fresh->identities = digest;
     fresh->externalLabels = std::move(externalLabels);
     fresh->workloads.reserve(ids.labels.size());
-    for (const auto& [id, labels] : ids.labels) fresh->workloads.push_back(id);
+    for (const auto& [id, labels] : ids.labels) {
+      if (!ids.remoteOnly.count(id)) fresh->workloads.push_back(id);
+    }
     state_ = std::move(fresh);
   }
   // Incremental only on top of this compiler's last result.

@@ -15,6 +15,7 @@ void addRanges(const std::map<std::string, std::vector<uint32_t>>& index, const 
 bool subjectMatches(const policy::Policy& p, uint32_t identity, const identity::IdentityTable& ids) {
   auto labels = ids.labels.find(identity);
   if (labels == ids.labels.end() || !inNamespace(p, labels->second)) return false;
+  if (ids.remoteOnly.count(identity)) return false;  // another node's: a peer here, never a subject
   const policy::Peer& sel = p.selector;
   if (sel.kind == policy::Peer::Kind::Identity) {
     auto it = ids.byWorkload.find(sel.identity);

@@ -55,12 +55,17 @@ std::vector<datapath::AddressEntry> Daemon::addressEntriesLocked() const {
       if (taken.insert(keyOf(b)).second) add(b, MS_IDENTITY_MULTICAST, MS_IPCACHE_F_BROADCAST, n.cookie);
     }
   }
+  // Cluster mode: the other nodes' addresses and their workloads' (an
+  // address this node has itself stays its own).
+  for (const auto& e : remoteAddressEntriesLocked()) {
+    if (taken.insert(keyOf(e.key.addr)).second) next.push_back(e);
+  }
   return next;
 }
 
 void Daemon::refreshAddressesLocked() {
   auto snapshot = addressWatcher_->snapshot();
-  if (snapshot == addrSnapshot_) return;
+  if (snapshot == addrSnapshot_) return;  // (cluster.cpp resets it when the other nodes' change)
   auto previous = std::exchange(addrSnapshot_, std::move(snapshot));
   auto next = addressEntriesLocked();
   auto same = [](const datapath::AddressEntry& x, const datapath::AddressEntry& y) {

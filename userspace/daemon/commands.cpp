@@ -47,6 +47,27 @@ void Daemon::registerCommands() {
   using control::ControlError;
   using control::Request;
 
+  // Read-only, but asks every etcd endpoint (up to 1 s each): outside the lock.
+  control_->registerCommand(
+      command::kClusterStatus, [this](const Request&) {
+        if (!agent_) {
+          throw ControlError(control::kErrBadRequest, "this daemon is not in cluster mode (no --etcd-endpoints)", {});
+        }
+        json etcd = json::array();
+        for (const auto& e : agent_->health()) {
+          etcd.push_back(json{{"endpoint", e.endpoint},
+                              {"healthy", e.healthy},
+                              {"version", e.version},
+                              {"leader", e.leader},
+                              {"revision", e.revision},
+                              {"latency_ms", e.latencyMs},
+                              {"error", e.error}});
+        }
+        std::lock_guard<std::mutex> lock(mu_);
+        return clusterReportLocked(std::move(etcd));
+      },
+      false);
+
   control_->registerCommand(
       command::kStatus, [this](const Request&) {
         // A reload (up to ~1 s at 100k rules) holds the lock: answer from
@@ -143,6 +164,12 @@ void Daemon::registerCommands() {
 
   control_->registerCommand(
       command::kPolicyApply, [this, reloadReply](const Request& req) {
+        if (config_.policyFromEtcd()) {
+          throw ControlError(control::kErrBadRequest,
+                             "this node follows the policy pushed to the cluster (--policy etcd): "
+                             "change it with `microseg policy push`",
+                             {});
+        }
         std::vector<std::string> paths;
         if (req.body.contains("paths")) {
           if (!req.body["paths"].is_array()) {

@@ -17,6 +17,17 @@ nlohmann::json DaemonConfig::toJson() const {
               {"answer_ttl_seconds", answerTtlSeconds},
               {"metrics_listen", metricsListen},
               {"flow_store_size", flowStoreSize},
+              {"data_dir", dataDir},
+              {"cluster",
+               cluster.enabled() ? json{{"etcd_endpoints", cluster.etcdEndpoints},
+                                        {"node_name", cluster.nodeName},
+                                        {"node_addresses", cluster.nodeAddresses},
+                                        {"prefix", cluster.prefix},
+                                        {"etcd_cacert", cluster.etcdCaCert},
+                                        {"etcd_cert", cluster.etcdCert},
+                                        {"etcd_key", cluster.etcdKey},
+                                        {"node_ttl_seconds", cluster.nodeTtlSeconds}}
+                                 : json(nullptr)},
               {"default_enforcement",
                defaultEnforcement == compiler::DefaultEnforcement::Always ? "always" : "selected"}};
 }

@@ -31,6 +31,22 @@ struct DaemonConfig {
   uint32_t reloadDebounceMs = 300;
   size_t flowStoreSize = 10000;  // aggregated flow records kept in memory
   std::string metricsListen;     // "127.0.0.1:9464"; empty = no metrics endpoint
+  // Where microsegd keeps what is not kernel state (the cluster lease,
+  // the last known cluster view and pushed policy).
+  std::string dataDir = "/var/lib/microseg";
+
+  // Cluster mode (README "Cluster"): on when etcd endpoints are given.
+  struct Cluster {
+    std::vector<std::string> etcdEndpoints;  // http(s)://host:port, host:port, unix:///path
+    std::string nodeName;                    // default: the host name
+    std::vector<std::string> nodeAddresses;  // default: the host netns's addresses
+    std::string prefix = "/microseg";
+    std::string etcdCaCert, etcdCert, etcdKey;
+    uint32_t nodeTtlSeconds = 30;            // rides out a daemon restart
+    bool enabled() const { return !etcdEndpoints.empty(); }
+  } cluster;
+  // `--policy etcd`: the fleet's pushed policy set, not files.
+  bool policyFromEtcd() const { return policyPaths.size() == 1 && policyPaths[0] == "etcd"; }
 
   // As status (`config`) and the start-up log show it.
   nlohmann::json toJson() const;

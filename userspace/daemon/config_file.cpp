@@ -46,7 +46,8 @@ class ConfigReader {
 const std::set<std::string> kKnown = {
     "cgroupRoot", "policy",           "mode",          "socket",       "socketGroup",
     "stateDir",   "flowLog",          "logAllowed",    "answerTtlSeconds", "defaultEnforcement",
-    "logLevel",   "rescanIntervalMs", "metricsListen", "flowStoreSize"};
+    "logLevel",   "rescanIntervalMs", "metricsListen", "flowStoreSize", "dataDir",
+    "etcdEndpoints", "nodeName", "nodeAddresses", "clusterPrefix", "etcdCacert", "etcdCert", "etcdKey", "nodeTtl"};
 
 std::string listOf(const std::set<std::string>& items) {
   std::string list;
@@ -174,6 +175,30 @@ void ConfigReader::setting(const std::string& key, const Node& v) {
     if (uint(v, key, 1, 10000000, n)) cfg_.flowStoreSize = static_cast<size_t>(n);
   } else if (key == "rescanIntervalMs") {
     if (uint(v, key, 100, 60000, n)) cfg_.rescanIntervalMs = static_cast<uint32_t>(n);
+  } else if (key == "dataDir") {
+    if (str(v, key, s)) cfg_.dataDir = s;
+  } else if (key == "etcdEndpoints" || key == "nodeAddresses") {
+    auto& list = key == "etcdEndpoints" ? cfg_.cluster.etcdEndpoints : cfg_.cluster.nodeAddresses;
+    list.clear();
+    if (v.IsSequence()) {
+      for (const Node p : policy::yaml::items(v)) {
+        if (str(p, key, s)) list.push_back(s);
+      }
+    } else if (str(v, key, s)) {
+      list.push_back(s);
+    }
+  } else if (key == "nodeName") {
+    if (str(v, key, s)) cfg_.cluster.nodeName = s;
+  } else if (key == "clusterPrefix") {
+    if (str(v, key, s)) cfg_.cluster.prefix = s;
+  } else if (key == "etcdCacert") {
+    if (str(v, key, s)) cfg_.cluster.etcdCaCert = s;
+  } else if (key == "etcdCert") {
+    if (str(v, key, s)) cfg_.cluster.etcdCert = s;
+  } else if (key == "etcdKey") {
+    if (str(v, key, s)) cfg_.cluster.etcdKey = s;
+  } else if (key == "nodeTtl") {
+    if (uint(v, key, 5, 3600, n)) cfg_.cluster.nodeTtlSeconds = static_cast<uint32_t>(n);
   }
 }
 

@@ -134,7 +134,11 @@ int Daemon::setup() {
   events_ = std::move(spool.value());
   cgroupWatch_ = std::make_unique<CgroupWatch>();
 
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (auto r = startClusterLocked(); !r) {
+    spdlog::error("cluster: {}", r.error().str());
+    return 1;
+  }
   if (datapath_->adopted()) {
     // The pinned state is what is in force right now: keep its mode and
     // continue its generation numbers.
@@ -150,7 +154,27 @@ int Daemon::setup() {
   // programs never run against empty maps.
   addrSnapshot_ = addressWatcher_->snapshot();
   addresses_ = addressEntriesLocked();
-  ReloadResult first = reloadLocked(config_.policyPaths, "startup");
+  waitForClusterLocked(lock);
+  if (agent_) {
+    // The other nodes' listeners and addresses, before the first verdict.
+    clusterTickLocked();
+    addresses_ = addressEntriesLocked();
+  }
+  ReloadResult first;
+  if (policyPathsLocked().empty()) {
+    first.errors.push_back("policy: no policy set has been pushed to the cluster yet (`microseg policy push`), "
+                           "and none is cached in " + config_.dataDir);
+  } else {
+    first = reloadLocked(policyPathsLocked(), "startup");
+  }
+  if (first.ok && config_.policyFromEtcd()) appliedPolicyRevision_ = agentSnap_->policyRevision;
+  if (first.ok && agent_ && !gen().ids.pending.empty()) {
+    // Its label sets were not known to the agent before this first load:
+    // give it a moment to allocate them, then take them.
+    publishLocalLocked();
+    waitForClusterLocked(lock);
+    if (!gen().ids.pending.empty() || fleetFrom_ != 0) reloadLocked(policyPathsLocked(), "startup (cluster identities)");
+  }
   if (!first.ok) {
     for (const auto& e : first.errors) spdlog::error("{}", e);
     if (!datapath_->adopted()) {
@@ -173,7 +197,9 @@ int Daemon::setup() {
   spdlog::info("datapath: {} {} (mode {}, generation {})",
                datapath_->adopted() ? "adopted pinned links on" : "attached to", config_.cgroupRoot,
                modeName(datapath_->mode()), gen().number);
-  policyWatch_.watch(config_.policyPaths);
+  if (!config_.policyFromEtcd()) policyWatch_.watch(config_.policyPaths);
+  scanListenersLocked();
+  publishLocalLocked();
   publishStatusLocked();
 
   control::ControlServer::Options copts;
@@ -247,8 +273,7 @@ void Daemon::loop() {
       while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
           std::lock_guard<std::mutex> lock(mu_);
-          auto paths = config_.policyPaths;
-          reloadLocked(paths, "SIGHUP");
+          if (auto paths = policyPathsLocked(); !paths.empty()) reloadLocked(paths, "SIGHUP");
         } else {
           spdlog::info("received signal {}, shutting down", si.ssi_signo);
           return;
@@ -286,6 +311,7 @@ void Daemon::loop() {
       auto paths = config_.policyPaths;
       reloadLocked(paths, "policy files changed");
     }
+    clusterTickLocked();
     drainEventsLocked();
     auto now = std::chrono::steady_clock::now();
     // A sweep goes in bounded steps, one per tick, so the lock is never held
@@ -308,6 +334,8 @@ void Daemon::loop() {
     if (now - lastRescan >= std::chrono::milliseconds(config_.rescanIntervalMs)) {
       lastRescan = now;
       rescanLocked();
+      scanListenersLocked();
+      publishLocalLocked();
     }
   }
 }
@@ -317,6 +345,8 @@ void Daemon::shutdown() {
   control_.reset();
   metrics_.reset();
   addressWatcher_.reset();
+  if (agent_ && uninstallRequested_) agent_->leave();  // this node's keys go at once
+  agent_.reset();  // otherwise its lease is kept: a restart takes it back
   if (datapath_) {
     std::lock_guard<std::mutex> lock(mu_);
     drainEventsLocked();
@@ -348,6 +378,7 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
   req.allowEmpty = allowEmpty;
   req.modeOverrides = workloadModes_;
   req.addresses = addresses_;
+  req.fleet = agent_ ? &fleet_ : nullptr;
   const CallerFileAccess files(as != nullptr ? *as : pathsOwner_);
   req.files = &files;
   const uint64_t before = gen().number;
@@ -390,9 +421,11 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
 }
 
 void Daemon::tookGenerationLocked(const ReloadOutcome& r, const std::string& why) {
-  const bool pathsChanged = config_.policyPaths != gen().paths;
-  config_.policyPaths = gen().paths;
-  if (pathsChanged) policyWatch_.watch(config_.policyPaths);
+  if (!config_.policyFromEtcd()) {
+    const bool pathsChanged = config_.policyPaths != gen().paths;
+    config_.policyPaths = gen().paths;
+    if (pathsChanged) policyWatch_.watch(config_.policyPaths);
+  }
   watchCgroupsLocked(r.cgroups);
   classifiedLocked(r.cgroups);
   lastApplyMs_ = r.ms.total;

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs_credentials.h"
+#include "cluster/agent.h"
 #include "daemon/config.h"
 #include "daemon/flow_log.h"
 #include "daemon/reload.h"
@@ -34,6 +35,7 @@
 #include "flows/flow_store.h"
 #include "identity/address_watcher.h"
 #include "identity/cgroup_scanner.h"
+#include "identity/listeners.h"
 
 namespace microseg::control {
 class ControlServer;
@@ -121,6 +123,22 @@ class Daemon {
   nlohmann::json statusWithoutLock();
   void publishStatusLocked();
 
+  // cluster.cpp (cluster mode only; each a no-op without it)
+  Result<void> startClusterLocked();
+  void waitForClusterLocked(std::unique_lock<std::mutex>& lock);
+  void takeAgentSnapshotLocked();
+  void clusterTickLocked();
+  void publishLocalLocked();
+  void scanListenersLocked();
+  std::vector<datapath::AddressEntry> remoteAddressEntriesLocked() const;
+  nlohmann::json clusterStatusLocked() const;
+  nlohmann::json remoteWorkloadsLocked() const;  // status.cpp
+  // `microseg cluster status`: etcd's health (asked by the caller), every node, every identity.
+  nlohmann::json clusterReportLocked(nlohmann::json etcd) const;
+  // The paths a reload reads: the configured ones, or (--policy etcd) the
+  // pushed set's directory (empty until there is one).
+  std::vector<std::string> policyPathsLocked() const;
+
   void registerCommands();            // commands.cpp
   void registerQueries();             // queries.cpp
   std::string renderMetricsLocked();  // metrics.cpp
@@ -168,6 +186,16 @@ class Daemon {
   uint64_t reloadFailures_ = 0;
   FlowLogFile flowLog_;
   uint64_t udpExchangesExpired_ = 0;  // UDP exchange entries the periodic sweep removed
+  // Cluster mode.
+  std::unique_ptr<cluster::Agent> agent_;
+  std::shared_ptr<const cluster::AgentSnapshot> agentSnap_;  // the one the kernel has
+  identity::FleetIdentities fleet_;
+  uint64_t fleetFrom_ = 0;                     // the agent's identitiesVersion fleet_ was built from
+  std::vector<ms_addr> nodeAddresses_;         // --node-address (else the host's)
+  std::vector<identity::ListeningSocket> listeners_;  // of the host netns, last scanned
+  int64_t appliedPolicyRevision_ = 0;          // --policy etcd
+  int64_t rejectedPolicyRevision_ = 0;
+  std::string rejectedPolicyError_;
   std::mutex statusMu_;               // guards statusSnapshot_ only
   std::shared_ptr<const nlohmann::json> statusSnapshot_;
 };

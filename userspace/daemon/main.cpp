@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   app.add_option("--config", configPath, "YAML configuration file (flags override it)");
   auto* oRoot = app.add_option("--cgroup-root", cgroupRoot,
                                "cgroup v2 directory whose subtree is managed (absolute path)");
-  auto* oPolicy = app.add_option("--policy", policies, "policy FILE or DIR (repeatable)");
+  auto* oPolicy = app.add_option("--policy", policies,
+                                 "policy FILE or DIR (repeatable), or `etcd`: the set pushed to the cluster");
   auto* oMode = app.add_option("--mode", mode, "monitor (log would-deny) or enforce (refuse); "
                                                "a restart keeps the mode of the pinned state")
                     ->check(CLI::IsMember({"monitor", "enforce"}));
@@ -57,6 +58,22 @@ int main(int argc, char** argv) {
                                   "serve Prometheus metrics on HOST:PORT, e.g. 127.0.0.1:9464 (off by default)");
   auto* oStore = app.add_option("--flow-store-size", flowStoreSize, "aggregated flow records kept in memory [10000]")
                      ->check(CLI::Range(1, 10000000));
+  std::string dataDir, nodeName, clusterPrefix, etcdCaCert, etcdCert, etcdKey;
+  std::vector<std::string> etcdEndpoints, nodeAddresses;
+  uint32_t nodeTtl = 0;
+  auto* oData = app.add_option("--data-dir", dataDir, "where the cluster lease and last known cluster view are kept "
+                                                      "[/var/lib/microseg]");
+  auto* oEtcd = app.add_option("--etcd-endpoints", etcdEndpoints,
+                               "cluster mode: etcd URL(s) (http://h:p, https://h:p, unix:///path), comma-separated")
+                    ->delimiter(',');
+  auto* oNode = app.add_option("--node-name", nodeName, "this node's name in the cluster [host name]");
+  auto* oAddrs = app.add_option("--node-address", nodeAddresses, "this node's address(es) [every address of the host]")
+                     ->delimiter(',');
+  auto* oPrefix = app.add_option("--cluster-prefix", clusterPrefix, "etcd key prefix [/microseg]");
+  auto* oCa = app.add_option("--etcd-cacert", etcdCaCert, "CA of the etcd members' certificates (TLS)");
+  auto* oCert = app.add_option("--etcd-cert", etcdCert, "client certificate for etcd's client auth");
+  auto* oKey = app.add_option("--etcd-key", etcdKey, "key of --etcd-cert");
+  auto* oNodeTtl = app.add_option("--node-ttl", nodeTtl, "seconds a dead node's keys outlive it [30]")->check(CLI::Range(5, 3600));
   app.add_flag("--cleanup", cleanup,
                "detach and remove all pinned state under --state-dir, then exit (like `microseg uninstall`)");
   CLI11_PARSE(app, argc, argv);
@@ -86,6 +103,15 @@ int main(int argc, char** argv) {
   if (*oMetrics) cfg.metricsListen = metricsListen;
   if (*oStore) cfg.flowStoreSize = flowStoreSize;
   if (*oTtl) cfg.answerTtlSeconds = answerTtl;
+  if (*oData) cfg.dataDir = dataDir;
+  if (*oEtcd) cfg.cluster.etcdEndpoints = etcdEndpoints;
+  if (*oNode) cfg.cluster.nodeName = nodeName;
+  if (*oAddrs) cfg.cluster.nodeAddresses = nodeAddresses;
+  if (*oPrefix) cfg.cluster.prefix = clusterPrefix;
+  if (*oCa) cfg.cluster.etcdCaCert = etcdCaCert;
+  if (*oCert) cfg.cluster.etcdCert = etcdCert;
+  if (*oKey) cfg.cluster.etcdKey = etcdKey;
+  if (*oNodeTtl) cfg.cluster.nodeTtlSeconds = nodeTtl;
   if (*oDefault) {
     cfg.defaultEnforcement = defaultEnforcement == "selected"
                                  ? microseg::compiler::DefaultEnforcement::Selected
@@ -108,6 +134,10 @@ int main(int argc, char** argv) {
     }
     spdlog::info("cleanup: removed {} pinned objects under {}", *n, cfg.stateDir);
     return 0;
+  }
+  if (cfg.policyFromEtcd() && !cfg.cluster.enabled()) {
+    std::cerr << "microsegd: --policy etcd needs --etcd-endpoints (cluster mode)\n";
+    return 2;
   }
   if (cfg.cgroupRoot.empty() || cfg.policyPaths.empty()) {
     std::cerr << "microsegd: --cgroup-root and --policy are required (as flags or in --config)\n";

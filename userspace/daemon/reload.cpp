@@ -55,8 +55,9 @@ ReloadOutcome Reloader::reload(const ReloadRequest& req) {
 
   // 2. Identities, assigned again only when their inputs changed.
   std::optional<identity::IdentityTable> assigned;
-  if (!gen_.loaded || !identity::sameIdentityInputs(parsed.bundle, gen_.bundle)) {
-    assigned = identity::assignIdentities(parsed.bundle, gen_.ids);
+  const uint64_t fleetVersion = req.fleet != nullptr ? req.fleet->version : 0;
+  if (!gen_.loaded || !identity::sameIdentityInputs(parsed.bundle, gen_.bundle) || fleetVersion != fleetVersion_) {
+    assigned = identity::assignIdentities(parsed.bundle, gen_.ids, req.fleet);
   }
   const identity::IdentityTable& ids = assigned ? *assigned : gen_.ids;
 
@@ -109,6 +110,7 @@ ReloadOutcome Reloader::reload(const ReloadRequest& req) {
   gen_.bundle = std::move(parsed.bundle);
   gen_.matcher = std::move(matcher);
   if (assigned) gen_.ids = std::move(*assigned);
+  fleetVersion_ = fleetVersion;
   gen_.compiled = std::move(compiled);
   compiled = {};  // nothing to hand back
   gen_.compiled.settle();

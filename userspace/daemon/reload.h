@@ -55,6 +55,8 @@ struct ReloadRequest {
   std::vector<datapath::AddressEntry> addresses;
   // Every file-system access of the load (nullptr: the daemon's own, root).
   const policy::FileAccess* files = nullptr;
+  // Cluster mode: the fleet's identities (nullptr: numbered here).
+  const identity::FleetIdentities* fleet = nullptr;
 };
 
 struct ReloadOutcome {
@@ -92,6 +94,7 @@ class Reloader {
   compiler::RuleRegistry registry_;
   compiler::Compiler compiler_;  // remembers its work between reloads
   Generation gen_;
+  uint64_t fleetVersion_ = 0;  // of the fleet identities gen_.ids was assigned with
 };
 
 }  // namespace microseg::daemon

@@ -89,7 +89,35 @@ json Daemon::statusLocked() {
                 {"identities", gen().ids.labels.size()},
                 {"applied_at", gen().appliedAtNs != 0 ? flows::isoTime(gen().appliedAtNs) : std::string()}}},
               {"last_reload", lastReload_},
-              {"config", config_.toJson()}};
+              {"config", config_.toJson()},
+              {"cluster", clusterStatusLocked()},
+              {"remote_workloads", remoteWorkloadsLocked()}};
+}
+
+json Daemon::remoteWorkloadsLocked() const {
+  json out = json::array();
+  if (!agentSnap_) return out;
+  // By (node, workload): its identity, its own-netns addresses, its listeners.
+  std::map<std::pair<std::string, std::string>, json> by;
+  auto entry = [&](const std::string& node, const std::string& workload, uint32_t identity) -> json& {
+    json& e = by[{node, workload}];
+    if (e.is_null()) {
+      e = json{{"node", node}, {"workload", workload}, {"identity", identity}, {"addresses", json::array()},
+               {"listeners", json::array()}};
+    }
+    return e;
+  };
+  for (const auto& a : agentSnap_->addresses) {
+    if (a.workload.empty()) continue;  // a node's own address
+    entry(a.node, a.workload, a.identity)["addresses"].push_back(flows::formatAddr(a.addr));
+  }
+  for (const auto& l : agentSnap_->listeners) {
+    entry(l.node, l.workload, l.identity)["listeners"].push_back(flows::formatAddr(l.addr) + ":" +
+                                                                  std::to_string(l.port) + "/" +
+                                                                  protocolName(l.proto));
+  }
+  for (auto& [k, e] : by) out.push_back(std::move(e));
+  return out;
 }
 
 void Daemon::publishStatusLocked() {

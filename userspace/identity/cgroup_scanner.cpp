@@ -152,7 +152,9 @@ Result<std::vector<CgroupInfo>> scanCgroups(const std::string& root, const Workl
     if (const auto* w = rel.empty() ? nullptr : matcher.match(rel)) {
       info.workload = w->name;
       auto it = ids.byWorkload.find(w->name);
-      info.identity = it == ids.byWorkload.end() ? 0 : it->second;
+      // A workload without an identity yet (cluster mode, etcd away) is
+      // pending: its sockets fail closed, never unmanaged.
+      info.identity = it != ids.byWorkload.end() ? it->second : ids.pending.count(w->name) ? MS_IDENTITY_PENDING : 0;
     } else if (parent != nullptr && !parent->workload.empty()) {
       info.workload = parent->workload;
       info.identity = parent->identity;

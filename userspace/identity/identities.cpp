@@ -240,13 +240,41 @@ void assignRanges(const policy::Bundle& bundle, const IdentityTable& previous, I
   }
 }
 
+// Cluster mode: the fleet's number for each label set, none if it has not
+// given one yet; the fleet's other label sets as peers only.
+void assignFleetWorkloads(const policy::Bundle& bundle, const FleetIdentities& fleet, IdentityTable& out) {
+  for (const auto& w : bundle.workloads) {
+    policy::Labels labels = w.effectiveLabels();
+    auto it = fleet.byLabels.find(labels);
+    if (it == fleet.byLabels.end()) {
+      out.pending.insert(w.name);
+      continue;
+    }
+    out.byWorkload[w.name] = it->second;
+    out.workloads[it->second].push_back(w.name);
+    out.labels.emplace(it->second, std::move(labels));
+  }
+  for (auto& [id, names] : out.workloads) std::sort(names.begin(), names.end());
+  for (const auto& [labels, id] : fleet.byLabels) {
+    if (out.labels.count(id)) continue;
+    out.labels.emplace(id, labels);
+    out.remoteOnly.insert(id);
+    if (auto n = fleet.names.find(id); n != fleet.names.end()) out.workloads[id] = n->second;
+  }
+}
+
 }  // namespace
 
-IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable& previous) {
+IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable& previous,
+                               const FleetIdentities* fleet) {
   static std::atomic<uint64_t> versions{0};
   IdentityTable out;
   out.version = ++versions;
-  assignWorkloads(bundle, previous, out);
+  if (fleet != nullptr) {
+    assignFleetWorkloads(bundle, *fleet, out);
+  } else {
+    assignWorkloads(bundle, previous, out);
+  }
   assignRanges(bundle, previous, out);
   return out;
 }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,10 +34,17 @@ struct IpcachePrefix {
 };
 
 struct IdentityTable {
-  // Workload identities only (these are the policy subjects).
+  // Workload identities: the local ones are the policy subjects.
   std::map<std::string, uint32_t> byWorkload;             // workload name -> identity
   std::map<uint32_t, policy::Labels> labels;              // identity -> label set
   std::map<uint32_t, std::vector<std::string>> workloads; // identity -> workload names (sorted)
+  // Cluster mode: label sets the fleet has an identity for that no Workload
+  // of this set has (another node's workloads, the nodes themselves).
+  // They are peers that selectors match, never subjects here.
+  std::set<uint32_t> remoteOnly;
+  // Cluster mode: Workloads whose label set has no fleet identity yet (etcd
+  // unreachable): no identity, their cgroups are pending (fail closed).
+  std::set<std::string> pending;
 
   // Address-range identities (>= MS_IDENTITY_FIRST_EXTERNAL).
   std::map<uint32_t, ExternalIdentity> externals;
@@ -58,6 +66,14 @@ struct IdentityTable {
   uint64_t version = 0;
 };
 
+// Identities the fleet gave (cluster mode, cluster/agent.h): one per label
+// set for every node. `names` name the label sets no local Workload has.
+struct FleetIdentities {
+  std::map<policy::Labels, uint32_t> byLabels;
+  std::map<uint32_t, std::vector<std::string>> names;
+  uint64_t version = 0;  // changes whenever the fleet's identities do
+};
+
 // Assign identities to every workload and address range of `bundle`. A
 // label set (or, for ranges, a member set) that already has an id in
 // `previous` keeps it; new ones get the smallest free id >=
@@ -71,7 +87,11 @@ struct IdentityTable {
 // prefix of length <= 96 covers it (so that no IPv6 range matches an IPv4
 // address), minus prefixes that would map to WORLD anyway. Every address's
 // most specific prefix then stands for exactly the members that contain it.
-IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable& previous = {});
+// With `fleet` (cluster mode), a workload's identity is the fleet's for its
+// label set, or none (pending) without one; every other label set of the
+// fleet is in the table as remoteOnly.
+IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable& previous = {},
+                               const FleetIdentities* fleet = nullptr);
 
 // True if `a` and `b` hold the same Workload and External objects and the
 // same policies with cidr peers (the only inputs of assignIdentities()):
