@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config clang llvm bpftool linux-libc-dev
+  libclang-rt-14-dev  # libFuzzer and the sanitizers for clang (scripts/fuzz.sh)
   libbpf-dev libelf-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev libyaml-dev libxxhash-dev nlohmann-json3-dev libgtest-dev
   libcivetweb-dev

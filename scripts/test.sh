@@ -15,3 +15,4 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 # Unit tests run in parallel; e2e tests are RUN_SERIAL (they share the kernel).
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
+scripts/fuzz.sh --time 10  # each fuzz target briefly (README "Fuzzing"); exits 1 on any finding

@@ -115,6 +115,25 @@ TEST(Cidr, Addresses) {
   EXPECT_EQ(networkOf(addr("fd00::ff"), 121).str(), "fd00::80/121");
 }
 
+// The text is the whole string_view: a NUL inside it is not its end (found
+// by the cidr fuzzer: inet_pton() read the text as a C string, so
+// "0005::\0D" was the address 5::, and an etcd key ".../addr/10.0.0.1\0x",
+// a second key for 10.0.0.1, or a `flows --peer` filter "10.0.0.1\0..."
+// were taken as that address).
+TEST(Cidr, AnAddressTextIsAllOfItsBytes) {
+  using namespace std::string_view_literals;
+  EXPECT_FALSE(parseAddress("0005::\0D"sv).has_value());
+  EXPECT_FALSE(parseAddress("10.0.0.1\0"sv).has_value());
+  EXPECT_FALSE(parseAddress("10.0.0.1\0x"sv).has_value());
+  EXPECT_FALSE(parseAddress("\0"sv).has_value());
+  EXPECT_FALSE(parseCidr("10.0.0.0\0x/8"sv).has_value());
+  EXPECT_FALSE(parseCidr("fd00::\0/8"sv).has_value());
+  EXPECT_FALSE(parseCidr("10.0.0.0/8\0"sv).has_value());
+  // A view of part of a longer text is just that part.
+  const std::string_view longer = "10.0.0.1junk";
+  EXPECT_TRUE(parseAddress(longer.substr(0, 8)).has_value());
+}
+
 TEST(Cidr, OrderPutsAPrefixBeforeWhatItHolds) {
   EXPECT_LT(cidr("10.0.0.0/8"), cidr("10.0.0.0/16"));
   EXPECT_LT(cidr("10.0.0.0/16"), cidr("10.1.0.0/16"));

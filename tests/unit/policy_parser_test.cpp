@@ -1467,6 +1467,51 @@ TEST_F(Loader, ASyntaxErrorIsTheFilesOnlyDiagnosticAndIsFixedByTheNextLoad) {
   expectSameAsFresh(path, loader, 2);  // the policy is read again
 }
 
+// Found by the policy_loader fuzzer: a byte that is not UTF-8 in a later
+// document was "YAML syntax: invalid ... octet" at the document's first line
+// from the loader and at 1:1 from a fresh parse; a syntax error in an
+// earlier document was the loader's diagnostic and the byte a fresh
+// parse's. Now both say the text's first problem, where it is.
+TEST_F(Loader, AByteThatIsNotTextIsWhereAFreshParseSaysItIs) {
+  const std::string bad = "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: \xe0\xdf}\n";
+  const std::string path = write("set.yaml", workloadDoc("a") + "---\n" + workloadDoc("b") + "---\n" + bad);
+  PolicyLoader loader;
+  expectSameAsFresh(path, loader, 0);
+  ParseResult r = loader.load({path});
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].loc.line, 17) << r.errors[0].str();
+  EXPECT_EQ(r.errors[0].loc.column, 18) << r.errors[0].str();
+  // A syntax error in the first document comes first.
+  write("set.yaml", "a: [b\n---\n" + workloadDoc("b") + "---\n" + bad);
+  expectSameAsFresh(path, loader, SIZE_MAX);
+  r = loader.load({path});
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].loc.line, 2) << r.errors[0].str();
+}
+
+// Found by the policy_loader fuzzer: a quoted scalar left open before a
+// '---' line was "found unexpected end of stream" from the loader (which
+// reads the document alone) and "found unexpected document indicator"
+// from a fresh parse. The loader says what the file says, also when the
+// document comes to be followed by one only later (a document with a
+// syntax error is not reused: its error depends on what follows it).
+TEST_F(Loader, AQuotedScalarOpenBeforeAMarkerIsWhatTheFileSays) {
+  const std::string open = "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: \"w}\n";
+  const std::string path = write("set.yaml", workloadDoc("a") + "---\n" + open + "---\n" + workloadDoc("b"));
+  PolicyLoader loader;
+  expectSameAsFresh(path, loader, 0);
+  ParseResult r = loader.load({path});
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].message.find("found unexpected document indicator"), std::string::npos)
+      << r.errors[0].str();
+  // Last in the file: the end of the stream, in both.
+  write("set.yaml", workloadDoc("a") + "---\n" + open);
+  expectSameAsFresh(path, loader, SIZE_MAX);
+  // And followed again: the same text, not the same error.
+  write("set.yaml", workloadDoc("a") + "---\n" + open + "---\n");
+  expectSameAsFresh(path, loader, SIZE_MAX);
+}
+
 TEST_F(Loader, IdenticalDocumentsTwiceAreBothRead) {
   std::string text = workloadDoc("a") + "---\n" + workloadDoc("a");
   const std::string path = write("set.yaml", text);

@@ -432,6 +432,48 @@ TEST(YamlReader, SyntaxErrorIsTheFilesOnlyDiagnostic) {
   EXPECT_TRUE(r.bundle.workloads.empty());
 }
 
+// A byte libyaml cannot read (ill-formed UTF-8, a control character) is
+// located where it is: libyaml gives no line or column for it (it was
+// reported at 1:1, found by the policy_loader fuzzer), only its offset.
+TEST(YamlReader, AByteThatIsNotTextIsLocatedWhereItIs) {
+  auto r = parseText("a: 1\nb: x\xff y\n", "f.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].str(), "f.yaml:2:5: error: YAML syntax: invalid leading UTF-8 octet");
+  // Columns count characters, as libyaml's marks do; "\r\n" is one break.
+  r = parseText("a: 1\r\nb: \xc3\xa9\xc3\xa9\x01\n", "f.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].str(), "f.yaml:2:6: error: YAML syntax: control characters are not allowed");
+  // A truncated sequence at the end: where it starts.
+  r = parseText("a: [1]\n\xe2\x82", "f.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].str(), "f.yaml:2:1: error: YAML syntax: incomplete UTF-8 octet sequence");
+}
+
+// The text's first problem is the one reported. libyaml decodes up to 16
+// KiB ahead of where it parses, so a byte it cannot read was reported
+// before a syntax error earlier in the text; the policy loader, which
+// parses a file a document at a time, reported the syntax error (found by
+// the policy_loader fuzzer: the loader's result was not a fresh parse's).
+TEST(YamlReader, TheFirstProblemInTheTextIsReported) {
+  auto r = parseText("a: [b\n---\nc: \xff\n", "f.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].loc.line, 2) << r.errors[0].str();
+  EXPECT_EQ(r.errors[0].message.find("UTF-8"), std::string::npos) << r.errors[0].str();
+  // A problem only because the text is cut before the byte does not count:
+  // the quoted scalar is open where the byte is.
+  r = parseText("a: \"b\xff\"\n", "f.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].str(), "f.yaml:1:6: error: YAML syntax: invalid leading UTF-8 octet");
+  // And the bounds: a document nested too deep before the byte.
+  Tree tree;
+  Limits tight;
+  tight.maxDepth = 2;
+  auto err = readDocuments("a: [[[1]]]\n---\nb: \xff\n", tree, [](const Tree&) {}, tight);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_TRUE(err->limit) << err->message;
+  EXPECT_EQ(err->at.line, 0);
+}
+
 TEST(YamlReader, PolicyWithAnchorsAndBlockScalars) {
   auto r = parseText(
       "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: w}\n"

@@ -3,6 +3,8 @@
 #include <xxhash.h>
 
 #include <cstdio>
+#include <limits>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -20,11 +22,27 @@ std::optional<json> parseObject(const std::string& text) {
 }
 
 // Reads `key` of `j` into `out` if it is there with the right type; false
-// if it is there with another type.
+// if it is there with another type. An integer field takes only an integer
+// that fits it: get<T>() would convert any number (300.5 -> 300, -1 ->
+// 4294967295, 1e20 into a uint32_t is undefined behaviour), and a record
+// is never taken half-way.
 template <typename T>
 bool field(const json& j, const char* key, T& out) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return true;
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (!it->is_number_integer()) return false;
+    if (it->is_number_unsigned() || it->get<int64_t>() >= 0) {
+      const uint64_t v = it->is_number_unsigned() ? it->get<uint64_t>() : static_cast<uint64_t>(it->get<int64_t>());
+      if (v > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+      out = static_cast<T>(v);
+      return true;
+    }
+    const int64_t v = it->get<int64_t>();
+    if (!std::is_signed_v<T> || v < static_cast<int64_t>(std::numeric_limits<T>::min())) return false;
+    out = static_cast<T>(v);
+    return true;
+  }
   try {
     out = it->get<T>();
     return true;

@@ -68,6 +68,9 @@ Cidr networkOf(const ms_addr& a, uint32_t prefixlen) {
 }
 
 std::optional<ms_addr> parseAddress(std::string_view text) {
+  // inet_pton() reads a C string: a NUL inside the text would end it there
+  // ("10.0.0.1\0x" read as 10.0.0.1), and the text is all of its bytes.
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;
   const std::string s(text);
   ms_addr a{};
   if (s.find(':') == std::string::npos) {

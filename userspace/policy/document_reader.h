@@ -45,6 +45,9 @@ class DocumentReader {
   Step next(std::string_view& text, int& firstLine);
   // The '\n' in the document next() or take() handed out last.
   int lines() const { return docLines_; }
+  // The document next() or take() handed out last ends at the end of the
+  // file, not before a '---' line.
+  bool atEnd() const { return done_; }
   // Without a scan: the next `length` bytes, if they end where a scan would
   // cut (before a '---' line, or at the end of the file), as `text` (valid
   // until the next call); nothing is consumed. Whether that is the next

@@ -182,10 +182,14 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
                                  std::string& error) {
   const Stats at = stats_;
   DocumentMatch match(before != nullptr ? &before->docs : nullptr);
-  auto add = [&](std::string_view text, int firstLine, int lines, const XXH128_hash_t& hash) {
+  // `markerFollows`: a '---' line comes after the text in the file.
+  auto add = [&](std::string_view text, int firstLine, int lines, const XXH128_hash_t& hash, bool markerFollows) {
     stats_.documents++;
     const Document* replaced = nullptr;
     std::unique_ptr<Document> doc = match.take(text, hash, &replaced);
+    // A syntax error also depends on what follows the text (below): such a
+    // document is read again (a file with one is refused whole anyway).
+    if (doc && doc->syntaxError) doc.reset();
     if (doc) {
       stats_.reused++;
       if (doc->firstLine != firstLine) {
@@ -203,6 +207,19 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
       if (replaced == nullptr ||
           !parseReusingRules(text, file, *replaced, *doc, minReuseItems_, limits_.yaml, stats_.rulesReused)) {
         doc->syntaxError = !parseInto(text, file, firstLine, doc->objects, doc->errors, limits_.yaml);
+        if (doc->syntaxError && markerFollows) {
+          // Read alone, a document stops at the end of its text where the
+          // whole file goes on to the '---' line (a quoted scalar left open
+          // is "unexpected end of stream" alone, "unexpected document
+          // indicator" in the file). The error is the file's: read again
+          // with a marker after it (an invalid document costs a second
+          // parse).
+          Bundle scratch;
+          std::vector<Diagnostic> errors;
+          if (!parseInto(std::string(text) + "---\n", file, firstLine, scratch, errors, limits_.yaml)) {
+            doc->errors = std::move(errors);
+          }
+        }
         if (worthIndexing(*doc, minReuseItems_)) {  // before the text is scanned for its lists
           if (auto lists = findRuleLists(text)) indexRuleLists(*lists, *doc, minReuseItems_);
         }
@@ -227,7 +244,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
     if (!readWhole(fd, whole, err, limits_.maxFileBytes)) return failed(err);
     const XXH128_hash_t hash = XXH3_128bits(whole.data(), whole.size());
     if (before->docs.size() == 1 && before->docs[0]->sameText(whole.size(), hash)) {
-      add(whole, 0, 0, hash);
+      add(whole, 0, 0, hash, false);
       return true;
     }
     whole = std::string();
@@ -253,14 +270,14 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
             const int lines = e->lines;
             reader.take(text.size(), lines, firstLine);
             stats_.unscanned++;
-            add(text, firstLine, lines, hash);
+            add(text, firstLine, lines, hash, !reader.atEnd());
             continue;
           }
         }
       }
       const DocumentReader::Step step = reader.next(text, firstLine);
       if (step == DocumentReader::Step::Document) {
-        add(text, firstLine, reader.lines(), documentHash(text));
+        add(text, firstLine, reader.lines(), documentHash(text), !reader.atEnd());
         continue;
       }
       if (step == DocumentReader::Step::End) {
@@ -276,7 +293,7 @@ bool PolicyLoader::readDocuments(const std::string& file, int fd, FileState* bef
   state.syntax = nullptr;
   stats_ = at;
   if (!readWhole(fd, whole, err, limits_.maxFileBytes)) return failed(err);
-  add(whole, 0, 0, documentHash(whole));
+  add(whole, 0, 0, documentHash(whole), false);
   return true;
 }
 

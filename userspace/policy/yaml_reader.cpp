@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -45,6 +46,13 @@ class Events {
     if (parser_.error == YAML_MEMORY_ERROR) return {{}, "out of memory"};
     return {{int(parser_.problem_mark.line), int(parser_.problem_mark.column)}, msg, contextLine};
   }
+  // Where the character libyaml could not read starts (ill-formed UTF-8, a
+  // control character), if that was the error: its reader gives an offset,
+  // not a mark.
+  std::optional<size_t> unreadableAt() const {
+    if (parser_.error != YAML_READER_ERROR) return std::nullopt;
+    return static_cast<size_t>(parser_.offset);
+  }
 
  private:
   yaml_parser_t parser_{};
@@ -69,13 +77,86 @@ uint64_t addNodes(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_M
 // that saturates is over every budget).
 uint32_t count32(uint64_t n) { return n > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(n); }
 
+// The mark libyaml would give the character at `offset` of `text`: lines
+// end at "\r\n", "\r", "\n", NEL, LS and PS; columns count characters; a
+// byte order mark at the start is not one.
+Mark markAt(std::string_view text, size_t offset) {
+  Mark m{0, 0};
+  size_t i = text.substr(0, 3) == "\xef\xbb\xbf" ? 3 : 0;
+  const auto at = [&](size_t k, std::string_view s) { return text.substr(k, s.size()) == s; };
+  while (i < offset) {
+    size_t len = 1;
+    bool lineBreak = false;
+    if (at(i, "\r\n")) {
+      len = 2, lineBreak = true;
+    } else if (text[i] == '\r' || text[i] == '\n') {
+      lineBreak = true;
+    } else if (at(i, "\xc2\x85")) {
+      len = 2, lineBreak = true;
+    } else if (at(i, "\xe2\x80\xa8") || at(i, "\xe2\x80\xa9")) {
+      len = 3, lineBreak = true;
+    } else {
+      // Valid UTF-8 up to `offset`: a character is its lead byte and the
+      // continuation bytes after it.
+      while (i + len < offset && (static_cast<unsigned char>(text[i + len]) & 0xC0) == 0x80) len++;
+    }
+    if (lineBreak) {
+      m.line++;
+      m.column = 0;
+    } else {
+      m.column++;
+    }
+    i += len;
+  }
+  return m;
+}
+
+bool before(const Mark& a, const Mark& b) { return a.line < b.line || (a.line == b.line && a.column < b.column); }
+
+struct Failure {
+  SyntaxError error;
+  std::optional<size_t> unreadableAt;  // a character libyaml could not read, at this offset
+};
+
+std::optional<Failure> parseStream(std::string_view text, Tree& tree,
+                                   const std::function<void(const Tree&)>& onDocument, const Limits& limits);
+
 }  // namespace
 
 std::optional<SyntaxError> readDocuments(std::string_view text, Tree& tree,
                                          const std::function<void(const Tree&)>& onDocument,
                                          const Limits& limits) {
+  auto failed = parseStream(text, tree, onDocument, limits);
+  if (!failed) return std::nullopt;
+  if (!failed->unreadableAt) return std::move(failed->error);
+  // libyaml decodes up to 16 KiB of text ahead of what it parses, so a
+  // character it cannot read is reported before a syntax error (or a bound
+  // crossed) earlier in the text; and a reader that is given the text a
+  // document at a time (the policy loader) would report that earlier one.
+  // The text's first problem is the one reported: the text before the
+  // character is parsed again (an invalid text costs a second parse), and
+  // its own error counts if it lies before the character (one at the cut
+  // is only where the text was cut).
+  const size_t at = std::min(*failed->unreadableAt, text.size());
+  SyntaxError unreadable = std::move(failed->error);
+  unreadable.at = markAt(text, at);
+  unreadable.contextLine = -1;
+  if (at > 0) {
+    Tree scratch;
+    auto earlier = parseStream(text.substr(0, at), scratch, [](const Tree&) {}, limits);
+    if (earlier && !earlier->unreadableAt && !earlier->error.at.isNull() && before(earlier->error.at, unreadable.at)) {
+      return std::move(earlier->error);
+    }
+  }
+  return unreadable;
+}
+
+namespace {
+
+std::optional<Failure> parseStream(std::string_view text, Tree& tree,
+                                   const std::function<void(const Tree&)>& onDocument, const Limits& limits) {
   Events events(text);
-  if (!events.initialized()) return SyntaxError{{}, "cannot initialise the YAML parser"};
+  if (!events.initialized()) return Failure{SyntaxError{{}, "cannot initialise the YAML parser"}, {}};
   // An anchor's node, and how many nodes it stands for (see Limits).
   struct Anchor {
     uint32_t index;
@@ -104,7 +185,7 @@ std::optional<SyntaxError> readDocuments(std::string_view text, Tree& tree,
   };
   for (;;) {
     const yaml_event_t* e = events.next();
-    if (e == nullptr) return events.error();
+    if (e == nullptr) return Failure{events.error(), events.unreadableAt()};
     progressTick();
     switch (e->type) {
       case YAML_STREAM_END_EVENT: return std::nullopt;
@@ -119,19 +200,21 @@ std::optional<SyntaxError> readDocuments(std::string_view text, Tree& tree,
         const std::string name(str(e->data.alias.anchor));
         auto it = anchors.find(name);
         if (it == anchors.end()) {
-          return SyntaxError{markOf(*e), "alias '*" + name + "' names no anchor defined before it"};
+          return Failure{SyntaxError{markOf(*e), "alias '*" + name + "' names no anchor defined before it"}, {}};
         }
         aliased = addNodes(aliased, it->second.nodes);
         const uint64_t budget = std::max(limits.aliasFloor, limits.aliasFactor != 0 && own > UINT64_MAX / limits.aliasFactor
                                                                 ? UINT64_MAX
                                                                 : own * limits.aliasFactor);
         if (aliased > budget) {
-          return SyntaxError{markOf(*e),
-                             "alias '*" + name + "': the document's aliases stand for more than " +
-                                 std::to_string(budget) + " nodes (the bound: " + std::to_string(limits.aliasFactor) +
-                                 " times the nodes written in it so far, at least " +
-                                 std::to_string(limits.aliasFloor) + ")",
-                             -1, true};
+          return Failure{SyntaxError{markOf(*e),
+                                     "alias '*" + name + "': the document's aliases stand for more than " +
+                                         std::to_string(budget) + " nodes (the bound: " +
+                                         std::to_string(limits.aliasFactor) +
+                                         " times the nodes written in it so far, at least " +
+                                         std::to_string(limits.aliasFloor) + ")",
+                                     -1, true},
+                         {}};
         }
         counted(it->second.nodes);
         tree.addExisting(it->second.index);
@@ -155,9 +238,11 @@ std::optional<SyntaxError> readDocuments(std::string_view text, Tree& tree,
       case YAML_MAPPING_START_EVENT: {
         const bool seq = e->type == YAML_SEQUENCE_START_EVENT;
         if (static_cast<int>(open.size()) >= limits.maxDepth) {
-          return SyntaxError{markOf(*e),
-                             "nesting deeper than " + std::to_string(limits.maxDepth) + " levels of collections",
-                             -1, true};
+          return Failure{SyntaxError{markOf(*e),
+                                     "nesting deeper than " + std::to_string(limits.maxDepth) +
+                                         " levels of collections",
+                                     -1, true},
+                         {}};
         }
         own++;
         const yaml_char_t* name = seq ? e->data.sequence_start.anchor : e->data.mapping_start.anchor;
@@ -178,5 +263,7 @@ std::optional<SyntaxError> readDocuments(std::string_view text, Tree& tree,
     }
   }
 }
+
+}  // namespace
 
 }  // namespace microseg::policy::yaml
