@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -230,6 +231,54 @@ TEST_F(K8sImport, PodsReachExactlyWhatKubernetesAllows) {
   std::cerr << "probes: " << allowed << " allowed, " << denied << " denied; test took "
             << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
             << " ms\n";
+}
+
+// The CLI's contract: documents on stdout only when everything
+// translated, diagnostics on stderr, exit 0 / 1 (errors) / 2 (usage).
+TEST(K8sImportCli, ExitCodesAndStreams) {
+  char dir[] = "/tmp/microseg-k8s-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  trackTempDir(dir);
+  const std::string d(dir);
+  auto slurp = [](const std::string& path) {
+    std::ifstream f(path);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  struct Run {
+    int rc;
+    std::string out, err;
+  };
+  auto run = [&](const std::string& args, const std::string& stdinText = "") {
+    std::ofstream(d + "/stdin") << stdinText;
+    const std::string cmd = std::string(MS_BUILD_DIR) + "/microseg import k8s " + args + " < " + d + "/stdin > " + d +
+                            "/out 2> " + d + "/err";
+    const int st = std::system(cmd.c_str());
+    return Run{WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(d + "/out"), slurp(d + "/err")};
+  };
+  const std::string pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: s}\n";
+  std::ofstream(d + "/sctp.yaml") << "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: n}\n"
+                                     "spec:\n  podSelector: {}\n  ingress: [{ports: [{protocol: SCTP}]}]\n";
+
+  Run r = run("--cgroup-pattern 'pods/{name}'", pod);  // no -f: stdin
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("cgroups: [pods/p]"), std::string::npos) << r.out;
+  r = run("-f - -o yaml --cgroup-pattern 'pods/{name}'", pod);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  r = run("-f " + d + "/sctp.yaml");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, d + "/sctp.yaml:6:33: error: NetworkPolicy default/n: spec.ingress[0].ports[0].protocol: SCTP is "
+                       "not supported (microseg polices TCP and UDP only)\nmicroseg: 1 error: nothing imported\n");
+  r = run("-f " + d + "/missing.yaml");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.err, d + "/missing.yaml: error: cannot read: No such file or directory\nmicroseg: 1 error: nothing imported\n");
+  r = run("--cgroup-pattern '/sys/fs/cgroup/{name}'", pod);
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("--cgroup-pattern: '/sys/fs/cgroup/{name}' must be relative"), std::string::npos) << r.err;
+  r = run("-o json", pod);
+  EXPECT_EQ(r.rc, 2) << r.err;
+  std::filesystem::remove_all(d);
+  untrackTempDir(d);
 }
 
 }  // namespace

@@ -91,6 +91,10 @@ struct KPolicy {
   std::optional<std::string> subjectNs;  // admin kinds: namespace name, nullopt = all
   int priority = 0;
   bool ingressOn = false, egressOn = false;
+  // NetworkPolicy without policyTypes: ingressOn must be true, egressOn
+  // true iff there are egress rules (the API's defaults, which the
+  // evaluator takes from these two).
+  bool omitTypes = false;
   std::vector<KRule> ingress, egress;
 };
 
@@ -257,10 +261,13 @@ std::string policyYaml(const KPolicy& p, int i) {
   if (p.kind == "NetworkPolicy") {
     s += "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p" + std::to_string(i) +
          ", namespace: " + p.ns + "}\nspec:\n  podSelector: " +
-         (p.podSel->empty() ? "{}" : "{matchLabels: {pod: " + *p.podSel + "}}") + "\n  policyTypes: [";
-    if (p.ingressOn) s += "Ingress, ";
-    if (p.egressOn) s += "Egress";
-    s += "]\n";
+         (p.podSel->empty() ? "{}" : "{matchLabels: {pod: " + *p.podSel + "}}") + "\n";
+    if (!p.omitTypes) {
+      s += "  policyTypes: [";
+      if (p.ingressOn) s += "Ingress, ";
+      if (p.egressOn) s += "Egress";
+      s += "]\n";
+    }
   } else {
     s += "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: " + p.kind + "\nmetadata: {name: " +
          (p.kind == "AdminNetworkPolicy" ? "p" + std::to_string(i) : "default") + "}\nspec:\n";
@@ -414,6 +421,14 @@ std::vector<std::vector<KPolicy>> networkPolicySets() {
     auto all = np("y", "", true, false);
     all.ingress.push_back({"Allow", std::nullopt, {}});
     sets.push_back({deny, all});
+  }
+  // 11. policyTypes left out: z/b gets Ingress (no rules: isolated) and,
+  // having egress rules, Egress: only y on TCP 81.
+  {
+    auto p = np("z", "b", true, true);
+    p.omitTypes = true;
+    p.egress.push_back({"Allow", std::vector<KPeer>{nsPods({{"ns", "y"}}, std::nullopt)}, {kp(IPPROTO_TCP, 81)}});
+    sets.push_back({p});
   }
   std::vector<KPolicy> everything;
   for (const auto& s : sets) everything.insert(everything.end(), s.begin(), s.end());

@@ -140,5 +140,96 @@ TEST(K8sImport, OutputIsTheSameWhateverTheOrderOfObjects) {
   EXPECT_EQ(a.yaml, b.yaml);
 }
 
+TEST(K8sImport, NamesAreDnsLabelsAndCollisionsAreHashedForAll) {
+  std::string objects;
+  const std::string longName(80, 'n');
+  for (const std::string& name : std::vector<std::string>{"a.b", "a-b", "c", longName}) {
+    objects += "---\napiVersion: v1\nkind: Pod\nmetadata: {name: " + name + ", namespace: shop}\n";
+  }
+  // Policies have names of their own (shop/c does not collide with the
+  // Workload shop-c), but a/b-c and a-b/c both want a-b-c.
+  objects += "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: c, namespace: shop}\n"
+             "spec: {podSelector: {}}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+             "metadata: {name: b-c, namespace: a}\nspec: {podSelector: {}}\n---\napiVersion: networking.k8s.io/v1\n"
+             "kind: NetworkPolicy\nmetadata: {name: c, namespace: a-b}\nspec: {podSelector: {}}\n";
+  TranslateOptions o;
+  o.cgroupPattern = "{namespace}/{name}";
+  auto r = importTexts({{"in.yaml", objects}}, o);
+  ASSERT_TRUE(r.ok()) << errorsOf(r.errors);
+  std::vector<std::string> names;
+  for (const auto& w : r.documents.workloads) names.push_back(w.name);
+  for (const auto& p : r.documents.policies) names.push_back(p.name);
+  // a.b and a-b both wanted shop-a-b; the long one is cut; each then ends
+  // in 8 hex digits of its key's hash.
+  ASSERT_EQ(names.size(), 7u);
+  EXPECT_EQ(names[0].substr(0, 9), "shop-a-b-");
+  EXPECT_EQ(names[1].substr(0, 9), "shop-a-b-");
+  EXPECT_NE(names[0], names[1]);
+  EXPECT_EQ(names[2], "shop-c");
+  EXPECT_EQ(names[3].size(), 63u);
+  EXPECT_EQ(names[3].substr(0, 10), "shop-nnnnn");
+  EXPECT_EQ(names[4].substr(0, 6), "a-b-c-");
+  EXPECT_EQ(names[5].substr(0, 6), "a-b-c-");
+  EXPECT_NE(names[4], names[5]);
+  EXPECT_EQ(names[6], "shop-c");
+  for (const auto& n : names) {
+    EXPECT_LE(n.size(), 63u);
+    EXPECT_EQ(n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-"), std::string::npos) << n;
+  }
+  EXPECT_EQ(errorsOf(validate(r.yaml)), "");
+  // The same names from the objects in another order.
+  auto again = importTexts({{"b.yaml", objects.substr(objects.find("---", 10))}, {"a.yaml", objects.substr(0, objects.find("---", 10))}}, o);
+  EXPECT_EQ(again.yaml, r.yaml);
+}
+
+// An ipBlock matches pods by any of their addresses, IPv6 too, not those
+// in an except, nor a hostNetwork or finished pod's.
+TEST(K8sImport, IpBlocksMatchPodsByEveryAddress) {
+  const std::string objects = R"(
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Pod, metadata: {name: dual, namespace: s}, status: {podIPs: [{ip: 10.0.0.1}, {ip: "fd00::1"}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: holed, namespace: s}, status: {podIP: "fd00::2:1"}}
+- {apiVersion: v1, kind: Pod, metadata: {name: host, namespace: s}, spec: {hostNetwork: true}, status: {podIP: "fd00::3"}}
+- {apiVersion: v1, kind: Pod, metadata: {name: done, namespace: s}, status: {phase: Succeeded, podIP: "fd00::4"}}
+- apiVersion: networking.k8s.io/v1
+  kind: NetworkPolicy
+  metadata: {name: v6, namespace: s}
+  spec:
+    podSelector: {}
+    ingress:
+    - from: [{ipBlock: {cidr: "fd00::/64", except: ["fd00::2:0/112"]}}]
+)";
+  TranslateOptions o;
+  o.cgroupPattern = "{namespace}/{name}";
+  auto r = importTexts({{"in.yaml", objects}}, o);
+  ASSERT_TRUE(r.ok()) << errorsOf(r.errors);
+  ASSERT_EQ(r.documents.policies.size(), 1u);
+  const auto& peers = *(*r.documents.policies[0].ingress)[0].peers;
+  ASSERT_EQ(peers.size(), 2u);
+  EXPECT_EQ(peers[0].cidr.str(), "fd00::/64");
+  ASSERT_EQ(peers[0].except.size(), 1u);
+  EXPECT_EQ(peers[0].except[0].str(), "fd00::2:0/112");
+  EXPECT_EQ(peers[1].identity, "s-dual");
+  EXPECT_EQ(errorsOf(validate(r.yaml)), "");
+}
+
+// A rule whose peers are all excepted away is left out, not written
+// without peers (which would mean any peer); the section stays.
+TEST(K8sImport, ARuleThatMatchesNothingIsLeftOutNotWidened) {
+  const std::string objects =
+      "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: n, namespace: s}\n"
+      "spec:\n  podSelector: {}\n  ingress:\n  - from: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.0.0.0/8]}}]\n";
+  auto r = importTexts({{"in.yaml", objects}}, {});
+  ASSERT_TRUE(r.ok()) << errorsOf(r.errors);
+  ASSERT_EQ(r.documents.policies.size(), 1u);
+  ASSERT_TRUE(r.documents.policies[0].ingress.has_value());
+  EXPECT_TRUE(r.documents.policies[0].ingress->empty());
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].message.find("matches no peer"), std::string::npos) << r.warnings[0].message;
+  EXPECT_NE(r.yaml.find("ingress: []"), std::string::npos) << r.yaml;
+}
+
 }  // namespace
 }  // namespace microseg::k8s

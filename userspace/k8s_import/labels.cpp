@@ -29,11 +29,12 @@ bool dnsLabelChars(std::string_view s) {
 
 bool validDnsLabel(std::string_view s) { return s.size() <= 63 && dnsLabelChars(s); }
 
+// As Kubernetes checks it: at most 253 in all, no bound per part.
 bool validDnsSubdomain(std::string_view s) {
   if (s.empty() || s.size() > 253) return false;
   for (size_t from = 0;;) {
     const size_t dot = s.find('.', from);
-    if (!validDnsLabel(s.substr(from, dot == std::string_view::npos ? std::string_view::npos : dot - from))) {
+    if (!dnsLabelChars(s.substr(from, dot == std::string_view::npos ? std::string_view::npos : dot - from))) {
       return false;
     }
     if (dot == std::string_view::npos) return true;
