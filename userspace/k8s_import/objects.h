@@ -75,7 +75,7 @@ enum class Action : uint8_t { Allow, Deny, Pass };
 // One port item. Neither `port` nor `named`: every port of `protocol`.
 struct Port {
   SourceLocation loc;
-  std::string path;  // "spec.ingress[0].ports[1]", for messages
+  std::string path;  // "spec.ingress[0].ports[1]"
   // A named port: nullopt means the container port's own protocol (ANP's
   // namedPort); a NetworkPolicy's named port has its item's protocol.
   std::optional<Protocol> protocol = Protocol::TCP;

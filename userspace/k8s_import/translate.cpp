@@ -119,7 +119,11 @@ class Translation {
         error(p.ref, p.ref.loc, "", "defined twice (also at " + locText(pods_[i - 1]->ref.loc) + ")");
         continue;
       }
-      ctx_.nsLabels.try_emplace(p.ref.ns, Labels{{"kubernetes.io/metadata.name", p.ref.ns}});
+      if (ctx_.nsLabels.try_emplace(p.ref.ns, Labels{{"kubernetes.io/metadata.name", p.ref.ns}}).second) {
+        // A namespaceSelector on its other labels would miss these pods.
+        out_.warnings.push_back({p.ref.loc, p.ref.text() + ": no Namespace '" + p.ref.ns +
+                                                "' in the input: its pods carry only its name label"});
+      }
       workloadNames_.add(podKey(p), {p.ref.ns, p.ref.name});
     }
     ctx_.pods = pods_;

@@ -8,8 +8,6 @@ namespace microseg::k8s {
 
 namespace {
 
-bool samePort(const OutPort& a, const OutPort& b) { return a == b; }
-
 OutPort decode(int v) {
   OutPort p;
   p.port = static_cast<uint16_t>(v / 4);
@@ -157,9 +155,7 @@ std::vector<OutRule> RuleTranslator::rules(const std::vector<Rule>& rules, bool 
       continue;
     }
     auto addPort = [](std::vector<OutPort>& ports, const OutPort& p) {
-      if (std::none_of(ports.begin(), ports.end(), [&](const OutPort& q) { return samePort(p, q); })) {
-        ports.push_back(p);
-      }
+      if (std::find(ports.begin(), ports.end(), p) == ports.end()) ports.push_back(p);
     };
     std::vector<OutPort> ports;
     // Egress named ports: number -> the peer pods that give it.
