@@ -1,8 +1,9 @@
 // `microseg import k8s` end to end: Kubernetes objects for three
 // namespaces of three pods, imported by the real CLI, enforced by one
-// microsegd with --default-enforcement selected. Each pod is a cgroup and
-// a network namespace of its own on a shared bridge (a node's pod
-// network); every pod probes every other over TCP and UDP and gets exactly
+// microsegd with --default-enforcement selected. Each pod is a cgroup (the
+// kubelet's slice for its QoS class, its processes in a container scope
+// below) and a network namespace of its own on a shared bridge (a node's
+// pod network); every pod probes every other over TCP and UDP and gets exactly
 // the reachability Kubernetes gives the objects: a named port that means
 // a different number on each pod, an ipBlock with a hole (matching pods by
 // their IP), an egress-isolated pod.
@@ -33,10 +34,24 @@ constexpr int kProbeMs = 800;  // a dropped SYN or datagram: no answer within th
 const char* kNs[] = {"x", "y", "z"};
 const char* kPods[] = {"a", "b", "c"};
 
+// Pod a is Guaranteed, b Burstable, c BestEffort: the kubelet (systemd
+// driver) puts them in these slices, under the daemon's cgroup root, and
+// their containers' processes in a scope below.
+const char* kQos[] = {"Guaranteed", "Burstable", "BestEffort"};
+
 struct PodRef {
   int ns, pod;
   std::string ip() const { return "10.66.0." + std::to_string(10 * (ns + 1) + pod + 1); }
   std::string name() const { return std::string(kNs[ns]) + "/" + kPods[pod]; }
+  std::string uid() const { return "5f0c2a1e-0000-4000-8000-0000000000" + std::to_string(10 * (ns + 1) + pod + 1); }
+  std::string containerCgroup() const {
+    std::string u = uid();
+    for (char& c : u) c = c == '-' ? '_' : c;
+    const std::string slice = pod == 0   ? "kubepods.slice/kubepods-pod" + u + ".slice"
+                              : pod == 1 ? "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + u + ".slice"
+                                         : "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + u + ".slice";
+    return slice + "/cri-containerd-" + std::to_string(ns) + std::to_string(pod) + ".scope";
+  }
 };
 
 class K8sImport : public ::testing::Test {
@@ -53,7 +68,7 @@ class K8sImport : public ::testing::Test {
         ASSERT_TRUE(netns_[i]->ok());
         ASSERT_TRUE(vethPair(*netns_[i], {PodRef{n, p}.ip() + "/24"}, hub_, {}, prefix + std::to_string(i)));
         ASSERT_TRUE(hub_.ip({"link", "set", prefix + std::to_string(i) + "b", "master", "br0"}));
-        cgroups_[i] = tree_.create(std::string(kNs[n]) + "/" + kPods[p]);
+        cgroups_[i] = tree_.create(PodRef{n, p}.containerCgroup());
       }
     }
   }
@@ -72,9 +87,10 @@ class K8sImport : public ::testing::Test {
       for (int p = 0; p < 3; p++) {
         const PodRef r{n, p};
         s += "- apiVersion: v1\n  kind: Pod\n  metadata: {name: " + std::string(kPods[p]) + ", namespace: " + kNs[n] +
-             ", labels: {pod: " + kPods[p] + "}}\n  spec:\n    containers:\n    - name: c\n      ports:\n" +
-             "      - {name: serve, containerPort: " + (p == 0 ? P : Q) + ", protocol: " + (p == 2 ? "UDP" : "TCP") +
-             "}\n  status: {phase: Running, podIP: " + r.ip() + ", podIPs: [{ip: " + r.ip() + "}]}\n";
+             ", uid: " + r.uid() + ", labels: {pod: " + kPods[p] + "}}\n  spec:\n    containers:\n    - name: c\n" +
+             "      ports:\n      - {name: serve, containerPort: " + (p == 0 ? P : Q) +
+             ", protocol: " + (p == 2 ? "UDP" : "TCP") + "}\n  status: {phase: Running, qosClass: " + kQos[p] +
+             ", podIP: " + r.ip() + ", podIPs: [{ip: " + r.ip() + "}]}\n";
       }
     }
     // x: only y may call in, on each pod's own "serve" port (TCP).
@@ -109,8 +125,9 @@ class K8sImport : public ::testing::Test {
     trackTempDir(dir);
     const std::string d(dir);
     std::ofstream(d + "/objects.yaml") << objects();
-    const std::string cmd = std::string(MS_BUILD_DIR) + "/microseg import k8s -f " + d + "/objects.yaml" +
-                            " --cgroup-pattern '{namespace}/{name}' > " + d + "/out.yaml 2> " + d + "/err.txt";
+    // No --cgroup-pattern: the kubelet's slices, from uid and QoS class.
+    const std::string cmd = std::string(MS_BUILD_DIR) + "/microseg import k8s -f " + d + "/objects.yaml > " + d +
+                            "/out.yaml 2> " + d + "/err.txt";
     const int rc = std::system(cmd.c_str());
     auto slurp = [](const std::string& path) {
       std::ifstream f(path);
