@@ -202,5 +202,20 @@ TEST(K8sImportJson, KubectlJsonListWithEscapes) {
   EXPECT_EQ(errorsOf(bad), "in.json:1:61: error: YAML/JSON syntax: found invalid Unicode character escape code while parsing a quoted scalar\n");
 }
 
+// The API's typed lists (kubectl get --raw) leave out their items' kind
+// and apiVersion.
+TEST(K8sImportJson, TypedListsGiveTheirItemsKind) {
+  const std::string json = R"({"kind": "NetworkPolicyList", "apiVersion": "networking.k8s.io/v1", "metadata": {},
+    "items": [{"metadata": {"name": "deny", "namespace": "shop"}, "spec": {"podSelector": {}}}]})";
+  auto r = importTexts({{"in.json", json}}, {});
+  ASSERT_TRUE(r.ok()) << errorsOf(r);
+  ASSERT_EQ(r.documents.policies.size(), 1u);
+  EXPECT_EQ(r.documents.policies[0].name, "shop-deny");
+  auto bad = importTexts({{"in.json", R"({"kind": "ServiceList", "apiVersion": "v1", "items": []})"}}, {});
+  EXPECT_EQ(errorsOf(bad),
+            "in.json:1:10: error: ServiceList (unnamed): kind: 'ServiceList' is not supported (supported: Namespace, "
+            "Pod, NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy, and Lists of them)\n");
+}
+
 }  // namespace
 }  // namespace microseg::k8s
