@@ -288,7 +288,14 @@ TEST(K8sImportCli, ExitCodesAndStreams) {
                        "not supported (microseg polices TCP and UDP only)\nmicroseg: 1 error: nothing imported\n");
   r = run("-f " + d + "/missing.yaml");
   EXPECT_EQ(r.rc, 1);
-  EXPECT_EQ(r.err, d + "/missing.yaml: error: cannot read: No such file or directory\nmicroseg: 1 error: nothing imported\n");
+  EXPECT_EQ(r.err, d + "/missing.yaml: error: cannot open for reading: No such file or directory\n"
+                       "microseg: 1 error: nothing imported\n");
+  // Read as policy files are: a device is refused at once, not read
+  // until memory runs out.
+  r = run("-f /dev/zero");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.err, "/dev/zero: error: not a regular file (a character device): only regular files are read\n"
+                   "microseg: 1 error: nothing imported\n");
   r = run("--cgroup-pattern '/sys/fs/cgroup/{name}'", pod);
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("--cgroup-pattern: '/sys/fs/cgroup/{name}' must be relative"), std::string::npos) << r.err;

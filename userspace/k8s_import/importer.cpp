@@ -1,17 +1,45 @@
 #include "k8s_import/importer.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iostream>
-#include <iterator>
-#include <sstream>
-#include <sys/stat.h>
 
 #include "k8s_import/emit_yaml.h"
 #include "k8s_import/read_objects.h"
+#include "policy/files.h"
+#include "policy/loader.h"
 
 namespace microseg::k8s {
+
+namespace {
+
+// The policy loader's bound on a file, for the same reason: a hostile or
+// mistaken input (a device, a huge file) is refused, not read until memory
+// runs out.
+const size_t kMaxInputBytes = policy::LoadLimits{}.maxFileBytes;
+
+std::optional<std::string> readStdin(std::vector<policy::Diagnostic>& errors) {
+  std::string out;
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(STDIN_FILENO, chunk, sizeof chunk);
+    if (n > 0) {
+      out.append(chunk, static_cast<size_t>(n));
+      if (out.size() > kMaxInputBytes) {
+        errors.push_back({{"<stdin>", 0, 0}, policy::tooBigMessage(kMaxInputBytes)});
+        return std::nullopt;
+      }
+    } else if (n == 0) {
+      return out;
+    } else if (errno != EINTR) {
+      errors.push_back({{"<stdin>", 0, 0}, std::string("cannot read: ") + std::strerror(errno)});
+      return std::nullopt;
+    }
+  }
+}
+
+}  // namespace
 
 ImportResult importTexts(const std::vector<Input>& inputs, const TranslateOptions& options) {
   ImportResult out;
@@ -37,28 +65,9 @@ ImportResult importFiles(const std::vector<std::string>& paths, const TranslateO
   std::vector<Input> inputs;
   std::vector<policy::Diagnostic> errors;
   for (const auto& path : paths) {
-    Input in;
-    if (path == "-") {
-      in.name = "<stdin>";
-      in.text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-      inputs.push_back(std::move(in));
-      continue;
-    }
-    in.name = path;
-    struct stat st {};
-    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-      errors.push_back({{path, 0, 0}, "is a directory (give its files with -f each)"});
-      continue;
-    }
-    std::ifstream f(path, std::ios::binary);
-    if (!f) {
-      errors.push_back({{path, 0, 0}, std::string("cannot read: ") + std::strerror(errno)});
-      continue;
-    }
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    in.text = ss.str();
-    inputs.push_back(std::move(in));
+    auto text = path == "-" ? readStdin(errors)
+                            : policy::readRegularFile(path, policy::defaultFileAccess(), kMaxInputBytes, errors);
+    if (text) inputs.push_back({path == "-" ? "<stdin>" : path, std::move(*text)});
   }
   if (!errors.empty()) {
     ImportResult out;

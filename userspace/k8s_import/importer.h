@@ -4,6 +4,7 @@
 // anywhere and the result has no text.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
