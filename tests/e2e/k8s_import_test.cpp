@@ -71,7 +71,14 @@ class K8sImport : public ::testing::Test {
         cgroups_[i] = tree_.create(PodRef{n, p}.containerCgroup());
       }
     }
+    // Something on the pod network that is no pod of this node (another
+    // node's pod, a load balancer): outside the managed tree, in a netns
+    // of no workload, so microseg knows it by its address only.
+    ASSERT_TRUE(remote_.ok());
+    ASSERT_TRUE(vethPair(remote_, {std::string(kRemoteIp) + "/24"}, hub_, {}, prefix + "r"));
+    ASSERT_TRUE(hub_.ip({"link", "set", prefix + "rb", "master", "br0"}));
   }
+  static constexpr const char* kRemoteIp = "10.66.0.99";
   void TearDown() override {
     if (HasFailure() && daemon_) std::cerr << "---- microsegd log ----\n" << daemon_->log().substr(0, 20000) << "\n";
   }
@@ -159,7 +166,7 @@ class K8sImport : public ::testing::Test {
   }
 
   CgroupTree tree_;
-  Netns hub_;
+  Netns hub_, remote_;
   std::array<std::unique_ptr<Netns>, 9> netns_;
   std::array<std::string, 9> cgroups_;
   int port_ = 0;
@@ -245,6 +252,20 @@ TEST_F(K8sImport, PodsReachExactlyWhatKubernetesAllows) {
   // The expectations are not trivial either way.
   EXPECT_GT(allowed, 50);
   EXPECT_GT(denied, 50);
+
+  // The address outside: z's ipBlock (the translation's cidr peer) admits
+  // it on Q, not on P; x admits only y's pods; y admits everyone.
+  const std::string host = ownCgroup();
+  auto fromRemote = [&](const PodRef& dst, bool tcp, int port) {
+    return runIn(host, [&] {
+      return tcp ? tcpConnect(AF_INET, dst.ip(), port, kProbeMs) : udpRequest(AF_INET, dst.ip(), port, false, kProbeMs);
+    }, 5000, remote_.path());
+  };
+  EXPECT_EQ(fromRemote({2, 0}, true, Q), 0);
+  EXPECT_EQ(fromRemote({2, 1}, false, Q), 0);
+  EXPECT_EQ(fromRemote({2, 0}, true, P), ETIMEDOUT);
+  EXPECT_EQ(fromRemote({0, 0}, true, P), ETIMEDOUT);
+  EXPECT_EQ(fromRemote({1, 2}, true, P), 0);
   std::cerr << "probes: " << allowed << " allowed, " << denied << " denied; test took "
             << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
             << " ms\n";
