@@ -112,6 +112,17 @@ TEST(K8sImport, AdminAndBaseline) {
   EXPECT_EQ(errorsOf(validate(r.yaml)), "");
 }
 
+TEST(K8sImport, KubectlOutputAsItIs) {
+  auto r = importData({"kubectl-get.yaml"});
+  ASSERT_TRUE(r.ok()) << errorsOf(r.errors);
+  ASSERT_EQ(r.documents.workloads.size(), 1u);
+  ASSERT_EQ(r.documents.policies.size(), 1u);
+  const auto& in = *r.documents.policies[0].ingress;
+  ASSERT_EQ(in.size(), 1u);
+  EXPECT_EQ(in[0].ports, (std::vector<OutPort>{{80, 0, Protocol::TCP}}));
+  EXPECT_EQ(errorsOf(validate(r.yaml)), "");
+}
+
 TEST(K8sImport, DefaultCgroupsAreTheKubeletsSystemdSlices) {
   auto r = importData({"cluster.yaml"});
   ASSERT_TRUE(r.ok()) << errorsOf(r.errors);
