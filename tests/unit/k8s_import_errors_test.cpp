@@ -4,6 +4,11 @@
 // included.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <random>
+
 #include "k8s_import/importer.h"
 #include "policy/parser.h"
 
@@ -131,6 +136,8 @@ INSTANTIATE_TEST_SUITE_P(
              "in.yaml:4:25: error: NetworkPolicy shop/np: spec: duplicate field 'podSelector'\n"},
         Case{"Syntax", std::string(kNp) + "spec: {podSelector: {}\n",
              "in.yaml:5:1: error: YAML/JSON syntax: did not find expected ',' or '}' while parsing a flow mapping (line 4)\n"},
+        Case{"ScalarContainer", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [web]}\n",
+             "in.yaml:4:21: error: Pod default/p: spec.containers[0]: expected a mapping\n"},
         Case{"ListItem",
              "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: Bad_Name}\n",
              "in.yaml:6:20: error: Pod default/Bad_Name: metadata.name: 'Bad_Name' is not a valid object name\n"}),
@@ -200,6 +207,55 @@ TEST(K8sImportJson, KubectlJsonListWithEscapes) {
   // escapes, which Go's encoder never writes).
   auto bad = importTexts({{"in.json", R"({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "\ud83d"}})"}}, {});
   EXPECT_EQ(errorsOf(bad), "in.json:1:61: error: YAML/JSON syntax: found invalid Unicode character escape code while parsing a quoted scalar\n");
+}
+
+// Mutated inputs (characters dropped, doubled, swapped, replaced by YAML
+// punctuation) never crash or throw: each is imported or refused with
+// errors. 3000 mutants of the test data, a fixed seed.
+TEST(K8sImportFuzz, MutatedInputsAreImportedOrRefused) {
+  std::vector<std::string> seeds;
+  for (const char* f : {"cluster.yaml", "anp-banp.yaml", "docs-ports.yaml", "docs-test-network-policy.yaml",
+                        "kubectl-get.yaml"}) {
+    std::ifstream in(std::string(MS_SOURCE_DIR) + "/tests/data/k8s/" + f);
+    seeds.emplace_back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+  std::mt19937 rng(12345);
+  const std::string punct = ":-[]{},'\"#&*!|>%@ \n0aZ";
+  size_t refused = 0, imported = 0;
+  for (int i = 0; i < 3000; i++) {
+    std::string t = seeds[i % seeds.size()];
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits && !t.empty(); e++) {
+      const size_t at = rng() % t.size();
+      switch (rng() % 4) {
+        case 0: t.erase(at, 1 + rng() % 8); break;
+        case 1: t.insert(at, t.substr(at, 1 + rng() % 16)); break;
+        case 2: t[at] = punct[rng() % punct.size()]; break;
+        case 3: std::swap(t[at], t[rng() % t.size()]); break;
+      }
+    }
+    TranslateOptions o;
+    if (i % 2 == 0) o.cgroupPattern = "{namespace}/{name}";
+    ImportResult r;
+    ASSERT_NO_THROW(r = importTexts({{"fuzz.yaml", t}}, o)) << t;
+    if (r.ok()) {
+      imported++;
+      // What is printed parses back as microseg documents (tiers aside).
+      auto p = policy::parseText(r.yaml, "out.yaml");
+      for (const auto& d : p.errors) {
+        const bool tierField = d.message.find("'tier'") != std::string::npos ||
+                               d.message.find("'priority'") != std::string::npos ||
+                               d.message.find("pass") != std::string::npos;
+        EXPECT_TRUE(tierField) << d.str() << "\n--- input:\n" << t << "\n--- output:\n" << r.yaml;
+      }
+    } else {
+      refused++;
+      EXPECT_EQ(r.yaml, "");
+    }
+  }
+  EXPECT_GT(imported, 100u);
+  EXPECT_GT(refused, 100u);
+  std::cout << imported << " mutants imported, " << refused << " refused\n";
 }
 
 // The API's typed lists (kubectl get --raw) leave out their items' kind

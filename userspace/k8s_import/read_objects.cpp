@@ -59,8 +59,13 @@ void readContainerPorts(Reader& r, const yaml::Node& containers, Pod& pod) {
   if (!r.sequence(containers, "spec.containers")) return;
   std::set<std::string> names;
   for (size_t i = 0; i < containers.size(); i++) {
-    const yaml::Node ports = containers.item(i)["ports"];
+    const yaml::Node c = containers.item(i);
     const std::string path = "spec.containers[" + std::to_string(i) + "].ports";
+    if (!c.IsMap()) {
+      r.error(c, "spec.containers[" + std::to_string(i) + "]", "expected a mapping");
+      continue;
+    }
+    const yaml::Node ports = c["ports"];
     if (!ports || !r.sequence(ports, path)) continue;
     for (size_t j = 0; j < ports.size(); j++) {
       const yaml::Node p = ports.item(j);
@@ -236,7 +241,17 @@ void readObjects(std::string_view text, const std::string& file, ReadResult& out
   auto err = yaml::readDocuments(text, tree, [&](const yaml::Tree& t) {
     const yaml::Node root = t.root();
     if (!root || root.IsNull()) return;  // an empty document
-    readObject(r, root, "", "", out.objects);
+    try {
+      readObject(r, root, "", "", out.objects);
+    } catch (const yaml::SubscriptError& e) {
+      // A key looked up in a scalar where a mapping was checked for
+      // nowhere: still a located error, never a crash.
+      SourceLocation l;
+      l.file = file;
+      l.line = e.mark.line + 1;
+      l.column = e.mark.column + 1;
+      out.errors.push_back({l, r.object().text() + ": expected a mapping"});
+    }
   });
   if (err) {
     SourceLocation l;
