@@ -209,6 +209,17 @@ TEST(K8sImportJson, KubectlJsonListWithEscapes) {
   EXPECT_EQ(errorsOf(bad), "in.json:1:61: error: YAML/JSON syntax: found invalid Unicode character escape code while parsing a quoted scalar\n");
 }
 
+TEST(K8sImportErrorsMore, AdminPoliciesOfOnePriorityAreAWarning) {
+  const std::string anp = "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\n";
+  auto r = run("---\n" + anp + "metadata: {name: a}\nspec: {priority: 7, subject: {namespaces: {}}, ingress: []}\n---\n" +
+               anp + "metadata: {name: b}\nspec: {priority: 7, subject: {namespaces: {}}, ingress: []}\n");
+  ASSERT_TRUE(r.ok()) << errorsOf(r);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_EQ(r.warnings[0].str(),
+            "in.yaml:7:1: error: AdminNetworkPolicy b: spec.priority: 7 is also the priority of AdminNetworkPolicy a "
+            "(Kubernetes leaves their order undefined)");
+}
+
 // Mutated inputs (characters dropped, doubled, swapped, replaced by YAML
 // punctuation) never crash or throw: each is imported or refused with
 // errors. 3000 mutants of the test data, a fixed seed.

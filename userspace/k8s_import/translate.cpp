@@ -66,6 +66,7 @@ class Translation {
       }
     }
     if (!out_.ok()) return;
+    samePriorities(policies);
     std::vector<std::pair<std::string, OutPolicy>> built;
     for (const PolicyObject* p : policies) policy(*p, built);
     if (!out_.ok()) return;
@@ -89,6 +90,21 @@ class Translation {
   }
   void error(const ObjectRef& ref, const SourceLocation& loc, const std::string& path, const std::string& msg) {
     out_.errors.push_back({loc, ref.text() + ": " + (path.empty() ? "" : path + ": ") + msg});
+  }
+
+  // Kubernetes leaves the order of two AdminNetworkPolicies of one
+  // priority undefined: whatever microseg does with them may differ from
+  // a cluster's, so it is said.
+  void samePriorities(const std::vector<const PolicyObject*>& policies) {
+    std::map<int, const PolicyObject*> first;
+    for (const PolicyObject* p : policies) {
+      if (p->tier != Tier::Admin) continue;
+      if (auto [it, fresh] = first.emplace(p->priority, p); !fresh) {
+        out_.warnings.push_back({p->ref.loc, p->ref.text() + ": spec.priority: " + std::to_string(p->priority) +
+                                                 " is also the priority of " + it->second->ref.text() +
+                                                 " (Kubernetes leaves their order undefined)"});
+      }
+    }
   }
 
   void namespaces() {
