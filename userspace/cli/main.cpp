@@ -33,6 +33,7 @@
 #include "common/text.h"
 #include "control/client.h"
 #include "control/protocol.h"
+#include "k8s_import/importer.h"
 #include "policy/parser.h"
 
 namespace {
@@ -323,6 +324,32 @@ int cmdGraph(const Globals& g, const std::string& format) {
   return kOk;
 }
 
+// `import k8s`: offline, like `policy validate`. Warnings (what Kubernetes
+// ignores too) and errors go to stderr; the documents to stdout only when
+// everything translated.
+int cmdImportK8s(const std::vector<std::string>& files, const std::string& pattern, bool patternGiven) {
+  microseg::k8s::TranslateOptions opts;
+  if (patternGiven) {
+    if (std::string why = microseg::k8s::checkCgroupPattern(pattern); !why.empty()) {
+      return fail("--cgroup-pattern: " + why, kUsage);
+    }
+    opts.cgroupPattern = pattern;
+  }
+  const auto res = microseg::k8s::importFiles(files.empty() ? std::vector<std::string>{"-"} : files, opts);
+  for (const auto& w : res.warnings) {
+    const std::string e = w.str();  // "<where>: error: <message>"
+    const std::string where = e.substr(0, e.size() - w.message.size() - std::strlen(": error: "));
+    std::cerr << cli::sanitize(where + ": warning: " + w.message) << "\n";
+  }
+  for (const auto& d : res.errors) std::cerr << cli::sanitize(d.str()) << "\n";
+  if (!res.ok()) {
+    const size_t n = res.errors.size();
+    return fail(std::to_string(n) + (n == 1 ? " error" : " errors") + ": nothing imported", kFailed);
+  }
+  std::cout << res.yaml;
+  return kOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -405,6 +432,19 @@ int main(int argc, char** argv) {
       "uninstall", "detach every program and remove all pinned state; the daemon exits");
   addOutput(uninstall);
 
+  auto* import = app.add_subcommand("import", "translate other systems' policies into microseg documents (offline)");
+  import->require_subcommand(1);
+  auto* importK8s = import->add_subcommand(
+      "k8s", "Kubernetes Namespaces, Pods, NetworkPolicies and (Baseline)AdminNetworkPolicies -> microseg documents");
+  std::vector<std::string> k8sFiles;
+  std::string k8sPattern, k8sOutput = "yaml";
+  importK8s->add_option("-f,--filename", k8sFiles, "YAML or JSON objects (kubectl get -o yaml|json); - or none: stdin");
+  auto* k8sPatternOpt = importK8s->add_option(
+      "--cgroup-pattern", k8sPattern,
+      "each pod's cgroup glob under microsegd's --cgroup-root, with {namespace} {name} {uid} {uid_}; "
+      "default: the kubelet's systemd slice by QoS class");
+  importK8s->add_option("-o,--output", k8sOutput, "output format: yaml")->check(CLI::IsMember({"yaml"}));
+
   if (argc <= 1) {
     std::cerr << app.help();
     return kUsage;
@@ -427,5 +467,6 @@ int main(int argc, char** argv) {
   if (workloads->parsed()) return cmdSimple(g, command::kWorkloads, cli::printWorkloads);
   if (show->parsed()) return cmdSimple(g, command::kPolicyShow, cli::printPolicyShow);
   if (graph->parsed()) return cmdGraph(g, graphFormat);
+  if (importK8s->parsed()) return cmdImportK8s(k8sFiles, k8sPattern, k8sPatternOpt->count() > 0);
   return fail("no command given (see 'microseg --help')", kUsage);
 }
