@@ -730,7 +730,11 @@ int udpRequest(int family, const std::string& addr, int port, bool connected, in
 }
 
 Daemon::Daemon(const CgroupTree& tree, const std::string& policyYaml, const std::string& mode,
-               const std::vector<std::string>& extraArgs) {
+               const std::vector<std::string>& extraArgs)
+    : Daemon(tree, policyYaml, mode, DaemonOptions{extraArgs, "", false}) {}
+
+Daemon::Daemon(const CgroupTree& tree, const std::string& policyYaml, const std::string& mode,
+               const DaemonOptions& options) {
   char tmpl[] = "/tmp/microseg-e2e.XXXXXX";
   if (mkdtemp(tmpl) == nullptr) {
     std::cerr << "e2e harness: mkdtemp: " << std::strerror(errno) << "\n";
@@ -746,10 +750,12 @@ Daemon::Daemon(const CgroupTree& tree, const std::string& policyYaml, const std:
   trackPath(stateDir_, kStateDir);
   flowLog_ = dir_ + "/flows.jsonl";
   logFile_ = dir_ + "/microsegd.log";
-  args_ = {MS_BUILD_DIR "/microsegd", "--cgroup-root", tree.root(), "--policy", policyDir_,
-           "--mode", mode, "--socket", socket_, "--state-dir", stateDir_, "--flow-log", flowLog_,
-           "--log-level", "debug"};
-  args_.insert(args_.end(), extraArgs.begin(), extraArgs.end());
+  args_ = {MS_BUILD_DIR "/microsegd", "--cgroup-root", tree.root(), "--policy",
+           options.policyFromEtcd ? std::string("etcd") : policyDir_, "--mode", mode, "--socket", socket_,
+           "--state-dir", stateDir_, "--flow-log", flowLog_, "--log-level", "debug",
+           "--data-dir", dir_ + "/data"};
+  args_.insert(args_.end(), options.extraArgs.begin(), options.extraArgs.end());
+  netnsPath_ = options.netnsPath;
   start();
 }
 
@@ -759,6 +765,10 @@ bool Daemon::start() {
   if (pid_ == 0) {
     int fd = open(logFile_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 2);
+    if (!netnsPath_.empty()) {
+      int ns = open(netnsPath_.c_str(), O_RDONLY | O_CLOEXEC);
+      if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) _exit(126);
+    }
     std::vector<char*> argv;
     for (auto& a : args_) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -888,6 +898,12 @@ CliResult Daemon::cli(const std::vector<std::string>& args) const {
 
 std::optional<nlohmann::json> Daemon::status() const {
   auto reply = control::call(socket_, {{"command", "status"}}, 2000);
+  if (!reply || !reply->value("ok", false)) return std::nullopt;
+  return (*reply)["result"];
+}
+
+std::optional<nlohmann::json> Daemon::request(const std::string& command) const {
+  auto reply = control::call(socket_, {{"command", command}}, 5000);
   if (!reply || !reply->value("ok", false)) return std::nullopt;
   return (*reply)["result"];
 }

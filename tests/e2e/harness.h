@@ -154,10 +154,24 @@ struct CliResult {
   std::string out, err;
 };
 
+// How a test daemon runs beyond its tree, policy and mode.
+struct DaemonOptions {
+  std::vector<std::string> extraArgs;
+  // The daemon runs in this network namespace (setns before exec; the mount
+  // namespace is the test's: cgroup2 and bpffs stay where they are): a
+  // "host" of a cluster test.
+  std::string netnsPath;
+  // `--policy etcd` (cluster mode's pushed policy) instead of the test's
+  // policy directory.
+  bool policyFromEtcd = false;
+};
+
 class Daemon {
  public:
   Daemon(const CgroupTree& tree, const std::string& policyYaml, const std::string& mode,
          const std::vector<std::string>& extraArgs = {});
+  Daemon(const CgroupTree& tree, const std::string& policyYaml, const std::string& mode,
+         const DaemonOptions& options);
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
@@ -179,6 +193,9 @@ class Daemon {
   // Runs MS_BUILD_DIR/microseg --socket <this daemon's socket> args...
   CliResult cli(const std::vector<std::string>& args) const;
   std::optional<nlohmann::json> status() const;
+  // Any control command without arguments (e.g. "cluster.status"): its
+  // result, or nullopt if the daemon did not answer ok.
+  std::optional<nlohmann::json> request(const std::string& command) const;
   // Waits (bounded) for a flow-log line matching `pred`.
   std::optional<nlohmann::json> waitFlow(const std::function<bool(const nlohmann::json&)>& pred,
                                          int timeoutMs = 3000) const;
@@ -189,6 +206,7 @@ class Daemon {
  private:
   std::string dir_, policyDir_, socket_, stateDir_, flowLog_, logFile_;
   std::vector<std::string> args_;
+  std::string netnsPath_;
   pid_t pid_ = -1;
   bool started_ = false;
 };
