@@ -154,6 +154,7 @@ void Daemon::clusterTickLocked() {
     if (!paths.empty()) reloadLocked(paths, "cluster identities changed");
   }
   if (endpointsChanged) {
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<datapath::RemoteListenerEntry> listeners;
     for (const auto& l : s->listeners) {
       datapath::RemoteListenerEntry e;
@@ -166,6 +167,13 @@ void Daemon::clusterTickLocked() {
     if (auto r = datapath_->setRemoteListeners(listeners); !r) spdlog::warn("cluster: {}", r.error().str());
     addrSnapshot_.reset();  // written again with the other nodes' addresses
     refreshAddressesLocked();
+    // What a change of the other nodes' endpoints costs here (README
+    // "Cluster"; scripts/bench.sh measures it with 10k remote endpoints).
+    lastEndpointsApplyUs_ = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
+    ++endpointsApplies_;
+    spdlog::debug("cluster: {} remote addresses and {} listeners in the kernel in {} us", s->addresses.size(),
+                  s->listeners.size(), lastEndpointsApplyUs_);
   }
   publishLocalLocked();
   publishStatusLocked();
@@ -269,6 +277,8 @@ nlohmann::json Daemon::clusterStatusLocked() const {
            {"pending_workloads", pending},
            {"remote_addresses", s ? s->addresses.size() : 0},
            {"remote_listeners", s ? s->listeners.size() : 0},
+           {"endpoints_applied", endpointsApplies_},
+           {"endpoints_apply_us_last", lastEndpointsApplyUs_},
            {"allocation_failures", s ? s->allocationFailures : 0},
            {"reconnects", s ? s->reconnects : 0},
            {"ignored_records", s ? s->ignoredRecords : 0},

@@ -196,6 +196,8 @@ class Daemon {
   int64_t appliedPolicyRevision_ = 0;          // --policy etcd
   int64_t rejectedPolicyRevision_ = 0;
   std::string rejectedPolicyError_;
+  uint64_t endpointsApplies_ = 0;              // other nodes' endpoints written to the kernel
+  uint64_t lastEndpointsApplyUs_ = 0;          // what the last such write took
   std::mutex statusMu_;               // guards statusSnapshot_ only
   std::shared_ptr<const nlohmann::json> statusSnapshot_;
 };
