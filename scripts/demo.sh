@@ -7,6 +7,9 @@
 #   scripts/demo.sh          run it end to end and clean up
 #   scripts/demo.sh --keep   leave it running for exploring with the CLI;
 #                            Ctrl-C cleans up
+#   scripts/demo.sh --cluster [--keep]
+#                            two hosts (netns) sharing one policy through a
+#                            local etcd (scripts/demo_cluster.sh)
 #
 # Safety: BPF programs are attached only to the demo's own cgroup
 # (<cgroup2 mount>/microseg-demo-<pid>), traffic stays on 127.0.0.1, and
@@ -17,9 +20,12 @@ REPO=$(pwd)
 
 KEEP=0
 for arg in "$@"; do
+  [[ $arg == --cluster ]] && exec scripts/demo_cluster.sh "$@"
+done
+for arg in "$@"; do
   case "$arg" in
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "demo: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
