@@ -902,8 +902,10 @@ std::optional<nlohmann::json> Daemon::status() const {
   return (*reply)["result"];
 }
 
-std::optional<nlohmann::json> Daemon::request(const std::string& command) const {
-  auto reply = control::call(socket_, {{"command", command}}, 5000);
+std::optional<nlohmann::json> Daemon::request(const std::string& command, const nlohmann::json& fields) const {
+  nlohmann::json body = fields;
+  body["command"] = command;
+  auto reply = control::call(socket_, body, 5000);
   if (!reply || !reply->value("ok", false)) return std::nullopt;
   return (*reply)["result"];
 }

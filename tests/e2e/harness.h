@@ -193,9 +193,10 @@ class Daemon {
   // Runs MS_BUILD_DIR/microseg --socket <this daemon's socket> args...
   CliResult cli(const std::vector<std::string>& args) const;
   std::optional<nlohmann::json> status() const;
-  // Any control command without arguments (e.g. "cluster.status"): its
-  // result, or nullopt if the daemon did not answer ok.
-  std::optional<nlohmann::json> request(const std::string& command) const;
+  // Any control command (e.g. "cluster.status"), with the request's other
+  // fields: its result, or nullopt if the daemon did not answer ok.
+  std::optional<nlohmann::json> request(const std::string& command,
+                                        const nlohmann::json& fields = nlohmann::json::object()) const;
   // Waits (bounded) for a flow-log line matching `pred`.
   std::optional<nlohmann::json> waitFlow(const std::function<bool(const nlohmann::json&)>& pred,
                                          int timeoutMs = 3000) const;

@@ -66,6 +66,8 @@ TEST(Names, Commands) {
   EXPECT_STREQ(command::kWorkloads, "workloads");
   EXPECT_STREQ(command::kGraph, "graph");
   EXPECT_STREQ(command::kUninstall, "uninstall");
+  EXPECT_STREQ(command::kClusterStatus, "cluster.status");
+  EXPECT_STREQ(command::kReach, "reach");
 }
 
 }  // namespace

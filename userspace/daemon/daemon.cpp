@@ -214,6 +214,7 @@ int Daemon::setup() {
   control_ = std::make_unique<control::ControlServer>(copts);
   registerCommands();
   registerQueries();
+  registerReach();
   if (auto r = control_->start(); !r) {
     spdlog::error("control: {}", r.error().str());
     return 1;

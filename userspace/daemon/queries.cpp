@@ -17,6 +17,7 @@
 #include "compiler/explain.h"
 #include "compiler/rule_text.h"
 #include "daemon/daemon.h"
+#include "daemon/request_fields.h"
 #include "policy/cidr.h"
 
 namespace microseg::daemon {
@@ -34,28 +35,6 @@ std::optional<uint32_t> reservedId(const std::string& name) {
   if (name == "unmanaged") return MS_IDENTITY_UNMANAGED;
   if (name == "pending") return MS_IDENTITY_PENDING;
   return std::nullopt;
-}
-
-std::string optString(const json& body, const char* key) {
-  if (!body.contains(key) || body[key].is_null()) return {};
-  if (!body[key].is_string()) {
-    throw ControlError(control::kErrBadRequest, std::string("field '") + key + "' must be a string", {});
-  }
-  return body[key].get<std::string>();
-}
-
-int64_t optInt(const json& body, const char* key, int64_t lo, int64_t hi, int64_t dflt) {
-  if (!body.contains(key) || body[key].is_null()) return dflt;
-  if (!body[key].is_number_integer()) {
-    throw ControlError(control::kErrBadRequest, std::string("field '") + key + "' must be an integer", {});
-  }
-  const int64_t v = body[key].get<int64_t>();
-  if (v < lo || v > hi) {
-    throw ControlError(control::kErrBadRequest, std::string("field '") + key + "' is out of range (" +
-                                                    std::to_string(lo) + "-" + std::to_string(hi) + ")",
-                       {});
-  }
-  return v;
 }
 
 uint8_t protocolOf(const std::string& p) {
