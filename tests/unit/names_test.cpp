@@ -68,6 +68,7 @@ TEST(Names, Commands) {
   EXPECT_STREQ(command::kUninstall, "uninstall");
   EXPECT_STREQ(command::kClusterStatus, "cluster.status");
   EXPECT_STREQ(command::kReach, "reach");
+  EXPECT_STREQ(command::kSuggest, "suggest");
 }
 
 }  // namespace

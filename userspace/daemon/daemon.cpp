@@ -215,6 +215,7 @@ int Daemon::setup() {
   registerCommands();
   registerQueries();
   registerReach();
+  registerSuggest();
   if (auto r = control_->start(); !r) {
     spdlog::error("control: {}", r.error().str());
     return 1;
