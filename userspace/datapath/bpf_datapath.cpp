@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "common/cgroup.h"
+#include "datapath/probe.h"
 #include "datapath/slot_state.h"
 #include "microseg.skel.h"
 
@@ -70,6 +71,21 @@ Result<void> ensureBpffs(const std::string& dir) {
     return Error{"use state dir", dir, 0, "not on a bpf filesystem"};
   }
   return {};
+}
+
+// The kernel features of probe.h, each missing one logged on a line of its own.
+Result<void> checkKernel() {
+  const ProbeReport report = probeKernel();
+  if (report.missing.empty()) {
+    std::string names;
+    for (const auto& f : kernelFeatures()) names += (names.empty() ? "" : ", ") + f.name;
+    spdlog::info("datapath: kernel probe: all {} features present: {}", report.checked, names);
+    return {};
+  }
+  for (const auto* f : report.missing) spdlog::error("datapath: {}", missingFeatureLine(*f));
+  return Error{"probe kernel features", "running kernel", 0,
+               std::to_string(report.missing.size()) + " of " + std::to_string(report.checked) +
+                   " features missing (listed above); nothing was attached"};
 }
 
 }  // namespace
@@ -263,6 +279,9 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
   auto rootId = cgroupId(options.cgroupRoot);
   if (!rootId) return rootId.error();
 
+  // Before anything is loaded or attached: a kernel without a feature
+  // gets nothing half-enforced.
+  if (auto r = checkKernel(); !r) return r.error();
   if (auto r = ensureBpffs(options.stateDir); !r) return r.error();
   dp->pinDir_ = options.stateDir + "/abi-" + std::to_string(MS_ABI_VERSION);
 
