@@ -30,6 +30,19 @@
 #ifndef MICROSEG_BPF_LIB_DECIDE_H
 #define MICROSEG_BPF_LIB_DECIDE_H
 
+#include <linux/bpf.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "bpf/abi.h"
+#include "bpf/lib/addr.bpf.h"
+#include "bpf/lib/events.bpf.h"
+#include "bpf/lib/identity.bpf.h"
+#include "bpf/lib/kernel.bpf.h"
+#include "bpf/lib/maps.bpf.h"
+#include "bpf/lib/packet.bpf.h"
+
 /* The maps of the generation in force. */
 struct ms_gen {
 	struct ms_config *cfg;

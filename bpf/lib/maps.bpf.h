@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Every map of microseg. Included once, by microseg.bpf.c. Layouts are in
+ * Every map of microseg (every header that uses one includes this). Layouts are in
  * abi.h; sizes are defaults the daemon may change before load.
  *
  * Policy-derived state lives in pairs of inner maps (slot 0/1) behind
@@ -10,6 +10,11 @@
  */
 #ifndef MICROSEG_BPF_LIB_MAPS_H
 #define MICROSEG_BPF_LIB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "bpf/abi.h"
 
 /* Set by the daemon before load: cgroup level of the managed root (the
  * cgroup2 mount's root is level 0). */
