@@ -16,6 +16,12 @@
 
 #include "bpf/abi.h"
 
+/* The daemon pins every map of this object (after attach) and a restarted
+ * daemon adopts them, but for the ones tagged MS_PER_RUN: their content
+ * means nothing to the next run. userspace/datapath/bpf_object.h reads the
+ * tag from the object's BTF: no list of names is kept anywhere else. */
+#define MS_PER_RUN __attribute__((btf_decl_tag("microseg:per_run")))
+
 /* Set by the daemon before load: cgroup level of the managed root (the
  * cgroup2 mount's root is level 0). */
 const volatile __u32 ms_root_level = 0;
@@ -122,12 +128,13 @@ struct {
 	__type(value, __u64);
 } ms_counters SEC(".maps");
 
+/* Rule ids are numbered per daemon run (abi.h): per run, never pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MS_MAX_RULES);
 	__type(key, __u32);
 	__type(value, __u64);
-} ms_rule_hits SEC(".maps");
+} ms_rule_hits SEC(".maps") MS_PER_RUN;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
