@@ -66,5 +66,16 @@ TEST(ProbeTable, TheMessageNamesTheFeatureAndTheVersion) {
   EXPECT_EQ(kExitKernelMissing, 3);
 }
 
+TEST(ProbeTable, TheLoadErrorIsRecognisedAsAMissingFeature) {
+  ProbeReport report;
+  report.checked = kernelFeatures().size();
+  report.missing = {&kernelFeatures().front(), &kernelFeatures().back()};
+  const Error e = kernelMissingError(report);
+  EXPECT_TRUE(isKernelMissing(e));
+  EXPECT_EQ(e.str(), "probe kernel features of 'running kernel' failed: 2 of " + std::to_string(report.checked) +
+                         " features missing (listed above); nothing was attached");
+  EXPECT_FALSE(isKernelMissing(sysError("open cgroup root", "/sys/fs/cgroup/x", ENOENT)));
+}
+
 }  // namespace
 }  // namespace microseg::datapath

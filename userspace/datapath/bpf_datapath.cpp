@@ -80,9 +80,7 @@ Result<void> checkKernel() {
     return {};
   }
   for (const auto* f : report.missing) spdlog::error("datapath: {}", missingFeatureLine(*f));
-  return Error{"probe kernel features", "running kernel", 0,
-               std::to_string(report.missing.size()) + " of " + std::to_string(report.checked) +
-                   " features missing (listed above); nothing was attached"};
+  return kernelMissingError(report);
 }
 
 }  // namespace

@@ -14,6 +14,9 @@ namespace {
 
 using Kind = KernelFeature::Kind;
 
+constexpr const char* kProbeOp = "probe kernel features";
+constexpr const char* kProbeObject = "running kernel";
+
 KernelFeature helper(std::string name, const char* since, bpf_prog_type type, bpf_func_id id) {
   KernelFeature f{Kind::Helper, std::move(name), since};
   f.progType = type;
@@ -169,5 +172,13 @@ ProbeReport probeKernel(const std::vector<KernelFeature>& features) {
   }
   return r;
 }
+
+Error kernelMissingError(const ProbeReport& report) {
+  return Error{kProbeOp, kProbeObject, 0,
+               std::to_string(report.missing.size()) + " of " + std::to_string(report.checked) +
+                   " features missing (listed above); nothing was attached"};
+}
+
+bool isKernelMissing(const Error& e) { return e.op == kProbeOp && e.object == kProbeObject; }
 
 }  // namespace microseg::datapath

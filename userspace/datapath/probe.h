@@ -9,9 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
+
 namespace microseg::datapath {
 
-// The exit status of microsegd when the kernel lacks a feature.
+// The exit status of microsegd when the kernel lacks a feature: what the
+// daemon returns for an error isKernelMissing() recognises.
 inline constexpr int kExitKernelMissing = 3;
 
 struct KernelFeature {
@@ -50,5 +53,10 @@ struct ProbeReport {
 };
 // `missing` points into `features`, which must outlive the report.
 ProbeReport probeKernel(const std::vector<KernelFeature>& features = kernelFeatures());
+
+// What BpfDatapath::load() fails with when `report` misses a feature (the
+// features themselves are logged a line each), and the test for it.
+Error kernelMissingError(const ProbeReport& report);
+bool isKernelMissing(const Error& e);
 
 }  // namespace microseg::datapath
