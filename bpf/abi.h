@@ -20,11 +20,7 @@
 #ifndef MICROSEG_BPF_ABI_H
 #define MICROSEG_BPF_ABI_H
 
-#ifdef __BPF__
-/* BPF side: types come from <linux/bpf.h>/<linux/types.h> already included. */
-#else
 #include <linux/types.h>
-#endif
 
 /* Bump when any struct or map below changes incompatibly (pinned state of an
  * older layout is then replaced, see the daemon's adoption logic). */

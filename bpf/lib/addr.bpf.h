@@ -7,6 +7,14 @@
 #ifndef MICROSEG_BPF_LIB_ADDR_H
 #define MICROSEG_BPF_LIB_ADDR_H
 
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "bpf/abi.h"
+
 #define MS_SOCK_STREAM 1
 #define MS_SOCK_DGRAM  2
 

@@ -30,6 +30,19 @@
 #ifndef MICROSEG_BPF_LIB_DECIDE_H
 #define MICROSEG_BPF_LIB_DECIDE_H
 
+#include <linux/bpf.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "bpf/abi.h"
+#include "bpf/lib/addr.bpf.h"
+#include "bpf/lib/events.bpf.h"
+#include "bpf/lib/identity.bpf.h"
+#include "bpf/lib/kernel.bpf.h"
+#include "bpf/lib/maps.bpf.h"
+#include "bpf/lib/packet.bpf.h"
+
 /* The maps of the generation in force. */
 struct ms_gen {
 	struct ms_config *cfg;
@@ -126,13 +139,15 @@ static __always_inline int finish(const struct ms_config *cfg, struct ms_flow *f
 	return 0;
 }
 
-/* Steps 4-5 for a flow whose subject is a workload and peer is known;
- * `subject` is the subject's cgroup entry (its identity's settings). */
-static __always_inline int judge(const struct ms_gen *g, struct ms_flow *f,
-				 const struct ms_cgroup_value *subject)
+/* Step 4 and the isolation default for a flow whose subject is a workload
+ * and peer is known: f->verdict, f->rule_id, f->reason, nothing counted or
+ * logged. `subject` is the subject's cgroup entry (its identity's
+ * settings). The test object bpf/verdict_test.bpf.c runs exactly this
+ * against the userspace evaluator (compiler/explain.h, evaluate()). */
+static __always_inline void policy_verdict(const struct ms_gen *g, struct ms_flow *f,
+					   const struct ms_cgroup_value *subject)
 {
 	struct ms_policy_value *pv;
-	__u32 mode = g->cfg->mode;
 	/* Without settings (never for a workload): default deny, look everywhere. */
 	__u32 flags = MS_IDENT_F_ISOLATE_EGRESS | MS_IDENT_F_ISOLATE_INGRESS |
 		      MS_IDENT_F_RANGES_EGRESS | MS_IDENT_F_RANGES_INGRESS;
@@ -140,26 +155,35 @@ static __always_inline int judge(const struct ms_gen *g, struct ms_flow *f,
 	__u32 isolate = egress ? MS_IDENT_F_ISOLATE_EGRESS : MS_IDENT_F_ISOLATE_INGRESS;
 	__u32 ranges = egress ? MS_IDENT_F_RANGES_EGRESS : MS_IDENT_F_RANGES_INGRESS;
 
-	if (subject) {
+	if (subject)
 		flags = subject->isolation;
-		if (subject->mode != MS_MODE_INHERIT)
-			mode = subject->mode;
-	}
 	pv = policy_lookup(g, f->subject, f->peer, f->direction, f->protocol, f->dst_port, flags & ranges);
 	if (pv) {
 		f->verdict = pv->verdict;
 		f->rule_id = pv->rule_id;
 		f->reason = MS_REASON_RULE;
-		count_rule(f->rule_id);
 	} else if (flags & isolate) {
 		f->verdict = MS_VERDICT_DENY;
 		f->rule_id = MS_RULE_NONE;
 		f->reason = MS_REASON_DEFAULT_DENY;
-		count_rule(MS_RULE_NONE);
 	} else {
 		f->verdict = MS_VERDICT_ALLOW;
 		f->reason = MS_REASON_NOT_ISOLATED;
 	}
+}
+
+/* Steps 4-5: the verdict, counted per rule (index MS_RULE_NONE: default
+ * denies), and the mode (the identity's, else the global one). */
+static __always_inline int judge(const struct ms_gen *g, struct ms_flow *f,
+				 const struct ms_cgroup_value *subject)
+{
+	__u32 mode = g->cfg->mode;
+
+	if (subject && subject->mode != MS_MODE_INHERIT)
+		mode = subject->mode;
+	policy_verdict(g, f, subject);
+	if (f->reason != MS_REASON_NOT_ISOLATED)
+		count_rule(f->rule_id);
 	return finish(g->cfg, f, mode);
 }
 

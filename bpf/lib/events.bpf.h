@@ -15,6 +15,13 @@
 #ifndef MICROSEG_BPF_LIB_EVENTS_H
 #define MICROSEG_BPF_LIB_EVENTS_H
 
+#include <linux/bpf.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+
+#include "bpf/abi.h"
+#include "bpf/lib/maps.bpf.h"
+
 static __always_inline void count(__u32 counter)
 {
 	__u64 *c = bpf_map_lookup_elem(&ms_counters, &counter);

@@ -27,6 +27,17 @@
 #ifndef MICROSEG_BPF_LIB_IDENTITY_H
 #define MICROSEG_BPF_LIB_IDENTITY_H
 
+#include <linux/bpf.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "bpf/abi.h"
+#include "bpf/lib/addr.bpf.h"
+#include "bpf/lib/events.bpf.h"
+#include "bpf/lib/kernel.bpf.h"
+#include "bpf/lib/maps.bpf.h"
+
 /* Is `cgrp` the managed root or below it? Its ancestor at the root's level
  * (ms_root_level, set at load) is the root: one load, however deep. */
 static __always_inline bool under_root(const struct ms_config *cfg, struct cgroup___ms *cgrp)

@@ -20,6 +20,8 @@
 #ifndef MICROSEG_BPF_LIB_KERNEL_H
 #define MICROSEG_BPF_LIB_KERNEL_H
 
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
 struct kernfs_node___ms {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Every map of microseg. Included once, by microseg.bpf.c. Layouts are in
+ * Every map of microseg (every header that uses one includes this). Layouts are in
  * abi.h; sizes are defaults the daemon may change before load.
  *
  * Policy-derived state lives in pairs of inner maps (slot 0/1) behind
@@ -10,6 +10,17 @@
  */
 #ifndef MICROSEG_BPF_LIB_MAPS_H
 #define MICROSEG_BPF_LIB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "bpf/abi.h"
+
+/* The daemon pins every map of this object (after attach) and a restarted
+ * daemon adopts them, but for the ones tagged MS_PER_RUN: their content
+ * means nothing to the next run. userspace/datapath/bpf_object.h reads the
+ * tag from the object's BTF: no list of names is kept anywhere else. */
+#define MS_PER_RUN __attribute__((btf_decl_tag("microseg:per_run")))
 
 /* Set by the daemon before load: cgroup level of the managed root (the
  * cgroup2 mount's root is level 0). */
@@ -117,12 +128,13 @@ struct {
 	__type(value, __u64);
 } ms_counters SEC(".maps");
 
+/* Rule ids are numbered per daemon run (abi.h): per run, never pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MS_MAX_RULES);
 	__type(key, __u32);
 	__type(value, __u64);
-} ms_rule_hits SEC(".maps");
+} ms_rule_hits SEC(".maps") MS_PER_RUN;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -12,6 +12,19 @@
 #ifndef MICROSEG_BPF_LIB_PACKET_H
 #define MICROSEG_BPF_LIB_PACKET_H
 
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "bpf/abi.h"
+#include "bpf/lib/addr.bpf.h"
+#include "bpf/lib/events.bpf.h"
+#include "bpf/lib/identity.bpf.h"
+#include "bpf/lib/kernel.bpf.h"
+#include "bpf/lib/maps.bpf.h"
+
 #define MS_ETH_P_IP   0x0800
 #define MS_ETH_P_IPV6 0x86DD
 #define MS_IPV6_MAX_EXT_HDRS 8

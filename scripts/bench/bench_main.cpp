@@ -540,10 +540,10 @@ int cmdFloor(const Args& a) {
   int cfd = open(cg.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cfd < 0) die("open " + cg);
   std::vector<bpf_link*> links;
-  bpf_program* progs[] = {skel->progs.empty_connect4, skel->progs.empty_connect6,
-                          skel->progs.empty_sendmsg4, skel->progs.empty_sendmsg6,
-                          skel->progs.empty_ingress,  skel->progs.anchor_lookup2,
-                          skel->progs.anchor_socklookup};
+  // Every program of the object: the empty ones and the anchors.
+  std::vector<bpf_program*> progs;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel->obj) progs.push_back(prog);
   // The two-lookup anchor's maps hold 1024 entries each, one of them for
   // the loop's own connects (this cgroup -> identity 1 -> 127.0.0.1:port).
   {
@@ -759,16 +759,20 @@ int cmdReport(const Args& a) {
   for (auto& r : recs)
     if (r["section"] == "meta") meta = r;
 
-  // Hook names per loop kind: microseg's program and the empty program.
-  const std::vector<std::tuple<std::string, std::string, std::string, std::string>> hooks = {
-      {"connect4", "tcp4", "ms_connect4", "empty_connect4"},
-      {"connect6", "tcp6", "ms_connect6", "empty_connect6"},
-      {"sendmsg4", "udp4", "ms_sendmsg4", "empty_sendmsg4"},
-      {"sendmsg6", "udp6", "ms_sendmsg6", "empty_sendmsg6"},
-      {"sendmsg4 new", "udpnew4", "ms_sendmsg4", "empty_sendmsg4"},
-      {"ingress tcp", "tcp4", "ms_ingress", "empty_ingress"},
-      {"ingress udp", "udp4", "ms_ingress", "empty_ingress"},
-      {"ingress udp new", "udpnew4", "ms_ingress", "empty_ingress"}};
+  // What each column measures: the loop kind and the hook whose programs
+  // run in it, microseg's ms_<hook> next to empty.bpf.c's empty_<hook>.
+  std::vector<std::tuple<std::string, std::string, std::string, std::string>> hooks;
+  for (const auto& [column, kind, hook] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"connect4", "tcp4", "connect4"},
+           {"connect6", "tcp6", "connect6"},
+           {"sendmsg4", "udp4", "sendmsg4"},
+           {"sendmsg6", "udp6", "sendmsg6"},
+           {"sendmsg4 new", "udpnew4", "sendmsg4"},
+           {"ingress tcp", "tcp4", "ingress"},
+           {"ingress udp", "udp4", "ingress"},
+           {"ingress udp new", "udpnew4", "ingress"}}) {
+    hooks.emplace_back(column, kind, "ms_" + hook, "empty_" + hook);
+  }
   // The kernel keeps 15 characters of a program name.
   auto progNs = [](const json& rec, const std::string& prog) -> double {
     if (!rec.contains("progs")) return NAN;

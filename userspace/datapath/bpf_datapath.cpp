@@ -1,5 +1,4 @@
 #include "datapath/bpf_datapath.h"
-#include "policy/progress.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -18,6 +17,11 @@
 #include <optional>
 
 #include "common/cgroup.h"
+#include "common/names.h"
+#include "datapath/bpf_object.h"
+#include "datapath/map_writes.h"
+#include "datapath/pin_dir.h"
+#include "datapath/probe.h"
 #include "datapath/slot_state.h"
 #include "microseg.skel.h"
 
@@ -45,12 +49,6 @@ int libbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   return 0;
 }
 
-// libbpf returns -errno (or sets errno); normalise once here.
-Error libbpfError(std::string op, std::string object, long rc) {
-  int e = rc < 0 ? static_cast<int>(-rc) : errno;
-  return Error{std::move(op), std::move(object), e, {}};
-}
-
 Result<void> ensureBpffs(const std::string& dir) {
   // The state dir must be on bpffs; mount /sys/fs/bpf if it is not.
   struct statfs st {};
@@ -72,123 +70,17 @@ Result<void> ensureBpffs(const std::string& dir) {
   return {};
 }
 
-}  // namespace
-
-// How an inner map of a slot is created.
-struct InnerSpec {
-  bpf_map_type type;
-  const char* name;
-  uint32_t keySize, valueSize, maxEntries;
-};
-
-namespace {
-
-constexpr InnerSpec kCgroupsSpec{BPF_MAP_TYPE_HASH, "ms_cgroups_in", sizeof(uint64_t),
-                                 sizeof(ms_cgroup_value), MS_MAX_CGROUPS};
-constexpr InnerSpec kPolicySpec{BPF_MAP_TYPE_HASH, "ms_policy_in", sizeof(ms_policy_exact_key),
-                                sizeof(ms_policy_value), MS_MAX_POLICY_ENTRIES};
-constexpr InnerSpec kRangesSpec{BPF_MAP_TYPE_LPM_TRIE, "ms_ranges_in", sizeof(ms_policy_key),
-                                sizeof(ms_policy_value), MS_MAX_POLICY_ENTRIES};
-constexpr InnerSpec kIpcacheSpec{BPF_MAP_TYPE_LPM_TRIE, "ms_ipcache_in", sizeof(ms_ipcache_key),
-                                 sizeof(ms_ipcache_value), MS_MAX_IPCACHE};
-
-Result<UniqueFd> createInner(const InnerSpec& spec) {
-  LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
-  int fd = bpf_map_create(spec.type, spec.name, spec.keySize, spec.valueSize, spec.maxEntries,
-                          &opts);
-  if (fd < 0) return libbpfError("create map", spec.name, fd);
-  return UniqueFd(fd);
-}
-
-Result<void> updateElem(int fd, const char* name, const void* key, const void* value,
-                        uint64_t flags = BPF_ANY) {
-  int rc = bpf_map_update_elem(fd, key, value, flags);
-  if (rc != 0) return libbpfError("update of map", name, rc);
-  return {};
-}
-
-// One map write; counts it in `writes`. A write is a progress tick
-// (policy/progress.h): 100k of them take a second under load, and the
-// daemon drains events meanwhile.
-template <typename K>
-Result<void> deleteOne(int fd, const InnerSpec& spec, const K& k, size_t& writes) {
-  policy::progressTick();
-  if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) return sysError("delete from map", spec.name);
-  writes++;
-  return {};
-}
-
-template <typename K, typename V>
-Result<void> upsertOne(int fd, const InnerSpec& spec, const K& k, const V& v, size_t& writes, size_t total) {
-  policy::progressTick();
-  if (auto r = updateElem(fd, spec.name, &k, &v); !r) {
-    Error err = r.error();
-    err.detail = std::to_string(total) + " writes, capacity " + std::to_string(spec.maxEntries);
-    return err;
+// The kernel features of probe.h, each missing one logged on a line of its own.
+Result<void> checkKernel() {
+  const ProbeReport report = probeKernel();
+  if (report.missing.empty()) {
+    std::string names;
+    for (const auto& f : kernelFeatures()) names += (names.empty() ? "" : ", ") + f.name;
+    spdlog::info("datapath: kernel probe: all {} features present: {}", report.checked, names);
+    return {};
   }
-  writes++;
-  return {};
-}
-
-// Writes `d` into the map `fd` (of `spec`): removes first (they make room).
-template <typename K, typename V>
-Result<void> writeDiff(int fd, const InnerSpec& spec, const Diff<K, V>& d, size_t& writes) {
-  for (const auto& k : d.removes) {
-    if (auto r = deleteOne(fd, spec, k, writes); !r) return r;
-  }
-  for (const auto& [k, v] : d.upserts) {
-    if (auto r = upsertOne(fd, spec, k, v, writes, d.upserts.size()); !r) return r;
-  }
-  return {};
-}
-
-// Writes into the map `fd`, which holds the sorted run [from, fromEnd),
-// what turns it into [to, toEnd), as writeDiff() would, without making the
-// difference: at a full reload it is every entry (100k entries were a
-// 2.4-4 MB copy at the daemon's peak). Two passes, the removes first.
-// `mapKey` turns an entry's key into the map's.
-template <typename It, typename MapKey>
-Result<void> writeDifference(int fd, const InnerSpec& spec, It from, It fromEnd, It to, It toEnd, MapKey mapKey,
-                             size_t& writes) {
-  Result<void> failed;
-  auto skip = [](const auto&) { return true; };
-  const size_t total = static_cast<size_t>(std::distance(to, toEnd));
-  diffWalk(
-      from, fromEnd, to, toEnd,
-      [&](const auto& k) {
-        failed = deleteOne(fd, spec, mapKey(k), writes);
-        return failed.ok();
-      },
-      skip);
-  if (!failed) return failed;
-  diffWalk(from, fromEnd, to, toEnd, skip, [&](const auto& e) {
-    failed = upsertOne(fd, spec, mapKey(entryKey(e)), entryValue(e), writes, total);
-    return failed.ok();
-  });
-  return failed;
-}
-
-// Of two mirrored states of a map.
-template <typename K, typename V>
-Result<void> writeDifference(int fd, const InnerSpec& spec, const Entries<K, V>& from, const Entries<K, V>& to,
-                             size_t& writes) {
-  return writeDifference(fd, spec, from.begin(), from.end(), to.begin(), to.end(),
-                         [](const K& k) -> const K& { return k; }, writes);
-}
-
-// Of the exact-port blocks of two compiled policies (see exactBlock()).
-using ExactRun = std::pair<const compiler::PolicyEntry*, const compiler::PolicyEntry*>;
-Result<void> writeExactDifference(int fd, ExactRun from, ExactRun to, size_t& writes) {
-  return writeDifference(fd, kPolicySpec, from.first, from.second, to.first, to.second, compiler::exactKey, writes);
-}
-
-// Writes the whole `want` into an empty map.
-template <typename K, typename V>
-Result<void> writeAll(int fd, const InnerSpec& spec, const Entries<K, V>& want, size_t& writes) {
-  for (const auto& [k, v] : want) {
-    if (auto r = upsertOne(fd, spec, k, v, writes, want.size()); !r) return r;
-  }
-  return {};
+  for (const auto* f : report.missing) spdlog::error("datapath: {}", missingFeatureLine(*f));
+  return kernelMissingError(report);
 }
 
 }  // namespace
@@ -197,62 +89,13 @@ void BpfDatapath::SkelDeleter::operator()(::microseg_bpf* s) const { microseg_bp
 void BpfDatapath::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
 void BpfDatapath::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
 
-// Every map is pinned by its name under the pin dir; every program's link
-// as "link_<program>". Adoption needs all of them.
-static const char* const kPinnedMaps[] = {"ms_config",  "ms_cgroups",   "ms_policy",   "ms_ranges",
-                                          "ms_ipcache", "ms_sockets",   "ms_udp_flows", "ms_counters",
-                                          "ms_events",  "ms_remote_listeners"};
-
-static std::vector<bpf_program*> allPrograms(::microseg_bpf* skel) {
-  return {skel->progs.ms_connect4, skel->progs.ms_connect6, skel->progs.ms_sendmsg4,
-          skel->progs.ms_sendmsg6, skel->progs.ms_ingress};
-}
-
-namespace {
-
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-// max_entries of a pinned map, if it can be read.
-std::optional<uint32_t> pinnedMapSize(const std::string& path) {
-  int fd = bpf_obj_get(path.c_str());
-  if (fd < 0) return std::nullopt;
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  const bool ok = bpf_obj_get_info_by_fd(fd, &info, &len) == 0;
-  ::close(fd);
-  if (!ok) return std::nullopt;
-  return info.max_entries;
-}
-
-// Is the pinned state in `dir` complete, of our ABI and for `rootId`?
-bool adoptable(const std::string& dir, uint64_t rootId, ms_config* cfgOut) {
-  for (const char* m : kPinnedMaps) {
-    if (!exists(dir + "/" + m)) return false;
-  }
-  int fd = bpf_obj_get((dir + "/ms_config").c_str());
-  if (fd < 0) return false;
-  uint32_t zero = 0;
-  ms_config cfg{};
-  bool ok = bpf_map_lookup_elem(fd, &zero, &cfg) == 0;
-  ::close(fd);
-  if (!ok || cfg.abi_version != MS_ABI_VERSION || cfg.root_cgroup_id != rootId) return false;
-  *cfgOut = cfg;
-  return true;
-}
-
-}  // namespace
-
 Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options) {
   libbpf_set_print(libbpfPrint);
   std::unique_ptr<BpfDatapath> dp(new BpfDatapath());
   dp->options_ = options;
 
-  int cfd = ::open(options.cgroupRoot.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (cfd < 0) return sysError("open cgroup root", options.cgroupRoot);
-  dp->cgroupFd_.reset(cfd);
+  dp->cgroupFd_ = UniqueFd(::open(options.cgroupRoot.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dp->cgroupFd_) return sysError("open cgroup root", options.cgroupRoot);
   auto level = cgroupLevel(options.cgroupRoot);
   if (!level) return level.error();
   if (*level == 0) {
@@ -263,12 +106,32 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
   auto rootId = cgroupId(options.cgroupRoot);
   if (!rootId) return rootId.error();
 
+  // Before anything is loaded or attached: a kernel without a feature
+  // gets nothing half-enforced.
+  if (auto r = checkKernel(); !r) return r.error();
   if (auto r = ensureBpffs(options.stateDir); !r) return r.error();
   dp->pinDir_ = options.stateDir + "/abi-" + std::to_string(MS_ABI_VERSION);
 
-  ms_config pinned{};
-  if (exists(dp->pinDir_)) {
-    if (adoptable(dp->pinDir_, *rootId, &pinned)) {
+  ::microseg_bpf* skel = microseg_bpf__open();
+  if (!skel) return libbpfError("open BPF object", "microseg", -errno);
+  dp->skel_.reset(skel);
+  // What to pin, adopt, attach and how to make a slot's maps: as the
+  // object declares it (bpf_object.h).
+  const PinnedSet want = dp->pinnedSet();
+  for (auto [outer, spec] : {std::pair{skel->maps.ms_cgroups, &dp->specs_.cgroups},
+                             std::pair{skel->maps.ms_policy, &dp->specs_.policy},
+                             std::pair{skel->maps.ms_ranges, &dp->specs_.ranges},
+                             std::pair{skel->maps.ms_ipcache, &dp->specs_.ipcache}}) {
+    auto made = innerSpecOf(outer);
+    if (!made) return made.error();
+    *spec = std::move(made.value());
+  }
+
+  std::optional<ms_config> pinned;
+  std::error_code ec;
+  if (std::filesystem::exists(dp->pinDir_, ec)) {
+    pinned = adoptableConfig(dp->pinDir_, want, *rootId);
+    if (pinned) {
       dp->adopted_ = true;
     } else {
       // Incomplete, or for another cgroup root: retire it after our attach.
@@ -281,36 +144,27 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
                    dp->pinDir_);
     }
   }
-  {
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(options.stateDir, ec)) {
-      if (e.path().string() != dp->pinDir_) dp->legacyDirs_.push_back(e.path().string());
-    }
+  for (const auto& e : std::filesystem::directory_iterator(options.stateDir, ec)) {
+    if (e.path().string() != dp->pinDir_) dp->legacyDirs_.push_back(e.path().string());
   }
 
-  ::microseg_bpf* skel = microseg_bpf__open();
-  if (!skel) return libbpfError("open BPF object", "microseg", -errno);
-  dp->skel_.reset(skel);
   skel->rodata->ms_root_level = *level;
   uint32_t ringBytes = options.ringbufBytes;
   if (dp->adopted_) {
     // The adopted ring keeps its size (an earlier version's default may
     // differ): the programs' wakeup threshold must be a quarter of it.
-    if (auto size = pinnedMapSize(dp->pinDir_ + "/ms_events"); size) ringBytes = *size;
+    if (auto size = pinnedMapSize(dp->pinDir_ + "/" + bpf_map__name(skel->maps.ms_events)); size) ringBytes = *size;
   }
   skel->rodata->ms_ringbuf_bytes = ringBytes;
   if (int rc = bpf_map__set_max_entries(skel->maps.ms_events, ringBytes); rc != 0) {
     return libbpfError("size ring buffer", "ms_events", rc);
   }
   if (dp->adopted_) {
-    for (const char* name : kPinnedMaps) {
-      const std::string path = dp->pinDir_ + "/" + name;
-      int fd = bpf_obj_get(path.c_str());
-      if (fd < 0) return libbpfError("open pinned map", path, -errno);
-      bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
-      int rc = m ? bpf_map__reuse_fd(m, fd) : -ENOENT;
-      ::close(fd);
-      if (rc != 0) return libbpfError("reuse pinned map", path, rc);
+    for (bpf_map* m : pinnedMaps(skel->obj)) {
+      const std::string path = dp->pinDir_ + "/" + bpf_map__name(m);
+      UniqueFd fd(bpf_obj_get(path.c_str()));
+      if (!fd) return libbpfError("open pinned map", path, -errno);
+      if (int rc = bpf_map__reuse_fd(m, fd.get()); rc != 0) return libbpfError("reuse pinned map", path, rc);
     }
   }
   if (int rc = microseg_bpf__load(skel); rc != 0) {
@@ -320,10 +174,10 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
   }
 
   if (dp->adopted_) {
-    dp->config_ = pinned;
+    dp->config_ = *pinned;
     if (auto r = dp->adoptSlots(); !r) return r.error();
     spdlog::info("datapath: adopted pinned state in {} (generation {}, mode {})", dp->pinDir_,
-                 pinned.generation, pinned.mode == MS_MODE_ENFORCE ? "enforce" : "monitor");
+                 pinned->generation, modeName(pinned->mode));
   } else {
     dp->config_.active_slot = 0;
     dp->config_.mode = options.mode;
@@ -366,9 +220,8 @@ Result<void> BpfDatapath::adoptSlots() {
     if (bpf_map_lookup_elem(bpf_map__fd(m.outer), &slot, &id) != 0) {
       return sysError("read active slot of", bpf_map__name(m.outer));
     }
-    int fd = bpf_map_get_fd_by_id(id);
-    if (fd < 0) return sysError("open inner map of", bpf_map__name(m.outer));
-    m.inner->reset(fd);
+    *m.inner = UniqueFd(bpf_map_get_fd_by_id(id));
+    if (!*m.inner) return sysError("open inner map of", bpf_map__name(m.outer));
   }
   // Which of the adopted ipcache entries are run-time addresses is not
   // recorded; the first generation this run applies rewrites them all.
@@ -410,17 +263,19 @@ Result<void> BpfDatapath::writeConfig() {
 
 Result<SlotMaps> BpfDatapath::freshSlot(const SlotState& want, const compiler::CompiledPolicy* policy) {
   SlotMaps m;
-  for (auto [spec, fd] : {std::pair{&kCgroupsSpec, &m.cgroups}, std::pair{&kPolicySpec, &m.policy},
-                          std::pair{&kRangesSpec, &m.ranges},
-                          std::pair{&kIpcacheSpec, &m.ipcache}}) {
+  for (auto [spec, fd] : {std::pair{&specs_.cgroups, &m.cgroups}, std::pair{&specs_.policy, &m.policy},
+                          std::pair{&specs_.ranges, &m.ranges},
+                          std::pair{&specs_.ipcache, &m.ipcache}}) {
     auto made = createInner(*spec);
     if (!made) return made.error();
     *fd = std::move(made.value());
   }
-  if (auto r = writeAll(m.cgroups.get(), kCgroupsSpec, want.cgroups, lastWrites_); !r) return r.error();
-  if (auto r = writeExactDifference(m.policy.get(), {}, exactBlock(policy), lastWrites_); !r) return r.error();
-  if (auto r = writeAll(m.ranges.get(), kRangesSpec, want.ranges, lastWrites_); !r) return r.error();
-  if (auto r = writeAll(m.ipcache.get(), kIpcacheSpec, want.ipcache, lastWrites_); !r) return r.error();
+  if (auto r = writeAll(m.cgroups.get(), specs_.cgroups, want.cgroups, lastWrites_); !r) return r.error();
+  if (auto r = writeExactDifference(m.policy.get(), specs_.policy, {}, exactBlock(policy), lastWrites_); !r) {
+    return r.error();
+  }
+  if (auto r = writeAll(m.ranges.get(), specs_.ranges, want.ranges, lastWrites_); !r) return r.error();
+  if (auto r = writeAll(m.ipcache.get(), specs_.ipcache, want.ipcache, lastWrites_); !r) return r.error();
   return m;
 }
 
@@ -439,14 +294,16 @@ Result<void> BpfDatapath::installSlot(uint32_t slot, SlotMaps maps) {
 Result<void> BpfDatapath::writeSlotChanges(const SlotMaps& m, const SlotState& from, const SlotState& to,
                                            const compiler::CompiledPolicy* was, const compiler::CompiledPolicy* now,
                                            const Diff<ms_policy_exact_key, ms_policy_value>* exact) {
-  if (auto r = writeDifference(m.cgroups.get(), kCgroupsSpec, from.cgroups, to.cgroups, lastWrites_); !r) return r;
+  if (auto r = writeDifference(m.cgroups.get(), specs_.cgroups, from.cgroups, to.cgroups, lastWrites_); !r) return r;
   if (exact != nullptr) {
-    if (auto r = writeDiff(m.policy.get(), kPolicySpec, *exact, lastWrites_); !r) return r;
-  } else if (auto r = writeExactDifference(m.policy.get(), exactBlock(was), exactBlock(now), lastWrites_); !r) {
+    if (auto r = writeDiff(m.policy.get(), specs_.policy, *exact, lastWrites_); !r) return r;
+  } else if (auto r = writeExactDifference(m.policy.get(), specs_.policy, exactBlock(was), exactBlock(now),
+                                          lastWrites_);
+             !r) {
     return r;
   }
-  if (auto r = writeDifference(m.ranges.get(), kRangesSpec, from.ranges, to.ranges, lastWrites_); !r) return r;
-  return writeDifference(m.ipcache.get(), kIpcacheSpec, from.ipcache, to.ipcache, lastWrites_);
+  if (auto r = writeDifference(m.ranges.get(), specs_.ranges, from.ranges, to.ranges, lastWrites_); !r) return r;
+  return writeDifference(m.ipcache.get(), specs_.ipcache, from.ipcache, to.ipcache, lastWrites_);
 }
 
 Result<void> BpfDatapath::flip(uint32_t slot, uint64_t generation) {
@@ -551,11 +408,11 @@ Result<void> BpfDatapath::editBoth(UniqueFd SlotMaps::*map, const InnerSpec& spe
 Result<void> BpfDatapath::upsertCgroups(const std::vector<CgroupEntry>& entries) {
   Entries<uint64_t, ms_cgroup_value> changes;
   for (const auto& c : entries) changes.emplace_back(c.cgroupId, cgroupValue(c.identity, c.flags, state_.identities));
-  return editBoth(&SlotMaps::cgroups, kCgroupsSpec, state_.cgroups, changes, {});
+  return editBoth(&SlotMaps::cgroups, specs_.cgroups, state_.cgroups, changes, {});
 }
 
 Result<void> BpfDatapath::removeCgroups(const std::vector<uint64_t>& cgroupIds) {
-  return editBoth(&SlotMaps::cgroups, kCgroupsSpec, state_.cgroups, {}, cgroupIds);
+  return editBoth(&SlotMaps::cgroups, specs_.cgroups, state_.cgroups, {}, cgroupIds);
 }
 
 Result<void> BpfDatapath::setIdentityMode(uint32_t identity, uint32_t mode,
@@ -575,7 +432,7 @@ Result<void> BpfDatapath::setIdentityMode(uint32_t identity, uint32_t mode,
     nv.mode = static_cast<uint8_t>(mode);
     changes.emplace_back(id, nv);
   }
-  auto r = editBoth(&SlotMaps::cgroups, kCgroupsSpec, state_.cgroups, changes, {});
+  auto r = editBoth(&SlotMaps::cgroups, specs_.cgroups, state_.cgroups, changes, {});
   if (!r) it->second.mode = previous;
   return r;
 }
@@ -597,7 +454,7 @@ Result<void> BpfDatapath::setAddresses(const std::vector<AddressEntry>& addresse
   for (const auto& a : addresses) want.emplace_back(a.key, a.value);
   normalize(want);
   const auto d = diff(state_.ipcache, want);
-  return editBoth(&SlotMaps::ipcache, kIpcacheSpec, state_.ipcache, d.upserts, d.removes);
+  return editBoth(&SlotMaps::ipcache, specs_.ipcache, state_.ipcache, d.upserts, d.removes);
 }
 
 Result<void> BpfDatapath::setRemoteListeners(const std::vector<RemoteListenerEntry>& listeners) {
@@ -716,10 +573,10 @@ Result<int> BpfDatapath::drainEvents(const EventHandler& handler) {
 int BpfDatapath::eventFd() const { return ring_buffer__epoll_fd(ring_.get()); }
 
 Result<void> BpfDatapath::activate() {
-  const auto progs = allPrograms(skel_.get());
+  const auto progs = programs(skel_->obj);
   if (adopted_) {
     for (bpf_program* p : progs) {
-      const std::string path = pinDir_ + "/link_" + bpf_program__name(p);
+      const std::string path = pinDir_ + "/" + linkPinName(p);
       bpf_link* link = bpf_link__open(path.c_str());
       if (!link) return libbpfError("open pinned link", path, -errno);
       links_.emplace_back(link);
@@ -729,6 +586,11 @@ Result<void> BpfDatapath::activate() {
       }
     }
     spdlog::info("datapath: programs replaced in {} pinned links (never detached)", links_.size());
+    // A program or map the object no longer has: its pin goes (a link of
+    // it is detached).
+    if (int n = removeStray(pinDir_, pinnedSet()); n > 0) {
+      spdlog::info("datapath: removed {} pinned objects this build does not have from {}", n, pinDir_);
+    }
   } else {
     std::error_code ec;
     std::filesystem::create_directories(pinDir_, ec);
@@ -749,59 +611,29 @@ Result<void> BpfDatapath::activate() {
   return {};
 }
 
+PinnedSet BpfDatapath::pinnedSet() const {
+  PinnedSet want;
+  for (bpf_map* m : pinnedMaps(skel_->obj)) want.maps.emplace_back(bpf_map__name(m));
+  for (bpf_program* p : programs(skel_->obj)) want.links.push_back(linkPinName(p));
+  return want;
+}
+
 Result<void> BpfDatapath::pin() {
   // Pinned links keep enforcing when the daemon stops or crashes; pinned
-  // maps are what a restarted daemon adopts.
-  for (auto& l : links_) {
-    bpf_link_info info{};
-    uint32_t len = sizeof(info);
-    std::string name;
-    if (bpf_obj_get_info_by_fd(bpf_link__fd(l.get()), &info, &len) == 0) {
-      bpf_prog_info pinfo{};
-      uint32_t plen = sizeof(pinfo);
-      int pfd = bpf_prog_get_fd_by_id(info.prog_id);
-      if (pfd >= 0 && bpf_obj_get_info_by_fd(pfd, &pinfo, &plen) == 0) name = pinfo.name;
-      if (pfd >= 0) ::close(pfd);
-    }
-    if (name.empty()) return Error{"name link", "prog", EINVAL, {}};
-    const std::string path = pinDir_ + "/link_" + name;
+  // maps are what a restarted daemon adopts. links_ are in programs() order.
+  const auto progs = programs(skel_->obj);
+  for (size_t i = 0; i < links_.size() && i < progs.size(); i++) {
+    const std::string path = pinDir_ + "/" + linkPinName(progs[i]);
     ::unlink(path.c_str());
-    if (int rc = bpf_link__pin(l.get(), path.c_str()); rc != 0) return libbpfError("pin link", path, rc);
+    if (int rc = bpf_link__pin(links_[i].get(), path.c_str()); rc != 0) return libbpfError("pin link", path, rc);
   }
-  for (const char* name : kPinnedMaps) {
-    bpf_map* m = bpf_object__find_map_by_name(skel_->obj, name);
-    const std::string path = pinDir_ + "/" + name;
+  for (bpf_map* m : pinnedMaps(skel_->obj)) {
+    const std::string path = pinDir_ + "/" + bpf_map__name(m);
     ::unlink(path.c_str());
-    if (int rc = m ? bpf_map__pin(m, path.c_str()) : -ENOENT; rc != 0) {
-      return libbpfError("pin map", path, rc);
-    }
+    if (int rc = bpf_map__pin(m, path.c_str()); rc != 0) return libbpfError("pin map", path, rc);
   }
   return {};
 }
-
-namespace {
-
-// Detach (if a link) and unpin every object in `dir`, then remove it.
-int removePinDir(const std::string& dir) {
-  int removed = 0;
-  std::error_code ec;
-  std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) files.push_back(e.path().string());
-  for (const auto& f : files) {
-    int fd = bpf_obj_get(f.c_str());
-    if (fd >= 0) {
-      // Detach links explicitly so the hook is gone even if something else
-      // still holds a reference (for maps this fails with EINVAL: harmless).
-      bpf_link_detach(fd);
-      ::close(fd);
-    }
-    if (::unlink(f.c_str()) == 0) removed++;
-  }
-  ::rmdir(dir.c_str());
-  return removed;
-}
-
-}  // namespace
 
 void BpfDatapath::retireLegacy() {
   for (const auto& d : legacyDirs_) {

@@ -6,7 +6,9 @@
 #include <string>
 
 #include "common/fd.h"
+#include "datapath/bpf_object.h"
 #include "datapath/datapath.h"
+#include "datapath/pin_dir.h"
 #include "datapath/slot_state.h"
 
 struct microseg_bpf;  // generated skeleton (microseg.skel.h)
@@ -15,11 +17,13 @@ struct ring_buffer;
 
 namespace microseg::datapath {
 
-struct InnerSpec;
-
 // Inner maps of one slot (cgroups, policy, ranges, ipcache).
 struct SlotMaps {
   UniqueFd cgroups, policy, ranges, ipcache;
+};
+// How each is made (read from the object: bpf_object.h).
+struct SlotSpecs {
+  InnerSpec cgroups, policy, ranges, ipcache;
 };
 
 struct BpfOptions {
@@ -100,6 +104,8 @@ class BpfDatapath final : public Datapath {
   Result<void> editBoth(UniqueFd SlotMaps::*map, const InnerSpec& spec, Entries<K, V>& current,
                         const Entries<K, V>& changes, const std::vector<K>& removes);
   Result<void> pin();
+  // What a complete pin dir of this object holds.
+  PinnedSet pinnedSet() const;
   Result<void> adoptSlots();
   void retireLegacy();
 
@@ -116,6 +122,7 @@ class BpfDatapath final : public Datapath {
   // Inner maps per slot: [slot] -> fds. The active slot's fds are edited by
   // churn updates; the inactive slot is rebuilt whole by applyGeneration.
   SlotMaps slots_[2];
+  SlotSpecs specs_;
   // What the active slot holds, and (synced_) the inactive one too, but
   // for the exact-port entries: those are the compiled policy's stamped
   // mirrored_ (0: none), read from it.

@@ -1,0 +1,134 @@
+// The datapath's contract with the BPF object and the kernel, checked on
+// the real ones: what is pinned is what the object has (its maps but the
+// per-run ones, a link per program), and the start-up probe knows every
+// helper and kfunc the programs call and finds them all on this kernel.
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <set>
+
+#include "bpf/abi.h"
+#include "datapath/probe.h"
+#include "harness.h"
+#include "microseg.skel.h"
+#include "policies.h"
+
+namespace microseg::e2e {
+namespace {
+
+struct SkelDeleter {
+  void operator()(microseg_bpf* s) const { microseg_bpf__destroy(s); }
+};
+
+// The object as built (opened, not loaded: nothing reaches the kernel).
+std::unique_ptr<microseg_bpf, SkelDeleter> openObject() { return std::unique_ptr<microseg_bpf, SkelDeleter>(microseg_bpf__open()); }
+
+TEST(DatapathContract, PinnedStateIsEveryMapAndProgramOfTheObject) {
+  auto skel = openObject();
+  ASSERT_TRUE(skel);
+  // What the object has, read here with libbpf alone. Rule hits are the one
+  // map of a run (rule ids are numbered per run: abi.h).
+  std::set<std::string> want;
+  bpf_map* m = nullptr;
+  bpf_object__for_each_map(m, skel->obj) {
+    if (!bpf_map__is_internal(m) && std::string(bpf_map__name(m)) != "ms_rule_hits") want.insert(bpf_map__name(m));
+  }
+  bpf_program* p = nullptr;
+  bpf_object__for_each_program(p, skel->obj) want.insert(std::string("link_") + bpf_program__name(p));
+  ASSERT_GE(want.size(), 15u);
+
+  CgroupTree tree;
+  Daemon d(tree, allowPolicy("client-a", 5000), "monitor");
+  ASSERT_TRUE(d.started()) << d.log();
+  const std::string dir = d.stateDir() + "/abi-" + std::to_string(MS_ABI_VERSION);
+  std::set<std::string> pinned;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) pinned.insert(e.path().filename().string());
+  EXPECT_EQ(pinned, want);
+
+  // A restart adopts all of it and leaves the same set.
+  d.crash();
+  ASSERT_TRUE(d.start()) << d.log();
+  pinned.clear();
+  for (const auto& e : std::filesystem::directory_iterator(dir)) pinned.insert(e.path().filename().string());
+  EXPECT_EQ(pinned, want);
+  EXPECT_NE(d.log().find("adopted pinned state"), std::string::npos) << d.log();
+}
+
+TEST(DatapathContract, ProbeKnowsEveryHelperAndKfuncTheProgramsCall) {
+  auto skel = openObject();
+  ASSERT_TRUE(skel);
+  const auto& features = datapath::kernelFeatures();
+  auto known = [&](bpf_prog_type type, int helper) {
+    for (const auto& f : features) {
+      if (f.kind == datapath::KernelFeature::Kind::Helper && f.progType == type && f.helper == helper) return true;
+    }
+    return false;
+  };
+  size_t calls = 0;
+  bpf_program* p = nullptr;
+  bpf_object__for_each_program(p, skel->obj) {
+    const bpf_insn* insn = bpf_program__insns(p);
+    for (size_t i = 0; i < bpf_program__insn_cnt(p); i++) {
+      if (insn[i].code != (BPF_JMP | BPF_CALL) || insn[i].src_reg != 0) continue;  // a helper call
+      calls++;
+      EXPECT_TRUE(known(bpf_program__type(p), insn[i].imm))
+          << bpf_program__name(p) << " calls helper " << insn[i].imm << ", which the probe does not check";
+    }
+  }
+  EXPECT_GT(calls, 100u);
+  // Kfuncs: the object's extern functions, read from the built ELF
+  // (libbpf's open turns them into placeholders).
+  std::unique_ptr<btf, void (*)(btf*)> b(btf__parse_elf(MS_BUILD_DIR "/bpf/microseg.bpf.o", nullptr), btf__free);
+  ASSERT_EQ(libbpf_get_error(b.get()), 0);
+  size_t kfuncs = 0;
+  for (uint32_t id = 1; id < btf__type_cnt(b.get()); id++) {
+    const btf_type* t = btf__type_by_id(b.get(), id);
+    if (!btf_is_func(t) || btf_vlen(t) != BTF_FUNC_EXTERN) continue;
+    kfuncs++;
+    const std::string name = btf__name_by_offset(b.get(), t->name_off);
+    bool checked = false;
+    for (const auto& f : features) {
+      checked |= f.kind == datapath::KernelFeature::Kind::Kfunc && name == f.what;
+    }
+    EXPECT_TRUE(checked) << "the programs call kfunc " << name << ", which the probe does not check";
+  }
+  EXPECT_GE(kfuncs, 1u);
+}
+
+TEST(DatapathContract, ProbePassesOnThisKernelAndTheDaemonSaysWhatItChecked) {
+  const auto report = datapath::probeKernel();
+  for (const auto* f : report.missing) ADD_FAILURE() << datapath::missingFeatureLine(*f);
+  EXPECT_EQ(report.checked, datapath::kernelFeatures().size());
+
+  CgroupTree tree;
+  Daemon d(tree, allowPolicy("client-a", 5000), "monitor");
+  ASSERT_TRUE(d.started()) << d.log();
+  const std::string line = "kernel probe: all " + std::to_string(report.checked) + " features present: ";
+  const std::string log = d.log();
+  const auto at = log.find(line);
+  ASSERT_NE(at, std::string::npos) << log;
+  const std::string listed = log.substr(at, log.find('\n', at) - at);
+  for (const auto& f : datapath::kernelFeatures()) {
+    EXPECT_NE(listed.find(f.name), std::string::npos) << "the log line does not name " << f.name;
+  }
+}
+
+TEST(DatapathContract, ProbeNamesAMissingFeatureAndItsVersion) {
+  // A feature no kernel has, through the real probe path.
+  datapath::KernelFeature absent{datapath::KernelFeature::Kind::Kfunc, "the bpf_no_such_kfunc() kfunc", "99.0",
+                                 "bpf_no_such_kfunc"};
+  const std::vector<datapath::KernelFeature> features = {absent};
+  const auto report = datapath::probeKernel(features);
+  ASSERT_EQ(report.missing.size(), 1u);
+  EXPECT_EQ(datapath::missingFeatureLine(*report.missing[0]),
+            "kernel lacks the bpf_no_such_kfunc() kfunc (Linux >= 99.0)");
+}
+
+}  // namespace
+}  // namespace microseg::e2e

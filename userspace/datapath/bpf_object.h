@@ -1,0 +1,36 @@
+// What the BPF object declares, read from the object itself rather than
+// restated here: which of its maps are the daemon's pinned state, which
+// programs attach to the managed root, how an inner map of a slot is made.
+// A map or program added to bpf/ is pinned, adopted, attached and cleaned up
+// with no edit on this side.
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace microseg::datapath {
+
+// How an inner map of a slot is made: the `__array(values, ...)` of its
+// outer ARRAY_OF_MAPS (bpf/lib/maps.bpf.h).
+struct InnerSpec {
+  bpf_map_type type = BPF_MAP_TYPE_UNSPEC;
+  std::string name;  // the outer map's name + "_in" (the kernel keeps 15 characters)
+  uint32_t keySize = 0, valueSize = 0, maxEntries = 0, flags = 0;
+};
+Result<InnerSpec> innerSpecOf(bpf_map* outer);
+
+// The maps of the object that hold state a restarted daemon adopts: every
+// map but libbpf's internal ones (.rodata, .bss) and those tagged
+// MS_PER_RUN in bpf/lib/maps.bpf.h (a BTF decl tag on the map's variable).
+std::vector<bpf_map*> pinnedMaps(bpf_object* obj);
+// Every program of the object: each one attaches to the managed root.
+std::vector<bpf_program*> programs(bpf_object* obj);
+// Where a program's link is pinned in the pin dir.
+std::string linkPinName(const bpf_program* prog);
+
+}  // namespace microseg::datapath
