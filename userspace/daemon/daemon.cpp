@@ -1,4 +1,5 @@
 #include "daemon/daemon.h"
+#include "datapath/probe.h"
 
 #include <malloc.h>
 #include <poll.h>
@@ -121,7 +122,9 @@ int Daemon::setup() {
   auto dp = makeDatapath_(config_, hostNetnsCookie_);
   if (!dp) {
     spdlog::error("datapath: {}", dp.error().str());
-    return 1;
+    // A kernel without a feature the datapath needs: nothing was attached,
+    // and the exit status says why (README "Kernel requirements").
+    return datapath::isKernelMissing(dp.error()) ? datapath::kExitKernelMissing : 1;
   }
   datapath_ = std::move(dp.value());
   reloader_ = std::make_unique<Reloader>(*datapath_,
