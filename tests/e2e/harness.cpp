@@ -746,9 +746,11 @@ Daemon::Daemon(const CgroupTree& tree, const std::string& policyYaml, const std:
   trackPath(stateDir_, kStateDir);
   flowLog_ = dir_ + "/flows.jsonl";
   logFile_ = dir_ + "/microsegd.log";
-  args_ = {MS_BUILD_DIR "/microsegd", "--cgroup-root", tree.root(), "--policy", policyDir_,
-           "--mode", mode, "--socket", socket_, "--state-dir", stateDir_, "--flow-log", flowLog_,
-           "--log-level", "debug"};
+  // A --policy of the caller's (`--policy etcd`) replaces the policy dir.
+  const bool ownPolicy = std::find(extraArgs.begin(), extraArgs.end(), "--policy") != extraArgs.end();
+  args_ = {MS_BUILD_DIR "/microsegd", "--cgroup-root", tree.root(), "--mode", mode, "--socket", socket_,
+           "--state-dir", stateDir_, "--flow-log", flowLog_, "--log-level", "debug"};
+  if (!ownPolicy) args_.insert(args_.begin() + 3, {"--policy", policyDir_});
   args_.insert(args_.end(), extraArgs.begin(), extraArgs.end());
   start();
 }

@@ -156,6 +156,8 @@ struct CliResult {
 
 class Daemon {
  public:
+  // `extraArgs` follow the harness's own; a `--policy` among them (such as
+  // `--policy etcd`) replaces the harness's policy directory.
   Daemon(const CgroupTree& tree, const std::string& policyYaml, const std::string& mode,
          const std::vector<std::string>& extraArgs = {});
   ~Daemon();
