@@ -33,6 +33,7 @@
 
 #include "bpf/abi.h"
 #include "cli/cluster_views.h"
+#include "cli/exit_codes.h"
 #include "cli/format.h"
 #include "cli/push.h"
 #include "cli/table.h"
@@ -50,17 +51,8 @@ using nlohmann::json;
 namespace control = microseg::control;
 namespace cli = microseg::cli;
 namespace command = microseg::command;
-
-enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3, kDenied = 4, kNotCluster = 5 };
-
-// The footer of --help (and so of the man page). Indented by 4: the package
-// test reads "  name" lines after "Subcommands:" as commands.
-constexpr const char* kExitCodes =
-    "Exit codes:\n"
-    "    0 success; 1 the command failed (invalid policy, an error from the daemon or etcd);\n"
-    "    2 usage error (policy push: no etcd endpoint given or known to the local daemon);\n"
-    "    3 microsegd (policy push: etcd) not reachable; 4 permission denied;\n"
-    "    5 cluster status: the daemon is not in cluster mode.";
+using cli::fail;
+using enum cli::Exit;
 
 // Policy loads compile the whole set; give them longer than a status query.
 constexpr int kQueryTimeoutMs = 5000;
@@ -74,10 +66,6 @@ struct Globals {
   bool json() const { return output == "json"; }
 };
 
-int fail(const std::string& msg, int code) {
-  std::cerr << "microseg: " << cli::sanitize(msg) << "\n";
-  return code;
-}
 
 int exitFor(const microseg::Error& e) {
   switch (e.err) {
@@ -258,89 +246,6 @@ int cmdWorkloads(const Globals& g) {
                               std::cout);
   } else {
     std::cerr << "microseg: the other nodes' workloads are not shown: status did not answer\n";
-  }
-  return kOk;
-}
-
-struct PushArgs {
-  std::vector<std::string> paths;
-  cli::PushFlags flags;
-  bool dryRun = false;
-};
-
-// `policy push`: validated here exactly as `policy validate` does, then
-// stored in etcd in one write (cluster/policy_store.h). Nothing is written
-// if anything is wrong.
-int cmdPush(const Globals& g, const PushArgs& a) {
-  // Read first, validated next, read again last: what is pushed is what was
-  // validated, even if a file is being edited meanwhile.
-  const auto before = cli::collectPushFiles(a.paths);
-  const auto res = microseg::policy::loadPaths(a.paths);
-  std::vector<std::string> errors = before.errors;
-  for (const auto& d : res.errors) errors.push_back(d.str());
-  if (errors.empty() && !res.hasWorkloads()) {
-    errors.push_back("the set has no Workload: every node that manages workloads would reject it (and one "
-                     "that took it would leave every workload unmanaged)");
-  }
-  for (const auto& e : errors) std::cerr << cli::sanitize(e) << "\n";
-  if (!errors.empty()) {
-    const size_t n = errors.size();
-    return fail(std::to_string(n) + (n == 1 ? " error" : " errors") + ": invalid; nothing pushed", kFailed);
-  }
-  const auto files = cli::collectPushFiles(a.paths);
-  bool same = files.ok() && files.files.size() == before.files.size();
-  for (size_t i = 0; same && i < files.files.size(); i++) {
-    same = files.files[i].name == before.files[i].name && files.files[i].text == before.files[i].text;
-  }
-  if (!same) return fail("the files changed while they were validated; nothing pushed (run it again)", kFailed);
-
-  std::optional<json> daemonStatus;
-  std::string daemonError;
-  if (a.flags.endpoints.empty()) {
-    auto st = control::call(g.socket, {{"command", command::kStatus}}, kQueryTimeoutMs);
-    if (!st) {
-      daemonError = st.error().str();
-    } else if (!st->value("ok", false)) {
-      daemonError = st->value("error", json::object()).value("message", "status refused");
-    } else {
-      daemonStatus = st->value("result", json::object());
-    }
-  }
-  auto target = cli::resolvePushTarget(a.flags, daemonStatus, daemonError, g.socket);
-  if (!target) return fail(target.error().detail + "; give --etcd-endpoints URL[,URL...]", kUsage);
-  auto etcd = microseg::cluster::EtcdClient::connect(target->etcd);
-  if (!etcd) return fail(etcd.error().str(), kUsage);
-  const std::string by = cli::pushedByName();
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count();
-  auto o = cli::pushSet(**etcd, target->prefix, files.files, by, now, a.dryRun);
-  if (!o) {
-    return fail(o.error().str() + " (etcd from " + target->from + "); nothing pushed",
-                cli::etcdUnreachable(o.error()) ? kUnreachable : kFailed);
-  }
-  if (g.json()) {
-    printJson(cli::pushJson(*o, *target, files.files, by, a.dryRun));
-  } else {
-    const std::string what = std::to_string(files.files.size()) + (files.files.size() == 1 ? " file, " : " files, ") +
-                             std::to_string(o->bytes) + " bytes";
-    if (a.dryRun) {
-      std::cout << "dry run: policy set " << o->manifestId << " (" << what << ") is valid; "
-                << (o->unchanged ? "etcd holds it already (revision " + std::to_string(o->storedRevision) + ")"
-                                 : "a push would replace " +
-                                       (o->storedRevision == 0 ? std::string("nothing (no set stored)")
-                                                               : "revision " + std::to_string(o->storedRevision)))
-                << "; nothing written\n";
-    } else if (o->unchanged) {
-      std::cout << "policy set " << o->manifestId << " (" << what << ") is stored already at revision "
-                << o->revision << ": nothing written\n";
-    } else {
-      std::cout << "pushed policy set " << o->manifestId << " (" << what << ") at revision " << o->revision
-                << " under " << target->prefix << " by " << by << "\n";
-    }
-    if (!a.dryRun && o->collected > 0) std::cout << "removed " << o->collected << " chunks of older sets\n";
-  }
-  if (!o->collectError.empty()) {
-    std::cerr << "microseg: warning: old chunks not removed: " << cli::sanitize(o->collectError) << "\n";
   }
   return kOk;
 }
@@ -544,12 +449,13 @@ int main(int argc, char** argv) {
   addOutput(apply);
   auto* push = pol->add_subcommand(
       "push", "validate policy files, then store them in etcd as the fleet's policy (one revision)");
-  PushArgs pushArgs;
+  cli::PushArgs pushArgs;
   std::string pushPrefix, pushCa, pushCert, pushKey;
   push->add_option("paths", pushArgs.paths, "policy FILE or DIR (a DIR's *.yaml and *.yml)")->required();
   push->add_option("--etcd-endpoints", pushArgs.flags.endpoints,
                    "etcd URL(s), comma-separated [the local daemon's]")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);  // one word per use: the paths that follow are not endpoints
   auto* pushPrefixOpt = push->add_option("--cluster-prefix", pushPrefix, "etcd key prefix [the daemon's, or /microseg]");
   auto* pushCaOpt = push->add_option("--etcd-cacert", pushCa, "CA of the etcd members' certificates (TLS)");
   auto* pushCertOpt = push->add_option("--etcd-cert", pushCert, "client certificate for etcd's client auth");
@@ -612,7 +518,7 @@ int main(int argc, char** argv) {
       "default: the kubelet's systemd slice by QoS class");
   importK8s->add_option("-o,--output", k8sOutput, "output format: yaml")->check(CLI::IsMember({"yaml"}));
 
-  app.footer(kExitCodes);
+  app.footer(cli::kExitCodes);
   if (argc <= 1) {
     std::cerr << app.help();
     return kUsage;
@@ -634,7 +540,7 @@ int main(int argc, char** argv) {
     if (*pushCaOpt) pushArgs.flags.caFile = pushCa;
     if (*pushCertOpt) pushArgs.flags.certFile = pushCert;
     if (*pushKeyOpt) pushArgs.flags.keyFile = pushKey;
-    return cmdPush(g, pushArgs);
+    return cli::cmdPush(g.socket, g.json(), pushArgs);
   }
   if (clusterStatus->parsed()) return cmdClusterStatus(g);
   if (uninstall->parsed()) return cmdUninstall(g);

@@ -79,6 +79,17 @@ std::string pushedByName();
 // Whether an etcd failure means "not reachable" (exit 3) rather than "refused".
 bool etcdUnreachable(const Error& e);
 
+struct PushArgs {
+  std::vector<std::string> paths;
+  PushFlags flags;
+  bool dryRun = false;
+};
+
+// The command: validated exactly as `policy validate` does (nothing written
+// if anything is wrong), then stored; prints the outcome (a table, or JSON
+// if `jsonOutput`) and returns an exit code (exit_codes.h).
+int cmdPush(const std::string& socket, bool jsonOutput, const PushArgs& a);
+
 nlohmann::json pushJson(const PushOutcome& o, const PushTarget& target, const std::vector<PushFile>& files,
                         const std::string& pushedBy, bool dryRun);
 
