@@ -750,11 +750,20 @@ Daemon::Daemon(const CgroupTree& tree, const std::string& policyYaml, const std:
   trackPath(stateDir_, kStateDir);
   flowLog_ = dir_ + "/flows.jsonl";
   logFile_ = dir_ + "/microsegd.log";
-  args_ = {MS_BUILD_DIR "/microsegd", "--cgroup-root", tree.root(), "--policy",
-           options.policyFromEtcd ? std::string("etcd") : policyDir_, "--mode", mode, "--socket", socket_,
-           "--state-dir", stateDir_, "--flow-log", flowLog_, "--log-level", "debug",
-           "--data-dir", dir_ + "/data"};
-  args_.insert(args_.end(), options.extraArgs.begin(), options.extraArgs.end());
+  // A --policy of the caller's (`--policy etcd`) replaces the policy dir,
+  // as does options.policyFromEtcd; a --data-dir of the caller's the temp one.
+  const auto& extra = options.extraArgs;
+  const bool ownPolicy = options.policyFromEtcd || std::find(extra.begin(), extra.end(), "--policy") != extra.end();
+  const bool ownDataDir = std::find(extra.begin(), extra.end(), "--data-dir") != extra.end();
+  args_ = {MS_BUILD_DIR "/microsegd", "--cgroup-root", tree.root(), "--mode", mode, "--socket", socket_,
+           "--state-dir", stateDir_, "--flow-log", flowLog_, "--log-level", "debug"};
+  if (options.policyFromEtcd) {
+    args_.insert(args_.end(), {"--policy", "etcd"});
+  } else if (!ownPolicy) {
+    args_.insert(args_.end(), {"--policy", policyDir_});
+  }
+  if (!ownDataDir) args_.insert(args_.end(), {"--data-dir", dir_ + "/data"});
+  args_.insert(args_.end(), extra.begin(), extra.end());
   netnsPath_ = options.netnsPath;
   start();
 }

@@ -168,6 +168,8 @@ struct DaemonOptions {
 
 class Daemon {
  public:
+  // `extraArgs` follow the harness's own; a `--policy` among them (such as
+  // `--policy etcd`) replaces the harness's policy directory.
   Daemon(const CgroupTree& tree, const std::string& policyYaml, const std::string& mode,
          const std::vector<std::string>& extraArgs = {});
   Daemon(const CgroupTree& tree, const std::string& policyYaml, const std::string& mode,

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdio>
 
+#include "cli/cluster_views.h"
 #include "cli/table.h"
 #include "common/text.h"
 
@@ -79,6 +80,21 @@ void printLastReload(const json& lr, std::ostream& out) {
   }
 }
 
+// One line in cluster mode (`microseg cluster status` has the rest).
+void printCluster(const json& c, std::ostream& out) {
+  if (!c.is_object()) return;
+  const json& connected = member(c, "connected");
+  const json& synced = member(c, "synced");
+  const json& pending = member(c, "pending_workloads");
+  out << "cluster:      node " << field(c, "node") << ", "
+      << (connected.is_boolean() && connected.get<bool>() ? "connected" : "NOT CONNECTED") << ", "
+      << (synced.is_boolean() && synced.get<bool>() ? "synced" : "NOT SYNCED") << " at revision "
+      << field(c, "revision") << ", " << field(c, "nodes") << " nodes, policy from " << field(c, "policy_source");
+  if (field(c, "policy_source") == "etcd") out << " (revision " << field(c, "policy_revision") << ")";
+  if (pending.is_array() && !pending.empty()) out << ", PENDING: " << formatList(pending, 5);
+  out << "\n";
+}
+
 }  // namespace
 
 std::string formatLabels(const json& labels) {
@@ -133,20 +149,22 @@ void printStatus(const json& status, std::ostream& out) {
       << "\n";
   printCounters(member(status, "counters"), out);
   printLastReload(member(status, "last_reload"), out);
+  printCluster(member(status, "cluster"), out);
   out << "\n";
 
   const json& workloads = member(status, "workloads");
   if (!workloads.is_array() || workloads.empty()) {
     out << "no workloads defined\n";
-    return;
+  } else {
+    Table t({"NAME", "IDENTITY", "MODE", "CGROUPS", "LABELS"});
+    t.align(1, Table::Align::Right);
+    for (const auto& w : workloads) {
+      t.add({field(w, "name"), field(w, "identity"), field(w, "mode"),
+             formatList(member(w, "cgroups"), kMaxCgroupsShown), formatLabels(member(w, "labels"))});
+    }
+    t.print(out);
   }
-  Table t({"NAME", "IDENTITY", "MODE", "CGROUPS", "LABELS"});
-  t.align(1, Table::Align::Right);
-  for (const auto& w : workloads) {
-    t.add({field(w, "name"), field(w, "identity"), field(w, "mode"),
-           formatList(member(w, "cgroups"), kMaxCgroupsShown), formatLabels(member(w, "labels"))});
-  }
-  t.print(out);
+  printRemoteWorkloads(member(status, "remote_workloads"), out);
 }
 
 }  // namespace microseg::cli

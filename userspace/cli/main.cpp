@@ -1,14 +1,19 @@
 // microseg: the operator CLI. Talks to microsegd over its control socket,
-// except `policy validate`, which works offline.
+// except `policy validate` and `import`, which work offline, and `policy
+// push`, which talks to etcd.
 //
-// Exit codes (scripts may rely on them):
-//   0  success (policy validate: the files are valid)
+// Exit codes (scripts may rely on them; --help says them too, kExitCodes):
+//   0  success (policy validate: the files are valid; policy push: the set is
+//      stored, or was already)
 //   1  the command failed: invalid policy, the daemon answered with an error,
-//      a path that does not exist, a garbled reply
-//   2  usage error (bad arguments, unknown command or value)
-//   3  the daemon is not reachable (not running, wrong --socket, no reply in time)
+//      a path that does not exist, a garbled reply, etcd refused the push
+//   2  usage error (bad arguments, unknown command or value; policy push: no
+//      etcd endpoint given or known to the local daemon)
+//   3  the daemon is not reachable (not running, wrong --socket, no reply in
+//      time); policy push: etcd is not reachable
 //   4  permission denied (socket permissions, or a mutation by a caller that is
 //      neither root nor in the socket's group)
+//   5  cluster status: the daemon is not in cluster mode
 // Errors go to stderr as one line "microseg: <message>"; policy diagnostics
 // ("FILE:LINE:COL: error: ...") precede it, one per line.
 #include <unistd.h>
@@ -23,10 +28,14 @@
 #include <chrono>
 #include <csignal>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "bpf/abi.h"
+#include "cli/cluster_views.h"
+#include "cli/exit_codes.h"
 #include "cli/format.h"
+#include "cli/push.h"
 #include "cli/table.h"
 #include "cli/views.h"
 #include "common/names.h"
@@ -42,12 +51,14 @@ using nlohmann::json;
 namespace control = microseg::control;
 namespace cli = microseg::cli;
 namespace command = microseg::command;
-
-enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3, kDenied = 4 };
+using cli::fail;
+using enum cli::Exit;
 
 // Policy loads compile the whole set; give them longer than a status query.
 constexpr int kQueryTimeoutMs = 5000;
 constexpr int kPolicyTimeoutMs = 30000;
+// cluster.status asks every etcd endpoint (up to 1 s each) before it answers.
+constexpr int kClusterTimeoutMs = 20000;
 
 struct Globals {
   std::string socket = control::kDefaultSocket;
@@ -55,10 +66,6 @@ struct Globals {
   bool json() const { return output == "json"; }
 };
 
-int fail(const std::string& msg, int code) {
-  std::cerr << "microseg: " << cli::sanitize(msg) << "\n";
-  return code;
-}
 
 int exitFor(const microseg::Error& e) {
   switch (e.err) {
@@ -175,9 +182,11 @@ int cmdValidate(const Globals& g, const std::vector<std::string>& paths) {
   return kOk;
 }
 
-// paths empty: policy.reload (the daemon's own paths); else policy.apply.
-int cmdLoad(const Globals& g, const std::vector<std::string>& paths) {
+// paths empty: policy.reload (the daemon's own paths); else policy.apply,
+// which refuses a set without a Workload unless `allowEmpty`.
+int cmdLoad(const Globals& g, const std::vector<std::string>& paths, bool allowEmpty = false) {
   json req = {{"command", paths.empty() ? command::kPolicyReload : command::kPolicyApply}};
+  if (allowEmpty) req["allow_empty"] = true;
   if (!paths.empty()) {
     // The daemon resolves paths in its own working directory; send absolute ones.
     json abs = json::array();
@@ -197,6 +206,46 @@ int cmdLoad(const Globals& g, const std::vector<std::string>& paths) {
   } else {
     std::cout << "policy generation " << cli::field(r, "generation") << " applied (" << cli::field(r, "entries")
               << " map entries)\n";
+  }
+  return kOk;
+}
+
+int cmdClusterStatus(const Globals& g) {
+  // Asked first (and cheap): a daemon not in cluster mode gets its own exit
+  // code, not the generic "the daemon answered with an error".
+  json st;
+  if (int rc = request(g, {{"command", command::kStatus}}, st); rc != kOk) return rc;
+  if (!st.contains("cluster") || !st["cluster"].is_object()) {
+    return fail("the daemon at " + g.socket +
+                    " is not in cluster mode (started without --etcd-endpoints): there is no cluster to show",
+                kNotCluster);
+  }
+  json r;
+  if (int rc = request(g, {{"command", command::kClusterStatus}}, r, kClusterTimeoutMs); rc != kOk) return rc;
+  if (g.json()) {
+    printJson(r);
+  } else {
+    cli::printClusterStatus(r, std::cout);
+  }
+  return kOk;
+}
+
+// `workloads`: the daemon's reply; in a table, the other nodes' workloads
+// (from status) follow.
+int cmdWorkloads(const Globals& g) {
+  json r;
+  if (int rc = request(g, {{"command", command::kWorkloads}}, r); rc != kOk) return rc;
+  if (g.json()) {
+    printJson(r);
+    return kOk;
+  }
+  cli::printWorkloads(r, std::cout);
+  auto st = control::call(g.socket, {{"command", command::kStatus}}, kQueryTimeoutMs);
+  if (st && st->value("ok", false)) {
+    cli::printRemoteWorkloads(st->value("result", json::object()).value("remote_workloads", json::array()),
+                              std::cout);
+  } else {
+    std::cerr << "microseg: the other nodes' workloads are not shown: status did not answer\n";
   }
   return kOk;
 }
@@ -383,7 +432,7 @@ int main(int argc, char** argv) {
   mode->add_option("--workload", workload, "set the mode of this workload only");
   addOutput(mode);
 
-  auto* pol = app.add_subcommand("policy", "validate, reload or apply policies");
+  auto* pol = app.add_subcommand("policy", "validate, reload, apply, show or push (cluster) policies");
   pol->require_subcommand(1);
   auto* validate = pol->add_subcommand("validate", "check policy files offline (no daemon needed)");
   std::vector<std::string> validatePaths;
@@ -393,8 +442,26 @@ int main(int argc, char** argv) {
   addOutput(reload);
   auto* apply = pol->add_subcommand("apply", "make the daemon load these paths from now on");
   std::vector<std::string> applyPaths;
+  bool allowEmpty = false;
   apply->add_option("paths", applyPaths, "policy FILE or DIR")->required();
+  apply->add_flag("--allow-empty", allowEmpty,
+                  "apply it even if it defines no Workload (every workload becomes unmanaged)");
   addOutput(apply);
+  auto* push = pol->add_subcommand(
+      "push", "validate policy files, then store them in etcd as the fleet's policy (one revision)");
+  cli::PushArgs pushArgs;
+  std::string pushPrefix, pushCa, pushCert, pushKey;
+  push->add_option("paths", pushArgs.paths, "policy FILE or DIR (a DIR's *.yaml and *.yml)")->required();
+  push->add_option("--etcd-endpoints", pushArgs.flags.endpoints,
+                   "etcd URL(s), comma-separated [the local daemon's]")
+      ->delimiter(',')
+      ->allow_extra_args(false);  // one word per use: the paths that follow are not endpoints
+  auto* pushPrefixOpt = push->add_option("--cluster-prefix", pushPrefix, "etcd key prefix [the daemon's, or /microseg]");
+  auto* pushCaOpt = push->add_option("--etcd-cacert", pushCa, "CA of the etcd members' certificates (TLS)");
+  auto* pushCertOpt = push->add_option("--etcd-cert", pushCert, "client certificate for etcd's client auth");
+  auto* pushKeyOpt = push->add_option("--etcd-key", pushKey, "key of --etcd-cert");
+  push->add_flag("--dry-run", pushArgs.dryRun, "validate and compare with the stored set; write nothing");
+  addOutput(push);
 
   auto* flows = app.add_subcommand("flows", "aggregated flow records: who talked to whom, with which verdict");
   FlowFilter ff;
@@ -428,6 +495,12 @@ int main(int argc, char** argv) {
   std::string graphFormat = "dot";
   graph->add_option("-o,--output", graphFormat, "dot (Graphviz) or json")->check(CLI::IsMember({"dot", "json"}));
 
+  auto* clusterCmd = app.add_subcommand("cluster", "cluster mode (etcd): the fleet as this node's daemon sees it");
+  clusterCmd->require_subcommand(1);
+  auto* clusterStatus = clusterCmd->add_subcommand(
+      "status", "etcd endpoints and health, this node, every node, the identities in use");
+  addOutput(clusterStatus);
+
   auto* uninstall = app.add_subcommand(
       "uninstall", "detach every program and remove all pinned state; the daemon exits");
   addOutput(uninstall);
@@ -445,6 +518,7 @@ int main(int argc, char** argv) {
       "default: the kubelet's systemd slice by QoS class");
   importK8s->add_option("-o,--output", k8sOutput, "output format: yaml")->check(CLI::IsMember({"yaml"}));
 
+  app.footer(cli::kExitCodes);
   if (argc <= 1) {
     std::cerr << app.help();
     return kUsage;
@@ -460,11 +534,19 @@ int main(int argc, char** argv) {
   if (mode->parsed()) return cmdMode(g, modeValue, workload);
   if (validate->parsed()) return cmdValidate(g, validatePaths);
   if (reload->parsed()) return cmdLoad(g, {});
-  if (apply->parsed()) return cmdLoad(g, applyPaths);
+  if (apply->parsed()) return cmdLoad(g, applyPaths, allowEmpty);
+  if (push->parsed()) {
+    if (*pushPrefixOpt) pushArgs.flags.prefix = pushPrefix;
+    if (*pushCaOpt) pushArgs.flags.caFile = pushCa;
+    if (*pushCertOpt) pushArgs.flags.certFile = pushCert;
+    if (*pushKeyOpt) pushArgs.flags.keyFile = pushKey;
+    return cli::cmdPush(g.socket, g.json(), pushArgs);
+  }
+  if (clusterStatus->parsed()) return cmdClusterStatus(g);
   if (uninstall->parsed()) return cmdUninstall(g);
   if (flows->parsed()) return cmdFlows(g, ff, follow);
   if (explainCmd->parsed()) return cmdExplain(g, exFrom, exTo, exPort, exDir, exFlow);
-  if (workloads->parsed()) return cmdSimple(g, command::kWorkloads, cli::printWorkloads);
+  if (workloads->parsed()) return cmdWorkloads(g);
   if (show->parsed()) return cmdSimple(g, command::kPolicyShow, cli::printPolicyShow);
   if (graph->parsed()) return cmdGraph(g, graphFormat);
   if (importK8s->parsed()) return cmdImportK8s(k8sFiles, k8sPattern, k8sPatternOpt->count() > 0);
