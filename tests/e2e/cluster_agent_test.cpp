@@ -213,6 +213,47 @@ TEST_F(ClusterAgentTest, APushedPolicyIsFetchedAndWrittenForTheDaemon) {
   EXPECT_EQ(*again, *rev);
 }
 
+// Two pushes at once: one's garbage collection must not take the chunks the
+// other wrote for its manifest to come (they are newer than the manifest
+// in force), and a manifest is never written without its chunks.
+TEST_F(ClusterAgentTest, AGarbageCollectionLeavesAPushInProgressItsChunks) {
+  cluster::EtcdOptions eo;
+  eo.endpoints = etcd_.endpoints();
+  auto c = cluster::EtcdClient::connect(eo);
+  ASSERT_TRUE(c);
+  const cluster::Keys keys("/microseg");
+  auto first = cluster::preparePolicy({{"a.yaml", "kind: A\n"}}, "one@here", 1);
+  ASSERT_TRUE(cluster::pushPolicy(**c, keys, first));
+  // The second push has written its chunks, not yet its manifest.
+  auto second = cluster::preparePolicy({{"b.yaml", "kind: B\n"}}, "two@here", 2);
+  for (const auto& [hash, text] : second.chunks) ASSERT_TRUE((*c)->put(keys.blob(hash), text));
+  auto removed = cluster::collectPolicyGarbage(**c, keys);
+  ASSERT_TRUE(removed);
+  EXPECT_EQ(*removed, 0u) << "the second push's chunk is newer than the manifest in force";
+  for (const auto& [hash, text] : second.chunks) {
+    auto r = (*c)->get(keys.blob(hash));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->kvs.size(), 1u);
+  }
+  // Its chunk removed anyway (as by an older collector): the push writes it
+  // again before the manifest, which then names only chunks that are there.
+  for (const auto& [hash, text] : second.chunks) ASSERT_TRUE((*c)->txn({}, {cluster::TxnOp::remove(keys.blob(hash))}));
+  auto rev = cluster::pushPolicy(**c, keys, second);
+  ASSERT_TRUE(rev) << rev.error().str();
+  auto m = (*c)->get(keys.policy());
+  ASSERT_TRUE(m && m->kvs.size() == 1);
+  auto manifest = cluster::decodeManifest(m->kvs[0].value);
+  ASSERT_TRUE(manifest);
+  auto files = cluster::fetchPolicy(**c, keys, *manifest);
+  ASSERT_TRUE(files) << files.error().str();
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].text, "kind: B\n");
+  // Now the first set's chunk is garbage.
+  auto gc = cluster::collectPolicyGarbage(**c, keys);
+  ASSERT_TRUE(gc);
+  EXPECT_EQ(*gc, 1u);
+}
+
 TEST_F(ClusterAgentTest, WithEtcdDownWhatIsKnownStaysAndNewLabelSetsWait) {
   auto a = start(options("node-a"));
   const policy::Labels known{{"app", "known"}}, later{{"app", "later"}};

@@ -62,7 +62,7 @@ class AgentPass {
   bool endpoints(const LocalState& local);
   bool policy();
   void collectGarbage();
-  void saveCache();
+  void saveCache(bool now = false);
 
  private:
   bool check(const Result<void>& r) { return note(r.ok() ? std::nullopt : std::optional<Error>(r.error())); }
@@ -324,9 +324,14 @@ void AgentPass::collectGarbage() {
   }
 }
 
-void AgentPass::saveCache() {
+void AgentPass::saveCache(bool now) {
+  // Endpoints churn: written at most once a second. Identities are written
+  // at once, and everything when the agent stops: a restart while etcd is
+  // away starts from them.
   const uint64_t v = w_.view.endpointsVersion() + w_.view.identitiesVersion();
-  if (v == w_.cachedVersion || !w_.listed || Clock::now() - w_.cacheSavedAt < std::chrono::seconds(1)) return;
+  if (v == w_.cachedVersion || !w_.listed) return;
+  const bool idsChanged = w_.view.identitiesVersion() != w_.cachedIdentitiesVersion;
+  if (!now && !idsChanged && Clock::now() - w_.cacheSavedAt < std::chrono::seconds(1)) return;
   nlohmann::json kvs = nlohmann::json::object();
   for (const auto& [id, rec] : w_.view.identities()) kvs[w_.keys.identity(labelsHash(rec.labels))] = encode(rec);
   for (const auto& [name, rec] : w_.view.nodes()) kvs[w_.keys.node(name)] = encode(rec);
@@ -335,6 +340,7 @@ void AgentPass::saveCache() {
   nlohmann::json j{{"revision", w_.view.revision()}, {"kvs", kvs}};
   writeFileAtomically(w_.cacheFile(o_), j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   w_.cachedVersion = v;
+  w_.cachedIdentitiesVersion = w_.view.identitiesVersion();
   w_.cacheSavedAt = Clock::now();
 }
 
@@ -462,6 +468,7 @@ void Agent::run() {
     if (changed && options_.onChange) options_.onChange();
   }
   // Stopped (daemon exit): the lease is kept; a restart within its TTL takes it back.
+  AgentPass(options_, *etcd_, w).saveCache(true);
   w.watcher.reset();
   w.keeper.reset();
 }

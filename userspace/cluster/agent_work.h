@@ -33,6 +33,7 @@ struct AgentWork {
   Clock::time_point gcAt{};
   Clock::time_point cacheSavedAt{};
   uint64_t cachedVersion = 0;
+  uint64_t cachedIdentitiesVersion = 0;  // identities go to the cache at once (a restart needs them)
   std::map<std::string, Clock::time_point> unreferencedSince;  // by labels hash
   size_t pending = 0;
   uint64_t published = 0;

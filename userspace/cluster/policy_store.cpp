@@ -42,15 +42,26 @@ Result<int64_t> pushPolicy(EtcdClient& etcd, const Keys& keys, const PreparedPol
     if (m && m->id == p.manifest.id) return current->kvs[0].modRevision;
   }
   // Chunks first (content-addressed: writing one twice changes nothing),
-  // then the manifest: a daemon never sees a manifest whose chunks are not
-  // there yet.
-  for (const auto& [hash, text] : p.chunks) {
-    auto r = etcd.put(keys.blob(hash), text);
-    if (!r) return r.error();
+  // then the manifest, written only if every chunk it names is there: a
+  // daemon never sees a manifest whose chunks are not, even when another
+  // push's garbage collection removed one of ours meanwhile (then the
+  // chunks are written again).
+  if (p.chunks.size() > kMaxChunks) {
+    return Error{"push policy", keys.policy(), EFBIG,
+                 "a policy set is at most " + std::to_string(kMaxChunks * kChunkBytes / (1024 * 1024)) + " MiB"};
   }
-  auto r = etcd.put(keys.policy(), encode(p.manifest));
-  if (!r) return r.error();
-  return *r;
+  std::vector<Compare> chunksThere;
+  for (const auto& [hash, text] : p.chunks) chunksThere.push_back(Compare::present(keys.blob(hash)));
+  for (int attempt = 0; attempt < 5; attempt++) {
+    for (const auto& [hash, text] : p.chunks) {
+      auto r = etcd.put(keys.blob(hash), text);
+      if (!r) return r.error();
+    }
+    auto r = etcd.txn(chunksThere, {TxnOp::put(keys.policy(), encode(p.manifest))});
+    if (!r) return r.error();
+    if (r->succeeded) return r->revision;
+  }
+  return Error{"push policy", keys.policy(), EAGAIN, "its chunks kept vanishing (concurrent pushes?)"};
 }
 
 Result<std::vector<PolicyText>> fetchPolicy(EtcdClient& etcd, const Keys& keys, const PolicyManifest& m) {
@@ -116,6 +127,8 @@ Result<size_t> collectPolicyGarbage(EtcdClient& etcd, const Keys& keys) {
   for (const auto& kv : blobs->kvs) {
     const std::string hash = kv.key.substr(keys.blobs().size());
     if (keep.count(hash)) continue;
+    // Written after the manifest in force: a push in progress may need it.
+    if (!manifest->kvs.empty() && kv.modRevision > manifest->kvs[0].modRevision) continue;
     // Only if the manifest did not change meanwhile (a new push may use it).
     auto r = etcd.txn({Compare::modRevisionIs(keys.policy(), manifest->kvs.empty() ? 0 : manifest->kvs[0].modRevision)},
                       {TxnOp::remove(kv.key)});

@@ -19,6 +19,7 @@
 namespace microseg::cluster {
 
 inline constexpr size_t kChunkBytes = 512 * 1024;
+inline constexpr size_t kMaxChunks = 120;  // etcd allows 128 operations in a transaction
 
 struct PolicyText {
   std::string name;  // relative path, e.g. "shop.yaml" or "team-a/payments.yaml"
