@@ -1,4 +1,4 @@
-// policies/examples/tiers.yaml does what policies/README.md ("Tiers",
+// policies/examples/tiers/tiers.yaml does what policies/README.md ("Tiers",
 // worked examples) says it does: each claim, compiled and read the way the
 // kernel reads the maps, and by the documents' reference evaluator.
 #include <gtest/gtest.h>
@@ -19,7 +19,7 @@ struct Example {
   RuleRegistry reg;
   CompiledPolicy c;
   Example() {
-    parsed = policy::loadPaths({std::string(MS_SOURCE_DIR) + "/policies/examples/tiers.yaml"});
+    parsed = policy::loadPaths({std::string(MS_SOURCE_DIR) + "/policies/examples/tiers/tiers.yaml"});
     EXPECT_TRUE(parsed.ok()) << (parsed.errors.empty() ? "" : parsed.errors[0].str());
     ids = identity::assignIdentities(parsed.bundle);
     c = compile(parsed.bundle, ids, reg);
