@@ -4,10 +4,10 @@
 // deciding (pass: on to the application tier); the application tier's
 // isolation and allows (deny wins); the baseline's first matching rule for
 // a direction the application tier leaves open; else allowed. Read from
-// the documents themselves (no parser, no compiler), so it checks the
-// translation of the admin kinds while the policy language has no tiers;
-// the compiler check of k8s_import_reference_test.cpp judges them too
-// once it has.
+// the documents themselves (no parser, no compiler): a reading of the
+// translation independent of the policy language's tiers, next to the
+// compiler check of k8s_import_reference_test.cpp, which judges the same
+// documents through the parser and the compiler's tier resolution.
 #pragma once
 
 #include <algorithm>

@@ -39,7 +39,7 @@ const Probe kProbes[] = {{IPPROTO_TCP, 80}, {IPPROTO_TCP, 81}, {IPPROTO_TCP, 82}
 // Who judges the imported documents: microseg's compiler and reference
 // evaluator (the policy language must parse them), or the documents
 // evaluator (k8s_import_documents_eval.h: the tier semantics the import
-// assumes, while the language has no tiers).
+// assumes, read from the import's own documents, without the parser).
 enum class Judge { Compiler, Documents };
 
 struct Tally {
@@ -236,14 +236,6 @@ TEST(K8sImportReference, TheCheckSeesADifference) {
   EXPECT_NE(diff.find("y/b -> x/a TCP 81: kubernetes allows, microseg denies"), std::string::npos) << diff;
 }
 
-bool tiersKnown() {
-  auto r = policy::parseText(
-      "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: t}\n"
-      "spec: {tier: baseline, selector: {matchLabels: {a: b}}, ingress: []}\n",
-      "probe.yaml");
-  return r.ok();
-}
-
 KPolicy admin(int priority, std::optional<std::string> ns, std::optional<std::string> pod = std::nullopt) {
   KPolicy p;
   p.kind = "AdminNetworkPolicy";
@@ -307,9 +299,8 @@ TEST(K8sImportReference, AdminTiersByTheAssumedSemantics) {
   std::cout << tally.checked << " pairs x ports checked, " << tally.allowed << " allowed\n";
 }
 
-// ... and by microseg's compiler, once the policy language has tiers.
+// ... and by microseg's compiler (the tiers of the policy language).
 TEST(K8sImportReference, AdminTiersReachTheSamePairs) {
-  if (!tiersKnown()) GTEST_SKIP() << "the policy language has no tiers yet: this check runs once it has";
   Tally tally;
   const auto sets = adminSets();
   for (size_t i = 0; i < sets.size(); i++) {

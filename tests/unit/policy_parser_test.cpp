@@ -577,7 +577,7 @@ const BadCase kBad[] = {
     {"EgressNullAtEnd", POL_HEAD POL_SEL "  egress:\n", "spec.egress: must be a list of rules", 6, 3},
     {"RulesNotAList", POL_HEAD POL_SEL "  egress: {to: [world]}\n", "spec.egress: must be a list of rules", 6, 11},
     {"BadAction", POL_HEAD POL_SEL "  egress:\n" "    - action: drop\n",
-     "spec.egress[0].action: 'drop' is not allow or deny", 7, 15},
+     "spec.egress[0].action: 'drop' is not allow, deny or pass", 7, 15},
     // -- cidr peers (located at the offending value)
     {"CidrPeerHostBits", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.1.2.3/8}]\n",
      "spec.egress[0].to[0].cidr: 10.1.2.3/8 has host bits set; did you mean 10.0.0.0/8?", 7, 19, true},

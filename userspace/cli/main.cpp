@@ -159,6 +159,12 @@ int cmdValidate(const Globals& g, const std::vector<std::string>& paths) {
   } else if (res.ok() && !res.hasWorkloads()) {
     warnings.push_back("the set has no Workload: applied, it would leave every workload unmanaged");
   }
+  if (res.ok()) {
+    for (const auto& w : microseg::policy::tierWarnings(res.bundle)) {
+      warnings.push_back(w.loc.file.str() + ":" + std::to_string(w.loc.line) + ":" + std::to_string(w.loc.column) +
+                         ": " + w.message);
+    }
+  }
   if (g.json()) {
     json errs = json::array();
     for (const auto& d : res.errors) errs.push_back(d.str());

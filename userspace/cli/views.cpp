@@ -55,6 +55,18 @@ void printSide(const json& sd, std::ostream& out) {
   } else {
     out << "    policies selecting " << who << ": " << formatList(pols) << "\n";
   }
+  // The tier chain (a daemon that knows tiers sends it).
+  if (sd.contains("tier") && sd["tier"].is_string()) {
+    const std::string tier = field(sd, "tier");
+    out << "    tier chain: " << (tier == "default" ? std::string("no rule decided, the default applies") : "decided in the " + tier + " tier");
+    if (sd.contains("passed_by") && sd["passed_by"].is_string()) out << ", after admin rule " << field(sd, "passed_by") << " passed";
+    const json app = sd.value("application_policies", json::array());
+    if (app.empty()) {
+      out << "; no application policy selects " << who << " in this direction (the baseline tier applies)\n";
+    } else {
+      out << "; application policies: " << formatList(app) << "\n";
+    }
+  }
   bool any = false;
   for (const auto& c : sd.value("rules_checked", json::array())) {
     if (!any) out << "    rules checked:\n";
@@ -97,8 +109,15 @@ void printPolicyShow(const json& r, std::ostream& out) {
       << "default-deny hits " << field(r, "default_deny_hits") << "\n\n";
   Table t({"ID", "RULE", "DIR", "ACTION", "HITS", "TEXT"});
   for (const auto& x : r.value("rules", json::array())) {
-    t.add({field(x, "id"), field(x, "rule"), field(x, "direction"), field(x, "action"), field(x, "hits"),
-           field(x, "text")});
+    // A rule of an admin or baseline policy: its text starts with the tier
+    // ("[admin 10] pass to ..."), and the action is the text's first word
+    // after it (the action field knows allow and deny only).
+    std::string action = field(x, "action"), text = field(x, "text");
+    if (text.rfind("[", 0) == 0) {
+      const auto close = text.find("] ");
+      if (close != std::string::npos) action = text.substr(close + 2, text.find(' ', close + 2) - close - 2);
+    }
+    t.add({field(x, "id"), field(x, "rule"), field(x, "direction"), action, field(x, "hits"), text});
   }
   t.print(out);
 }

@@ -2,6 +2,7 @@
 #include "common/bytes.h"
 #include "compiler/intervals.h"
 #include "compiler/peers.h"
+#include "compiler/tiers.h"
 
 #include <arpa/inet.h>
 #include <xxhash.h>
@@ -57,8 +58,10 @@ struct Contribution {
   uint32_t ruleId;
   uint32_t order;  // the rule's position in its policy
   uint16_t first, last;
-  uint8_t dir, proto, verdict;
+  uint8_t dir, proto, verdict;  // verdict: MS_VERDICT_ALLOW | MS_VERDICT_DENY | kVerdictPass
+  policy::Tier tier;            // its policy's
 };
+static_assert(sizeof(Contribution) == 24, "a contribution per rule, subject, peer and port range");
 
 // A contribution gathered for resolution, where its order is (policy rank
 // << 32) | its position: rule order.
@@ -264,18 +267,20 @@ std::shared_ptr<const Compiler::Part> Compiler::makePart(const std::shared_ptr<c
           }
         }
       }
-      const uint8_t verdict = r.action == Action::Deny ? MS_VERDICT_DENY : MS_VERDICT_ALLOW;
+      uint8_t verdict = r.action == Action::Deny ? uint8_t(MS_VERDICT_DENY) : uint8_t(MS_VERDICT_ALLOW);
+      if (r.action == Action::Pass) verdict = kVerdictPass;
       for (uint32_t s : part->subjects) {
         for (const auto& [proto, first, last] : ports) {
           for (uint32_t peer : peers) {
             part->contributions.push_back({s, peer, info.id, ruleOrder, static_cast<uint16_t>(first),
-                                           static_cast<uint16_t>(last), static_cast<uint8_t>(dir), proto, verdict});
+                                           static_cast<uint16_t>(last), static_cast<uint8_t>(dir), proto, verdict, p.tier});
           }
         }
       }
       rules->push_back(std::move(info));
     }
   }
+  registry.setTier(p.name, p.tier);
   std::stable_sort(part->contributions.begin(), part->contributions.end(),
                    [](const Contribution& a, const Contribution& b) { return a.subject < b.subject; });
   part->contributions.shrink_to_fit();  // kept for the policy's lifetime
@@ -345,12 +350,17 @@ std::vector<Ranked> Compiler::gather(const PartSet& set) const {
   // in index order: that is rule precedence among equal verdicts, and it
   // makes the output independent of file order. (Only the relative order
   // of the policies of one subject matters: a small change sorts a few.)
+  // Tiers come first: admin (by priority, then name), application,
+  // baseline; a set of application policies only is in name order.
   std::vector<const Part*> ranked;
   for (const Part* part : all) {
     if (full || std::any_of(part->subjects.begin(), part->subjects.end(), isChanged)) ranked.push_back(part);
   }
-  std::sort(ranked.begin(), ranked.end(),
-            [](const Part* a, const Part* b) { return a->policy->name < b->policy->name; });
+  std::sort(ranked.begin(), ranked.end(), [](const Part* a, const Part* b) {
+    const policy::Policy &pa = *a->policy, &pb = *b->policy;
+    return std::make_tuple(pa.tier, pa.tier == policy::Tier::Admin ? pa.priority : 0, std::string_view(pa.name)) <
+           std::make_tuple(pb.tier, pb.tier == policy::Tier::Admin ? pb.priority : 0, std::string_view(pb.name));
+  });
 
   // The contributions of the subjects to recompute, in rule order.
   std::vector<Ranked> contributions;
@@ -398,7 +408,8 @@ std::vector<Ranked> Compiler::gather(const PartSet& set) const {
 
 // Phase 4: precedence resolved into disjoint port intervals per peer, each
 // the minimal set of port prefixes: the fresh entries, sorted.
-std::vector<PolicyEntry> Compiler::resolveEntries(const std::vector<Ranked>& contributions) {
+std::vector<PolicyEntry> Compiler::resolveEntries(const std::vector<Ranked>& contributions,
+                                                  const std::vector<Selection>& selection) {
   // At least an entry per contribution (one per port prefix): reserved, so
   // that a doubling vector's growth (both buffers alive, 5 MB at 100k
   // entries) is not the daemon's peak.
@@ -422,12 +433,34 @@ std::vector<PolicyEntry> Compiler::resolveEntries(const std::vector<Ranked>& con
   };
   Intervals world, anyDenies, intervals;
   Resolver resolve;
+  std::vector<TierItem> tiered;
   for (size_t g = 0; g < contributions.size();) {
     const Ranked& head = contributions[g];
     size_t end = g;
     while (end < contributions.size() && contributions[end].subject == head.subject &&
            contributions[end].dir == head.dir && contributions[end].proto == head.proto) {
       end++;
+    }
+    // Admin or baseline rules: the tier chain (tiers.h). Application rules
+    // alone resolve as they did before tiers.
+    if (std::any_of(contributions.begin() + g, contributions.begin() + end,
+                    [](const Ranked& c) { return c.tier != policy::Tier::Application; })) {
+      TierContext ctx;
+      auto at = std::lower_bound(selection.begin(), selection.end(), head.subject,
+                                 [](const Selection& e, uint32_t id) { return e.id < id; });
+      if (at != selection.end() && at->id == head.subject) {
+        const bool egress = head.dir == static_cast<uint8_t>(Direction::Egress);
+        ctx.applicationSelects = egress ? at->applicationEgress : at->applicationIngress;
+        ctx.defaultVerdict = (egress ? at->isolateEgress : at->isolateIngress) ? MS_VERDICT_DENY : MS_VERDICT_ALLOW;
+      }
+      tiered.clear();
+      for (size_t i = g; i < end; i++) {
+        const Ranked& c = contributions[i];
+        tiered.push_back({c.peer, c.iv().order, c.first, c.last, c.ruleId, c.verdict, c.tier});
+      }
+      resolveTiers(tiered, ctx, [&](uint32_t peer, const Intervals& iv) { emit(head.subject, head.dir, head.proto, peer, iv); });
+      g = end;
+      continue;
     }
     // A range identity with rules of its own must also carry the world
     // rules (it is part of world), so that precedence between them holds;
@@ -456,8 +489,8 @@ std::vector<PolicyEntry> Compiler::resolveEntries(const std::vector<Ranked>& con
 }
 
 // Phase 5: every workload identity's settings (isolation, mode).
-std::vector<std::pair<uint32_t, ms_identity_value>> Compiler::identitySettings(const PartSet& set,
-                                                                               const Options& options) const {
+std::vector<std::pair<uint32_t, ms_identity_value>> Compiler::identitySettings(const PartSet& set, const Options& options,
+                                                                               std::vector<Selection>& selection) const {
   std::vector<std::pair<uint32_t, ms_identity_value>> out;
   const std::vector<const Part*>& all = set.all;
   struct IdentState {
@@ -474,8 +507,12 @@ std::vector<std::pair<uint32_t, ms_identity_value>> Compiler::identitySettings(c
                                  [](const auto& e, uint32_t id) { return e.first < id; });
       if (at == state.end() || at->first != s) continue;  // subjects are identities of ids.labels
       auto& st = at->second;
-      st.egressSelected |= p.hasEgress;
-      st.ingressSelected |= p.hasIngress;
+      // Only the application tier isolates: admin and baseline rules
+      // decide what they match, the default the rest (tiers.h).
+      if (p.tier == policy::Tier::Application) {
+        st.egressSelected |= p.hasEgress;
+        st.ingressSelected |= p.hasIngress;
+      }
       if (p.enforcement == policy::Enforcement::Monitor) st.monitor = true;
       if (p.enforcement == policy::Enforcement::Enforce) st.enforce = true;
     }
@@ -490,6 +527,8 @@ std::vector<std::pair<uint32_t, ms_identity_value>> Compiler::identitySettings(c
     }
     v.mode = st.monitor ? MS_MODE_MONITOR : st.enforce ? MS_MODE_ENFORCE : MS_MODE_INHERIT;
     out.emplace_back(id, v);
+    selection.push_back({id, st.egressSelected, st.ingressSelected, (v.flags & MS_IDENT_F_ISOLATE_EGRESS) != 0,
+                         (v.flags & MS_IDENT_F_ISOLATE_INGRESS) != 0});
   }
 
   return out;
@@ -536,7 +575,9 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   stats_ = {};
   prepare(bundle, ids, registry, previous);
   PartSet set = collectParts(bundle, ids, registry);
-  std::vector<PolicyEntry> fresh = resolveEntries(gather(set));
+  std::vector<Selection> selection;
+  out.identities = identitySettings(set, options, selection);
+  std::vector<PolicyEntry> fresh = resolveEntries(gather(set), selection);
   // The rule table: the last one with the removed policies' rules taken out
   // and the new ones' put in.
   if (stats_.full) {
@@ -550,7 +591,6 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   out.stamp = state_->stamp = ++stamps;
   set.removed.clear();  // after the rule table
 
-  out.identities = identitySettings(set, options);
   // Already sorted by (address, prefixlen) by the identity table.
   for (const auto& p : ids.ipcache) {
     IpcacheEntry e;

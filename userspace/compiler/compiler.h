@@ -21,7 +21,13 @@
 //    that comes first (policy name order, then rule index) names the entry;
 //  - wildcard-peer deny intervals are folded into every specific peer's
 //    intervals of the same (subject, direction, protocol);
-//  - each disjoint interval becomes the minimal set of port prefixes.
+//  - each disjoint interval becomes the minimal set of port prefixes;
+//  - where admin or baseline policies have rules for a (subject, direction,
+//    protocol), the tier chain decides instead (tiers.h): admin first match
+//    (pass: on), the application tier where an application policy selects
+//    the subject for the direction, else the baseline's first match, else
+//    the default; only application policies isolate a subject in
+//    DefaultEnforcement::Selected. Without them, nothing of this applies.
 #pragma once
 
 #include <array>
@@ -160,9 +166,16 @@ class Compiler {
                                               const PeerExpander& expander, const identity::IdentityTable& ids,
                                               RuleRegistry& registry);
   std::vector<Ranked> gather(const PartSet& set) const;
-  static std::vector<PolicyEntry> resolveEntries(const std::vector<Ranked>& contributions);
-  std::vector<std::pair<uint32_t, ms_identity_value>> identitySettings(const PartSet& set,
-                                                                       const Options& options) const;
+  // Per workload identity (sorted): does an application policy select it
+  // per direction, and is it isolated (its default is deny) per direction.
+  struct Selection {
+    uint32_t id;
+    bool applicationEgress, applicationIngress, isolateEgress, isolateIngress;
+  };
+  static std::vector<PolicyEntry> resolveEntries(const std::vector<Ranked>& contributions,
+                                                 const std::vector<Selection>& selection);
+  std::vector<std::pair<uint32_t, ms_identity_value>> identitySettings(const PartSet& set, const Options& options,
+                                                                       std::vector<Selection>& selection) const;
   void assemble(CompiledPolicy& out, std::vector<PolicyEntry> fresh, const std::vector<uint32_t>& changed,
                 const CompiledPolicy* previous, CompiledPolicy* lender) const;
   std::unique_ptr<State> state_;

@@ -27,6 +27,7 @@ uint32_t RuleRegistry::idFor(const std::string& policy, policy::Direction dir, u
     it = byPolicy_.emplace(policy, PolicyRules{}).first;
     it->second.slot = static_cast<uint32_t>(policies_.size());
     policies_.push_back(&it->first);
+    tiers_.push_back(policy::Tier::Application);
   }
   auto& ids = it->second.ids[dir == policy::Direction::Ingress ? 1 : 0];
   if (ids.size() <= index) ids.resize(size_t(index) + 1, MS_RULE_NONE);
@@ -43,6 +44,16 @@ std::string RuleRegistry::nameOf(uint32_t id) const {
   if (id == 0 || id >= next_) return "rule-" + std::to_string(id);
   const Name& n = byId_[(id - 1) / kChunk][(id - 1) % kChunk];
   return *policies_[n.policy] + "/" + std::to_string(n.index);
+}
+
+void RuleRegistry::setTier(const std::string& policy, policy::Tier tier) {
+  auto it = byPolicy_.find(policy);
+  if (it != byPolicy_.end()) tiers_[it->second.slot] = tier;
+}
+
+policy::Tier RuleRegistry::tierOf(uint32_t id) const {
+  if (id == 0 || id >= next_) return policy::Tier::Application;
+  return tiers_[byId_[(id - 1) / kChunk][(id - 1) % kChunk].policy];
 }
 
 const RuleInfo& RuleTable::at(uint32_t id) const {

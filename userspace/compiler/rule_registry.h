@@ -36,15 +36,20 @@ class RuleRegistry {
   uint32_t idFor(const std::string& policy, policy::Direction dir, uint32_t index);
   // "<policy>/<index>" of any id it ever handed out; "rule-<id>" otherwise.
   std::string nameOf(uint32_t id) const;
+  // The tier of a policy, as last compiled (flow records name it).
+  void setTier(const std::string& policy, policy::Tier tier);
+  policy::Tier tierOf(uint32_t id) const;  // Application for an id it never handed out
 
  private:
   // Per policy name: the ids of its rules, per direction, by index.
   struct PolicyRules {
     std::vector<uint32_t> ids[2];
     uint32_t slot = 0;  // in policies_
+    policy::Tier tier = policy::Tier::Application;
   };
   std::unordered_map<std::string, PolicyRules> byPolicy_;
   std::vector<const std::string*> policies_;  // slot -> a key of byPolicy_ (its nodes never move)
+  std::vector<policy::Tier> tiers_;           // slot -> its tier
   struct Name {
     uint32_t policy;  // slot
     uint32_t index;

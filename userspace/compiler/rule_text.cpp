@@ -57,7 +57,7 @@ std::string peerText(const policy::Peer& p) {
 }
 
 std::string ruleText(const policy::Rule& r, Direction dir) {
-  std::string s = r.action == Action::Allow ? "allow" : "deny";
+  std::string s = r.action == Action::Allow ? "allow" : r.action == Action::Deny ? "deny" : "pass";
   s += dir == Direction::Egress ? " to " : " from ";
   if (!r.peers) {
     s += "any";
@@ -88,7 +88,12 @@ std::string ruleText(const policy::Rule& r, Direction dir) {
 std::string ruleText(const policy::Policy& policy, const RuleInfo& rule) {
   const auto& list = rule.direction == Direction::Egress ? policy.egress : policy.ingress;
   if (policy.name != rule.policy() || rule.index >= list.size()) return "";
-  return ruleText(list[rule.index], rule.direction);
+  // The tier is named where it is not the application tier (whose rules
+  // read as they did before tiers).
+  std::string tier;
+  if (policy.tier == policy::Tier::Admin) tier = "[admin " + std::to_string(policy.priority) + "] ";
+  if (policy.tier == policy::Tier::Baseline) tier = "[baseline] ";
+  return tier + ruleText(list[rule.index], rule.direction);
 }
 
 }  // namespace microseg::compiler

@@ -67,7 +67,7 @@ nlohmann::json eventToJson(const ms_event& e, const FlowContext& ctx) {
   json dst = end(e.dst_identity, e.dst_cgroup_id);
   dst["addr"] = formatAddr(e.dst_addr);
   dst["port"] = ntohs(e.dst_port);
-  return json{{"time", isoTime(static_cast<int64_t>(e.timestamp_ns) + ctx.monotonicToRealtimeNs)},
+  json out{{"time", isoTime(static_cast<int64_t>(e.timestamp_ns) + ctx.monotonicToRealtimeNs)},
               {"verdict", verdictName(e.verdict)},
               {"direction", directionName(e.direction)},
               {"protocol", protocolName(e.protocol)},
@@ -77,6 +77,14 @@ nlohmann::json eventToJson(const ms_event& e, const FlowContext& ctx) {
               {"rule", ruleName(e.rule_id, e.reason, *ctx.rules)},
               {"reason", reasonName(e.reason)},
               {"generation", e.generation}};
+  // The tier of the deciding rule where it is not the application tier
+  // (records read as before tiers where there are none).
+  if (e.reason == MS_REASON_RULE) {
+    if (const auto tier = ctx.rules->tierOf(e.rule_id); tier != policy::Tier::Application) {
+      out["tier"] = policy::tierName(tier);
+    }
+  }
+  return out;
 }
 
 nlohmann::json recordToJson(const FlowRecord& r, uint64_t delta, const FlowContext& ctx) {

@@ -78,6 +78,15 @@ std::string Peer::cidrText() const {
   return s;
 }
 
+const char* tierName(Tier t) {
+  switch (t) {
+    case Tier::Admin: return "admin";
+    case Tier::Application: return "application";
+    case Tier::Baseline: return "baseline";
+  }
+  return "application";
+}
+
 Labels Workload::effectiveLabels() const {
   Labels l = labels.empty() ? Labels{{kWorkloadLabel, name}} : labels;
   if (!namespaceName.empty()) l[kNamespaceLabel] = namespaceName;

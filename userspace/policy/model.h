@@ -63,7 +63,15 @@ struct Diagnostic {
 using Labels = std::map<std::string, std::string>;
 
 enum class Protocol : uint8_t { Any = 0, TCP = 6, UDP = 17 };
-enum class Action : uint8_t { Allow, Deny };
+// Pass: only in the admin tier (skip the rest of it, on to the application tier).
+enum class Action : uint8_t { Allow, Deny, Pass };
+// Evaluated per side in this order (policies/README.md, "Tiers"): admin
+// (by priority, first match decides, pass skips on), application (deny
+// wins, allows add up), baseline (where no application policy selects the
+// workload for the direction; first match decides), then the default.
+enum class Tier : uint8_t { Admin, Application, Baseline };
+inline constexpr uint16_t kMaxPriority = 1000;
+const char* tierName(Tier t);
 enum class Direction : uint8_t { Egress = 0, Ingress = 1 };
 enum class Enforcement : uint8_t { Monitor, Enforce };
 enum class ReservedPeer : uint8_t { Host, World, Unmanaged };
@@ -189,6 +197,8 @@ struct Policy {
   std::string namespaceName;
   Peer selector;                     // Kind::Selector or Kind::Identity
   std::optional<Enforcement> enforcement;
+  Tier tier = Tier::Application;
+  uint16_t priority = 0;  // admin only (0..kMaxPriority): lower is evaluated first
   // has* says whether the key was present (even as an empty list): a policy
   // with `ingress: []` isolates ingress with nothing allowed.
   bool hasEgress = false;

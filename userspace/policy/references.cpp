@@ -2,6 +2,8 @@
 
 #include <string>
 #include <string_view>
+#include <algorithm>
+#include <map>
 #include <unordered_map>
 
 namespace microseg::policy {
@@ -216,6 +218,24 @@ void ReferenceCheck::check(const Bundle& bundle, std::vector<Diagnostic>& errors
     return it != before.end() && it->second.policy.get() == p && it->second.resolved;
   };
   v.unique = checkPolicies(bundle, v.names, known, errors, v.policies, load, checked);
+}
+
+std::vector<Diagnostic> tierWarnings(const Bundle& bundle) {
+  std::map<uint16_t, std::vector<const Policy*>> byPriority;
+  for (const auto& p : bundle.policies) {
+    if (p.tier == Tier::Admin) byPriority[p.priority].push_back(&p);
+  }
+  std::vector<Diagnostic> out;
+  for (auto& [priority, list] : byPriority) {
+    if (list.size() < 2) continue;
+    std::sort(list.begin(), list.end(), [](const Policy* a, const Policy* b) { return a->name < b->name; });
+    for (size_t i = 1; i < list.size(); i++) {
+      out.push_back({list[i]->loc, "admin policy '" + list[i]->name + "' has priority " + std::to_string(priority) +
+                                       " like '" + list[0]->name +
+                                       "': policies of one priority are evaluated in name order"});
+    }
+  }
+  return out;
 }
 
 }  // namespace microseg::policy

@@ -18,6 +18,11 @@ namespace microseg::policy {
 // Cross-document checks on an already parsed bundle; appends to `errors`.
 void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors);
 
+// What is valid but probably not meant (for `microseg policy validate`):
+// admin tier policies that share a priority (evaluated in name order, which
+// a rename changes): each after the first of its priority, located at it.
+std::vector<Diagnostic> tierWarnings(const Bundle& bundle);
+
 // validateBundle(), checking again only the policies that are new since
 // the last check (or whose references did not resolve), as long as the
 // Workloads and Externals are the same objects; with unique policy names,

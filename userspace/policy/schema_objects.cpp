@@ -291,7 +291,7 @@ void DocParser::external(const yaml::Node& spec, const Meta& meta, Bundle& out) 
 }
 
 void DocParser::policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out) {
-  if (!checkMap(spec, "spec", {"selector", "enforcement", "egress", "ingress"})) return;
+  if (!checkMap(spec, "spec", {"selector", "enforcement", "tier", "priority", "egress", "ingress"})) return;
   Policy p;
   p.name = meta.name;
   p.namespaceName = meta.ns;
@@ -321,6 +321,33 @@ void DocParser::policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out)
       error(e, "spec.enforcement: '" + *v + "' is not monitor or enforce");
     }
   }
+  if (auto t = spec["tier"]) {
+    auto v = scalar(t, "spec.tier");
+    if (v && *v == "admin") {
+      p.tier = Tier::Admin;
+    } else if (v && *v == "application") {
+      p.tier = Tier::Application;
+    } else if (v && *v == "baseline") {
+      p.tier = Tier::Baseline;
+    } else if (v) {
+      error(t, "spec.tier: '" + *v + "' is not admin, application or baseline");
+    }
+  }
+  if (auto pr = spec["priority"]) {
+    if (p.tier != Tier::Admin) {
+      error(pr, std::string("spec.priority: only an admin tier policy has a priority (this one is ") +
+                    tierName(p.tier) + ")");
+    } else if (auto v = integer(pr, "spec.priority")) {
+      if (*v < 0 || *v > kMaxPriority) {
+        error(pr, "spec.priority: " + std::to_string(*v) + " is out of range 0.." + std::to_string(kMaxPriority));
+      } else {
+        p.priority = static_cast<uint16_t>(*v);
+      }
+    }
+  } else if (p.tier == Tier::Admin) {
+    error(spec["tier"], "spec.priority: required in the admin tier (0.." + std::to_string(kMaxPriority) +
+                            ", lower is evaluated first)");
+  }
   // A bare `egress:` is rejected rather than read as `[]`: it is as likely a
   // mis-indented rule list as a deliberate "allow nothing".
   if (auto e = spec["egress"]) {
@@ -341,6 +368,16 @@ void DocParser::policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out)
   }
   if (!p.hasEgress && !p.hasIngress) {
     error(spec, "spec: a policy needs 'egress' and/or 'ingress' rules");
+  }
+  if (p.tier != Tier::Admin) {
+    for (const auto* list : {&p.egress, &p.ingress}) {
+      for (size_t i = 0; i < list->size(); i++) {
+        if ((*list)[i].action != Action::Pass) continue;
+        error((*list)[i].loc, std::string(list == &p.egress ? "spec.egress[" : "spec.ingress[") + std::to_string(i) +
+                                  "].action: 'pass' is only valid in the admin tier (this policy is " +
+                                  tierName(p.tier) + ")");
+      }
+    }
   }
   forEachRulePeer(p, [&](const Peer& peer) { p.hasCidrPeers |= peer.kind == Peer::Kind::Cidr; });
   if (ok) out.policies.push_back(std::move(p));

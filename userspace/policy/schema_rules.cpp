@@ -168,8 +168,12 @@ std::optional<Rule> DocParser::ruleItem(const yaml::Node& item, const std::strin
       r.action = Action::Allow;
     } else if (v && *v == "deny") {
       r.action = Action::Deny;
+    } else if (v && *v == "pass") {
+      // Only the admin tier has a lower tier to pass to: policyDoc() checks
+      // it once the tier is known (the rule lists may be read before it).
+      r.action = Action::Pass;
     } else if (v) {
-      error(a, rp + ".action: '" + *v + "' is not allow or deny");
+      error(a, rp + ".action: '" + *v + "' is not allow, deny or pass");
     }
   }
   if (auto peers = item[peersKey]) {
