@@ -36,6 +36,8 @@
 #include "cli/exit_codes.h"
 #include "cli/format.h"
 #include "cli/push.h"
+#include "cli/request.h"
+#include "cli/rollout_commands.h"
 #include "cli/table.h"
 #include "cli/views.h"
 #include "common/names.h"
@@ -52,6 +54,7 @@ namespace control = microseg::control;
 namespace cli = microseg::cli;
 namespace command = microseg::command;
 using cli::fail;
+using cli::printJson;
 using enum cli::Exit;
 
 // Policy loads compile the whole set; give them longer than a status query.
@@ -66,48 +69,11 @@ struct Globals {
   bool json() const { return output == "json"; }
 };
 
-
-int exitFor(const microseg::Error& e) {
-  switch (e.err) {
-    case EACCES:
-    case EPERM:
-      return kDenied;
-    case 0:          // closed without a reply, or not a protocol reply
-    case EMSGSIZE:   // request or reply too big
-    case EINVAL:
-      return kFailed;
-    default:         // ENOENT, ECONNREFUSED, ETIMEDOUT, ...
-      return kUnreachable;
-  }
-}
-
-// Sends a request; on success stores the result. Prints errors itself.
 int request(const Globals& g, const json& req, json& result, int timeoutMs = kQueryTimeoutMs) {
-  auto reply = control::call(g.socket, req, timeoutMs);
-  if (!reply) return fail(reply.error().str(), exitFor(reply.error()));
-  const json& r = *reply;
-  if (r["ok"].get<bool>()) {
-    result = r.value("result", json::object());
-    return kOk;
-  }
-  const json err = r.value("error", json::object());
-  const std::string code = err.value("code", "");
-  const json details = err.value("details", json::array());
-  for (const auto& d : details) std::cerr << (d.is_string() ? cli::sanitize(d.get<std::string>()) : control::encodeMessage(d)) << "\n";
-  if (code == control::kErrInvalidPolicy) {
-    const size_t n = details.size();
-    fail("policy rejected (" + std::to_string(n) + (n == 1 ? " error" : " errors") +
-             "); the daemon keeps the previous policy",
-         kFailed);
-  } else {
-    fail(err.value("message", "request failed") + (code.empty() ? "" : " [" + code + "]"), kFailed);
-  }
-  return code == control::kErrPermissionDenied ? kDenied : kFailed;
+  return cli::request(g.socket, req, result, timeoutMs);
 }
 
-void printJson(const json& j) {
-  std::cout << microseg::text::jsonText(j, 2) << "\n";
-}
+
 
 int cmdStatus(const Globals& g) {
   json r;
@@ -501,6 +467,25 @@ int main(int argc, char** argv) {
   std::string graphFormat = "dot";
   graph->add_option("-o,--output", graphFormat, "dot (Graphviz) or json")->check(CLI::IsMember({"dot", "json"}));
 
+  cli::ReachArgs reachArgs;
+  auto* reachCmd = app.add_subcommand(
+      "reach", "what WORKLOAD can open under the policy in force, directly and in up to N hops (both sides' "
+               "consent); --reverse: who can reach it; --all: every workload by blast radius");
+  reachCmd->add_option("workload", reachArgs.workload, "the workload");
+  reachCmd->add_option("--hops", reachArgs.hops, "longest path, 1-16 (default 3)")->check(CLI::Range(1, 16));
+  reachCmd->add_flag("--reverse", reachArgs.reverse, "who can reach WORKLOAD");
+  reachCmd->add_flag("--all", reachArgs.all, "every workload ranked by how many others it can reach");
+  reachCmd->add_option("-o,--output", reachArgs.output, "table, json or dot")
+      ->check(CLI::IsMember({"table", "json", "dot"}));
+
+  cli::SuggestArgs suggestArgs;
+  auto* suggestCmd = app.add_subcommand(
+      "suggest", "least-privilege Policy documents from the observed flows (review, validate, apply)");
+  suggestCmd->add_option("--workload", suggestArgs.workload, "the workload to suggest a policy for");
+  suggestCmd->add_flag("--all", suggestArgs.all, "every workload seen in the flow records");
+  suggestCmd->add_option("--since", suggestArgs.since, "only flows seen in this window: 30m, 24h, 7d");
+  suggestCmd->add_option("-o,--output", suggestArgs.output, "yaml or json")->check(CLI::IsMember({"yaml", "json"}));
+
   auto* clusterCmd = app.add_subcommand("cluster", "cluster mode (etcd): the fleet as this node's daemon sees it");
   clusterCmd->require_subcommand(1);
   auto* clusterStatus = clusterCmd->add_subcommand(
@@ -555,6 +540,8 @@ int main(int argc, char** argv) {
   if (workloads->parsed()) return cmdWorkloads(g);
   if (show->parsed()) return cmdSimple(g, command::kPolicyShow, cli::printPolicyShow);
   if (graph->parsed()) return cmdGraph(g, graphFormat);
+  if (reachCmd->parsed()) return cli::cmdReach(g.socket, reachArgs);
+  if (suggestCmd->parsed()) return cli::cmdSuggest(g.socket, suggestArgs);
   if (importK8s->parsed()) return cmdImportK8s(k8sFiles, k8sPattern, k8sPatternOpt->count() > 0);
   return fail("no command given (see 'microseg --help')", kUsage);
 }

@@ -213,8 +213,8 @@ void Daemon::registerQueries() {
           if (ex.decision.verdict == MS_VERDICT_DENY && mode == MS_MODE_MONITOR) outcome = verdictName(MS_VERDICT_AUDIT);
           json rules = json::array();
           for (const auto& c : ex.rules) {
-            rules.push_back({{"rule", c.rule}, {"id", c.ruleId}, {"text", c.text}, {"matches", c.matches},
-                             {"why", c.why}});
+            rules.push_back({{"rule", c.rule}, {"id", c.ruleId}, {"tier", c.tier}, {"text", c.text},
+                             {"matches", c.matches}, {"why", c.why}});
           }
           json decided = nullptr;
           if (const compiler::RuleInfo* r = gen().compiled.rules.find(ex.decision.ruleId);
@@ -233,6 +233,9 @@ void Daemon::registerQueries() {
                            {"rule", flows::ruleName(ex.decision.ruleId, ex.decision.reason, reloader_->rules())},
                            {"decided_by", decided},
                            {"selecting_policies", ex.selectingPolicies},
+                           {"tier", ex.tier},
+                           {"application_policies", ex.applicationPolicies},
+                           {"passed_by", ex.passedBy.empty() ? json(nullptr) : json(ex.passedBy)},
                            {"rules_checked", rules}});
         };
         if (egressSide && governed(from)) side(policy::Direction::Egress, from, to);
@@ -359,7 +362,9 @@ void Daemon::registerQueries() {
         for (const auto& [id, r] : gen().compiled.rules) {
           out += first ? "{\"action\":" : ",{\"action\":";
           first = false;
-          out += r.action == policy::Action::Allow ? "\"allow\"" : "\"deny\"";
+          out += r.action == policy::Action::Allow  ? "\"allow\""
+                 : r.action == policy::Action::Pass ? "\"pass\""
+                                                    : "\"deny\"";
           out += ",\"direction\":";
           control::appendJsonString(out, directionName(r.direction == policy::Direction::Ingress ? MS_DIR_INGRESS : MS_DIR_EGRESS));
           out += ",\"hits\":" + std::to_string(hitsOf(id)) + ",\"id\":" + std::to_string(id) +
@@ -372,6 +377,8 @@ void Daemon::registerQueries() {
           control::appendJsonString(out, r.name());
           out += ",\"text\":";
           control::appendJsonString(out, textOf(r));
+          out += ",\"tier\":";
+          control::appendJsonString(out, policy::tierName(reloader_->rules().tierOf(id)));
           out += '}';
         }
         out += "]}";

@@ -1,0 +1,141 @@
+#include "cli/rollout_commands.h"
+
+#include <iostream>
+#include <set>
+
+#include "cli/exit_codes.h"
+#include "cli/request.h"
+#include "cli/table.h"
+#include "cli/views.h"
+#include "common/names.h"
+
+namespace microseg::cli {
+
+using nlohmann::json;
+
+namespace {
+constexpr int kTimeoutMs = 20000;  // the graph of a large policy takes a while
+
+std::string joined(const json& list, const char* sep) {
+  std::string s;
+  for (const auto& x : list) {
+    if (!s.empty()) s += sep;
+    s += x.is_string() ? x.get<std::string>() : x.dump();
+  }
+  return s;
+}
+
+std::string chainText(const json& chain) {
+  std::string s;
+  for (const auto& e : chain) {
+    if (s.empty()) s = e.value("from", "");
+    s += " -(" + joined(e["ports"], ",") + ")-> " + e.value("to", "");
+  }
+  return s;
+}
+}  // namespace
+
+void printReach(const json& r, std::ostream& out) {
+  if (r.contains("ranking")) {
+    Table t({"WORKLOAD", "DIRECT", "REACHABLE"});
+    t.align(1, Table::Align::Right);
+    t.align(2, Table::Align::Right);
+    for (const auto& x : r["ranking"]) {
+      t.add({sanitize(x.value("workload", "")), std::to_string(x.value("direct", 0)),
+             std::to_string(x.value("reachable", 0))});
+    }
+    t.print(out);
+    return;
+  }
+  const bool reverse = r.value("reverse", false);
+  out << (reverse ? "Who can open " : "What ") << sanitize(r.value("workload", ""))
+      << (reverse ? " directly:\n" : " can open directly:\n");
+  Table d({reverse ? "CALLER" : "PEER", "PORTS", "OBSERVED"});
+  for (const auto& e : r["direct"]) {
+    d.add({sanitize(e.value("peer", "")), joined(e["ports"], ", "), e.value("observed", false) ? "yes" : "never"});
+  }
+  if (d.empty()) {
+    out << "  nothing\n";
+  } else {
+    d.print(out);
+  }
+  out << "\nPaths in up to " << r.value("hops", 0) << " hops (shortest first):\n";
+  Table p({"WORKLOAD", "HOPS", "PATH", "OBSERVED"});
+  p.align(1, Table::Align::Right);
+  for (const auto& x : r["paths"]) {
+    p.add({sanitize(x.value("workload", "")), std::to_string(x.value("hops", 0)), sanitize(chainText(x["chain"])),
+           x.value("observed", false) ? "yes" : "never"});
+  }
+  if (p.empty()) {
+    out << "  none\n";
+  } else {
+    p.print(out);
+  }
+}
+
+std::string reachDot(const json& r) {
+  auto q = [](const std::string& s) {
+    std::string o = "\"";
+    for (char c : sanitize(s)) o += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+    return o + "\"";
+  };
+  std::string out = "digraph reach {\n  rankdir=LR;\n";
+  if (r.contains("workload")) out += "  " + q(r.value("workload", "")) + " [shape=box, style=bold];\n";
+  std::set<std::string> seen;
+  for (const auto& x : r.value("paths", json::array())) {
+    for (const auto& e : x["chain"]) {
+      const std::string line = "  " + q(e.value("from", "")) + " -> " + q(e.value("to", "")) + " [label=" +
+                               q(joined(e["ports"], ",")) + (e.value("observed", false) ? "" : ", style=dashed") +
+                               "];\n";
+      if (seen.insert(line).second) out += line;
+    }
+  }
+  return out + "}\n";
+}
+
+int cmdReach(const std::string& socket, const ReachArgs& a) {
+  if (a.all == !a.workload.empty()) return fail("reach: name one WORKLOAD, or --all", kUsage);
+  json req{{"command", command::kReach}, {"hops", a.hops}, {"reverse", a.reverse}};
+  if (a.all) {
+    req["all"] = true;
+  } else {
+    req["workload"] = a.workload;
+  }
+  json r;
+  if (int rc = request(socket, req, r, kTimeoutMs); rc != kOk) return rc;
+  if (a.output == "json") {
+    printJson(r);
+  } else if (a.output == "dot") {
+    std::cout << reachDot(r);
+  } else {
+    printReach(r, std::cout);
+  }
+  return kOk;
+}
+
+int cmdSuggest(const std::string& socket, const SuggestArgs& a) {
+  if (a.all == !a.workload.empty()) return fail("suggest: name --workload X, or --all", kUsage);
+  json req{{"command", command::kSuggest}};
+  if (!a.workload.empty()) req["workload"] = a.workload;
+  if (!a.since.empty()) {
+    const auto s = parseDuration(a.since);
+    if (!s || *s <= 0) return fail("suggest: --since '" + a.since + "' is not a duration like 30m, 24h or 7d", kUsage);
+    req["since_seconds"] = *s;
+  }
+  json r;
+  if (int rc = request(socket, req, r, kTimeoutMs); rc != kOk) return rc;
+  if (a.output == "json") {
+    printJson(r);
+    return kOk;
+  }
+  const std::string yaml = r.value("yaml", "");
+  if (yaml.empty()) {
+    std::cerr << "microseg: no flow records" << (a.since.empty() ? "" : " in the last " + a.since)
+              << (a.workload.empty() ? "" : " for " + a.workload) << ": nothing to suggest\n";
+    return kOk;
+  }
+  std::cout << yaml;
+  return kOk;
+}
+
+}  // namespace microseg::cli

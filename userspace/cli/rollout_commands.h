@@ -1,0 +1,35 @@
+// The CLI's rollout commands (README "Rolling out"): `microseg reach` (what
+// a workload can open under the policy in force, in up to N hops; who can
+// reach it; blast radius of every workload) and `microseg suggest`
+// (least-privilege policy from the observed flows).
+#pragma once
+
+#include <ostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace microseg::cli {
+
+struct ReachArgs {
+  std::string workload;
+  int hops = 3;
+  bool reverse = false;
+  bool all = false;
+  std::string output = "table";  // table | json | dot
+};
+int cmdReach(const std::string& socket, const ReachArgs& a);
+
+struct SuggestArgs {
+  std::string workload;       // "" with all
+  bool all = false;
+  std::string since;          // "24h", "30m", "" (every record)
+  std::string output = "yaml";  // yaml | json
+};
+int cmdSuggest(const std::string& socket, const SuggestArgs& a);
+
+// Renderings of the daemon's `reach` result (unit-tested).
+void printReach(const nlohmann::json& r, std::ostream& out);
+std::string reachDot(const nlohmann::json& r);
+
+}  // namespace microseg::cli
