@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -79,7 +80,8 @@ Args parseArgs(int argc, char** argv) {
 // with threads could deadlock them on a lock another thread held. The helper
 // is forked first and does every fork of the loops.
 struct ConnectJob {
-  int which;  // 0 local, 1 remote
+  int which;  // 0 local, 1 remote, 2 remote on a port not allowed
+  uint64_t iters;
 };
 
 class ConnectHelper {
@@ -97,7 +99,7 @@ class ConnectHelper {
       ConnectJob job;
       while (read(req[0], &job, sizeof(job)) == ssize_t(sizeof(job))) {
         const std::string out =
-            measureConnects(cgroup, targets.at(size_t(job.which)), iters, seconds, statsDir).dump();
+            measureConnects(cgroup, targets.at(size_t(job.which)), job.iters ? job.iters : iters, seconds, statsDir).dump();
         const uint32_t n = uint32_t(out.size());
         if (write(rep[1], &n, sizeof(n)) != ssize_t(sizeof(n)) || write(rep[1], out.data(), n) != ssize_t(n)) _exit(2);
       }
@@ -113,8 +115,8 @@ class ConnectHelper {
     close(rep_);
     waitpid(pid_, nullptr, 0);
   }
-  json measure(int which) {
-    ConnectJob job{which};
+  json measure(int which, uint64_t iters = 0) {
+    ConnectJob job{which, iters};
     if (write(req_, &job, sizeof(job)) != ssize_t(sizeof(job))) die("the connect helper vanished");
     uint32_t n = 0;
     if (!readAll(&n, sizeof(n))) die("the connect helper failed (see its message above)");
@@ -196,6 +198,10 @@ int cmdRun(const Args& a) {
   targets[0].listenerCgroup = cgroup;  // policy: the bench workload admits itself on this port
   targets[1].addr = ipv4(remote, remotePort);
   targets[1].listenerNetns = a.need("remote-netns");
+  // The same listener address on a port the policy does not allow: connect4
+  // must refuse it (a check that the remote verdict is the policy's).
+  targets.push_back(targets[1]);
+  targets[2].addr.sin_port = htons(uint16_t(remotePort + 1));
   ConnectHelper helper(targets, cgroup, uint64_t(a.num("iters", 20000)), std::stod(a.get("seconds", "0")),
                        a.need("stats-pin-dir"));
 
@@ -253,6 +259,16 @@ int cmdRun(const Args& a) {
       std::cout << m.dump() << std::endl;
     }
   }
+
+  // Refused where the policy says so: B's listener's identity, not "any
+  // remote", is what allowed the loop above.
+  json deny = helper.measure(2, 20);
+  const bool refused = deny["errors"] == deny["iters"] && deny["errno"] == std::strerror(EPERM);
+  std::cout << json{{"section", "cluster_deny_check"}, {"dest", deny["dest"]}, {"iters", deny["iters"]},
+                    {"errors", deny["errors"]}, {"errno", deny["errno"]}, {"refused", refused}}
+                   .dump()
+            << std::endl;
+  if (!refused) die("connects to " + deny["dest"].get<std::string>() + " (a port of B the policy does not allow) were not all refused: " + deny.dump());
 
   // 2./3. single-address changes on B: one address appears, then goes.
   const size_t base = nAddr + 1;

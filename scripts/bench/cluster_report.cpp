@@ -68,6 +68,8 @@ int cmdReport(int argc, char** argv) {
   if (!f) die("report: --in FILE");
   json setup;
   std::vector<json> connects, changes;
+  json denyCheck;
+  std::string remoteDest;
   std::string line;
   while (std::getline(f, line)) {
     if (line.empty()) continue;
@@ -75,6 +77,8 @@ int cmdReport(int argc, char** argv) {
     const std::string s = r.value("section", "");
     if (s == "cluster_setup") setup = r;
     if (s == "cluster_connect") connects.push_back(r);
+    if (s == "cluster_connect" && r["target"] == "remote") remoteDest = r["dest"];
+    if (s == "cluster_deny_check") denyCheck = r;
     if (s == "cluster_change") changes.push_back(r);
   }
   if (setup.is_null()) {
@@ -119,11 +123,17 @@ int cmdReport(int argc, char** argv) {
   t << "   connect4 ns/run (kernel run_time_ns / run_cnt), " << byRound.size() << " rounds:\n"
     << "     local destination (127.0.0.1, a listener of the same workload): " << list(local) << "  median "
     << fmt("%.0f", median(local)) << "\n"
-    << "     remote destination (B's listener, " << (connects.empty() ? "" : connects.back()["dest"].get<std::string>())
+    << "     remote destination (B's listener, " << remoteDest
     << ", behind a veth): " << list(remote) << "  median " << fmt("%.0f", median(remote)) << "\n"
     << "     remote / local: " << fmt("%.2f", ratio) << " (median of the rounds' ratios); whole connect (wall, ns): local "
     << fmt("%.0f", median(wallLocal)) << ", remote " << fmt("%.0f", median(wallRemote)) << "; connect errors "
-    << errors << "\n\n";
+    << errors << "\n";
+  if (!denyCheck.is_null()) {
+    t << "     the same address on a port not allowed (" << denyCheck["dest"].get<std::string>() << "): "
+      << denyCheck["errors"].get<long>() << " of " << denyCheck["iters"].get<long>() << " connects refused ("
+      << denyCheck["errno"].get<std::string>() << ")\n";
+  }
+  t << "\n";
 
   std::vector<double> prop, applyAdd, applyAll;
   long extraApplies = 0;
@@ -166,6 +176,7 @@ int cmdReport(int argc, char** argv) {
                           {"connect_wall_local_ns", median(wallLocal)},
                           {"connect_wall_remote_ns", median(wallRemote)},
                           {"connect_errors", errors},
+                          {"deny_check", denyCheck},
                           {"propagation_ms_median", median(prop)},
                           {"propagation_ms_p99", percentile(prop, 99)},
                           {"propagation_samples", prop.size()},
