@@ -273,7 +273,12 @@ int cmdRun(const Args& a) {
   if (!refused) die("connects to " + deny["dest"].get<std::string>() + " (a port of B the policy does not allow) were not all refused: " + deny.dump());
 
   // 2./3. single-address changes on B: one address appears, then goes.
+  // Where the time goes: B's key is also looked for in etcd (a client of
+  // this tool's own), so B -> etcd and etcd -> A's kernel are told apart.
   const size_t base = nAddr + 1;
+  auto probe = cluster::EtcdClient::connect(o.etcd);
+  if (!probe) die("etcd: " + probe.error().str());
+  const cluster::Keys keys(o.prefix);
   for (int k = 0; k < changes; k++) {
     for (const char* op : {"add", "remove"}) {
       const bool add = op[0] == 'a';
@@ -284,16 +289,30 @@ int cmdRun(const Args& a) {
       }
       const size_t want = add ? base + 1 : base;
       const uint64_t applied0 = clusterStatus(sock)["endpoints_applied"].get<uint64_t>();
+      const std::string key = keys.addressEndpoint(o.nodeName, msAddr(fillAddress(size_t(k), 64)));
+      uint64_t inEtcd = 0;
       const uint64_t c0 = nowNs();
       (*agent)->setLocal(local);
       json st = waitStatus(
-          sock, [&](const json& x) { return x["remote_addresses"].get<size_t>() == want; }, 30000,
-          std::to_string(want) + " remote addresses on A (change " + std::to_string(k) + " " + op + ")");
+          sock,
+          [&](const json& x) {
+            if (!inEtcd) {
+              auto r = (*probe)->get(key);
+              if (r && r->kvs.empty() != add) inEtcd = nowNs();
+            }
+            return x["remote_addresses"].get<size_t>() == want;
+          },
+          30000, std::to_string(want) + " remote addresses on A (change " + std::to_string(k) + " " + op + ")");
       const uint64_t c1 = nowNs();
+      if (!inEtcd) {  // A was quicker than the probe's first look
+        auto r = (*probe)->get(key);
+        if (r && r->kvs.empty() != add) inEtcd = c1;
+      }
       std::cout << json{{"section", "cluster_change"},
                         {"k", k},
                         {"op", op},
                         {"propagation_ms", double(c1 - c0) / 1e6},
+                        {"b_to_etcd_ms", inEtcd ? json(double(inEtcd - c0) / 1e6) : json(nullptr)},
                         {"apply_us", st["endpoints_apply_us_last"]},
                         {"applies", st["endpoints_applied"].get<uint64_t>() - applied0}}
                        .dump()

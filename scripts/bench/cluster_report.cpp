@@ -135,13 +135,14 @@ int cmdReport(int argc, char** argv) {
   }
   t << "\n";
 
-  std::vector<double> prop, applyAdd, applyAll;
+  std::vector<double> prop, applyAdd, applyAll, toEtcd;
   long extraApplies = 0;
   for (auto& c : changes) {
     const double us = c["apply_us"].get<double>();
     applyAll.push_back(us / 1000);
     if (c["op"] == "add") {
       prop.push_back(c["propagation_ms"].get<double>());
+      if (c.contains("b_to_etcd_ms") && c["b_to_etcd_ms"].is_number()) toEtcd.push_back(c["b_to_etcd_ms"].get<double>());
       applyAdd.push_back(us / 1000);
     }
     extraApplies += std::max<long>(0, c["applies"].get<long>() - 1);
@@ -151,6 +152,10 @@ int cmdReport(int argc, char** argv) {
   t << "   propagation, a workload address appearing on B -> A's kernel has it (" << prop.size()
     << " changes): median " << fmt("%.1f ms", median(prop)) << ", p99 " << fmt("%.1f ms", percentile(prop, 99))
     << ", max " << fmt("%.1f ms", prop.empty() ? NAN : *std::max_element(prop.begin(), prop.end())) << "\n";
+  if (!toEtcd.empty()) {
+    t << "     of which B's agent until the key is in etcd (seen by a probe polling with A): median "
+      << fmt("%.1f ms", median(toEtcd)) << ", p99 " << fmt("%.1f ms", percentile(toEtcd, 99)) << "\n";
+  }
   t << "   one change with " << setup["remote_addresses"].get<long>() + setup["remote_listeners"].get<long>()
     << " remote endpoints, A's write to the kernel (endpoints_apply_us_last, " << applyAll.size()
     << " single-address adds and removes): median " << fmt("%.2f ms", p50) << ", p99 " << fmt("%.2f ms", p99)
@@ -180,6 +185,8 @@ int cmdReport(int argc, char** argv) {
                           {"propagation_ms_median", median(prop)},
                           {"propagation_ms_p99", percentile(prop, 99)},
                           {"propagation_samples", prop.size()},
+                          {"b_to_etcd_ms_median", median(toEtcd)},
+                          {"b_to_etcd_ms_p99", percentile(toEtcd, 99)},
                           {"change_apply_ms_median", p50},
                           {"change_apply_ms_p99", p99},
                           {"change_apply_ms_add_median", median(applyAdd)},
