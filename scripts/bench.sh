@@ -3,7 +3,7 @@
 # compared with an empty BPF program and with nftables, how fast policy is
 # compiled and applied, and whether the event path keeps up and counts losses.
 #
-#   scripts/bench.sh [--quick] [--no-cluster] [--json FILE]
+#   scripts/bench.sh [--quick] [--hooks-only | --no-cluster | --cluster-only] [--json FILE]
 #
 #   --quick      smoke run (about a minute here, plus the build if sources changed): fewer
 #                configurations, rounds, iterations
