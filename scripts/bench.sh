@@ -3,11 +3,13 @@
 # compared with an empty BPF program and with nftables, how fast policy is
 # compiled and applied, and whether the event path keeps up and counts losses.
 #
-#   scripts/bench.sh [--quick] [--json FILE]
+#   scripts/bench.sh [--quick] [--hooks-only | --no-cluster | --cluster-only] [--json FILE]
 #
 #   --quick      smoke run (about a minute here, plus the build if sources changed): fewer
 #                configurations, rounds, iterations
 #   --hooks-only only section 1 (per-hook cost), for iterating on the datapath
+#   --no-cluster skip section 5 (cluster mode; it needs /usr/bin/etcd)
+#   --cluster-only only section 5, for iterating on cluster mode
 #   --json FILE  also write every figure as JSON (default: build-bench/bench.json)
 #
 # Run as root on a machine with cgroup v2 and BPF (>= 5.8). It builds what it
@@ -21,13 +23,21 @@
 #      with no program / microseg / nftables (linear rules, verdict map),
 #      interleaved over rounds, as ratios to no program;
 #   3. control plane: parse / compile / apply times, a one-rule change, RSS;
-#   4. event path: an audited connect flood in monitor mode.
+#   4. event path: an audited connect flood in monitor mode;
+#   5. cluster mode: microsegd (node A) and a fake node B (the real cluster
+#      agent in microseg-bench-cluster) through an etcd of the bench's own,
+#      B with 10k other endpoints: connect4's cost to B's listener next to a
+#      local one, how long an address appearing on B takes to reach A's
+#      kernel, and what one such change costs A (target ~10 ms).
 #
 # Safety: programs are attached only to cgroups this script creates under
 # <cgroup2 mount>/microseg-bench-<pid>; BPF state is pinned only under
 # /sys/fs/bpf/microseg-bench-<pid>; nftables rules live in the table
 # microseg_bench_<pid> and only ever match this script's cgroup; traffic goes to
-# 127.0.0.1 / ::1 only. Everything is removed on exit, also on failure or Ctrl-C.
+# 127.0.0.1 / ::1 only, but for section 5's connects to B's listener in the
+# netns microseg-bench-<pid> (a veth in 198.18.0.0/15, the benchmarking
+# range); section 5's etcd listens on 127.0.0.1 with its data in the temp
+# dir. Everything is removed on exit, also on failure or Ctrl-C.
 # Kernel statistics are enabled through a BPF_ENABLE_STATS fd held by the
 # measuring tool (the kernel turns them off when it closes); the sysctl
 # kernel.bpf_stats_enabled is checked and restored anyway.
@@ -37,14 +47,18 @@ REPO=$(pwd)
 
 QUICK=0
 HOOKS_ONLY=0
+NO_CLUSTER=0
+CLUSTER_ONLY=0
 JSON_OUT=""
 while (($#)); do
   case "$1" in
     --quick) QUICK=1 ;;
     --hooks-only) HOOKS_ONLY=1 ;;
+    --no-cluster) NO_CLUSTER=1 ;;
+    --cluster-only) CLUSTER_ONLY=1 ;;
     --json) shift; JSON_OUT="${1:?--json needs a file}" ;;
     --json=*) JSON_OUT="${1#--json=}" ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 0 ;;
     *) echo "bench: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -71,10 +85,13 @@ for p in nftables; do
   fi
 done
 cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-make -C "$BUILD" -j"$(nproc)" --no-print-directory microsegd microseg microseg-bench >/dev/null
+CLUSTER_TARGET=""; ((NO_CLUSTER || HOOKS_ONLY)) || CLUSTER_TARGET=microseg-bench-cluster
+((CLUSTER_ONLY && NO_CLUSTER)) && { echo "bench: --cluster-only and --no-cluster exclude each other" >&2; exit 2; }
+make -C "$BUILD" -j"$(nproc)" --no-print-directory microsegd microseg microseg-bench $CLUSTER_TARGET >/dev/null
 MSD="$BUILD/microsegd"
 MSC="$BUILD/microseg"
 TOOL="$BUILD/microseg-bench"
+CTOOL="$BUILD/microseg-bench-cluster"
 
 # ---- throwaway state -----------------------------------------------------------
 CG2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
@@ -92,6 +109,9 @@ NFT_TABLE="microseg_bench_$$"
 STATS_BEFORE=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo "")
 DAEMON_PID=""
 TOOL_PID=""
+ETCD_PID=""
+NETNS="microseg-bench-$$"
+VETH="msb$$"              # msb<pid>a here, msb<pid>b in $NETNS
 export MICROSEG_SOCKET="$SOCK"
 # Loopback ports of the benchmark flows: allowed (PA) and default-deny (PD).
 PA=$((40000 + ($$ % 4900) * 2))
@@ -112,6 +132,18 @@ cleanup() {
     wait "$DAEMON_PID" 2>/dev/null
   fi
   [[ -x "$MSD" ]] && "$MSD" --cleanup --state-dir "$STATE" >/dev/null 2>&1
+  if [[ -n "$ETCD_PID" ]] && kill -0 "$ETCD_PID" 2>/dev/null; then
+    kill -TERM "$ETCD_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$ETCD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$ETCD_PID" 2>/dev/null
+    wait "$ETCD_PID" 2>/dev/null
+  fi
+  if [[ -e "/run/netns/$NETNS" ]]; then
+    # Only processes in our own netns (the tool's listener dies with it anyway).
+    for p in $(ip netns pids "$NETNS" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    ip netns del "$NETNS" 2>/dev/null
+  fi
+  ip link del "${VETH}a" 2>/dev/null
   rm -rf "$STATE" "$CPSTATE" 2>/dev/null
   nft delete table inet "$NFT_TABLE" 2>/dev/null
   if [[ -d "$BENCH" ]]; then
@@ -134,8 +166,11 @@ cleanup() {
   local left=""
   [[ -d "$BENCH" ]] && left+=" cgroup $BENCH"
   [[ -e "$STATE" || -e "$CPSTATE" ]] && left+=" pins"
+  [[ -n "$ETCD_PID" ]] && kill -0 "$ETCD_PID" 2>/dev/null && left+=" etcd (pid $ETCD_PID)"
+  [[ -e "/run/netns/$NETNS" ]] && left+=" netns $NETNS"
+  ip link show "${VETH}a" >/dev/null 2>&1 && left+=" veth ${VETH}a"
   nft list table inet "$NFT_TABLE" >/dev/null 2>&1 && left+=" nft table"
-  if [[ -n "$left" ]]; then echo "bench: cleanup INCOMPLETE:$left" >&2; else echo "bench: cleaned up (cgroups, BPF pins, nft table, processes, temp files)" >&2; fi
+  if [[ -n "$left" ]]; then echo "bench: cleanup INCOMPLETE:$left" >&2; else echo "bench: cleaned up (cgroups, BPF pins, nft table, etcd, netns, processes, temp files)" >&2; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -150,13 +185,19 @@ if ((QUICK)); then
   PATH_ROUNDS=3; PATH_ITERS=20000; PATH_SECONDS=0.7
   CP_COMBOS="1000:1000,10000:1000,100000:10"
   FLOOD_SECONDS=3
+  CL_ADDRS=1000; CL_LISTENERS=1000; CL_CHANGES=20; CL_ROUNDS=2; CL_ITERS=5000
 else
   HOOK_CONFIGS=("10 10" "1000 10" "100000 10" "10 1000" "1000 1000" "100000 1000" "10 10000" "1000 10000")
   HOOK_ITERS=5000; HOOK_REPS=3; FLAT_ROUNDS=4
   PATH_ROUNDS=7; PATH_ITERS=100000; PATH_SECONDS=1.5
   CP_COMBOS="1000:1000,10000:1000,100000:1000,1000:10000,10000:10000,100000:10000"
   FLOOD_SECONDS=8
+  CL_ADDRS=5000; CL_LISTENERS=5000; CL_CHANGES=50; CL_ROUNDS=5; CL_ITERS=20000
 fi
+# BENCH_CLUSTER_ADDRS / BENCH_CLUSTER_LISTENERS / BENCH_CLUSTER_CHANGES override section 5's sizes.
+CL_ADDRS=${BENCH_CLUSTER_ADDRS:-$CL_ADDRS}
+CL_LISTENERS=${BENCH_CLUSTER_LISTENERS:-$CL_LISTENERS}
+CL_CHANGES=${BENCH_CLUSTER_CHANGES:-$CL_CHANGES}
 PATH_CONFIG="1000 1000"
 # BENCH_HOOK_CONFIGS="10 10;100000 10" overrides the per-hook configurations.
 if [[ -n "${BENCH_HOOK_CONFIGS:-}" ]]; then IFS=';' read -ra HOOK_CONFIGS <<<"$BENCH_HOOK_CONFIGS"; fi
@@ -188,6 +229,106 @@ raw "$(jq -nc --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname 
   --arg mitigations "$MITIGATIONS" \
   --argjson quick "$QUICK" '{section:"meta", date:$date, kernel:$kernel, cpus:($cpus|tonumber), cpu_model:$model, mitigations:$mitigations, quick:($quick==1)}')"
 
+# ---- 5. cluster (a function: run after section 3, or alone with --cluster-only) ----
+# Node A is microsegd (its own run, in cluster mode, on this script's cgroup
+# root and state dir again); node B is microseg-bench-cluster, the real
+# cluster agent publishing one host address (B's end of a veth into the
+# netns $NETNS, with a real listener there) and CL_ADDRS workload addresses
+# + CL_LISTENERS listeners more (198.19.0.0/16: map entries, never routed).
+cluster_section() {
+  say "5. Cluster: node A (microsegd) and a fake node B with $CL_ADDRS addresses + $CL_LISTENERS listeners, through etcd"
+  [[ -x /usr/bin/etcd ]] || { echo "bench: /usr/bin/etcd missing (scripts/setup.sh installs etcd-server); --no-cluster skips section 5" >&2; exit 1; }
+  CL="$WORK/cluster"
+  mkdir -p "$CL/policy"
+  port_free() { ! ss -Htln "sport = :$1" | grep -q .; }
+  EC="" EP=""
+  for ((k = 0; k < 50; k++)); do
+    c=$((20000 + (($$ + k * 7919) % 9000) * 2))
+    if port_free "$c" && port_free $((c + 1)); then EC=$c EP=$((c + 1)); break; fi
+  done
+  [[ -n "$EC" ]] || { echo "bench: no two free loopback ports for etcd" >&2; exit 1; }
+  ETCD_URL="http://127.0.0.1:$EC"
+  /usr/bin/etcd --name bench --data-dir "$CL/etcd" --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
+    --listen-peer-urls "http://127.0.0.1:$EP" --initial-advertise-peer-urls "http://127.0.0.1:$EP" \
+    --initial-cluster "bench=http://127.0.0.1:$EP" --initial-cluster-state new --initial-cluster-token "microseg-bench-$$" \
+    --log-level warn --logger zap >"$CL/etcd.log" 2>&1 &
+  ETCD_PID=$!
+  for _ in $(seq 100); do
+    curl -sf "$ETCD_URL/health" 2>/dev/null | grep -q '"health":"true"' && break
+    kill -0 "$ETCD_PID" 2>/dev/null || { echo "bench: etcd exited:" >&2; tail -5 "$CL/etcd.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  curl -sf "$ETCD_URL/health" >/dev/null || { echo "bench: etcd not healthy after 10 s" >&2; exit 1; }
+  note "etcd $(/usr/bin/etcd --version | head -1 | awk '{print $3}') on $ETCD_URL (pid $ETCD_PID, data in the temp dir)"
+
+  # A /30 of 198.18.0.0/15 per pid: A's end .1, B's end .2 in $NETNS.
+  NET4="198.18.$((($$ / 64) % 256)).$((($$ % 64) * 4))"
+  A_ADDR="${NET4%.*}.$((${NET4##*.} + 1))"
+  B_ADDR="${NET4%.*}.$((${NET4##*.} + 2))"
+  ip netns add "$NETNS"
+  ip link add "${VETH}a" type veth peer name "${VETH}b" netns "$NETNS"
+  ip addr add "$A_ADDR/30" dev "${VETH}a"
+  ip link set "${VETH}a" up
+  ip -n "$NETNS" addr add "$B_ADDR/30" dev "${VETH}b"
+  ip -n "$NETNS" link set "${VETH}b" up
+  ip -n "$NETNS" link set lo up
+
+  # The bench workload w0 may reach itself (loopback) and bench-remote (B's
+  # listener, by the fleet identity of its labels) on $PA; a Workload of
+  # that name here gives A the label set (no cgroup of A matches it).
+  cat >"$CL/policy/policy.yaml" <<YAML
+apiVersion: microseg.dev/v1
+kind: Workload
+metadata: {name: w0}
+spec:
+  cgroups: ["w0"]
+  labels: {app: w0}
+---
+apiVersion: microseg.dev/v1
+kind: Workload
+metadata: {name: bench-remote}
+spec:
+  cgroups: ["bench-remote-on-another-node"]
+  labels: {app: bench-remote}
+---
+apiVersion: microseg.dev/v1
+kind: Policy
+metadata: {name: w0}
+spec:
+  selector: {identity: w0}
+  egress:
+    - to: [{identity: w0}, {identity: bench-remote}]
+      ports: [{port: $PA, protocol: TCP}]
+  ingress:
+    - from: [{identity: w0}]
+      ports: [{port: $PA, protocol: TCP}]
+YAML
+  DLOG="$WORK/microsegd-cluster.log"
+  "$MSD" --cgroup-root "$MSROOT" --policy "$CL/policy/policy.yaml" --mode enforce --socket "$SOCK" --state-dir "$STATE" \
+    --etcd-endpoints "$ETCD_URL" --node-name bench-a --node-address "$A_ADDR" --data-dir "$CL/a" 2>"$DLOG" &
+  DAEMON_PID=$!
+  for _ in $(seq 600); do
+    "$MSC" status >/dev/null 2>&1 && break
+    kill -0 "$DAEMON_PID" 2>/dev/null || { echo "bench: microsegd (cluster mode) exited" >&2; exit 1; }
+    sleep 0.1
+  done
+  wait_generation 1
+  "$CTOOL" run --etcd "$ETCD_URL" --node-name bench-b --data-dir "$CL/b" --socket "$SOCK" --stats-pin-dir "$STATE" \
+    --cgroup "$MSROOT/w0" --local-port "$PA" --remote "$B_ADDR" --remote-port "$PA" --remote-netns "/run/netns/$NETNS" \
+    --addresses "$CL_ADDRS" --listeners "$CL_LISTENERS" --changes "$CL_CHANGES" --rounds "$CL_ROUNDS" \
+    --iters "$CL_ITERS" >"$CL/raw.jsonl" &
+  TOOL_PID=$!
+  wait "$TOOL_PID"
+  TOOL_PID=""
+  cat "$CL/raw.jsonl" >>"$RAW"
+  note "$(jq -rs '[.[] | select(.section=="cluster_connect") | "\(.target) \(.progs | to_entries | map(select(.key | startswith("ms_connect4"))) | .[0].value.ns_per_run // 0 | floor)"] | join(", ")' "$CL/raw.jsonl") ns per connect4 run"
+  CLUSTER_RAN=1
+  "$MSC" uninstall >/dev/null
+  for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+  wait "$DAEMON_PID" 2>/dev/null || true
+  DAEMON_PID=""
+}
+
 # Policy files are all generated before microsegd starts, each in a directory
 # of its own (the daemon watches the directory of its policy file; it reloads
 # only for that file, but nothing else should happen near the measurement).
@@ -201,6 +342,7 @@ gen_policy() {  # rules identities [changed]
   echo "$f"
 }
 for cfg in "${HOOK_CONFIGS[@]}" "$PATH_CONFIG"; do
+  ((CLUSTER_ONLY)) && break
   read -r R I <<<"$cfg"
   gen_policy "$R" "$I" >/dev/null
   gen_policy "$R" "$I" changed >/dev/null
@@ -233,6 +375,16 @@ retry() {  # the daemon answers nothing while it applies a big policy
 }
 set_mode() { retry "$MSC" mode "$1" >/dev/null; }
 status() { retry "$MSC" status -o json; }
+
+CLUSTER_RAN=0
+if ((CLUSTER_ONLY)); then
+  cluster_section
+  say "Results ($(($(date +%s) - STARTED)) s, section 5 only)"
+  mkdir -p "$(dirname "$JSON_OUT")"
+  rm -f "$JSON_OUT"
+  "$CTOOL" report --in "$RAW" --json "$JSON_OUT"
+  exit 0
+fi
 
 # ---- 1. per-hook cost -----------------------------------------------------------
 say "1. Per-hook cost (kernel bpf stats), empty-program floor first"
@@ -481,10 +633,13 @@ out=$(run_tool controlplane --cgroup-root "$MSROOT" --state-dir "$CPSTATE" --com
   --allow-port "$PA")
 raw "$(jq -c '{section:"cp_tool"} + .' <<<"$out")"
 
+((NO_CLUSTER)) || cluster_section
+
 # ---- report -------------------------------------------------------------------------
 say "Results ($(($(date +%s) - STARTED)) s)"
 mkdir -p "$(dirname "$JSON_OUT")"
 "$TOOL" report --in "$RAW" --json "$JSON_OUT"
+if ((CLUSTER_RAN)); then echo; "$CTOOL" report --in "$RAW" --json "$JSON_OUT"; fi
 echo
 echo "date $(date -u +%Y-%m-%d), kernel $(uname -r), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)); JSON: $JSON_OUT"
 echo "kernel mitigations: $MITIGATIONS"
