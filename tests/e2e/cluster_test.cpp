@@ -205,6 +205,13 @@ TEST_F(Cluster, AcrossHostsByWorkloadNameBothSidesJudge) {
   ASSERT_TRUE(refused) << "a's flow log has no egress deny of client-c";
   EXPECT_EQ((*refused)["dst"]["workload"], "server") << "a names b's listener by its workload";
 
+  // explain on a names the remote peer by workload and node.
+  auto ex = a_->request("explain", {{"from", "client-c"}, {"to", "server"}, {"port", port_}});
+  ASSERT_TRUE(ex) << a_->log();
+  EXPECT_EQ((*ex)["to"]["workload"], "server");
+  EXPECT_EQ((*ex)["to"]["remote_nodes"], json::array({"b"})) << ex->dump();
+  EXPECT_EQ((*ex)["verdict"], "deny");
+
   // One identity per label set across the fleet.
   auto ids = [](const Daemon& d) {
     std::map<std::string, uint32_t> out;

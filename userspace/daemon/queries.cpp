@@ -259,8 +259,25 @@ void Daemon::registerQueries() {
           }
         }
         if (decidingSide.is_null() && !sides.empty()) decidingSide = sides[0];
-        json out = {{"from", {{"identity", from}, {"workload", gen().ids.nameOf(from)}}},
-                    {"to", {{"identity", to}, {"workload", gen().ids.nameOf(to)}}},
+        // Cluster mode: the other nodes where an end's identity has
+        // endpoints (addresses or listeners): a remote peer is named by
+        // workload and node.
+        auto end = [&](uint32_t id) {
+          json e{{"identity", id}, {"workload", gen().ids.nameOf(id)}};
+          if (agentSnap_) {
+            std::set<std::string> nodes;
+            for (const auto& a : agentSnap_->addresses) {
+              if (a.identity == id) nodes.insert(a.node);
+            }
+            for (const auto& l : agentSnap_->listeners) {
+              if (l.identity == id) nodes.insert(l.node);
+            }
+            e["remote_nodes"] = nodes;
+          }
+          return e;
+        };
+        json out = {{"from", end(from)},
+                    {"to", end(to)},
                     {"port", port},
                     {"protocol", protocolName(proto)},
                     {"verdict", verdict},
