@@ -203,9 +203,15 @@ struct AddressWatcher::State {
   // When a namespace that reported changes may be read again: reading is
   // O(addresses) (and holds the kernel's locks that adding one takes), so a
   // big one is read at most every 20 times its last read's duration: the
-  // watcher stays under ~5% of a CPU whatever a namespace holds.
+  // watcher stays under ~5% of a CPU whatever a namespace holds. At most
+  // kMaxRereadDelayMs, though: a read's duration includes waiting for those
+  // locks while a storm of changes holds them, so one slow read during a
+  // storm put the next far beyond its end (20k additions in ~14 s: 10 s
+  // after they ended the watcher still had the 2-3k of an early read;
+  // e2e AttacksAddresses.ANamespaceWithManyAddressesStallsNothing).
+  static constexpr int64_t kMaxRereadDelayMs = 2000;
   static int64_t rereadAt(int64_t readAt, int64_t costMs, int minRereadMs) {
-    return readAt + std::max<int64_t>(minRereadMs, 20 * costMs);
+    return readAt + std::min(kMaxRereadDelayMs, std::max<int64_t>(minRereadMs, 20 * costMs));
   }
 
   Snapshot build() const {
