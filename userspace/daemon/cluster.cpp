@@ -34,10 +34,6 @@ bool isLinkLocalOrLoopback(const ms_addr& a) {
   return std::memcmp(a.a, kLoop6, 16) == 0 || (a.a[0] == 0xfe && (a.a[1] & 0xc0) == 0x80);
 }
 
-bool isV4(const ms_addr& a) {
-  return std::all_of(a.a, a.a + 10, [](uint8_t b) { return b == 0; }) && a.a[10] == 0xff && a.a[11] == 0xff;
-}
-
 std::string hostName() {
   char buf[256] = {};
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "node";
@@ -228,9 +224,9 @@ void Daemon::publishLocalLocked() {
       }
       continue;
     }
-    const bool v4wild = isV4(s.addr);
+    const bool v4wild = policy::isMapped(s.addr);
     for (const auto& h : l.hostAddresses) {
-      if (isV4(h) ? (v4wild || !s.v6only) : !v4wild) add(h);
+      if (policy::isMapped(h) ? (v4wild || !s.v6only) : !v4wild) add(h);
     }
   }
   std::sort(l.listeners.begin(), l.listeners.end(), [](const auto& x, const auto& y) {

@@ -6,19 +6,13 @@
 #include <nlohmann/json.hpp>
 
 #include "flows/flow_record.h"
+#include "policy/cidr.h"
 
 namespace microseg::suggest {
 namespace {
 
 // A string as a YAML double-quoted scalar (JSON's escapes are YAML's).
 std::string quoted(const std::string& s) { return nlohmann::json(s).dump(); }
-
-bool isV4(const ms_addr& a) {
-  for (int i = 0; i < 10; i++) {
-    if (a.a[i] != 0) return false;
-  }
-  return a.a[10] == 0xff && a.a[11] == 0xff;
-}
 
 // How a peer identity is written, and whether it can be written at all.
 struct PeerText {
@@ -49,7 +43,7 @@ PeerText peerText(uint32_t id, const ms_addr& addr, const Naming& naming) {
     if (!e.empty()) return {"{identity: " + quoted(e) + "}", ""};
   }
   // world, or a range of several Externals: the address the records saw.
-  return {"{cidr: " + flows::formatAddr(addr) + (isV4(addr) ? "/32" : "/128") + "}", ""};
+  return {"{cidr: " + flows::formatAddr(addr) + (policy::isMapped(addr) ? "/32" : "/128") + "}", ""};
 }
 
 const char* protocolText(uint8_t p) { return p == MS_PROTO_UDP ? "UDP" : "TCP"; }
