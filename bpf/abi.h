@@ -24,7 +24,7 @@
 
 /* Bump when any struct or map below changes incompatibly (pinned state of an
  * older layout is then replaced, see the daemon's adoption logic). */
-#define MS_ABI_VERSION 5
+#define MS_ABI_VERSION 6
 
 /* ---- identities ------------------------------------------------------ */
 /*
@@ -100,6 +100,15 @@ enum ms_reason {
 	MS_REASON_NOT_ISOLATED = 3, /* subject not isolated in this direction */
 	MS_REASON_NO_POLICY    = 4, /* policy maps missing: fail closed */
 	MS_REASON_PENDING      = 5, /* subject cgroup not classified yet: fail closed */
+	MS_REASON_WIRE_INVALID = 6, /* a SYN's wire identity failed verification:
+	                               dropped whatever the policy (audit in monitor) */
+};
+
+/* How the other end of a flow was identified (ms_event.peer_via). */
+enum ms_peer_via {
+	MS_PEER_VIA_ADDRESS = 0, /* its address (ipcache), or a reserved identity */
+	MS_PEER_VIA_SOCKET  = 1, /* its socket, looked up in this netns */
+	MS_PEER_VIA_WIRE    = 2, /* the verified wire identity of its SYN */
 };
 
 /* Rule id 0 means "no rule" (default deny); ids are stable per
@@ -119,6 +128,9 @@ struct ms_config {
 	__u64 root_cgroup_id; /* cgroup the programs are attached to; a restarted
 	                         daemon adopts pinned state only for the same root */
 	__u64 host_netns_cookie; /* network namespace of the daemon ("this host") */
+	__u32 wire_key_id;    /* cluster key that signs the wire identity of
+	                         this node's SYNs (ms_wire_keys); 0: send none */
+	__u32 _pad0;
 };
 
 /* ---- cgroup -> identity: ms_cgroups_<slot> (inner HASH) --------------- */
@@ -306,10 +318,13 @@ struct ms_remote_listener_value {
                                          datagrams from the connected peer are
                                          replies (the kernel delivers nothing
                                          else to a connected UDP socket) */
+#define MS_SOCK_F_WIRE      (1u << 1) /* TCP connect() to another node passed:
+                                         its SYN carries wire_identity
+                                         (sockops, see ms_wire_opt) */
 
 struct ms_sock_state {
 	__u32 flags;            /* MS_SOCK_F_* */
-	__u32 _pad0;
+	__u32 wire_identity;    /* MS_SOCK_F_WIRE: the caller's identity */
 	__u64 peer_cgroup;      /* MS_SOCK_F_CONNECTED: what the connected peer is
 	                           held to, as ms_udp_flow_value.peer_cgroup (a
 	                           local peer's port may change hands) */
@@ -377,6 +392,18 @@ enum ms_counter {
 	                           lookup cannot find (MS_IDENTITY_UNATTRIBUTED) */
 	MS_CTR_MULTICAST,       /* flows to a broadcast/multicast destination judged
 	                           (MS_IDENTITY_MULTICAST) */
+	MS_CTR_WIRE_SENT,       /* SYNs that left with this node's wire identity */
+	MS_CTR_WIRE_UNSENT,     /* SYNs to another node that had no room for it
+	                           (a TFO cookie, MD5): sent without, judged there
+	                           by address */
+	MS_CTR_WIRE_VERIFIED,   /* SYNs from another node whose wire identity
+	                           verified: judged by it */
+	MS_CTR_WIRE_INVALID,    /* SYNs whose wire identity did not verify (tag,
+	                           unknown or retired key, clock, identity out of
+	                           range): dropped (passed in monitor mode) */
+	MS_CTR_WIRE_ABSENT,     /* SYNs from another node's address without one:
+	                           judged by address (a sender without wire
+	                           identity, or a middlebox that strips options) */
 	MS_CTR_MAX,
 };
 
@@ -410,8 +437,74 @@ struct ms_event {
 	__u8  direction;      /* enum ms_direction: which side judged */
 	__u8  hook;           /* enum ms_hook */
 	__u8  reason;         /* enum ms_reason */
-	__u8  _pad0[7];
+	__u8  peer_via;       /* enum ms_peer_via */
+	__u8  _pad0[6];
 	char  comm[16];       /* egress: current->comm; ingress: empty */
+};
+
+/* ---- wire identity (cluster mode): ms_wire_keys (ARRAY key id -> key) ---- */
+/*
+ * A host-netns workload of node A arrives at node B from A's address; the
+ * address can only say "node A". So A states the caller's identity on the
+ * connection itself: a TCP option on the SYN of every connect() a workload
+ * of A makes to another node's address (sockops), and B's ingress judges
+ * that SYN by the claimed identity once the option's tag verifies.
+ *
+ * The option (RFC 6994 experimental option, kind 253, with an ExID), 20
+ * bytes: Linux's own SYN options take 20 (MSS 4, SACK-permitted and
+ * timestamps 12, window scale 3 + NOP), so it fits exactly in the 40 of a
+ * TCP header; a SYN with less room (a TFO cookie, MD5) goes without.
+ *
+ *   kind=253 | len=20 | ExID (2) | version (1) | key id (1) | time (2) |
+ *   identity (4) | tag (8)
+ *
+ * time: the low 16 bits of the sender's CLOCK_TAI in seconds; the receiver
+ * takes the value nearest its own clock and accepts MS_WIRE_MAX_SKEW_S of
+ * difference either way. tag: SipHash-2-4, keyed with the cluster key of
+ * that id, over struct ms_wire_mac_input (48 bytes, the 64-bit tag stored
+ * little-endian): the identity, the option's fields and the 4-tuple as the
+ * receiver sees it, so a tag is worth nothing on another connection.
+ */
+#define MS_WIRE_OPT_KIND    253
+#define MS_WIRE_OPT_LEN     20
+#define MS_WIRE_EXID        0x4d53  /* "MS"; not IANA-assigned */
+#define MS_WIRE_VERSION     1
+#define MS_WIRE_MAX_KEYS    256     /* key ids 1..255; 0 is "none" */
+#define MS_WIRE_MAX_SKEW_S  90
+
+struct ms_wire_opt {
+	__u8  kind;           /* MS_WIRE_OPT_KIND */
+	__u8  len;            /* MS_WIRE_OPT_LEN */
+	__be16 exid;          /* MS_WIRE_EXID */
+	__u8  version;        /* MS_WIRE_VERSION */
+	__u8  key_id;
+	__be16 time;          /* CLOCK_TAI seconds, low 16 bits */
+	__be32 identity;      /* the caller's cluster identity */
+	__u8  tag[8];
+};
+
+/* What the tag covers. Addresses as in ms_addr (IPv4 mapped); ports and
+ * identity in network order, as on the wire. */
+struct ms_wire_mac_input {
+	struct ms_addr src;   /* the SYN's source (the caller) */
+	struct ms_addr dst;
+	__be16 sport;
+	__be16 dport;
+	__be32 identity;
+	__be16 exid;
+	__u8  version;
+	__u8  key_id;
+	__be16 time;
+	__u8  _pad0[2];
+};
+
+#define MS_WIRE_KEY_F_VALID (1u << 0) /* accepted on SYNs (current or previous) */
+
+struct ms_wire_key {
+	__u64 k0;             /* SipHash key: bytes 0..7 of the 128-bit key, LE */
+	__u64 k1;             /* bytes 8..15, LE */
+	__u32 flags;          /* MS_WIRE_KEY_F_* */
+	__u32 _pad0;
 };
 
 /* ---- limits (defaults; the daemon may resize at load) ----------------- */

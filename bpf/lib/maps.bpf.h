@@ -111,6 +111,14 @@ struct {
 	__type(value, struct ms_remote_listener_value);
 } ms_remote_listeners SEC(".maps");
 
+/* key id -> cluster key of the wire identity (abi.h: ms_wire_opt) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MS_WIRE_MAX_KEYS);
+	__type(key, __u32);
+	__type(value, struct ms_wire_key);
+} ms_wire_keys SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	/* per-CPU LRU lists: an insert takes no global lock (a new UDP flow

@@ -10,7 +10,8 @@
 #define PIN(type, size) static_assert(sizeof(type) == (size), #type " size changed")
 #define AT(type, field, off) static_assert(offsetof(type, field) == (off), #type "." #field " moved")
 
-PIN(struct ms_config, 48);
+PIN(struct ms_config, 56);
+AT(struct ms_config, wire_key_id, 48);
 AT(struct ms_config, active_slot, 0);
 AT(struct ms_config, mode, 4);
 AT(struct ms_config, generation, 8);
@@ -48,7 +49,24 @@ AT(struct ms_ipcache_value, flags, 4);
 AT(struct ms_ipcache_value, netns_cookie, 8);
 
 PIN(struct ms_sock_state, 16);
+AT(struct ms_sock_state, wire_identity, 4);
 AT(struct ms_sock_state, peer_cgroup, 8);
+
+// The wire option fills exactly the 20 bytes Linux leaves on a SYN.
+PIN(struct ms_wire_opt, MS_WIRE_OPT_LEN);
+AT(struct ms_wire_opt, exid, 2);
+AT(struct ms_wire_opt, key_id, 5);
+AT(struct ms_wire_opt, time, 6);
+AT(struct ms_wire_opt, identity, 8);
+AT(struct ms_wire_opt, tag, 12);
+PIN(struct ms_wire_mac_input, 48);
+AT(struct ms_wire_mac_input, dst, 16);
+AT(struct ms_wire_mac_input, sport, 32);
+AT(struct ms_wire_mac_input, identity, 36);
+AT(struct ms_wire_mac_input, exid, 40);
+AT(struct ms_wire_mac_input, time, 44);
+PIN(struct ms_wire_key, 24);
+AT(struct ms_wire_key, flags, 16);
 
 PIN(struct ms_remote_listener_key, 24);
 AT(struct ms_remote_listener_key, port, 16);
@@ -74,6 +92,7 @@ AT(struct ms_event, dst_addr, 64);
 AT(struct ms_event, src_port, 80);
 AT(struct ms_event, dst_port, 82);
 AT(struct ms_event, reason, 88);
+AT(struct ms_event, peer_via, 89);
 AT(struct ms_event, comm, 96);
 
 TEST(AbiLayout, PolicyPrefixCoversTheKeyData) {

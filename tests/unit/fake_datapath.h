@@ -81,8 +81,15 @@ class FakeDatapath : public Datapath {
     remoteListeners = l;
     return {};
   }
+  Result<void> setWireKeys(const std::vector<WireKey>& accepted, uint8_t signKeyId) override {
+    wireKeys = accepted;
+    wireSignKeyId = signKeyId;
+    return {};
+  }
   std::vector<AddressEntry> addresses;
   std::vector<RemoteListenerEntry> remoteListeners;
+  std::vector<WireKey> wireKeys;
+  uint8_t wireSignKeyId = 0;
   Result<Counters> counters() const override { return Counters{}; }
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t) const override { return std::map<uint32_t, uint64_t>{}; }
   Result<SweepStep> expireUdpExchanges() override { return SweepStep{0, true}; }

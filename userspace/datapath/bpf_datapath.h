@@ -73,6 +73,7 @@ class BpfDatapath final : public Datapath {
   uint32_t mode() const override { return config_.mode; }
   Result<void> setAddresses(const std::vector<AddressEntry>& addresses) override;
   Result<void> setRemoteListeners(const std::vector<RemoteListenerEntry>& listeners) override;
+  Result<void> setWireKeys(const std::vector<WireKey>& accepted, uint8_t signKeyId) override;
   Result<Counters> counters() const override;
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const override;
   Result<SweepStep> expireUdpExchanges() override;

@@ -37,6 +37,12 @@ struct RemoteListenerEntry {
   ms_remote_listener_value value{};
 };
 
+// A cluster key of the wire identity (bpf/abi.h: ms_wire_opt).
+struct WireKey {
+  uint8_t id = 0;  // 1..255
+  uint64_t k0 = 0, k1 = 0;  // common/siphash.h: sipKeyFromBytes()
+};
+
 struct Counters {
   uint64_t values[MS_CTR_MAX] = {};
   uint64_t allowed() const { return values[MS_CTR_ALLOWED]; }
@@ -112,6 +118,11 @@ class Datapath {
   // Replaces the other nodes' listeners (cluster mode): the difference from
   // what the map holds is written, entry by entry.
   virtual Result<void> setRemoteListeners(const std::vector<RemoteListenerEntry>& listeners) = 0;
+  // Replaces the cluster keys SYNs are verified with (every other id is
+  // refused) and the one this node signs its SYNs with (0: it sends no wire
+  // identity; it still verifies). Written key by key, then the signing id:
+  // a SYN is never signed with a key this node does not accept itself.
+  virtual Result<void> setWireKeys(const std::vector<WireKey>& accepted, uint8_t signKeyId) = 0;
   virtual Result<Counters> counters() const = 0;
   // Verdicts per rule id since this daemon started (index 0 = default deny).
   virtual Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const = 0;
