@@ -10,9 +10,11 @@
 //   <prefix>/state/endpoints/<node>/listen/<proto>/<address>/<port>   EndpointRecord, likewise
 //   <prefix>/state/policy                             PolicyManifest: the fleet's policy set
 //   <prefix>/blobs/<hash>                             a chunk of a policy set's text
+//   <prefix>/wire-keys/<id>                           WireKeyRecord (cluster/wire_keys.h)
 //
 // Everything a node needs to follow is under <prefix>/state/ (one watch);
-// policy text is fetched by hash when a manifest names it.
+// policy text is fetched by hash when a manifest names it. The cluster keys
+// have a watch of their own (secret, and changed by `rotate-key` only).
 #pragma once
 
 #include <cstdint>
@@ -51,6 +53,8 @@ class Keys {
   std::string policy() const { return state() + "policy"; }
   std::string blobs() const { return prefix_ + "/blobs/"; }
   std::string blob(const std::string& hash) const { return blobs() + hash; }
+  std::string wireKeys() const { return prefix_ + "/wire-keys/"; }
+  std::string wireKey(uint8_t id) const { return wireKeys() + std::to_string(id); }
 
  private:
   std::string prefix_;
