@@ -92,6 +92,7 @@ Result<std::unique_ptr<Agent>> Agent::start(AgentOptions options) {
       w.policyId = j.value("id", std::string());
     }
   }
+  loadWireKeyCache(a->options_, w);
   a->snapshot_ = buildSnapshot(w, a->options_.nodeName);
   a->thread_ = std::thread([raw = a.get()] { raw->run(); });
   return a;

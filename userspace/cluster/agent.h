@@ -11,7 +11,10 @@
 //    its host-netns workloads' listeners, published under its lease; every
 //    other node's, followed by one watch;
 //  - policy (--policy etcd): the fleet's set, written into a directory of
-//    this node's that the daemon loads.
+//    this node's that the daemon loads;
+//  - the cluster keys of identity on the wire (cluster/wire_keys.h): made
+//    if there is none yet, followed by a watch of their own, cached in the
+//    data dir (0600).
 // The daemon tells it what this node has (setLocal) and reads what it knows
 // (snapshot()); it never waits on etcd. When etcd is unreachable the last
 // known state stays (cached in the data dir across restarts too), label
@@ -33,6 +36,7 @@
 #include "cluster/cluster_view.h"
 #include "cluster/etcd_client.h"
 #include "cluster/records.h"
+#include "cluster/wire_keys.h"
 
 namespace microseg::cluster {
 
@@ -102,6 +106,14 @@ struct AgentSnapshot {
   uint64_t allocationFailures = 0;
   uint64_t reconnects = 0;
   size_t ignoredRecords = 0;
+  // The cluster keys (secret: the daemon gives them to the kernel and shows
+  // their ids and times only). Until they are known (listed from etcd, or
+  // read from the cache) the kernel's own keys must stay as they are.
+  WireKeyRecords wireKeys;
+  bool wireKeysKnown = false;
+  uint64_t wireKeysVersion = 0;  // changes with wireKeys
+  int64_t wireKeysRevision = 0;
+  size_t wireKeysIgnored = 0;    // records under wire-keys/ that do not decode
   // The id of a label set, if the fleet gave it one.
   std::optional<uint32_t> identityOf(const policy::Labels& labels) const;
 };
@@ -137,6 +149,8 @@ class Agent {
   uint64_t localSeq_ = 0;
   std::vector<WatchBatch> batches_;  // from the watch, not applied yet
   int64_t compactedAt_ = 0;          // the watch fell behind a compaction
+  std::vector<WatchBatch> wireBatches_;  // the same, of the cluster keys' watch
+  int64_t wireCompactedAt_ = 0;
   bool leaseLost_ = false;
   std::shared_ptr<const AgentSnapshot> snapshot_;
   std::thread thread_;

@@ -47,6 +47,8 @@ struct Pass {
   LocalState local;
   std::vector<WatchBatch> batches;
   int64_t compacted = 0;
+  std::vector<WatchBatch> wireBatches;
+  int64_t wireCompacted = 0;
   bool leaseLost = false;
 };
 
@@ -57,6 +59,9 @@ class AgentPass {
   // The lease this node's keys live under: the one it had if still alive.
   bool ensureLease(bool lost, const std::function<void()>& onExpired);
   bool list(const std::function<void(const WatchBatch&)>& onBatch, const std::function<void(int64_t)>& onCompacted);
+  bool wireKeys(const std::function<void(const WatchBatch&)>& onBatch, const std::function<void(int64_t)>& onCompacted) {
+    return w_.wire.listed || check(listWireKeys(etcd_, w_, onBatch, onCompacted));
+  }
   bool identities(const LocalState& local);
   bool node(const LocalState& local);
   bool endpoints(const LocalState& local);
@@ -373,6 +378,11 @@ std::shared_ptr<AgentSnapshot> buildSnapshot(const AgentWork& w, const std::stri
   s->allocationFailures = w.allocationFailures;
   s->reconnects = w.reconnects;
   s->ignoredRecords = w.view.ignored();
+  s->wireKeys = w.wire.records;
+  s->wireKeysKnown = w.wire.known;
+  s->wireKeysVersion = w.wire.version;
+  s->wireKeysRevision = w.wire.revision;
+  s->wireKeysIgnored = w.wire.ignored.size();
   return s;
 }
 
@@ -387,7 +397,8 @@ void Agent::run() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait_for(lock, std::chrono::milliseconds(failed ? backoffMs : 1000), [&] {
-        return stop_ || leave_ || localSeq_ != localSeen || !batches_.empty() || compactedAt_ != 0 || leaseLost_;
+        return stop_ || leave_ || localSeq_ != localSeen || !batches_.empty() || compactedAt_ != 0 || leaseLost_ ||
+               !wireBatches_.empty() || wireCompactedAt_ != 0;
       });
       if (stop_) break;
       leaving = leave_;
@@ -396,10 +407,14 @@ void Agent::run() {
       pass.batches = std::move(batches_);
       batches_.clear();
       pass.compacted = std::exchange(compactedAt_, 0);
+      pass.wireBatches = std::move(wireBatches_);
+      wireBatches_.clear();
+      pass.wireCompacted = std::exchange(wireCompactedAt_, 0);
       pass.leaseLost = std::exchange(leaseLost_, false);
     }
     if (leaving) {
       w.watcher.reset();
+      w.wire.watcher.reset();
       w.keeper.reset();
       if (w.lease != 0) {
         if (auto r = etcd_->revokeLease(w.lease); !r) spdlog::warn("cluster: {}", r.error().str());
@@ -423,6 +438,19 @@ void Agent::run() {
       spdlog::warn("cluster: the watch fell behind etcd's compaction (revision {}): listing again", pass.compacted);
       w.listed = false;
     }
+    for (const auto& b : pass.wireBatches) {
+      if (!w.wire.listed) break;
+      for (const auto& e : b.events) {
+        if (e.kv.modRevision <= w.wire.revision) continue;  // in the last list already
+        applyWireKeyEvent(w, e.kv.key, e.kv.value, e.deleted);
+      }
+      w.wire.revision = std::max(w.wire.revision, b.revision);
+    }
+    if (pass.wireCompacted != 0) {
+      spdlog::warn("cluster: the cluster keys' watch fell behind etcd's compaction (revision {}): listing again",
+                   pass.wireCompacted);
+      w.wire.listed = false;
+    }
     auto onExpired = [this] {
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -444,11 +472,27 @@ void Agent::run() {
       }
       wake_.notify_all();
     };
+    auto onWireBatch = [this](const WatchBatch& b) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        wireBatches_.push_back(b);
+      }
+      wake_.notify_all();
+    };
+    auto onWireCompacted = [this](int64_t rev) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        wireCompactedAt_ = rev;
+      }
+      wake_.notify_all();
+    };
     const bool wasConnected = w.connected;
     bool ok = p.ensureLease(pass.leaseLost, onExpired) && (w.listed || p.list(onBatch, onCompacted)) &&
-              p.identities(pass.local) && p.node(pass.local) && p.endpoints(pass.local) && p.policy();
+              p.wireKeys(onWireBatch, onWireCompacted) && p.identities(pass.local) && p.node(pass.local) &&
+              p.endpoints(pass.local) && p.policy();
     if (ok) p.collectGarbage();
     p.saveCache();
+    saveWireKeyCache(options_, w);  // before the daemon can see them (agent_wire_keys.cpp)
     if (!ok && wasConnected) w.reconnects++;
     failed = !ok;
     backoffMs = ok ? 200 : std::min(backoffMs * 2, 2000);
@@ -461,7 +505,9 @@ void Agent::run() {
       changed = old.connected != s->connected || old.revision != s->revision || old.synced != s->synced ||
                 old.endpointsVersion != s->endpointsVersion || old.identitiesVersion != s->identitiesVersion ||
                 old.policyRevision != s->policyRevision || old.pendingLabelSets != s->pendingLabelSets ||
-                old.nodeIdentity != s->nodeIdentity || old.lastError != s->lastError || old.nodesVersion != s->nodesVersion;
+                old.nodeIdentity != s->nodeIdentity || old.lastError != s->lastError || old.nodesVersion != s->nodesVersion ||
+                old.wireKeysVersion != s->wireKeysVersion || old.wireKeysKnown != s->wireKeysKnown ||
+                old.wireKeysIgnored != s->wireKeysIgnored;
       s->version = old.version + (changed ? 1 : 0);
       snapshot_ = std::move(s);
     }
@@ -470,6 +516,7 @@ void Agent::run() {
   // Stopped (daemon exit): the lease is kept; a restart within its TTL takes it back.
   AgentPass(options_, *etcd_, w).saveCache(true);
   w.watcher.reset();
+  w.wire.watcher.reset();
   w.keeper.reset();
 }
 
