@@ -75,8 +75,10 @@ TEST_F(ConfigFile, EveryKeyIsRead) {
       "etcdCacert: /etc/m/ca.pem\n"
       "etcdCert: /etc/m/c.pem\n"
       "etcdKey: /etc/m/k.pem\n"
-      "nodeTtl: 45\n");
+      "nodeTtl: 45\n"
+      "wireIdentity: off\n");
   ASSERT_TRUE(errs.empty()) << dump(errs);
+  EXPECT_FALSE(cfg_.cluster.wireIdentity);
   EXPECT_EQ(cfg_.dataDir, "/var/lib/m");
   EXPECT_EQ(cfg_.cluster.etcdEndpoints,
             (std::vector<std::string>{"http://127.0.0.1:2379", "unix:///run/etcd.sock"}));
@@ -108,6 +110,15 @@ TEST_F(ConfigFile, ThePackagedExampleIsValid) {
   EXPECT_TRUE(errs.empty()) << dump(errs);
 }
 
+TEST_F(ConfigFile, WireIdentityIsOnUnlessTurnedOff) {
+  ASSERT_TRUE(load("etcdEndpoints: http://127.0.0.1:2379\n").empty());
+  EXPECT_TRUE(cfg_.cluster.wireIdentity);
+  ASSERT_TRUE(load("wireIdentity: off\n").empty());
+  EXPECT_FALSE(cfg_.cluster.wireIdentity);
+  ASSERT_TRUE(load("wireIdentity: on\n").empty());
+  EXPECT_TRUE(cfg_.cluster.wireIdentity);
+}
+
 TEST_F(ConfigFile, APolicyPathAloneAndAnEmptyFile) {
   ASSERT_TRUE(load("policy: /p.yaml\n").empty());
   EXPECT_EQ(cfg_.policyPaths, (std::vector<std::string>{"/p.yaml"}));
@@ -120,7 +131,7 @@ TEST_F(ConfigFile, BadValuesAreLocated) {
             "2:1: error: unknown setting 'modes' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, dataDir, "
             "defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, logAllowed, "
             "logLevel, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, socket, "
-            "socketGroup, stateDir)");
+            "socketGroup, stateDir, wireIdentity)");
   EXPECT_EQ(oneError("mode: on\n"), "1:7: error: mode: 'on' is not one of enforce, monitor");
   EXPECT_EQ(oneError("mode: monitor\nmode: enforce\n"), "2:1: error: duplicate key 'mode'");
   EXPECT_EQ(oneError("socket: [a]\n"), "1:9: error: socket: must be a string");
@@ -130,6 +141,7 @@ TEST_F(ConfigFile, BadValuesAreLocated) {
   EXPECT_EQ(oneError("rescanIntervalMs: \"500\"\n"),
             "1:19: error: rescanIntervalMs: must be an integer (decimal digits)");
   EXPECT_EQ(oneError("logLevel: loud\n"), "1:11: error: logLevel: 'loud' is not one of debug, error, info, trace, warn");
+  EXPECT_EQ(oneError("wireIdentity: true\n"), "1:15: error: wireIdentity: 'true' is not one of off, on");
   EXPECT_EQ(oneError("logAllowed: yes\n"), "1:13: error: logAllowed: 'yes' is not one of false, true");
   EXPECT_EQ(oneError("defaultEnforcement: some\n"),
             "1:21: error: defaultEnforcement: 'some' is not one of always, selected");
@@ -157,7 +169,7 @@ TEST_F(ConfigFile, ControlCharactersAreRefused) {
             "1:1: error: unknown setting 'mo\\x01de' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, "
             "dataDir, defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, "
             "logAllowed, logLevel, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, "
-            "socket, socketGroup, stateDir)");
+            "socket, socketGroup, stateDir, wireIdentity)");
 }
 
 TEST_F(ConfigFile, OneDocumentOnly) {

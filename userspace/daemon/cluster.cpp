@@ -7,7 +7,9 @@
 //  - what the agent knows comes back (clusterTickLocked): the fleet's
 //    identities (a change is a reload: workloads that were pending get
 //    theirs), the other nodes' addresses and listeners (the ipcache and
-//    ms_remote_listeners), the pushed policy (--policy etcd: a reload).
+//    ms_remote_listeners), the pushed policy (--policy etcd: a reload), the
+//    cluster keys of identity on the wire (ms_wire_keys; chosen again when
+//    they change and when a key's activation or retirement time passes).
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -34,11 +36,46 @@ bool isLinkLocalOrLoopback(const ms_addr& a) {
   return std::memcmp(a.a, kLoop6, 16) == 0 || (a.a[0] == 0xfe && (a.a[1] & 0xc0) == 0x80);
 }
 
+int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 std::string hostName() {
   char buf[256] = {};
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "node";
   std::string s(buf);
   return s.substr(0, s.find('.'));
+}
+
+// status: the cluster keys by id and time (never their bytes), and what the
+// kernel was given.
+nlohmann::json wireIdentityStatus(const cluster::AgentSnapshot* s, bool enabled, const cluster::WireKeysInForce& f) {
+  using nlohmann::json;
+  json keys = json::array();
+  const int64_t now = unixNow();
+  if (s != nullptr) {
+    for (const auto& [id, r] : s->wireKeys) {
+      const bool retired = r.retireAt != 0 && now >= r.retireAt;
+      const char* state = retired                 ? "retired"
+                          : f.written && id == f.signKeyId ? "signing"
+                          : r.activateAt > now     ? "pending"
+                                                   : "accepted";
+      keys.push_back(json{{"id", id},
+                          {"created", r.created},
+                          {"activate_at", r.activateAt},
+                          {"retire_at", r.retireAt},
+                          {"state", state}});
+    }
+  }
+  return json{{"enabled", enabled},
+              {"known", s != nullptr && s->wireKeysKnown},
+              {"written", f.written},
+              {"signing_key_id", f.signKeyId},
+              {"accepted_key_ids", f.acceptedIds},
+              {"next_change_at", f.nextChangeAt},
+              {"keys", std::move(keys)},
+              {"ignored_records", s != nullptr ? s->wireKeysIgnored : 0},
+              {"error", f.error}};
 }
 
 }  // namespace
@@ -81,7 +118,7 @@ void Daemon::waitForClusterLocked(std::unique_lock<std::mutex>& lock) {
   for (;;) {
     auto s = agent_->snapshot();
     const bool policyReady = !config_.policyFromEtcd() || s->policyRevision != 0;
-    const bool idsReady = s->synced && s->pendingLabelSets == 0 && s->nodeIdentity != 0;
+    const bool idsReady = s->synced && s->pendingLabelSets == 0 && s->nodeIdentity != 0 && s->wireKeysKnown;
     if ((policyReady && idsReady) || std::chrono::steady_clock::now() >= until) break;
     lock.unlock();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -130,6 +167,8 @@ void Daemon::clusterTickLocked() {
   auto old = agentSnap_;
   takeAgentSnapshotLocked();
   const auto& s = agentSnap_;
+  cluster::applyWireKeys(*datapath_, s->wireKeys, s->wireKeysKnown, s->wireKeysVersion, config_.cluster.wireIdentity,
+                         unixNow(), wireKeys_);
   if (s == old) return;
   const bool idsChanged = !old || old->identitiesVersion != s->identitiesVersion;
   const bool endpointsChanged = !old || old->endpointsVersion != s->endpointsVersion || old->nodesVersion != s->nodesVersion;
@@ -281,7 +320,8 @@ nlohmann::json Daemon::clusterStatusLocked() const {
            {"policy_source", config_.policyFromEtcd() ? "etcd" : "files"},
            {"policy_revision", appliedPolicyRevision_},
            {"policy_rejected_revision", rejectedPolicyRevision_},
-           {"policy_error", rejectedPolicyError_}};
+           {"policy_error", rejectedPolicyError_},
+           {"wire_identity", wireIdentityStatus(s.get(), config_.cluster.wireIdentity, wireKeys_)}};
   return out;
 }
 

@@ -26,7 +26,8 @@ nlohmann::json DaemonConfig::toJson() const {
                                         {"etcd_cacert", cluster.etcdCaCert},
                                         {"etcd_cert", cluster.etcdCert},
                                         {"etcd_key", cluster.etcdKey},
-                                        {"node_ttl_seconds", cluster.nodeTtlSeconds}}
+                                        {"node_ttl_seconds", cluster.nodeTtlSeconds},
+                                        {"wire_identity", cluster.wireIdentity ? "on" : "off"}}
                                  : json(nullptr)},
               {"default_enforcement",
                defaultEnforcement == compiler::DefaultEnforcement::Always ? "always" : "selected"}};

@@ -43,6 +43,9 @@ struct DaemonConfig {
     std::string prefix = "/microseg";
     std::string etcdCaCert, etcdCert, etcdKey;
     uint32_t nodeTtlSeconds = 30;            // rides out a daemon restart
+    // Identity on the wire (cluster/wire_keys.h): sign this node's SYNs to
+    // other nodes with the cluster key. Off: sign none, still verify.
+    bool wireIdentity = true;
     bool enabled() const { return !etcdEndpoints.empty(); }
   } cluster;
   // `--policy etcd`: the fleet's pushed policy set, not files.

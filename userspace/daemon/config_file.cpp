@@ -47,7 +47,8 @@ const std::set<std::string> kKnown = {
     "cgroupRoot", "policy",           "mode",          "socket",       "socketGroup",
     "stateDir",   "flowLog",          "logAllowed",    "answerTtlSeconds", "defaultEnforcement",
     "logLevel",   "rescanIntervalMs", "metricsListen", "flowStoreSize", "dataDir",
-    "etcdEndpoints", "nodeName", "nodeAddresses", "clusterPrefix", "etcdCacert", "etcdCert", "etcdKey", "nodeTtl"};
+    "etcdEndpoints", "nodeName", "nodeAddresses", "clusterPrefix", "etcdCacert", "etcdCert", "etcdKey", "nodeTtl",
+    "wireIdentity"};
 
 std::string listOf(const std::set<std::string>& items) {
   std::string list;
@@ -199,6 +200,8 @@ void ConfigReader::setting(const std::string& key, const Node& v) {
     if (str(v, key, s)) cfg_.cluster.etcdKey = s;
   } else if (key == "nodeTtl") {
     if (uint(v, key, 5, 3600, n)) cfg_.cluster.nodeTtlSeconds = static_cast<uint32_t>(n);
+  } else if (key == "wireIdentity") {
+    if (oneOf(v, key, {"on", "off"}, s)) cfg_.cluster.wireIdentity = s == "on";
   }
 }
 

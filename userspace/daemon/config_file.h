@@ -18,7 +18,9 @@ namespace microseg::daemon {
 //   cgroupRoot, policy (string or list), mode, socket, socketGroup (gid or
 //   group name), stateDir, flowLog, logAllowed, answerTtlSeconds,
 //   defaultEnforcement, logLevel, rescanIntervalMs, metricsListen,
-//   flowStoreSize
+//   flowStoreSize, dataDir; cluster mode: etcdEndpoints, nodeName,
+//   nodeAddresses, clusterPrefix, etcdCacert, etcdCert, etcdKey, nodeTtl,
+//   wireIdentity (on | off)
 // Integers are decimal digits (no sign, no leading zero). `logLevel` is
 // returned separately (it configures the logger, not the daemon).
 std::vector<policy::Diagnostic> loadConfigFile(const std::string& path, DaemonConfig& cfg, std::string& logLevel,

@@ -200,6 +200,7 @@ class Daemon {
   std::string rejectedPolicyError_;
   uint64_t endpointsApplies_ = 0;              // other nodes' endpoints written to the kernel
   uint64_t lastEndpointsApplyUs_ = 0;          // what the last such write took
+  cluster::WireKeysInForce wireKeys_;          // the cluster keys the kernel was given (cluster.cpp)
   std::mutex statusMu_;               // guards statusSnapshot_ only
   std::shared_ptr<const nlohmann::json> statusSnapshot_;
 };
