@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <string>
 
 #include "cli/format.h"
@@ -51,6 +52,52 @@ std::string latency(const json& e) {
   return buf;
 }
 
+// Unix seconds as UTC; "-" for 0 or absent.
+std::string utcCell(const json& object, const char* key) {
+  const json& v = member(object, key);
+  if (!v.is_number_integer() || v.get<int64_t>() <= 0) return "-";
+  const time_t t = static_cast<time_t>(v.get<int64_t>());
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// "signing with key 3, accepting 2,3 (next change 2026-...)".
+std::string wireLine(const json& w) {
+  if (!w.is_object()) return "-";
+  if (!flag(w, "known")) return "cluster keys not known yet (the kernel keeps the ones it has)";
+  std::string s;
+  const json& sign = member(w, "signing_key_id");
+  const bool signing = sign.is_number_integer() && sign.get<int64_t>() != 0;
+  if (!flag(w, "enabled")) {
+    s = "off (signs nothing)";
+  } else {
+    s = signing ? "signing with key " + field(w, "signing_key_id") : "signing with no key (none active yet)";
+  }
+  s += ", accepting " + formatList(member(w, "accepted_key_ids"));
+  if (utcCell(w, "next_change_at") != "-") s += " (next change " + utcCell(w, "next_change_at") + ")";
+  if (!field(w, "error").empty()) s += "; ERROR: " + field(w, "error");
+  return s;
+}
+
+void printWireKeys(const json& w, std::ostream& out) {
+  Table t({"KEY", "STATE", "CREATED", "ACTIVATE AT", "RETIRE AT"});
+  t.align(0, Table::Align::Right);
+  const json& keys = member(w, "keys");
+  if (keys.is_array()) {
+    for (const auto& k : keys) {
+      t.add({field(k, "id"), cell(k, "state"), utcCell(k, "created"), utcCell(k, "activate_at"),
+             utcCell(k, "retire_at")});
+    }
+  }
+  if (!t.empty()) {
+    out << "\n";
+    t.print(out);
+  }
+}
+
 void printEtcd(const json& etcd, std::ostream& out) {
   Table t({"ETCD ENDPOINT", "HEALTH", "VERSION", "LEADER", "REVISION", "LATENCY", "ERROR"});
   t.align(4, Table::Align::Right);
@@ -91,6 +138,7 @@ void printThisNode(const json& n, std::ostream& out) {
       << "\n"
       << "counters:     allocation failures " << field(n, "allocation_failures") << ", reconnects "
       << field(n, "reconnects") << ", ignored records " << field(n, "ignored_records") << "\n";
+  out << "wire identity: " << wireLine(member(n, "wire_identity")) << "\n";
   out << "last error:   " << cell(n, "last_error") << "\n";
 }
 
@@ -146,6 +194,7 @@ void printClusterStatus(const json& report, std::ostream& out) {
   printNodes(member(report, "nodes"), out);
   out << "\n";
   printIdentities(member(report, "identities"), out);
+  printWireKeys(member(member(report, "this_node"), "wire_identity"), out);
 }
 
 void printRemoteWorkloads(const json& remote, std::ostream& out) {

@@ -1,16 +1,17 @@
 // microseg: the operator CLI. Talks to microsegd over its control socket,
 // except `policy validate` and `import`, which work offline, and `policy
-// push`, which talks to etcd.
+// push` and `cluster rotate-key`, which talk to etcd.
 //
 // Exit codes (scripts may rely on them; --help says them too, kExitCodes):
 //   0  success (policy validate: the files are valid; policy push: the set is
-//      stored, or was already)
+//      stored, or was already; cluster rotate-key: the new key is stored)
 //   1  the command failed: invalid policy, the daemon answered with an error,
-//      a path that does not exist, a garbled reply, etcd refused the push
-//   2  usage error (bad arguments, unknown command or value; policy push: no
-//      etcd endpoint given or known to the local daemon)
+//      a path that does not exist, a garbled reply, etcd refused the push,
+//      a concurrent rotate-key
+//   2  usage error (bad arguments, unknown command or value; policy push,
+//      cluster rotate-key: no etcd endpoint given or known to the local daemon)
 //   3  the daemon is not reachable (not running, wrong --socket, no reply in
-//      time); policy push: etcd is not reachable
+//      time); policy push, cluster rotate-key: etcd is not reachable
 //   4  permission denied (socket permissions, or a mutation by a caller that is
 //      neither root nor in the socket's group)
 //   5  cluster status: the daemon is not in cluster mode
@@ -37,6 +38,7 @@
 #include "cli/format.h"
 #include "cli/push.h"
 #include "cli/request.h"
+#include "cli/rotate_key.h"
 #include "cli/rollout_commands.h"
 #include "cli/table.h"
 #include "cli/views.h"
@@ -491,6 +493,21 @@ int main(int argc, char** argv) {
   auto* clusterStatus = clusterCmd->add_subcommand(
       "status", "etcd endpoints and health, this node, every node, the identities in use");
   addOutput(clusterStatus);
+  auto* rotateCmd = clusterCmd->add_subcommand(
+      "rotate-key", "write a new cluster key for identity on the wire; the keys in use retire after a grace");
+  cli::RotateArgs rotateArgs;
+  std::string rotatePrefix, rotateCa, rotateCert, rotateKey;
+  rotateCmd->add_option("--grace", rotateArgs.grace,
+                        "how long the keys in use stay accepted after the new key activates [10m]");
+  rotateCmd->add_option("--activate-after", rotateArgs.activateAfter,
+                        "when the new key starts signing: long enough for every node to load it [10s]");
+  rotateCmd->add_option("--etcd-endpoints", rotateArgs.flags.endpoints, "etcd URL(s), comma-separated [the local daemon's]")
+      ->delimiter(',');
+  auto* rotatePrefixOpt = rotateCmd->add_option("--cluster-prefix", rotatePrefix, "etcd key prefix [the daemon's, or /microseg]");
+  auto* rotateCaOpt = rotateCmd->add_option("--etcd-cacert", rotateCa, "CA of the etcd members' certificates (TLS)");
+  auto* rotateCertOpt = rotateCmd->add_option("--etcd-cert", rotateCert, "client certificate for etcd's client auth");
+  auto* rotateKeyOpt = rotateCmd->add_option("--etcd-key", rotateKey, "key of --etcd-cert");
+  addOutput(rotateCmd);
 
   auto* uninstall = app.add_subcommand(
       "uninstall", "detach every program and remove all pinned state; the daemon exits");
@@ -534,6 +551,13 @@ int main(int argc, char** argv) {
     return cli::cmdPush(g.socket, g.json(), pushArgs);
   }
   if (clusterStatus->parsed()) return cmdClusterStatus(g);
+  if (rotateCmd->parsed()) {
+    if (*rotatePrefixOpt) rotateArgs.flags.prefix = rotatePrefix;
+    if (*rotateCaOpt) rotateArgs.flags.caFile = rotateCa;
+    if (*rotateCertOpt) rotateArgs.flags.certFile = rotateCert;
+    if (*rotateKeyOpt) rotateArgs.flags.keyFile = rotateKey;
+    return cli::cmdRotateKey(g.socket, g.json(), rotateArgs);
+  }
   if (uninstall->parsed()) return cmdUninstall(g);
   if (flows->parsed()) return cmdFlows(g, ff, follow);
   if (explainCmd->parsed()) return cmdExplain(g, exFrom, exTo, exPort, exDir, exFlow);
