@@ -74,6 +74,11 @@ int main(int argc, char** argv) {
   auto* oCert = app.add_option("--etcd-cert", etcdCert, "client certificate for etcd's client auth");
   auto* oKey = app.add_option("--etcd-key", etcdKey, "key of --etcd-cert");
   auto* oNodeTtl = app.add_option("--node-ttl", nodeTtl, "seconds a dead node's keys outlive it [30]")->check(CLI::Range(5, 3600));
+  std::string wireIdentity;
+  auto* oWire = app.add_option("--wire-identity", wireIdentity,
+                               "cluster mode: sign this node's SYNs to other nodes with the cluster key (off: "
+                               "sign none, still verify) [on]")
+                    ->check(CLI::IsMember({"on", "off"}));
   app.add_flag("--cleanup", cleanup,
                "detach and remove all pinned state under --state-dir, then exit (like `microseg uninstall`)");
   CLI11_PARSE(app, argc, argv);
@@ -112,6 +117,7 @@ int main(int argc, char** argv) {
   if (*oCert) cfg.cluster.etcdCert = etcdCert;
   if (*oKey) cfg.cluster.etcdKey = etcdKey;
   if (*oNodeTtl) cfg.cluster.nodeTtlSeconds = nodeTtl;
+  if (*oWire) cfg.cluster.wireIdentity = wireIdentity == "on";
   if (*oDefault) {
     cfg.defaultEnforcement = defaultEnforcement == "selected"
                                  ? microseg::compiler::DefaultEnforcement::Selected
