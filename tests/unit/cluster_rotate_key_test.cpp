@@ -72,6 +72,22 @@ TEST(ClusterRotateKey, AKeyAlreadyRetiringKeepsItsTimeAndOldRetiredKeysGo) {
   EXPECT_TRUE(q->removed.empty());
 }
 
+// Found by hand: two rotations 1 s apart, the second with a shorter
+// --activate-after, gave key 2 an activation before key 1's; key 1 (retiring)
+// then took signing back from key 2 at its own activation.
+TEST(ClusterRotateKey, TheNewKeyActivatesAfterEveryStoredKeyEvenAPendingOne) {
+  const WireKeyRecords records{{1, {1, {}, 1000, 1010, 0}}};
+  auto p = planRotation(records, {1}, 1001, 5, 60, kKey);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->added.activateAt, 1011);
+  EXPECT_EQ(p->retiring[0].retireAt, 1071);
+  WireKeyRecords after{{1, p->retiring[0]}, {2, p->added}};
+  for (int64_t t : {1010, 1011, 1050}) {
+    const auto s = cluster::selectWireKeys(after, t);
+    EXPECT_EQ(s.signKeyId, t < 1011 ? 1 : 2) << "at " << t;
+  }
+}
+
 TEST(ClusterRotateKey, IdsWrapToTheLowestFreeOneAfter255) {
   const WireKeyRecords records{{255, key(255, 100, 0)}, {3, key(3, 50, 200)}};
   auto p = planRotation(records, {1, 2, 3, 255}, 150, 10, 600, kKey);

@@ -1,5 +1,6 @@
 #include "cli/rotate_key.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <iostream>
@@ -84,7 +85,14 @@ Result<RotatePlan> planRotation(const cluster::WireKeyRecords& records, const st
   }
   // The id of a removed key is taken again: its record is replaced, not removed.
   std::erase(p.removed, id);
-  p.added = WireKeyRecord{id, key, now, now + activateAfter, 0};
+  // The newest activation signs (wire_keys.h): after every key stored, even
+  // one still pending from a rotation a moment ago, or that one would take
+  // signing back when its own time came.
+  int64_t activateAt = now + activateAfter;
+  for (const auto& [rid, r] : records) {
+    if (r.retireAt == 0 || r.retireAt > now) activateAt = std::max(activateAt, r.activateAt + 1);
+  }
+  p.added = WireKeyRecord{id, key, now, activateAt, 0};
   for (const auto& [rid, r] : records) {
     if (r.retireAt != 0) continue;
     WireKeyRecord next = r;

@@ -25,7 +25,7 @@ int hexDigit(char c) {
 
 // An integer field that must be there: a JSON integer >= 0 (300.5, "7",
 // -1 or 2^64 are not).
-bool time(const json& j, const char* key, int64_t& out) {
+bool unixTime(const json& j, const char* key, int64_t& out) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_number_integer()) return false;
   if (it->is_number_unsigned()) {
@@ -91,8 +91,8 @@ std::optional<WireKeyRecord> decodeWireKey(const std::string& text, uint8_t name
     r.key[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
   // With the size checked, these three and the two above are all the fields.
-  if (!time(j, "created", r.created) || !time(j, "activate_at", r.activateAt) ||
-      !time(j, "retire_at", r.retireAt)) {
+  if (!unixTime(j, "created", r.created) || !unixTime(j, "activate_at", r.activateAt) ||
+      !unixTime(j, "retire_at", r.retireAt)) {
     return std::nullopt;
   }
   return r;
