@@ -409,6 +409,9 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
                      {"trigger", why},
                      {"errors", errs},
                      {"error_count", r.errors.size()}};
+  // A status answered while another thread holds the lock comes from the
+  // last one built: make that this reload's.
+  publishStatusLocked();
   // A reload that compiled everything frees the previous generation's model
   // and compiled policy and the parse's temporaries. When malloc then holds
   // free more than half of what is in use, it goes back to the kernel:
