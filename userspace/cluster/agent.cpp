@@ -46,7 +46,7 @@ bool operator==(const LocalState& a, const LocalState& b) {
          std::equal(a.listeners.begin(), a.listeners.end(), b.listeners.begin(), b.listeners.end(), sameListener) &&
          a.labelSets == b.labelSets && a.policyRevision == b.policyRevision && a.policySource == b.policySource &&
          a.policyError == b.policyError && a.policyRejectedRevision == b.policyRejectedRevision &&
-         a.workloads == b.workloads;
+         a.workloads == b.workloads && a.endpointsKnown == b.endpointsKnown;
 }
 
 std::optional<uint32_t> AgentSnapshot::identityOf(const policy::Labels& labels) const {

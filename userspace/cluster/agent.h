@@ -71,6 +71,11 @@ struct LocalState {
   std::vector<Listener> listeners;
   // Every label set the local policy set needs an identity for.
   std::vector<policy::Labels> labelSets;
+  // The addresses and listeners above have been read. Until then (a daemon
+  // starting: identities come first) the agent leaves the endpoints it
+  // published before as they are: a node restarted within its TTL must not
+  // take its listeners away from the fleet and put them back.
+  bool endpointsKnown = true;
   // For the node record.
   int64_t policyRevision = 0;
   std::string policySource = "files";

@@ -251,6 +251,7 @@ bool AgentPass::node(const LocalState& local) {
 }
 
 bool AgentPass::endpoints(const LocalState& local) {
+  if (!local.endpointsKnown) return true;
   std::map<std::string, EndpointRecord> want;
   if (auto nodeId = w_.view.identityOf(nodeLabels(o_.nodeName))) {
     for (const auto& a : local.hostAddresses) {

@@ -278,12 +278,14 @@ void Daemon::publishLocalLocked() {
   l.policyError = rejectedPolicyError_;
   l.policyRejectedRevision = rejectedPolicyRevision_;
   for (const auto& [id, c] : cgroups_) l.workloads += !c.workload.empty() && !c.inherited;
+  l.endpointsKnown = listenersScanned_;
   agent_->setLocal(std::move(l));
 }
 
 void Daemon::scanListenersLocked() {
   if (!agent_) return;
   auto found = identity::listeningSockets();
+  listenersScanned_ = true;
   if (!found) {
     spdlog::warn("cluster: listeners: {}", found.error().str());
     return;

@@ -195,6 +195,7 @@ class Daemon {
   uint64_t fleetFrom_ = 0;                     // the agent's identitiesVersion fleet_ was built from
   std::vector<ms_addr> nodeAddresses_;         // --node-address (else the host's)
   std::vector<identity::ListeningSocket> listeners_;  // of the host netns, last scanned
+  bool listenersScanned_ = false;                      // once: the agent may publish endpoints
   int64_t appliedPolicyRevision_ = 0;          // --policy etcd
   int64_t rejectedPolicyRevision_ = 0;
   std::string rejectedPolicyError_;
