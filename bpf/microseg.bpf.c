@@ -10,6 +10,8 @@
  *   cgroup/sendmsg4|6      unconnected UDP sendto/sendmsg
  *   cgroup_skb/ingress     the first packet of every inbound flow (TCP SYN to
  *                          a listener, UDP datagrams not part of an exchange)
+ *   sockops                the wire identity on the SYN of a connection to
+ *                          another node (cluster mode; lib/wire.bpf.h)
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -24,6 +26,7 @@
 #include "bpf/lib/events.bpf.h"
 #include "bpf/lib/identity.bpf.h"
 #include "bpf/lib/packet.bpf.h"
+#include "bpf/lib/wire.bpf.h"
 #include "bpf/lib/decide.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -89,4 +92,24 @@ int ms_ingress(struct __sk_buff *skb)
 	if (proto == MS_PROTO_TCP && sk->state != BPF_TCP_LISTEN)
 		return 1;
 	return decide_ingress(skb, sk, proto);
+}
+
+SEC("sockops")
+int ms_sockops(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		wire_arm(skops);
+		break;
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+		wire_reserve(skops);
+		break;
+	case BPF_SOCK_OPS_WRITE_HDR_OPT_CB:
+		wire_write(skops);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		wire_disarm(skops);
+		break;
+	}
+	return 1;
 }

@@ -35,7 +35,7 @@ int ms_verdict_test(struct __sk_buff *skb)
 	struct ms_flow f = {};
 	struct ms_gen g;
 	__u32 zero = 0;
-	bool local = false;
+	__u8 local = 0;
 
 	c = bpf_map_lookup_elem(&ms_verdict_io, &zero);
 	if (!c)

@@ -42,6 +42,7 @@
 #include "bpf/lib/kernel.bpf.h"
 #include "bpf/lib/maps.bpf.h"
 #include "bpf/lib/packet.bpf.h"
+#include "bpf/lib/wire.bpf.h"
 
 /* The maps of the generation in force. */
 struct ms_gen {
@@ -284,10 +285,10 @@ static __always_inline void udp_flow_note(struct ms_udp_flow_value *v, __u64 coo
 }
 
 /* What a judged flow's entry holds to: the local peer's socket cgroup
- * (`local`: its address is of this netns, the socket was looked up). */
-static __always_inline __u64 udp_peer_of(bool local, __u64 peer_cgroup)
+ * (MS_AT_LOCAL: its address is of this netns, the socket was looked up). */
+static __always_inline __u64 udp_peer_of(__u8 at, __u64 peer_cgroup)
 {
-	if (!local)
+	if (at != MS_AT_LOCAL)
 		return MS_UDP_PEER_REMOTE;
 	return peer_cgroup ? peer_cgroup : MS_UDP_PEER_NOBODY;
 }
@@ -429,7 +430,8 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	const struct ms_addr *addr = &dst_addr;
 	struct ms_addr src;
 	__be16 sport;
-	bool local = false, known_dst;
+	bool known_dst;
+	__u8 at = MS_AT_REMOTE;
 	const struct ms_cgroup_value *subject;
 	struct ms_udp_flow_value *uf = NULL;
 	struct bpf_sock *sk;
@@ -478,7 +480,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 			if (ms_unlikely(known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED))) {
 				f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
 				f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port,
-						     f.protocol, &f.dst_cgroup_id, &local);
+						     f.protocol, &f.dst_cgroup_id, &at);
 				log_answer(&f);
 			}
 			return 1;
@@ -488,7 +490,7 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.src_cgroup_id, &subject);
 	if (ms_unlikely(f.subject == MS_IDENTITY_PENDING)) {
 		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port, f.protocol,
-				     &f.dst_cgroup_id, &local);
+				     &f.dst_cgroup_id, &at);
 		return refuse_pending(&g, &f);
 	}
 	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
@@ -496,7 +498,9 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 
 	if (ms_likely(known_dst)) {
 		f.peer = egress_peer(ctx, g.cgroups, g.ipcache, g.cfg, &src, sport, addr, port, f.protocol,
-				     &f.dst_cgroup_id, &local);
+				     &f.dst_cgroup_id, &at);
+		if (at == MS_AT_LOCAL)
+			f.peer_via = MS_PEER_VIA_SOCKET;
 	} else {
 		f.peer = MS_IDENTITY_UNATTRIBUTED;
 		count(MS_CTR_UNATTRIBUTED);
@@ -504,6 +508,9 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	if (f.peer == MS_IDENTITY_MULTICAST)
 		count(MS_CTR_MULTICAST);
 	pass = judge(&g, &f, subject);
+	/* A connection to another node states who calls (wire.bpf.h). */
+	if (pass && f.protocol == MS_PROTO_TCP && at == MS_AT_NODE && g.cfg->wire_key_id)
+		wire_mark(sk, f.subject);
 	if (!pass || f.protocol != MS_PROTO_UDP)
 		return pass;
 	/* A connected socket needs no exchange entry: what it receives passes
@@ -512,15 +519,44 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	 * client (glibc's and Go's resolvers) never fills ms_udp_flows, whose
 	 * inserts cost several times a lookup once it is full (LRU eviction). */
 	if (connect)
-		mark_connected(sk, udp_peer_of(local, f.dst_cgroup_id));
+		mark_connected(sk, udp_peer_of(at, f.dst_cgroup_id));
 	else
 		udp_flow_note(uf, cookie, addr, port, true,
 			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now,
-			      udp_peer_of(local, f.dst_cgroup_id));
+			      udp_peer_of(at, f.dst_cgroup_id));
 	return pass;
 }
 
 /* ---- ingress: cgroup_skb/ingress ---------------------------------------- */
+
+/* A SYN from another node: its wire identity, if it has one, is the peer
+ * (f->peer, f->peer_via). Returns -1 to go on and judge; for a forged one,
+ * the verdict made here whatever the policy: 0 refused, 1 audited in
+ * monitor mode. */
+static __always_inline int wire_peer(struct __sk_buff *skb, const struct ms_gen *g, struct ms_flow *f,
+				     const struct ms_pkt *p, const struct ms_cgroup_value *subject)
+{
+	__u32 claimed = 0, mode = g->cfg->mode;
+	int v = wire_verify(skb, p, &claimed);
+
+	if (v == MS_WIRE_NONE) {
+		count(MS_CTR_WIRE_ABSENT);
+		return -1;
+	}
+	if (v == MS_WIRE_VALID) {
+		count(MS_CTR_WIRE_VERIFIED);
+		f->peer = claimed;
+		f->peer_via = MS_PEER_VIA_WIRE;
+		return -1;
+	}
+	count(MS_CTR_WIRE_INVALID);
+	if (subject && subject->mode != MS_MODE_INHERIT)
+		mode = subject->mode;
+	f->verdict = MS_VERDICT_DENY;
+	f->rule_id = MS_RULE_NONE;
+	f->reason = MS_REASON_WIRE_INVALID;
+	return finish(g->cfg, f, mode);
+}
 
 static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock *sk, __u8 proto)
 {
@@ -531,7 +567,7 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	struct ms_pkt p = {};
 	struct ms_gen g;
 	__u64 cookie = 0, now = 0;
-	bool local = false;
+	__u8 at = MS_AT_REMOTE;
 	int rc, pass, known;
 
 	rc = load_gen(&g);
@@ -584,7 +620,7 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 			if (ms_unlikely(known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED))) {
 				f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
 				f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p, proto,
-						      &f.src_cgroup_id, &local);
+						      &f.src_cgroup_id, &at);
 				log_answer(&f);
 			}
 			return 1;
@@ -594,19 +630,26 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 	f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);
 	if (ms_unlikely(f.subject == MS_IDENTITY_PENDING)) {
 		f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p,
-				      proto, &f.src_cgroup_id, &local);
+				      proto, &f.src_cgroup_id, &at);
 		return refuse_pending(&g, &f);
 	}
 	if (f.subject < MS_IDENTITY_FIRST_WORKLOAD)
 		return 1;
 
 	f.peer = ingress_peer(skb, g.cgroups, g.ipcache, g.cfg, &p, proto,
-			      &f.src_cgroup_id, &local);
+			      &f.src_cgroup_id, &at);
+	if (at == MS_AT_LOCAL)
+		f.peer_via = MS_PEER_VIA_SOCKET;
+	if (at == MS_AT_NODE && proto == MS_PROTO_TCP) {
+		pass = wire_peer(skb, &g, &f, &p, subject);
+		if (pass >= 0)
+			return pass;
+	}
 	pass = judge(&g, &f, subject);
 	if (pass && proto == MS_PROTO_UDP)
 		udp_flow_note(uf, cookie, &p.src, p.sport, false,
 			      f.verdict == MS_VERDICT_ALLOW ? f.generation : 0, now,
-			      udp_peer_of(local, f.src_cgroup_id));
+			      udp_peer_of(at, f.src_cgroup_id));
 	return pass;
 }
 

@@ -55,6 +55,7 @@ struct ms_flow {
 	__u8 hook;
 	__u8 verdict;
 	__u8 reason;
+	__u8 peer_via;        /* enum ms_peer_via */
 };
 
 #define MS_EVENT_QUERY_EVERY 16
@@ -97,6 +98,7 @@ static __always_inline void emit_event(const struct ms_flow *f)
 	e->direction = f->direction;
 	e->hook = f->hook;
 	e->reason = f->reason;
+	e->peer_via = f->peer_via;
 	__builtin_memset(e->_pad0, 0, sizeof(e->_pad0));
 	if (egress) {
 		/* process context: the caller */

@@ -219,6 +219,13 @@ static __always_inline __u32 local_listener(void *ctx, void *cgroups, const stru
 	return id;
 }
 
+/* Where the other end of a flow is (egress_peer(), ingress_peer()). */
+enum {
+	MS_AT_REMOTE = 0, /* another host or netns, known by its address */
+	MS_AT_LOCAL  = 1, /* a socket of this netns: it was looked up */
+	MS_AT_NODE   = 2, /* an address of another node of the cluster */
+};
+
 static __always_inline struct ms_ipcache_value *ipcache_lookup(void *ipcache,
 							       const struct ms_addr *addr)
 {
@@ -247,19 +254,19 @@ static __always_inline __u32 remote_listener(const struct ms_ipcache_value *v, c
 /* The other end of an egress flow from the socket of `ctx` to (addr, port,
  * proto). `owner_cgroup` gets the receiving socket's cgroup if it is local.
  * (`ctx` is a sock_addr or skb context: bpf_get_netns_cookie() takes both.)
- * `*local`: the peer is a socket of this netns (it was looked up).
+ * `*at`: where the peer is (MS_AT_*).
  * A broadcast or multicast destination is MS_IDENTITY_MULTICAST: every
  * local socket on the port may get it, so it is no one peer (and never the
  * remote unicast peer `world`). */
 static __always_inline __u32 egress_peer(void *ctx, void *cgroups, void *ipcache,
 					 const struct ms_config *cfg, const struct ms_addr *saddr,
 					 __be16 sport, const struct ms_addr *addr, __be16 port,
-					 __u8 proto, __u64 *owner_cgroup, bool *local)
+					 __u8 proto, __u64 *owner_cgroup, __u8 *at)
 {
 	struct ms_ipcache_value *v = NULL;
 	__u32 id;
 
-	*local = false;
+	*at = MS_AT_REMOTE;
 	if (addr_is_multicast(addr))
 		return MS_IDENTITY_MULTICAST;
 	if (!addr_is_loopback(addr)) {
@@ -268,8 +275,10 @@ static __always_inline __u32 egress_peer(void *ctx, void *cgroups, void *ipcache
 			return MS_IDENTITY_WORLD;
 		/* Only an address of this very netns has its socket here. */
 		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS | MS_IPCACHE_F_BROADCAST))) {
-			if (v->flags & MS_IPCACHE_F_REMOTE_NODE)
+			if (v->flags & MS_IPCACHE_F_REMOTE_NODE) {
+				*at = MS_AT_NODE;
 				return remote_listener(v, addr, port, proto);
+			}
 			return v->identity;
 		}
 		if (v->netns_cookie != bpf_get_netns_cookie(ctx))
@@ -277,7 +286,7 @@ static __always_inline __u32 egress_peer(void *ctx, void *cgroups, void *ipcache
 		if (v->flags & MS_IPCACHE_F_BROADCAST)
 			return MS_IDENTITY_MULTICAST;
 	}
-	*local = true;
+	*at = MS_AT_LOCAL;
 	id = local_listener(ctx, cgroups, cfg, saddr, sport, addr, port, proto, owner_cgroup);
 	if (id)
 		return id;

@@ -40,6 +40,7 @@ struct ms_pkt {
 	__u8 proto;     /* IPPROTO_* of the transport header */
 	__u8 tcp_flags; /* TCP only */
 	bool v4;
+	__u16 l4_off;   /* of the transport header, from the network header */
 };
 
 struct ms_ip4_hdr {
@@ -168,6 +169,7 @@ static __always_inline int parse_pkt_direct(struct __sk_buff *skb, struct ms_pkt
 		addr_from_ip4(&p->src, ip->saddr);
 		addr_from_ip4(&p->dst, ip->daddr);
 		p->v4 = true;
+		p->l4_off = (ip->ver_ihl & 0xf) * 4;
 	} else {
 		const struct ms_ip6_hdr *ip6 = data;
 		__u32 saddr[4], daddr[4];
@@ -179,6 +181,7 @@ static __always_inline int parse_pkt_direct(struct __sk_buff *skb, struct ms_pkt
 		addr_from_ip6(&p->src, saddr);
 		addr_from_ip6(&p->dst, daddr);
 		p->v4 = false;
+		p->l4_off = sizeof(*ip6);
 	}
 	return 0;
 }
@@ -255,6 +258,7 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct ms_pkt *p)
 	}
 
 	p->proto = nexthdr;
+	p->l4_off = (__u16)off;
 	if (nexthdr == IPPROTO_TCP) {
 		__u8 th[14];
 
@@ -338,28 +342,32 @@ static __always_inline __u64 local_sender_cgroup(struct __sk_buff *skb, const st
  * the packet is looked up on, SO_BINDTODEVICE or a scoped IPv6 address; a
  * socket closed meanwhile), MS_IDENTITY_UNATTRIBUTED, which no rule names:
  * never `host`, which a local workload is not. A packet from elsewhere is
- * its source address's (ipcache). `*local`: the sender was looked up. An address of this netns arriving some
+ * its source address's (ipcache). `*at`: where the sender is (MS_AT_*;
+ * MS_AT_LOCAL: it was looked up). An address of this netns arriving some
  * other way (local traffic through an l3mdev/VRF device) is looked up too,
  * and is the address's identity if not found. */
 static __always_inline __u32 ingress_peer(struct __sk_buff *skb, void *cgroups, void *ipcache,
 					  const struct ms_config *cfg,
 					  const struct ms_pkt *p, __u8 proto, __u64 *sender_cgroup,
-					  bool *local)
+					  __u8 *at)
 {
 	struct ms_ipcache_value *v = NULL;
 	bool here = sent_here(skb);
 	__u32 id;
 
-	*local = false;
+	*at = MS_AT_REMOTE;
 	if (!here) {
 		v = ipcache_lookup(ipcache, &p->src);
 		if (!v)
 			return MS_IDENTITY_WORLD;
 		if (!(v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS)) ||
-		    v->netns_cookie != bpf_get_netns_cookie(skb))
+		    v->netns_cookie != bpf_get_netns_cookie(skb)) {
+			if (v->flags & MS_IPCACHE_F_REMOTE_NODE)
+				*at = MS_AT_NODE;
 			return v->identity;
+		}
 	}
-	*local = true;
+	*at = MS_AT_LOCAL;
 	id = local_sender(skb, cgroups, cfg, p, proto, sender_cgroup);
 	if (id)
 		return id;

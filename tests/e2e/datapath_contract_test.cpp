@@ -32,12 +32,22 @@ std::unique_ptr<microseg_bpf, SkelDeleter> openObject() { return std::unique_ptr
 TEST(DatapathContract, PinnedStateIsEveryMapAndProgramOfTheObject) {
   auto skel = openObject();
   ASSERT_TRUE(skel);
-  // What the object has, read here with libbpf alone. Rule hits are the one
-  // map of a run (rule ids are numbered per run: abi.h).
+  // What the object has, read here with libbpf alone. The maps tagged
+  // MS_PER_RUN (rule hits: rule ids are numbered per run; scratch space)
+  // belong to one run and are never pinned.
+  std::set<std::string> perRun;
+  const btf* b = bpf_object__btf(skel->obj);
+  ASSERT_NE(b, nullptr);
+  for (uint32_t id = 1; id < btf__type_cnt(b); id++) {
+    const btf_type* t = btf__type_by_id(b, id);
+    if (!btf_is_decl_tag(t) || std::string(btf__name_by_offset(b, t->name_off)) != "microseg:per_run") continue;
+    perRun.insert(btf__name_by_offset(b, btf__type_by_id(b, t->type)->name_off));
+  }
+  EXPECT_TRUE(perRun.count("ms_rule_hits")) << "the object's per-run tags were not read";
   std::set<std::string> want;
   bpf_map* m = nullptr;
   bpf_object__for_each_map(m, skel->obj) {
-    if (!bpf_map__is_internal(m) && std::string(bpf_map__name(m)) != "ms_rule_hits") want.insert(bpf_map__name(m));
+    if (!bpf_map__is_internal(m) && !perRun.count(bpf_map__name(m))) want.insert(bpf_map__name(m));
   }
   bpf_program* p = nullptr;
   bpf_object__for_each_program(p, skel->obj) want.insert(std::string("link_") + bpf_program__name(p));

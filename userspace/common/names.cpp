@@ -43,7 +43,16 @@ const char* reasonName(uint8_t r) {
     case MS_REASON_NOT_ISOLATED: return "not-isolated";
     case MS_REASON_NO_POLICY: return "no-policy";
     case MS_REASON_PENDING: return "pending-identity";
+    case MS_REASON_WIRE_INVALID: return "wire-identity-invalid";
     default: return "unknown";
+  }
+}
+
+const char* peerViaName(uint8_t v) {
+  switch (v) {
+    case MS_PEER_VIA_SOCKET: return "socket";
+    case MS_PEER_VIA_WIRE: return "wire";
+    default: return "address";
   }
 }
 

@@ -21,6 +21,8 @@ std::optional<uint8_t> parseVerdict(std::string_view name);
 // MS_REASON_*: "rule", "default-deny", "udp-answer", "not-isolated",
 // "no-policy", "pending-identity"; others "unknown".
 const char* reasonName(uint8_t reason);
+// How the other end of a flow was identified (enum ms_peer_via): socket, wire, address.
+const char* peerViaName(uint8_t via);
 
 // MS_DIR_*: "egress", "ingress" (anything but MS_DIR_INGRESS is egress).
 const char* directionName(uint8_t direction);

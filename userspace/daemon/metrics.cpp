@@ -51,6 +51,16 @@ std::string Daemon::renderMetricsLocked() {
     counter("microseg_multicast_flows_total",
             "Flows to a broadcast or multicast destination judged (peer `multicast`).",
             one(double(c->values[MS_CTR_MULTICAST])));
+    counter("microseg_wire_identity_syns_total",
+            "SYNs of connections between nodes by what their wire identity did (cluster mode): sent (signed "
+            "here), unsent (no room in the SYN: judged there by address), verified (judged here by it), invalid "
+            "(did not verify: dropped, passed in monitor), absent (from another node without one: judged by "
+            "address; a middlebox that strips TCP options shows here).",
+            {Sample{{{"result", "sent"}}, double(c->values[MS_CTR_WIRE_SENT])},
+             Sample{{{"result", "unsent"}}, double(c->values[MS_CTR_WIRE_UNSENT])},
+             Sample{{{"result", "verified"}}, double(c->values[MS_CTR_WIRE_VERIFIED])},
+             Sample{{{"result", "invalid"}}, double(c->values[MS_CTR_WIRE_INVALID])},
+             Sample{{{"result", "absent"}}, double(c->values[MS_CTR_WIRE_ABSENT])}});
   }
   std::vector<Sample> byWorkload;
   for (const auto& [k, n] : flowEventCounts_) {

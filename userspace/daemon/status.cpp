@@ -64,7 +64,12 @@ json Daemon::statusLocked() {
                     {"unsupported_protocol", c->values[MS_CTR_UNSUPPORTED_PROTO]},
                     {"deep_cgroup", c->values[MS_CTR_DEEP_CGROUP]},
                     {"unattributed", c->values[MS_CTR_UNATTRIBUTED]},
-                    {"multicast", c->values[MS_CTR_MULTICAST]}};
+                    {"multicast", c->values[MS_CTR_MULTICAST]},
+                    {"wire_identity_sent", c->values[MS_CTR_WIRE_SENT]},
+                    {"wire_identity_unsent", c->values[MS_CTR_WIRE_UNSENT]},
+                    {"wire_identity_verified", c->values[MS_CTR_WIRE_VERIFIED]},
+                    {"wire_identity_invalid", c->values[MS_CTR_WIRE_INVALID]},
+                    {"wire_identity_absent", c->values[MS_CTR_WIRE_ABSENT]}};
   }
   return json{{"version_string", kVersion},
               {"mode", modeName(datapath_->mode())},

@@ -31,6 +31,8 @@ std::vector<KernelFeature> makeFeatures() {
       {Kind::ProgType, "cgroup_skb programs", "4.10", nullptr, nullptr, BPF_PROG_TYPE_CGROUP_SKB},
       {Kind::ProgType, "cgroup/connect and cgroup/sendmsg programs (cgroup_sock_addr)", "4.18", nullptr, nullptr,
        BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
+      {Kind::ProgType, "sockops programs (the wire identity of cluster mode)", "4.13", nullptr, nullptr,
+       BPF_PROG_TYPE_SOCK_OPS},
       {Kind::CgroupLink, "BPF links on cgroups (BPF_LINK_CREATE for cgroup/connect4)", "5.7"},
   };
   auto map = [&](const char* name, const char* since, bpf_map_type t) {
@@ -53,9 +55,10 @@ std::vector<KernelFeature> makeFeatures() {
     const char* since;
     bpf_func_id id;
     bool sockAddr, skb;
+    bool sockOps = false;
   };
   const H helpers[] = {
-      {"bpf_map_lookup_elem()", "3.19", BPF_FUNC_map_lookup_elem, true, true},
+      {"bpf_map_lookup_elem()", "3.19", BPF_FUNC_map_lookup_elem, true, true, true},
       {"bpf_map_update_elem()", "3.19", BPF_FUNC_map_update_elem, true, true},
       {"bpf_ktime_get_ns()", "4.1", BPF_FUNC_ktime_get_ns, true, true},
       {"bpf_get_current_pid_tgid()", "4.2", BPF_FUNC_get_current_pid_tgid, true, true},
@@ -66,13 +69,17 @@ std::vector<KernelFeature> makeFeatures() {
       {"bpf_sk_lookup_udp()", "4.20", BPF_FUNC_sk_lookup_udp, true, true},
       {"bpf_sk_release()", "4.20", BPF_FUNC_sk_release, true, true},
       {"bpf_sk_fullsock()", "5.1", BPF_FUNC_sk_fullsock, false, true},
-      {"bpf_sk_storage_get() (socket storage)", "5.2", BPF_FUNC_sk_storage_get, true, true},
+      {"bpf_sk_storage_get() (socket storage)", "5.2", BPF_FUNC_sk_storage_get, true, true, true},
       {"bpf_get_netns_cookie()", "5.7", BPF_FUNC_get_netns_cookie, true, true},
       {"bpf_ringbuf_reserve() (ring buffer)", "5.8", BPF_FUNC_ringbuf_reserve, true, true},
       {"bpf_ringbuf_submit()", "5.8", BPF_FUNC_ringbuf_submit, true, true},
       {"bpf_ringbuf_query()", "5.8", BPF_FUNC_ringbuf_query, true, true},
       {"bpf_ktime_get_coarse_ns()", "5.11", BPF_FUNC_ktime_get_coarse_ns, true, true},
       {"bpf_loop() (the deep-cgroup search)", "5.17", BPF_FUNC_loop, true, true},
+      {"bpf_sock_ops_cb_flags_set()", "4.17", BPF_FUNC_sock_ops_cb_flags_set, false, false, true},
+      {"bpf_reserve_hdr_opt() (TCP header options)", "5.10", BPF_FUNC_reserve_hdr_opt, false, false, true},
+      {"bpf_store_hdr_opt()", "5.10", BPF_FUNC_store_hdr_opt, false, false, true},
+      {"bpf_ktime_get_tai_ns() (the wire identity's clock)", "6.1", BPF_FUNC_ktime_get_tai_ns, false, true, true},
   };
   for (const auto& h : helpers) {
     if (h.sockAddr) {
@@ -80,6 +87,7 @@ std::vector<KernelFeature> makeFeatures() {
                          BPF_PROG_TYPE_CGROUP_SOCK_ADDR, h.id));
     }
     if (h.skb) v.push_back(helper(std::string(h.name) + " in cgroup_skb programs", h.since, BPF_PROG_TYPE_CGROUP_SKB, h.id));
+    if (h.sockOps) v.push_back(helper(std::string(h.name) + " in sockops programs", h.since, BPF_PROG_TYPE_SOCK_OPS, h.id));
   }
   v.push_back({Kind::Kfunc, "the bpf_rdonly_cast() kfunc (a socket's creator cgroup)", "6.2", "bpf_rdonly_cast"});
   v.push_back({Kind::BtfMember, "struct cgroup's ancestors[] array (cgroup ancestors at any depth)", "6.1",

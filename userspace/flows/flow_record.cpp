@@ -76,6 +76,7 @@ nlohmann::json eventToJson(const ms_event& e, const FlowContext& ctx) {
               {"dst", dst},
               {"rule", ruleName(e.rule_id, e.reason, *ctx.rules)},
               {"reason", reasonName(e.reason)},
+              {"peer_via", peerViaName(e.peer_via)},
               {"generation", e.generation}};
   // The tier of the deciding rule where it is not the application tier
   // (records read as before tiers where there are none).
@@ -105,6 +106,7 @@ nlohmann::json recordToJson(const FlowRecord& r, uint64_t delta, const FlowConte
   e.direction = r.key.direction;
   e.hook = r.hook;
   e.reason = r.key.reason;
+  e.peer_via = r.key.peerVia;
   std::strncpy(e.comm, r.comm.c_str(), sizeof(e.comm) - 1);
   nlohmann::json j = eventToJson(e, ctx);
   j["time"] = isoTime(r.lastSeenNs);

@@ -33,6 +33,7 @@ using microseg::directionName;
 using microseg::hookName;
 using microseg::protocolName;
 using microseg::reasonName;
+using microseg::peerViaName;
 using microseg::verdictName;
 // "<policy>/<index>", "default-deny", "udp-answer", "not-isolated", ...
 std::string ruleName(uint32_t ruleId, uint8_t reason, const compiler::RuleRegistry& rules);

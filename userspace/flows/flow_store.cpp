@@ -18,6 +18,7 @@ const FlowRecord& FlowStore::add(const ms_event& e, int64_t wallNs,
   k.verdict = e.verdict;
   k.ruleId = e.rule_id;
   k.reason = e.reason;
+  k.peerVia = e.peer_via;
   events_++;
   auto it = byKey_.find(k);
   if (it == byKey_.end()) {

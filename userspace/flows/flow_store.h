@@ -29,8 +29,9 @@ struct FlowKey {
   uint8_t verdict = 0;   // enum ms_verdict
   uint32_t ruleId = 0;
   uint8_t reason = 0;    // enum ms_reason
+  uint8_t peerVia = 0;   // enum ms_peer_via: how the other end was identified
   auto tie() const {
-    return std::tie(direction, srcIdentity, dstIdentity, dstPort, protocol, verdict, ruleId, reason);
+    return std::tie(direction, srcIdentity, dstIdentity, dstPort, protocol, verdict, ruleId, reason, peerVia);
   }
   bool operator<(const FlowKey& o) const { return tie() < o.tie(); }
   bool operator==(const FlowKey& o) const { return tie() == o.tie(); }
