@@ -6,9 +6,11 @@
 // (both pass a's egress). SYNs crafted on a raw socket with a forged,
 // replayed or unknown-key option are dropped and counted; a valid one made
 // with the cluster key (read from etcd) verifies, so the daemon's SipHash and
-// the kernel's agree bit for bit.
+// the kernel's agree bit for bit. Without the option (--wire-identity off,
+// a Fast Open SYN with no room for it) b judges by the address and says so.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -269,6 +271,48 @@ TEST_F(WireIdentity, WithoutTheOptionTheReceiverFallsBackToTheAddress) {
   EXPECT_EQ((*dropped)["peer_via"], "address") << dropped->dump();
   EXPECT_GE(counter(*b_, "wire_identity_absent"), absent0 + 1);
   EXPECT_EQ(counter(*a_, "wire_identity_sent"), 0u);
+}
+
+// A TCP Fast Open SYN carries a cookie (or asks for one) beside MSS, SACK,
+// timestamps and window scale: the 20 bytes of ours no longer fit in the
+// 40 of a TCP header's options. a sends the SYN without (counted unsent),
+// b judges it by a's address and says so. 0, ETIMEDOUT or errno.
+int tfoSyn(const char* dst, int port, int timeoutMs) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0) return errno;
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, dst, &to.sin_addr);
+  const char data[] = "x";
+  int err = 0;
+  if (sendto(fd, data, 1, MSG_FASTOPEN, reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0) err = errno;
+  if (err == EINPROGRESS) {
+    pollfd p{fd, POLLOUT, 0};
+    err = poll(&p, 1, timeoutMs) == 1 ? 0 : ETIMEDOUT;
+  }
+  close(fd);
+  return err;
+}
+
+TEST_F(WireIdentity, AFastOpenSynHasNoRoomForTheOptionAndTheReceiverFallsBackToTheAddress) {
+  up();
+  const uint64_t unsent0 = counter(*a_, "wire_identity_unsent");
+  const uint64_t absent0 = counter(*b_, "wire_identity_absent");
+  // b, seeing node:a, drops the first SYN; the kernel retransmits it a
+  // second later without the Fast Open option, with room for ours: signed,
+  // admitted.
+  const int rc = runIn(clientB_, [&] { return tfoSyn(kHostB, port_, 4000); }, 8000, hostA_.path());
+  EXPECT_EQ(rc, 0) << "a lets client-b out, b admits the retransmitted, signed SYN";
+  EXPECT_GE(counter(*a_, "wire_identity_unsent"), unsent0 + 1);
+  EXPECT_GE(counter(*b_, "wire_identity_absent"), absent0 + 1);
+  auto dropped = b_->waitFlow([&](const json& f) {
+    return f["direction"] == "ingress" && f["verdict"] == "deny" && f["dst"]["port"] == port_;
+  });
+  ASSERT_TRUE(dropped) << "b's flow log has no ingress deny";
+  EXPECT_EQ((*dropped)["src"]["workload"], "node:a") << dropped->dump();
+  EXPECT_EQ((*dropped)["peer_via"], "address") << dropped->dump();
+  EXPECT_EQ(counter(*b_, "wire_identity_invalid"), 0u);
 }
 
 TEST_F(WireIdentity, RotatingTheKeyKeepsConnectionsWorking) {
