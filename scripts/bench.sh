@@ -395,8 +395,9 @@ wire_section() {
   stop_etcd   # section 5's: this section's nodes start from an empty store
   W="$WORK/wire"
   mkdir -p "$W/policy" "$W/a" "$W/b"
-  # A /30 of 198.18.128.0/17 per pid (section 5 uses the lower half).
-  local net4="198.18.$((128 + ($$ / 64) % 128)).$((($$ % 64) * 4))"
+  # A /30 of 198.18.0.0/16 per pid, 128 /24s away from section 5's (its
+  # routes may still be there when both run).
+  local net4="198.18.$(((($$ / 64) + 128) % 256)).$((($$ % 64) * 4))"
   WA_ADDR="${net4%.*}.$((${net4##*.} + 1))"
   WB_ADDR="${net4%.*}.$((${net4##*.} + 2))"
   ip netns add "$WNETNS"

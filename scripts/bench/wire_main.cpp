@@ -109,6 +109,13 @@ void restoreKeyId() {
   std::cerr << "microseg-bench-wire: could not restore A's wire_key_id " << gDaemonKeyId << "\n";
 }
 
+// bench.sh's cleanup stops the tool with SIGTERM: put the key id back
+// first (two bpf syscalls), so the daemon's state is its own again.
+void onSignal(int sig) {
+  restoreKeyId();
+  _exit(128 + sig);
+}
+
 json counters(const std::string& sock) {
   auto r = control::call(sock, json{{"command", "status"}}, 10000);
   if (!r) die("status from " + sock + ": " + r.error().str());
@@ -174,6 +181,8 @@ int cmdRun(const Args& a) {
   if (gDaemonKeyId == 0) die("A's daemon signs nothing (ms_config.wire_key_id is still 0 after 30 s)");
   gRestore = true;
   std::atexit(restoreKeyId);
+  signal(SIGTERM, onSignal);
+  signal(SIGINT, onSignal);
 
   // The kernel's per-program accounting, on while this fd is open.
   const int statsFd = bpf_enable_stats(BPF_STATS_RUN_TIME);

@@ -74,11 +74,16 @@ int cmdWireReport(int argc, char** argv) {
   if (!f) die("report: cannot read " + in);
   std::map<std::string, Series> s;  // "workload tcp4 on"
   json setup, restore;
+  std::vector<double> skStorage;
   for (std::string line; std::getline(f, line);) {
     json r = json::parse(line, nullptr, false);
     if (!r.is_object()) continue;
     if (r["section"] == "wire_setup") setup = r;
     if (r["section"] == "wire_restore") restore = r;
+    // Section 1's sk_storage anchor (empty.bpf.c), when the run had it.
+    if (r["section"] == "floor" && r["kind"] == "tcp4" && r["progs"].contains("anchor_skstorag")) {
+      skStorage.push_back(r["progs"]["anchor_skstorag"]["ns_per_run"].get<double>());
+    }
     if (r["section"] != "wire") continue;
     Series& x = s[r["caller"].get<std::string>() + " " + r["kind"].get<std::string>() + " " +
                   r["signing"].get<std::string>()];
@@ -136,6 +141,13 @@ int cmdWireReport(int argc, char** argv) {
     << ", B verified " << fmt("%.2f", counterPerOp(on, "b.wire_identity_verified")) << "; OFF A sent "
     << fmt("%.2f", counterPerOp(off, "a.wire_identity_sent")) << ", B absent "
     << fmt("%.2f", counterPerOp(off, "b.wire_identity_absent")) << "\n";
+  {
+    const double d = median(on.nsPerOp.at("a.ms_connect4")) - median(off.nsPerOp.at("a.ms_connect4"));
+    t << "   connect4 ON - OFF: " << fmt("%.0f ns", d)
+      << " (ON it creates the socket's storage to mark it for sockops: wire.bpf.h wire_mark)";
+    if (!skStorage.empty()) t << "; section 1's anchor, one sk_storage create on connect4: " << fmt("%.0f ns", median(skStorage));
+    t << "\n";
+  }
   if (on.errors || off.errors) t << "   !! connect errors: ON " << on.errors << ", OFF " << off.errors << "\n";
 
   json extra = json::object();
@@ -191,6 +203,9 @@ int cmdWireReport(int argc, char** argv) {
                        {"wall_off_ns", median(off.wall)},
                        {"wall_on_ns_rounds", on.wall},
                        {"wall_off_ns_rounds", off.wall},
+                       {"connect4_on_minus_off_ns",
+                        median(on.nsPerOp.at("a.ms_connect4")) - median(off.nsPerOp.at("a.ms_connect4"))},
+                       {"anchor_sk_storage_create_ns", skStorage.empty() ? json(nullptr) : json(median(skStorage))},
                        {"errors_on", on.errors},
                        {"errors_off", off.errors},
                        {"unmanaged_and_udp", extra}};
