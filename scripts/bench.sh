@@ -18,8 +18,8 @@
 #   1. per-hook cost from the kernel's accounting (BPF_ENABLE_STATS: run_time_ns
 #      / run_cnt per program) of the real microsegd at several policy sizes, in
 #      enforce and monitor mode, next to empty programs on the same hooks and
-#      two anchors on connect4 (a two-lookup allow-list check; the kernel's
-#      socket lookup alone);
+#      three anchors on connect4 (a two-lookup allow-list check; the kernel's
+#      socket lookup alone; one socket-storage create, what signing adds);
 #   2. connection path: loopback TCP connect+accept+close and UDP sendto loops
 #      with no program / microseg / nftables (linear rules, verdict map),
 #      interleaved over rounds, as ratios to no program;
@@ -77,6 +77,9 @@ while (($#)); do
   esac
   shift
 done
+if ((HOOKS_ONLY + CLUSTER_ONLY + WIRE_ONLY > 1 || (NO_CLUSTER && (CLUSTER_ONLY || WIRE_ONLY)))); then
+  echo "bench: --hooks-only, --cluster-only and --wire-only exclude each other, and --no-cluster the last two" >&2; exit 2
+fi
 if [[ $(id -u) -ne 0 ]]; then
   echo "bench: run as root (it loads BPF programs into its own throwaway cgroups)" >&2
   exit 1
@@ -100,9 +103,6 @@ for p in nftables; do
 done
 cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 CLUSTER_TARGET=""; ((NO_CLUSTER || HOOKS_ONLY)) || CLUSTER_TARGET="microseg-bench-cluster microseg-bench-wire"
-if ((HOOKS_ONLY + NO_CLUSTER + CLUSTER_ONLY + WIRE_ONLY > 1)); then
-  echo "bench: --hooks-only, --no-cluster, --cluster-only and --wire-only exclude each other" >&2; exit 2
-fi
 make -C "$BUILD" -j"$(nproc)" --no-print-directory microsegd microseg microseg-bench $CLUSTER_TARGET >/dev/null
 MSD="$BUILD/microsegd"
 MSC="$BUILD/microseg"
