@@ -3,13 +3,14 @@
 # compared with an empty BPF program and with nftables, how fast policy is
 # compiled and applied, and whether the event path keeps up and counts losses.
 #
-#   scripts/bench.sh [--quick] [--hooks-only | --no-cluster | --cluster-only] [--json FILE]
+#   scripts/bench.sh [--quick] [--hooks-only | --no-cluster | --cluster-only | --wire-only] [--json FILE]
 #
 #   --quick      smoke run (about a minute here, plus the build if sources changed): fewer
 #                configurations, rounds, iterations
 #   --hooks-only only section 1 (per-hook cost), for iterating on the datapath
-#   --no-cluster skip section 5 (cluster mode; it needs /usr/bin/etcd)
+#   --no-cluster skip sections 5 and 6 (cluster mode; they need /usr/bin/etcd)
 #   --cluster-only only section 5, for iterating on cluster mode
+#   --wire-only  only section 6 (wire identity), for iterating on it
 #   --json FILE  also write every figure as JSON (default: build-bench/bench.json)
 #
 # Run as root on a machine with cgroup v2 and BPF (>= 5.8). It builds what it
@@ -17,8 +18,8 @@
 #   1. per-hook cost from the kernel's accounting (BPF_ENABLE_STATS: run_time_ns
 #      / run_cnt per program) of the real microsegd at several policy sizes, in
 #      enforce and monitor mode, next to empty programs on the same hooks and
-#      two anchors on connect4 (a two-lookup allow-list check; the kernel's
-#      socket lookup alone);
+#      three anchors on connect4 (a two-lookup allow-list check; the kernel's
+#      socket lookup alone; one socket-storage create, what signing adds);
 #   2. connection path: loopback TCP connect+accept+close and UDP sendto loops
 #      with no program / microseg / nftables (linear rules, verdict map),
 #      interleaved over rounds, as ratios to no program;
@@ -28,7 +29,15 @@
 #      agent in microseg-bench-cluster) through an etcd of the bench's own,
 #      B with 10k other endpoints: connect4's cost to B's listener next to a
 #      local one, how long an address appearing on B takes to reach A's
-#      kernel, and what one such change costs A (target ~10 ms).
+#      kernel, and what one such change costs A (target ~10 ms);
+#   6. wire identity: two real microsegd nodes (A here, B in a netns of its
+#      own, each with its own cgroup subtree and state dir) through a fresh
+#      etcd; a TCP connect+accept+close loop from A's workload to B's, with
+#      A signing its SYNs (ms_config.wire_key_id as the daemon wrote it) and
+#      not (0, written by the tool), interleaved: per-program ns of A's
+#      connect4/sockops/ingress and B's ingress, the sum ON / OFF (target
+#      <= 1.5x), wall time; and the same from an unmanaged process and a UDP
+#      loop (the "zero cost" claims), checked with both daemons' counters.
 #
 # Safety: programs are attached only to cgroups this script creates under
 # <cgroup2 mount>/microseg-bench-<pid>; BPF state is pinned only under
@@ -36,8 +45,11 @@
 # microseg_bench_<pid> and only ever match this script's cgroup; traffic goes to
 # 127.0.0.1 / ::1 only, but for section 5's connects to B's listener in the
 # netns microseg-bench-<pid> (a veth in 198.18.0.0/15, the benchmarking
-# range); section 5's etcd listens on 127.0.0.1 with its data in the temp
-# dir. Everything is removed on exit, also on failure or Ctrl-C.
+# range) and section 6's to node B in the netns microseg-bench-<pid>-w (the
+# same range); section 5's etcd listens on 127.0.0.1, section 6's also on
+# A's end of its veth (B's daemon reaches it from its netns), data in the
+# temp dir. Section 6's node B has the cgroup subtree <bench>/msb and the
+# state dir /sys/fs/bpf/microseg-bench-<pid>-b. Everything is removed on exit, also on failure or Ctrl-C.
 # Kernel statistics are enabled through a BPF_ENABLE_STATS fd held by the
 # measuring tool (the kernel turns them off when it closes); the sysctl
 # kernel.bpf_stats_enabled is checked and restored anyway.
@@ -49,6 +61,7 @@ QUICK=0
 HOOKS_ONLY=0
 NO_CLUSTER=0
 CLUSTER_ONLY=0
+WIRE_ONLY=0
 JSON_OUT=""
 while (($#)); do
   case "$1" in
@@ -56,6 +69,7 @@ while (($#)); do
     --hooks-only) HOOKS_ONLY=1 ;;
     --no-cluster) NO_CLUSTER=1 ;;
     --cluster-only) CLUSTER_ONLY=1 ;;
+    --wire-only) WIRE_ONLY=1 ;;
     --json) shift; JSON_OUT="${1:?--json needs a file}" ;;
     --json=*) JSON_OUT="${1#--json=}" ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 0 ;;
@@ -63,6 +77,9 @@ while (($#)); do
   esac
   shift
 done
+if ((HOOKS_ONLY + CLUSTER_ONLY + WIRE_ONLY > 1 || (NO_CLUSTER && (CLUSTER_ONLY || WIRE_ONLY)))); then
+  echo "bench: --hooks-only, --cluster-only and --wire-only exclude each other, and --no-cluster the last two" >&2; exit 2
+fi
 if [[ $(id -u) -ne 0 ]]; then
   echo "bench: run as root (it loads BPF programs into its own throwaway cgroups)" >&2
   exit 1
@@ -85,13 +102,13 @@ for p in nftables; do
   fi
 done
 cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-CLUSTER_TARGET=""; ((NO_CLUSTER || HOOKS_ONLY)) || CLUSTER_TARGET=microseg-bench-cluster
-((CLUSTER_ONLY && NO_CLUSTER)) && { echo "bench: --cluster-only and --no-cluster exclude each other" >&2; exit 2; }
+CLUSTER_TARGET=""; ((NO_CLUSTER || HOOKS_ONLY)) || CLUSTER_TARGET="microseg-bench-cluster microseg-bench-wire"
 make -C "$BUILD" -j"$(nproc)" --no-print-directory microsegd microseg microseg-bench $CLUSTER_TARGET >/dev/null
 MSD="$BUILD/microsegd"
 MSC="$BUILD/microseg"
 TOOL="$BUILD/microseg-bench"
 CTOOL="$BUILD/microseg-bench-cluster"
+WTOOL="$BUILD/microseg-bench-wire"
 
 # ---- throwaway state -----------------------------------------------------------
 CG2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
@@ -112,6 +129,12 @@ TOOL_PID=""
 ETCD_PID=""
 NETNS="microseg-bench-$$"
 VETH="msb$$"              # msb<pid>a here, msb<pid>b in $NETNS
+# Section 6: node B's daemon, netns, veth (msw<pid>a here, msw<pid>b there), state.
+B_PID=""
+WNETNS="microseg-bench-$$-w"
+WVETH="msw$$"
+BSTATE=/sys/fs/bpf/microseg-bench-$$-b
+BSOCK="$WORK/microseg-b.sock"
 export MICROSEG_SOCKET="$SOCK"
 # Loopback ports of the benchmark flows: allowed (PA) and default-deny (PD).
 PA=$((40000 + ($$ % 4900) * 2))
@@ -132,6 +155,13 @@ cleanup() {
     wait "$DAEMON_PID" 2>/dev/null
   fi
   [[ -x "$MSD" ]] && "$MSD" --cleanup --state-dir "$STATE" >/dev/null 2>&1
+  if [[ -n "$B_PID" ]] && kill -0 "$B_PID" 2>/dev/null; then
+    MICROSEG_SOCKET="$BSOCK" "$MSC" uninstall >/dev/null 2>&1 || kill -TERM "$B_PID" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$B_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$B_PID" 2>/dev/null
+    wait "$B_PID" 2>/dev/null
+  fi
+  [[ -x "$MSD" && -e "$BSTATE" ]] && "$MSD" --cleanup --state-dir "$BSTATE" >/dev/null 2>&1
   if [[ -n "$ETCD_PID" ]] && kill -0 "$ETCD_PID" 2>/dev/null; then
     kill -TERM "$ETCD_PID" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$ETCD_PID" 2>/dev/null || break; sleep 0.1; done
@@ -143,8 +173,13 @@ cleanup() {
     for p in $(ip netns pids "$NETNS" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
     ip netns del "$NETNS" 2>/dev/null
   fi
+  if [[ -e "/run/netns/$WNETNS" ]]; then
+    for p in $(ip netns pids "$WNETNS" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    ip netns del "$WNETNS" 2>/dev/null
+  fi
   ip link del "${VETH}a" 2>/dev/null
-  rm -rf "$STATE" "$CPSTATE" 2>/dev/null
+  ip link del "${WVETH}a" 2>/dev/null
+  rm -rf "$STATE" "$CPSTATE" "$BSTATE" 2>/dev/null
   nft delete table inet "$NFT_TABLE" 2>/dev/null
   if [[ -d "$BENCH" ]]; then
     # Only our own tree: cgroup.kill ends any loop child left behind.
@@ -162,10 +197,17 @@ cleanup() {
     echo "bench: failed (rc $rc); last daemon log lines:" >&2
     tail -n 15 "$DLOG" >&2
   fi
+  if ((rc != 0)) && [[ -f "$WORK/microsegd-b.log" ]]; then
+    echo "bench: last lines of node B's daemon log (section 6):" >&2
+    tail -n 15 "$WORK/microsegd-b.log" >&2
+  fi
   rm -rf "$WORK"
   local left=""
   [[ -d "$BENCH" ]] && left+=" cgroup $BENCH"
-  [[ -e "$STATE" || -e "$CPSTATE" ]] && left+=" pins"
+  [[ -e "$STATE" || -e "$CPSTATE" || -e "$BSTATE" ]] && left+=" pins"
+  [[ -n "$B_PID" ]] && kill -0 "$B_PID" 2>/dev/null && left+=" node B microsegd (pid $B_PID)"
+  [[ -e "/run/netns/$WNETNS" ]] && left+=" netns $WNETNS"
+  ip link show "${WVETH}a" >/dev/null 2>&1 && left+=" veth ${WVETH}a"
   [[ -n "$ETCD_PID" ]] && kill -0 "$ETCD_PID" 2>/dev/null && left+=" etcd (pid $ETCD_PID)"
   [[ -e "/run/netns/$NETNS" ]] && left+=" netns $NETNS"
   ip link show "${VETH}a" >/dev/null 2>&1 && left+=" veth ${VETH}a"
@@ -186,6 +228,7 @@ if ((QUICK)); then
   CP_COMBOS="1000:1000,10000:1000,100000:10"
   FLOOD_SECONDS=3
   CL_ADDRS=1000; CL_LISTENERS=1000; CL_CHANGES=20; CL_ROUNDS=2; CL_ITERS=5000
+  W_ROUNDS=4; W_ITERS=5000; W_UDP_ITERS=20000
 else
   HOOK_CONFIGS=("10 10" "1000 10" "100000 10" "10 1000" "1000 1000" "100000 1000" "10 10000" "1000 10000")
   HOOK_ITERS=5000; HOOK_REPS=3; FLAT_ROUNDS=4
@@ -193,6 +236,7 @@ else
   CP_COMBOS="1000:1000,10000:1000,100000:1000,1000:10000,10000:10000,100000:10000"
   FLOOD_SECONDS=8
   CL_ADDRS=5000; CL_LISTENERS=5000; CL_CHANGES=50; CL_ROUNDS=5; CL_ITERS=20000
+  W_ROUNDS=8; W_ITERS=20000; W_UDP_ITERS=50000
 fi
 # BENCH_CLUSTER_ADDRS / BENCH_CLUSTER_LISTENERS / BENCH_CLUSTER_CHANGES override section 5's sizes.
 CL_ADDRS=${BENCH_CLUSTER_ADDRS:-$CL_ADDRS}
@@ -329,6 +373,136 @@ YAML
   DAEMON_PID=""
 }
 
+# ---- 6. wire identity (a function: run after section 5, or alone with --wire-only) ----
+# Two real nodes: A (microsegd here, cgroup root $MSROOT, state $STATE) and B
+# (microsegd in the netns $WNETNS, entered with nsenter --net only, so it
+# sees this host's bpffs and cgroup2; cgroup root $BENCH/msb, state $BSTATE),
+# through an etcd of their own. w0 (A) may reach srv (B) on $PA, TCP and UDP;
+# srv admits w0 and also node A's own identity (what a SYN without the
+# option is judged as), so the OFF rounds connect too.
+stop_etcd() {
+  [[ -n "$ETCD_PID" ]] || return 0
+  kill -TERM "$ETCD_PID" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$ETCD_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$ETCD_PID" 2>/dev/null || true
+  wait "$ETCD_PID" 2>/dev/null || true
+  ETCD_PID=""
+}
+wire_section() {
+  say "6. Wire identity: node A (microsegd) -> node B (microsegd in a netns), signing ON vs OFF, $W_ROUNDS rounds"
+  [[ -x /usr/bin/etcd ]] || { echo "bench: /usr/bin/etcd missing (scripts/setup.sh installs etcd-server); --no-cluster skips section 6" >&2; exit 1; }
+  command -v nsenter >/dev/null || { echo "bench: nsenter (util-linux) missing" >&2; exit 1; }
+  stop_etcd   # section 5's: this section's nodes start from an empty store
+  W="$WORK/wire"
+  mkdir -p "$W/policy" "$W/a" "$W/b"
+  # A /30 of 198.18.0.0/16 per pid, 128 /24s away from section 5's (its
+  # routes may still be there when both run).
+  local net4="198.18.$(((($$ / 64) + 128) % 256)).$((($$ % 64) * 4))"
+  WA_ADDR="${net4%.*}.$((${net4##*.} + 1))"
+  WB_ADDR="${net4%.*}.$((${net4##*.} + 2))"
+  ip netns add "$WNETNS"
+  ip link add "${WVETH}a" type veth peer name "${WVETH}b" netns "$WNETNS"
+  ip addr add "$WA_ADDR/30" dev "${WVETH}a"
+  ip link set "${WVETH}a" up
+  ip -n "$WNETNS" addr add "$WB_ADDR/30" dev "${WVETH}b"
+  ip -n "$WNETNS" link set "${WVETH}b" up
+  ip -n "$WNETNS" link set lo up
+
+  port_free() { ! ss -Htln "sport = :$1" | grep -q .; }
+  local ec="" ep="" c k
+  for ((k = 0; k < 50; k++)); do
+    c=$((20001 + (($$ + k * 7919) % 9000) * 2))
+    if port_free "$c" && port_free $((c + 1)); then ec=$c ep=$((c + 1)); break; fi
+  done
+  [[ -n "$ec" ]] || { echo "bench: no two free ports for etcd" >&2; exit 1; }
+  local url="http://127.0.0.1:$ec" burl="http://$WA_ADDR:$ec"
+  /usr/bin/etcd --name wire --data-dir "$W/etcd" --listen-client-urls "$url,$burl" --advertise-client-urls "$url" \
+    --listen-peer-urls "http://127.0.0.1:$ep" --initial-advertise-peer-urls "http://127.0.0.1:$ep" \
+    --initial-cluster "wire=http://127.0.0.1:$ep" --initial-cluster-state new --initial-cluster-token "microseg-bench-w-$$" \
+    --log-level warn --logger zap >"$W/etcd.log" 2>&1 &
+  ETCD_PID=$!
+  for _ in $(seq 100); do
+    curl -sf "$url/health" 2>/dev/null | grep -q '"health":"true"' && break
+    kill -0 "$ETCD_PID" 2>/dev/null || { echo "bench: etcd exited:" >&2; tail -5 "$W/etcd.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  curl -sf "$url/health" >/dev/null || { echo "bench: etcd not healthy after 10 s" >&2; exit 1; }
+  ip netns exec "$WNETNS" curl -sf "$burl/health" >/dev/null || { echo "bench: etcd not reachable from $WNETNS at $burl" >&2; exit 1; }
+  note "etcd on $url and $burl (pid $ETCD_PID); A $WA_ADDR, B $WB_ADDR in netns $WNETNS"
+
+  mkdir -p "$MSROOT/w0" "$BENCH/msb/srv" "$BENCH/plain"
+  cat >"$W/policy/policy.yaml" <<YAML
+apiVersion: microseg.dev/v1
+kind: Workload
+metadata: {name: w0}
+spec:
+  cgroups: ["w0"]
+  labels: {app: w0}
+---
+apiVersion: microseg.dev/v1
+kind: Workload
+metadata: {name: srv}
+spec:
+  cgroups: ["srv"]
+  labels: {app: bench-srv}
+---
+apiVersion: microseg.dev/v1
+kind: Policy
+metadata: {name: w0}
+spec:
+  selector: {identity: w0}
+  egress:
+    - to: [{identity: srv}]
+      ports: [{port: $PA, protocol: TCP}, {port: $PA, protocol: UDP}]
+---
+apiVersion: microseg.dev/v1
+kind: Policy
+metadata: {name: srv}
+spec:
+  selector: {identity: srv}
+  ingress:
+    - from: [{identity: w0}, {matchLabels: {microseg.dev/node: wire-a}}]
+      ports: [{port: $PA, protocol: TCP}, {port: $PA, protocol: UDP}]
+YAML
+  DLOG="$WORK/microsegd-wire-a.log"
+  local blog="$WORK/microsegd-b.log"
+  "$MSD" --cgroup-root "$MSROOT" --policy "$W/policy/policy.yaml" --mode enforce --socket "$SOCK" --state-dir "$STATE" \
+    --etcd-endpoints "$url" --node-name wire-a --node-address "$WA_ADDR" --data-dir "$W/a" 2>"$DLOG" &
+  DAEMON_PID=$!
+  nsenter --net="/run/netns/$WNETNS" "$MSD" --cgroup-root "$BENCH/msb" --policy "$W/policy/policy.yaml" --mode enforce \
+    --socket "$BSOCK" --state-dir "$BSTATE" --etcd-endpoints "$burl" --node-name wire-b --node-address "$WB_ADDR" \
+    --data-dir "$W/b" 2>"$blog" &
+  B_PID=$!
+  for _ in $(seq 600); do
+    "$MSC" status >/dev/null 2>&1 && MICROSEG_SOCKET="$BSOCK" "$MSC" status >/dev/null 2>&1 && break
+    kill -0 "$DAEMON_PID" 2>/dev/null || { echo "bench: microsegd (node A) exited" >&2; exit 1; }
+    kill -0 "$B_PID" 2>/dev/null || { echo "bench: microsegd (node B) exited:" >&2; tail -15 "$blog" >&2; exit 1; }
+    sleep 0.1
+  done
+  wait_generation 1
+  local out="$W/raw.jsonl"
+  "$WTOOL" run --a-state "$STATE" --b-state "$BSTATE" --a-socket "$SOCK" --b-socket "$BSOCK" \
+    --cgroup "$MSROOT/w0" --unmanaged-cgroup "$BENCH/plain" --listener-cgroup "$BENCH/msb/srv" \
+    --netns "/run/netns/$WNETNS" --dest "$WB_ADDR" --port "$PA" --rounds "$W_ROUNDS" --iters "$W_ITERS" \
+    --udp-iters "$W_UDP_ITERS" >"$out" &
+  TOOL_PID=$!
+  local rc=0
+  wait "$TOOL_PID" || rc=$?
+  TOOL_PID=""
+  cat "$out" >>"$RAW"
+  ((rc == 0)) || { echo "bench: section 6 failed (microseg-bench-wire exit $rc)" >&2; exit 1; }
+  note "$(jq -rs '[.[] | select(.section=="wire" and .caller=="workload" and .kind=="tcp4") | "\(.signing) \([.progs["a.ms_connect4","a.ms_sockops","a.ms_ingress","b.ms_ingress"].ns_per_op] | add | floor)"] | join(", ")' "$out") ns per connect (4 programs), by round"
+  note "counters: A $("$MSC" status -o json | jq -c '.counters | with_entries(select(.key | startswith("wire")))'), B $(MICROSEG_SOCKET="$BSOCK" "$MSC" status -o json | jq -c '.counters | with_entries(select(.key | startswith("wire")))')"
+  WIRE_RAN=1
+  MICROSEG_SOCKET="$BSOCK" "$MSC" uninstall >/dev/null
+  "$MSC" uninstall >/dev/null
+  for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || kill -0 "$B_PID" 2>/dev/null || break; sleep 0.1; done
+  wait "$DAEMON_PID" 2>/dev/null || true
+  wait "$B_PID" 2>/dev/null || true
+  DAEMON_PID="" B_PID=""
+  stop_etcd
+}
+
 # Policy files are all generated before microsegd starts, each in a directory
 # of its own (the daemon watches the directory of its policy file; it reloads
 # only for that file, but nothing else should happen near the measurement).
@@ -342,7 +516,7 @@ gen_policy() {  # rules identities [changed]
   echo "$f"
 }
 for cfg in "${HOOK_CONFIGS[@]}" "$PATH_CONFIG"; do
-  ((CLUSTER_ONLY)) && break
+  ((CLUSTER_ONLY || WIRE_ONLY)) && break
   read -r R I <<<"$cfg"
   gen_policy "$R" "$I" >/dev/null
   gen_policy "$R" "$I" changed >/dev/null
@@ -377,6 +551,15 @@ set_mode() { retry "$MSC" mode "$1" >/dev/null; }
 status() { retry "$MSC" status -o json; }
 
 CLUSTER_RAN=0
+WIRE_RAN=0
+if ((WIRE_ONLY)); then
+  wire_section
+  say "Results ($(($(date +%s) - STARTED)) s, section 6 only)"
+  mkdir -p "$(dirname "$JSON_OUT")"
+  rm -f "$JSON_OUT"
+  "$WTOOL" report --in "$RAW" --json "$JSON_OUT"
+  exit 0
+fi
 if ((CLUSTER_ONLY)); then
   cluster_section
   say "Results ($(($(date +%s) - STARTED)) s, section 5 only)"
@@ -634,12 +817,14 @@ out=$(run_tool controlplane --cgroup-root "$MSROOT" --state-dir "$CPSTATE" --com
 raw "$(jq -c '{section:"cp_tool"} + .' <<<"$out")"
 
 ((NO_CLUSTER)) || cluster_section
+((NO_CLUSTER)) || wire_section
 
 # ---- report -------------------------------------------------------------------------
 say "Results ($(($(date +%s) - STARTED)) s)"
 mkdir -p "$(dirname "$JSON_OUT")"
 "$TOOL" report --in "$RAW" --json "$JSON_OUT"
 if ((CLUSTER_RAN)); then echo; "$CTOOL" report --in "$RAW" --json "$JSON_OUT"; fi
+if ((WIRE_RAN)); then echo; "$WTOOL" report --in "$RAW" --json "$JSON_OUT"; fi
 echo
 echo "date $(date -u +%Y-%m-%d), kernel $(uname -r), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)); JSON: $JSON_OUT"
 echo "kernel mitigations: $MITIGATIONS"

@@ -584,6 +584,7 @@ int cmdFloor(const Args& a) {
     if (std::string(k) == "tcp4") {  // the anchors found what they looked for
       out.back()["anchor_rule_hits"] = skel->bss->anchor_rule_hits;
       out.back()["anchor_sockets_found"] = skel->bss->anchor_sockets_found;
+      out.back()["anchor_storage_created"] = skel->bss->anchor_storage_created;
     }
   }
   close(statsFd);
@@ -826,14 +827,17 @@ int cmdReport(const Args& a) {
     return median(v);
   };
   const double twoLookupNs = anchorNs("anchor_lookup2"), sockLookupNs = anchorNs("anchor_socklookup");
+  const double skStorageNs = anchorNs("anchor_skstorag");  // the kernel keeps 15 characters
   for (auto [label, ns] : {std::pair<const char*, double>{"anchor: two-lookup check", twoLookupNs},
-                           {"anchor: kernel socket lookup", sockLookupNs}}) {
+                           {"anchor: kernel socket lookup", sockLookupNs},
+                           {"anchor: sk_storage create", skStorageNs}}) {
     if (std::isnan(ns)) continue;
     t << pad(label, 30, true) << pad("-", 8, true)
       << pad(fmt("%.0f", ns) + fmt(" %.1fx", ns / floorNs["connect4"]), 15) << "\n";
   }
   hookJson["anchors_ns"] = json{{"two_lookup_check", std::isnan(twoLookupNs) ? json(nullptr) : json(twoLookupNs)},
-                                {"socket_lookup", std::isnan(sockLookupNs) ? json(nullptr) : json(sockLookupNs)}};
+                                {"socket_lookup", std::isnan(sockLookupNs) ? json(nullptr) : json(sockLookupNs)},
+                                {"sk_storage_create", std::isnan(skStorageNs) ? json(nullptr) : json(skStorageNs)}};
   json rows = json::array();
   std::map<std::string, std::vector<double>> ratiosBy;  // mode -> connect4 ratios
   std::map<std::string, std::vector<double>> nsBy;

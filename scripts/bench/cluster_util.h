@@ -1,4 +1,4 @@
-// Small helpers shared by microseg-bench-cluster's files.
+// Small helpers shared by microseg-bench-cluster's and microseg-bench-wire's files.
 #pragma once
 
 #include <time.h>
@@ -10,8 +10,11 @@
 
 namespace microseg::bench {
 
+// The tool's name in die()'s messages (microseg-bench-wire sets its own).
+inline const char* gToolName = "microseg-bench-cluster";
+
 [[noreturn]] inline void die(const std::string& msg) {
-  std::cerr << "microseg-bench-cluster: " << msg << "\n";
+  std::cerr << gToolName << ": " << msg << "\n";
   std::exit(1);
 }
 

@@ -9,7 +9,11 @@
  * allow-list check (two hash lookups: the caller's cgroup, then a rule for
  * {identity, address, port}, as the issue's anchor "a two-lookup check"),
  * and the kernel's socket lookup for the destination alone (what naming the
- * callee by its listening socket costs before any policy).
+ * callee by its listening socket costs before any policy). A third creates
+ * a socket local storage element per connect (bpf_sk_storage_get with
+ * F_CREATE), what microseg's connect4 adds for a signed connection to
+ * another node (wire.bpf.h wire_mark): section 6's ON/OFF difference in
+ * connect4 is set against it.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -78,6 +82,37 @@ int anchor_socklookup(struct bpf_sock_addr *ctx)
 	if (sk) {
 		__sync_fetch_and_add(&anchor_sockets_found, 1);
 		bpf_sk_release(sk);
+	}
+	return 1;
+}
+
+struct anchor_sock_state {
+	__u32 flags;
+	__u32 identity;
+	__u64 peer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct anchor_sock_state);
+} anchor_sockets SEC(".maps");
+
+__u64 anchor_storage_created = 0;
+
+SEC("cgroup/connect4")
+int anchor_skstorage(struct bpf_sock_addr *ctx)
+{
+	struct anchor_sock_state *st;
+
+	if (!ctx->sk)
+		return 1;
+	st = bpf_sk_storage_get(&anchor_sockets, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st) {
+		st->flags |= 1;
+		st->identity = 1;
+		__sync_fetch_and_add(&anchor_storage_created, 1);
 	}
 	return 1;
 }
