@@ -131,6 +131,11 @@ struct ms_config {
 	__u32 wire_key_id;    /* cluster key that signs the wire identity of
 	                         this node's SYNs (ms_wire_keys); 0: send none */
 	__u32 _pad0;
+	__s64 tai_offset_ns;  /* CLOCK_TAI - CLOCK_MONOTONIC, as the daemon last
+	                         read it: the wire identity's time is the coarse
+	                         monotonic clock plus this (a fraction of the
+	                         cost of bpf_ktime_get_tai_ns(); the offset
+	                         moves only when the clock is stepped) */
 };
 
 /* ---- cgroup -> identity: ms_cgroups_<slot> (inner HASH) --------------- */
@@ -318,13 +323,10 @@ struct ms_remote_listener_value {
                                          datagrams from the connected peer are
                                          replies (the kernel delivers nothing
                                          else to a connected UDP socket) */
-#define MS_SOCK_F_WIRE      (1u << 1) /* TCP connect() to another node passed:
-                                         its SYN carries wire_identity
-                                         (sockops, see ms_wire_opt) */
 
 struct ms_sock_state {
 	__u32 flags;            /* MS_SOCK_F_* */
-	__u32 wire_identity;    /* MS_SOCK_F_WIRE: the caller's identity */
+	__u32 _pad0;
 	__u64 peer_cgroup;      /* MS_SOCK_F_CONNECTED: what the connected peer is
 	                           held to, as ms_udp_flow_value.peer_cgroup (a
 	                           local peer's port may change hands) */

@@ -97,15 +97,19 @@ int ms_ingress(struct __sk_buff *skb)
 SEC("sockops")
 int ms_sockops(struct bpf_sock_ops *skops)
 {
+	struct ms_gen g;
+
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
-		wire_arm(skops);
+		if (load_gen(&g) == 0)
+			wire_arm(skops, g.cgroups, g.ipcache, g.cfg);
 		break;
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
 		wire_reserve(skops);
 		break;
 	case BPF_SOCK_OPS_WRITE_HDR_OPT_CB:
-		wire_write(skops);
+		if (load_gen(&g) == 0)
+			wire_write(skops, g.cgroups, g.cfg);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		wire_disarm(skops);

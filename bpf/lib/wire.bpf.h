@@ -3,12 +3,18 @@
  * Wire identity (cluster mode; abi.h: ms_wire_opt): the caller's identity
  * stated on the SYN of a connection to another node, and verified there.
  *
- * Sender (sockops, bpf/microseg.bpf.c): decide_egress() marks a TCP socket
- * whose connect() to another node's address passed (MS_SOCK_F_WIRE, with
- * the caller's identity); at TCP_CONNECT_CB the mark arms the header option
- * callbacks of that one socket, which reserve and write the option on its
- * SYN (and a retransmitted SYN), and the callbacks are disarmed once the
- * connection is established: no other packet pays for them.
+ * Sender (sockops, bpf/microseg.bpf.c): at TCP_CONNECT_CB (the connect()
+ * passed the egress hook: a refused one never gets here) a socket of a
+ * workload in this host's network namespace connecting to another node's
+ * address arms the header option callbacks of that one socket, which
+ * reserve and write the option on its SYN (and a retransmitted SYN); they
+ * are disarmed once the connection is established: no other packet pays
+ * for them. Nothing is stored per socket: creating socket storage cost
+ * more than the rest of the sender together (scripts/bench.sh section 6),
+ * so the identity is looked up again when the option is written. A
+ * workload with a network namespace of its own is known by its own
+ * address, and behind NAT a signed 4-tuple would not verify: its SYNs go
+ * without.
  *
  * Receiver (decide_ingress()): a SYN from another node's address is judged
  * by the identity its option claims once the tag verifies with a key of
@@ -31,6 +37,7 @@
 #include "bpf/abi.h"
 #include "bpf/lib/addr.bpf.h"
 #include "bpf/lib/events.bpf.h"
+#include "bpf/lib/identity.bpf.h"
 #include "bpf/lib/maps.bpf.h"
 #include "bpf/lib/packet.bpf.h"
 
@@ -87,10 +94,11 @@ static __always_inline __u64 wire_tag(const struct ms_wire_key *k, const struct 
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* The coarse time of the option: CLOCK_TAI seconds, low 16 bits. */
-static __always_inline __u16 wire_time(void)
+/* The time of the option: CLOCK_TAI seconds, low 16 bits, from the coarse
+ * monotonic clock and the daemon's offset (ms_config.tai_offset_ns). */
+static __always_inline __u16 wire_time(const struct ms_config *cfg)
 {
-	return (__u16)(bpf_ktime_get_tai_ns() / 1000000000ULL);
+	return (__u16)((bpf_ktime_get_coarse_ns() + (__u64)cfg->tai_offset_ns) / 1000000000ULL);
 }
 
 static __always_inline void wire_mac_input(struct ms_wire_mac_input *in, const struct ms_wire_opt *opt,
@@ -112,29 +120,50 @@ static __always_inline void wire_mac_input(struct ms_wire_mac_input *in, const s
 
 /* ---- sender (sockops) ------------------------------------------------- */
 
-/* decide_egress(): a TCP connect() of workload `identity` to another node
- * passed; its SYN will carry the identity (if this node signs). */
-static __always_inline void wire_mark(struct bpf_sock *sk, __u32 identity)
+/* Both ends of a sockops socket: local (src) and remote (dst). Each context
+ * field is read into a register at once: the verifier takes a context load
+ * only at the context pointer plus a constant, and the compiler would share
+ * one computed address between the branches. */
+static __always_inline void wire_ends(const struct bpf_sock_ops *skops, struct ms_addr *src,
+				      struct ms_addr *dst)
 {
-	struct ms_sock_state *st = bpf_sk_storage_get(&ms_sockets, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (skops->family == 2 /* AF_INET */) {
+		__u32 l4 = skops->local_ip4, r4 = skops->remote_ip4;
 
-	if (st) {
-		st->flags |= MS_SOCK_F_WIRE;
-		st->wire_identity = identity;
+		asm volatile("" : "+r"(l4), "+r"(r4));
+		addr_from_ip4(src, l4);
+		addr_from_ip4(dst, r4);
+	} else {
+		__u32 l[4], r[4];
+
+		l[0] = skops->local_ip6[0];
+		l[1] = skops->local_ip6[1];
+		l[2] = skops->local_ip6[2];
+		l[3] = skops->local_ip6[3];
+		asm volatile("" : "+r"(l[0]), "+r"(l[1]), "+r"(l[2]), "+r"(l[3]));
+		r[0] = skops->remote_ip6[0];
+		r[1] = skops->remote_ip6[1];
+		r[2] = skops->remote_ip6[2];
+		r[3] = skops->remote_ip6[3];
+		asm volatile("" : "+r"(r[0]), "+r"(r[1]), "+r"(r[2]), "+r"(r[3]));
+		addr_from_ip6(src, l);
+		addr_from_ip6(dst, r);
 	}
 }
 
-static __always_inline const struct ms_sock_state *wire_state(struct bpf_sock_ops *skops)
+/* The workload identity a socket's SYN states, 0 for none. */
+static __always_inline __u32 wire_identity(struct bpf_sock_ops *skops, void *cgroups,
+					   const struct ms_config *cfg)
 {
+	const struct ms_cgroup_value *entry;
 	struct bpf_sock *sk = skops->sk;
-	struct ms_sock_state *st;
+	__u64 cgroup_id;
+	__u32 id;
 
 	if (!sk)
-		return NULL;
-	st = bpf_sk_storage_get(&ms_sockets, sk, 0, 0);
-	if (!st || !(st->flags & MS_SOCK_F_WIRE))
-		return NULL;
-	return st;
+		return 0;
+	id = sk_identity(cgroups, cfg, sk, &cgroup_id, &entry);
+	return id >= MS_IDENTITY_FIRST_WORKLOAD ? id : 0;
 }
 
 static __always_inline bool wire_syn(const struct bpf_sock_ops *skops)
@@ -142,16 +171,22 @@ static __always_inline bool wire_syn(const struct bpf_sock_ops *skops)
 	return (skops->skb_tcp_flags & (MS_TCP_F_SYN | MS_TCP_F_ACK)) == MS_TCP_F_SYN;
 }
 
-/* TCP_CONNECT_CB: arm the option callbacks of a marked socket. */
-static __always_inline void wire_arm(struct bpf_sock_ops *skops)
+/* TCP_CONNECT_CB: arm the option callbacks of a workload's socket of this
+ * host's network namespace connecting to another node, if this node signs. */
+static __always_inline void wire_arm(struct bpf_sock_ops *skops, void *cgroups, void *ipcache,
+				     const struct ms_config *cfg)
 {
-	__u32 zero = 0;
-	struct ms_config *cfg;
+	struct ms_ipcache_value *v;
+	struct ms_addr src, dst;
 
-	if (!wire_state(skops))
+	if (!cfg->wire_key_id || bpf_get_netns_cookie(skops) != cfg->host_netns_cookie)
 		return;
-	cfg = bpf_map_lookup_elem(&ms_config, &zero);
-	if (!cfg || !cfg->wire_key_id)
+	wire_ends(skops, &src, &dst);
+	v = ipcache_lookup(ipcache, &dst);
+	if (!v || !(v->flags & MS_IPCACHE_F_REMOTE_NODE) ||
+	    (v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS | MS_IPCACHE_F_BROADCAST)))
+		return;
+	if (!wire_identity(skops, cgroups, cfg))
 		return;
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
 }
@@ -175,59 +210,35 @@ static __always_inline void wire_reserve(struct bpf_sock_ops *skops)
 }
 
 /* WRITE_HDR_OPT_CB: the option, signed with the key in force. */
-static __always_inline void wire_write(struct bpf_sock_ops *skops)
+static __always_inline void wire_write(struct bpf_sock_ops *skops, void *cgroups,
+				       const struct ms_config *cfg)
 {
-	const struct ms_sock_state *st;
 	struct ms_wire_mac_input in;
 	struct ms_wire_opt opt = {};
 	struct ms_addr src, dst;
 	struct ms_wire_key *key;
-	struct ms_config *cfg;
-	__u32 zero = 0, key_id;
+	__u32 key_id, id;
 	__u64 tag;
 
 	if (!wire_syn(skops))
 		return;
-	st = wire_state(skops);
-	cfg = bpf_map_lookup_elem(&ms_config, &zero);
-	if (!st || !cfg)
-		return;
+	/* The reserved room stays NOPs without a key or an identity (the
+	 * policy changed since the connect). */
 	key_id = cfg->wire_key_id;
 	key = bpf_map_lookup_elem(&ms_wire_keys, &key_id);
 	if (!key || !(key->flags & MS_WIRE_KEY_F_VALID))
-		return; /* the reserved room stays NOPs */
-	/* Each context field read into a register at once: the verifier takes
-	 * a context load only at the context pointer plus a constant, and the
-	 * compiler would share one computed address between the branches. */
-	if (skops->family == 2 /* AF_INET */) {
-		__u32 l4 = skops->local_ip4, r4 = skops->remote_ip4;
-
-		asm volatile("" : "+r"(l4), "+r"(r4));
-		addr_from_ip4(&src, l4);
-		addr_from_ip4(&dst, r4);
-	} else {
-		__u32 l[4], r[4];
-
-		l[0] = skops->local_ip6[0];
-		l[1] = skops->local_ip6[1];
-		l[2] = skops->local_ip6[2];
-		l[3] = skops->local_ip6[3];
-		asm volatile("" : "+r"(l[0]), "+r"(l[1]), "+r"(l[2]), "+r"(l[3]));
-		r[0] = skops->remote_ip6[0];
-		r[1] = skops->remote_ip6[1];
-		r[2] = skops->remote_ip6[2];
-		r[3] = skops->remote_ip6[3];
-		asm volatile("" : "+r"(r[0]), "+r"(r[1]), "+r"(r[2]), "+r"(r[3]));
-		addr_from_ip6(&src, l);
-		addr_from_ip6(&dst, r);
-	}
+		return;
+	id = wire_identity(skops, cgroups, cfg);
+	if (!id)
+		return;
+	wire_ends(skops, &src, &dst);
 	opt.kind = MS_WIRE_OPT_KIND;
 	opt.len = MS_WIRE_OPT_LEN;
 	opt.exid = bpf_htons(MS_WIRE_EXID);
 	opt.version = MS_WIRE_VERSION;
 	opt.key_id = (__u8)key_id;
-	opt.time = bpf_htons(wire_time());
-	opt.identity = bpf_htonl(st->wire_identity);
+	opt.time = bpf_htons(wire_time(cfg));
+	opt.identity = bpf_htonl(id);
 	/* local_port: host order; remote_port: network order in the upper
 	 * 16 bits (bpf_sock_ops). */
 	wire_mac_input(&in, &opt, &src, &dst, bpf_htons((__u16)skops->local_port),
@@ -319,6 +330,7 @@ __attribute__((noinline)) int wire_verify(struct __sk_buff *skb, const struct ms
 	struct ms_opt_walk w = {};
 	struct ms_wire_scratch *s;
 	struct ms_wire_key *key;
+	struct ms_config *cfg;
 	__u8 doff;
 	__u32 len, key_id, id, zero = 0;
 	__s16 skew;
@@ -328,7 +340,8 @@ __attribute__((noinline)) int wire_verify(struct __sk_buff *skb, const struct ms
 	if (!skb || !p || !identity)
 		return MS_WIRE_NONE;
 	s = bpf_map_lookup_elem(&ms_wire_scratch, &zero);
-	if (!s)
+	cfg = bpf_map_lookup_elem(&ms_config, &zero);
+	if (!s || !cfg)
 		return MS_WIRE_NONE;
 	if (bpf_skb_load_bytes_relative(skb, p->l4_off + 12, &doff, 1, BPF_HDR_START_NET))
 		return MS_WIRE_NONE;
@@ -356,7 +369,7 @@ __attribute__((noinline)) int wire_verify(struct __sk_buff *skb, const struct ms
 	id = bpf_ntohl(s->opt.identity);
 	if (id < MS_IDENTITY_FIRST_WORKLOAD || id >= MS_IDENTITY_FIRST_EXTERNAL)
 		return MS_WIRE_FORGED;
-	skew = (__s16)(wire_time() - bpf_ntohs(s->opt.time));
+	skew = (__s16)(wire_time(cfg) - bpf_ntohs(s->opt.time));
 	if (skew > MS_WIRE_MAX_SKEW_S || skew < -MS_WIRE_MAX_SKEW_S)
 		return MS_WIRE_FORGED;
 	key_id = s->opt.key_id;

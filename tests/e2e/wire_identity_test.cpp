@@ -30,7 +30,7 @@ std::string wirePolicy(int port) {
   std::string y;
   for (const char* w : {"client-a", "client-b", "client-c", "server"}) y += workload(w);
   y += "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: callers-out}\nspec:\n"
-       "  selector: {matchExpressions: [{key: app, operator: In, values: [client-b, client-c]}]}\n"
+       "  selector: {matchExpressions: [{key: app, operator: In, values: [client-a, client-b, client-c]}]}\n"
        "  egress:\n    - to: [{identity: server}]\n      ports: [{port: " + p + ", protocol: TCP}]\n---\n";
   y += "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: server-in}\nspec:\n"
        "  selector: {identity: server}\n"
@@ -313,6 +313,29 @@ TEST_F(WireIdentity, AFastOpenSynHasNoRoomForTheOptionAndTheReceiverFallsBackToT
   EXPECT_EQ((*dropped)["src"]["workload"], "node:a") << dropped->dump();
   EXPECT_EQ((*dropped)["peer_via"], "address") << dropped->dump();
   EXPECT_EQ(counter(*b_, "wire_identity_invalid"), 0u);
+}
+
+// client-a runs in a network namespace of its own on host a (ctrA, its
+// address published): b knows it by that address, and its SYNs carry no
+// option (behind NAT a signed 4-tuple would not verify).
+TEST_F(WireIdentity, AWorkloadWithItsOwnNetnsIsKnownByItsAddressAndSendsNoOption) {
+  up();
+  // A process of client-a in ctrA: the daemon learns the netns (and
+  // publishes its address) from the workload's processes.
+  Child ctr = tcpServer(clientA_, AF_INET, kCtrA, port_ + 1, ctrA_.path());
+  ASSERT_TRUE(ctr.ready());
+  ASSERT_TRUE(converged()) << "b knows client-a's address";
+  ASSERT_TRUE(eventually([&] { return connectFrom(clientB_, hostA_) == 0; }, 10000));
+  const uint64_t sent0 = counter(*a_, "wire_identity_sent");
+  EXPECT_EQ(connectFrom(clientA_, ctrA_), ETIMEDOUT) << "a lets client-a out, b admits only client-b";
+  auto dropped = b_->waitFlow([&](const json& f) {
+    return f["direction"] == "ingress" && f["verdict"] == "deny" && f["dst"]["port"] == port_;
+  });
+  ASSERT_TRUE(dropped) << "b's flow log has no ingress deny";
+  EXPECT_EQ((*dropped)["src"]["workload"], "client-a") << dropped->dump();
+  EXPECT_EQ((*dropped)["src"]["addr"], kCtrA) << dropped->dump();
+  EXPECT_EQ((*dropped)["peer_via"], "address") << dropped->dump();
+  EXPECT_EQ(counter(*a_, "wire_identity_sent"), sent0);
 }
 
 TEST_F(WireIdentity, RotatingTheKeyKeepsConnectionsWorking) {

@@ -10,7 +10,8 @@
 #define PIN(type, size) static_assert(sizeof(type) == (size), #type " size changed")
 #define AT(type, field, off) static_assert(offsetof(type, field) == (off), #type "." #field " moved")
 
-PIN(struct ms_config, 56);
+PIN(struct ms_config, 64);
+AT(struct ms_config, tai_offset_ns, 56);
 AT(struct ms_config, wire_key_id, 48);
 AT(struct ms_config, active_slot, 0);
 AT(struct ms_config, mode, 4);
@@ -49,7 +50,6 @@ AT(struct ms_ipcache_value, flags, 4);
 AT(struct ms_ipcache_value, netns_cookie, 8);
 
 PIN(struct ms_sock_state, 16);
-AT(struct ms_sock_state, wire_identity, 4);
 AT(struct ms_sock_state, peer_cgroup, 8);
 
 // The wire option fills exactly the 20 bytes Linux leaves on a SYN.

@@ -81,6 +81,10 @@ class FakeDatapath : public Datapath {
     remoteListeners = l;
     return {};
   }
+  Result<void> refreshClock() override {
+    clockRefreshes++;
+    return {};
+  }
   Result<void> setWireKeys(const std::vector<WireKey>& accepted, uint8_t signKeyId) override {
     wireKeys = accepted;
     wireSignKeyId = signKeyId;
@@ -90,6 +94,7 @@ class FakeDatapath : public Datapath {
   std::vector<RemoteListenerEntry> remoteListeners;
   std::vector<WireKey> wireKeys;
   uint8_t wireSignKeyId = 0;
+  uint64_t clockRefreshes = 0;
   Result<Counters> counters() const override { return Counters{}; }
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t) const override { return std::map<uint32_t, uint64_t>{}; }
   Result<SweepStep> expireUdpExchanges() override { return SweepStep{0, true}; }

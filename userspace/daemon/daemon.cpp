@@ -317,6 +317,7 @@ void Daemon::loop() {
       reloadLocked(paths, "policy files changed");
     }
     clusterTickLocked();
+    if (auto r = datapath_->refreshClock(); !r) spdlog::warn("datapath: {}", r.error().str());
     drainEventsLocked();
     auto now = std::chrono::steady_clock::now();
     // A sweep goes in bounded steps, one per tick, so the lock is never held

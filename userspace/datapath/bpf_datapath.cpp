@@ -189,6 +189,7 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
   dp->config_.abi_version = MS_ABI_VERSION;
   dp->config_.root_cgroup_id = *rootId;
   dp->config_.host_netns_cookie = options.hostNetnsCookie;
+  dp->config_.tai_offset_ns = taiOffsetNs();
   if (auto r = dp->writeConfig(); !r) return r.error();
 
   dp->ring_.reset(ring_buffer__new(

@@ -26,6 +26,9 @@ struct SlotSpecs {
   InnerSpec cgroups, policy, ranges, ipcache;
 };
 
+// CLOCK_TAI - CLOCK_MONOTONIC now, ns (ms_config.tai_offset_ns).
+int64_t taiOffsetNs();
+
 struct BpfOptions {
   std::string cgroupRoot;      // absolute path of the managed cgroup v2 dir
   std::string stateDir;        // bpffs dir for pins
@@ -74,6 +77,7 @@ class BpfDatapath final : public Datapath {
   Result<void> setAddresses(const std::vector<AddressEntry>& addresses) override;
   Result<void> setRemoteListeners(const std::vector<RemoteListenerEntry>& listeners) override;
   Result<void> setWireKeys(const std::vector<WireKey>& accepted, uint8_t signKeyId) override;
+  Result<void> refreshClock() override;
   Result<Counters> counters() const override;
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const override;
   Result<SweepStep> expireUdpExchanges() override;

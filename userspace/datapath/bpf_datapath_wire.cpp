@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <ctime>
 #include <set>
 
 #include "datapath/bpf_datapath.h"
@@ -11,6 +12,25 @@
 #include "microseg.skel.h"
 
 namespace microseg::datapath {
+
+int64_t taiOffsetNs() {
+  timespec tai{}, mono{};
+  clock_gettime(CLOCK_TAI, &tai);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  return (static_cast<int64_t>(tai.tv_sec) - mono.tv_sec) * 1000000000 + (tai.tv_nsec - mono.tv_nsec);
+}
+
+Result<void> BpfDatapath::refreshClock() {
+  const int64_t now = taiOffsetNs();
+  const int64_t moved = now - config_.tai_offset_ns;
+  if (moved > -10000000 && moved < 10000000) return {};
+  ms_config next = config_;
+  next.tai_offset_ns = now;
+  const uint32_t zero = 0;
+  if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_config), "ms_config", &zero, &next); !r) return r;
+  config_ = next;
+  return {};
+}
 
 Result<void> BpfDatapath::setWireKeys(const std::vector<WireKey>& accepted, uint8_t signKeyId) {
   const int fd = bpf_map__fd(skel_->maps.ms_wire_keys);

@@ -123,6 +123,10 @@ class Datapath {
   // identity; it still verifies). Written key by key, then the signing id:
   // a SYN is never signed with a key this node does not accept itself.
   virtual Result<void> setWireKeys(const std::vector<WireKey>& accepted, uint8_t signKeyId) = 0;
+  // The kernel tells the wire identity's time (CLOCK_TAI) from its coarse
+  // monotonic clock and an offset (ms_config.tai_offset_ns): written again
+  // when the clock was stepped (by more than 10 ms). Called every tick.
+  virtual Result<void> refreshClock() = 0;
   virtual Result<Counters> counters() const = 0;
   // Verdicts per rule id since this daemon started (index 0 = default deny).
   virtual Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const = 0;

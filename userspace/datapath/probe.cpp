@@ -69,17 +69,16 @@ std::vector<KernelFeature> makeFeatures() {
       {"bpf_sk_lookup_udp()", "4.20", BPF_FUNC_sk_lookup_udp, true, true},
       {"bpf_sk_release()", "4.20", BPF_FUNC_sk_release, true, true},
       {"bpf_sk_fullsock()", "5.1", BPF_FUNC_sk_fullsock, false, true},
-      {"bpf_sk_storage_get() (socket storage)", "5.2", BPF_FUNC_sk_storage_get, true, true, true},
-      {"bpf_get_netns_cookie()", "5.7", BPF_FUNC_get_netns_cookie, true, true},
+      {"bpf_sk_storage_get() (socket storage)", "5.2", BPF_FUNC_sk_storage_get, true, true},
+      {"bpf_get_netns_cookie()", "5.7", BPF_FUNC_get_netns_cookie, true, true, true},
       {"bpf_ringbuf_reserve() (ring buffer)", "5.8", BPF_FUNC_ringbuf_reserve, true, true},
       {"bpf_ringbuf_submit()", "5.8", BPF_FUNC_ringbuf_submit, true, true},
       {"bpf_ringbuf_query()", "5.8", BPF_FUNC_ringbuf_query, true, true},
-      {"bpf_ktime_get_coarse_ns()", "5.11", BPF_FUNC_ktime_get_coarse_ns, true, true},
-      {"bpf_loop() (the deep-cgroup search)", "5.17", BPF_FUNC_loop, true, true},
+      {"bpf_ktime_get_coarse_ns()", "5.11", BPF_FUNC_ktime_get_coarse_ns, true, true, true},
+      {"bpf_loop() (the deep-cgroup search)", "5.17", BPF_FUNC_loop, true, true, true},
       {"bpf_sock_ops_cb_flags_set()", "4.17", BPF_FUNC_sock_ops_cb_flags_set, false, false, true},
       {"bpf_reserve_hdr_opt() (TCP header options)", "5.10", BPF_FUNC_reserve_hdr_opt, false, false, true},
       {"bpf_store_hdr_opt()", "5.10", BPF_FUNC_store_hdr_opt, false, false, true},
-      {"bpf_ktime_get_tai_ns() (the wire identity's clock)", "6.1", BPF_FUNC_ktime_get_tai_ns, false, true, true},
   };
   for (const auto& h : helpers) {
     if (h.sockAddr) {
