@@ -4,6 +4,9 @@
 // identities by workload name or by address, and the reach difference.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
+#include "cli/rollout_commands.h"
 #include "compiler/compiler.h"
 #include "diff/diff.h"
 #include "identity/identities.h"
@@ -226,6 +229,30 @@ TEST(PolicyDiff, RecordsOfOneEdgeFoldUdpAnswersAndTheWindowIsKept) {
   EXPECT_EQ(r.answers, 9u);
   EXPECT_EQ(r.records, 5u);
   EXPECT_EQ(diff(recs, now.side(), cand.side()).wouldBreak.size(), 4u) << "without a window: every record";
+}
+
+// The CLI's table: three sections with their counts, last seen and both
+// verdicts, the reach difference, and the one-line conclusion.
+TEST(PolicyDiffTable, SectionsCountsAndLastSeen) {
+  const nlohmann::json r = nlohmann::json::parse(R"({
+    "generation": 4, "records": 3, "since_seconds": 0, "udp_answers": 0, "breaks": true,
+    "candidate": {"paths": ["/p/none.yaml"], "workloads": 2, "policies": 0},
+    "would_break": [{"direction": "egress", "src": "a", "dst": "b", "protocol": "tcp", "port": 80,
+                     "passed": 3, "denied": 0, "last_seen": "2026-12-07T10:00:00.000000Z",
+                     "verdict_now": "allow", "verdict_candidate": "deny", "candidate_rule": "default-deny"}],
+    "widening": [], "unchanged": [],
+    "reach": {"gained": [], "lost": [{"from": "a", "to": "b", "ports": ["80/tcp"]}]}})");
+  std::ostringstream out;
+  cli::printDiff(r, out);
+  const std::string t = out.str();
+  EXPECT_NE(t.find("Would break: passed, the candidate denies (1 edge, 3 events passed):"), std::string::npos) << t;
+  EXPECT_NE(t.find("2026-12-07T10:00:00.000000Z"), std::string::npos) << t;
+  EXPECT_NE(t.find("deny (default-deny)"), std::string::npos) << t;
+  EXPECT_NE(t.find("Widening: denied in force, the candidate allows (0 edges, 0 events passed):\n  none"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("lose a direct path (1):"), std::string::npos) << t;
+  EXPECT_NE(t.find("1 observed edge would break."), std::string::npos) << t;
 }
 
 }  // namespace
