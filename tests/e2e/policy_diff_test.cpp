@@ -149,6 +149,13 @@ TEST_F(PolicyDiff, SuggestedSetBreaksNothingAllowNothingBreaksEveryObservedFlow)
   EXPECT_EQ(passedEdges(d["unchanged"]), passedRecords());
   d = diffJson(none, 6);
   EXPECT_EQ(passedEdges(d["would_break"]), passedRecords());
+  // Applied, the set without policies refuses them again (this reload, from
+  // policies to none, crashed the daemon: datapath/slot_state.cpp).
+  daemon_->writePolicy("policy.yaml", workloads());
+  auto rl = daemon_->cli({"policy", "reload"});
+  ASSERT_EQ(rl.rc, 0) << rl.out << rl.err;
+  EXPECT_EQ(runIn(a_, [&] { return tcpConnect(AF_INET, "127.0.0.1", port_); }), EPERM);
+  EXPECT_EQ(runIn(b_, [&] { return tcpConnect(AF_INET, "127.0.0.1", port_ + 2); }), EPERM);
 }
 
 }  // namespace
