@@ -61,6 +61,7 @@ TEST(Names, Commands) {
   EXPECT_STREQ(command::kPolicyReload, "policy.reload");
   EXPECT_STREQ(command::kPolicyApply, "policy.apply");
   EXPECT_STREQ(command::kPolicyShow, "policy.show");
+  EXPECT_STREQ(command::kPolicyDiff, "policy.diff");
   EXPECT_STREQ(command::kFlows, "flows");
   EXPECT_STREQ(command::kExplain, "explain");
   EXPECT_STREQ(command::kWorkloads, "workloads");

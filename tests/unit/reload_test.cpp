@@ -150,5 +150,51 @@ TEST_F(ReloadTest, AnEmptySetReplacesOneWithWorkloadsOnlyWhenAsked) {
   EXPECT_TRUE(dp_.exact.empty());
 }
 
+// `policy diff`'s candidate: compiled beside the generation in force with
+// the same identities, and nothing of the reloader's or the kernel's moves.
+TEST_F(ReloadTest, ACandidateIsCompiledBesideTheGenerationInForceAndNeverApplied) {
+  write(policySet(8000));
+  ASSERT_TRUE(reload().ok);
+  const uint64_t applied = dp_.applied;
+  const size_t entries = reloader_->inForce().compiled.entries.size();
+  const std::string other = dir_ + "/candidate.yaml";
+  std::ofstream(other) << policySet(9000, 5) +
+                              doc("Workload", "new", "  cgroups: [\"new\"]\n  labels: {app: aaa-new}\n");
+  ReloadRequest req;
+  req.paths = {other};
+  const Candidate c = reloader_->candidate(req);
+  ASSERT_TRUE(c.ok) << (c.errors.empty() ? "" : c.errors[0]);
+  EXPECT_EQ(dp_.applied, applied) << "the kernel is not written";
+  EXPECT_EQ(reloader_->inForce().number, 1u);
+  EXPECT_EQ(reloader_->inForce().paths, std::vector<std::string>{file_});
+  EXPECT_EQ(reloader_->inForce().compiled.entries.size(), entries);
+  EXPECT_EQ(c.gen.ids.byWorkload.at("client"), id("client")) << "identities kept as a reload keeps them";
+  EXPECT_EQ(c.gen.ids.byWorkload.at("server"), id("server"));
+  EXPECT_TRUE(c.gen.ids.byWorkload.count("new"));
+  EXPECT_EQ(compiler::evaluate(c.gen.compiled, id("client"), id("server"), policy::Direction::Egress, MS_PROTO_TCP,
+                               9004)
+                .verdict,
+            MS_VERDICT_ALLOW);
+  EXPECT_EQ(compiler::evaluate(reloader_->inForce().compiled, id("client"), id("server"), policy::Direction::Egress,
+                               MS_PROTO_TCP, 9004)
+                .verdict,
+            MS_VERDICT_DENY);
+  // The next reload works from the generation in force, as if no candidate was built.
+  write(policySet(8000, 4));
+  auto r = reload();
+  ASSERT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_NE(entry(8003), nullptr);
+  EXPECT_EQ(entry(9000), nullptr);
+
+  // An invalid candidate: located errors, nothing else.
+  std::ofstream(other) << doc("Policy", "bad", "  selector: {identity: client}\n  egress:\n    - to: [{identity: "
+                                               "server}]\n      ports: [{port: 70000}]\n");
+  const Candidate bad = reloader_->candidate(req);
+  EXPECT_FALSE(bad.ok);
+  ASSERT_FALSE(bad.errors.empty());
+  EXPECT_EQ(bad.errors[0].rfind(other + ":", 0), 0u) << bad.errors[0];
+  EXPECT_EQ(reloader_->inForce().number, 2u);
+}
+
 }  // namespace
 }  // namespace microseg::daemon

@@ -255,5 +255,20 @@ TEST(SlotState, KeysCompareInMemcmpOrder) {
   expectMemcmpOrder<Odd>(rng);
 }
 
+// A compiled policy without entries whose vector still has its memory (an
+// in-place compile from a set with policies to one without): no range
+// entries, and nothing read past the vector (it walked to nullptr and
+// crashed the daemon on such a reload).
+TEST(SlotState, AnEmptiedPolicyHasNoRangesAndIsNotReadPastItsEnd) {
+  compiler::CompiledPolicy policy;
+  policy.entries.reserve(64);
+  policy.identities.emplace_back(256, ms_identity_value{});
+  Generation gen;
+  gen.policy = &policy;
+  const SlotState s = slotStateOf(gen);
+  EXPECT_TRUE(s.ranges.empty());
+  EXPECT_EQ(s.identities.size(), 1u);
+}
+
 }  // namespace
 }  // namespace microseg::datapath

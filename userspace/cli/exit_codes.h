@@ -9,7 +9,7 @@
 
 namespace microseg::cli {
 
-enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3, kDenied = 4, kNotCluster = 5 };
+enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3, kDenied = 4, kNotCluster = 5, kWouldBreak = 6 };
 
 // The footer of --help (and so of the man page). Indented by 4: the package
 // test reads "  name" lines after "Subcommands:" as commands.
@@ -18,7 +18,8 @@ constexpr const char* kExitCodes =
     "    0 success; 1 the command failed (invalid policy, an error from the daemon or etcd);\n"
     "    2 usage error (policy push: no etcd endpoint given or known to the local daemon);\n"
     "    3 microsegd (policy push: etcd) not reachable; 4 permission denied;\n"
-    "    5 cluster status: the daemon is not in cluster mode.";
+    "    5 cluster status: the daemon is not in cluster mode;\n"
+    "    6 policy diff: observed traffic would break (the candidate denies flows that passed).";
 
 // "microseg: <message>" on stderr; returns `code`.
 inline int fail(const std::string& msg, int code) {

@@ -15,6 +15,9 @@
 //   4  permission denied (socket permissions, or a mutation by a caller that is
 //      neither root nor in the socket's group)
 //   5  cluster status: the daemon is not in cluster mode
+//   6  policy diff: observed traffic would break (the candidate set denies
+//      flows of the window that passed); 0 there means nothing observed would
+//      break (CI gates a policy change on it)
 // Errors go to stderr as one line "microseg: <message>"; policy diagnostics
 // ("FILE:LINE:COL: error: ...") precede it, one per line.
 #include <unistd.h>
@@ -406,7 +409,7 @@ int main(int argc, char** argv) {
   mode->add_option("--workload", workload, "set the mode of this workload only");
   addOutput(mode);
 
-  auto* pol = app.add_subcommand("policy", "validate, reload, apply, show or push (cluster) policies");
+  auto* pol = app.add_subcommand("policy", "validate, reload, apply, show, diff or push (cluster) policies");
   pol->require_subcommand(1);
   auto* validate = pol->add_subcommand("validate", "check policy files offline (no daemon needed)");
   std::vector<std::string> validatePaths;
@@ -436,6 +439,13 @@ int main(int argc, char** argv) {
   auto* pushKeyOpt = push->add_option("--etcd-key", pushKey, "key of --etcd-cert");
   push->add_flag("--dry-run", pushArgs.dryRun, "validate and compare with the stored set; write nothing");
   addOutput(push);
+  cli::DiffArgs diffArgs;
+  auto* diffCmd = pol->add_subcommand(
+      "diff", "a candidate set against the one in force, over the observed flows: what would break, what "
+              "widens, which workload pairs gain or lose a path (exit 6 if observed traffic would break)");
+  diffCmd->add_option("paths", diffArgs.paths, "candidate policy FILE or DIR")->required();
+  diffCmd->add_option("--since", diffArgs.since, "only flows seen in this window: 30m, 24h, 7d");
+  diffCmd->add_option("-o,--output", diffArgs.output, "table or json")->check(CLI::IsMember({"table", "json"}));
 
   auto* flows = app.add_subcommand("flows", "aggregated flow records: who talked to whom, with which verdict");
   FlowFilter ff;
@@ -550,6 +560,7 @@ int main(int argc, char** argv) {
     if (*pushKeyOpt) pushArgs.flags.keyFile = pushKey;
     return cli::cmdPush(g.socket, g.json(), pushArgs);
   }
+  if (diffCmd->parsed()) return cli::cmdDiff(g.socket, diffArgs);
   if (clusterStatus->parsed()) return cmdClusterStatus(g);
   if (rotateCmd->parsed()) {
     if (*rotatePrefixOpt) rotateArgs.flags.prefix = rotatePrefix;

@@ -1,11 +1,13 @@
 // The CLI's rollout commands (README "Rolling out"): `microseg reach` (what
 // a workload can open under the policy in force, in up to N hops; who can
-// reach it; blast radius of every workload) and `microseg suggest`
-// (least-privilege policy from the observed flows).
+// reach it; blast radius of every workload), `microseg suggest`
+// (least-privilege policy from the observed flows) and `microseg policy
+// diff` (a candidate set against the one in force, over those flows).
 #pragma once
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,7 +30,17 @@ struct SuggestArgs {
 };
 int cmdSuggest(const std::string& socket, const SuggestArgs& a);
 
-// Renderings of the daemon's `reach` result (unit-tested).
+// `microseg policy diff PATH...`: exit kOk when nothing observed would
+// break, kWouldBreak when something would.
+struct DiffArgs {
+  std::vector<std::string> paths;
+  std::string since;              // "24h", "" (every record)
+  std::string output = "table";  // table | json
+};
+int cmdDiff(const std::string& socket, const DiffArgs& a);
+
+// Renderings of the daemon's `reach` and `policy.diff` results (unit-tested).
+void printDiff(const nlohmann::json& r, std::ostream& out);
 void printReach(const nlohmann::json& r, std::ostream& out);
 std::string reachDot(const nlohmann::json& r);
 

@@ -43,6 +43,7 @@ inline constexpr const char* kModeSet = "mode.set";
 inline constexpr const char* kPolicyReload = "policy.reload";
 inline constexpr const char* kPolicyApply = "policy.apply";
 inline constexpr const char* kPolicyShow = "policy.show";
+inline constexpr const char* kPolicyDiff = "policy.diff";
 inline constexpr const char* kFlows = "flows";
 inline constexpr const char* kExplain = "explain";
 inline constexpr const char* kWorkloads = "workloads";

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "common/fs_credentials.h"
+#include "control/server.h"
 #include "policy/files.h"
 
 namespace microseg::daemon {
@@ -21,5 +22,10 @@ class CallerFileAccess final : public policy::FileAccess {
  private:
   FsIdentity who_;
 };
+
+// Who a control client is, for file access: its uid and gid and its
+// supplementary groups (SO_PEERGROUPS, else /proc while the process lives
+// with that uid; none if neither says).
+FsIdentity callerIdentity(const control::PeerCred& peer);
 
 }  // namespace microseg::daemon

@@ -5,10 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "common/names.h"
+#include "daemon/caller_files.h"
 #include "control/protocol.h"
 #include "control/server.h"
 
@@ -16,30 +14,6 @@ namespace microseg::daemon {
 namespace {
 
 using nlohmann::json;
-
-// Who a control client is, for file access: its uid and gid and its
-// supplementary groups (SO_PEERGROUPS, else /proc while the process lives
-// with that uid; none if neither says).
-FsIdentity callerIdentity(const control::PeerCred& peer) {
-  FsIdentity who{peer.uid, peer.gid, {}};
-  if (peer.groups) {
-    who.groups = *peer.groups;
-    return who;
-  }
-  std::ifstream in("/proc/" + std::to_string(peer.pid) + "/status");
-  std::string line;
-  bool sameUid = false;
-  while (std::getline(in, line)) {
-    std::istringstream ss(line.substr(line.find(':') + 1));
-    if (line.rfind("Uid:", 0) == 0) {
-      unsigned real = 0, effective = 0;
-      sameUid = (ss >> real >> effective) && effective == peer.uid;
-    } else if (line.rfind("Groups:", 0) == 0 && sameUid) {
-      for (unsigned g; ss >> g;) who.groups.push_back(g);
-    }
-  }
-  return who;
-}
 
 }  // namespace
 

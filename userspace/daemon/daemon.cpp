@@ -219,6 +219,7 @@ int Daemon::setup() {
   registerQueries();
   registerReach();
   registerSuggest();
+  registerDiff();
   if (auto r = control_->start(); !r) {
     spdlog::error("control: {}", r.error().str());
     return 1;

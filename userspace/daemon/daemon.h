@@ -143,6 +143,7 @@ class Daemon {
   void registerQueries();             // queries.cpp
   void registerReach();               // reach_command.cpp
   void registerSuggest();             // suggest_command.cpp
+  void registerDiff();                // diff_command.cpp
   std::string renderMetricsLocked();  // metrics.cpp
   Result<void> startMetricsLocked();
   // Identities named by a CLI filter: a workload name, a reserved name, or a

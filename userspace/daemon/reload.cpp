@@ -127,4 +127,26 @@ ReloadOutcome Reloader::reload(const ReloadRequest& req) {
   return out;
 }
 
+Candidate Reloader::candidate(const ReloadRequest& req) const {
+  Candidate out;
+  policy::PolicyLoader loader;
+  loader.setLimits(loader_.limits());  // the caller's files are held to the same bounds
+  policy::ParseResult parsed =
+      loader.load(req.paths, req.files != nullptr ? *req.files : policy::defaultFileAccess());
+  if (!parsed.ok()) {
+    for (const auto& d : parsed.errors) out.errors.push_back(d.str());
+    return out;
+  }
+  out.gen.ids = identity::assignIdentities(parsed.bundle, gen_.ids, req.fleet);
+  compiler::Options copts;
+  copts.defaultEnforcement = settings_.defaultEnforcement;
+  out.gen.compiled = compiler::compile(parsed.bundle, out.gen.ids, out.rules, copts);
+  out.gen.bundle = std::move(parsed.bundle);
+  out.gen.number = gen_.number;
+  out.gen.paths = req.paths;
+  out.gen.loaded = true;
+  out.ok = true;
+  return out;
+}
+
 }  // namespace microseg::daemon

@@ -70,6 +70,16 @@ struct ReloadOutcome {
   size_t mapWrites = 0;
 };
 
+// A policy set compiled beside the generation in force and never applied
+// (`policy diff`): identities assigned as a reload would assign them (those
+// in force kept, the fleet's in cluster mode), its own rule registry.
+struct Candidate {
+  bool ok = false;
+  std::vector<std::string> errors;  // "FILE:LINE:COL: error: ..."
+  Generation gen;                    // number: the one in force (nothing new is in force)
+  compiler::RuleRegistry rules;
+};
+
 class Reloader {
  public:
   struct Settings {
@@ -81,6 +91,11 @@ class Reloader {
   // The generation of an adopted earlier run's maps: new ones continue its numbers.
   void adopt(uint64_t number) { gen_.number = number; }
   ReloadOutcome reload(const ReloadRequest& request);
+  // The generation `request` would make, built with a loader and compiler of
+  // its own: the caches, the registry, the generation in force and the
+  // kernel are left exactly as they are. Reads request.paths, .files and
+  // .fleet only.
+  Candidate candidate(const ReloadRequest& request) const;
 
   const Generation& inForce() const { return gen_; }
   const compiler::RuleRegistry& rules() const { return registry_; }

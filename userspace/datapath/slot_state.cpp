@@ -65,8 +65,14 @@ void exactPatch(const compiler::CompiledPolicy& was, const compiler::CompiledPol
 SlotState slotStateOf(const Generation& gen) {
   SlotState s;
   if (gen.policy != nullptr) {
+    // The range entries come before the exact block. Without any entry the
+    // block is {nullptr, nullptr} while data() of a vector an in-place
+    // compile emptied is not null: stop at the vector's end then (walking to
+    // nullptr crashed the daemon on a reload to a set without policies).
     const compiler::PolicyEntry* ranges = gen.policy->entries.data();
-    for (const auto* e = ranges; e != gen.policy->exact().first; ++e) s.ranges.emplace_back(e->key, e->value);
+    const compiler::PolicyEntry* rangesEnd =
+        gen.policy->entries.empty() ? ranges : gen.policy->exact().first;
+    for (const auto* e = ranges; e != rangesEnd; ++e) s.ranges.emplace_back(e->key, e->value);
     for (const auto& [ident, value] : gen.policy->identities) {
       ms_identity_value v = value;
       if (auto it = gen.modeOverrides.find(ident); it != gen.modeOverrides.end()) v.mode = it->second;
