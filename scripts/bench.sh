@@ -19,7 +19,7 @@
 #      / run_cnt per program) of the real microsegd at several policy sizes, in
 #      enforce and monitor mode, next to empty programs on the same hooks and
 #      three anchors on connect4 (a two-lookup allow-list check; the kernel's
-#      socket lookup alone; one socket-storage create, what signing adds);
+#      socket lookup alone; one socket-storage create, what signing would add if it marked sockets);
 #   2. connection path: loopback TCP connect+accept+close and UDP sendto loops
 #      with no program / microseg / nftables (linear rules, verdict map),
 #      interleaved over rounds, as ratios to no program;

@@ -11,9 +11,10 @@
  * and the kernel's socket lookup for the destination alone (what naming the
  * callee by its listening socket costs before any policy). A third creates
  * a socket local storage element per connect (bpf_sk_storage_get with
- * F_CREATE), what microseg's connect4 adds for a signed connection to
- * another node (wire.bpf.h wire_mark): section 6's ON/OFF difference in
- * connect4 is set against it.
+ * F_CREATE): what marking a signed connection to another node in socket
+ * storage would cost connect4, the reason the wire identity stores nothing
+ * per socket (bpf/lib/wire.bpf.h); section 6 prints it beside its own
+ * ON/OFF difference in connect4.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>

@@ -144,7 +144,7 @@ int cmdWireReport(int argc, char** argv) {
   {
     const double d = median(on.nsPerOp.at("a.ms_connect4")) - median(off.nsPerOp.at("a.ms_connect4"));
     t << "   connect4 ON - OFF: " << fmt("%.0f ns", d)
-      << " (ON it creates the socket's storage to mark it for sockops: wire.bpf.h wire_mark)";
+      << " (ON it arms the socket's option callbacks: bpf_setsockopt, wire.bpf.h wire_arm)";
     if (!skStorage.empty()) t << "; section 1's anchor, one sk_storage create on connect4: " << fmt("%.0f ns", median(skStorage));
     t << "\n";
   }
