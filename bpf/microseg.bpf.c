@@ -100,6 +100,10 @@ int ms_sockops(struct bpf_sock_ops *skops)
 	struct ms_gen g;
 
 	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		if (load_gen(&g) == 0)
+			wire_arm(skops, g.cgroups, g.ipcache, g.cfg);
+		break;
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
 		wire_reserve(skops);
 		break;

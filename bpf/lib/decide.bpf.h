@@ -508,9 +508,6 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	if (f.peer == MS_IDENTITY_MULTICAST)
 		count(MS_CTR_MULTICAST);
 	pass = judge(&g, &f, subject);
-	/* A connection to another node states who calls (wire.bpf.h). */
-	if (pass && f.protocol == MS_PROTO_TCP && at == MS_AT_NODE)
-		wire_arm(ctx, g.cfg);
 	if (!pass || f.protocol != MS_PROTO_UDP)
 		return pass;
 	/* A connected socket needs no exchange entry: what it receives passes

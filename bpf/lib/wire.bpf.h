@@ -3,14 +3,15 @@
  * Wire identity (cluster mode; abi.h: ms_wire_opt): the caller's identity
  * stated on the SYN of a connection to another node, and verified there.
  *
- * Sender: decide_egress() arms the header option callbacks of a workload's
- * TCP socket in this host's network namespace whose connect() to another
- * node's address passed; sockops (bpf/microseg.bpf.c) then reserves and
- * writes the option on its SYN (and a retransmitted SYN), and disarms the
- * callbacks once the connection is established: no other packet pays for
- * them. Nothing is stored per socket: creating socket storage cost more
- * than the rest of the sender together (scripts/bench.sh section 6), so
- * the identity is looked up again when the option is written. A
+ * Sender (sockops, bpf/microseg.bpf.c): at TCP_CONNECT_CB (the connect()
+ * passed the egress hook: a refused one never gets here) a socket of a
+ * workload in this host's network namespace connecting to another node's
+ * address arms the header option callbacks of that one socket, which
+ * reserve and write the option on its SYN (and a retransmitted SYN); they
+ * are disarmed once the connection is established: no other packet pays
+ * for them. Nothing is stored per socket: creating socket storage cost
+ * more than the rest of the sender together (scripts/bench.sh section 6),
+ * so the identity is looked up again when the option is written. A
  * workload with a network namespace of its own is known by its own
  * address, and behind NAT a signed 4-tuple would not verify: its SYNs go
  * without.
@@ -43,10 +44,6 @@
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the wire identity's SipHash reads little-endian words: add byte swaps for this target"
 #endif
-
-/* uapi values the distribution's headers may be too old to have. */
-#define MS_SOL_TCP 6
-#define MS_TCP_BPF_SOCK_OPS_CB_FLAGS 1008 /* Linux >= 6.10 */
 
 #define MS_TCPOPT_EOL 0
 #define MS_TCPOPT_NOP 1
@@ -174,23 +171,24 @@ static __always_inline bool wire_syn(const struct bpf_sock_ops *skops)
 	return (skops->skb_tcp_flags & (MS_TCP_F_SYN | MS_TCP_F_ACK)) == MS_TCP_F_SYN;
 }
 
-/* decide_egress(): a workload's TCP connect() to another node passed. If
- * this node signs and the socket is of this host's network namespace, arm
- * the option callbacks of that one socket: the same bpf_sock_ops_cb_flags
- * sockops sets, here through bpf_setsockopt (Linux >= 6.10), so sockops
- * has nothing to look up at TCP_CONNECT_CB. A kernel that refuses it: the
- * SYN goes without, counted. */
-static __always_inline void wire_arm(struct bpf_sock_addr *ctx, const struct ms_config *cfg)
+/* TCP_CONNECT_CB: arm the option callbacks of a workload's socket of this
+ * host's network namespace connecting to another node, if this node signs. */
+static __always_inline void wire_arm(struct bpf_sock_ops *skops, void *cgroups, void *ipcache,
+				     const struct ms_config *cfg)
 {
-	int flags = 0;
+	struct ms_ipcache_value *v;
+	struct ms_addr src, dst;
 
-	if (!cfg->wire_key_id || bpf_get_netns_cookie(ctx) != cfg->host_netns_cookie)
+	if (!cfg->wire_key_id || bpf_get_netns_cookie(skops) != cfg->host_netns_cookie)
 		return;
-	if (bpf_getsockopt(ctx, MS_SOL_TCP, MS_TCP_BPF_SOCK_OPS_CB_FLAGS, &flags, sizeof(flags)))
-		flags = 0;
-	flags |= BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG;
-	if (bpf_setsockopt(ctx, MS_SOL_TCP, MS_TCP_BPF_SOCK_OPS_CB_FLAGS, &flags, sizeof(flags)))
-		count(MS_CTR_WIRE_UNSENT);
+	wire_ends(skops, &src, &dst);
+	v = ipcache_lookup(ipcache, &dst);
+	if (!v || !(v->flags & MS_IPCACHE_F_REMOTE_NODE) ||
+	    (v->flags & (MS_IPCACHE_F_HOST | MS_IPCACHE_F_NETNS | MS_IPCACHE_F_BROADCAST)))
+		return;
+	if (!wire_identity(skops, cgroups, cfg))
+		return;
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
 }
 
 /* ACTIVE_ESTABLISHED_CB: the SYN is acknowledged, nothing more to write. */

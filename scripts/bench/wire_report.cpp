@@ -144,7 +144,7 @@ int cmdWireReport(int argc, char** argv) {
   {
     const double d = median(on.nsPerOp.at("a.ms_connect4")) - median(off.nsPerOp.at("a.ms_connect4"));
     t << "   connect4 ON - OFF: " << fmt("%.0f ns", d)
-      << " (ON it arms the socket's option callbacks: bpf_setsockopt, wire.bpf.h wire_arm)";
+      << " (signing adds nothing to connect4: sockops decides at TCP_CONNECT_CB, wire.bpf.h wire_arm)";
     if (!skStorage.empty()) t << "; section 1's anchor, one sk_storage create on connect4: " << fmt("%.0f ns", median(skStorage));
     t << "\n";
   }

@@ -76,8 +76,6 @@ std::vector<KernelFeature> makeFeatures() {
       {"bpf_ringbuf_query()", "5.8", BPF_FUNC_ringbuf_query, true, true},
       {"bpf_ktime_get_coarse_ns()", "5.11", BPF_FUNC_ktime_get_coarse_ns, true, true, true},
       {"bpf_loop() (the deep-cgroup search)", "5.17", BPF_FUNC_loop, true, true, true},
-      {"bpf_setsockopt() (arming the wire identity of a connect)", "4.13", BPF_FUNC_setsockopt, true, false},
-      {"bpf_getsockopt()", "4.15", BPF_FUNC_getsockopt, true, false},
       {"bpf_sock_ops_cb_flags_set()", "4.17", BPF_FUNC_sock_ops_cb_flags_set, false, false, true},
       {"bpf_reserve_hdr_opt() (TCP header options)", "5.10", BPF_FUNC_reserve_hdr_opt, false, false, true},
       {"bpf_store_hdr_opt()", "5.10", BPF_FUNC_store_hdr_opt, false, false, true},
