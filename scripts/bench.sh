@@ -33,10 +33,11 @@
 #   6. wire identity: two real microsegd nodes (A here, B in a netns of its
 #      own, each with its own cgroup subtree and state dir) through a fresh
 #      etcd; a TCP connect+accept+close loop from A's workload to B's, with
-#      A signing its SYNs (ms_config.wire_key_id as the daemon wrote it) and
-#      not (0, written by the tool), interleaved: per-program ns of A's
-#      connect4/sockops/ingress and B's ingress, the sum ON / OFF (target
-#      <= 1.5x), wall time; and the same from an unmanaged process and a UDP
+#      both nodes signing (as their daemons set it up) and not (key id 0 and
+#      the sockops sender detached on both, as a node that does not sign:
+#      the datapath without the feature), interleaved: per-program ns of A's
+#      connect4/sockops/ingress and B's ingress/sockops, the sum ON / OFF
+#      (target <= 1.5x), wall time; and the same from an unmanaged process and a UDP
 #      loop (the "zero cost" claims), checked with both daemons' counters.
 #
 # Safety: programs are attached only to cgroups this script creates under
@@ -482,7 +483,7 @@ YAML
   wait_generation 1
   local out="$W/raw.jsonl"
   "$WTOOL" run --a-state "$STATE" --b-state "$BSTATE" --a-socket "$SOCK" --b-socket "$BSOCK" \
-    --cgroup "$MSROOT/w0" --unmanaged-cgroup "$BENCH/plain" --listener-cgroup "$BENCH/msb/srv" \
+    --a-root "$MSROOT" --b-root "$BENCH/msb" --cgroup "$MSROOT/w0" --unmanaged-cgroup "$BENCH/plain" --listener-cgroup "$BENCH/msb/srv" \
     --netns "/run/netns/$WNETNS" --dest "$WB_ADDR" --port "$PA" --rounds "$W_ROUNDS" --iters "$W_ITERS" \
     --udp-iters "$W_UDP_ITERS" >"$out" &
   TOOL_PID=$!
@@ -491,7 +492,7 @@ YAML
   TOOL_PID=""
   cat "$out" >>"$RAW"
   ((rc == 0)) || { echo "bench: section 6 failed (microseg-bench-wire exit $rc)" >&2; exit 1; }
-  note "$(jq -rs '[.[] | select(.section=="wire" and .caller=="workload" and .kind=="tcp4") | "\(.signing) \([.progs["a.ms_connect4","a.ms_sockops","a.ms_ingress","b.ms_ingress"].ns_per_op] | add | floor)"] | join(", ")' "$out") ns per connect (4 programs), by round"
+  note "$(jq -rs '[.[] | select(.section=="wire" and .caller=="workload" and .kind=="tcp4") | "\(.signing) \([.progs["a.ms_connect4","a.ms_sockops","a.ms_ingress","b.ms_ingress","b.ms_sockops"].ns_per_op | values] | add | floor)"] | join(", ")' "$out") ns per connect (5 programs), by round"
   note "counters: A $("$MSC" status -o json | jq -c '.counters | with_entries(select(.key | startswith("wire")))'), B $(MICROSEG_SOCKET="$BSOCK" "$MSC" status -o json | jq -c '.counters | with_entries(select(.key | startswith("wire")))')"
   WIRE_RAN=1
   MICROSEG_SOCKET="$BSOCK" "$MSC" uninstall >/dev/null

@@ -4,9 +4,12 @@
 //   run     with node A's daemon in this netns and node B's in the netns
 //           --netns, and a listener of B's workload (its cgroup, B's netns)
 //           started here and kept for the run: rounds of, in turn (ABAB,
-//           the order swapped every round), signing ON (A's ms_config
-//           wire_key_id as A's daemon wrote it) and OFF (0, written here into
-//           A's pinned ms_config), each
+//           the order swapped every round), signing ON (both nodes sign, as
+//           their daemons set it up: ms_config wire_key_id, and the sockops
+//           sender attached to each node's cgroup root) and OFF (the state of
+//           a node that does not sign, made here as its daemon makes it:
+//           wire_key_id 0 and the sender detached on both nodes: the datapath
+//           as it is without the feature), each
 //             - a TCP connect+accept+close loop from A's workload cgroup,
 //             - the same loop from an unmanaged cgroup (not under A's root),
 //             - a UDP sendto loop from A's workload cgroup,
@@ -14,18 +17,20 @@
 //           both daemons' wire_identity_* counters around each loop; fails
 //           when the counters say the SYNs did not carry the option in ON
 //           rounds, or did in OFF rounds or from the unmanaged caller. The
-//           daemon's key id is written back at the end (on every exit).
-//           One JSON record a line on stdout.
-//   report  print section 6 with its target (sum of the four programs' ns
-//           per connect, ON / OFF <= 1.5) from the raw records, and add it to
+//           daemons' state (key ids, senders) is put back at the end (on
+//           every exit). One JSON record a line on stdout.
+//   report  print section 6 with its target (sum of the programs' ns per
+//           connect, ON / OFF <= 1.5) from the raw records, and add it to
 //           the JSON file microseg-bench report wrote ("wire", "targets").
 //
 // Safety: traffic goes only to --dest, which bench.sh puts in a netns of its
-// own; the loops' children join only the cgroups given; nothing is attached
-// or pinned here; the one map written is A's ms_config (key 0), field
-// wire_key_id, restored at exit.
+// own; the loops' children join only the cgroups given; the only programs
+// attached are the daemons' own sockops programs, to the cgroup roots the
+// daemons manage (--a-root, --b-root), pinned where the daemons pin them;
+// the maps written are the nodes' ms_config (key 0), field wire_key_id.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,45 +80,114 @@ Args parseArgs(int argc, char** argv) {
   return a;
 }
 
-// ---- A's ms_config: the one field this tool writes ------------------------
-int gConfigFd = -1;
-uint32_t gDaemonKeyId = 0;
+// ---- each node's signing state: what this tool changes ---------------------
+// A node signs when its ms_config.wire_key_id is set and its sender (the
+// sockops program) is attached; its daemon keeps both in step
+// (datapath/bpf_datapath.cpp, syncSigner), and so does this tool.
+struct Node {
+  std::string name;
+  int configFd = -1;
+  int cgroupFd = -1;
+  int progFd = -1;        // the daemon's sockops program
+  std::string senderPin;  // <pin dir>/link_ms_sockops
+  uint32_t daemonKeyId = 0;
+};
+Node gNodes[2];
 bool gRestore = false;
 
-ms_config readConfig() {
+ms_config readConfig(const Node& n) {
   const uint32_t zero = 0;
   ms_config c{};
-  if (bpf_map_lookup_elem(gConfigFd, &zero, &c) != 0) die("cannot read A's ms_config: " + std::string(strerror(errno)));
+  if (bpf_map_lookup_elem(n.configFd, &zero, &c) != 0) {
+    die("cannot read " + n.name + "'s ms_config: " + std::string(strerror(errno)));
+  }
   return c;
 }
 
-void writeKeyId(uint32_t id) {
-  // Read-modify-write of the live struct: only wire_key_id changes.
-  ms_config c = readConfig();
-  c.wire_key_id = id;
+// 0 or errno; no die(): the restore path uses it too.
+int writeKeyId(const Node& n, uint32_t id) {
   const uint32_t zero = 0;
-  if (bpf_map_update_elem(gConfigFd, &zero, &c, BPF_EXIST) != 0) {
-    die("cannot write A's ms_config: " + std::string(strerror(errno)));
+  ms_config c{};
+  if (bpf_map_lookup_elem(n.configFd, &zero, &c) != 0) return errno;
+  c.wire_key_id = id;  // read-modify-write of the live struct: only this field
+  return bpf_map_update_elem(n.configFd, &zero, &c, BPF_EXIST) == 0 ? 0 : errno;
+}
+
+bool senderAttached(const Node& n) {
+  const int fd = bpf_obj_get(n.senderPin.c_str());
+  if (fd >= 0) close(fd);
+  return fd >= 0;
+}
+
+// 0 or errno. The order of the daemon's: key id then attach; key id 0
+// then detach.
+int setSigning(const Node& n, bool on) {
+  if (int e = on ? 0 : writeKeyId(n, 0)) return e;
+  if (on && !senderAttached(n)) {
+    const int lfd = bpf_link_create(n.progFd, n.cgroupFd, BPF_CGROUP_SOCK_OPS, nullptr);
+    if (lfd < 0) return errno;
+    const int e = bpf_obj_pin(lfd, n.senderPin.c_str()) == 0 ? 0 : errno;
+    if (e != 0) bpf_link_detach(lfd);
+    close(lfd);
+    if (e != 0) return e;
+  } else if (!on) {
+    const int lfd = bpf_obj_get(n.senderPin.c_str());
+    if (lfd >= 0) {
+      bpf_link_detach(lfd);
+      close(lfd);
+      unlink(n.senderPin.c_str());
+    }
+  }
+  return on ? writeKeyId(n, n.daemonKeyId) : 0;
+}
+
+void signing(bool on) {
+  for (const Node& n : gNodes) {
+    if (int e = setSigning(n, on)) die("cannot switch " + n.name + "'s signing " + (on ? "on" : "off") + ": " + strerror(e));
   }
 }
 
-void restoreKeyId() {
+void restoreSigning() {
   if (!gRestore) return;
   gRestore = false;  // die() below would come back here
-  ms_config c{};
-  const uint32_t zero = 0;
-  if (bpf_map_lookup_elem(gConfigFd, &zero, &c) == 0) {
-    c.wire_key_id = gDaemonKeyId;
-    if (bpf_map_update_elem(gConfigFd, &zero, &c, BPF_EXIST) == 0) return;
+  for (const Node& n : gNodes) {
+    if (setSigning(n, true) != 0) std::cerr << "microseg-bench-wire: could not restore " << n.name << "'s signing\n";
   }
-  std::cerr << "microseg-bench-wire: could not restore A's wire_key_id " << gDaemonKeyId << "\n";
 }
 
-// bench.sh's cleanup stops the tool with SIGTERM: put the key id back
-// first (two bpf syscalls), so the daemon's state is its own again.
+// bench.sh's cleanup stops the tool with SIGTERM: put the signing state
+// back first (a few bpf syscalls), so the daemons' state is their own again.
 void onSignal(int sig) {
-  restoreKeyId();
+  restoreSigning();
   _exit(128 + sig);
+}
+
+// A node as its daemon set it up: signing, with the sender attached.
+Node openNode(const std::string& name, const std::string& pinDir, const std::string& root) {
+  Node n;
+  n.name = name;
+  n.configFd = bpf_obj_get((pinDir + "/ms_config").c_str());
+  if (n.configFd < 0) die("cannot open " + pinDir + "/ms_config: " + strerror(errno));
+  // The first daemon of a cluster generates the key: each writes its id
+  // once it has read it back from etcd, and attaches its sender then.
+  n.senderPin = pinDir + "/link_ms_sockops";
+  for (int k = 0; k < 300 && ((n.daemonKeyId = readConfig(n).wire_key_id) == 0 || !senderAttached(n)); k++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (n.daemonKeyId == 0 || !senderAttached(n)) {
+    die(name + "'s daemon does not sign (ms_config.wire_key_id " + std::to_string(n.daemonKeyId) +
+        ", sender " + (senderAttached(n) ? "attached" : "not attached") + " after 30 s)");
+  }
+  const int lfd = bpf_obj_get(n.senderPin.c_str());
+  bpf_link_info li{};
+  uint32_t len = sizeof(li);
+  if (lfd < 0 || bpf_obj_get_info_by_fd(lfd, &li, &len) != 0) die("cannot read " + n.senderPin);
+  close(lfd);
+  n.progFd = bpf_prog_get_fd_by_id(li.prog_id);
+  if (n.progFd < 0) die("cannot open " + name + "'s sockops program: " + strerror(errno));
+  n.cgroupFd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (n.cgroupFd < 0) die("cannot open " + name + "'s cgroup root " + root + ": " + strerror(errno));
+  return n;
 }
 
 json counters(const std::string& sock) {
@@ -171,16 +245,10 @@ int cmdRun(const Args& a) {
   const double seconds = std::stod(a.get("seconds", "0"));
   const std::map<std::string, std::string> dirs{{"a", stateA}, {"b", stateB}};
 
-  gConfigFd = bpf_obj_get((stateA + "/ms_config").c_str());
-  if (gConfigFd < 0) die("cannot open " + stateA + "/ms_config: " + strerror(errno));
-  // The first daemon of a cluster generates the key: A writes its id once
-  // it has read it back from etcd.
-  for (int k = 0; k < 300 && (gDaemonKeyId = readConfig().wire_key_id) == 0; k++) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (gDaemonKeyId == 0) die("A's daemon signs nothing (ms_config.wire_key_id is still 0 after 30 s)");
+  gNodes[0] = openNode("A", stateA, a.need("a-root"));
+  gNodes[1] = openNode("B", stateB, a.need("b-root"));
   gRestore = true;
-  std::atexit(restoreKeyId);
+  std::atexit(restoreSigning);
   signal(SIGTERM, onSignal);
   signal(SIGINT, onSignal);
 
@@ -190,7 +258,7 @@ int cmdRun(const Args& a) {
 
   const pid_t listener = startWireListener(dest, a.need("listener-cgroup"), a.need("netns"));
   waitRemoteListener(sockA, a.need("dest") + ":" + std::to_string(port) + "/tcp");
-  std::cout << json{{"section", "wire_setup"}, {"daemon_key_id", gDaemonKeyId}, {"dest", a.need("dest")},
+  std::cout << json{{"section", "wire_setup"}, {"daemon_key_id", gNodes[0].daemonKeyId}, {"dest", a.need("dest")},
                     {"port", port}}
                    .dump()
             << std::endl;
@@ -203,7 +271,7 @@ int cmdRun(const Args& a) {
   // A first short ON pass warms A's and B's caches and checks the path.
   // Until B accepts A's key (B reads it from etcd too), its ingress drops
   // A's signed SYNs: connects time out. Bounded retries.
-  writeKeyId(gDaemonKeyId);
+  signing(true);
   for (int k = 0;; k++) {
     const json cb0 = counters(sockB);
     json warm = runLoop(LoopKind::Tcp, caller, dest, 200, 5, dirs);
@@ -217,7 +285,7 @@ int cmdRun(const Args& a) {
   for (int r = 0; r < rounds; r++) {
     for (int j = 0; j < 2; j++) {
       const bool on = (j + r) % 2 == 0;
-      writeKeyId(on ? gDaemonKeyId : 0);
+      signing(on);
       for (const Job& job : jobs) {
         const json ca0 = counters(sockA), cb0 = counters(sockB);
         json m = runLoop(job.kind, job.caller[0] == 'w' ? caller : unmanaged, dest,
@@ -252,10 +320,10 @@ int cmdRun(const Args& a) {
       }
     }
   }
-  restoreKeyId();
-  const uint32_t now = readConfig().wire_key_id;
-  std::cout << json{{"section", "wire_restore"}, {"wire_key_id", now}, {"restored", now == gDaemonKeyId}}.dump()
-            << std::endl;
+  restoreSigning();
+  bool restored = true;
+  for (const Node& n : gNodes) restored = restored && readConfig(n).wire_key_id == n.daemonKeyId && senderAttached(n);
+  std::cout << json{{"section", "wire_restore"}, {"restored", restored}}.dump() << std::endl;
   close(statsFd);
   kill(listener, SIGKILL);
   waitpid(listener, nullptr, 0);

@@ -28,6 +28,8 @@
 #include <sstream>
 #include <thread>
 
+#include <bpf/bpf.h>
+
 #include "control/client.h"
 
 namespace microseg::e2e {
@@ -349,6 +351,15 @@ void killTracked(PidKind kind) {
 }
 
 }  // namespace
+
+int attachedPrograms(const std::string& path, int type) {
+  const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  uint32_t ids[16], count = 16, flags = 0;
+  const int rc = bpf_prog_query(fd, static_cast<bpf_attach_type>(type), 0, &flags, ids, &count);
+  close(fd);
+  return rc == 0 ? static_cast<int>(count) : -1;
+}
 
 std::string cgroup2Mount() {
   std::ifstream in("/proc/mounts");

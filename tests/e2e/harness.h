@@ -22,6 +22,10 @@ std::string cgroup2Mount();
 // Mounts bpffs at /sys/fs/bpf unless one is mounted there; false on failure.
 bool ensureBpffs();
 
+// How many programs are attached to the cgroup `path` at the hook `type`
+// (an enum bpf_attach_type; BPF_PROG_QUERY), -1 if it cannot be asked.
+int attachedPrograms(const std::string& path, int type);
+
 // Installs the SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGABRT path that kills the
 // processes the tests forked, detaches the daemons' pinned state and removes
 // the test cgroups and temp dirs before the test binary dies. Called by main().

@@ -9,6 +9,7 @@
 // the kernel's agree bit for bit. Without the option (--wire-identity off,
 // a Fast Open SYN with no room for it) b judges by the address and says so.
 #include <arpa/inet.h>
+#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 
 #include <array>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <vector>
 
@@ -202,6 +204,7 @@ TEST_F(WireIdentity, HostNetnsCallersAreKnownAtTheReceiverByTheirOwnIdentity) {
   EXPECT_GE(counter(*a_, "wire_identity_sent"), sent0 + 2);
   EXPECT_GE(counter(*b_, "wire_identity_verified"), verified0 + 2);
   EXPECT_EQ(counter(*b_, "wire_identity_invalid"), 0u);
+  EXPECT_EQ(attachedPrograms(treeA_.root(), BPF_CGROUP_SOCK_OPS), 1) << "a signs: its sender is attached";
 
   // a's own egress judged client-c's connect by its socket, as always.
   auto out = a_->waitFlow([&](const json& f) { return f["direction"] == "egress"; }, 500);
@@ -259,6 +262,22 @@ TEST_F(WireIdentity, AForgedReplayedOrUnknownKeyOptionIsDroppedAndCounted) {
   EXPECT_EQ((*forged)["peer_via"], "address");
 }
 
+// The sender is attached while the node signs, and its pinned link is
+// adopted by a restart like the enforcing ones: SYNs stay signed.
+TEST_F(WireIdentity, ARestartedNodeKeepsItsSenderAttached) {
+  up();
+  ASSERT_TRUE(eventually([&] { return connectFrom(clientB_, hostA_) == 0; }, 10000)) << b_->log().substr(0, 20000);
+  const std::string pin = a_->stateDir() + "/abi-" + std::to_string(MS_ABI_VERSION) + "/link_ms_sockops";
+  EXPECT_TRUE(std::filesystem::exists(pin));
+  a_->crash();
+  EXPECT_EQ(attachedPrograms(treeA_.root(), BPF_CGROUP_SOCK_OPS), 1) << "the pinned link outlives the daemon";
+  ASSERT_TRUE(a_->start()) << a_->log();
+  EXPECT_EQ(attachedPrograms(treeA_.root(), BPF_CGROUP_SOCK_OPS), 1);
+  const uint64_t verified0 = counter(*b_, "wire_identity_verified");
+  EXPECT_EQ(connectFrom(clientB_, hostA_), 0) << "still signed after the restart";
+  EXPECT_GE(counter(*b_, "wire_identity_verified"), verified0 + 1);
+}
+
 TEST_F(WireIdentity, WithoutTheOptionTheReceiverFallsBackToTheAddress) {
   up({"--wire-identity", "off"});
   const uint64_t absent0 = counter(*b_, "wire_identity_absent");
@@ -271,6 +290,9 @@ TEST_F(WireIdentity, WithoutTheOptionTheReceiverFallsBackToTheAddress) {
   EXPECT_EQ((*dropped)["peer_via"], "address") << dropped->dump();
   EXPECT_GE(counter(*b_, "wire_identity_absent"), absent0 + 1);
   EXPECT_EQ(counter(*a_, "wire_identity_sent"), 0u);
+  // a signs nothing, so its TCP sockets run no sockops program at all; b signs.
+  EXPECT_EQ(attachedPrograms(treeA_.root(), BPF_CGROUP_SOCK_OPS), 0);
+  EXPECT_EQ(attachedPrograms(treeB_.root(), BPF_CGROUP_SOCK_OPS), 1);
 }
 
 // A TCP Fast Open SYN carries a cookie (or asks for one) beside MSS, SACK,

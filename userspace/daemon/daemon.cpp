@@ -162,6 +162,10 @@ int Daemon::setup() {
     // The other nodes' listeners and addresses, before the first verdict.
     clusterTickLocked();
     addresses_ = addressEntriesLocked();
+  } else if (auto r = datapath_->setWireKeys({}, 0); !r) {
+    // Adopted from a run in cluster mode: no keys, no signing.
+    spdlog::error("datapath: {}", r.error().str());
+    return 1;
   }
   ReloadResult first;
   if (policyPathsLocked().empty()) {

@@ -477,7 +477,10 @@ Result<void> BpfDatapath::setRemoteListeners(const std::vector<RemoteListenerEnt
 }
 
 Result<void> BpfDatapath::activate() {
-  const auto progs = programs(skel_->obj);
+  std::vector<bpf_program*> progs;
+  for (bpf_program* p : programs(skel_->obj)) {
+    if (!attachedOnDemand(p)) progs.push_back(p);
+  }
   if (adopted_) {
     for (bpf_program* p : progs) {
       const std::string path = pinDir_ + "/" + linkPinName(p);
@@ -489,7 +492,17 @@ Result<void> BpfDatapath::activate() {
         return libbpfError("update program in pinned link", path, rc);
       }
     }
-    spdlog::info("datapath: programs replaced in {} pinned links (never detached)", links_.size());
+    // The signer's link, if the last run left one: the SYNs stay signed
+    // across a restart until setWireKeys says otherwise.
+    const std::string path = pinDir_ + "/" + linkPinName(skel_->progs.ms_sockops);
+    if (bpf_link* link = bpf_link__open(path.c_str()); link != nullptr) {
+      signerLink_.reset(link);
+      if (int rc = bpf_link__update_program(link, skel_->progs.ms_sockops); rc != 0) {
+        return libbpfError("update program in pinned link", path, rc);
+      }
+    }
+    spdlog::info("datapath: programs replaced in {} pinned links (never detached)",
+                 links_.size() + (signerLink_ ? 1 : 0));
     // A program or map the object no longer has: its pin goes (a link of
     // it is detached).
     if (int n = removeStray(pinDir_, pinnedSet()); n > 0) {
@@ -509,23 +522,54 @@ Result<void> BpfDatapath::activate() {
       }
       links_.emplace_back(link);
     }
-    if (auto r = pin(); !r) return r;
+    if (auto r = pin(progs); !r) return r;
   }
+  activated_ = true;
+  if (auto r = syncSigner(); !r) return r;
   retireLegacy();
+  return {};
+}
+
+Result<void> BpfDatapath::syncSigner() {
+  if (!activated_) return {};  // activate() calls again
+  bpf_program* p = skel_->progs.ms_sockops;
+  const std::string path = pinDir_ + "/" + linkPinName(p);
+  const bool want = config_.wire_key_id != 0;
+  if (want && !signerLink_) {
+    bpf_link* link = bpf_program__attach_cgroup(p, cgroupFd_.get());
+    if (!link) {
+      return Error{"attach program", std::string(bpf_program__name(p)) + "' to '" + options_.cgroupRoot, errno, {}};
+    }
+    signerLink_.reset(link);
+    ::unlink(path.c_str());
+    if (int rc = bpf_link__pin(link, path.c_str()); rc != 0) {
+      bpf_link__detach(link);
+      signerLink_.reset();
+      return libbpfError("pin link", path, rc);
+    }
+    spdlog::info("datapath: wire identity sender attached (SYNs to other nodes are signed)");
+  } else if (!want && signerLink_) {
+    // The config says sign nothing already: a SYN in flight goes without.
+    bpf_link__detach(signerLink_.get());
+    signerLink_.reset();
+    ::unlink(path.c_str());
+    spdlog::info("datapath: wire identity sender detached (this node signs nothing)");
+  }
   return {};
 }
 
 PinnedSet BpfDatapath::pinnedSet() const {
   PinnedSet want;
   for (bpf_map* m : pinnedMaps(skel_->obj)) want.maps.emplace_back(bpf_map__name(m));
-  for (bpf_program* p : programs(skel_->obj)) want.links.push_back(linkPinName(p));
+  for (bpf_program* p : programs(skel_->obj)) {
+    (attachedOnDemand(p) ? want.optionalLinks : want.links).push_back(linkPinName(p));
+  }
   return want;
 }
 
-Result<void> BpfDatapath::pin() {
+Result<void> BpfDatapath::pin(const std::vector<bpf_program*>& progs) {
   // Pinned links keep enforcing when the daemon stops or crashes; pinned
-  // maps are what a restarted daemon adopts. links_ are in programs() order.
-  const auto progs = programs(skel_->obj);
+  // maps are what a restarted daemon adopts. links_ are in `progs` order.
   for (size_t i = 0; i < links_.size() && i < progs.size(); i++) {
     const std::string path = pinDir_ + "/" + linkPinName(progs[i]);
     ::unlink(path.c_str());
@@ -550,12 +594,15 @@ void BpfDatapath::retireLegacy() {
 void BpfDatapath::release() {
   // Closing our link fds does not detach pinned links.
   links_.clear();
+  signerLink_.reset();
   released_ = true;
 }
 
 void BpfDatapath::uninstall() {
   for (auto& l : links_) bpf_link__detach(l.get());
   links_.clear();
+  if (signerLink_) bpf_link__detach(signerLink_.get());
+  signerLink_.reset();
   int n = removePinDir(pinDir_);
   retireLegacy();
   if (::rmdir(options_.stateDir.c_str()) != 0 && errno != ENOENT) {

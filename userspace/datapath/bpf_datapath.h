@@ -51,7 +51,8 @@ class BpfDatapath final : public Datapath {
 
   bool adopted() const override { return adopted_; }
 
-  // Fresh state: attach every program to the cgroup root, pin links and maps,
+  // Fresh state: attach every program to the cgroup root (the wire
+  // identity's sender only while this node signs), pin links and maps,
   // then retire pinned state of older/incompatible runs (new attached before
   // old detached: no enforcement gap). Adopted state: atomically swap the
   // programs inside the pinned links (BPF_LINK_UPDATE): never detached.
@@ -108,7 +109,11 @@ class BpfDatapath final : public Datapath {
   template <typename K, typename V>
   Result<void> editBoth(UniqueFd SlotMaps::*map, const InnerSpec& spec, Entries<K, V>& current,
                         const Entries<K, V>& changes, const std::vector<K>& removes);
-  Result<void> pin();
+  // Pins the links of `progs` (links_, in that order) and the maps.
+  Result<void> pin(const std::vector<bpf_program*>& progs);
+  // The sockops program attached while ms_config.wire_key_id says this
+  // node signs, detached otherwise (bpf_object.h: attachedOnDemand).
+  Result<void> syncSigner();
   // What a complete pin dir of this object holds.
   PinnedSet pinnedSet() const;
   Result<void> adoptSlots();
@@ -120,7 +125,9 @@ class BpfDatapath final : public Datapath {
 
   BpfOptions options_;
   std::unique_ptr<::microseg_bpf, SkelDeleter> skel_;
-  std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
+  std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;  // the enforcing programs
+  std::unique_ptr<bpf_link, LinkDeleter> signerLink_;          // ms_sockops, while signing
+  bool activated_ = false;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   UniqueFd cgroupFd_;
   ms_config config_{};

@@ -59,6 +59,7 @@ Result<void> BpfDatapath::setWireKeys(const std::vector<WireKey>& accepted, uint
     if (auto r = updateElem(bpf_map__fd(skel_->maps.ms_config), "ms_config", &zero, &next); !r) return r;
     config_ = next;
   }
+  if (auto r = syncSigner(); !r) return r;
   const ms_wire_key none{};
   for (uint32_t id = 1; id < MS_WIRE_MAX_KEYS; id++) {
     if (keep.count(id)) continue;

@@ -57,6 +57,10 @@ std::vector<bpf_program*> programs(bpf_object* obj) {
   return out;
 }
 
+bool attachedOnDemand(const bpf_program* prog) {
+  return bpf_program__type(prog) == BPF_PROG_TYPE_SOCK_OPS;
+}
+
 std::string linkPinName(const bpf_program* prog) { return std::string("link_") + bpf_program__name(prog); }
 
 }  // namespace microseg::datapath

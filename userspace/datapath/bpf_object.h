@@ -28,8 +28,14 @@ Result<InnerSpec> innerSpecOf(bpf_map* outer);
 // map but libbpf's internal ones (.rodata, .bss) and those tagged
 // MS_PER_RUN in bpf/lib/maps.bpf.h (a BTF decl tag on the map's variable).
 std::vector<bpf_map*> pinnedMaps(bpf_object* obj);
-// Every program of the object: each one attaches to the managed root.
+// Every program of the object: each one attaches to the managed root,
+// the enforcing ones for as long as microseg is installed, the others
+// (attachedOnDemand) only while a feature needs them.
 std::vector<bpf_program*> programs(bpf_object* obj);
+// The sockops program only writes the wire identity on SYNs (bpf/lib/
+// wire.bpf.h): attached while this node signs (BpfDatapath::setWireKeys),
+// so a node that does not pays nothing for its runs on every TCP socket.
+bool attachedOnDemand(const bpf_program* prog);
 // Where a program's link is pinned in the pin dir.
 std::string linkPinName(const bpf_program* prog);
 

@@ -57,6 +57,7 @@ static bool removePin(const std::string& path) {
 int removeStray(const std::string& dir, const PinnedSet& want) {
   std::set<std::string> keep(want.maps.begin(), want.maps.end());
   keep.insert(want.links.begin(), want.links.end());
+  keep.insert(want.optionalLinks.begin(), want.optionalLinks.end());
   int removed = 0;
   std::error_code ec;
   std::vector<std::string> stray;

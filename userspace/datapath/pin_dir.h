@@ -11,10 +11,12 @@
 
 namespace microseg::datapath {
 
-// What a complete pin dir holds: these map names and link pin names.
+// What a complete pin dir holds: these map names and link pin names, and
+// what it may hold besides (the link of a program attached on demand).
 struct PinnedSet {
   std::vector<std::string> maps;
   std::vector<std::string> links;
+  std::vector<std::string> optionalLinks;
 };
 
 // The pinned ms_config of `dir` if the dir is complete (every entry of
