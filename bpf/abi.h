@@ -374,6 +374,30 @@ struct ms_udp_flow_value {
 #define MS_UDP_PEER_REMOTE 0ull
 #define MS_UDP_PEER_NOBODY (~0ull)
 
+/* ---- the sockets of a netns: bpf/revoke.bpf.c (iter/tcp, iter/udp) ----- */
+/*
+ * A separate object (never attached to a cgroup, nothing pinned): the
+ * daemon runs its iterators in a network namespace to list the sockets
+ * there, one record per socket, or to destroy the sockets whose cookies it
+ * put in ms_revoke_cookies (bpf_sock_destroy(): both ends see the
+ * connection aborted). Which connections policy no longer allows is
+ * decided in userspace, from the records.
+ */
+struct ms_sock_record {
+	__u64 cookie;           /* bpf_get_socket_cookie() */
+	__u64 cgroup_id;        /* the cgroup the socket was created in */
+	struct ms_addr local;
+	struct ms_addr remote;  /* :: for an unconnected socket */
+	__be16 local_port;
+	__be16 remote_port;
+	__u8 protocol;          /* IPPROTO_TCP, IPPROTO_UDP */
+	__u8 state;             /* BPF_TCP_* (UDP: BPF_TCP_ESTABLISHED when connected) */
+	__u8 family;            /* AF_INET, AF_INET6 */
+	__u8 destroyed;         /* destroy pass: bpf_sock_destroy() returned 0 */
+	__s32 destroy_error;    /* destroy pass: its negative errno, else 0 */
+	__u32 _pad0;
+};
+
 /* ---- counters: ms_counters (PERCPU_ARRAY) ----------------------------- */
 enum ms_counter {
 	MS_CTR_ALLOWED = 0,     /* new flows allowed (rule, answer, ungoverned) */

@@ -67,6 +67,14 @@ AT(struct ms_wire_mac_input, exid, 40);
 AT(struct ms_wire_mac_input, time, 44);
 PIN(struct ms_wire_key, 24);
 AT(struct ms_wire_key, flags, 16);
+PIN(struct ms_sock_record, 64);
+AT(struct ms_sock_record, cgroup_id, 8);
+AT(struct ms_sock_record, local, 16);
+AT(struct ms_sock_record, remote, 32);
+AT(struct ms_sock_record, local_port, 48);
+AT(struct ms_sock_record, protocol, 52);
+AT(struct ms_sock_record, destroyed, 55);
+AT(struct ms_sock_record, destroy_error, 56);
 
 PIN(struct ms_remote_listener_key, 24);
 AT(struct ms_remote_listener_key, port, 16);

@@ -1,0 +1,51 @@
+// The TCP and UDP sockets of a network namespace, listed and destroyed by
+// the kernel's socket iterators (bpf/revoke.bpf.c; abi.h: ms_sock_record):
+// what revoking established connections stands on. Which sockets to
+// destroy is the caller's decision, from the records.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "bpf/abi.h"
+#include "common/result.h"
+
+struct revoke_bpf;  // generated skeleton (revoke.skel.h)
+
+namespace microseg::datapath {
+
+class SocketIterator {
+ public:
+  // Loads the iterators. Fails on a kernel without socket iterators or
+  // bpf_sock_destroy() (Linux >= 6.5): revocation is then unavailable,
+  // and the error says why.
+  static Result<std::unique_ptr<SocketIterator>> open();
+  ~SocketIterator();
+  SocketIterator(const SocketIterator&) = delete;
+  SocketIterator& operator=(const SocketIterator&) = delete;
+
+  // Every full TCP socket (listeners included; time-wait and request
+  // sockets are not) and every UDP socket of the netns `netnsPath` ("" for
+  // the caller's own).
+  Result<std::vector<ms_sock_record>> list(const std::string& netnsPath = "");
+  // Destroys the sockets of that netns whose cookies are given: a TCP
+  // connection is aborted (the local end's calls fail with ECONNABORTED,
+  // the peer gets a reset). Returns a record for each socket found, with
+  // `destroyed` or `destroy_error`; a cookie not found (closed meanwhile,
+  // or of another netns) has none.
+  Result<std::vector<ms_sock_record>> destroy(const std::vector<uint64_t>& cookies,
+                                             const std::string& netnsPath = "");
+
+ private:
+  SocketIterator() = default;
+  Result<std::vector<ms_sock_record>> run(bool destroyPass, const std::string& netnsPath);
+
+  struct SkelDeleter { void operator()(::revoke_bpf* s) const; };
+  std::unique_ptr<::revoke_bpf, SkelDeleter> skel_;
+  std::mutex mu_;  // one pass at a time: the pass flag and cookie map are shared
+};
+
+}  // namespace microseg::datapath
