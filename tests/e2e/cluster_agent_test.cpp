@@ -170,8 +170,10 @@ TEST_F(ClusterAgentTest, ANodeThatDiesVanishesAfterItsTtlAndARestartWithinItKeep
   // A restart within the TTL: the same lease, no endpoint change seen by b.
   a.reset();
   a = start(options("node-a", 3));
-  a->setLocal(la);
+  // Its first pass runs before the daemon tells it anything (a daemon
+  // reads its addresses and listeners after the agent started).
   ASSERT_TRUE(eventually([&] { return a->snapshot()->synced && a->snapshot()->leaseId != 0; }));
+  a->setLocal(la);
   EXPECT_EQ(a->snapshot()->leaseId, lease);
   std::this_thread::sleep_for(std::chrono::milliseconds(4000));
   EXPECT_EQ(b->snapshot()->addresses.size(), 1u);

@@ -150,7 +150,14 @@ class Agent {
   std::condition_variable wake_;
   bool stop_ = false;
   bool leave_ = false;
-  LocalState local_;
+  // Nothing is known of this node until the daemon says (setLocal): a pass
+  // before that (a restart within the TTL) leaves the endpoints published
+  // before alone instead of withdrawing them and putting them back.
+  LocalState local_ = [] {
+    LocalState s;
+    s.endpointsKnown = false;
+    return s;
+  }();
   uint64_t localSeq_ = 0;
   std::vector<WatchBatch> batches_;  // from the watch, not applied yet
   int64_t compactedAt_ = 0;          // the watch fell behind a compaction
