@@ -314,6 +314,32 @@ TEST_F(StagedReload, FlowsAreJudgedAgainstInForcePlusStaged) {
   EXPECT_EQ(judge(f), std::make_pair(std::string("allow"), std::string("client-lockdown/1")));
   f.dstAddr = v4("192.0.2.9");
   EXPECT_EQ(judge(f), std::make_pair(std::string("deny"), std::string("default-deny")));
+  // Judged against its subject's share of the entries: the verdict of the
+  // whole staged compile, everywhere.
+  const uint32_t idle = gen.ids.byWorkload.at("idle");
+  for (uint32_t s : {client, server, idle, uint32_t(MS_IDENTITY_HOST)}) {
+    for (uint32_t p : {client, server, idle, uint32_t(MS_IDENTITY_WORLD), uint32_t(MS_IDENTITY_HOST)}) {
+      for (uint8_t dir : {uint8_t(MS_DIR_EGRESS), uint8_t(MS_DIR_INGRESS)}) {
+        for (uint16_t port : {1, 8000, 8001, 9000, 65535}) {
+          const bool egress = dir == MS_DIR_EGRESS;
+          diff::JudgedFlow g;
+          g.direction = dir;
+          g.src = egress ? s : p;
+          g.dst = egress ? p : s;
+          g.protocol = MS_PROTO_TCP;
+          g.port = port;
+          g.reason = MS_REASON_RULE;
+          const auto v = diff::judgeStaged(staged, gen.ids, g);
+          const auto whole = compiler::evaluate(staged.compiled, s, p,
+                                                egress ? policy::Direction::Egress : policy::Direction::Ingress,
+                                                MS_PROTO_TCP, port);
+          EXPECT_EQ(v.verdict, whole.verdict) << s << " " << p << " " << int(dir) << " " << port;
+          EXPECT_EQ(v.ruleId, whole.ruleId);
+          EXPECT_EQ(v.reason, whole.reason);
+        }
+      }
+    }
+  }
   // Not a policy decision: kept.
   f.reason = MS_REASON_UDP_ANSWER;
   f.verdict = MS_VERDICT_ALLOW;

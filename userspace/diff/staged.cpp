@@ -24,6 +24,11 @@ std::shared_ptr<const StagedSet> buildStaged(const policy::Bundle& bundle, const
   o.defaultEnforcement = defaultEnforcement;
   o.includeStaged = true;
   out->compiled = compiler::compile(bundle, out->ids ? *out->ids : inForce, out->rules, o);
+  for (const auto& setting : out->compiled.identities) out->bySubject[setting.first].identities.push_back(setting);
+  for (const auto& e : out->compiled.entries) {
+    // An entry of a subject without settings is never consulted (evaluate).
+    if (auto it = out->bySubject.find(e.key.subject); it != out->bySubject.end()) it->second.entries.push_back(e);
+  }
   return out;
 }
 
@@ -42,8 +47,11 @@ StagedVerdict judgeStaged(const StagedSet& staged, const identity::IdentityTable
     dst = mapIdentity(f.dst, f.dstAddr, inForce, *staged.ids);
   }
   const bool egress = f.direction != MS_DIR_INGRESS;
+  const uint32_t subject = egress ? src : dst;
+  static const compiler::CompiledPolicy kNone;  // no settings: not isolated, as evaluate() says
+  const auto share = staged.bySubject.find(subject);
   const compiler::Decision d =
-      compiler::evaluate(staged.compiled, egress ? src : dst, egress ? dst : src,
+      compiler::evaluate(share != staged.bySubject.end() ? share->second : kNone, subject, egress ? dst : src,
                          egress ? policy::Direction::Egress : policy::Direction::Ingress, f.protocol, f.port);
   v.verdict = d.verdict;
   v.ruleId = d.ruleId;

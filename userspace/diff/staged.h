@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "bpf/abi.h"
 #include "compiler/compiler.h"
@@ -27,6 +28,11 @@ struct StagedSet {
   std::unique_ptr<identity::IdentityTable> ids;
   compiler::CompiledPolicy compiled;  // in force + staged (never written to the kernel)
   compiler::RuleRegistry rules;       // of `compiled`
+  // `compiled` cut per subject (its identity setting and its entries, in
+  // order): the reference evaluator reads every entry it is given, and a
+  // flow is judged against its subject's share only, not the 100k+ of a
+  // big set (a port scan makes a new record per port).
+  std::unordered_map<uint32_t, compiler::CompiledPolicy> bySubject;
 };
 
 // The staged set of `bundle` (every policy, staged ones included) over the
