@@ -74,8 +74,8 @@ TEST(PolicyTiers, MisusesAreLocatedErrors) {
   EXPECT_EQ(errorsOf(policyDoc("a", "", "Pass")),
             "t.yaml:7:15: error: spec.egress[0].action: 'Pass' is not allow, deny or pass\n");
   EXPECT_EQ(errorsOf(policyDoc("a", "  tiers: admin\n")),
-            "t.yaml:6:3: error: spec: unknown field 'tiers' (allowed: selector, enforcement, tier, priority, egress, "
-            "ingress)\n");
+            "t.yaml:6:3: error: spec: unknown field 'tiers' (allowed: selector, enforcement, tier, priority, staged, "
+            "egress, ingress)\n");
 }
 
 TEST(PolicyTiers, AdminPoliciesOfOnePriorityWarn) {

@@ -39,6 +39,7 @@
 #include "cli/cluster_views.h"
 #include "cli/exit_codes.h"
 #include "cli/format.h"
+#include "cli/promote_command.h"
 #include "cli/push.h"
 #include "cli/request.h"
 #include "cli/rotate_key.h"
@@ -144,7 +145,8 @@ int cmdValidate(const Globals& g, const std::vector<std::string>& paths) {
                {"warnings", warnings},
                {"workloads", res.bundle.workloads.size()},
                {"externals", res.bundle.externals.size()},
-               {"policies", res.bundle.policies.size()}});
+               {"policies", res.bundle.policies.size()},
+               {"staged", res.bundle.stagedPolicies()}});
     return res.ok() ? kOk : kFailed;
   }
   for (const auto& d : res.errors) std::cerr << cli::sanitize(d.str()) << "\n";
@@ -155,7 +157,15 @@ int cmdValidate(const Globals& g, const std::vector<std::string>& paths) {
   }
   std::cout << res.bundle.workloads.size() << " workloads, ";
   if (!res.bundle.externals.empty()) std::cout << res.bundle.externals.size() << " externals, ";
-  std::cout << res.bundle.policies.size() << " policies: valid\n";
+  std::cout << res.bundle.policies.size() << " policies";
+  if (const size_t staged = res.bundle.stagedPolicies(); staged != 0) {
+    std::cout << " (" << staged << " staged, not enforced:";
+    for (const auto& p : res.bundle.policies) {
+      if (p.staged) std::cout << " " << cli::sanitize(p.name);
+    }
+    std::cout << ")";
+  }
+  std::cout << ": valid\n";
   return kOk;
 }
 
@@ -243,6 +253,7 @@ struct FlowFilter {
   std::string verdict, from, to, since;
   int port = 0;
   int limit = 1000;
+  bool staged = false;  // show the staged verdict beside the real one
 };
 
 volatile std::sig_atomic_t gStop = 0;
@@ -268,11 +279,14 @@ int cmdFlows(const Globals& g, const FlowFilter& f, bool follow) {
         printJson(r);
       }
     } else {
-      cli::printFlows(records, std::cout, header);
+      cli::printFlows(records, std::cout, header, f.staged);
     }
     std::cout.flush();
   };
   json records = r.value("records", json::array());
+  if (f.staged && !r.value("staged", false)) {
+    std::cerr << "microseg: the policy in force has no staged policy (spec.staged: true): nothing to compare\n";
+  }
   if (!follow) {
     emit(records, true);
     if (!g.json() && r.value("events_lost", 0) > 0) {
@@ -440,6 +454,11 @@ int main(int argc, char** argv) {
   push->add_flag("--dry-run", pushArgs.dryRun, "validate and compare with the stored set; write nothing");
   addOutput(push);
   cli::DiffArgs diffArgs;
+  std::string promoteName;
+  auto* promote = pol->add_subcommand(
+      "promote", "put a staged policy in force: remove its `staged: true` line from its file, and reload");
+  promote->add_option("NAME", promoteName, "the staged policy")->required();
+  addOutput(promote);
   auto* diffCmd = pol->add_subcommand(
       "diff", "a candidate set against the one in force, over the observed flows: what would break, what "
               "widens, which workload pairs gain or lose a path (exit 6 if observed traffic would break)");
@@ -458,6 +477,8 @@ int main(int argc, char** argv) {
   flows->add_option("--since", ff.since, "only records seen in the last 90s, 10m, 2h, 1d");
   flows->add_option("--limit", ff.limit, "at most this many records")->check(CLI::Range(1, 100000));
   flows->add_flag("-f,--follow", follow, "stream new and updated records until interrupted");
+  flows->add_flag("--staged", ff.staged,
+                  "beside each verdict, the one the staged policies would give (in force + staged)");
   addOutput(flows);
 
   auto* explainCmd = app.add_subcommand("explain", "the verdict the policy gives a flow, and why");
@@ -496,6 +517,8 @@ int main(int argc, char** argv) {
   suggestCmd->add_option("--workload", suggestArgs.workload, "the workload to suggest a policy for");
   suggestCmd->add_flag("--all", suggestArgs.all, "every workload seen in the flow records");
   suggestCmd->add_option("--since", suggestArgs.since, "only flows seen in this window: 30m, 24h, 7d");
+  suggestCmd->add_flag("--staged", suggestArgs.staged,
+                       "emit staged policies (spec.staged: true): judged, not enforced, until `policy promote`");
   suggestCmd->add_option("-o,--output", suggestArgs.output, "yaml or json")->check(CLI::IsMember({"yaml", "json"}));
 
   auto* clusterCmd = app.add_subcommand("cluster", "cluster mode (etcd): the fleet as this node's daemon sees it");
@@ -561,6 +584,7 @@ int main(int argc, char** argv) {
     return cli::cmdPush(g.socket, g.json(), pushArgs);
   }
   if (diffCmd->parsed()) return cli::cmdDiff(g.socket, diffArgs);
+  if (promote->parsed()) return cli::cmdPromote(g.socket, g.json(), promoteName);
   if (clusterStatus->parsed()) return cmdClusterStatus(g);
   if (rotateCmd->parsed()) {
     if (*rotatePrefixOpt) rotateArgs.flags.prefix = rotatePrefix;

@@ -122,6 +122,7 @@ int cmdSuggest(const std::string& socket, const SuggestArgs& a) {
   if (a.all == !a.workload.empty()) return fail("suggest: name --workload X, or --all", kUsage);
   json req{{"command", command::kSuggest}};
   if (!a.workload.empty()) req["workload"] = a.workload;
+  if (a.staged) req["staged"] = true;
   if (!a.since.empty()) {
     const auto s = parseDuration(a.since);
     if (!s || *s <= 0) return fail("suggest: --since '" + a.since + "' is not a duration like 30m, 24h or 7d", kUsage);

@@ -27,6 +27,7 @@ struct SuggestArgs {
   bool all = false;
   std::string since;          // "24h", "30m", "" (every record)
   std::string output = "yaml";  // yaml | json
+  bool staged = false;        // documents carry `staged: true`
 };
 int cmdSuggest(const std::string& socket, const SuggestArgs& a);
 

@@ -12,13 +12,20 @@ namespace microseg::cli {
 
 using nlohmann::json;
 
-void printFlows(const json& records, std::ostream& out, bool header) {
-  Table t({"ID", "LAST SEEN", "VERDICT", "DIR", "FROM", "TO", "PORT", "RULE", "COUNT"});
+void printFlows(const json& records, std::ostream& out, bool header, bool staged) {
+  std::vector<std::string> cols{"ID", "LAST SEEN", "VERDICT", "DIR", "FROM", "TO", "PORT", "RULE", "COUNT"};
+  // --staged: what "in force + staged" would decide, beside the verdict.
+  if (staged) cols.insert(cols.begin() + 8, {"STAGED", "STAGED RULE"});
+  Table t(cols);
   for (const auto& r : records) {
     const json src = r.value("src", json::object()), dst = r.value("dst", json::object());
-    t.add({field(r, "record_id"), field(r, "last_seen"), field(r, "verdict"), field(r, "direction"),
-           field(src, "workload"), field(dst, "workload") + " (" + field(dst, "addr") + ")",
-           field(dst, "port") + "/" + field(r, "protocol"), field(r, "rule"), field(r, "total")});
+    std::vector<std::string> row{field(r, "record_id"), field(r, "last_seen"), field(r, "verdict"),
+                                 field(r, "direction"), field(src, "workload"),
+                                 field(dst, "workload") + " (" + field(dst, "addr") + ")",
+                                 field(dst, "port") + "/" + field(r, "protocol"), field(r, "rule"),
+                                 field(r, "total")};
+    if (staged) row.insert(row.begin() + 8, {field(r, "staged_verdict"), field(r, "staged_rule")});
+    t.add(row);
   }
   if (header) {
     t.print(out);
@@ -27,11 +34,11 @@ void printFlows(const json& records, std::ostream& out, bool header) {
   // --follow: one self-describing line per update, like `hubble observe`.
   for (const auto& r : records) {
     const json src = r.value("src", json::object()), dst = r.value("dst", json::object());
-    out << sanitize(field(r, "last_seen") + "  " + field(r, "verdict") + "  " + field(r, "direction") + "  " +
-                    field(src, "workload") + " -> " + field(dst, "workload") + " " + field(dst, "addr") + ":" +
-                    field(dst, "port") + "/" + field(r, "protocol") + "  rule=" + field(r, "rule") +
-                    "  count=" + field(r, "total") + "  id=" + field(r, "record_id"))
-        << "\n";
+    std::string line = field(r, "last_seen") + "  " + field(r, "verdict") + "  " + field(r, "direction") + "  " +
+                       field(src, "workload") + " -> " + field(dst, "workload") + " " + field(dst, "addr") + ":" +
+                       field(dst, "port") + "/" + field(r, "protocol") + "  rule=" + field(r, "rule");
+    if (staged) line += "  staged=" + field(r, "staged_verdict") + "  staged_rule=" + field(r, "staged_rule");
+    out << sanitize(line + "  count=" + field(r, "total") + "  id=" + field(r, "record_id")) << "\n";
   }
 }
 
@@ -120,6 +127,12 @@ void printPolicyShow(const json& r, std::ostream& out) {
     t.add({field(x, "id"), field(x, "rule"), field(x, "direction"), action, field(x, "hits"), text});
   }
   t.print(out);
+  const json staged = r.value("staged", json::array());
+  if (staged.empty()) return;
+  out << "\nstaged (validated, not enforced; see `microseg flows --staged`):\n";
+  Table s({"POLICY", "RULES", "LOCATION"});
+  for (const auto& x : staged) s.add({field(x, "policy"), field(x, "rules"), field(x, "location")});
+  s.print(out);
 }
 
 namespace {

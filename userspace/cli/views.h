@@ -11,7 +11,8 @@
 
 namespace microseg::cli {
 
-void printFlows(const nlohmann::json& records, std::ostream& out, bool header = true);
+// staged: the STAGED and STAGED RULE columns (`flows --staged`).
+void printFlows(const nlohmann::json& records, std::ostream& out, bool header = true, bool staged = false);
 void printExplain(const nlohmann::json& result, std::ostream& out);
 void printWorkloads(const nlohmann::json& result, std::ostream& out);
 void printPolicyShow(const nlohmann::json& result, std::ostream& out);

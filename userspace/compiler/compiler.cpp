@@ -293,14 +293,16 @@ std::shared_ptr<const Compiler::Part> Compiler::makePart(const std::shared_ptr<c
 // every subject of a part that is new or gone.
 Compiler::PartSet Compiler::collectParts(const policy::Bundle& bundle, const identity::IdentityTable& ids,
                                          RuleRegistry& registry) {
+  auto skipped = [&](const policy::Policy& p) { return p.staged && !includeStaged_; };
   size_t missing = 0;  // policies not compiled before
-  for (const auto& p : bundle.policies) missing += !state_->parts.count(&p);
+  for (const auto& p : bundle.policies) missing += !skipped(p) && !state_->parts.count(&p);
   std::optional<PeerExpander> expander;  // built when a policy needs compiling
   PartSet set;
   const uint64_t pass = ++state_->pass;
   set.all.reserve(bundle.policies.size());
   for (size_t idx = 0; idx < bundle.policies.size(); idx++) {
     const auto& pp = bundle.policies.shared(idx);
+    if (skipped(*pp)) continue;
     auto [it, fresh] = state_->parts.try_emplace(pp.get());
     if (fresh) {
       if (!expander) expander.emplace(bundle, ids, stats_.full || missing > 16);
@@ -574,6 +576,9 @@ CompiledPolicy Compiler::compile(const policy::Bundle& bundle, const identity::I
   CompiledPolicy out;
   stats_ = {};
   prepare(bundle, ids, registry, previous);
+  // A flip of includeStaged adds or removes the staged policies' parts like
+  // any other added or removed policy.
+  includeStaged_ = options.includeStaged;
   PartSet set = collectParts(bundle, ids, registry);
   std::vector<Selection> selection;
   out.identities = identitySettings(set, options, selection);

@@ -101,6 +101,10 @@ std::vector<ExactRuns> changedExactRuns(const CompiledPolicy& was, const Compile
 
 struct Options {
   DefaultEnforcement defaultEnforcement = DefaultEnforcement::Always;
+  // Staged policies (spec.staged) are never compiled into what the kernel
+  // gets: they are left out unless this is set, for the userspace-only
+  // "in force + staged" set flows are judged against (daemon/staged.h).
+  bool includeStaged = false;
 };
 
 CompiledPolicy compile(const policy::Bundle& bundle, const identity::IdentityTable& ids,
@@ -180,6 +184,7 @@ class Compiler {
                 const CompiledPolicy* previous, CompiledPolicy* lender) const;
   std::unique_ptr<State> state_;
   Stats stats_;
+  bool includeStaged_ = false;  // of the compile under way
 };
 
 }  // namespace microseg::compiler

@@ -62,7 +62,9 @@ Decision evaluate(const CompiledPolicy& compiled, uint32_t subject, uint32_t pee
 DocumentEvaluator::DocumentEvaluator(const policy::Bundle& bundle, const identity::IdentityTable& ids,
                                      DefaultEnforcement defaultEnforcement)
     : ids_(ids), defaultEnforcement_(defaultEnforcement), expander_(std::make_unique<PeerExpander>(bundle, ids)) {
-  for (const auto& p : bundle.policies) chain_.push_back(&p);
+  for (const auto& p : bundle.policies) {
+    if (!p.staged) chain_.push_back(&p);  // never enforced: not in the chain
+  }
   auto key = [](const policy::Policy* p) {
     return std::make_tuple(p->tier, p->tier == policy::Tier::Admin ? p->priority : 0, std::string_view(p->name));
   };

@@ -114,6 +114,10 @@ class Daemon {
   // Events the kernel's ring and the spool had no room for.
   uint64_t eventsLostLocked(const datapath::Counters& c) const;
   flows::FlowContext flowContextLocked() const;
+  // The staged verdict of a record (judged once per staged set), and the
+  // would-deny count by workload (events.cpp).
+  uint8_t judgeStagedLocked(const diff::StagedSet& staged, const flows::FlowRecord& r);
+  void countStagedDenyLocked(const std::string& workload);
   void writeFlowLine(const flows::FlowRecord& r, uint64_t delta);
 
   // status.cpp
@@ -183,6 +187,8 @@ class Daemon {
   flows::FlowStore flowStore_;
   // Events received, by (direction, verdict, source workload), for metrics.
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> flowEventCounts_;
+  // Events the staged set would deny, by judging workload (bounded labels).
+  std::map<std::string, uint64_t> stagedWouldDeny_;
   std::unique_ptr<metrics::HttpEndpoint> metrics_;
   int64_t lastFlushMs_ = 0;
   double lastApplyMs_ = 0;

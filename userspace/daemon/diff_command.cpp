@@ -128,6 +128,8 @@ void Daemon::registerDiff() {
                        {"workloads", cand.gen.bundle.workloads.size()},
                        {"externals", cand.gen.bundle.externals.size()},
                        {"policies", cand.gen.bundle.policies.size()},
+                       // Staged there too: neither judged as in force nor counted above.
+                       {"staged", cand.gen.staged ? cand.gen.staged->policies.size() : 0},
                        {"entries", cand.gen.compiled.entries.size()}}},
                  {"since_seconds", since},
                  {"records", d.records},

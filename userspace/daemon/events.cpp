@@ -25,6 +25,7 @@ flows::FlowContext Daemon::flowContextLocked() const {
   ctx.cgroupWorkloads = &cgroupWorkloads_;
   ctx.rules = &reloader_->rules();
   ctx.monotonicToRealtimeNs = clockOffsetNs_;
+  ctx.staged = gen().staged.get();
   return ctx;
 }
 
@@ -41,15 +42,17 @@ void Daemon::drainEventsLocked() {
   if (!events_) return;
   if (auto r = events_->take(eventBatch_); !r) spdlog::warn("datapath: {}", r.error().str());
   auto onEvict = [this](const flows::FlowRecord& r) { writeFlowLine(r, r.count - r.flushedCount); };
+  const diff::StagedSet* staged = gen().staged.get();
   for (const ms_event& e : eventBatch_) {
-    flowStore_.add(e, static_cast<int64_t>(e.timestamp_ns) + clockOffsetNs_, onEvict);
+    const flows::FlowRecord& r = flowStore_.add(e, static_cast<int64_t>(e.timestamp_ns) + clockOffsetNs_, onEvict);
     // By the workload whose policy judged: the source for egress, the
     // destination for ingress.
     const bool egress = e.direction == MS_DIR_EGRESS;
     auto w = cgroupWorkloads_.find(egress ? e.src_cgroup_id : e.dst_cgroup_id);
-    flowEventCounts_[{directionName(e.direction), verdictName(e.verdict),
-                      w != cgroupWorkloads_.end() ? w->second
-                                                  : gen().ids.nameOf(egress ? e.src_identity : e.dst_identity)}]++;
+    const std::string& workload =
+        w != cgroupWorkloads_.end() ? w->second : gen().ids.nameOf(egress ? e.src_identity : e.dst_identity);
+    flowEventCounts_[{directionName(e.direction), verdictName(e.verdict), workload}]++;
+    if (staged != nullptr && judgeStagedLocked(*staged, r) == MS_VERDICT_DENY) countStagedDenyLocked(workload);
   }
   const int64_t now = nowRealtimeNs() / 1000000;
   const bool periodic = now - lastFlushMs_ >= 1000;
@@ -60,6 +63,30 @@ void Daemon::drainEventsLocked() {
     wrote = true;
   }
   if (wrote) flowLog_.flush();
+}
+
+// A record's verdict depends on its key only, so it is judged once per
+// staged set (the evaluator reads every entry); with staged cidr peers the
+// peer's address maps it, and the address is the latest event's: judged
+// again each time.
+uint8_t Daemon::judgeStagedLocked(const diff::StagedSet& staged, const flows::FlowRecord& r) {
+  if (r.stagedStamp == staged.compiled.stamp && !staged.ids) return r.stagedVerdict;
+  const diff::StagedVerdict v = diff::judgeStaged(staged, gen().ids, flows::judgedFlow(r));
+  flowStore_.setStaged(r.id, staged.compiled.stamp, v.verdict, v.reason, v.ruleId);
+  return v.verdict;
+}
+
+// Workload names are bounded by the Workloads defined; anything else, and
+// any name past kMaxStagedLabels, is counted as "other".
+void Daemon::countStagedDenyLocked(const std::string& workload) {
+  constexpr size_t kMaxStagedLabels = 1024;
+  auto it = stagedWouldDeny_.find(workload);
+  if (it == stagedWouldDeny_.end()) {
+    const bool known = gen().ids.byWorkload.count(workload) != 0;
+    it = stagedWouldDeny_.try_emplace(known && stagedWouldDeny_.size() < kMaxStagedLabels ? workload : "other", 0)
+             .first;
+  }
+  it->second++;
 }
 
 uint64_t Daemon::eventsLostLocked(const datapath::Counters& c) const {

@@ -70,6 +70,12 @@ std::string Daemon::renderMetricsLocked() {
   counter("microseg_flow_events_total",
           "Verdict events received by the daemon, by direction, verdict and the workload whose policy judged.",
           byWorkload);
+  std::vector<Sample> stagedDeny;
+  for (const auto& [w, n] : stagedWouldDeny_) stagedDeny.push_back(Sample{{{"workload", w}}, double(n)});
+  counter("microseg_staged_would_deny_total",
+          "Verdict events the staged policies (spec.staged) would deny, judged against in force + staged, by the "
+          "workload whose policy judged (names past 1024 and unknown ones as \"other\").",
+          stagedDeny);
   gauge("microseg_policy_generation", "Policy generation in force.", one(double(gen().number)));
   gauge("microseg_policy_apply_duration_seconds", "Time to compile and apply the last policy generation.",
         one(lastApplyMs_ / 1000.0));

@@ -133,7 +133,8 @@ void Daemon::registerQueries() {
           out += control::encodeMessage(flows::recordToJson(r, r.count, ctx));
           if (n >= limit) break;
         }
-        out += "],\"seq\":" + std::to_string(flowStore_.seq()) + ",\"store\":" +
+        out += "],\"seq\":" + std::to_string(flowStore_.seq()) +
+               ",\"staged\":" + (gen().staged ? "true" : "false") + ",\"store\":" +
                control::encodeMessage(json{{"records", flowStore_.size()},
                                            {"capacity", flowStore_.capacity()},
                                            {"evicted", flowStore_.evicted()},
@@ -374,7 +375,8 @@ void Daemon::registerQueries() {
         // Keys in the order a JSON document would print them (sorted).
         out += "{\"default_deny_hits\":" + std::to_string(hitsOf(0)) +
                ",\"entries\":" + std::to_string(gen().compiled.entries.size()) +
-               ",\"generation\":" + std::to_string(gen().number) + ",\"rules\":[";
+               ",\"generation\":" + std::to_string(gen().number) +
+               ",\"policy_source\":" + (config_.policyFromEtcd() ? "\"etcd\"" : "\"files\"") + ",\"rules\":[";
         bool first = true;
         for (const auto& [id, r] : gen().compiled.rules) {
           out += first ? "{\"action\":" : ",{\"action\":";
@@ -397,6 +399,26 @@ void Daemon::registerQueries() {
           out += ",\"tier\":";
           control::appendJsonString(out, policy::tierName(reloader_->rules().tierOf(id)));
           out += '}';
+        }
+        // Staged policies: validated and compiled, never enforced (no rule
+        // above is theirs). `staged_at` is the `staged: true` that promote
+        // removes.
+        out += "],\"staged\":[";
+        first = true;
+        if (const auto& staged = gen().staged) {
+          auto at = [](const policy::SourceLocation& l) {
+            return l.file.str() + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
+          };
+          for (const auto& p : staged->policies) {
+            out += first ? "{\"location\":" : ",{\"location\":";
+            first = false;
+            control::appendJsonString(out, at(p.loc));
+            out += ",\"policy\":";
+            control::appendJsonString(out, p.name);
+            out += ",\"rules\":" + std::to_string(p.egress.size() + p.ingress.size()) + ",\"staged_at\":";
+            control::appendJsonString(out, at(p.stagedLoc));
+            out += '}';
+          }
         }
         out += "]}";
       },

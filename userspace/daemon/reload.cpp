@@ -43,6 +43,14 @@ ReloadOutcome Reloader::reload(const ReloadRequest& req) {
     for (const auto& d : parsed.errors) out.errors.push_back(d.str());
     return out;
   }
+  // Staged policies stay out of everything below that reaches the kernel
+  // (identities, entries, isolation, modes); the full set is compiled for
+  // userspace judging only, after the new generation is in force.
+  policy::Bundle full;
+  if (parsed.bundle.stagedPolicies() != 0) {
+    full = parsed.bundle;
+    parsed.bundle = policy::withoutStaged(full);
+  }
   // An empty file (a truncated write, a wrong path) must not silently
   // unmanage every workload: that takes asking for it.
   const bool managesNow = gen_.loaded ? !gen_.bundle.workloads.empty() : datapath_.adopted();
@@ -107,6 +115,8 @@ ReloadOutcome Reloader::reload(const ReloadRequest& req) {
   }
 
   // 6. In force.
+  gen_.staged = full.policies.empty() ? nullptr
+                                      : diff::buildStaged(full, ids, req.fleet, settings_.defaultEnforcement);
   gen_.bundle = std::move(parsed.bundle);
   gen_.matcher = std::move(matcher);
   if (assigned) gen_.ids = std::move(*assigned);
@@ -137,11 +147,14 @@ Candidate Reloader::candidate(const ReloadRequest& req) const {
     for (const auto& d : parsed.errors) out.errors.push_back(d.str());
     return out;
   }
-  out.gen.ids = identity::assignIdentities(parsed.bundle, gen_.ids, req.fleet);
+  // The candidate's staged policies are staged there too: not in force.
+  policy::Bundle inForce = policy::withoutStaged(parsed.bundle);
+  out.gen.ids = identity::assignIdentities(inForce, gen_.ids, req.fleet);
   compiler::Options copts;
   copts.defaultEnforcement = settings_.defaultEnforcement;
-  out.gen.compiled = compiler::compile(parsed.bundle, out.gen.ids, out.rules, copts);
-  out.gen.bundle = std::move(parsed.bundle);
+  out.gen.compiled = compiler::compile(inForce, out.gen.ids, out.rules, copts);
+  out.gen.staged = diff::buildStaged(parsed.bundle, out.gen.ids, req.fleet, settings_.defaultEnforcement);
+  out.gen.bundle = std::move(inForce);
   out.gen.number = gen_.number;
   out.gen.paths = req.paths;
   out.gen.loaded = true;

@@ -21,6 +21,7 @@
 
 #include "compiler/compiler.h"
 #include "datapath/datapath.h"
+#include "diff/staged.h"
 #include "identity/cgroup_scanner.h"
 #include "identity/identities.h"
 #include "policy/model.h"
@@ -39,6 +40,10 @@ struct Generation {
   std::shared_ptr<const identity::WorkloadMatcher> matcher;
   identity::IdentityTable ids;
   compiler::CompiledPolicy compiled;
+  // `bundle` holds the policies in force only: staged ones (spec.staged)
+  // are here, with "in force + staged" compiled for userspace judging;
+  // null when the set has none.
+  std::shared_ptr<const diff::StagedSet> staged;
   std::vector<std::string> paths;
   int64_t appliedAtNs = 0;  // realtime
 };

@@ -17,6 +17,7 @@ void Daemon::registerSuggest() {
         suggest::Options o;
         const std::string workload = optString(req.body, "workload");
         if (!workload.empty()) o.workloads.insert(workload);
+        o.staged = optBool(req.body, "staged");
         // The window: flows last seen in the last `since_seconds` (0: all
         // the records hold).
         const int64_t since = optInt(req.body, "since_seconds", 0, INT64_MAX / 1000000000, 0);

@@ -115,7 +115,35 @@ nlohmann::json recordToJson(const FlowRecord& r, uint64_t delta, const FlowConte
   j["total"] = r.count;
   j["first_seen"] = isoTime(r.firstSeenNs);
   j["last_seen"] = isoTime(r.lastSeenNs);
+  if (ctx.staged != nullptr) {
+    const diff::StagedVerdict v = stagedVerdictOf(r, *ctx.staged, *ctx.ids);
+    j["staged_verdict"] = verdictName(v.verdict);
+    j["staged_rule"] = diff::stagedRuleName(*ctx.staged, v);
+  }
   return j;
+}
+
+diff::JudgedFlow judgedFlow(const FlowRecord& r) {
+  diff::JudgedFlow f;
+  f.direction = r.key.direction;
+  f.src = r.key.srcIdentity;
+  f.dst = r.key.dstIdentity;
+  f.protocol = r.key.protocol;
+  f.port = r.key.dstPort;
+  f.verdict = r.key.verdict;
+  f.ruleId = r.key.ruleId;
+  f.reason = r.key.reason;
+  f.srcAddr = r.srcAddr;
+  f.dstAddr = r.dstAddr;
+  return f;
+}
+
+diff::StagedVerdict stagedVerdictOf(const FlowRecord& r, const diff::StagedSet& staged,
+                                    const identity::IdentityTable& inForce) {
+  if (r.stagedStamp != 0 && r.stagedStamp == staged.compiled.stamp) {
+    return diff::StagedVerdict{r.stagedVerdict, r.stagedRuleId, r.stagedReason};
+  }
+  return diff::judgeStaged(staged, inForce, judgedFlow(r));
 }
 
 std::string recordLine(const FlowRecord& r, uint64_t delta, const FlowContext& ctx) {

@@ -10,6 +10,7 @@
 #include "bpf/abi.h"
 #include "common/names.h"
 #include "compiler/compiler.h"
+#include "diff/staged.h"
 #include "identity/identities.h"
 
 namespace microseg::flows {
@@ -21,6 +22,9 @@ struct FlowContext {
   const std::map<uint64_t, std::string>* cgroupWorkloads = nullptr;  // id -> "client-a"
   const compiler::RuleRegistry* rules = nullptr;                       // every rule ever compiled
   int64_t monotonicToRealtimeNs = 0;  // add to an event timestamp to get wall time
+  // The generation's staged set (null: it has no staged policy, and records
+  // carry no staged_verdict/staged_rule).
+  const diff::StagedSet* staged = nullptr;
 };
 
 // IPv4-mapped addresses print as IPv4.
@@ -47,6 +51,13 @@ nlohmann::json eventToJson(const ms_event& event, const FlowContext& ctx);
 // the event fields above plus "record_id", "count" (events since the
 // previous line of this record: `delta`), "total", "first_seen", "last_seen".
 nlohmann::json recordToJson(const struct FlowRecord& record, uint64_t delta, const FlowContext& ctx);
+// "staged_verdict" and "staged_rule" as well where ctx.staged is set.
+// A record as the staged judge reads it.
+diff::JudgedFlow judgedFlow(const struct FlowRecord& record);
+// The verdict "in force + staged" gives `record`: the one it was judged
+// with if that was this set, else judged now.
+diff::StagedVerdict stagedVerdictOf(const struct FlowRecord& record, const diff::StagedSet& staged,
+                                    const identity::IdentityTable& inForce);
 // recordToJson() as one flow-log line, "\n" included.
 std::string recordLine(const struct FlowRecord& record, uint64_t delta, const FlowContext& ctx);
 

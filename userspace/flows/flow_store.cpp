@@ -86,4 +86,14 @@ std::optional<FlowRecord> FlowStore::find(uint64_t id) const {
   return *it->second;
 }
 
+void FlowStore::setStaged(uint64_t id, uint64_t stamp, uint8_t verdict, uint8_t reason, uint32_t ruleId) {
+  auto it = byId_.find(id);
+  if (it == byId_.end()) return;
+  FlowRecord& r = *it->second;
+  r.stagedStamp = stamp;
+  r.stagedVerdict = verdict;
+  r.stagedReason = reason;
+  r.stagedRuleId = ruleId;
+}
+
 }  // namespace microseg::flows

@@ -55,6 +55,12 @@ struct FlowRecord {
   ms_addr dstAddr{};
   uint64_t generation = 0;
   uint8_t hook = 0;
+  // Its verdict under "in force + staged" (diff/staged.h), judged once per
+  // staged set (stagedStamp: that set's compiled stamp; 0: never judged).
+  uint64_t stagedStamp = 0;
+  uint8_t stagedVerdict = 0;
+  uint8_t stagedReason = 0;
+  uint32_t stagedRuleId = 0;
 };
 
 class FlowStore {
@@ -77,6 +83,8 @@ class FlowStore {
   // Records updated after `seq` (for --follow), oldest update first.
   std::vector<FlowRecord> updatedAfter(uint64_t seq) const;
   std::optional<FlowRecord> find(uint64_t id) const;
+  // Records record `id`'s staged verdict (a live record's; else nothing).
+  void setStaged(uint64_t id, uint64_t stamp, uint8_t verdict, uint8_t reason, uint32_t ruleId);
 
   size_t size() const { return byKey_.size(); }
   size_t capacity() const { return capacity_; }

@@ -20,6 +20,7 @@ void shift(External& e, int lines) { shift(e.loc, lines); }
 void shift(Policy& p, int lines) {
   shift(p.loc, lines);
   shift(p.selector, lines);
+  shift(p.stagedLoc, lines);
   for (auto& r : p.egress) shift(r, lines);
   for (auto& r : p.ingress) shift(r, lines);
 }

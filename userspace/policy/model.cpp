@@ -125,4 +125,21 @@ const Policy* Bundle::findPolicy(const std::string& name) const {
   return nullptr;
 }
 
+size_t Bundle::stagedPolicies() const {
+  size_t n = 0;
+  for (const auto& p : policies) n += p.staged;
+  return n;
+}
+
+Bundle withoutStaged(const Bundle& b) {
+  if (b.stagedPolicies() == 0) return b;
+  Bundle out;
+  out.workloads = b.workloads;
+  out.externals = b.externals;
+  for (size_t i = 0; i < b.policies.size(); i++) {
+    if (!b.policies[i].staged) out.policies.push_back(b.policies.shared(i));
+  }
+  return out;
+}
+
 }  // namespace microseg::policy

@@ -207,6 +207,12 @@ struct Policy {
   // Policy by hand must set it too: identity assignment and the reload's
   // "same identity inputs" check look at cidr peers only where it is set.
   bool hasCidrPeers = false;
+  // spec.staged: validated and compiled beside the set in force, never
+  // enforced (policies/README.md, "Staged policies"): the daemon leaves it
+  // out of everything the kernel gets and judges observed flows against
+  // "in force + staged" in userspace.
+  bool staged = false;
+  SourceLocation stagedLoc;  // of the `staged: true` value (promote edits that line)
   std::vector<Rule> egress;
   std::vector<Rule> ingress;
   SourceLocation loc;
@@ -235,6 +241,11 @@ struct Bundle {
   const Workload* findWorkload(const std::string& name) const;
   const External* findExternal(const std::string& name) const;
   const Policy* findPolicy(const std::string& name) const;
+  size_t stagedPolicies() const;
 };
+
+// The policies in force: `b` without its staged policies (the same shared
+// objects, so the compiler's and the loader's caches still know them).
+Bundle withoutStaged(const Bundle& b);
 
 }  // namespace microseg::policy

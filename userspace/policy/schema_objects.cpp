@@ -291,7 +291,9 @@ void DocParser::external(const yaml::Node& spec, const Meta& meta, Bundle& out) 
 }
 
 void DocParser::policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out) {
-  if (!checkMap(spec, "spec", {"selector", "enforcement", "tier", "priority", "egress", "ingress"})) return;
+  if (!checkMap(spec, "spec", {"selector", "enforcement", "tier", "priority", "staged", "egress", "ingress"})) {
+    return;
+  }
   Policy p;
   p.name = meta.name;
   p.namespaceName = meta.ns;
@@ -319,6 +321,15 @@ void DocParser::policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out)
       p.enforcement = Enforcement::Enforce;
     } else if (v) {
       error(e, "spec.enforcement: '" + *v + "' is not monitor or enforce");
+    }
+  }
+  if (auto st = spec["staged"]) {
+    auto v = scalar(st, "spec.staged");
+    if (v && *v == "true") {
+      p.staged = true;
+      p.stagedLoc = loc(st);
+    } else if (v && *v != "false") {
+      error(st, "spec.staged: '" + *v + "' is not true or false");
     }
   }
   if (auto t = spec["tier"]) {

@@ -142,6 +142,8 @@ std::string suggest(const std::vector<Flow>& flows, const Naming& naming, const 
     }
     out += "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata:\n  name: " + quoted(name + "-observed") + "\nspec:\n";
     out += "  selector: {identity: " + quoted(name) + "}\n";
+    // Its own line, block style: `microseg policy promote` removes it.
+    if (options.staged) out += "  staged: true\n";
     for (uint8_t dir : {uint8_t(MS_DIR_EGRESS), uint8_t(MS_DIR_INGRESS)}) {
       auto it = s.rules.find(dir);
       if (it == s.rules.end()) continue;

@@ -48,6 +48,7 @@ struct Options {
   std::set<std::string> workloads;  // empty: every workload seen as a subject
   int64_t sinceNs = 0;              // flows last seen before this are left out
   size_t rangeThreshold = 4;        // consecutive ports merged into a range from this many
+  bool staged = false;              // documents carry `staged: true` (judged, not enforced, until promoted)
 };
 
 // The documents, as YAML text ("" when nothing was observed for them).
