@@ -121,6 +121,26 @@ TEST_F(GrantCommands, BothSidesReachTheMapAndSurviveAReloadAndARestart) {
   EXPECT_NE(saved().find("\"revoked\""), std::string::npos);
 }
 
+TEST_F(GrantCommands, AGrantWhoseWorkloadIsGoneWaitsForItUntilItExpires) {
+  ASSERT_TRUE(grant("22/tcp", "10m").value("ok", false));
+  ASSERT_EQ(fake_->grants.size(), 2u);
+  // The server's Workload leaves the policy set: no identity, no entries;
+  // the grant stays listed, marked unresolved.
+  std::ofstream(dir_ + "/policies/p.yaml")
+      << doc("Workload", "client", "  cgroups: [\"client\"]\n  labels: {app: client}\n");
+  ASSERT_TRUE(call({{"command", "policy.reload"}}).value("ok", false));
+  EXPECT_TRUE(fake_->grants.empty());
+  auto l = call({{"command", "grant.list"}})["result"]["grants"];
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0]["state"], "active");
+  EXPECT_EQ(l[0]["unresolved"], true);
+  // It comes back in time: so do the entries.
+  std::ofstream(dir_ + "/policies/p.yaml") << kPolicy;
+  ASSERT_TRUE(call({{"command", "policy.reload"}}).value("ok", false));
+  EXPECT_EQ(fake_->grants.size(), 2u);
+  EXPECT_FALSE(call({{"command", "grant.list"}})["result"]["grants"][0].contains("unresolved"));
+}
+
 TEST_F(GrantCommands, RefusedRequestsChangeNothing) {
   ASSERT_TRUE(grant("22/tcp", "5m").value("ok", false));
   const auto writes = fake_->grantWrites;
