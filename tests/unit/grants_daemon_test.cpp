@@ -159,6 +159,10 @@ TEST_F(GrantCommands, RefusedRequestsChangeNothing) {
   }
   auto cap = call({{"command", "grant.create"}, {"from", "client"}, {"to", "server"}, {"port", "22/tcp"}, {"for", "2h"}});
   EXPECT_NE(cap["error"]["message"].get<std::string>().find("cap of 1h"), std::string::npos) << cap.dump();
+  // A name is echoed quoted: no control character reaches a log or a terminal.
+  auto esc = call({{"command", "grant.create"}, {"from", "a\x1b[2Jb"}, {"to", "server"}, {"port", "22/tcp"}});
+  EXPECT_NE(esc["error"]["message"].get<std::string>().find("no workload named 'a\\x1b[2Jb'"), std::string::npos)
+      << esc.dump();
   EXPECT_EQ(fake_->grantWrites, writes);
   EXPECT_EQ(saved(), file);
   EXPECT_EQ(call({{"command", "grant.list"}})["result"]["grants"].size(), 1u);

@@ -13,6 +13,7 @@
 #include "control/server.h"
 #include "daemon/daemon.h"
 #include "daemon/request_fields.h"
+#include "policy/value_checks.h"
 
 namespace microseg::daemon {
 namespace {
@@ -148,7 +149,7 @@ void Daemon::registerGrants() {
         for (const auto& [what, name] : {std::pair{"from", from}, std::pair{"to", to}}) {
           if (!resolve(name)) {
             throw ControlError(control::kErrBadRequest,
-                               std::string("'") + what + "': no workload named '" + name + "' is known to this daemon",
+                               std::string("'") + what + "': no workload named '" + policy::shown(name) + "' is known to this daemon",
                                {});
           }
         }
