@@ -24,7 +24,7 @@
 
 /* Bump when any struct or map below changes incompatibly (pinned state of an
  * older layout is then replaced, see the daemon's adoption logic). */
-#define MS_ABI_VERSION 6
+#define MS_ABI_VERSION 7
 
 /* ---- identities ------------------------------------------------------ */
 /*
@@ -102,6 +102,8 @@ enum ms_reason {
 	MS_REASON_PENDING      = 5, /* subject cgroup not classified yet: fail closed */
 	MS_REASON_WIRE_INVALID = 6, /* a SYN's wire identity failed verification:
 	                               dropped whatever the policy (audit in monitor) */
+	MS_REASON_GRANT        = 7, /* no entry, but an unexpired grant (ms_grants):
+	                               rule_id is the grant id */
 };
 
 /* How the other end of a flow was identified (ms_event.peer_via). */
@@ -240,6 +242,36 @@ struct ms_policy_value {
 	__u8  verdict;        /* MS_VERDICT_ALLOW | MS_VERDICT_DENY */
 	__u8  _pad0[3];
 };
+
+/* ---- grants: ms_grants (HASH; pinned, NOT per slot) -------------------- */
+/*
+ * Temporary access (`microseg grant`): the flow {subject, peer, dir, proto,
+ * port} passes until expires_ns, read by the datapath itself on the coarse
+ * monotonic clock (bpf_ktime_get_coarse_ns), so a grant lapses on time
+ * whether or not the daemon runs. Consulted ONLY where the policy lookup
+ * found no entry and the subject is isolated (step 4's default deny): an
+ * explicit deny still wins, and a flow a rule allows pays nothing for
+ * grants. One grant writes an entry per port (ranges are capped at
+ * MS_GRANT_MAX_PORTS ports) on both sides: the caller's egress and the
+ * callee's ingress. Not per generation: a reload never drops a grant; the
+ * daemon rewrites the entries when a workload's identity changes and
+ * removes expired ones (an expired entry is no grant meanwhile). Where two
+ * grants cover one key the entry carries the later expiry.
+ */
+struct ms_grant_key {
+	__u32 subject;        /* identity judged (the caller for egress) */
+	__u32 peer;           /* the other end's identity */
+	__u8  direction;      /* enum ms_direction */
+	__u8  protocol;       /* MS_PROTO_TCP | MS_PROTO_UDP */
+	__be16 port;          /* as ms_policy_exact_key.port */
+};
+
+struct ms_grant_value {
+	__u64 expires_ns;     /* coarse CLOCK_MONOTONIC; passes while now < this */
+	__u32 grant_id;       /* the grant (events: rule_id, reason GRANT) */
+	__u32 _pad0;
+};
+#define MS_GRANT_MAX_PORTS 256u
 
 /* ---- addresses --------------------------------------------------------- */
 struct ms_addr {
@@ -430,6 +462,7 @@ enum ms_counter {
 	MS_CTR_WIRE_ABSENT,     /* SYNs from another node's address without one:
 	                           judged by address (a sender without wire
 	                           identity, or a middlebox that strips options) */
+	MS_CTR_GRANT_ALLOWED,   /* flows no rule allowed that a grant let through */
 	MS_CTR_MAX,
 };
 
@@ -540,6 +573,7 @@ struct ms_wire_key {
 #define MS_MAX_UDP_FLOWS       65536u
 #define MS_MAX_IPCACHE         (1u << 18)
 #define MS_MAX_REMOTE_LISTENERS 65536u
+#define MS_MAX_GRANT_ENTRIES   65536u
 /* 2 MiB: ~15k events. The daemon's reader thread (datapath/event_spool.h)
  * drains it every 100 ms, and the kernel wakes it when the ring is a
  * quarter full (~3.8k events: ~13 ms of a 300k/s flood). Its data pages

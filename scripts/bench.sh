@@ -581,7 +581,7 @@ note "floor: $(jq -rs '[.[] | select(.section=="floor") | .progs.empty_connect4.
 read -r R0 I0 <<<"${HOOK_CONFIGS[0]}"
 say "Starting microsegd (cgroup root $MSROOT, state $STATE)"
 "$MSD" --cgroup-root "$MSROOT" --policy "$(gen_policy "$R0" "$I0")" --mode enforce \
-  --socket "$SOCK" --state-dir "$STATE" --flow-log "$FLOWS" 2>"$DLOG" &
+  --socket "$SOCK" --state-dir "$STATE" --flow-log "$FLOWS" --data-dir "$WORK/data" 2>"$DLOG" &
 DAEMON_PID=$!
 for _ in $(seq 600); do
   "$MSC" status >/dev/null 2>&1 && break
@@ -672,6 +672,12 @@ if [[ -n $FLAT_MANY ]]; then
   done
   note "connect4 ns per run, $FLAT_FEW / $FLAT_MANY: $(jq -rs '[.[] | select(.section=="flat") | (.progs.ms_connect4.ns_per_run // 0 | floor | tostring)] | join(" ")' "$RAW")"
 fi
+
+# 1c. Grants side by side (scripts/bench/grants.sh).
+source "$REPO/scripts/bench/grants.sh"
+# BENCH_GRANT_ROUNDS overrides its rounds.
+say "1c. Allowed connect4 with the grant map empty and with grants present, ${BENCH_GRANT_ROUNDS:-$FLAT_ROUNDS} rounds"
+grants_section "${BENCH_GRANT_ROUNDS:-$FLAT_ROUNDS}"
 
 if ((HOOKS_ONLY)); then
   say "Results ($(($(date +%s) - STARTED)) s, section 1 only)"

@@ -21,8 +21,9 @@
  *   3. peer = the other end's identity (identity.bpf.h, packet.bpf.h);
  *   4. policy: {subject, peer, dir, proto, port}, then for a remote range
  *      {subject, WORLD, ...}, then {subject, ANY, ...} (see abi.h); miss ->
- *      default deny if the subject is isolated in that direction, else
- *      allow;
+ *      default deny if the subject is isolated in that direction, unless an
+ *      unexpired grant names exactly that flow (ms_grants: allow, reason
+ *      GRANT), else allow;
  *   5. deny in monitor mode (per identity, else global) -> audit, pass.
  * Entry points return 1 to let the syscall/packet through, 0 to refuse it
  * (EPERM for connect/sendmsg, drop for packets).
@@ -120,6 +121,26 @@ static __always_inline struct ms_policy_value *policy_lookup(const struct ms_gen
 	return peer_lookup(g, subject, MS_IDENTITY_ANY, direction, proto, port, ranges);
 }
 
+/* A grant for exactly this flow that has not expired (abi.h: ms_grants).
+ * Only asked where the policy found nothing, so an explicit deny wins and
+ * an allowed flow never pays for it. The expiry is checked here, not by
+ * the daemon: an entry it has not removed yet is no grant. */
+static __always_inline struct ms_grant_value *grant_lookup(const struct ms_flow *f)
+{
+	struct ms_grant_key key = {};
+	struct ms_grant_value *v;
+
+	key.subject = f->subject;
+	key.peer = f->peer;
+	key.direction = f->direction;
+	key.protocol = f->protocol;
+	key.port = f->dst_port;
+	v = bpf_map_lookup_elem(&ms_grants, &key);
+	if (!v || bpf_ktime_get_coarse_ns() >= v->expires_ns)
+		return NULL;
+	return v;
+}
+
 /* Step 5: count, log, and apply the mode to f->verdict. */
 static __always_inline int finish(const struct ms_config *cfg, struct ms_flow *f, __u32 mode)
 {
@@ -164,6 +185,14 @@ static __always_inline void policy_verdict(const struct ms_gen *g, struct ms_flo
 		f->rule_id = pv->rule_id;
 		f->reason = MS_REASON_RULE;
 	} else if (flags & isolate) {
+		struct ms_grant_value *gv = grant_lookup(f);
+
+		if (gv) {
+			f->verdict = MS_VERDICT_ALLOW;
+			f->rule_id = gv->grant_id;
+			f->reason = MS_REASON_GRANT;
+			return;
+		}
 		f->verdict = MS_VERDICT_DENY;
 		f->rule_id = MS_RULE_NONE;
 		f->reason = MS_REASON_DEFAULT_DENY;
@@ -183,7 +212,9 @@ static __always_inline int judge(const struct ms_gen *g, struct ms_flow *f,
 	if (subject && subject->mode != MS_MODE_INHERIT)
 		mode = subject->mode;
 	policy_verdict(g, f, subject);
-	if (f->reason != MS_REASON_NOT_ISOLATED)
+	if (ms_unlikely(f->reason == MS_REASON_GRANT))
+		count(MS_CTR_GRANT_ALLOWED); /* rule_id is a grant's: no rule hit */
+	else if (f->reason != MS_REASON_NOT_ISOLATED)
 		count_rule(f->rule_id);
 	return finish(g->cfg, f, mode);
 }

@@ -111,6 +111,16 @@ struct {
 	__type(value, struct ms_remote_listener_value);
 } ms_remote_listeners SEC(".maps");
 
+/* temporary access (abi.h: ms_grant_key): one map for every generation,
+ * so a reload keeps it; pinned and adopted like the rest */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MS_MAX_GRANT_ENTRIES);
+	__type(key, struct ms_grant_key);
+	__type(value, struct ms_grant_value);
+} ms_grants SEC(".maps");
+
 /* key id -> cluster key of the wire identity (abi.h: ms_wire_opt) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

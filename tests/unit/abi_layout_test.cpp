@@ -87,6 +87,13 @@ PIN(struct ms_udp_flow_value, 40);
 AT(struct ms_udp_flow_value, heard_ns, 8);
 AT(struct ms_udp_flow_value, ingress_gen, 24);
 AT(struct ms_udp_flow_value, peer_cgroup, 32);
+PIN(struct ms_grant_key, 12);
+AT(struct ms_grant_key, peer, 4);
+AT(struct ms_grant_key, direction, 8);
+AT(struct ms_grant_key, protocol, 9);
+AT(struct ms_grant_key, port, 10);
+PIN(struct ms_grant_value, 16);
+AT(struct ms_grant_value, grant_id, 8);
 
 PIN(struct ms_event, 112);
 AT(struct ms_event, src_cgroup_id, 8);

@@ -130,7 +130,7 @@ TEST_F(ConfigFile, BadValuesAreLocated) {
   EXPECT_EQ(oneError("mode: enforce\nmodes: monitor\n"),
             "2:1: error: unknown setting 'modes' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, dataDir, "
             "defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, logAllowed, "
-            "logLevel, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, socket, "
+            "logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, socket, "
             "socketGroup, stateDir, wireIdentity)");
   EXPECT_EQ(oneError("mode: on\n"), "1:7: error: mode: 'on' is not one of enforce, monitor");
   EXPECT_EQ(oneError("mode: monitor\nmode: enforce\n"), "2:1: error: duplicate key 'mode'");
@@ -168,8 +168,15 @@ TEST_F(ConfigFile, ControlCharactersAreRefused) {
   EXPECT_EQ(oneError("\"mo\\x01de\": x\n"),
             "1:1: error: unknown setting 'mo\\x01de' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, "
             "dataDir, defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, "
-            "logAllowed, logLevel, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, "
+            "logAllowed, logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, "
             "socket, socketGroup, stateDir, wireIdentity)");
+}
+
+TEST_F(ConfigFile, MaxGrantIsADuration) {
+  EXPECT_TRUE(load("maxGrant: 15m\n").empty());
+  EXPECT_EQ(cfg_.maxGrantSeconds, 900);
+  EXPECT_EQ(oneError("maxGrant: 5x\n"),
+            "1:11: error: maxGrant: duration '5x' is not a whole number of seconds, minutes or hours (30s, 15m, 8h)");
 }
 
 TEST_F(ConfigFile, OneDocumentOnly) {

@@ -90,6 +90,13 @@ class FakeDatapath : public Datapath {
     wireSignKeyId = signKeyId;
     return {};
   }
+  Result<void> setGrants(const GrantEntries& g) override {
+    grants = g;
+    grantWrites++;
+    return {};
+  }
+  GrantEntries grants;
+  uint64_t grantWrites = 0;
   std::vector<AddressEntry> addresses;
   std::vector<RemoteListenerEntry> remoteListeners;
   std::vector<WireKey> wireKeys;

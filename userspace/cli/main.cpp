@@ -39,6 +39,7 @@
 #include "cli/cluster_views.h"
 #include "cli/exit_codes.h"
 #include "cli/format.h"
+#include "cli/grant_commands.h"
 #include "cli/promote_command.h"
 #include "cli/push.h"
 #include "cli/request.h"
@@ -542,6 +543,23 @@ int main(int argc, char** argv) {
   auto* rotateKeyOpt = rotateCmd->add_option("--etcd-key", rotateKey, "key of --etcd-cert");
   addOutput(rotateCmd);
 
+  cli::GrantArgs grantArgs;
+  auto* grantCmd = app.add_subcommand(
+      "grant", "temporary access: let FROM open TO's PORT for a while where the policy has no rule for it (both "
+               "sides; an explicit deny still wins; the kernel ends it on time)");
+  grantCmd->add_option("--from", grantArgs.from, "the workload that opens the flow")->required();
+  grantCmd->add_option("--to", grantArgs.to, "the workload it opens it to")->required();
+  grantCmd->add_option("--port", grantArgs.port, "N/tcp, N/udp or N-M/tcp (at most 256 ports)")->required();
+  grantCmd->add_option("--for", grantArgs.duration, "how long: 30s, 15m, 8h [30m; at most the daemon's --max-grant]");
+  grantCmd->add_option("--reason", grantArgs.reason, "why (logged and listed)");
+  addOutput(grantCmd);
+  auto* grantsCmd = app.add_subcommand("grants", "temporary access grants: active and recently ended");
+  addOutput(grantsCmd);
+  auto* revokeCmd = app.add_subcommand("revoke", "end a grant now");
+  std::string revokeId;
+  revokeCmd->add_option("grant", revokeId, "the grant's id (N or grant:N)")->required();
+  addOutput(revokeCmd);
+
   auto* uninstall = app.add_subcommand(
       "uninstall", "detach every program and remove all pinned state; the daemon exits");
   addOutput(uninstall);
@@ -594,6 +612,9 @@ int main(int argc, char** argv) {
     return cli::cmdRotateKey(g.socket, g.json(), rotateArgs);
   }
   if (uninstall->parsed()) return cmdUninstall(g);
+  if (grantCmd->parsed()) return cli::cmdGrant(g.socket, g.json(), grantArgs);
+  if (grantsCmd->parsed()) return cli::cmdGrants(g.socket, g.json());
+  if (revokeCmd->parsed()) return cli::cmdRevoke(g.socket, g.json(), revokeId);
   if (flows->parsed()) return cmdFlows(g, ff, follow);
   if (explainCmd->parsed()) return cmdExplain(g, exFrom, exTo, exPort, exDir, exFlow);
   if (workloads->parsed()) return cmdWorkloads(g);

@@ -44,6 +44,7 @@ const char* reasonName(uint8_t r) {
     case MS_REASON_NO_POLICY: return "no-policy";
     case MS_REASON_PENDING: return "pending-identity";
     case MS_REASON_WIRE_INVALID: return "wire-identity-invalid";
+    case MS_REASON_GRANT: return "grant";
     default: return "unknown";
   }
 }

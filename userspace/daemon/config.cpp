@@ -18,6 +18,7 @@ nlohmann::json DaemonConfig::toJson() const {
               {"metrics_listen", metricsListen},
               {"flow_store_size", flowStoreSize},
               {"data_dir", dataDir},
+              {"max_grant_seconds", maxGrantSeconds},
               {"cluster",
                cluster.enabled() ? json{{"etcd_endpoints", cluster.etcdEndpoints},
                                         {"node_name", cluster.nodeName},

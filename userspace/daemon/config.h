@@ -34,6 +34,9 @@ struct DaemonConfig {
   // Where microsegd keeps what is not kernel state (the cluster lease,
   // the last known cluster view and pushed policy).
   std::string dataDir = "/var/lib/microseg";
+  // The longest `microseg grant --for` (README "Temporary access"); the
+  // grants themselves are kept in <dataDir>/grants.json.
+  int64_t maxGrantSeconds = 8 * 3600;
 
   // Cluster mode (README "Cluster"): on when etcd endpoints are given.
   struct Cluster {

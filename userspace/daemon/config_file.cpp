@@ -5,6 +5,7 @@
 #include <optional>
 #include <set>
 
+#include "grants/grants.h"
 #include "policy/files.h"
 #include "policy/loader.h"
 #include "policy/schema.h"
@@ -48,7 +49,7 @@ const std::set<std::string> kKnown = {
     "stateDir",   "flowLog",          "logAllowed",    "answerTtlSeconds", "defaultEnforcement",
     "logLevel",   "rescanIntervalMs", "metricsListen", "flowStoreSize", "dataDir",
     "etcdEndpoints", "nodeName", "nodeAddresses", "clusterPrefix", "etcdCacert", "etcdCert", "etcdKey", "nodeTtl",
-    "wireIdentity"};
+    "wireIdentity", "maxGrant"};
 
 std::string listOf(const std::set<std::string>& items) {
   std::string list;
@@ -200,6 +201,15 @@ void ConfigReader::setting(const std::string& key, const Node& v) {
     if (str(v, key, s)) cfg_.cluster.etcdKey = s;
   } else if (key == "nodeTtl") {
     if (uint(v, key, 5, 3600, n)) cfg_.cluster.nodeTtlSeconds = static_cast<uint32_t>(n);
+  } else if (key == "maxGrant") {
+    if (str(v, key, s)) {
+      std::string err;
+      if (auto d = grants::parseDuration(s, err)) {
+        cfg_.maxGrantSeconds = *d;
+      } else {
+        error(v, key + ": " + err);
+      }
+    }
   } else if (key == "wireIdentity") {
     if (oneOf(v, key, {"on", "off"}, s)) cfg_.cluster.wireIdentity = s == "on";
   }

@@ -197,6 +197,7 @@ int Daemon::setup() {
     watchWorkloadNetnsLocked(/*wait=*/true);
     refreshAddressesLocked();
   }
+  loadGrantsLocked();  // grant_command.cpp: before any program runs
   if (auto r = datapath_->activate(); !r) {
     spdlog::error("datapath: {}", r.error().str());
     return 1;
@@ -224,6 +225,7 @@ int Daemon::setup() {
   registerReach();
   registerSuggest();
   registerDiff();
+  registerGrants();
   if (auto r = control_->start(); !r) {
     spdlog::error("control: {}", r.error().str());
     return 1;
@@ -324,6 +326,7 @@ void Daemon::loop() {
     clusterTickLocked();
     if (auto r = datapath_->refreshClock(); !r) spdlog::warn("datapath: {}", r.error().str());
     drainEventsLocked();
+    grantsTickLocked();
     auto now = std::chrono::steady_clock::now();
     // A sweep goes in bounded steps, one per tick, so the lock is never held
     // long (a full map of 65,536 entries is 16 steps).
@@ -442,6 +445,7 @@ void Daemon::tookGenerationLocked(const ReloadOutcome& r, const std::string& why
   }
   watchCgroupsLocked(r.cgroups);
   classifiedLocked(r.cgroups);
+  if (grantsLoaded_) syncGrantsLocked();  // a workload's identity may have changed
   lastApplyMs_ = r.ms.total;
   const auto& docs = reloader_->loaderStats();
   const auto& cs = reloader_->compilerStats();

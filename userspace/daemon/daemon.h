@@ -33,6 +33,7 @@
 #include "datapath/event_spool.h"
 #include "flows/flow_record.h"
 #include "flows/flow_store.h"
+#include "grants/grants.h"
 #include "identity/address_watcher.h"
 #include "identity/cgroup_scanner.h"
 #include "identity/listeners.h"
@@ -148,6 +149,18 @@ class Daemon {
   void registerReach();               // reach_command.cpp
   void registerSuggest();             // suggest_command.cpp
   void registerDiff();                // diff_command.cpp
+  // grant_command.cpp: temporary access (grants/grants.h).
+  void registerGrants();
+  // Setup: the saved grants, written to the kernel before activate().
+  void loadGrantsLocked();
+  // Writes ms_grants from the book and the identities in force (after a
+  // generation: an identity may have changed); false if the write failed.
+  bool syncGrantsLocked();
+  // Every tick: grants whose time is up are ended, logged and removed.
+  void grantsTickLocked();
+  // A grant's creation, revocation or expiry: daemon log and flow log.
+  void grantRecordLocked(const std::string& event, const grants::Grant& g, uint32_t uid, int32_t pid);
+  grants::Resolve grantResolverLocked() const;
   std::string renderMetricsLocked();  // metrics.cpp
   Result<void> startMetricsLocked();
   // Identities named by a CLI filter: a workload name, a reserved name, or a
@@ -195,6 +208,13 @@ class Daemon {
   uint64_t reloadFailures_ = 0;
   FlowLogFile flowLog_;
   uint64_t udpExchangesExpired_ = 0;  // UDP exchange entries the periodic sweep removed
+  // Temporary access: the book (saved in <dataDir>/grants.json) and what
+  // the kernel's ms_grants was last given.
+  grants::GrantBook grants_;
+  datapath::GrantEntries grantEntries_;
+  std::string bootId_;
+  uint64_t grantSyncFailures_ = 0;
+  bool grantsLoaded_ = false;  // loadGrantsLocked() ran
   // Cluster mode.
   std::unique_ptr<cluster::Agent> agent_;
   std::shared_ptr<const cluster::AgentSnapshot> agentSnap_;  // the one the kernel has

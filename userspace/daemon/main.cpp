@@ -11,6 +11,7 @@
 #include "daemon/config_file.h"
 #include "daemon/daemon.h"
 #include "datapath/bpf_datapath.h"
+#include "grants/grants.h"
 
 int main(int argc, char** argv) {
   // One malloc arena. Reloads run on the main loop (file changes, SIGHUP)
@@ -79,6 +80,9 @@ int main(int argc, char** argv) {
                                "cluster mode: sign this node's SYNs to other nodes with the cluster key (off: "
                                "sign none, still verify) [on]")
                     ->check(CLI::IsMember({"on", "off"}));
+  std::string maxGrant;
+  auto* oMaxGrant = app.add_option("--max-grant", maxGrant,
+                                   "longest temporary access `microseg grant --for` may give (30s, 15m, 8h) [8h]");
   app.add_flag("--cleanup", cleanup,
                "detach and remove all pinned state under --state-dir, then exit (like `microseg uninstall`)");
   CLI11_PARSE(app, argc, argv);
@@ -118,6 +122,15 @@ int main(int argc, char** argv) {
   if (*oKey) cfg.cluster.etcdKey = etcdKey;
   if (*oNodeTtl) cfg.cluster.nodeTtlSeconds = nodeTtl;
   if (*oWire) cfg.cluster.wireIdentity = wireIdentity == "on";
+  if (*oMaxGrant) {
+    std::string err;
+    auto d = microseg::grants::parseDuration(maxGrant, err);
+    if (!d) {
+      std::cerr << "microsegd: --max-grant: " << err << "\n";
+      return 2;
+    }
+    cfg.maxGrantSeconds = *d;
+  }
   if (*oDefault) {
     cfg.defaultEnforcement = defaultEnforcement == "selected"
                                  ? microseg::compiler::DefaultEnforcement::Selected

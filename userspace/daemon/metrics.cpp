@@ -61,7 +61,16 @@ std::string Daemon::renderMetricsLocked() {
              Sample{{{"result", "verified"}}, double(c->values[MS_CTR_WIRE_VERIFIED])},
              Sample{{{"result", "invalid"}}, double(c->values[MS_CTR_WIRE_INVALID])},
              Sample{{{"result", "absent"}}, double(c->values[MS_CTR_WIRE_ABSENT])}});
+    counter("microseg_grant_allowed_total",
+            "Flows no policy rule allowed that an unexpired grant (`microseg grant`) let through.",
+            one(double(c->values[MS_CTR_GRANT_ALLOWED])));
   }
+  gauge("microseg_grants_active", "Temporary access grants in force (`microseg grants`).",
+        one(double(grants_.activeCount())));
+  counter("microseg_grant_sync_failures_total",
+          "Writes of the grants to the kernel that failed (the kernel keeps the entries it had; expired ones "
+          "still lapse there).",
+          one(double(grantSyncFailures_)));
   std::vector<Sample> byWorkload;
   for (const auto& [k, n] : flowEventCounts_) {
     byWorkload.push_back(Sample{{{"direction", std::get<0>(k)}, {"verdict", std::get<1>(k)}, {"workload", std::get<2>(k)}},

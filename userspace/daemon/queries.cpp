@@ -201,6 +201,13 @@ void Daemon::registerQueries() {
         json sides = json::array();
         auto side = [&](policy::Direction dir, uint32_t subject, uint32_t peer) {
           auto ex = compiler::explain(gen().bundle, gen().ids, gen().compiled, subject, peer, dir, proto, port);
+          // As the kernel: a grant only where the policy found nothing (grants/grants.h).
+          if (ex.decision.reason == MS_REASON_DEFAULT_DENY) {
+            const uint8_t d = dir == policy::Direction::Ingress ? MS_DIR_INGRESS : MS_DIR_EGRESS;
+            if (auto g = grants::grantFor(grantEntries_, subject, peer, d, proto, port, grants::Now::read().monoNs)) {
+              ex.decision = {MS_VERDICT_ALLOW, *g, MS_REASON_GRANT};
+            }
+          }
           uint32_t mode = datapath_->mode();
           if (const ms_identity_value* v = gen().compiled.identity(subject); v != nullptr && v->mode != MS_MODE_INHERIT) {
             mode = v->mode;

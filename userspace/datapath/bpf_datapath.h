@@ -79,6 +79,7 @@ class BpfDatapath final : public Datapath {
   Result<void> setRemoteListeners(const std::vector<RemoteListenerEntry>& listeners) override;
   Result<void> setWireKeys(const std::vector<WireKey>& accepted, uint8_t signKeyId) override;
   Result<void> refreshClock() override;
+  Result<void> setGrants(const GrantEntries& entries) override;  // bpf_datapath_grants.cpp
   Result<Counters> counters() const override;
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const override;
   Result<SweepStep> expireUdpExchanges() override;
@@ -149,6 +150,10 @@ class BpfDatapath final : public Datapath {
   size_t lastWrites_ = 0;
   // What ms_remote_listeners holds (read from the pinned map at adoption).
   Entries<ms_remote_listener_key, ms_remote_listener_value> remoteListeners_;
+  // What ms_grants holds: read from the (possibly adopted) map by the
+  // first setGrants(), then kept.
+  GrantEntries grants_;
+  bool grantsRead_ = false;
   const EventHandler* handler_ = nullptr;
   std::string pinDir_;
   std::vector<std::string> legacyDirs_;  // pinned state to retire after attach

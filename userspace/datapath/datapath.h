@@ -43,6 +43,10 @@ struct WireKey {
   uint64_t k0 = 0, k1 = 0;  // common/siphash.h: sipKeyFromBytes()
 };
 
+// The temporary-access entries (ms_grants), sorted by key bytes, unique
+// keys (grants/grants.h makes them).
+using GrantEntries = std::vector<std::pair<ms_grant_key, ms_grant_value>>;
+
 struct Counters {
   uint64_t values[MS_CTR_MAX] = {};
   uint64_t allowed() const { return values[MS_CTR_ALLOWED]; }
@@ -127,6 +131,10 @@ class Datapath {
   // monotonic clock and an offset (ms_config.tai_offset_ns): written again
   // when the clock was stepped (by more than 10 ms). Called every tick.
   virtual Result<void> refreshClock() = 0;
+  // Replaces what ms_grants holds with `entries` (GrantEntries order): the
+  // difference from the map is written, entry by entry (each is one atomic
+  // write). Not per slot: a new generation keeps them.
+  virtual Result<void> setGrants(const GrantEntries& entries) = 0;
   virtual Result<Counters> counters() const = 0;
   // Verdicts per rule id since this daemon started (index 0 = default deny).
   virtual Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const = 0;

@@ -25,6 +25,7 @@ std::string isoTime(int64_t realtimeNs) {
 }
 
 std::string ruleName(uint32_t ruleId, uint8_t reason, const compiler::RuleRegistry& rules) {
+  if (reason == MS_REASON_GRANT) return "grant:" + std::to_string(ruleId);
   if (reason != MS_REASON_RULE) return reasonName(reason);
   return rules.nameOf(ruleId);
 }
