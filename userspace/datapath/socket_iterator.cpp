@@ -12,14 +12,11 @@
 #include <thread>
 
 #include "common/fd.h"
+#include "datapath/map_writes.h"
 #include "revoke.skel.h"
 
 namespace microseg::datapath {
 namespace {
-
-Error libbpfError(const std::string& what, const std::string& object, int rc) {
-  return Error{what, object, rc < 0 ? -rc : errno, {}};
-}
 
 // The iterator's fd, created in the netns `path` (the kernel binds a
 // socket iterator to the netns of the task that creates it): on a thread
