@@ -5,7 +5,7 @@
 #include <optional>
 #include <set>
 
-#include "grants/grants.h"
+#include "common/durations.h"
 #include "policy/files.h"
 #include "policy/loader.h"
 #include "policy/schema.h"
@@ -204,7 +204,7 @@ void ConfigReader::setting(const std::string& key, const Node& v) {
   } else if (key == "maxGrant") {
     if (str(v, key, s)) {
       std::string err;
-      if (auto d = grants::parseDuration(s, err)) {
+      if (auto d = parseDuration(s, err)) {
         cfg_.maxGrantSeconds = *d;
       } else {
         error(v, key + ": " + err);

@@ -77,32 +77,6 @@ std::optional<PortSpec> parsePorts(const std::string& text, std::string& err) {
   return p;
 }
 
-std::optional<int64_t> parseDuration(const std::string& text, std::string& err) {
-  const auto bad = [&] {
-    err = "duration '" + text + "' is not a whole number of seconds, minutes or hours (30s, 15m, 8h)";
-    return std::nullopt;
-  };
-  if (text.size() < 2) return bad();
-  const char unit = text.back();
-  const int64_t scale = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 0;
-  const auto n = digits(std::string_view(text).substr(0, text.size() - 1));
-  if (scale == 0 || !n) return bad();
-  if (*n == 0) {
-    err = "duration '" + text + "' is zero";
-    return std::nullopt;
-  }
-  return static_cast<int64_t>(*n) * scale;
-}
-
-std::string formatDuration(int64_t s) {
-  if (s <= 0) return "0s";
-  std::string out;
-  if (s >= 3600) out += std::to_string(s / 3600) + "h";
-  if (s % 3600 >= 60) out += std::to_string(s % 3600 / 60) + "m";
-  if (s % 60 != 0 || out.empty()) out += std::to_string(s % 60) + "s";
-  return out;
-}
-
 Now Now::read() {
   timespec real{}, mono{};
   clock_gettime(CLOCK_REALTIME, &real);

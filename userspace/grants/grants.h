@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bpf/abi.h"
+#include "common/durations.h"
 #include "common/result.h"
 #include "datapath/datapath.h"
 
@@ -46,10 +47,9 @@ struct PortSpec {
 // ports (each is a map entry per side). nullopt with `err` saying what is
 // wrong.
 std::optional<PortSpec> parsePorts(const std::string& text, std::string& err);
-// "30s", "15m", "8h" (a positive whole number and one unit) -> seconds.
-std::optional<int64_t> parseDuration(const std::string& text, std::string& err);
-// 5400 -> "1h30m", 45 -> "45s".
-std::string formatDuration(int64_t seconds);
+// Durations (--for, --max-grant): common/durations.h.
+using ::microseg::formatDuration;
+using ::microseg::parseDuration;
 
 struct Grant {
   uint32_t id = 0;
