@@ -66,6 +66,11 @@ enum ms_verdict {
 	MS_VERDICT_ALLOW = 0,
 	MS_VERDICT_DENY  = 1,
 	MS_VERDICT_AUDIT = 2,  /* events only: deny computed, passed in monitor */
+	/* Flow records only (userspace, README "Revocation"): an established
+	 * connection a new generation no longer allows, destroyed (REVOKED) or,
+	 * its side in monitor mode, left alone (WOULD_REVOKE). */
+	MS_VERDICT_REVOKED      = 3,
+	MS_VERDICT_WOULD_REVOKE = 4,
 };
 
 enum ms_direction {

@@ -130,8 +130,8 @@ TEST_F(ConfigFile, BadValuesAreLocated) {
   EXPECT_EQ(oneError("mode: enforce\nmodes: monitor\n"),
             "2:1: error: unknown setting 'modes' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, dataDir, "
             "defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, logAllowed, "
-            "logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, socket, "
-            "socketGroup, stateDir, wireIdentity)");
+            "logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, revokeEstablished, "
+            "socket, socketGroup, stateDir, wireIdentity)");
   EXPECT_EQ(oneError("mode: on\n"), "1:7: error: mode: 'on' is not one of enforce, monitor");
   EXPECT_EQ(oneError("mode: monitor\nmode: enforce\n"), "2:1: error: duplicate key 'mode'");
   EXPECT_EQ(oneError("socket: [a]\n"), "1:9: error: socket: must be a string");
@@ -169,7 +169,7 @@ TEST_F(ConfigFile, ControlCharactersAreRefused) {
             "1:1: error: unknown setting 'mo\\x01de' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, "
             "dataDir, defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, "
             "logAllowed, logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, "
-            "socket, socketGroup, stateDir, wireIdentity)");
+            "revokeEstablished, socket, socketGroup, stateDir, wireIdentity)");
 }
 
 TEST_F(ConfigFile, MaxGrantIsADuration) {
@@ -177,6 +177,16 @@ TEST_F(ConfigFile, MaxGrantIsADuration) {
   EXPECT_EQ(cfg_.maxGrantSeconds, 900);
   EXPECT_EQ(oneError("maxGrant: 5x\n"),
             "1:11: error: maxGrant: duration '5x' is not a whole number of seconds, minutes or hours (30s, 15m, 8h)");
+}
+
+TEST_F(ConfigFile, RevokeEstablishedIsNeverOrOnChange) {
+  EXPECT_FALSE(cfg_.revokeOnChange) << "the default: never";
+  EXPECT_TRUE(load("revokeEstablished: on-change\n").empty());
+  EXPECT_TRUE(cfg_.revokeOnChange);
+  EXPECT_TRUE(load("revokeEstablished: never\n").empty());
+  EXPECT_FALSE(cfg_.revokeOnChange);
+  EXPECT_EQ(oneError("revokeEstablished: always\n"),
+            "1:20: error: revokeEstablished: 'always' is not one of never, on-change");
 }
 
 TEST_F(ConfigFile, OneDocumentOnly) {

@@ -75,7 +75,7 @@ TEST(PolicyTiers, MisusesAreLocatedErrors) {
             "t.yaml:7:15: error: spec.egress[0].action: 'Pass' is not allow, deny or pass\n");
   EXPECT_EQ(errorsOf(policyDoc("a", "  tiers: admin\n")),
             "t.yaml:6:3: error: spec: unknown field 'tiers' (allowed: selector, enforcement, tier, priority, staged, "
-            "egress, ingress)\n");
+            "revokeEstablished, egress, ingress)\n");
 }
 
 TEST(PolicyTiers, AdminPoliciesOfOnePriorityWarn) {

@@ -117,6 +117,25 @@ TEST(RevocationPlan, ListenersClosingAndUnmanagedSocketsAreNeverJudged) {
   EXPECT_TRUE(w.asked.empty());
 }
 
+TEST(RevocationPlan, ALocalPeerOutsideEveryWorkloadIsWhatTheResolverSays) {
+  World w;
+  // The server (200) accepted a connection from a socket of cgroup 999,
+  // which is no workload's: host without a resolver for it, else its answer
+  // (the daemon's: unmanaged below the managed root).
+  const auto lis = sock(200, IPPROTO_TCP, kListen, "0.0.0.0", 8080, "0.0.0.0", 0);
+  const auto cli = sock(999, IPPROTO_TCP, kEstablished, "127.0.0.1", 40000, "127.0.0.1", 8080);
+  const auto acc = sock(200, IPPROTO_TCP, kEstablished, "127.0.0.1", 8080, "127.0.0.1", 40000);
+  Plan p = planRevocation({lis, cli, acc}, w.resolver());
+  ASSERT_EQ(p.revoke.size(), 1u);
+  EXPECT_EQ(p.revoke[0].peer, uint32_t{MS_IDENTITY_HOST});
+  Resolver r = w.resolver();
+  r.localPeerOf = [](uint64_t cg) { return cg == 999 ? uint32_t{MS_IDENTITY_UNMANAGED} : 0u; };
+  p = planRevocation({lis, cli, acc}, r);
+  ASSERT_EQ(p.revoke.size(), 1u);
+  EXPECT_EQ(p.revoke[0].peer, uint32_t{MS_IDENTITY_UNMANAGED});
+  EXPECT_TRUE(p.revoke[0].peerIsLocalSocket);
+}
+
 TEST(RevocationPlan, ARemotePeerIsKnownByItsAddressOrLeftAlone) {
   World w;
   const auto out = sock(100, IPPROTO_TCP, kEstablished, "10.0.0.2", 40000, "10.9.0.1", 443);

@@ -138,6 +138,30 @@ TEST(StagedParser, StagedIsReadWithTheLineItIsOn) {
       << bad.errors.front().str();
 }
 
+// spec.revokeEstablished (README "Revocation"): never (default) or on-change.
+TEST(RevokeEstablished, NeverOrOnChangeAndNothingElse) {
+  auto doc = [](const std::string& v) {
+    return kSet + "---\napiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: x}\nspec:\n"
+                  "  selector: {identity: client}\n" + (v.empty() ? "" : "  revokeEstablished: " + v + "\n") +
+           "  egress: []\n";
+  };
+  auto none = policy::parseText(doc(""), "p.yaml");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none.bundle.findPolicy("x")->revokeOnChange);
+  auto never = policy::parseText(doc("never"), "p.yaml");
+  ASSERT_TRUE(never.ok());
+  EXPECT_FALSE(never.bundle.findPolicy("x")->revokeOnChange);
+  auto on = policy::parseText(doc("on-change"), "p.yaml");
+  ASSERT_TRUE(on.ok());
+  EXPECT_TRUE(on.bundle.findPolicy("x")->revokeOnChange);
+  auto bad = policy::parseText(doc("always"), "p.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.errors.front().str().find("p.yaml:39:22: error: spec.revokeEstablished: 'always' is not never or "
+                                          "on-change"),
+            std::string::npos)
+      << bad.errors.front().str();
+}
+
 // The compiler leaves staged policies out unless asked (the userspace set).
 TEST(StagedCompiler, InForceCompileIsThatOfTheSetWithoutThem) {
   auto with = parse(kSet + kStaged), without = parse(kSet);

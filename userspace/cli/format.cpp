@@ -149,6 +149,15 @@ void printStatus(const json& status, std::ostream& out) {
       << "\n";
   printCounters(member(status, "counters"), out);
   printLastReload(member(status, "last_reload"), out);
+  if (const json& rv = member(status, "revocation"); rv.is_object()) {
+    out << "revocation:   ";
+    if (member(rv, "available") == true) {
+      out << field(rv, "revoke_established") << " (" << field(rv, "revoked") << " revoked, "
+          << field(rv, "would_revoke") << " would be, " << field(rv, "failed") << " failed)\n";
+    } else {
+      out << "UNAVAILABLE: " << field(rv, "unavailable_reason") << "\n";
+    }
+  }
   printCluster(member(status, "cluster"), out);
   out << "\n";
 

@@ -85,7 +85,9 @@ int cmdRevoke(const std::string& socket, bool asJson, const std::string& grant) 
     printJson(r);
   } else {
     std::cout << "grant " << field(r, "id") << " revoked: " << sanitize(str(r, "from")) << " -> "
-              << sanitize(str(r, "to")) << " " << field(r, "ports") << "\n";
+              << sanitize(str(r, "to")) << " " << field(r, "ports");
+    if (r.contains("connections_revoked")) std::cout << "; " << field(r, "connections_revoked") << " connections reset";
+    std::cout << "\n";
   }
   return kOk;
 }

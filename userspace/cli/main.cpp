@@ -470,8 +470,10 @@ int main(int argc, char** argv) {
   auto* flows = app.add_subcommand("flows", "aggregated flow records: who talked to whom, with which verdict");
   FlowFilter ff;
   bool follow = false;
-  flows->add_option("--verdict", ff.verdict, "allow, deny or audit")->check(CLI::IsMember({microseg::verdictName(MS_VERDICT_ALLOW), microseg::verdictName(MS_VERDICT_DENY),
-                                                                          microseg::verdictName(MS_VERDICT_AUDIT)}));
+  flows->add_option("--verdict", ff.verdict, "allow, deny, audit, revoked or would-revoke")
+      ->check(CLI::IsMember({microseg::verdictName(MS_VERDICT_ALLOW), microseg::verdictName(MS_VERDICT_DENY),
+                             microseg::verdictName(MS_VERDICT_AUDIT), microseg::verdictName(MS_VERDICT_REVOKED),
+                             microseg::verdictName(MS_VERDICT_WOULD_REVOKE)}));
   flows->add_option("--from", ff.from, "source: workload name, host/world/unmanaged, or labels k=v[,k=v]");
   flows->add_option("--to", ff.to, "destination: workload name, reserved name, or labels k=v[,k=v]");
   flows->add_option("--port", ff.port, "destination port")->check(CLI::Range(1, 65535));

@@ -24,6 +24,8 @@ const char* verdictName(uint8_t v) {
     case MS_VERDICT_ALLOW: return "allow";
     case MS_VERDICT_DENY: return "deny";
     case MS_VERDICT_AUDIT: return "audit";
+    case MS_VERDICT_REVOKED: return "revoked";
+    case MS_VERDICT_WOULD_REVOKE: return "would-revoke";
     default: return "unknown";
   }
 }
@@ -32,6 +34,8 @@ std::optional<uint8_t> parseVerdict(std::string_view s) {
   if (s == "allow") return MS_VERDICT_ALLOW;
   if (s == "deny") return MS_VERDICT_DENY;
   if (s == "audit") return MS_VERDICT_AUDIT;
+  if (s == "revoked") return MS_VERDICT_REVOKED;
+  if (s == "would-revoke") return MS_VERDICT_WOULD_REVOKE;
   return std::nullopt;
 }
 

@@ -94,6 +94,8 @@ void Daemon::registerCommands() {
           }
           spdlog::info("control: workload {} mode {} -> {} (uid={} pid={})", w, previous, want,
                        req.peer.uid, req.peer.pid);
+          // Monitor refuses nothing more: nothing to revoke.
+          if (*mode != MS_MODE_MONITOR) revokeEstablishedLocked({"workload " + w + " mode " + want, true, {}});
           return json{{"workload", w}, {"mode", want}, {"previous", previous}};
         }
         if (!mode || *mode == MS_MODE_INHERIT) {
@@ -106,6 +108,7 @@ void Daemon::registerCommands() {
         }
         spdlog::info("control: mode {} -> {} (uid={} pid={})", previous, want, req.peer.uid,
                      req.peer.pid);
+        if (*mode == MS_MODE_ENFORCE) revokeEstablishedLocked({"mode " + want, true, {}});
         return json{{"mode", want}, {"previous", previous}};
       },
       true);

@@ -37,6 +37,11 @@ struct DaemonConfig {
   // The longest `microseg grant --for` (README "Temporary access"); the
   // grants themselves are kept in <dataDir>/grants.json.
   int64_t maxGrantSeconds = 8 * 3600;
+  // --revoke-established on-change: a new generation destroys every
+  // established connection it no longer allows (README "Revocation");
+  // false (never): only those of workloads selected by a policy with
+  // spec.revokeEstablished: on-change, and those a grant alone allowed.
+  bool revokeOnChange = false;
 
   // Cluster mode (README "Cluster"): on when etcd endpoints are given.
   struct Cluster {

@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 #include "datapath/probe.h"
+#include "datapath/sockets.h"
 
 #include <malloc.h>
 #include <poll.h>
@@ -45,8 +46,11 @@ int64_t nowRealtimeNs() {
 
 }  // namespace
 
-Daemon::Daemon(DaemonConfig config, DatapathFactory datapath)
-    : config_(std::move(config)), makeDatapath_(std::move(datapath)), flowStore_(config_.flowStoreSize) {}
+Daemon::Daemon(DaemonConfig config, DatapathFactory datapath, SocketsFactory sockets)
+    : config_(std::move(config)),
+      makeDatapath_(std::move(datapath)),
+      makeSockets_(std::move(sockets)),
+      flowStore_(config_.flowStoreSize) {}
 
 Daemon::~Daemon() = default;
 
@@ -208,6 +212,8 @@ int Daemon::setup() {
   if (!config_.policyFromEtcd()) policyWatch_.watch(config_.policyPaths);
   scanListenersLocked();
   publishLocalLocked();
+  // After the start-up reloads (a restart is no change of policy).
+  openRevocationLocked();
   publishStatusLocked();
 
   control::ControlServer::Options copts;
@@ -410,6 +416,9 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
     for (const auto& e : r.errors) spdlog::error("policy: {}", e);
   } else {
     tookGenerationLocked(r, why);
+    // Not at start-up (the iterators are loaded once the daemon is ready):
+    // a restart is no change of policy.
+    revokeEstablishedLocked({"generation " + std::to_string(gen().number) + " (" + why + ")", true, {}});
   }
   json errs = json::array();
   for (size_t i = 0; i < r.errors.size() && i < 20; i++) errs.push_back(r.errors[i]);

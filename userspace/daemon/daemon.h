@@ -31,6 +31,7 @@
 #include "daemon/watches.h"
 #include "datapath/datapath.h"
 #include "datapath/event_spool.h"
+#include "datapath/sockets.h"
 #include "flows/flow_record.h"
 #include "flows/flow_store.h"
 #include "grants/grants.h"
@@ -40,6 +41,9 @@
 
 namespace microseg::control {
 class ControlServer;
+}
+namespace microseg::revoke {
+struct Judged;
 }
 namespace microseg::metrics {
 class HttpEndpoint;
@@ -60,9 +64,13 @@ struct ReloadResult {
 using DatapathFactory =
     std::function<Result<std::unique_ptr<datapath::Datapath>>(const DaemonConfig&, uint64_t hostNetnsCookie)>;
 
+// Makes what revocation lists and destroys sockets with (main.cpp: the
+// kernel's socket iterators; unit tests: none, revocation unavailable).
+using SocketsFactory = std::function<Result<std::unique_ptr<datapath::Sockets>>()>;
+
 class Daemon {
  public:
-  Daemon(DaemonConfig config, DatapathFactory datapath);
+  Daemon(DaemonConfig config, DatapathFactory datapath, SocketsFactory sockets = {});
   ~Daemon();
   // Runs until SIGINT/SIGTERM, `microseg uninstall` or stop(). Returns the
   // process exit code.
@@ -161,6 +169,24 @@ class Daemon {
   // A grant's creation, revocation or expiry: daemon log and flow log.
   void grantRecordLocked(const std::string& event, const grants::Grant& g, uint32_t uid, int32_t pid);
   grants::Resolve grantResolverLocked() const;
+
+  // revocation.cpp: established connections a change no longer allows
+  // (README "Revocation").
+  struct RevocationCause {
+    std::string what;  // for the log and the records: "generation 12 (SIGHUP)", "mode enforce"
+    // A new generation or a mode switch: ended where --revoke-established
+    // or a policy selecting the refusing side says on-change.
+    bool policyChange = false;
+    // Grants that ended: the connections only they allowed end, always.
+    std::vector<grants::Grant> endedGrants;
+  };
+  // Setup: loads the socket iterators, or says why revocation is unavailable.
+  void openRevocationLocked();
+  // Some policy in force, or the daemon's setting, asks for on-change.
+  bool revocationWantedLocked() const;
+  void revokeEstablishedLocked(const RevocationCause& cause);
+  void recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, const std::string& by);
+  nlohmann::json revocationStatusLocked() const;
   std::string renderMetricsLocked();  // metrics.cpp
   Result<void> startMetricsLocked();
   // Identities named by a CLI filter: a workload name, a reserved name, or a
@@ -169,6 +195,7 @@ class Daemon {
 
   DaemonConfig config_;
   DatapathFactory makeDatapath_;
+  SocketsFactory makeSockets_;
   std::mutex mu_;
   std::unique_ptr<datapath::Datapath> datapath_;
   // Takes events out of the ring while mu_ is held elsewhere (a reload).
@@ -215,6 +242,14 @@ class Daemon {
   std::string bootId_;
   uint64_t grantSyncFailures_ = 0;
   bool grantsLoaded_ = false;  // loadGrantsLocked() ran
+  // Revocation: the socket iterators (null: unavailable, and why).
+  std::unique_ptr<datapath::Sockets> sockets_;
+  std::string revocationUnavailable_;
+  struct {
+    uint64_t passes = 0, revoked = 0, wouldRevoke = 0, failed = 0, unknownPeer = 0;
+    uint64_t skipped = 0;  // passes a change asked for while revocation is unavailable
+    double lastPassMs = 0;
+  } revocations_;
   // Cluster mode.
   std::unique_ptr<cluster::Agent> agent_;
   std::shared_ptr<const cluster::AgentSnapshot> agentSnap_;  // the one the kernel has

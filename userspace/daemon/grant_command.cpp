@@ -122,6 +122,11 @@ void Daemon::grantsTickLocked() {
   if (ended.empty() && grants_.all().size() == listed) return;
   syncGrantsLocked();
   if (auto r = saveBook(grants_, config_, bootId_); !r) spdlog::error("grants: {}", r.error().str());
+  if (!ended.empty()) {
+    std::string ids;
+    for (const auto& g : ended) ids += (ids.empty() ? "" : ",") + std::to_string(g.id);
+    revokeEstablishedLocked({"grant " + ids + " expired", false, ended});
+  }
 }
 
 void Daemon::registerGrants() {
@@ -247,7 +252,11 @@ void Daemon::registerGrants() {
         grantEntries_ = std::move(want);
         const grants::Grant& g = *grants_.find(static_cast<uint32_t>(id));
         grantRecordLocked("revoked", g, req.peer.uid, req.peer.pid);
-        return grants::grantToJson(g, now);
+        json out = grants::grantToJson(g, now);
+        const uint64_t before = revocations_.revoked;
+        revokeEstablishedLocked({"grant " + std::to_string(id) + " revoked", false, {g}});
+        out["connections_revoked"] = revocations_.revoked - before;
+        return out;
       },
       true);
 }

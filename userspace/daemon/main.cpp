@@ -11,6 +11,7 @@
 #include "daemon/config_file.h"
 #include "daemon/daemon.h"
 #include "datapath/bpf_datapath.h"
+#include "datapath/socket_iterator.h"
 #include "grants/grants.h"
 
 int main(int argc, char** argv) {
@@ -83,6 +84,12 @@ int main(int argc, char** argv) {
   std::string maxGrant;
   auto* oMaxGrant = app.add_option("--max-grant", maxGrant,
                                    "longest temporary access `microseg grant --for` may give (30s, 15m, 8h) [8h]");
+  std::string revokeEstablished;
+  auto* oRevoke = app.add_option("--revoke-established", revokeEstablished,
+                                 "when a new generation no longer allows an established connection: on-change "
+                                 "destroys it, never leaves it (policies may still ask with "
+                                 "spec.revokeEstablished) [never]")
+                      ->check(CLI::IsMember({"never", "on-change"}));
   app.add_flag("--cleanup", cleanup,
                "detach and remove all pinned state under --state-dir, then exit (like `microseg uninstall`)");
   CLI11_PARSE(app, argc, argv);
@@ -122,6 +129,7 @@ int main(int argc, char** argv) {
   if (*oKey) cfg.cluster.etcdKey = etcdKey;
   if (*oNodeTtl) cfg.cluster.nodeTtlSeconds = nodeTtl;
   if (*oWire) cfg.cluster.wireIdentity = wireIdentity == "on";
+  if (*oRevoke) cfg.revokeOnChange = revokeEstablished == "on-change";
   if (*oMaxGrant) {
     std::string err;
     auto d = microseg::grants::parseDuration(maxGrant, err);
@@ -175,6 +183,11 @@ int main(int argc, char** argv) {
     if (!dp) return dp.error();
     return std::unique_ptr<microseg::datapath::Datapath>(std::move(dp.value()));
   };
-  microseg::daemon::Daemon daemon(cfg, kernelDatapath);
+  auto kernelSockets = []() -> microseg::Result<std::unique_ptr<microseg::datapath::Sockets>> {
+    auto it = microseg::datapath::SocketIterator::open();
+    if (!it) return it.error();
+    return std::unique_ptr<microseg::datapath::Sockets>(std::move(it.value()));
+  };
+  microseg::daemon::Daemon daemon(cfg, kernelDatapath, kernelSockets);
   return daemon.run();
 }

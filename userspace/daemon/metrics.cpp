@@ -71,6 +71,16 @@ std::string Daemon::renderMetricsLocked() {
           "Writes of the grants to the kernel that failed (the kernel keeps the entries it had; expired ones "
           "still lapse there).",
           one(double(grantSyncFailures_)));
+  gauge("microseg_revocation_available",
+        "1 if established connections can be revoked (socket iterators and bpf_sock_destroy, Linux >= 6.5; "
+        "`microseg status` says why not).",
+        one(sockets_ ? 1.0 : 0.0));
+  counter("microseg_revoked_connections_total",
+          "Established connections a change no longer allowed, by outcome: revoked (destroyed), would_revoke "
+          "(its side in monitor mode: left alone), failed (the kernel did not destroy it).",
+          {Sample{{{"outcome", "revoked"}}, double(revocations_.revoked)},
+           Sample{{{"outcome", "would_revoke"}}, double(revocations_.wouldRevoke)},
+           Sample{{{"outcome", "failed"}}, double(revocations_.failed)}});
   std::vector<Sample> byWorkload;
   for (const auto& [k, n] : flowEventCounts_) {
     byWorkload.push_back(Sample{{{"direction", std::get<0>(k)}, {"verdict", std::get<1>(k)}, {"workload", std::get<2>(k)}},

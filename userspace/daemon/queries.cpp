@@ -98,7 +98,7 @@ void Daemon::registerQueries() {
       command::kFlows, [this](const Request& req, std::string& out) {
         const std::string verdict = optString(req.body, "verdict");
         if (!verdict.empty() && !parseVerdict(verdict)) {
-          throw ControlError(control::kErrBadRequest, "verdict '" + verdict + "' is not allow, deny or audit", {});
+          throw ControlError(control::kErrBadRequest, "verdict '" + verdict + "' is not allow, deny, audit, revoked or would-revoke", {});
         }
         const std::string from = optString(req.body, "from"), to = optString(req.body, "to");
         const int64_t port = optInt(req.body, "port", 0, 65535, 0);

@@ -94,6 +94,7 @@ json Daemon::statusLocked() {
                 {"identities", gen().ids.labels.size()},
                 {"applied_at", gen().appliedAtNs != 0 ? flows::isoTime(gen().appliedAtNs) : std::string()}}},
               {"last_reload", lastReload_},
+              {"revocation", revocationStatusLocked()},
               {"config", config_.toJson()},
               {"cluster", clusterStatusLocked()},
               {"remote_workloads", remoteWorkloadsLocked()}};

@@ -12,32 +12,26 @@
 
 #include "bpf/abi.h"
 #include "common/result.h"
+#include "datapath/sockets.h"
 
 struct revoke_bpf;  // generated skeleton (revoke.skel.h)
 
 namespace microseg::datapath {
 
-class SocketIterator {
+class SocketIterator : public Sockets {
  public:
   // Loads the iterators. Fails on a kernel without socket iterators or
   // bpf_sock_destroy() (Linux >= 6.5): revocation is then unavailable,
   // and the error says why.
   static Result<std::unique_ptr<SocketIterator>> open();
-  ~SocketIterator();
+  ~SocketIterator() override;
   SocketIterator(const SocketIterator&) = delete;
   SocketIterator& operator=(const SocketIterator&) = delete;
 
-  // Every full TCP socket (listeners included; time-wait and request
-  // sockets are not) and every UDP socket of the netns `netnsPath` ("" for
-  // the caller's own).
-  Result<std::vector<ms_sock_record>> list(const std::string& netnsPath = "");
-  // Destroys the sockets of that netns whose cookies are given: a TCP
-  // connection is aborted (the local end's calls fail with ECONNABORTED,
-  // the peer gets a reset). Returns a record for each socket found, with
-  // `destroyed` or `destroy_error`; a cookie not found (closed meanwhile,
-  // or of another netns) has none.
+  // Sockets: what they do.
+  Result<std::vector<ms_sock_record>> list(const std::string& netnsPath = "") override;
   Result<std::vector<ms_sock_record>> destroy(const std::vector<uint64_t>& cookies,
-                                             const std::string& netnsPath = "");
+                                             const std::string& netnsPath = "") override;
 
  private:
   SocketIterator() = default;

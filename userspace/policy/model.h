@@ -213,6 +213,12 @@ struct Policy {
   // "in force + staged" in userspace.
   bool staged = false;
   SourceLocation stagedLoc;  // of the `staged: true` value (promote edits that line)
+  // spec.revokeEstablished: on-change = when a new generation refuses an
+  // established connection of a workload this policy selects, on the side
+  // it selects, the connection is destroyed (README "Revocation"); never
+  // (the default) = only new connections are refused, unless the daemon's
+  // --revoke-established says on-change.
+  bool revokeOnChange = false;
   std::vector<Rule> egress;
   std::vector<Rule> ingress;
   SourceLocation loc;

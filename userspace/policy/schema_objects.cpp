@@ -291,7 +291,8 @@ void DocParser::external(const yaml::Node& spec, const Meta& meta, Bundle& out) 
 }
 
 void DocParser::policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out) {
-  if (!checkMap(spec, "spec", {"selector", "enforcement", "tier", "priority", "staged", "egress", "ingress"})) {
+  if (!checkMap(spec, "spec", {"selector", "enforcement", "tier", "priority", "staged", "revokeEstablished",
+                            "egress", "ingress"})) {
     return;
   }
   Policy p;
@@ -330,6 +331,14 @@ void DocParser::policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out)
       p.stagedLoc = loc(st);
     } else if (v && *v != "false") {
       error(st, "spec.staged: '" + *v + "' is not true or false");
+    }
+  }
+  if (auto re = spec["revokeEstablished"]) {
+    auto v = scalar(re, "spec.revokeEstablished");
+    if (v && *v == "on-change") {
+      p.revokeOnChange = true;
+    } else if (v && *v != "never") {
+      error(re, "spec.revokeEstablished: '" + *v + "' is not never or on-change");
     }
   }
   if (auto t = spec["tier"]) {

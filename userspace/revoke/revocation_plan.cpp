@@ -98,7 +98,8 @@ Plan planRevocation(const std::vector<ms_sock_record>& records, const Resolver& 
     if (local) {
       j.peerIsLocalSocket = true;
       peer = r.subjectOf(local->cgroup_id);
-      if (!peer) peer = MS_IDENTITY_HOST;  // a socket of this netns outside every workload
+      // A socket of this netns outside every workload.
+      if (!peer) peer = r.localPeerOf ? r.localPeerOf(local->cgroup_id) : MS_IDENTITY_HOST;
     } else {
       peer = r.peerOf(s.remote, ntohs(s.remote_port), s.protocol, j.direction);
     }

@@ -23,6 +23,9 @@ struct Resolver {
   // The workload identity of a socket created in `cgroupId`; nothing for a
   // socket that is not a managed workload's (never judged, never revoked).
   std::function<std::optional<uint32_t>(uint64_t cgroupId)> subjectOf;
+  // The identity of a socket of this netns that is no workload's (the
+  // kernel's: unmanaged below the managed root, else host); unset: host.
+  std::function<uint32_t(uint64_t cgroupId)> localPeerOf;
   // The identity of a peer that is not a socket of this netns, by its
   // address (and port: a listener of another node); nothing when it cannot
   // be known now (a peer named by its wire identity at accept time: the
