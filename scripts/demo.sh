@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # microseg demo: a small shop (frontend -> checkout -> payments -> db) as real
-# processes in a throwaway cgroup tree, microsegd on policies/examples/:
-# first in monitor mode (would-deny flows are audited), then enforce (a
-# lateral-movement attempt is refused, the legitimate path still works).
+# processes in a throwaway cgroup tree. First the blast radius of a flat
+# network (`microseg reach`), then microsegd on policies/examples/: the
+# blast radius again, monitor mode (would-deny flows are audited), then
+# enforce (a lateral-movement attempt is refused, the legitimate path still
+# works).
 #
 #   scripts/demo.sh          run it end to end and clean up
 #   scripts/demo.sh --keep   leave it running for exploring with the CLI;
@@ -94,14 +96,52 @@ for svc in frontend checkout payments postgres; do
 done
 sleep 0.3
 
-bold "Starting microsegd in monitor mode on policies/examples/"
-build/microsegd --cgroup-root "$ROOT" --policy policies/examples --mode monitor \
+FAILURES=0
+# Before: the shop's workloads on a flat network (every workload may call
+# every other on any port), as most networks are inside.
+mkdir -p "$WORK/flat"
+awk 'BEGIN{RS="\n---\n"; ORS=""} /kind: Workload/ {print $0 "\n---\n"}' policies/examples/shop.yaml |
+  grep -v '^#' >"$WORK/flat/shop.yaml"
+cat >>"$WORK/flat/shop.yaml" <<'YAML'
+apiVersion: microseg.dev/v1
+kind: Policy
+metadata: {name: flat-network}
+spec:
+  selector: {matchExpressions: [{key: app, operator: Exists}]}
+  egress:
+    - to: [{matchExpressions: [{key: app, operator: Exists}]}]
+  ingress:
+    - from: [{matchExpressions: [{key: app, operator: Exists}]}]
+YAML
+
+bold "Starting microsegd in monitor mode on a flat network (the shop's workloads, everything allowed)"
+build/microsegd --cgroup-root "$ROOT" --policy "$WORK/flat" --mode monitor \
   --socket "$SOCK" --state-dir "$STATE" --flow-log "$FLOWS" 2>"$WORK/microsegd.log" &
 DAEMON_PID=$!
 for _ in $(seq 50); do build/microseg status >/dev/null 2>&1 && break; sleep 0.1; done
+
+# direct_reach W: how many workloads W can open directly under the policy in force.
+direct_reach() {
+  build/microseg reach --all -o json | jq -r --arg w "$1" '.ranking[] | select(.workload == $w) | .direct'
+}
+bold "Blast radius before: microseg reach frontend; microseg reach --all"
+build/microseg reach frontend
+build/microseg reach --all
+BEFORE=$(direct_reach frontend)
+
+bold "Applying the shop's policy: microseg policy apply policies/examples"
+build/microseg policy apply policies/examples
+bold "Blast radius after: the frontend opens checkout only; the rest is behind it"
+build/microseg reach frontend
+build/microseg reach --all
+AFTER=$(direct_reach frontend)
+if [[ $BEFORE != 3 || $AFTER != 1 ]]; then
+  echo "  !! expected the frontend to open 3 workloads directly before the policy and 1 after (saw $BEFORE, $AFTER)" >&2
+  FAILURES=$((FAILURES + 1))
+fi
+bold "Status"
 build/microseg status
 
-FAILURES=0
 # call FROM TO [EXPECT]: a client in FROM's cgroup (FROM=host: this script's
 # own cgroup, outside the shop) connects to TO's port; EXPECT (ok|refused) is
 # checked, so the demo fails loudly if microseg does not do what it shows. A
