@@ -45,6 +45,7 @@
 #include "cli/request.h"
 #include "cli/rotate_key.h"
 #include "cli/rollout_commands.h"
+#include "cli/stdin_files.h"
 #include "cli/table.h"
 #include "cli/views.h"
 #include "common/names.h"
@@ -123,7 +124,16 @@ int cmdMode(const Globals& g, const std::string& value, const std::string& workl
 }
 
 int cmdValidate(const Globals& g, const std::vector<std::string>& paths) {
-  const auto res = microseg::policy::loadPaths(paths);
+  // "-": the text piped in.
+  microseg::policy::ParseResult res;
+  if (std::find(paths.begin(), paths.end(), "-") != paths.end()) {
+    microseg::policy::PolicyLoader loader;
+    auto in = cli::StdinFiles::read(loader.limits().maxFileBytes);
+    if (!in) return fail(in.error().str(), kFailed);
+    res = loader.load(paths, *in);
+  } else {
+    res = microseg::policy::loadPaths(paths);
+  }
   // Valid, but applied it would leave every workload unmanaged.
   json warnings = json::array();
   if (res.ok() && res.empty()) {
@@ -428,7 +438,7 @@ int main(int argc, char** argv) {
   pol->require_subcommand(1);
   auto* validate = pol->add_subcommand("validate", "check policy files offline (no daemon needed)");
   std::vector<std::string> validatePaths;
-  validate->add_option("paths", validatePaths, "policy FILE or DIR")->required();
+  validate->add_option("paths", validatePaths, "policy FILE or DIR (- reads stdin)")->required();
   addOutput(validate);
   auto* reload = pol->add_subcommand("reload", "make the daemon re-read its policy paths");
   addOutput(reload);
