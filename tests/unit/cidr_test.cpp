@@ -140,5 +140,15 @@ TEST(Cidr, OrderPutsAPrefixBeforeWhatItHolds) {
   EXPECT_LT(cidr("::/0"), cidr("0.0.0.0/0"));
 }
 
+TEST(Cidr, LoopbackAndUnspecifiedAddresses) {
+  auto addr = [](const char* t) { return *parseAddress(t); };
+  for (const char* t : {"127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1"}) EXPECT_TRUE(isLoopback(addr(t))) << t;
+  for (const char* t : {"128.0.0.1", "::2", "0.0.0.0", "::", "::127.0.0.1", "10.0.0.1"}) {
+    EXPECT_FALSE(isLoopback(addr(t))) << t;
+  }
+  for (const char* t : {"0.0.0.0", "::", "::ffff:0.0.0.0"}) EXPECT_TRUE(isUnspecified(addr(t))) << t;
+  for (const char* t : {"0.0.0.1", "::1", "::ffff:0.0.0.1", "127.0.0.1"}) EXPECT_FALSE(isUnspecified(addr(t))) << t;
+}
+
 }  // namespace
 }  // namespace microseg::policy

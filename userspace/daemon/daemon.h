@@ -185,7 +185,9 @@ class Daemon {
   // Some policy in force, or the daemon's setting, asks for on-change.
   bool revocationWantedLocked() const;
   void revokeEstablishedLocked(const RevocationCause& cause);
-  void recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, const std::string& by);
+  // A revoked (or would-revoke) connection: a flow record, a counter, a
+  // log line (the first ones of a pass at info, `logged` counts them).
+  void recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, const std::string& by, size_t& logged);
   nlohmann::json revocationStatusLocked() const;
   std::string renderMetricsLocked();  // metrics.cpp
   Result<void> startMetricsLocked();

@@ -27,6 +27,7 @@
 #include "compiler/peers.h"
 #include "daemon/daemon.h"
 #include "identity/identities.h"
+#include "policy/cidr.h"
 #include "revoke/revocation_plan.h"
 
 namespace microseg::daemon {
@@ -71,19 +72,9 @@ std::vector<NetnsHandle> workloadNetns(const std::vector<std::string>& cgroupDir
   return out;
 }
 
+constexpr size_t kRevocationsLoggedPerPass = 20;
+
 std::string addrKey(const ms_addr& a) { return std::string(reinterpret_cast<const char*>(a.a), sizeof(a.a)); }
-
-bool isLoopback(const ms_addr& a) {
-  static const uint8_t v6lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  return std::memcmp(a.a, v6lo, 16) == 0 || (std::memcmp(a.a, v4mapped, 12) == 0 && a.a[12] == 127);
-}
-
-bool isUnspecified(const ms_addr& a) {
-  static const uint8_t zero[16] = {};
-  static const uint8_t v4zero[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
-  return std::memcmp(a.a, zero, 16) == 0 || std::memcmp(a.a, v4zero, 16) == 0;
-}
 
 // A socket of any netns of this host by its local end (address, port,
 // protocol), loopback and wildcard addresses left out (the same ones exist
@@ -174,7 +165,7 @@ void Daemon::revokeEstablishedLocked(const RevocationCause& cause) {
     }
     lists[i] = std::move(*l);
     for (const auto& s : lists[i]) {
-      if (!isLoopback(s.local) && !isUnspecified(s.local)) localEnds[{addrKey(s.local), s.local_port, s.protocol}] = s.cgroup_id;
+      if (!policy::isLoopback(s.local) && !policy::isUnspecified(s.local)) localEnds[{addrKey(s.local), s.local_port, s.protocol}] = s.cgroup_id;
     }
   }
 
@@ -228,7 +219,7 @@ void Daemon::revokeEstablishedLocked(const RevocationCause& cause) {
     return false;
   };
 
-  size_t destroyedNow = 0, wouldNow = 0;
+  size_t destroyedNow = 0, wouldNow = 0, logged = 0;
   for (size_t i = 0; i < spaces.size(); i++) {
     const revoke::Plan plan = revoke::planRevocation(lists[i], r);
     revocations_.unknownPeer += plan.unknownPeer;
@@ -244,7 +235,7 @@ void Daemon::revokeEstablishedLocked(const RevocationCause& cause) {
       uint32_t mode = workloadModeLocked(gen().ids.nameOf(j.subject), j.subject);
       if (mode == MS_MODE_INHERIT) mode = datapath_->mode();
       if (mode == MS_MODE_MONITOR) {
-        recordRevocationLocked(j, MS_VERDICT_WOULD_REVOKE, by);
+        recordRevocationLocked(j, MS_VERDICT_WOULD_REVOKE, by, logged);
         wouldNow++;
         continue;
       }
@@ -267,7 +258,7 @@ void Daemon::revokeEstablishedLocked(const RevocationCause& cause) {
         spdlog::warn("revocation: socket {} not destroyed: {}", rec.cookie, std::strerror(-rec.destroy_error));
         continue;
       }
-      recordRevocationLocked(*c->second.first, MS_VERDICT_REVOKED, c->second.second);
+      recordRevocationLocked(*c->second.first, MS_VERDICT_REVOKED, c->second.second, logged);
       destroyedNow++;
     }
   }
@@ -281,7 +272,8 @@ void Daemon::revokeEstablishedLocked(const RevocationCause& cause) {
   drainEventsLocked();  // the records reach the flow log now
 }
 
-void Daemon::recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, const std::string& by) {
+void Daemon::recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, const std::string& by,
+                                    size_t& loggedThisPass) {
   const ms_sock_record& s = j.socket;
   const bool egress = j.direction == policy::Direction::Egress;
   ms_event e{};
@@ -312,7 +304,11 @@ void Daemon::recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, co
   const std::string workload = gen().ids.nameOf(j.subject);
   flowEventCounts_[{directionName(e.direction), verdictName(verdict), workload}]++;
   (verdict == MS_VERDICT_REVOKED ? revocations_.revoked : revocations_.wouldRevoke)++;
-  spdlog::info("revocation: {} {} {} {}:{} -> {}:{} ({}; {}; {}; flow {})", verdictName(verdict),
+  // The first of a pass at info, the rest at debug: a change that ends
+  // thousands of connections is one summary line, not thousands (each is a
+  // flow record either way).
+  const auto level = loggedThisPass++ < kRevocationsLoggedPerPass ? spdlog::level::info : spdlog::level::debug;
+  spdlog::log(level, "revocation: {} {} {} {}:{} -> {}:{} ({}; {}; {}; flow {})", verdictName(verdict),
                directionName(e.direction), workload, flows::formatAddr(e.src_addr), ntohs(e.src_port),
                flows::formatAddr(e.dst_addr), j.port, gen().ids.nameOf(j.peer), protocolName(s.protocol), by,
                rec.id);

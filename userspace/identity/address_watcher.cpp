@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "identity/netns.h"
+#include "policy/cidr.h"
 
 namespace microseg::identity {
 namespace {
@@ -25,13 +26,6 @@ int64_t nowMs() {
 }
 
 bool sameAddr(const ms_addr& x, const ms_addr& y) { return std::memcmp(&x, &y, sizeof(x)) == 0; }
-
-// Loopback is per netns and never looked up in the ipcache.
-bool isLoopback(const ms_addr& a) {
-  static const uint8_t kLoop6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  const bool v4 = std::all_of(a.a, a.a + 10, [](uint8_t b) { return b == 0; }) && a.a[10] == 0xff && a.a[11] == 0xff;
-  return (v4 && a.a[12] == 127) || std::memcmp(a.a, kLoop6, 16) == 0;
-}
 
 bool sameAddrs(const std::vector<ms_addr>& x, const std::vector<ms_addr>& y) {
   return std::equal(x.begin(), x.end(), y.begin(), y.end(), sameAddr);
@@ -114,7 +108,7 @@ struct AddressWatcher::State {
     }
     std::vector<ms_addr> addrs;
     for (const auto& a : view->addrs) {
-      if (!isLoopback(a)) addrs.push_back(a);
+      if (!policy::isLoopback(a)) addrs.push_back(a);
     }
     e.info.cookie = view->cookie;
     e.info.broadcasts = view->broadcasts;

@@ -34,6 +34,16 @@ std::optional<uint32_t> prefixLength(const std::string& s) {
 
 bool isMapped(const ms_addr& a) { return std::memcmp(a.a, kMappedPrefix, sizeof(kMappedPrefix)) == 0; }
 
+bool isLoopback(const ms_addr& a) {
+  static const uint8_t kLoop6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return (isMapped(a) && a.a[12] == 127) || std::memcmp(a.a, kLoop6, 16) == 0;
+}
+
+bool isUnspecified(const ms_addr& a) {
+  static const uint8_t kZero[16] = {};
+  return std::memcmp(a.a, kZero, 16) == 0 || (isMapped(a) && std::memcmp(a.a + 12, kZero, 4) == 0);
+}
+
 bool Cidr::isV4() const { return prefixlen >= kIpv4PrefixOffset && isMapped(addr); }
 
 std::string Cidr::str() const { return formatAddress(addr) + "/" + std::to_string(familyPrefixLen()); }

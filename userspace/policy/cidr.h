@@ -64,6 +64,10 @@ std::string formatAddress(const ms_addr& a);
 
 // True for ::ffff:a.b.c.d, i.e. an IPv4 address in the datapath's form.
 bool isMapped(const ms_addr& a);
+// 127.0.0.0/8 (mapped) or ::1: per netns, never in the ipcache.
+bool isLoopback(const ms_addr& a);
+// 0.0.0.0 (mapped) or ::: a wildcard bind, an unconnected socket's peer.
+bool isUnspecified(const ms_addr& a);
 
 // `a` with every bit beyond the first prefixlen bits cleared.
 Cidr networkOf(const ms_addr& a, uint32_t prefixlen);

@@ -7,6 +7,8 @@
 #include <map>
 #include <tuple>
 
+#include "policy/cidr.h"
+
 namespace microseg::revoke {
 namespace {
 
@@ -27,18 +29,6 @@ bool connectedState(const ms_sock_record& s) {
     default:
       return false;
   }
-}
-
-bool unspecified(const ms_addr& a) {
-  static const uint8_t zero[16] = {};
-  static const uint8_t v4zero[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
-  return std::memcmp(a.a, zero, 16) == 0 || std::memcmp(a.a, v4zero, 16) == 0;
-}
-
-bool loopback(const ms_addr& a) {
-  static const uint8_t v6lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  return std::memcmp(a.a, v6lo, 16) == 0 || (std::memcmp(a.a, v4mapped, 12) == 0 && a.a[12] == 127);
 }
 
 using Ends = std::tuple<std::string, uint16_t, std::string, uint16_t, uint8_t>;  // local, lport, remote, rport, proto
@@ -68,7 +58,7 @@ Plan planRevocation(const std::vector<ms_sock_record>& records, const Resolver& 
   auto listenerAt = [&](uint8_t protocol, const ms_addr& addr, uint16_t port) -> const ms_sock_record* {
     auto [lo, hi] = listeners.equal_range({protocol, port});
     for (auto it = lo; it != hi; ++it) {
-      if (unspecified(it->second->local) || std::memcmp(it->second->local.a, addr.a, 16) == 0) return it->second;
+      if (policy::isUnspecified(it->second->local) || std::memcmp(it->second->local.a, addr.a, 16) == 0) return it->second;
     }
     return nullptr;
   };
@@ -92,7 +82,7 @@ Plan planRevocation(const std::vector<ms_sock_record>& records, const Resolver& 
       const ms_sock_record* bound = listenerAt(s.protocol, s.remote, s.remote_port);
       // A wildcard-bound socket answers a remote address only if it is
       // this netns's: loopback is; others are not known here.
-      if (bound && (loopback(s.remote) || !unspecified(bound->local))) local = bound;
+      if (bound && (policy::isLoopback(s.remote) || !policy::isUnspecified(bound->local))) local = bound;
     }
     std::optional<uint32_t> peer;
     if (local) {
