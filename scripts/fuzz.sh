@@ -45,6 +45,7 @@ TARGETS=(
   "text -"
   "cidr -"
   "cluster_records json"
+  "dns_response -"
 )
 if ((list)); then
   for t in "${TARGETS[@]}"; do echo "${t%% *}"; done
