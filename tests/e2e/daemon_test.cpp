@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -115,6 +116,27 @@ TEST_F(DaemonOps, ChangesWhileDownApplyOnRestartAndTheModeSurvives) {
   EXPECT_GT(s["policy_generation"].get<uint64_t>(), gen) << "generations continue";
   EXPECT_EQ(connectFrom(b_), 0);
   EXPECT_EQ(connectFrom(a_), EPERM);
+}
+
+// Something pinned where the wire identity sender's link would be that is
+// no link (here a map): a restart must not attach a second sender beside
+// what it cannot adopt. It refuses to start, naming the pin, and the pinned
+// links keep enforcing. (libbpf opens a map's pin as a link; the program
+// update then fails. A pin that cannot be opened at all fails the same
+// way since the adopted path stopped ignoring it.)
+TEST_F(DaemonOps, AnUnadoptableSenderPinFailsTheStartClosed) {
+  startDaemon("enforce");
+  ASSERT_EQ(connectFrom(b_), EPERM);
+  ASSERT_EQ(daemon_->stop(), 0);
+  const std::string pin = daemon_->stateDir() + "/abi-" + std::to_string(MS_ABI_VERSION) + "/link_ms_sockops";
+  const std::string cmd = "bpftool map create " + pin + " type array key 4 value 4 entries 1 name ms_not_a_link";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  EXPECT_FALSE(daemon_->start()) << "started beside a pin it cannot adopt";
+  EXPECT_NE(daemon_->log().find("pinned link of '" + pin + "' failed"), std::string::npos) << daemon_->log();
+  EXPECT_EQ(connectFrom(b_), EPERM) << "the pinned links still enforce";
+  ::unlink(pin.c_str());
+  ASSERT_TRUE(daemon_->start()) << daemon_->log();
+  EXPECT_EQ(connectFrom(b_), EPERM);
 }
 
 TEST_F(DaemonOps, WatchedDirectoryReloadsAndRejectsInvalidPolicy) {

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 
@@ -36,11 +37,20 @@ Result<void> BpfDatapath::activate() {
     // The signer's link, if the last run left one: the SYNs stay signed
     // across a restart until setWireKeys says otherwise.
     const std::string path = pinDir_ + "/" + linkPinName(skel_->progs.ms_sockops);
-    if (bpf_link* link = bpf_link__open(path.c_str()); link != nullptr) {
+    bpf_link* link = bpf_link__open(path.c_str());
+    const int openErr = errno;
+    if (link != nullptr) {
       signerLink_.reset(link);
       if (int rc = bpf_link__update_program(link, skel_->progs.ms_sockops); rc != 0) {
         return libbpfError("update program in pinned link", path, rc);
       }
+    } else if (openErr != ENOENT) {
+      // Something is pinned there that cannot be adopted (not a link, or
+      // no fd to open it with): a sender attached beside it would be a
+      // second one. Fail closed: the pinned links keep enforcing.
+      return Error{"open pinned link", path, openErr,
+                   "the wire identity sender of the last run cannot be adopted; remove the pin or run "
+                   "`microsegd --cleanup`"};
     }
     spdlog::info("datapath: programs replaced in {} pinned links (never detached)",
                  links_.size() + (signerLink_ ? 1 : 0));
