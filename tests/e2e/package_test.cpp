@@ -84,6 +84,21 @@ TEST(Package, TheCompletionKnowsEveryCommand) {
   }
 }
 
+// What the completion offers after an option's value: the value is not
+// taken for a command (bash-completion's helpers stubbed: only ours runs).
+TEST(Package, TheCompletionSkipsOptionValues) {
+  const std::string script =
+      "_init_completion() { cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}; "
+      "words=(\"${COMP_WORDS[@]}\"); cword=$COMP_CWORD; }; _filedir() { COMPREPLY=(FILES); }; "
+      "source " MS_SOURCE_DIR "/packaging/completion/microseg; "
+      "t() { COMP_WORDS=(\"$@\"); COMP_CWORD=$(( $# - 1 )); COMPREPLY=(); _microseg; echo \"${COMPREPLY[*]}\"; }; ";
+  auto complete = [&](const std::string& words) { return sh("bash -c '" + script + "t " + words + "'").out; };
+  EXPECT_EQ(complete("microseg --socket /run/x pol"), "policy\n");
+  EXPECT_EQ(complete("microseg --socket /run/x policy va"), "validate\n");
+  EXPECT_EQ(complete("microseg -o json policy validate \"\""), "FILES\n");
+  EXPECT_EQ(complete("microseg flows --verdict re"), "revoked\n");
+}
+
 TEST(Package, InstallsChecksOutAndPurgesLeavingNothing) {
   if (sh("dpkg-query -W -f='${Status}' microseg").out.find("install ok installed") != std::string::npos) {
     GTEST_SKIP() << "a microseg package is installed on this machine: not touching it";
