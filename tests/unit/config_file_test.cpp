@@ -129,7 +129,7 @@ TEST_F(ConfigFile, APolicyPathAloneAndAnEmptyFile) {
 TEST_F(ConfigFile, BadValuesAreLocated) {
   EXPECT_EQ(oneError("mode: enforce\nmodes: monitor\n"),
             "2:1: error: unknown setting 'modes' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, dataDir, "
-            "defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, logAllowed, "
+            "defaultEnforcement, edgeRetention, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, logAllowed, "
             "logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, socket, "
             "socketGroup, stateDir, wireIdentity)");
   EXPECT_EQ(oneError("mode: on\n"), "1:7: error: mode: 'on' is not one of enforce, monitor");
@@ -167,7 +167,7 @@ TEST_F(ConfigFile, ControlCharactersAreRefused) {
             "1:11: error: stateDir: contains a control character (\\x00 at byte 13)");
   EXPECT_EQ(oneError("\"mo\\x01de\": x\n"),
             "1:1: error: unknown setting 'mo\\x01de' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, "
-            "dataDir, defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, "
+            "dataDir, defaultEnforcement, edgeRetention, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, "
             "logAllowed, logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, "
             "socket, socketGroup, stateDir, wireIdentity)");
 }
@@ -177,6 +177,18 @@ TEST_F(ConfigFile, MaxGrantIsADuration) {
   EXPECT_EQ(cfg_.maxGrantSeconds, 900);
   EXPECT_EQ(oneError("maxGrant: 5x\n"),
             "1:11: error: maxGrant: duration '5x' is not a whole number of seconds, minutes or hours (30s, 15m, 8h)");
+}
+
+TEST_F(ConfigFile, EdgeRetentionIsADurationInDaysToo) {
+  EXPECT_EQ(cfg_.edgeRetentionSeconds, 7 * 86400) << "the default";
+  EXPECT_TRUE(load("edgeRetention: 2d\n").empty());
+  EXPECT_EQ(cfg_.edgeRetentionSeconds, 2 * 86400);
+  EXPECT_TRUE(load("edgeRetention: 90m\n").empty());
+  EXPECT_EQ(cfg_.edgeRetentionSeconds, 90 * 60);
+  EXPECT_EQ(oneError("edgeRetention: 0d\n"), "1:16: error: edgeRetention: duration '0d' is zero");
+  EXPECT_EQ(oneError("edgeRetention: 1w\n"),
+            "1:16: error: edgeRetention: duration '1w' is not a whole number of seconds, minutes, hours or days "
+            "(30s, 15m, 8h, 7d)");
 }
 
 TEST_F(ConfigFile, OneDocumentOnly) {

@@ -19,6 +19,7 @@ nlohmann::json DaemonConfig::toJson() const {
               {"flow_store_size", flowStoreSize},
               {"data_dir", dataDir},
               {"max_grant_seconds", maxGrantSeconds},
+              {"edge_retention_seconds", edgeRetentionSeconds},
               {"cluster",
                cluster.enabled() ? json{{"etcd_endpoints", cluster.etcdEndpoints},
                                         {"node_name", cluster.nodeName},

@@ -37,6 +37,9 @@ struct DaemonConfig {
   // The longest `microseg grant --for` (README "Temporary access"); the
   // grants themselves are kept in <dataDir>/grants.json.
   int64_t maxGrantSeconds = 8 * 3600;
+  // How long an observed edge (a flow record) is kept after it was last
+  // seen, across restarts (<dataDir>/edges.json): --edge-retention.
+  int64_t edgeRetentionSeconds = 7 * 86400;
 
   // Cluster mode (README "Cluster"): on when etcd endpoints are given.
   struct Cluster {

@@ -49,7 +49,7 @@ const std::set<std::string> kKnown = {
     "stateDir",   "flowLog",          "logAllowed",    "answerTtlSeconds", "defaultEnforcement",
     "logLevel",   "rescanIntervalMs", "metricsListen", "flowStoreSize", "dataDir",
     "etcdEndpoints", "nodeName", "nodeAddresses", "clusterPrefix", "etcdCacert", "etcdCert", "etcdKey", "nodeTtl",
-    "wireIdentity", "maxGrant"};
+    "wireIdentity", "maxGrant", "edgeRetention"};
 
 std::string listOf(const std::set<std::string>& items) {
   std::string list;
@@ -206,6 +206,15 @@ void ConfigReader::setting(const std::string& key, const Node& v) {
       std::string err;
       if (auto d = parseDuration(s, err)) {
         cfg_.maxGrantSeconds = *d;
+      } else {
+        error(v, key + ": " + err);
+      }
+    }
+  } else if (key == "edgeRetention") {
+    if (str(v, key, s)) {
+      std::string err;
+      if (auto d = parseLongDuration(s, err)) {
+        cfg_.edgeRetentionSeconds = *d;
       } else {
         error(v, key + ": " + err);
       }
