@@ -6,9 +6,9 @@
  * One entry shared by every CPU, count added atomically (a lock-prefixed add
  * on x86): a per-CPU value would make every read in the daemon sum
  * nr_cpus copies and the "new edge" test per CPU (an event per CPU per
- * edge). The times are the coarse clock (a load, no clocksource read) and
- * written only when they moved, so a flood on one edge writes its cache
- * line once a tick besides the add.
+ * edge). The times are the daemon's coarse clock (below) and written only
+ * when they moved, so a flood on one edge writes its cache line once per
+ * 100 ms besides the add.
  */
 #ifndef MICROSEG_BPF_LIB_EDGES_H
 #define MICROSEG_BPF_LIB_EDGES_H
@@ -21,6 +21,15 @@
 #include "bpf/lib/addr.bpf.h"
 #include "bpf/lib/events.bpf.h"
 #include "bpf/lib/maps.bpf.h"
+
+/* The edges' clock: CLOCK_MONOTONIC_COARSE as the daemon writes it on its
+ * 100 ms tick (datapath refreshClock(), through the skeleton's mapping of
+ * .bss): a load instead of a helper call, which costs ~100 ns on a CPU
+ * whose every return is mitigated (Safe-RET). 100 ms is coarse enough for
+ * first/last seen and the event interval. While the daemon is away it
+ * stands still (the times of edges then say when it went; counts stay
+ * exact). 0 (never written): the kernel's own coarse clock. */
+__u64 ms_edge_clock_ns = 0;
 
 enum {
 	MS_EDGE_QUIET = 0, /* counted; its event is not due */
@@ -36,8 +45,11 @@ static __always_inline int edge_note(const struct ms_flow *f)
 	struct ms_edge_key key = {};
 	struct ms_edge_value nv = {};
 	struct ms_edge_value *v;
-	__u64 now = bpf_ktime_get_coarse_ns(), last;
+	__u64 now = ms_edge_clock_ns, last;
 	long err;
+
+	if (ms_unlikely(!now))
+		now = bpf_ktime_get_coarse_ns();
 
 	key.subject = f->subject;
 	key.peer = f->peer;
