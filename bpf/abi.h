@@ -490,9 +490,10 @@ enum ms_counter {
  * the coarse monotonic clock (a tick), written only when they move.
  *
  * Events (ms_events, with pid/comm, addresses and the precise time) are
- * emitted only for a NEW edge and then at most once per
- * MS_EDGE_EVENT_INTERVAL_NS per edge: a flood is one event and an exact
- * count. The count is the edge's, never the events'.
+ * emitted only for a NEW edge, for a denial or audit whose other end's
+ * address is not the one of the edge's last event, and otherwise at most
+ * once per MS_EDGE_EVENT_INTERVAL_NS per edge: a flood is one event and an
+ * exact count. The count is the edge's, never the events'.
  *
  * Not per generation: a reload keeps every count; pinned and adopted by a
  * restarted daemon like the other maps (rule ids and identities are the
@@ -520,6 +521,11 @@ struct ms_edge_value {
 	__u64 first_ns;       /* coarse CLOCK_MONOTONIC of the first */
 	__u64 last_ns;        /* of the latest (tick resolution) */
 	__u64 event_ns;       /* when its last event was emitted */
+	struct ms_addr addr;  /* the other end's address in its last event (the
+	                         destination for egress, the source for
+	                         ingress): a denial or audit from or to another
+	                         address is an event at once, whatever the
+	                         interval (who scans, from where, is news) */
 };
 /* At most one event per edge per interval (the first one at once). */
 #define MS_EDGE_EVENT_INTERVAL_NS 1000000000ull

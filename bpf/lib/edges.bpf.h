@@ -33,7 +33,8 @@ __u64 ms_edge_clock_ns = 0;
 
 enum {
 	MS_EDGE_QUIET = 0, /* counted; its event is not due */
-	MS_EDGE_DUE = 1,   /* counted; its last event is older than the interval */
+	MS_EDGE_DUE = 1,   /* counted; its last event is older than the interval,
+			      or a denial/audit names another address */
 	MS_EDGE_NEW = 2,   /* its first flow */
 	MS_EDGE_FULL = 3,  /* a new edge the full map had no room for
 			      (MS_CTR_EDGES_FULL): the event is its only count */
@@ -45,7 +46,9 @@ static __always_inline int edge_note(const struct ms_flow *f)
 	struct ms_edge_key key = {};
 	struct ms_edge_value nv = {};
 	struct ms_edge_value *v;
+	const struct ms_addr *addr;
 	__u64 now = ms_edge_clock_ns, last;
+	const __u64 *a, *b;
 	long err;
 
 	if (ms_unlikely(!now))
@@ -60,12 +63,14 @@ static __always_inline int edge_note(const struct ms_flow *f)
 	key.verdict = f->verdict;
 	key.reason = f->reason;
 	key.peer_via = f->peer_via;
+	addr = f->direction == MS_DIR_EGRESS ? &f->dst_addr : &f->src_addr;
 	v = bpf_map_lookup_elem(&ms_edges, &key);
 	if (ms_unlikely(!v)) {
 		nv.count = 1;
 		nv.first_ns = now;
 		nv.last_ns = now;
 		nv.event_ns = now;
+		nv.addr = *addr;
 		err = bpf_map_update_elem(&ms_edges, &key, &nv, BPF_NOEXIST);
 		if (err == 0)
 			return MS_EDGE_NEW;
@@ -79,6 +84,16 @@ static __always_inline int edge_note(const struct ms_flow *f)
 	__sync_fetch_and_add(&v->count, 1);
 	if (v->last_ns != now)
 		v->last_ns = now;
+	if (f->verdict != MS_VERDICT_ALLOW) {
+		/* Another address than its last event's: news, at once. */
+		a = (const __u64 *)addr->a;
+		b = (const __u64 *)v->addr.a;
+		if (a[0] != b[0] || a[1] != b[1]) {
+			v->addr = *addr;
+			v->event_ns = now;
+			return MS_EDGE_DUE;
+		}
+	}
 	last = v->event_ns;
 	if (now - last < MS_EDGE_EVENT_INTERVAL_NS)
 		return MS_EDGE_QUIET;

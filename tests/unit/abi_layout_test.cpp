@@ -105,10 +105,11 @@ AT(struct ms_edge_key, verdict, 16);
 AT(struct ms_edge_key, reason, 17);
 AT(struct ms_edge_key, peer_via, 18);
 AT(struct ms_edge_key, _pad0, 19);
-PIN(struct ms_edge_value, 32);
+PIN(struct ms_edge_value, 48);
 AT(struct ms_edge_value, first_ns, 8);
 AT(struct ms_edge_value, last_ns, 16);
 AT(struct ms_edge_value, event_ns, 24);
+AT(struct ms_edge_value, addr, 32);
 static_assert(MS_CONFIG_F_BENCH_NO_EDGES != MS_CONFIG_F_LOG_ALLOWED, "config flags overlap");
 
 PIN(struct ms_event, 112);
