@@ -24,7 +24,7 @@
 
 /* Bump when any struct or map below changes incompatibly (pinned state of an
  * older layout is then replaced, see the daemon's adoption logic). */
-#define MS_ABI_VERSION 7
+#define MS_ABI_VERSION 8
 
 /* ---- identities ------------------------------------------------------ */
 /*
@@ -124,6 +124,11 @@ enum ms_peer_via {
 
 /* ---- config: ms_config (ARRAY, 1 entry) ------------------------------- */
 #define MS_CONFIG_F_LOG_ALLOWED (1u << 0) /* emit events for allows too */
+/* scripts/bench.sh only (the daemon never sets it, and writes its own
+ * flags over it): judged flows skip ms_edges and are logged as before
+ * edges (an event per denial and audit), the baseline of the edge update's
+ * cost. */
+#define MS_CONFIG_F_BENCH_NO_EDGES (1u << 1)
 
 struct ms_config {
 	__u32 active_slot;    /* 0|1: which policy/cgroup slot is live */
@@ -468,6 +473,9 @@ enum ms_counter {
 	                           judged by address (a sender without wire
 	                           identity, or a middlebox that strips options) */
 	MS_CTR_GRANT_ALLOWED,   /* flows no rule allowed that a grant let through */
+	MS_CTR_EDGES_FULL,      /* judged flows of a NEW edge that ms_edges had no
+	                           room for: counted nowhere else, so each gets an
+	                           event of its own (see ms_edges) */
 	MS_CTR_MAX,
 };
 
@@ -476,6 +484,56 @@ enum ms_counter {
  * Rule ids at or above MS_MAX_RULES are not counted. Not pinned: rule ids
  * are numbered per daemon run, so each run starts from zero. */
 #define MS_MAX_RULES 65536u
+
+/* ---- observed edges: ms_edges (HASH; pinned, NOT per slot) ------------- */
+/*
+ * Every judged flow (the verdict of step 4-5 in decide.bpf.h: allowed,
+ * audited, denied; connect4/6, sendmsg4/6, ingress) adds one to the entry
+ * of what decided it. A verdict depends on the key alone, so userspace can
+ * judge an edge again against another policy set exactly (staged, diff).
+ * count is added atomically (one entry shared by every CPU); the times are
+ * the coarse monotonic clock (a tick), written only when they move.
+ *
+ * Events (ms_events, with pid/comm, addresses and the precise time) are
+ * emitted only for a NEW edge, for a denial or audit whose other end's
+ * address is not the one of the edge's last event, and otherwise at most
+ * once per MS_EDGE_EVENT_INTERVAL_NS per edge: a flood is one event and an
+ * exact count. The count is the edge's, never the events'.
+ *
+ * Not per generation: a reload keeps every count; pinned and adopted by a
+ * restarted daemon like the other maps (rule ids and identities are the
+ * run's: the daemon keeps names beside them). The daemon never deletes an
+ * entry (a delete races with an increment). When the map is full a NEW
+ * edge is not recorded: MS_CTR_EDGES_FULL counts it and every such flow
+ * gets an event (nothing is lost silently; its count comes from events,
+ * as before edges).
+ */
+struct ms_edge_key {
+	__u32 subject;        /* identity judged (the caller for egress) */
+	__u32 peer;           /* the other end's identity */
+	__u32 rule_id;        /* rule, grant id (reason GRANT) or MS_RULE_NONE */
+	__be16 port;          /* as ms_policy_exact_key.port */
+	__u8  direction;      /* enum ms_direction */
+	__u8  protocol;       /* MS_PROTO_TCP | MS_PROTO_UDP */
+	__u8  verdict;        /* enum ms_verdict, after the mode (AUDIT) */
+	__u8  reason;         /* enum ms_reason */
+	__u8  peer_via;       /* enum ms_peer_via */
+	__u8  _pad0;
+};
+
+struct ms_edge_value {
+	__u64 count;          /* judged flows (atomic add) */
+	__u64 first_ns;       /* coarse CLOCK_MONOTONIC of the first */
+	__u64 last_ns;        /* of the latest (tick resolution) */
+	__u64 event_ns;       /* when its last event was emitted */
+	struct ms_addr addr;  /* the other end's address in its last event (the
+	                         destination for egress, the source for
+	                         ingress): a denial or audit from or to another
+	                         address is an event at once, whatever the
+	                         interval (who scans, from where, is news) */
+};
+/* At most one event per edge per interval (the first one at once). */
+#define MS_EDGE_EVENT_INTERVAL_NS 1000000000ull
 
 /* ---- verdict events: ms_events (RINGBUF) ------------------------------ */
 /* Oriented like the flow: src is the side that opened it, dst the side it
@@ -502,7 +560,11 @@ struct ms_event {
 	__u8  hook;           /* enum ms_hook */
 	__u8  reason;         /* enum ms_reason */
 	__u8  peer_via;       /* enum ms_peer_via */
-	__u8  _pad0[6];
+	__u8  in_edge;        /* 1: the flow is counted in ms_edges (its record's
+	                         count comes from there, the event brings the
+	                         details); 0: this event is its only count (a UDP
+	                         answer logged, a full ms_edges) */
+	__u8  _pad0[5];
 	char  comm[16];       /* egress: current->comm; ingress: empty */
 };
 
@@ -579,6 +641,7 @@ struct ms_wire_key {
 #define MS_MAX_IPCACHE         (1u << 18)
 #define MS_MAX_REMOTE_LISTENERS 65536u
 #define MS_MAX_GRANT_ENTRIES   65536u
+#define MS_MAX_EDGES           65536u  /* preallocated: ~7 MiB of kernel memory */
 /* 2 MiB: ~15k events. The daemon's reader thread (datapath/event_spool.h)
  * drains it every 100 ms, and the kernel wakes it when the ring is a
  * quarter full (~3.8k events: ~13 ms of a 300k/s flood). Its data pages

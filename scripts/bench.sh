@@ -7,7 +7,8 @@
 #
 #   --quick      smoke run (about a minute here, plus the build if sources changed): fewer
 #                configurations, rounds, iterations
-#   --hooks-only only section 1 (per-hook cost), for iterating on the datapath
+#   --hooks-only only section 1 (per-hook cost; 1d: the observed-edge update,
+#                monitor vs enforce), for iterating on the datapath
 #   --no-cluster skip sections 5 and 6 (cluster mode; they need /usr/bin/etcd)
 #   --cluster-only only section 5, for iterating on cluster mode
 #   --wire-only  only section 6 (wire identity), for iterating on it
@@ -678,6 +679,12 @@ source "$REPO/scripts/bench/grants.sh"
 # BENCH_GRANT_ROUNDS overrides its rounds.
 say "1c. Allowed connect4 with the grant map empty and with grants present, ${BENCH_GRANT_ROUNDS:-$FLAT_ROUNDS} rounds"
 grants_section "${BENCH_GRANT_ROUNDS:-$FLAT_ROUNDS}"
+
+# 1d. The observed-edge update, side by side (scripts/bench/edges.sh).
+source "$REPO/scripts/bench/edges.sh"
+# BENCH_EDGE_ROUNDS overrides its rounds.
+say "1d. connect4: enforce / monitor, with and without the edge update, ${BENCH_EDGE_ROUNDS:-$FLAT_ROUNDS} rounds"
+edges_section "${BENCH_EDGE_ROUNDS:-$FLAT_ROUNDS}"
 
 if ((HOOKS_ONLY)); then
   say "Results ($(($(date +%s) - STARTED)) s, section 1 only)"

@@ -38,6 +38,7 @@
 
 #include "bpf/abi.h"
 #include "bpf/lib/addr.bpf.h"
+#include "bpf/lib/edges.bpf.h"
 #include "bpf/lib/events.bpf.h"
 #include "bpf/lib/identity.bpf.h"
 #include "bpf/lib/kernel.bpf.h"
@@ -141,24 +142,32 @@ static __always_inline struct ms_grant_value *grant_lookup(const struct ms_flow 
 	return v;
 }
 
-/* Step 5: count, log, and apply the mode to f->verdict. */
+/* Step 5: apply the mode to f->verdict, count it, add it to its edge
+ * (edges.bpf.h) and log it when its edge says so: a new edge at once, then
+ * at most once per interval (an allowed flow only with log-allowed after
+ * its first). Counts come from the edge, never from events. */
 static __always_inline int finish(const struct ms_config *cfg, struct ms_flow *f, __u32 mode)
 {
+	int pass = 1, due;
+
 	if (f->verdict == MS_VERDICT_ALLOW) {
 		count(MS_CTR_ALLOWED);
-		if (cfg->flags & MS_CONFIG_F_LOG_ALLOWED)
-			emit_event(f);
-		return 1;
-	}
-	if (mode == MS_MODE_MONITOR) {
+	} else if (mode == MS_MODE_MONITOR) {
 		f->verdict = MS_VERDICT_AUDIT;
 		count(MS_CTR_AUDITED);
-		emit_event(f);
-		return 1;
+	} else {
+		count(MS_CTR_DENIED);
+		pass = 0;
 	}
-	count(MS_CTR_DENIED);
-	emit_event(f);
-	return 0;
+	if (ms_likely(!(cfg->flags & MS_CONFIG_F_BENCH_NO_EDGES)))
+		due = edge_note(f);
+	else
+		due = f->verdict == MS_VERDICT_ALLOW ? MS_EDGE_DUE : MS_EDGE_FULL;
+	f->in_edge = due != MS_EDGE_FULL;
+	if (due >= MS_EDGE_NEW ||
+	    (due == MS_EDGE_DUE && (f->verdict != MS_VERDICT_ALLOW || (cfg->flags & MS_CONFIG_F_LOG_ALLOWED))))
+		emit_event(f);
+	return pass;
 }
 
 /* Step 4 and the isolation default for a flow whose subject is a workload

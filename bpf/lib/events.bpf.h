@@ -56,6 +56,7 @@ struct ms_flow {
 	__u8 verdict;
 	__u8 reason;
 	__u8 peer_via;        /* enum ms_peer_via */
+	__u8 in_edge;         /* counted in ms_edges (ms_event.in_edge) */
 };
 
 #define MS_EVENT_QUERY_EVERY 16
@@ -99,6 +100,7 @@ static __always_inline void emit_event(const struct ms_flow *f)
 	e->hook = f->hook;
 	e->reason = f->reason;
 	e->peer_via = f->peer_via;
+	e->in_edge = f->in_edge;
 	__builtin_memset(e->_pad0, 0, sizeof(e->_pad0));
 	if (egress) {
 		/* process context: the caller */

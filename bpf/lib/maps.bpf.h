@@ -121,6 +121,18 @@ struct {
 	__type(value, struct ms_grant_value);
 } ms_grants SEC(".maps");
 
+/* observed edges (abi.h: ms_edge_key): one map for every generation, so a
+ * reload keeps the counts; pinned and adopted like the rest. Preallocated:
+ * a new edge's insert takes an element from a free list instead of
+ * kmalloc in the verdict path, and a full map fails the insert (counted)
+ * instead of evicting counts (no LRU: an evicted edge would lose them). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MS_MAX_EDGES);
+	__type(key, struct ms_edge_key);
+	__type(value, struct ms_edge_value);
+} ms_edges SEC(".maps");
+
 /* key id -> cluster key of the wire identity (abi.h: ms_wire_opt) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

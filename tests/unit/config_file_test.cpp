@@ -129,9 +129,9 @@ TEST_F(ConfigFile, APolicyPathAloneAndAnEmptyFile) {
 TEST_F(ConfigFile, BadValuesAreLocated) {
   EXPECT_EQ(oneError("mode: enforce\nmodes: monitor\n"),
             "2:1: error: unknown setting 'modes' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, dataDir, "
-            "defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, logAllowed, "
-            "logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, revokeEstablished, "
-            "socket, socketGroup, stateDir, wireIdentity)");
+            "defaultEnforcement, edgeRetention, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, "
+            "logAllowed, logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, "
+            "rescanIntervalMs, revokeEstablished, socket, socketGroup, stateDir, wireIdentity)");
   EXPECT_EQ(oneError("mode: on\n"), "1:7: error: mode: 'on' is not one of enforce, monitor");
   EXPECT_EQ(oneError("mode: monitor\nmode: enforce\n"), "2:1: error: duplicate key 'mode'");
   EXPECT_EQ(oneError("socket: [a]\n"), "1:9: error: socket: must be a string");
@@ -167,7 +167,7 @@ TEST_F(ConfigFile, ControlCharactersAreRefused) {
             "1:11: error: stateDir: contains a control character (\\x00 at byte 13)");
   EXPECT_EQ(oneError("\"mo\\x01de\": x\n"),
             "1:1: error: unknown setting 'mo\\x01de' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, "
-            "dataDir, defaultEnforcement, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, "
+            "dataDir, defaultEnforcement, edgeRetention, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, "
             "logAllowed, logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, "
             "revokeEstablished, socket, socketGroup, stateDir, wireIdentity)");
 }
@@ -187,6 +187,18 @@ TEST_F(ConfigFile, RevokeEstablishedIsNeverOrOnChange) {
   EXPECT_FALSE(cfg_.revokeOnChange);
   EXPECT_EQ(oneError("revokeEstablished: always\n"),
             "1:20: error: revokeEstablished: 'always' is not one of never, on-change");
+}
+
+TEST_F(ConfigFile, EdgeRetentionIsADurationInDaysToo) {
+  EXPECT_EQ(cfg_.edgeRetentionSeconds, 7 * 86400) << "the default";
+  EXPECT_TRUE(load("edgeRetention: 2d\n").empty());
+  EXPECT_EQ(cfg_.edgeRetentionSeconds, 2 * 86400);
+  EXPECT_TRUE(load("edgeRetention: 90m\n").empty());
+  EXPECT_EQ(cfg_.edgeRetentionSeconds, 90 * 60);
+  EXPECT_EQ(oneError("edgeRetention: 0d\n"), "1:16: error: edgeRetention: duration '0d' is zero");
+  EXPECT_EQ(oneError("edgeRetention: 1w\n"),
+            "1:16: error: edgeRetention: duration '1w' is not a whole number of seconds, minutes, hours or days "
+            "(30s, 15m, 8h, 7d)");
 }
 
 TEST_F(ConfigFile, OneDocumentOnly) {

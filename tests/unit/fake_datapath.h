@@ -105,6 +105,9 @@ class FakeDatapath : public Datapath {
   Result<Counters> counters() const override { return Counters{}; }
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t) const override { return std::map<uint32_t, uint64_t>{}; }
   Result<SweepStep> expireUdpExchanges() override { return SweepStep{0, true}; }
+  // What a test put in ms_edges.
+  EdgeEntries edgeEntries;
+  Result<EdgeEntries> edges() const override { return edgeEntries; }
   Result<int> drainEvents(const EventHandler&) override { return 0; }
   int eventFd() const override { return -1; }
 

@@ -5,14 +5,18 @@
 
 namespace microseg {
 
-std::optional<int64_t> parseDuration(const std::string& text, std::string& err) {
+namespace {
+
+std::optional<int64_t> parse(const std::string& text, std::string& err, bool days) {
   const auto bad = [&] {
-    err = "duration '" + text + "' is not a whole number of seconds, minutes or hours (30s, 15m, 8h)";
+    err = days ? "duration '" + text + "' is not a whole number of seconds, minutes, hours or days (30s, 15m, 8h, 7d)"
+               : "duration '" + text + "' is not a whole number of seconds, minutes or hours (30s, 15m, 8h)";
     return std::nullopt;
   };
   if (text.size() < 2) return bad();
   const char unit = text.back();
-  const int64_t scale = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 0;
+  const int64_t scale =
+      unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : unit == 'd' && days ? 86400 : 0;
   const std::string_view n = std::string_view(text).substr(0, text.size() - 1);
   // At most 9 digits, no sign, no leading zero.
   if (scale == 0 || n.empty() || n.size() > 9 || n.find_first_not_of("0123456789") != std::string_view::npos ||
@@ -26,6 +30,14 @@ std::optional<int64_t> parseDuration(const std::string& text, std::string& err) 
     return std::nullopt;
   }
   return v * scale;
+}
+
+}  // namespace
+
+std::optional<int64_t> parseDuration(const std::string& text, std::string& err) { return parse(text, err, false); }
+
+std::optional<int64_t> parseLongDuration(const std::string& text, std::string& err) {
+  return parse(text, err, true);
 }
 
 std::string formatDuration(int64_t s) {

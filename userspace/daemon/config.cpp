@@ -20,6 +20,7 @@ nlohmann::json DaemonConfig::toJson() const {
               {"data_dir", dataDir},
               {"max_grant_seconds", maxGrantSeconds},
               {"revoke_established", revokeOnChange ? "on-change" : "never"},
+              {"edge_retention_seconds", edgeRetentionSeconds},
               {"cluster",
                cluster.enabled() ? json{{"etcd_endpoints", cluster.etcdEndpoints},
                                         {"node_name", cluster.nodeName},

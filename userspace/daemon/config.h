@@ -42,6 +42,9 @@ struct DaemonConfig {
   // false (never): only those of workloads selected by a policy with
   // spec.revokeEstablished: on-change, and those a grant alone allowed.
   bool revokeOnChange = false;
+  // How long an observed edge (a flow record) is kept after it was last
+  // seen, across restarts (<dataDir>/edges.json): --edge-retention.
+  int64_t edgeRetentionSeconds = 7 * 86400;
 
   // Cluster mode (README "Cluster"): on when etcd endpoints are given.
   struct Cluster {

@@ -49,7 +49,7 @@ const std::set<std::string> kKnown = {
     "stateDir",   "flowLog",          "logAllowed",    "answerTtlSeconds", "defaultEnforcement",
     "logLevel",   "rescanIntervalMs", "metricsListen", "flowStoreSize", "dataDir",
     "etcdEndpoints", "nodeName", "nodeAddresses", "clusterPrefix", "etcdCacert", "etcdCert", "etcdKey", "nodeTtl",
-    "wireIdentity", "maxGrant", "revokeEstablished"};
+    "wireIdentity", "maxGrant", "revokeEstablished", "edgeRetention"};
 
 std::string listOf(const std::set<std::string>& items) {
   std::string list;
@@ -212,6 +212,15 @@ void ConfigReader::setting(const std::string& key, const Node& v) {
     }
   } else if (key == "revokeEstablished") {
     if (oneOf(v, key, {"never", "on-change"}, s)) cfg_.revokeOnChange = s == "on-change";
+  } else if (key == "edgeRetention") {
+    if (str(v, key, s)) {
+      std::string err;
+      if (auto d = parseLongDuration(s, err)) {
+        cfg_.edgeRetentionSeconds = *d;
+      } else {
+        error(v, key + ": " + err);
+      }
+    }
   } else if (key == "wireIdentity") {
     if (oneOf(v, key, {"on", "off"}, s)) cfg_.cluster.wireIdentity = s == "on";
   }

@@ -157,6 +157,7 @@ int Daemon::setup() {
     }
     config_.mode = datapath_->mode();
   }
+  loadEdgeHistoryLocked();  // edges.cpp: before the first drain folds anything
   // The first generation must be complete before anything is attached:
   // programs never run against empty maps.
   addrSnapshot_ = addressWatcher_->snapshot();
@@ -332,6 +333,7 @@ void Daemon::loop() {
     clusterTickLocked();
     if (auto r = datapath_->refreshClock(); !r) spdlog::warn("datapath: {}", r.error().str());
     drainEventsLocked();
+    edgesTickLocked(/*force=*/false);
     grantsTickLocked();
     auto now = std::chrono::steady_clock::now();
     // A sweep goes in bounded steps, one per tick, so the lock is never held
@@ -370,6 +372,7 @@ void Daemon::shutdown() {
   if (datapath_) {
     std::lock_guard<std::mutex> lock(mu_);
     drainEventsLocked();
+    edgesTickLocked(/*force=*/true);  // what the kernel counted until now, saved with its ledger
     events_.reset();  // before the datapath it reads from
     if (uninstallRequested_) {
       datapath_->uninstall();

@@ -32,6 +32,7 @@
 #include "datapath/datapath.h"
 #include "datapath/event_spool.h"
 #include "datapath/sockets.h"
+#include "edges/edge_ledger.h"
 #include "flows/flow_record.h"
 #include "flows/flow_store.h"
 #include "grants/grants.h"
@@ -126,8 +127,20 @@ class Daemon {
   // The staged verdict of a record (judged once per staged set), and the
   // would-deny count by workload (events.cpp).
   uint8_t judgeStagedLocked(const diff::StagedSet& staged, const flows::FlowRecord& r);
-  void countStagedDenyLocked(const std::string& workload);
+  void countStagedDenyLocked(const std::string& workload, uint64_t n);
   void writeFlowLine(const flows::FlowRecord& r, uint64_t delta);
+  // A flow of the record counted by metrics (and the staged would-deny
+  // count): `n` flows judged by `workload`.
+  void countFlowsLocked(const flows::FlowRecord& r, const std::string& workload, uint64_t n);
+
+  // edges.cpp: the kernel's observed edges (ms_edges) folded into the flow
+  // records, and the records' history across restarts (<dataDir>/edges.json).
+  void foldEdgesLocked();
+  // Setup, once the datapath is made: the saved history; its ledger only
+  // if the kernel's edge map is the one it was taken from (adopted).
+  void loadEdgeHistoryLocked();
+  // Every few seconds and at exit: expired records dropped, the rest saved.
+  void edgesTickLocked(bool force);
 
   // status.cpp
   nlohmann::json statusLocked();
@@ -231,6 +244,13 @@ class Daemon {
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> flowEventCounts_;
   // Events the staged set would deny, by judging workload (bounded labels).
   std::map<std::string, uint64_t> stagedWouldDeny_;
+  // What each kernel edge counted that is in the records already (edges.cpp).
+  edges::EdgeLedger edgeLedger_;
+  int64_t lastEdgeSaveMs_ = 0;
+  bool edgesDirty_ = false;          // records changed since the last save
+  uint64_t edgeReadFailures_ = 0;    // reads of ms_edges that failed (counts wait for the next)
+  uint64_t edgeSaveFailures_ = 0;
+  uint64_t edgeRecordsExpired_ = 0;  // records dropped by --edge-retention
   std::unique_ptr<metrics::HttpEndpoint> metrics_;
   int64_t lastFlushMs_ = 0;
   double lastApplyMs_ = 0;

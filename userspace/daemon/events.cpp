@@ -31,29 +31,45 @@ flows::FlowContext Daemon::flowContextLocked() const {
 
 void Daemon::writeFlowLine(const flows::FlowRecord& r, uint64_t delta) {
   if (!flowLog_.enabled() || delta == 0) return;
+  // Allowed flows are in the records (the kernel counts every edge), but in
+  // the flow log only with --log-allowed, as before edges.
+  if (r.key.verdict == MS_VERDICT_ALLOW && !config_.logAllowed) return;
   flowLog_.write(flows::recordLine(r, delta, flowContextLocked()));
 }
 
-// Events are folded into aggregated records; the flow log gets a line when a
-// record is new (at once) and then at most once a second per record with the
-// count since its previous line, so a flood cannot flood the log and the
-// counts of all lines add up to the events received.
+void Daemon::countFlowsLocked(const flows::FlowRecord& r, const std::string& workload, uint64_t n) {
+  flowEventCounts_[{directionName(r.key.direction), verdictName(r.key.verdict), workload}] += n;
+  const diff::StagedSet* staged = gen().staged.get();
+  if (staged != nullptr && judgeStagedLocked(*staged, r) == MS_VERDICT_DENY) countStagedDenyLocked(workload, n);
+}
+
+// Events bring a record's details (process, addresses, cgroups); its count
+// comes from the kernel's edge (foldEdgesLocked), but for an event that is
+// its flow's only count (ms_event.in_edge 0: a UDP answer logged, a full
+// edge map). The flow log gets a line when a record is new (at once) and
+// then at most once a second per record with the count since its previous
+// line, so a flood cannot flood the log and the counts of all lines add up
+// to the flows judged.
 void Daemon::drainEventsLocked() {
   if (!events_) return;
   if (auto r = events_->take(eventBatch_); !r) spdlog::warn("datapath: {}", r.error().str());
   auto onEvict = [this](const flows::FlowRecord& r) { writeFlowLine(r, r.count - r.flushedCount); };
-  const diff::StagedSet* staged = gen().staged.get();
   for (const ms_event& e : eventBatch_) {
-    const flows::FlowRecord& r = flowStore_.add(e, static_cast<int64_t>(e.timestamp_ns) + clockOffsetNs_, onEvict);
+    const bool counts = e.in_edge == 0;
+    const flows::FlowRecord& r =
+        flowStore_.add(e, static_cast<int64_t>(e.timestamp_ns) + clockOffsetNs_, onEvict, counts);
+    if (!counts) continue;
     // By the workload whose policy judged: the source for egress, the
     // destination for ingress.
     const bool egress = e.direction == MS_DIR_EGRESS;
     auto w = cgroupWorkloads_.find(egress ? e.src_cgroup_id : e.dst_cgroup_id);
-    const std::string& workload =
-        w != cgroupWorkloads_.end() ? w->second : gen().ids.nameOf(egress ? e.src_identity : e.dst_identity);
-    flowEventCounts_[{directionName(e.direction), verdictName(e.verdict), workload}]++;
-    if (staged != nullptr && judgeStagedLocked(*staged, r) == MS_VERDICT_DENY) countStagedDenyLocked(workload);
+    countFlowsLocked(r,
+                     w != cgroupWorkloads_.end() ? w->second
+                                                 : gen().ids.nameOf(egress ? e.src_identity : e.dst_identity),
+                     1);
   }
+  if (!eventBatch_.empty()) edgesDirty_ = true;
+  foldEdgesLocked();
   const int64_t now = nowRealtimeNs() / 1000000;
   const bool periodic = now - lastFlushMs_ >= 1000;
   if (periodic) lastFlushMs_ = now;
@@ -78,7 +94,7 @@ uint8_t Daemon::judgeStagedLocked(const diff::StagedSet& staged, const flows::Fl
 
 // Workload names are bounded by the Workloads defined; anything else, and
 // any name past kMaxStagedLabels, is counted as "other".
-void Daemon::countStagedDenyLocked(const std::string& workload) {
+void Daemon::countStagedDenyLocked(const std::string& workload, uint64_t n) {
   constexpr size_t kMaxStagedLabels = 1024;
   auto it = stagedWouldDeny_.find(workload);
   if (it == stagedWouldDeny_.end()) {
@@ -86,7 +102,7 @@ void Daemon::countStagedDenyLocked(const std::string& workload) {
     it = stagedWouldDeny_.try_emplace(known && stagedWouldDeny_.size() < kMaxStagedLabels ? workload : "other", 0)
              .first;
   }
-  it->second++;
+  it->second += n;
 }
 
 uint64_t Daemon::eventsLostLocked(const datapath::Counters& c) const {

@@ -8,6 +8,7 @@
 #include "common/version.h"
 #include <iostream>
 
+#include "common/durations.h"
 #include "daemon/config_file.h"
 #include "daemon/daemon.h"
 #include "datapath/bpf_datapath.h"
@@ -90,6 +91,10 @@ int main(int argc, char** argv) {
                                  "destroys it, never leaves it (policies may still ask with "
                                  "spec.revokeEstablished) [never]")
                       ->check(CLI::IsMember({"never", "on-change"}));
+  std::string edgeRetention;
+  auto* oEdgeRetention = app.add_option("--edge-retention", edgeRetention,
+                                        "how long observed edges (flow records) are kept across restarts, in "
+                                        "<data-dir>/edges.json (30m, 8h, 7d) [7d]");
   app.add_flag("--cleanup", cleanup,
                "detach and remove all pinned state under --state-dir, then exit (like `microseg uninstall`)");
   CLI11_PARSE(app, argc, argv);
@@ -138,6 +143,15 @@ int main(int argc, char** argv) {
       return 2;
     }
     cfg.maxGrantSeconds = *d;
+  }
+  if (*oEdgeRetention) {
+    std::string err;
+    auto d = microseg::parseLongDuration(edgeRetention, err);
+    if (!d) {
+      std::cerr << "microsegd: --edge-retention: " << err << "\n";
+      return 2;
+    }
+    cfg.edgeRetentionSeconds = *d;
   }
   if (*oDefault) {
     cfg.defaultEnforcement = defaultEnforcement == "selected"

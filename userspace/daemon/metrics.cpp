@@ -61,6 +61,10 @@ std::string Daemon::renderMetricsLocked() {
              Sample{{{"result", "verified"}}, double(c->values[MS_CTR_WIRE_VERIFIED])},
              Sample{{{"result", "invalid"}}, double(c->values[MS_CTR_WIRE_INVALID])},
              Sample{{{"result", "absent"}}, double(c->values[MS_CTR_WIRE_ABSENT])}});
+    counter("microseg_edges_full_total",
+            "Judged flows of a new edge the kernel's edge map (MS_MAX_EDGES) had no room for: each was logged "
+            "as an event of its own and counted from it.",
+            one(double(c->values[MS_CTR_EDGES_FULL])));
     counter("microseg_grant_allowed_total",
             "Flows no policy rule allowed that an unexpired grant (`microseg grant`) let through.",
             one(double(c->values[MS_CTR_GRANT_ALLOWED])));
@@ -87,7 +91,8 @@ std::string Daemon::renderMetricsLocked() {
                                 double(n)});
   }
   counter("microseg_flow_events_total",
-          "Verdict events received by the daemon, by direction, verdict and the workload whose policy judged.",
+          "Judged flows (the kernel's edge counts; an event where it is the flow's only count), by direction, verdict "
+          "and the workload whose policy judged.",
           byWorkload);
   std::vector<Sample> stagedDeny;
   for (const auto& [w, n] : stagedWouldDeny_) stagedDeny.push_back(Sample{{{"workload", w}}, double(n)});
@@ -108,6 +113,14 @@ std::string Daemon::renderMetricsLocked() {
         {Sample{{{"map", "policy"}}, double(MS_MAX_POLICY_ENTRIES)},
          Sample{{{"map", "cgroups"}}, double(MS_MAX_CGROUPS)},
          Sample{{{"map", "ipcache"}}, double(MS_MAX_IPCACHE)}});
+  gauge("microseg_edges", "Observed edges in the kernel's edge map (ms_edges), as last read.",
+        one(double(edgeLedger_.size())));
+  counter("microseg_edge_read_failures_total", "Reads of the kernel's edge map that failed (the next one folds its counts).",
+          one(double(edgeReadFailures_)));
+  counter("microseg_edge_history_save_failures_total", "Saves of the flow records' history (edges.json) that failed.",
+          one(double(edgeSaveFailures_)));
+  counter("microseg_flow_records_expired_total", "Flow records dropped after --edge-retention.",
+          one(double(edgeRecordsExpired_)));
   gauge("microseg_flow_records", "Aggregated flow records held in memory.", one(double(flowStore_.size())));
   gauge("microseg_flow_records_capacity", "Capacity of the flow record store.", one(double(flowStore_.capacity())));
   counter("microseg_flow_records_evicted_total", "Flow records evicted from the full store (counts were logged).",

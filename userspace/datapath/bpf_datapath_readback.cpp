@@ -30,6 +30,35 @@ Result<Counters> BpfDatapath::counters() const {
   return out;
 }
 
+// Batches of entries, one syscall each. A hash map's batch is whole
+// buckets: ENOSPC says a bucket has more entries than the batch has room
+// for, and the batch grows.
+Result<EdgeEntries> BpfDatapath::edges() const {
+  EdgeEntries out;
+  const int fd = bpf_map__fd(skel_->maps.ms_edges);
+  uint32_t batch = 4096;
+  std::vector<ms_edge_key> keys(batch);
+  std::vector<ms_edge_value> vals(batch);
+  uint32_t cursor = 0;
+  bool first = true;
+  for (;;) {
+    uint32_t count = batch;
+    const int rc = bpf_map_lookup_batch(fd, first ? nullptr : &cursor, &cursor, keys.data(), vals.data(), &count,
+                                        nullptr);
+    if (rc < 0 && errno == ENOSPC && count == 0 && batch < MS_MAX_EDGES) {
+      batch *= 2;
+      keys.resize(batch);
+      vals.resize(batch);
+      continue;
+    }
+    if (rc < 0 && errno != ENOENT) return sysError("read batch of map", "ms_edges");
+    for (uint32_t i = 0; i < count; i++) out.emplace_back(keys[i], vals[i]);
+    if (rc < 0) break;  // ENOENT: the end of the map
+    first = false;
+  }
+  return out;
+}
+
 Result<std::map<uint32_t, uint64_t>> BpfDatapath::ruleHits(uint32_t maxRuleId) const {
   std::map<uint32_t, uint64_t> out;
   int ncpu = libbpf_num_possible_cpus();

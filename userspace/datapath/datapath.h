@@ -74,6 +74,9 @@ struct Generation {
 
 using EventHandler = std::function<void(const ms_event&)>;
 
+// What ms_edges holds (bpf/abi.h): every edge with its count and times.
+using EdgeEntries = std::vector<std::pair<ms_edge_key, ms_edge_value>>;
+
 // Is a UDP exchange entry (ms_udp_flows) of no more use to the kernel at
 // `nowNs` (coarse CLOCK_MONOTONIC, the clock the entries are written with)?
 // Every use of an entry needs one of its times within the answer TTL; a
@@ -149,6 +152,9 @@ class Datapath {
     bool done = false;
   };
   virtual Result<SweepStep> expireUdpExchanges() = 0;
+  // Every observed edge (ms_edges) as the kernel holds it now; counts only
+  // grow (nothing deletes an entry while the map lives).
+  virtual Result<EdgeEntries> edges() const = 0;
   // Drains pending events into the handler; returns how many.
   virtual Result<int> drainEvents(const EventHandler& handler) = 0;
   // fd that becomes readable when the kernel forces a wakeup (ring > 1/4 full).

@@ -7,19 +7,23 @@
 
 namespace microseg::flows {
 
-const FlowRecord& FlowStore::add(const ms_event& e, int64_t wallNs,
-                                 const std::function<void(const FlowRecord&)>& onEvict) {
+FlowKey edgeFlowKey(const ms_edge_key& e) {
   FlowKey k;
+  const bool egress = e.direction == MS_DIR_EGRESS;
   k.direction = e.direction;
-  k.srcIdentity = e.src_identity;
-  k.dstIdentity = e.dst_identity;
-  k.dstPort = ntohs(e.dst_port);
+  k.srcIdentity = egress ? e.subject : e.peer;
+  k.dstIdentity = egress ? e.peer : e.subject;
+  k.dstPort = ntohs(e.port);
   k.protocol = e.protocol;
   k.verdict = e.verdict;
   k.ruleId = e.rule_id;
   k.reason = e.reason;
   k.peerVia = e.peer_via;
-  events_++;
+  return k;
+}
+
+FlowRecord& FlowStore::touch(const FlowKey& k, int64_t wallNs,
+                             const std::function<void(const FlowRecord&)>& onEvict) {
   auto it = byKey_.find(k);
   if (it == byKey_.end()) {
     if (byKey_.size() >= capacity_) {
@@ -41,9 +45,27 @@ const FlowRecord& FlowStore::add(const ms_event& e, int64_t wallNs,
     lru_.splice(lru_.begin(), lru_, it->second);
   }
   FlowRecord& r = *it->second;
-  r.lastSeenNs = wallNs;
-  r.count++;
   r.updateSeq = ++seq_;
+  return r;
+}
+
+const FlowRecord& FlowStore::add(const ms_event& e, int64_t wallNs,
+                                 const std::function<void(const FlowRecord&)>& onEvict, bool counts) {
+  FlowKey k;
+  k.direction = e.direction;
+  k.srcIdentity = e.src_identity;
+  k.dstIdentity = e.dst_identity;
+  k.dstPort = ntohs(e.dst_port);
+  k.protocol = e.protocol;
+  k.verdict = e.verdict;
+  k.ruleId = e.rule_id;
+  k.reason = e.reason;
+  k.peerVia = e.peer_via;
+  events_++;
+  FlowRecord& r = touch(k, wallNs, onEvict);
+  r.firstSeenNs = std::min(r.firstSeenNs, wallNs);
+  r.lastSeenNs = std::max(r.lastSeenNs, wallNs);
+  if (counts) r.count++;
   r.srcCgroupId = e.src_cgroup_id;
   r.dstCgroupId = e.dst_cgroup_id;
   r.pid = e.pid;
@@ -54,6 +76,48 @@ const FlowRecord& FlowStore::add(const ms_event& e, int64_t wallNs,
   r.generation = e.generation;
   r.hook = e.hook;
   return r;
+}
+
+const FlowRecord& FlowStore::addEdge(const FlowKey& key, uint64_t delta, int64_t firstWallNs, int64_t lastWallNs,
+                                     const std::function<void(const FlowRecord&)>& onEvict) {
+  FlowRecord& r = touch(key, firstWallNs, onEvict);
+  r.firstSeenNs = std::min(r.firstSeenNs, firstWallNs);
+  r.lastSeenNs = std::max(r.lastSeenNs, lastWallNs);
+  r.count += delta;
+  return r;
+}
+
+size_t FlowStore::expire(int64_t cutoffWallNs) {
+  size_t n = 0;
+  for (auto it = lru_.begin(); it != lru_.end();) {
+    if (it->lastSeenNs < cutoffWallNs) {
+      byKey_.erase(it->key);
+      byId_.erase(it->id);
+      it = lru_.erase(it);
+      n++;
+    } else {
+      ++it;
+    }
+  }
+  return n;
+}
+
+void FlowStore::restore(std::vector<FlowRecord> records) {
+  std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) { return a.lastSeenNs < b.lastSeenNs; });
+  for (auto& in : records) {
+    FlowRecord& r = touch(in.key, in.firstSeenNs, {});
+    const uint64_t id = r.id, seq = r.updateSeq;
+    const uint64_t count = r.count + in.count;
+    const int64_t first = std::min(r.firstSeenNs, in.firstSeenNs), last = std::max(r.lastSeenNs, in.lastSeenNs);
+    r = std::move(in);
+    r.id = id;
+    r.updateSeq = seq;
+    r.count = count;
+    r.flushedCount = count;
+    r.firstSeenNs = first;
+    r.lastSeenNs = last;
+    r.stagedStamp = 0;
+  }
 }
 
 std::vector<FlowRecord> FlowStore::takeUnflushed(bool onlyNew) {

@@ -1,5 +1,6 @@
-// Aggregated flow records: verdict events folded per flow key, so a connect
-// flood becomes one record with a count instead of a flood of lines.
+// Aggregated flow records: the kernel's observed edges (their counts) and
+// verdict events (their details) folded per flow key, so a connect flood
+// becomes one record with an exact count instead of a flood of lines.
 //
 // Bounded: at most `capacity` records; when a new key arrives at capacity the
 // least recently seen record is evicted (after its last counts were handed to
@@ -63,14 +64,30 @@ struct FlowRecord {
   uint32_t stagedRuleId = 0;
 };
 
+// The record key of an observed edge: oriented like the flow (src opened it).
+FlowKey edgeFlowKey(const ms_edge_key& k);
+
 class FlowStore {
  public:
   explicit FlowStore(size_t capacity = 10000) : capacity_(capacity ? capacity : 1) {}
 
   // Folds one event in; `wallNs` is its wall-clock time. Returns the record.
   // If a record has to be evicted to make room, `onEvict` gets it first.
+  // `counts`: the event adds one to the record's count; false for a flow
+  // the kernel counted in its edge (ms_event.in_edge): the event brings its
+  // details (process, addresses, cgroups, precise time), addEdge() the count.
   const FlowRecord& add(const ms_event& e, int64_t wallNs,
-                        const std::function<void(const FlowRecord&)>& onEvict = {});
+                        const std::function<void(const FlowRecord&)>& onEvict = {}, bool counts = true);
+  // Adds `delta` flows of an observed edge (the kernel's ms_edges) seen
+  // between `firstWallNs` and `lastWallNs`; a record that does not exist yet
+  // is made (with no details until an event of it arrives).
+  const FlowRecord& addEdge(const FlowKey& key, uint64_t delta, int64_t firstWallNs, int64_t lastWallNs,
+                            const std::function<void(const FlowRecord&)>& onEvict = {});
+  // Removes the records last seen before `cutoffWallNs` (retention); how many.
+  size_t expire(int64_t cutoffWallNs);
+  // Puts back records of an earlier run (persisted history), keeping their
+  // counts, oldest last seen first; they count as flushed to the flow log.
+  void restore(std::vector<FlowRecord> records);
 
   // Records with unflushed counts (for the flow log), oldest update first;
   // marks them flushed. `onlyNew`: only records never flushed before. The
@@ -99,6 +116,9 @@ class FlowStore {
   std::map<FlowKey, Lru::iterator> byKey_;
   std::unordered_map<uint64_t, Lru::iterator> byId_;
   uint64_t nextId_ = 1, seq_ = 0, evicted_ = 0, events_ = 0;
+  // The record of `k`, made (evicting the least recently seen at capacity)
+  // if new, moved to the front.
+  FlowRecord& touch(const FlowKey& k, int64_t wallNs, const std::function<void(const FlowRecord&)>& onEvict);
 };
 
 }  // namespace microseg::flows
