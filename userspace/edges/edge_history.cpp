@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/fd.h"
 
 namespace microseg::edges {
@@ -143,26 +144,7 @@ Result<void> saveHistory(const std::string& path, const std::vector<flows::FlowR
   // comm is whatever bytes a process named itself: not always UTF-8, which
   // a JSON text must be (U+FFFD instead, as the flow log writes it).
   const std::string text = historyToJson(records, ledger).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-  const std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd) return sysError("write edge history", tmp);
-  size_t off = 0;
-  while (off < text.size()) {
-    const ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int e = errno;
-      ::unlink(tmp.c_str());
-      return sysError("write edge history", tmp, e);
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return sysError("save edge history", path, e);
-  }
-  return {};
+  return writeFileAtomically(path, text, "edge history");
 }
 
 Result<EdgeHistory> loadHistory(const std::string& path, int64_t cutoffWallNs) {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/fd.h"
 #include "datapath/slot_state.h"
 #include "flows/flow_record.h"
@@ -280,26 +281,7 @@ Result<GrantBook> GrantBook::fromJson(const json& j, const std::string& boot, co
 
 Result<void> GrantBook::save(const std::string& path, const std::string& boot) const {
   const std::string text = toJson(boot).dump(2) + "\n";
-  const std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd) return sysError("write grants", tmp);
-  size_t off = 0;
-  while (off < text.size()) {
-    const ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int e = errno;
-      ::unlink(tmp.c_str());
-      return sysError("write grants", tmp, e);
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return sysError("save grants", path, e);
-  }
-  return {};
+  return writeFileAtomically(path, text, "grants");
 }
 
 Result<GrantBook> GrantBook::load(const std::string& path, const std::string& boot, const Now& now) {

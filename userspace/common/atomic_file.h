@@ -1,0 +1,16 @@
+// A file replaced whole or not at all: a temporary file beside it (0600,
+// never through a symlink), written, fsync'd, renamed over it. What the
+// daemon keeps in its data dir (grants, observed edges) is saved this way.
+#pragma once
+
+#include <string>
+
+#include "common/result.h"
+
+namespace microseg {
+
+// `what` names the file in errors ("grants": "write grants of '<tmp>'
+// failed", "save grants of '<path>' failed").
+Result<void> writeFileAtomically(const std::string& path, const std::string& text, const std::string& what);
+
+}  // namespace microseg
