@@ -24,7 +24,7 @@
 
 /* Bump when any struct or map below changes incompatibly (pinned state of an
  * older layout is then replaced, see the daemon's adoption logic). */
-#define MS_ABI_VERSION 8
+#define MS_ABI_VERSION 9
 
 /* ---- identities ------------------------------------------------------ */
 /*
@@ -356,11 +356,13 @@ struct ms_remote_listener_value {
 };
 
 /* ---- per-socket state: ms_sockets (SK_STORAGE) ------------------------ */
-/* Only for connected UDP sockets. Nothing else about a socket needs state:
- * its identity is the cgroup the kernel fixed when the socket was created
- * (and passing its fd to another cgroup does not change it), and a local
- * peer is found by looking its socket up (bpf_sk_lookup_tcp|udp), never by
- * bookkeeping of binds. */
+/* For connected sockets: a connected UDP socket's peer, and when each TCP
+ * connection was established or UDP socket connected (the age a revocation
+ * record gives). Nothing else about a socket needs state: its identity is
+ * the cgroup the kernel fixed when the socket was created (and passing its
+ * fd to another cgroup does not change it), and a local peer is found by
+ * looking its socket up (bpf_sk_lookup_tcp|udp), never by bookkeeping of
+ * binds. Read by bpf/revoke.bpf.c too (the same map, by its pin). */
 #define MS_SOCK_F_CONNECTED (1u << 0) /* UDP connect() passed the egress check:
                                          datagrams from the connected peer are
                                          replies (the kernel delivers nothing
@@ -372,6 +374,11 @@ struct ms_sock_state {
 	__u64 peer_cgroup;      /* MS_SOCK_F_CONNECTED: what the connected peer is
 	                           held to, as ms_udp_flow_value.peer_cgroup (a
 	                           local peer's port may change hands) */
+	__u64 since_ns;         /* CLOCK_MONOTONIC (coarse): TCP: when the
+	                           connection was established (sockops
+	                           ms_established, both ends); UDP: when connect()
+	                           last passed. 0: not seen (a connection older
+	                           than microseg's programs) */
 };
 
 /* ---- UDP exchanges: ms_udp_flows (LRU_HASH) ---------------------------- */
@@ -438,6 +445,8 @@ struct ms_sock_record {
 	__u8 destroyed;         /* destroy pass: bpf_sock_destroy() returned 0 */
 	__s32 destroy_error;    /* destroy pass: its negative errno, else 0 */
 	__u32 _pad0;
+	__u64 since_ns;         /* ms_sock_state.since_ns of the socket (0: not
+	                           known) */
 };
 
 /* ---- counters: ms_counters (PERCPU_ARRAY) ----------------------------- */

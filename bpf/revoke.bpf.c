@@ -3,8 +3,9 @@
  * The sockets of one network namespace, for revoking established
  * connections (abi.h: ms_sock_record). Not part of the datapath: nothing
  * here is attached to a cgroup or pinned, and it runs only when the daemon
- * reads an iterator (userspace/revoke/socket_iterator.cpp), in the netns it
- * entered to create it.
+ * reads an iterator (userspace/datapath/socket_iterator.cpp), in the netns it
+ * entered to create it. It reads the datapath's ms_sockets (the daemon
+ * hands it the pinned map) for each connection's age.
  *
  *   ms_socks_tcp   iter/tcp: every TCP socket (listeners and request
  *                  sockets too: userspace picks)
@@ -26,6 +27,7 @@
 #include "bpf/abi.h"
 #include "bpf/lib/addr.bpf.h"
 #include "bpf/lib/kernel.bpf.h"
+#include "bpf/lib/sock_state.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -56,6 +58,7 @@ struct sock_common {
 
 struct seq_file;
 struct udp_sock;
+struct tcp_sock;
 
 struct bpf_iter_meta {
 	struct seq_file *seq;
@@ -111,7 +114,21 @@ static __always_inline void record_of(struct ms_sock_record *r, struct sock_comm
 	}
 }
 
-static __always_inline int visit(struct bpf_iter_meta *meta, struct sock_common *skc, __u8 protocol)
+/* When the connection was established (ms_established) or the UDP socket
+ * connected; 0 when not known. `sk` is the full socket (a tcp_sock or
+ * udp_sock: what bpf_sk_storage_get takes here), or NULL. */
+static __always_inline __u64 since_of(void *sk)
+{
+	struct ms_sock_state *st;
+
+	if (!sk)
+		return 0;
+	st = bpf_sk_storage_get(&ms_sockets, sk, 0, 0);
+	return st ? st->since_ns : 0;
+}
+
+static __always_inline int visit(struct bpf_iter_meta *meta, struct sock_common *skc, void *full,
+				 __u8 protocol)
 {
 	struct ms_sock_record r = {};
 	__u64 cookie;
@@ -128,11 +145,13 @@ static __always_inline int visit(struct bpf_iter_meta *meta, struct sock_common 
 		if (!bpf_map_lookup_elem(&ms_revoke_cookies, &cookie))
 			return 0;
 		record_of(&r, skc, protocol);
+		r.since_ns = since_of(full);
 		rc = bpf_sock_destroy(skc);
 		r.destroyed = rc == 0;
 		r.destroy_error = rc;
 	} else {
 		record_of(&r, skc, protocol);
+		r.since_ns = since_of(full);
 	}
 	bpf_seq_write(meta->seq, &r, sizeof(r));
 	return 0;
@@ -141,11 +160,13 @@ static __always_inline int visit(struct bpf_iter_meta *meta, struct sock_common 
 SEC("iter/tcp")
 int ms_socks_tcp(struct bpf_iter__tcp *ctx)
 {
-	return visit(ctx->meta, ctx->sk_common, IPPROTO_TCP);
+	struct sock_common *skc = ctx->sk_common;
+
+	return visit(ctx->meta, skc, skc ? bpf_skc_to_tcp_sock(skc) : NULL, IPPROTO_TCP);
 }
 
 SEC("iter/udp")
 int ms_socks_udp(struct bpf_iter__udp *ctx)
 {
-	return visit(ctx->meta, (struct sock_common *)ctx->udp_sk, IPPROTO_UDP);
+	return visit(ctx->meta, (struct sock_common *)ctx->udp_sk, ctx->udp_sk, IPPROTO_UDP);
 }

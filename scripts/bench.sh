@@ -8,7 +8,7 @@
 #   --quick      smoke run (about a minute here, plus the build if sources changed): fewer
 #                configurations, rounds, iterations
 #   --hooks-only only section 1 (per-hook cost; 1d: the observed-edge update,
-#                monitor vs enforce), for iterating on the datapath
+#                monitor vs enforce; 1e: connection ages), for iterating on the datapath
 #   --no-cluster skip sections 5 and 6 (cluster mode; they need /usr/bin/etcd)
 #   --cluster-only only section 5, for iterating on cluster mode
 #   --wire-only  only section 6 (wire identity), for iterating on it
@@ -685,6 +685,12 @@ source "$REPO/scripts/bench/edges.sh"
 # BENCH_EDGE_ROUNDS overrides its rounds.
 say "1d. connect4: enforce / monitor, with and without the edge update, ${BENCH_EDGE_ROUNDS:-$FLAT_ROUNDS} rounds"
 edges_section "${BENCH_EDGE_ROUNDS:-$FLAT_ROUNDS}"
+
+# 1e. Connection ages stamped or not, side by side (scripts/bench/ages.sh).
+source "$REPO/scripts/bench/ages.sh"
+# BENCH_AGE_ROUNDS overrides its rounds.
+say "1e. TCP connect loop with connection ages off / on (revocation possible), ${BENCH_AGE_ROUNDS:-$FLAT_ROUNDS} rounds"
+ages_section "${BENCH_AGE_ROUNDS:-$FLAT_ROUNDS}"
 
 if ((HOOKS_ONLY)); then
   say "Results ($(($(date +%s) - STARTED)) s, section 1 only)"

@@ -393,6 +393,7 @@ static __always_inline void mark_connected(struct bpf_sock *sk, __u64 peer_cgrou
 	if (st) {
 		st->flags |= MS_SOCK_F_CONNECTED;
 		st->peer_cgroup = peer_cgroup;
+		st->since_ns = udp_clock_ns();
 	}
 }
 

@@ -94,13 +94,8 @@ struct {
 	});
 } ms_ipcache SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	/* no CLONE: an accepted socket is not connected UDP */
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct ms_sock_state);
-} ms_sockets SEC(".maps");
+/* ms_sockets: lib/sock_state.bpf.h (bpf/revoke.bpf.c reads it too) */
+#include "bpf/lib/sock_state.bpf.h"
 
 /* (address, port, protocol) of another node -> the workload listening there */
 struct {

@@ -6,6 +6,7 @@
 // switch to enforce, a grant's expiry; never without on-change; monitor
 // mode records would-revoke and destroys nothing.
 #include <gtest/gtest.h>
+#include <linux/bpf.h>
 
 #include <chrono>
 #include <thread>
@@ -100,10 +101,14 @@ TEST_F(Revocation, OnChangeEndsTheConnectionANewGenerationRefusesAndNothingElse)
   EXPECT_EQ((*rec)["direction"], "egress");
   EXPECT_EQ((*rec)["dst"]["workload"], "server");
   EXPECT_EQ((*rec)["reason"], "default-deny") << rec->dump();
+  EXPECT_EQ((*rec)["revocation"]["by"].get<std::string>().rfind("generation ", 0), 0u) << rec->dump();
+  EXPECT_TRUE((*rec)["revocation"]["connection_age_s"].is_number()) << "the kernel stamped it" << rec->dump();
   auto st = daemon_->status();
   ASSERT_TRUE(st);
   EXPECT_EQ((*st)["revocation"]["revoked"], 1) << (*st)["revocation"].dump();
   EXPECT_EQ((*st)["revocation"]["revoke_established"], "on-change");
+  EXPECT_EQ((*st)["revocation"]["connection_ages"], true);
+  EXPECT_EQ(attachedPrograms(tree_.root(), BPF_CGROUP_SOCK_OPS), 1) << "ms_established stamps connections";
   // New connections: refused as before revocation existed.
   EXPECT_EQ(runIn(b_, [p = port_] { return tcpConnect(AF_INET, "127.0.0.1", p); }), EPERM);
 }
@@ -126,6 +131,10 @@ TEST_F(Revocation, NeverLeavesEstablishedConnectionsAlone) {
   auto st = daemon_->status();
   ASSERT_TRUE(st);
   EXPECT_EQ((*st)["revocation"]["passes"], 0) << "nothing asked for a pass";
+  // Nothing can be revoked here: connections are not stamped (no sockops
+  // program runs on the tree's TCP sockets).
+  EXPECT_EQ((*st)["revocation"]["connection_ages"], false);
+  EXPECT_EQ(attachedPrograms(tree_.root(), BPF_CGROUP_SOCK_OPS), 0);
 }
 
 TEST_F(Revocation, InAWorkloadsOwnNetns) {
@@ -145,6 +154,7 @@ TEST_F(Revocation, MonitorModeRecordsWouldRevokeAndResetsNothing) {
   auto rec = revocationRecord("would-revoke");
   ASSERT_TRUE(rec) << daemon_->log();
   EXPECT_EQ((*rec)["direction"], "egress");
+  EXPECT_TRUE((*rec)["revocation"]["connection_age_s"].is_number()) << rec->dump();
   EXPECT_EQ(bEnded_.wait(1000), std::nullopt) << "monitor mode never destroys";
   EXPECT_EQ(aEnded_.wait(0), std::nullopt);
   auto st = daemon_->status();
@@ -169,6 +179,7 @@ TEST_F(Revocation, AGrantsExpiryEndsTheConnectionsOnlyItAllowed) {
                          "--for", "5s", "-o", "json"});
   ASSERT_EQ(g.rc, 0) << g.err;
   const uint32_t id = json::parse(g.out)["id"].get<uint32_t>();
+  EXPECT_EQ(attachedPrograms(tree_.root(), BPF_CGROUP_SOCK_OPS), 1) << "a grant's connections are stamped";
   connectBoth();
   EXPECT_EQ(bEnded_.wait(msLeft(t0 + milliseconds(4500))), std::nullopt) << "alive while the grant lasts";
   // Reset at the expiry, within 1 s, with the daemon's setting `never`.
@@ -176,7 +187,47 @@ TEST_F(Revocation, AGrantsExpiryEndsTheConnectionsOnlyItAllowed) {
   auto rec = revocationRecord("revoked");
   ASSERT_TRUE(rec) << daemon_->log();
   EXPECT_EQ((*rec)["rule"], "grant:" + std::to_string(id)) << rec->dump();
+  EXPECT_EQ((*rec)["revocation"]["by"], "grant " + std::to_string(id) + " expired") << rec->dump();
+  // Opened just after the grant, ended at its expiry (5 s later).
+  ASSERT_TRUE((*rec)["revocation"]["connection_age_s"].is_number()) << rec->dump();
+  EXPECT_GE((*rec)["revocation"]["connection_age_s"].get<double>(), 4.0) << rec->dump();
+  EXPECT_LE((*rec)["revocation"]["connection_age_s"].get<double>(), 6.5) << rec->dump();
   EXPECT_EQ(runIn(b_, [p = port_] { return tcpConnect(AF_INET, "127.0.0.1", p); }), EPERM);
+  // No grant active, nothing on-change: connections are no longer stamped.
+  EXPECT_EQ(attachedPrograms(tree_.root(), BPF_CGROUP_SOCK_OPS), 0);
+}
+
+// The accepting end (stamped when the handshake completed there) judged
+// by its own side: the server stops admitting client-b. The record names
+// the change and the connection's age by the kernel's stamp, which a
+// restart of the daemon in between keeps.
+TEST_F(Revocation, TheRecordSaysWhatEndedTheConnectionAndHowOldItWas) {
+  startDaemon("enforce", twoClients(port_, port_), {"--revoke-established", "on-change"});
+  connectBoth();
+  const auto opened = std::chrono::steady_clock::now();
+  // A restart keeps the stamps (the pinned socket storage) and the stamping
+  // program (its pinned link, adopted).
+  daemon_->crash();
+  ASSERT_TRUE(daemon_->start()) << daemon_->log();
+  EXPECT_EQ(attachedPrograms(tree_.root(), BPF_CGROUP_SOCK_OPS), 1);
+  std::this_thread::sleep_for(milliseconds(1500));
+  std::string onlyA = twoClients(port_, port_);
+  const std::string both = "{identity: client-a}, {identity: client-b}";
+  ASSERT_NE(onlyA.find(both), std::string::npos);
+  onlyA.replace(onlyA.find(both), both.size(), "{identity: client-a}");
+  const auto t = reloadWith(onlyA);
+  const double open = std::chrono::duration<double>(std::chrono::steady_clock::now() - opened).count();
+  expectOnlyBRevoked(t);
+  auto rec = daemon_->waitFlow([](const json& r) {
+    return r.value("verdict", "") == "revoked" && r.value("direction", "") == "ingress" &&
+           r["src"]["workload"] == "client-b";
+  });
+  ASSERT_TRUE(rec) << daemon_->log();
+  EXPECT_EQ((*rec)["dst"]["workload"], "server");
+  EXPECT_EQ((*rec)["revocation"]["by"].get<std::string>().rfind("generation ", 0), 0u) << rec->dump();
+  ASSERT_TRUE((*rec)["revocation"]["connection_age_s"].is_number()) << rec->dump();
+  EXPECT_GE((*rec)["revocation"]["connection_age_s"].get<double>(), 1.4) << rec->dump();
+  EXPECT_LE((*rec)["revocation"]["connection_age_s"].get<double>(), open + 1.0) << rec->dump();
 }
 
 TEST_F(Revocation, RevokingAGrantEndsItsConnectionsAtOnce) {

@@ -49,8 +49,9 @@ PIN(struct ms_ipcache_value, 16);
 AT(struct ms_ipcache_value, flags, 4);
 AT(struct ms_ipcache_value, netns_cookie, 8);
 
-PIN(struct ms_sock_state, 16);
+PIN(struct ms_sock_state, 24);
 AT(struct ms_sock_state, peer_cgroup, 8);
+AT(struct ms_sock_state, since_ns, 16);
 
 // The wire option fills exactly the 20 bytes Linux leaves on a SYN.
 PIN(struct ms_wire_opt, MS_WIRE_OPT_LEN);
@@ -67,7 +68,7 @@ AT(struct ms_wire_mac_input, exid, 40);
 AT(struct ms_wire_mac_input, time, 44);
 PIN(struct ms_wire_key, 24);
 AT(struct ms_wire_key, flags, 16);
-PIN(struct ms_sock_record, 64);
+PIN(struct ms_sock_record, 72);
 AT(struct ms_sock_record, cgroup_id, 8);
 AT(struct ms_sock_record, local, 16);
 AT(struct ms_sock_record, remote, 32);
@@ -75,6 +76,7 @@ AT(struct ms_sock_record, local_port, 48);
 AT(struct ms_sock_record, protocol, 52);
 AT(struct ms_sock_record, destroyed, 55);
 AT(struct ms_sock_record, destroy_error, 56);
+AT(struct ms_sock_record, since_ns, 64);
 
 PIN(struct ms_remote_listener_key, 24);
 AT(struct ms_remote_listener_key, port, 16);

@@ -90,6 +90,11 @@ class FakeDatapath : public Datapath {
     wireSignKeyId = signKeyId;
     return {};
   }
+  Result<void> setConnectionAges(bool on) override {
+    connectionAges = on;
+    return {};
+  }
+  bool connectionAges = false;
   Result<void> setGrants(const GrantEntries& g) override {
     grants = g;
     grantWrites++;

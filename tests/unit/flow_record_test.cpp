@@ -75,6 +75,40 @@ TEST(FlowRecord, EventToJsonHasTheDocumentedFields) {
   EXPECT_EQ(eventToJson(e, ctx)["rule"], "allow-a/0");
 }
 
+// A revocation record says what ended the connection and its age (null
+// when the kernel had no stamp); other records have no such block.
+TEST(FlowRecord, ARevocationRecordSaysWhatEndedItAndHowOldItWas) {
+  identity::IdentityTable ids;
+  std::map<uint64_t, std::string> paths, workloads;
+  compiler::RuleRegistry rules;
+  FlowContext ctx{&ids, &paths, &workloads, &rules, 0};
+  FlowStore store(10);
+  ms_event e{};
+  e.src_identity = 257;
+  e.dst_identity = 258;
+  e.dst_port = htons(8080);
+  e.protocol = MS_PROTO_TCP;
+  e.direction = MS_DIR_EGRESS;
+  e.reason = MS_REASON_DEFAULT_DENY;
+  e.verdict = MS_VERDICT_REVOKED;
+  const uint64_t id = store.add(e, 1000).id;
+  store.setRevocation(id, "generation 12 (SIGHUP)", 5234567891);
+  auto j = recordToJson(*store.find(id), 1, ctx);
+  EXPECT_EQ(j["verdict"], "revoked");
+  EXPECT_EQ(j["revocation"]["by"], "generation 12 (SIGHUP)");
+  EXPECT_DOUBLE_EQ(j["revocation"]["connection_age_s"].get<double>(), 5.234);
+
+  e.verdict = MS_VERDICT_WOULD_REVOKE;
+  const uint64_t unknown = store.add(e, 2000).id;
+  store.setRevocation(unknown, "grant 7 expired", -1);
+  j = recordToJson(*store.find(unknown), 1, ctx);
+  EXPECT_EQ(j["verdict"], "would-revoke");
+  EXPECT_TRUE(j["revocation"]["connection_age_s"].is_null());
+
+  e.verdict = MS_VERDICT_DENY;
+  EXPECT_FALSE(recordToJson(store.add(e, 3000), 1, ctx).contains("revocation"));
+}
+
 // Any process may name itself any bytes (prctl(PR_SET_NAME)) and any cgroup
 // may be named so: the record and the flow-log line still encode, with the
 // bytes replaced (before, dump() threw type_error 316 and the daemon died).

@@ -153,7 +153,8 @@ void printStatus(const json& status, std::ostream& out) {
     out << "revocation:   ";
     if (member(rv, "available") == true) {
       out << field(rv, "revoke_established") << " (" << field(rv, "revoked") << " revoked, "
-          << field(rv, "would_revoke") << " would be, " << field(rv, "failed") << " failed)\n";
+          << field(rv, "would_revoke") << " would be, " << field(rv, "failed") << " failed; connection ages "
+          << (member(rv, "connection_ages") == true ? "stamped" : "not stamped") << ")\n";
     } else {
       out << "UNAVAILABLE: " << field(rv, "unavailable_reason") << "\n";
     }

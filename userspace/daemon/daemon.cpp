@@ -215,6 +215,7 @@ int Daemon::setup() {
   publishLocalLocked();
   // After the start-up reloads (a restart is no change of policy).
   openRevocationLocked();
+  syncConnectionAgesLocked();
   publishStatusLocked();
 
   control::ControlServer::Options copts;
@@ -419,6 +420,7 @@ ReloadResult Daemon::reloadLocked(const std::vector<std::string>& paths, const s
     for (const auto& e : r.errors) spdlog::error("policy: {}", e);
   } else {
     tookGenerationLocked(r, why);
+    syncConnectionAgesLocked();  // a policy with revokeEstablished may have come or gone
     // Not at start-up (the iterators are loaded once the daemon is ready):
     // a restart is no change of policy.
     revokeEstablishedLocked({"generation " + std::to_string(gen().number) + " (" + why + ")", true, {}});

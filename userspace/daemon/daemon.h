@@ -65,9 +65,10 @@ struct ReloadResult {
 using DatapathFactory =
     std::function<Result<std::unique_ptr<datapath::Datapath>>(const DaemonConfig&, uint64_t hostNetnsCookie)>;
 
-// Makes what revocation lists and destroys sockets with (main.cpp: the
-// kernel's socket iterators; unit tests: none, revocation unavailable).
-using SocketsFactory = std::function<Result<std::unique_ptr<datapath::Sockets>>()>;
+// Makes what revocation lists and destroys sockets with, given the
+// datapath's pin dir (main.cpp: the kernel's socket iterators; unit tests:
+// none, revocation unavailable).
+using SocketsFactory = std::function<Result<std::unique_ptr<datapath::Sockets>>(const std::string& pinDir)>;
 
 class Daemon {
  public:
@@ -197,10 +198,21 @@ class Daemon {
   void openRevocationLocked();
   // Some policy in force, or the daemon's setting, asks for on-change.
   bool revocationWantedLocked() const;
+  // The kernel stamps connections' ages (Datapath::setConnectionAges) while
+  // revocation may end some: an on-change setting or policy, an active
+  // grant (or one about to be written: `grantComing`).
+  void syncConnectionAgesLocked(bool grantComing = false);
   void revokeEstablishedLocked(const RevocationCause& cause);
-  // A revoked (or would-revoke) connection: a flow record, a counter, a
-  // log line (the first ones of a pass at info, `logged` counts them).
-  void recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, const std::string& by, size_t& logged);
+  // What ended a revoked connection: a grant (its id; `what` is "grant N
+  // expired|revoked"), or a change (`what`: the cause's text).
+  struct EndedBy {
+    uint32_t grant = 0;
+    std::string what;
+  };
+  // A revoked (or would-revoke) connection: a flow record (with what ended
+  // it and its age), a counter, a log line (the first ones of a pass at
+  // info, `logged` counts them).
+  void recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, const EndedBy& by, size_t& logged);
   nlohmann::json revocationStatusLocked() const;
   std::string renderMetricsLocked();  // metrics.cpp
   Result<void> startMetricsLocked();
@@ -211,6 +223,7 @@ class Daemon {
   DaemonConfig config_;
   DatapathFactory makeDatapath_;
   SocketsFactory makeSockets_;
+  bool connectionAges_ = false;  // the kernel stamps connections (syncConnectionAgesLocked)
   std::mutex mu_;
   std::unique_ptr<datapath::Datapath> datapath_;
   // Takes events out of the ring while mu_ is held elsewhere (a reload).

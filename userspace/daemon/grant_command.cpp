@@ -121,6 +121,7 @@ void Daemon::grantsTickLocked() {
   for (const auto& g : ended) grantRecordLocked("expired", g, 0, 0);
   if (ended.empty() && grants_.all().size() == listed) return;
   syncGrantsLocked();
+  syncConnectionAgesLocked();
   if (auto r = saveBook(grants_, config_, bootId_); !r) spdlog::error("grants: {}", r.error().str());
   if (!ended.empty()) {
     std::string ids;
@@ -190,11 +191,15 @@ void Daemon::registerGrants() {
                                  " (one per port per side): revoke some or grant fewer ports",
                              {});
         }
+        // Its connections are stamped from the first (their age, if it ends them).
+        syncConnectionAgesLocked(true);
         if (auto r = datapath_->setGrants(want); !r) {
           grantSyncFailures_++;
+          syncConnectionAgesLocked();
           throw ControlError(control::kErrInternal, r.error().str(), {});
         }
         if (auto r = saveBook(next, config_, bootId_); !r) {
+          syncConnectionAgesLocked();
           // Back to what was in force: a grant nobody can see or revoke
           // after a restart is not made.
           if (auto back = datapath_->setGrants(grantEntries_); !back) grantSyncFailures_++;
@@ -250,6 +255,7 @@ void Daemon::registerGrants() {
         }
         grants_ = std::move(next);
         grantEntries_ = std::move(want);
+        syncConnectionAgesLocked();
         const grants::Grant& g = *grants_.find(static_cast<uint32_t>(id));
         grantRecordLocked("revoked", g, req.peer.uid, req.peer.pid);
         json out = grants::grantToJson(g, now);

@@ -197,8 +197,8 @@ int main(int argc, char** argv) {
     if (!dp) return dp.error();
     return std::unique_ptr<microseg::datapath::Datapath>(std::move(dp.value()));
   };
-  auto kernelSockets = []() -> microseg::Result<std::unique_ptr<microseg::datapath::Sockets>> {
-    auto it = microseg::datapath::SocketIterator::open();
+  auto kernelSockets = [](const std::string& pinDir) -> microseg::Result<std::unique_ptr<microseg::datapath::Sockets>> {
+    auto it = microseg::datapath::SocketIterator::open(pinDir);
     if (!it) return it.error();
     return std::unique_ptr<microseg::datapath::Sockets>(std::move(it.value()));
   };

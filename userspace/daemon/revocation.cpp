@@ -97,7 +97,7 @@ void Daemon::openRevocationLocked() {
     revocationUnavailable_ = "this daemon was built without the kernel's socket iterators";
     return;
   }
-  auto it = makeSockets_();
+  auto it = makeSockets_(datapath_->pinDir());
   if (!it) {
     revocationUnavailable_ = it.error().str();
     spdlog::warn("revocation: unavailable: {}; established connections are never revoked (status says so)",
@@ -105,6 +105,18 @@ void Daemon::openRevocationLocked() {
     return;
   }
   sockets_ = std::move(*it);
+}
+
+void Daemon::syncConnectionAgesLocked(bool grantComing) {
+  // Only while revocation may end connections: the stamp is a socket-storage
+  // write per end of every TCP connection of the tree.
+  const bool want = sockets_ != nullptr && (grantComing || grants_.activeCount() > 0 || revocationWantedLocked());
+  if (auto r = datapath_->setConnectionAges(want); !r) {
+    // Revocation works without: its records then say the age is unknown.
+    spdlog::warn("revocation: connection ages: {}", r.error().str());
+    return;
+  }
+  connectionAges_ = want;
 }
 
 bool Daemon::revocationWantedLocked() const {
@@ -224,14 +236,19 @@ void Daemon::revokeEstablishedLocked(const RevocationCause& cause) {
     const revoke::Plan plan = revoke::planRevocation(lists[i], r);
     revocations_.unknownPeer += plan.unknownPeer;
     std::vector<uint64_t> cookies;
-    std::map<uint64_t, std::pair<const revoke::Judged*, std::string>> chosen;  // cookie -> (judged, ended by)
+    std::map<uint64_t, std::pair<const revoke::Judged*, EndedBy>> chosen;  // cookie -> (judged, ended by)
     for (const auto& j : plan.revoke) {
-      std::string by;
+      EndedBy by;
       for (const auto& e : ended) {
-        if (grantCovers(*e.grant, e.from, e.to, j)) by = "grant:" + std::to_string(e.grant->id);
+        if (grantCovers(*e.grant, e.from, e.to, j)) {
+          by.grant = e.grant->id;
+          by.what = "grant " + std::to_string(e.grant->id) + " " + e.grant->ended;
+        }
       }
-      if (by.empty() && cause.policyChange && (config_.revokeOnChange || onChange.count(j.subject))) by = cause.what;
-      if (by.empty()) continue;
+      if (by.what.empty() && cause.policyChange && (config_.revokeOnChange || onChange.count(j.subject))) {
+        by.what = cause.what;
+      }
+      if (by.what.empty()) continue;
       uint32_t mode = workloadModeLocked(gen().ids.nameOf(j.subject), j.subject);
       if (mode == MS_MODE_INHERIT) mode = datapath_->mode();
       if (mode == MS_MODE_MONITOR) {
@@ -272,7 +289,7 @@ void Daemon::revokeEstablishedLocked(const RevocationCause& cause) {
   drainEventsLocked();  // the records reach the flow log now
 }
 
-void Daemon::recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, const std::string& by,
+void Daemon::recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, const EndedBy& by,
                                     size_t& loggedThisPass) {
   const ms_sock_record& s = j.socket;
   const bool egress = j.direction == policy::Direction::Egress;
@@ -292,15 +309,19 @@ void Daemon::recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, co
   e.dst_port = htons(j.port);
   // The rule the record names: the grant that ended, else what decides
   // the connection now (a deny rule, or none: default deny).
-  if (by.rfind("grant:", 0) == 0) {
+  if (by.grant != 0) {
     e.reason = MS_REASON_GRANT;
-    e.rule_id = static_cast<uint32_t>(std::stoul(by.substr(6)));
+    e.rule_id = by.grant;
   } else {
     const auto d = compiler::evaluate(gen().compiled, j.subject, j.peer, j.direction, s.protocol, j.port);
     e.reason = d.reason;
     e.rule_id = d.ruleId;
   }
   const flows::FlowRecord& rec = flowStore_.add(e, realtimeNs());
+  // Its age by the kernel's stamp (CLOCK_MONOTONIC, coarse), when it has one.
+  const uint64_t nowMono = grants::Now::read().monoNs;
+  const int64_t ageNs = s.since_ns == 0 ? -1 : s.since_ns >= nowMono ? 0 : static_cast<int64_t>(nowMono - s.since_ns);
+  flowStore_.setRevocation(rec.id, by.what, ageNs);
   const std::string workload = gen().ids.nameOf(j.subject);
   flowEventCounts_[{directionName(e.direction), verdictName(verdict), workload}]++;
   (verdict == MS_VERDICT_REVOKED ? revocations_.revoked : revocations_.wouldRevoke)++;
@@ -308,16 +329,18 @@ void Daemon::recordRevocationLocked(const revoke::Judged& j, uint8_t verdict, co
   // thousands of connections is one summary line, not thousands (each is a
   // flow record either way).
   const auto level = loggedThisPass++ < kRevocationsLoggedPerPass ? spdlog::level::info : spdlog::level::debug;
-  spdlog::log(level, "revocation: {} {} {} {}:{} -> {}:{} ({}; {}; {}; flow {})", verdictName(verdict),
-               directionName(e.direction), workload, flows::formatAddr(e.src_addr), ntohs(e.src_port),
-               flows::formatAddr(e.dst_addr), j.port, gen().ids.nameOf(j.peer), protocolName(s.protocol), by,
-               rec.id);
+  spdlog::log(level, "revocation: {} {} {} {}:{} -> {}:{} ({}; {}; {}; open {}; flow {})", verdictName(verdict),
+              directionName(e.direction), workload, flows::formatAddr(e.src_addr), ntohs(e.src_port),
+              flows::formatAddr(e.dst_addr), j.port, gen().ids.nameOf(j.peer), protocolName(s.protocol), by.what,
+              ageNs < 0 ? std::string("since before microseg watched") : fmt::format("{:.1f} s", double(ageNs) / 1e9),
+              rec.id);
 }
 
 json Daemon::revocationStatusLocked() const {
   return json{{"available", sockets_ != nullptr},
               {"unavailable_reason", revocationUnavailable_.empty() ? json(nullptr) : json(revocationUnavailable_)},
               {"revoke_established", config_.revokeOnChange ? "on-change" : "never"},
+              {"connection_ages", connectionAges_},
               {"passes", revocations_.passes},
               {"revoked", revocations_.revoked},
               {"would_revoke", revocations_.wouldRevoke},

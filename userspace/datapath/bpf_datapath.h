@@ -80,6 +80,7 @@ class BpfDatapath final : public Datapath {
   Result<void> setWireKeys(const std::vector<WireKey>& accepted, uint8_t signKeyId) override;
   Result<void> refreshClock() override;
   Result<void> setGrants(const GrantEntries& entries) override;  // bpf_datapath_grants.cpp
+  Result<void> setConnectionAges(bool on) override;              // bpf_datapath_links.cpp
   Result<Counters> counters() const override;
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const override;
   Result<SweepStep> expireUdpExchanges() override;
@@ -113,8 +114,7 @@ class BpfDatapath final : public Datapath {
                         const Entries<K, V>& changes, const std::vector<K>& removes);
   // Pins the links of `progs` (links_, in that order) and the maps.
   Result<void> pin(const std::vector<bpf_program*>& progs);
-  // The sockops program attached while ms_config.wire_key_id says this
-  // node signs, detached otherwise (bpf_object.h: attachedOnDemand).
+  // ms_sockops while ms_config.wire_key_id says this node signs.
   Result<void> syncSigner();
   // What a complete pin dir of this object holds.
   PinnedSet pinnedSet() const;
@@ -123,12 +123,22 @@ class BpfDatapath final : public Datapath {
 
   struct SkelDeleter { void operator()(::microseg_bpf* s) const; };
   struct LinkDeleter { void operator()(bpf_link* l) const; };
+  using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
+  // An on-demand program (bpf_object.h: attachedOnDemand): attached to the
+  // root and pinned while `want`, detached and unpinned otherwise; `what`
+  // names it in the log.
+  Result<void> syncOnDemand(bpf_program* p, LinkPtr& link, bool want, const char* what);
+  // The adopted path: the on-demand program's link the last run pinned, if
+  // any, with this run's program in it (kept until a sync says otherwise).
+  Result<void> adoptOnDemand(bpf_program* p, LinkPtr& link);
   struct RingDeleter { void operator()(ring_buffer* r) const; };
 
   BpfOptions options_;
   std::unique_ptr<::microseg_bpf, SkelDeleter> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;  // the enforcing programs
-  std::unique_ptr<bpf_link, LinkDeleter> signerLink_;          // ms_sockops, while signing
+  LinkPtr signerLink_;  // ms_sockops, while signing
+  LinkPtr agesLink_;    // ms_established, while connection ages are asked for
+  bool agesWanted_ = false;
   bool activated_ = false;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   UniqueFd cgroupFd_;

@@ -34,26 +34,13 @@ Result<void> BpfDatapath::activate() {
         return libbpfError("update program in pinned link", path, rc);
       }
     }
-    // The signer's link, if the last run left one: the SYNs stay signed
-    // across a restart until setWireKeys says otherwise.
-    const std::string path = pinDir_ + "/" + linkPinName(skel_->progs.ms_sockops);
-    bpf_link* link = bpf_link__open(path.c_str());
-    const int openErr = errno;
-    if (link != nullptr) {
-      signerLink_.reset(link);
-      if (int rc = bpf_link__update_program(link, skel_->progs.ms_sockops); rc != 0) {
-        return libbpfError("update program in pinned link", path, rc);
-      }
-    } else if (openErr != ENOENT) {
-      // Something is pinned there that cannot be adopted (not a link, or
-      // no fd to open it with): a sender attached beside it would be a
-      // second one. Fail closed: the pinned links keep enforcing.
-      return Error{"open pinned link", path, openErr,
-                   "the wire identity sender of the last run cannot be adopted; remove the pin or run "
-                   "`microsegd --cleanup`"};
-    }
+    // The on-demand programs' links the last run left: a signer keeps
+    // signing, ages keep being stamped, until a sync says otherwise.
+    if (auto r = adoptOnDemand(skel_->progs.ms_sockops, signerLink_); !r) return r;
+    if (auto r = adoptOnDemand(skel_->progs.ms_established, agesLink_); !r) return r;
+    if (agesLink_) agesWanted_ = true;
     spdlog::info("datapath: programs replaced in {} pinned links (never detached)",
-                 links_.size() + (signerLink_ ? 1 : 0));
+                 links_.size() + (signerLink_ ? 1 : 0) + (agesLink_ ? 1 : 0));
     // A program or map the object no longer has: its pin goes (a link of
     // it is detached).
     if (int n = removeStray(pinDir_, pinnedSet()); n > 0) {
@@ -77,36 +64,64 @@ Result<void> BpfDatapath::activate() {
   }
   activated_ = true;
   if (auto r = syncSigner(); !r) return r;
+  if (auto r = setConnectionAges(agesWanted_); !r) return r;
   retireLegacy();
   return {};
 }
 
-Result<void> BpfDatapath::syncSigner() {
-  if (!activated_) return {};  // activate() calls again
-  bpf_program* p = skel_->progs.ms_sockops;
+Result<void> BpfDatapath::adoptOnDemand(bpf_program* p, LinkPtr& link) {
   const std::string path = pinDir_ + "/" + linkPinName(p);
-  const bool want = config_.wire_key_id != 0;
-  if (want && !signerLink_) {
-    bpf_link* link = bpf_program__attach_cgroup(p, cgroupFd_.get());
-    if (!link) {
+  bpf_link* l = bpf_link__open(path.c_str());
+  const int openErr = errno;
+  if (l == nullptr) {
+    if (openErr == ENOENT) return {};
+    // Something is pinned there that cannot be adopted (not a link, or no
+    // fd to open it with): one attached beside it would be a second one.
+    // Fail closed: the pinned links keep enforcing.
+    return Error{"open pinned link", path, openErr,
+                 std::string("the ") + bpf_program__name(p) +
+                     " link of the last run cannot be adopted; remove the pin or run `microsegd --cleanup`"};
+  }
+  link.reset(l);
+  if (int rc = bpf_link__update_program(l, p); rc != 0) return libbpfError("update program in pinned link", path, rc);
+  return {};
+}
+
+Result<void> BpfDatapath::syncOnDemand(bpf_program* p, LinkPtr& link, bool want, const char* what) {
+  if (!activated_) return {};  // activate() calls again
+  const std::string path = pinDir_ + "/" + linkPinName(p);
+  if (want && !link) {
+    bpf_link* l = bpf_program__attach_cgroup(p, cgroupFd_.get());
+    if (!l) {
       return Error{"attach program", std::string(bpf_program__name(p)) + "' to '" + options_.cgroupRoot, errno, {}};
     }
-    signerLink_.reset(link);
+    link.reset(l);
     ::unlink(path.c_str());
-    if (int rc = bpf_link__pin(link, path.c_str()); rc != 0) {
-      bpf_link__detach(link);
-      signerLink_.reset();
+    if (int rc = bpf_link__pin(l, path.c_str()); rc != 0) {
+      bpf_link__detach(l);
+      link.reset();
       return libbpfError("pin link", path, rc);
     }
-    spdlog::info("datapath: wire identity sender attached (SYNs to other nodes are signed)");
-  } else if (!want && signerLink_) {
-    // The config says sign nothing already: a SYN in flight goes without.
-    bpf_link__detach(signerLink_.get());
-    signerLink_.reset();
+    spdlog::info("datapath: {} attached", what);
+  } else if (!want && link) {
+    bpf_link__detach(link.get());
+    link.reset();
     ::unlink(path.c_str());
-    spdlog::info("datapath: wire identity sender detached (this node signs nothing)");
+    spdlog::info("datapath: {} detached", what);
   }
   return {};
+}
+
+Result<void> BpfDatapath::syncSigner() {
+  // The config says sign nothing already when it goes: a SYN in flight goes without.
+  return syncOnDemand(skel_->progs.ms_sockops, signerLink_, config_.wire_key_id != 0,
+                      "wire identity sender (SYNs to other nodes are signed while attached)");
+}
+
+Result<void> BpfDatapath::setConnectionAges(bool on) {
+  agesWanted_ = on;
+  return syncOnDemand(skel_->progs.ms_established, agesLink_, on,
+                      "connection ages (ms_established stamps each TCP connection's establishment)");
 }
 
 PinnedSet BpfDatapath::pinnedSet() const {
@@ -146,14 +161,17 @@ void BpfDatapath::release() {
   // Closing our link fds does not detach pinned links.
   links_.clear();
   signerLink_.reset();
+  agesLink_.reset();
   released_ = true;
 }
 
 void BpfDatapath::uninstall() {
   for (auto& l : links_) bpf_link__detach(l.get());
   links_.clear();
-  if (signerLink_) bpf_link__detach(signerLink_.get());
-  signerLink_.reset();
+  for (LinkPtr* l : {&signerLink_, &agesLink_}) {
+    if (*l) bpf_link__detach(l->get());
+    l->reset();
+  }
   int n = removePinDir(pinDir_);
   retireLegacy();
   if (::rmdir(options_.stateDir.c_str()) != 0 && errno != ENOENT) {

@@ -32,9 +32,12 @@ std::vector<bpf_map*> pinnedMaps(bpf_object* obj);
 // the enforcing ones for as long as microseg is installed, the others
 // (attachedOnDemand) only while a feature needs them.
 std::vector<bpf_program*> programs(bpf_object* obj);
-// The sockops program only writes the wire identity on SYNs (bpf/lib/
-// wire.bpf.h): attached while this node signs (BpfDatapath::setWireKeys),
-// so a node that does not pays nothing for its runs on every TCP socket.
+// The sockops programs run at every sockops point of every TCP socket of
+// the tree, for features not every node uses: ms_sockops writes the wire
+// identity on SYNs (bpf/lib/wire.bpf.h), attached while this node signs
+// (BpfDatapath::setWireKeys); ms_established stamps connections' ages,
+// attached while revocation may end some (setConnectionAges). A node that
+// uses neither pays nothing for them.
 bool attachedOnDemand(const bpf_program* prog);
 // Where a program's link is pinned in the pin dir.
 std::string linkPinName(const bpf_program* prog);

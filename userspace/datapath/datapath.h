@@ -130,6 +130,11 @@ class Datapath {
   // identity; it still verifies). Written key by key, then the signing id:
   // a SYN is never signed with a key this node does not accept itself.
   virtual Result<void> setWireKeys(const std::vector<WireKey>& accepted, uint8_t signKeyId) = 0;
+  // Whether the kernel stamps each TCP connection's establishment (both
+  // ends; the age a revocation record gives): a socket-storage write per
+  // end, ~0.5 us each (scripts/bench.sh 1e), so only while revocation may
+  // end connections. Connections established meanwhile have no age.
+  virtual Result<void> setConnectionAges(bool on) = 0;
   // The kernel tells the wire identity's time (CLOCK_TAI) from its coarse
   // monotonic clock and an offset (ms_config.tai_offset_ns): written again
   // when the clock was stepped (by more than 10 ms). Called every tick.

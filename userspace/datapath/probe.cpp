@@ -31,7 +31,7 @@ std::vector<KernelFeature> makeFeatures() {
       {Kind::ProgType, "cgroup_skb programs", "4.10", nullptr, nullptr, BPF_PROG_TYPE_CGROUP_SKB},
       {Kind::ProgType, "cgroup/connect and cgroup/sendmsg programs (cgroup_sock_addr)", "4.18", nullptr, nullptr,
        BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
-      {Kind::ProgType, "sockops programs (the wire identity of cluster mode)", "4.13", nullptr, nullptr,
+      {Kind::ProgType, "sockops programs (connection ages; the wire identity of cluster mode)", "4.13", nullptr, nullptr,
        BPF_PROG_TYPE_SOCK_OPS},
       {Kind::CgroupLink, "BPF links on cgroups (BPF_LINK_CREATE for cgroup/connect4)", "5.7"},
   };
@@ -69,7 +69,7 @@ std::vector<KernelFeature> makeFeatures() {
       {"bpf_sk_lookup_udp()", "4.20", BPF_FUNC_sk_lookup_udp, true, true},
       {"bpf_sk_release()", "4.20", BPF_FUNC_sk_release, true, true},
       {"bpf_sk_fullsock()", "5.1", BPF_FUNC_sk_fullsock, false, true},
-      {"bpf_sk_storage_get() (socket storage)", "5.2", BPF_FUNC_sk_storage_get, true, true},
+      {"bpf_sk_storage_get() (socket storage)", "5.2", BPF_FUNC_sk_storage_get, true, true, true},
       {"bpf_get_netns_cookie()", "5.7", BPF_FUNC_get_netns_cookie, true, true, true},
       {"bpf_ringbuf_reserve() (ring buffer)", "5.8", BPF_FUNC_ringbuf_reserve, true, true},
       {"bpf_ringbuf_submit()", "5.8", BPF_FUNC_ringbuf_submit, true, true},

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "common/fd.h"
 #include "datapath/map_writes.h"
 #include "revoke.skel.h"
@@ -73,11 +75,21 @@ void SocketIterator::SkelDeleter::operator()(::revoke_bpf* s) const { revoke_bpf
 
 SocketIterator::~SocketIterator() = default;
 
-Result<std::unique_ptr<SocketIterator>> SocketIterator::open() {
+Result<std::unique_ptr<SocketIterator>> SocketIterator::open(const std::string& pinDir) {
   std::unique_ptr<SocketIterator> it(new SocketIterator());
   ::revoke_bpf* skel = revoke_bpf__open();
   if (!skel) return libbpfError("open BPF object", "revoke", -errno);
   it->skel_.reset(skel);
+  // The datapath's per-socket state, for the ages: the iterators only read it.
+  if (!pinDir.empty()) {
+    const std::string path = pinDir + "/" + bpf_map__name(skel->maps.ms_sockets);
+    UniqueFd fd(bpf_obj_get(path.c_str()));
+    if (!fd) {
+      spdlog::warn("revocation: {}: {}; connection ages are unknown", path, std::strerror(errno));
+    } else if (int rc = bpf_map__reuse_fd(skel->maps.ms_sockets, fd.get()); rc != 0) {
+      spdlog::warn("revocation: {}: {}; connection ages are unknown", path, std::strerror(-rc));
+    }
+  }
   if (int rc = revoke_bpf__load(skel); rc != 0) {
     return Error{"load BPF programs", "revoke", rc < 0 ? -rc : errno,
                  "revoking connections needs socket iterators and bpf_sock_destroy() (Linux >= 6.5)"};

@@ -22,8 +22,10 @@ class SocketIterator : public Sockets {
  public:
   // Loads the iterators. Fails on a kernel without socket iterators or
   // bpf_sock_destroy() (Linux >= 6.5): revocation is then unavailable,
-  // and the error says why.
-  static Result<std::unique_ptr<SocketIterator>> open();
+  // and the error says why. `pinDir`: the datapath's pin dir, whose
+  // ms_sockets tells each connection's age (ms_sock_record.since_ns); ""
+  // or a dir without it (logged): every age is unknown (0).
+  static Result<std::unique_ptr<SocketIterator>> open(const std::string& pinDir = "");
   ~SocketIterator() override;
   SocketIterator(const SocketIterator&) = delete;
   SocketIterator& operator=(const SocketIterator&) = delete;

@@ -116,6 +116,13 @@ nlohmann::json recordToJson(const FlowRecord& r, uint64_t delta, const FlowConte
   j["total"] = r.count;
   j["first_seen"] = isoTime(r.firstSeenNs);
   j["last_seen"] = isoTime(r.lastSeenNs);
+  if (r.key.verdict == MS_VERDICT_REVOKED || r.key.verdict == MS_VERDICT_WOULD_REVOKE) {
+    // Milliseconds are as precise as the kernel's stamp (a coarse clock).
+    j["revocation"] = {{"by", r.revokedBy},
+                       {"connection_age_s", r.connectionAgeNs < 0
+                                                ? nlohmann::json(nullptr)
+                                                : nlohmann::json(double(r.connectionAgeNs / 1000000) / 1000.0)}};
+  }
   if (ctx.staged != nullptr) {
     const diff::StagedVerdict v = stagedVerdictOf(r, *ctx.staged, *ctx.ids);
     j["staged_verdict"] = verdictName(v.verdict);

@@ -160,4 +160,11 @@ void FlowStore::setStaged(uint64_t id, uint64_t stamp, uint8_t verdict, uint8_t 
   r.stagedRuleId = ruleId;
 }
 
+void FlowStore::setRevocation(uint64_t id, std::string by, int64_t connectionAgeNs) {
+  auto it = byId_.find(id);
+  if (it == byId_.end()) return;
+  it->second->revokedBy = std::move(by);
+  it->second->connectionAgeNs = connectionAgeNs;
+}
+
 }  // namespace microseg::flows

@@ -62,6 +62,12 @@ struct FlowRecord {
   uint8_t stagedVerdict = 0;
   uint8_t stagedReason = 0;
   uint32_t stagedRuleId = 0;
+  // A revocation record's (verdict revoked or would-revoke), of the latest
+  // connection folded in: what ended it ("grant 3 expired", "generation 12
+  // (apply (uid 0))") and how long it had been open (-1: not known: it was
+  // opened before microseg's programs watched).
+  std::string revokedBy;
+  int64_t connectionAgeNs = -1;
 };
 
 // The record key of an observed edge: oriented like the flow (src opened it).
@@ -102,6 +108,8 @@ class FlowStore {
   std::optional<FlowRecord> find(uint64_t id) const;
   // Records record `id`'s staged verdict (a live record's; else nothing).
   void setStaged(uint64_t id, uint64_t stamp, uint8_t verdict, uint8_t reason, uint32_t ruleId);
+  // Records what ended the connection of revocation record `id` and its age.
+  void setRevocation(uint64_t id, std::string by, int64_t connectionAgeNs);
 
   size_t size() const { return byKey_.size(); }
   size_t capacity() const { return capacity_; }
