@@ -285,6 +285,9 @@ class Daemon {
     uint64_t skipped = 0;  // passes a change asked for while revocation is unavailable
     double lastPassMs = 0;
   } revocations_;
+  // Sockets already recorded as would-revoke (cookies; those still open):
+  // a connection is recorded and counted once, not at every change after.
+  std::set<uint64_t> wouldRevoked_;
   // Cluster mode.
   std::unique_ptr<cluster::Agent> agent_;
   std::shared_ptr<const cluster::AgentSnapshot> agentSnap_;  // the one the kernel has

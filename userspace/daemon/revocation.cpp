@@ -231,6 +231,15 @@ void Daemon::revokeEstablishedLocked(const RevocationCause& cause) {
     return false;
   };
 
+  // Would-revoke sockets of earlier passes that are still open (any netns).
+  std::set<uint64_t> stillWould;
+  for (const auto& l : lists) {
+    for (const auto& s : l) {
+      if (wouldRevoked_.count(s.cookie)) stillWould.insert(s.cookie);
+    }
+  }
+  wouldRevoked_ = std::move(stillWould);
+
   size_t destroyedNow = 0, wouldNow = 0, logged = 0;
   for (size_t i = 0; i < spaces.size(); i++) {
     const revoke::Plan plan = revoke::planRevocation(lists[i], r);
@@ -252,8 +261,11 @@ void Daemon::revokeEstablishedLocked(const RevocationCause& cause) {
       uint32_t mode = workloadModeLocked(gen().ids.nameOf(j.subject), j.subject);
       if (mode == MS_MODE_INHERIT) mode = datapath_->mode();
       if (mode == MS_MODE_MONITOR) {
-        recordRevocationLocked(j, MS_VERDICT_WOULD_REVOKE, by, logged);
-        wouldNow++;
+        // Once per connection: a later change that still would is no news.
+        if (wouldRevoked_.insert(j.socket.cookie).second) {
+          recordRevocationLocked(j, MS_VERDICT_WOULD_REVOKE, by, logged);
+          wouldNow++;
+        }
         continue;
       }
       cookies.push_back(j.socket.cookie);
