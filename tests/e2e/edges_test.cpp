@@ -7,8 +7,10 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
+#include "bpf/abi.h"
 #include "harness.h"
 #include "policies.h"
 
@@ -147,6 +149,44 @@ TEST_F(Edges, AReloadKeepsTheCounts) {
   auto egress = records("allow", "egress", "client-a");
   ASSERT_EQ(egress.size(), 1u) << last_;
   EXPECT_EQ(egress[0]["total"], 15);
+}
+
+// An edge idle for a quarter of the retention (2 s of 8 here) leaves the
+// kernel's map with its last counts, so the map keeps room for the edges in
+// use; its record keeps them, and a flow after it counts on from there,
+// nothing twice.
+TEST_F(Edges, AnIdleEdgeLeavesTheKernelsMapAndItsRecordCountsOn) {
+  Child server = tcpServer(srv_, AF_INET, "127.0.0.1", port_);
+  ASSERT_TRUE(server.ready());
+  daemon_ = std::make_unique<Daemon>(tree_, allowPolicy("client-a", port_), "enforce",
+                                     std::vector<std::string>{"--edge-retention", "8s"});
+  ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  const std::string pin = daemon_->stateDir() + "/abi-" + std::to_string(MS_ABI_VERSION) + "/ms_edges";
+  auto kernelEdges = [&]() -> long {
+    const std::string cmd = "bpftool -j map dump pinned " + pin + " 2>/dev/null";
+    FILE* f = ::popen(cmd.c_str(), "r");
+    if (f == nullptr) return -1;
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), f)) > 0;) out.append(buf, n);
+    if (::pclose(f) != 0) return -1;
+    const json j = json::parse(out, nullptr, false);
+    return j.is_array() ? long(j.size()) : -1;
+  };
+  ASSERT_EQ(connects(a_, 10), 10);
+  EXPECT_EQ(kernelEdges(), 2) << "one edge per side";
+  ASSERT_TRUE(waitFor([&] { return kernelEdges() == 0; }, 6000)) << "idle edges were not removed";
+  auto egress = records("allow", "egress", "client-a");
+  ASSERT_EQ(egress.size(), 1u) << last_;
+  EXPECT_EQ(egress[0]["total"], 10);
+  ASSERT_EQ(connects(a_, 5), 5);
+  EXPECT_EQ(kernelEdges(), 2) << "made anew by the next flows";
+  egress = records("allow", "egress", "client-a");
+  ASSERT_EQ(egress.size(), 1u) << last_;
+  EXPECT_EQ(egress[0]["total"], 15);
+  auto ingress = records("allow", "ingress", "client-a");
+  ASSERT_EQ(ingress.size(), 1u) << last_;
+  EXPECT_EQ(ingress[0]["total"], 15);
 }
 
 // The records are saved (<data-dir>/edges.json) with what of the kernel's

@@ -57,6 +57,21 @@ TEST(EdgeLedger, ACountBelowTheFoldedOneIsAFreshMap) {
   EXPECT_EQ(d[0].delta, 3u);
 }
 
+// An edge removed from the kernel's map hands out what it counted since the
+// last look (its final value), and is forgotten: back, it counts from zero.
+TEST(EdgeLedger, ARemovedEdgeHandsOutItsLastCountsAndIsForgotten) {
+  EdgeLedger l;
+  l.take({{key(256, 257, 80), val(5)}, {key(256, 258, 80), val(2)}});
+  auto d = l.takeRemoved({{key(256, 257, 80), val(7, 10, 40)}});
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].delta, 2u) << "counted between the last look and the removal";
+  EXPECT_EQ(d[0].lastNs, 40u);
+  EXPECT_EQ(l.size(), 1u);
+  d = l.take({{key(256, 257, 80), val(1, 50, 50)}, {key(256, 258, 80), val(2)}});
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].delta, 1u) << "the edge made anew";
+}
+
 TEST(EdgeLedger, RoundTripsThroughJsonAndRejectsBadEntries) {
   EdgeLedger l;
   l.take({{key(256, 257, 80), val(7)}, {key(300, 2, 443, MS_DIR_EGRESS, MS_VERDICT_ALLOW), val(9)}});

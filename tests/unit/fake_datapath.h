@@ -4,6 +4,8 @@
 // backend itself is covered by the e2e tests.
 #pragma once
 
+#include <cstring>
+
 #include <arpa/inet.h>
 
 #include <chrono>
@@ -113,6 +115,19 @@ class FakeDatapath : public Datapath {
   // What a test put in ms_edges.
   EdgeEntries edgeEntries;
   Result<EdgeEntries> edges() const override { return edgeEntries; }
+  Result<EdgeEntries> removeEdges(const std::vector<ms_edge_key>& keys) override {
+    EdgeEntries out;
+    for (const auto& k : keys) {
+      for (auto it = edgeEntries.begin(); it != edgeEntries.end(); ++it) {
+        if (std::memcmp(&it->first, &k, sizeof(k)) == 0) {
+          out.push_back(*it);
+          edgeEntries.erase(it);
+          break;
+        }
+      }
+    }
+    return out;
+  }
   Result<int> drainEvents(const EventHandler&) override { return 0; }
   int eventFd() const override { return -1; }
 

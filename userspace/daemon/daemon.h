@@ -264,6 +264,7 @@ class Daemon {
   uint64_t edgeReadFailures_ = 0;    // reads of ms_edges that failed (counts wait for the next)
   uint64_t edgeSaveFailures_ = 0;
   uint64_t edgeRecordsExpired_ = 0;  // records dropped by --edge-retention
+  uint64_t edgesPruned_ = 0;         // idle edges removed from the kernel's map
   std::unique_ptr<metrics::HttpEndpoint> metrics_;
   int64_t lastFlushMs_ = 0;
   double lastApplyMs_ = 0;

@@ -2,8 +2,11 @@
 // records' history across restarts (edges/edge_history.h).
 #include "daemon/daemon.h"
 
+#include <time.h>
+
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -21,6 +24,20 @@ std::string historyPath(const DaemonConfig& c) { return c.dataDir + "/edges.json
 
 constexpr int64_t kSaveEveryMs = 10000;
 
+// An edge idle this long leaves the kernel's map (its record stays), so the
+// map has room for the edges in use however many come and go: a quarter of
+// the retention, at most 10 minutes.
+uint64_t edgeIdleNs(const DaemonConfig& c) {
+  return static_cast<uint64_t>(std::min<int64_t>(c.edgeRetentionSeconds * 1000000000 / 4, 600ll * 1000000000));
+}
+
+// The edges' clock (bpf/lib/edges.bpf.h): CLOCK_MONOTONIC_COARSE.
+uint64_t edgeClockNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 }  // namespace
 
 // Every drain (each tick, and before every query of the records): what each
@@ -36,14 +53,34 @@ void Daemon::foldEdgesLocked() {
     return;
   }
   auto onEvict = [this](const flows::FlowRecord& r) { writeFlowLine(r, r.count - r.flushedCount); };
-  for (const edges::EdgeDelta& d : edgeLedger_.take(*entries)) {
-    const flows::FlowRecord& r =
-        flowStore_.addEdge(flows::edgeFlowKey(d.key), d.delta, static_cast<int64_t>(d.firstNs) + clockOffsetNs_,
-                           static_cast<int64_t>(d.lastNs) + clockOffsetNs_, onEvict);
-    // The kernel names no cgroup in an edge: the identity's name.
-    countFlowsLocked(r, gen().ids.nameOf(d.key.subject), d.delta);
-    edgesDirty_ = true;
+  auto fold = [&](const std::vector<edges::EdgeDelta>& deltas) {
+    for (const edges::EdgeDelta& d : deltas) {
+      const flows::FlowRecord& r =
+          flowStore_.addEdge(flows::edgeFlowKey(d.key), d.delta, static_cast<int64_t>(d.firstNs) + clockOffsetNs_,
+                             static_cast<int64_t>(d.lastNs) + clockOffsetNs_, onEvict);
+      // The kernel names no cgroup in an edge: the identity's name.
+      countFlowsLocked(r, gen().ids.nameOf(d.key.subject), d.delta);
+      edgesDirty_ = true;
+    }
+  };
+  fold(edgeLedger_.take(*entries));
+
+  // Idle edges leave the map with their last counts (nothing counted up to
+  // the removal is lost; a flow after it makes the edge new again).
+  const uint64_t now = edgeClockNs(), idle = edgeIdleNs(config_);
+  std::vector<ms_edge_key> stale;
+  for (const auto& [k, v] : *entries) {
+    if (v.last_ns != 0 && now > v.last_ns && now - v.last_ns > idle) stale.push_back(k);
   }
+  if (stale.empty()) return;
+  auto removed = datapath_->removeEdges(stale);
+  if (!removed) {
+    // They stay, counted as before; the next fold tries again.
+    if (edgeReadFailures_++ == 0) spdlog::warn("datapath: {}", removed.error().str());
+    return;
+  }
+  edgesPruned_ += removed->size();
+  fold(edgeLedger_.takeRemoved(*removed));
 }
 
 void Daemon::loadEdgeHistoryLocked() {

@@ -115,6 +115,10 @@ std::string Daemon::renderMetricsLocked() {
          Sample{{{"map", "ipcache"}}, double(MS_MAX_IPCACHE)}});
   gauge("microseg_edges", "Observed edges in the kernel's edge map (ms_edges), as last read.",
         one(double(edgeLedger_.size())));
+  counter("microseg_edges_pruned_total",
+          "Idle edges removed from the kernel's edge map with their last counts (a quarter of --edge-retention "
+          "idle, at most 10 minutes); their flow records stay.",
+          one(double(edgesPruned_)));
   counter("microseg_edge_read_failures_total", "Reads of the kernel's edge map that failed (the next one folds its counts).",
           one(double(edgeReadFailures_)));
   counter("microseg_edge_history_save_failures_total", "Saves of the flow records' history (edges.json) that failed.",

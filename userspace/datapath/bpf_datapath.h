@@ -85,6 +85,7 @@ class BpfDatapath final : public Datapath {
   Result<std::map<uint32_t, uint64_t>> ruleHits(uint32_t maxRuleId) const override;
   Result<SweepStep> expireUdpExchanges() override;
   Result<EdgeEntries> edges() const override;  // bpf_datapath_readback.cpp
+  Result<EdgeEntries> removeEdges(const std::vector<ms_edge_key>& keys) override;  // bpf_datapath_readback.cpp
   Result<int> drainEvents(const EventHandler& handler) override;
   int eventFd() const override;
 

@@ -59,6 +59,20 @@ Result<EdgeEntries> BpfDatapath::edges() const {
   return out;
 }
 
+Result<EdgeEntries> BpfDatapath::removeEdges(const std::vector<ms_edge_key>& keys) {
+  EdgeEntries out;
+  const int fd = bpf_map__fd(skel_->maps.ms_edges);
+  for (const auto& k : keys) {
+    ms_edge_value v{};
+    if (bpf_map_lookup_and_delete_elem(fd, &k, &v) == 0) {
+      out.emplace_back(k, v);
+    } else if (errno != ENOENT) {
+      return sysError("look up and delete in map", "ms_edges");
+    }
+  }
+  return out;
+}
+
 Result<std::map<uint32_t, uint64_t>> BpfDatapath::ruleHits(uint32_t maxRuleId) const {
   std::map<uint32_t, uint64_t> out;
   int ncpu = libbpf_num_possible_cpus();

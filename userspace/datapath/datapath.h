@@ -160,6 +160,10 @@ class Datapath {
   // Every observed edge (ms_edges) as the kernel holds it now; counts only
   // grow (nothing deletes an entry while the map lives).
   virtual Result<EdgeEntries> edges() const = 0;
+  // Removes these edges from the kernel's map, each returned with its last
+  // value (lookup-and-delete: a flow counted up to the removal is in it, one
+  // after starts the edge anew). A key no longer there is skipped.
+  virtual Result<EdgeEntries> removeEdges(const std::vector<ms_edge_key>& keys) = 0;
   // Drains pending events into the handler; returns how many.
   virtual Result<int> drainEvents(const EventHandler& handler) = 0;
   // fd that becomes readable when the kernel forces a wakeup (ring > 1/4 full).

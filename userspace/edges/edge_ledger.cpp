@@ -46,6 +46,12 @@ std::vector<EdgeDelta> EdgeLedger::take(const datapath::EdgeEntries& now) {
   return out;
 }
 
+std::vector<EdgeDelta> EdgeLedger::takeRemoved(const datapath::EdgeEntries& removed) {
+  std::vector<EdgeDelta> out = take(removed);
+  for (const auto& [k, v] : removed) folded_.erase(k);
+  return out;
+}
+
 nlohmann::json EdgeLedger::toJson() const {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [k, count] : folded_) out.push_back({{"key", hexOf(k)}, {"count", count}});

@@ -38,6 +38,10 @@ class EdgeLedger {
   // counts. A count below the one folded means the map was made anew (its
   // counts restarted from zero): all of it is new.
   std::vector<EdgeDelta> take(const datapath::EdgeEntries& now);
+  // Edges removed from the kernel's map with their last values
+  // (Datapath::removeEdges): what each counted since the last look, and
+  // they are forgotten (one that comes back counts from zero).
+  std::vector<EdgeDelta> takeRemoved(const datapath::EdgeEntries& removed);
   // The kernel's map is not the one the counts were folded from (a fresh
   // one, not adopted): forget them.
   void clear() { folded_.clear(); }
