@@ -529,7 +529,7 @@ Child tcpServer(const std::string& cgroup, int family, const std::string& addr, 
         if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         sockaddr_storage ss;
         socklen_t len = makeAddr(family, addr, port, ss);
-        if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 128) != 0) return -1;
+        if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 4096) != 0) return -1;
         return fd;
       },
       [](int fd) {
