@@ -233,6 +233,11 @@ TEST_F(Revocation, TheRecordSaysWhatEndedTheConnectionAndHowOldItWas) {
   ASSERT_TRUE((*rec)["revocation"]["connection_age_s"].is_number()) << rec->dump();
   EXPECT_GE((*rec)["revocation"]["connection_age_s"].get<double>(), 1.4) << rec->dump();
   EXPECT_LE((*rec)["revocation"]["connection_age_s"].get<double>(), open + 1.0) << rec->dump();
+  // The table says it too, in the rule column.
+  auto table = daemon_->cli({"flows", "--verdict", "revoked"});
+  ASSERT_EQ(table.rc, 0) << table.err;
+  EXPECT_NE(table.out.find("[generation "), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("; open "), std::string::npos) << table.out;
 }
 
 TEST_F(Revocation, RevokingAGrantEndsItsConnectionsAtOnce) {

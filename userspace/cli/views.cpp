@@ -1,5 +1,6 @@
 #include "cli/views.h"
 
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -12,6 +13,22 @@ namespace microseg::cli {
 
 using nlohmann::json;
 
+namespace {
+
+// A revocation record's rule cell adds what ended the connection and how
+// long it had been open: "default-deny [generation 12 (SIGHUP); open 4.9 s]".
+std::string ruleCell(const json& r) {
+  std::string cell = field(r, "rule");
+  const json rv = r.value("revocation", json());
+  if (!rv.is_object()) return cell;
+  const json age = rv.value("connection_age_s", json());
+  char open[48] = "age unknown";
+  if (age.is_number()) std::snprintf(open, sizeof(open), "open %.1f s", age.get<double>());
+  return cell + " [" + field(rv, "by") + "; " + open + "]";
+}
+
+}  // namespace
+
 void printFlows(const json& records, std::ostream& out, bool header, bool staged) {
   std::vector<std::string> cols{"ID", "LAST SEEN", "VERDICT", "DIR", "FROM", "TO", "PORT", "RULE", "COUNT"};
   // --staged: what "in force + staged" would decide, beside the verdict.
@@ -22,7 +39,7 @@ void printFlows(const json& records, std::ostream& out, bool header, bool staged
     std::vector<std::string> row{field(r, "record_id"), field(r, "last_seen"), field(r, "verdict"),
                                  field(r, "direction"), field(src, "workload"),
                                  field(dst, "workload") + " (" + field(dst, "addr") + ")",
-                                 field(dst, "port") + "/" + field(r, "protocol"), field(r, "rule"),
+                                 field(dst, "port") + "/" + field(r, "protocol"), ruleCell(r),
                                  field(r, "total")};
     if (staged) row.insert(row.begin() + 8, {field(r, "staged_verdict"), field(r, "staged_rule")});
     t.add(row);
@@ -36,7 +53,7 @@ void printFlows(const json& records, std::ostream& out, bool header, bool staged
     const json src = r.value("src", json::object()), dst = r.value("dst", json::object());
     std::string line = field(r, "last_seen") + "  " + field(r, "verdict") + "  " + field(r, "direction") + "  " +
                        field(src, "workload") + " -> " + field(dst, "workload") + " " + field(dst, "addr") + ":" +
-                       field(dst, "port") + "/" + field(r, "protocol") + "  rule=" + field(r, "rule");
+                       field(dst, "port") + "/" + field(r, "protocol") + "  rule=" + ruleCell(r);
     if (staged) line += "  staged=" + field(r, "staged_verdict") + "  staged_rule=" + field(r, "staged_rule");
     out << sanitize(line + "  count=" + field(r, "total") + "  id=" + field(r, "record_id")) << "\n";
   }
