@@ -14,6 +14,7 @@
 #include "cluster/agent.h"
 #include "cluster/agent_work.h"
 #include "cluster/policy_store.h"
+#include "common/atomic_file.h"
 #include "policy/cidr.h"
 
 namespace microseg::cluster {
@@ -24,16 +25,11 @@ int64_t unixNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-bool writeFileAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) return false;
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  return !ec;
+// A cache file of the agent's, replaced whole; a failure is logged (the
+// next save tries again; a restart without etcd then starts from the
+// previous one).
+void saveCacheFile(const std::string& path, const std::string& text, const std::string& what) {
+  if (auto r = writeFileAtomically(path, text, what); !r) spdlog::warn("cluster: {}", r.error().str());
 }
 
 constexpr size_t kOpsPerTxn = 64;  // etcd allows 128 operations per transaction by default
@@ -115,7 +111,7 @@ bool AgentPass::ensureLease(bool lost, const std::function<void()>& onExpired) {
   } else {
     spdlog::info("cluster: node {} took its lease {:x} back", o_.nodeName, id);
   }
-  writeFileAtomically(file, std::to_string(id) + "\n");
+  saveCacheFile(file, std::to_string(id) + "\n", "node lease");
   w_.lease = id;
   w_.keeper = etcd_.keepAlive(id, o_.nodeTtlSeconds, onExpired);
   return true;
@@ -299,8 +295,8 @@ bool AgentPass::policy() {
   w_.policyDir = dir;
   w_.policyId = m.id;
   w_.policyRevision = w_.view.policyRevision();
-  writeFileAtomically(w_.policyMetaFile(o_),
-                      nlohmann::json{{"revision", w_.policyRevision}, {"id", w_.policyId}}.dump() + "\n");
+  saveCacheFile(w_.policyMetaFile(o_), nlohmann::json{{"revision", w_.policyRevision}, {"id", w_.policyId}}.dump() + "\n",
+                "policy revision");
   spdlog::info("cluster: policy revision {} ({} files, pushed by {}) fetched", w_.policyRevision, m.files.size(),
                m.pushedBy);
   return true;
@@ -344,7 +340,7 @@ void AgentPass::saveCache(bool now) {
   for (const auto& [key, a] : w_.view.addresses()) kvs[key] = encode(EndpointRecord{a.identity, a.workload, a.kind});
   for (const auto& [key, l] : w_.view.listeners()) kvs[key] = encode(EndpointRecord{l.identity, l.workload, "listener"});
   nlohmann::json j{{"revision", w_.view.revision()}, {"kvs", kvs}};
-  writeFileAtomically(w_.cacheFile(o_), j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  saveCacheFile(w_.cacheFile(o_), j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "etcd cache");
   w_.cachedVersion = v;
   w_.cachedIdentitiesVersion = w_.view.identitiesVersion();
   w_.cacheSavedAt = Clock::now();

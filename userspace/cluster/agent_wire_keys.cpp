@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cluster/agent_work.h"
+#include "common/atomic_file.h"
 
 namespace microseg::cluster {
 namespace {
@@ -50,33 +51,6 @@ void replaceAll(WireKeysWork& wire, const Keys& keys, const std::vector<std::pai
   if (records != wire.records) wire.version++;
   wire.records = std::move(records);
   wire.ignored = std::move(ignored);
-}
-
-Result<void> writeSecretFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return sysError("create", tmp);
-  // A leftover temp file keeps its mode through O_CREAT: set it.
-  bool ok = ::fchmod(fd, 0600) == 0;
-  for (size_t done = 0; ok && done < text.size();) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += static_cast<size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return sysError("write", tmp, err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return sysError("rename to", path, e);
-  }
-  return {};
 }
 
 }  // namespace
@@ -188,7 +162,9 @@ void saveWireKeyCache(const AgentOptions& o, AgentWork& w) {
   nlohmann::json keys = nlohmann::json::object();
   for (const auto& [id, r] : w.wire.records) keys[w.keys.wireKey(id)] = encode(r);
   const std::string path = w.wireKeysFile(o);
-  auto r = writeSecretFile(path, nlohmann::json{{"revision", w.wire.revision}, {"keys", keys}}.dump() + "\n");
+  // 0600: it holds the keys.
+  auto r = writeFileAtomically(path, nlohmann::json{{"revision", w.wire.revision}, {"keys", keys}}.dump() + "\n",
+                               "wire key cache");
   if (r) return;
   // A stale cache would give a restart older keys than the kernel has: none is better.
   const bool removed = ::unlink(path.c_str()) == 0 || errno == ENOENT;

@@ -1,6 +1,7 @@
 // A file replaced whole or not at all: a temporary file beside it (0600,
 // never through a symlink), written, fsync'd, renamed over it. What the
-// daemon keeps in its data dir (grants, observed edges) is saved this way.
+// daemon keeps in its data dir (grants, observed edges) and the cluster
+// agent's caches (etcd's view, the wire keys) are saved this way.
 #pragma once
 
 #include <string>
