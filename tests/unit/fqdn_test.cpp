@@ -160,6 +160,12 @@ TEST(DnsResponse, WhatBindsNothingSaysWhy) {
   Msg compressedQuestion;
   compressedQuestion.header(kResponse, 1, 0).ptr(12).u16(1).u16(1);
   EXPECT_EQ(parse(compressedQuestion).outcome, DnsOutcome::Malformed);
+  Msg big;
+  big.header(kResponse, 1, 0).question("a.example.test");
+  big.b.resize(kMaxMessageBytes);
+  EXPECT_EQ(parse(big).outcome, DnsOutcome::Bound) << "trailing bytes are not looked at";
+  big.b.push_back(0);
+  EXPECT_EQ(parse(big).outcome, DnsOutcome::Oversized);
 }
 
 TEST(DnsResponse, LoopsOverrunsAndTheCapAreHandled) {

@@ -65,12 +65,17 @@ const char* outcomeName(DnsOutcome o) {
     case DnsOutcome::NotOneQuestion: return "not-one-question";
     case DnsOutcome::BadQuestion: return "bad-question";
     case DnsOutcome::Malformed: return "malformed";
+    case DnsOutcome::Oversized: return "oversized";
   }
   return "unknown";
 }
 
 DnsResponse parseResponse(std::span<const uint8_t> m, size_t maxAddresses) {
   DnsResponse r;
+  if (m.size() > kMaxMessageBytes) {
+    r.outcome = DnsOutcome::Oversized;
+    return r;
+  }
   if (m.size() < kHeaderBytes) return r;  // Malformed
   r.id = be16(m, 0);
   const uint16_t flags = be16(m, 2);

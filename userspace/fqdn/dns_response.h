@@ -20,6 +20,9 @@ namespace microseg::fqdn {
 inline constexpr size_t kMaxAnswerRecords = 32;
 // Compression pointers followed in one name at most (a loop is malformed).
 inline constexpr size_t kMaxPointerHops = 16;
+// A longer message is not looked at (the kernel copies it whole to parse
+// it): the EDNS buffer size DNS flag day 2020 settled on.
+inline constexpr size_t kMaxMessageBytes = 1232;
 
 enum class DnsOutcome : uint8_t {
   Bound = 0,      // a response with a question; `addresses` may be empty (no A/AAAA for it)
@@ -29,6 +32,7 @@ enum class DnsOutcome : uint8_t {
   NotOneQuestion, // QDCOUNT != 1
   BadQuestion,    // the question name is not a host name this binds, or compressed
   Malformed,      // a length, pointer or record runs past the message, or loops
+  Oversized,      // longer than kMaxMessageBytes
 };
 
 const char* outcomeName(DnsOutcome o);
