@@ -33,6 +33,9 @@ TEST_F(ControlLimitsTest, StrictJsonRequests) {
   EXPECT_EQ(code(raw("{\"version\":1,\"command\":\"echo\",\"a\":{\"x\":1},\"b\":{\"x\":2}}\n")), "ok");
   EXPECT_NE(message("{\"version\":1,\"command\":\"echo\",\"x\":1,\"\\u0078\":2}").find("duplicate key \"x\""),
             std::string::npos);
+  // The empty key is a key (the long fuzz run found it passing twice).
+  EXPECT_NE(message("{\"version\":1,\"command\":\"echo\",\"\":0,\"\":1}").find("duplicate key \"\""),
+            std::string::npos);
   // Deep nesting within the size limit is answered, not a crash.
   EXPECT_EQ(code(raw("{\"version\":1,\"command\":\"echo\",\"d\":" + std::string(30000, '[') +
                      std::string(30000, ']') + "}\n")),

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -51,7 +52,7 @@ std::string clientText(const std::string& s) { return encodeMessage(s).substr(0,
 std::variant<nlohmann::json, std::string> parseStrict(const std::string& line) {
   if (!text::isUtf8(line)) return std::string("request is not valid UTF-8");
   std::vector<std::set<std::string>> keys;  // per open object (a set: 64 KiB of keys stays cheap)
-  std::string duplicate;
+  std::optional<std::string> duplicate;  // the first key given twice ("" is a key too)
   auto check = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using E = nlohmann::json::parse_event_t;
     if (event == E::object_start) {
@@ -60,13 +61,13 @@ std::variant<nlohmann::json, std::string> parseStrict(const std::string& line) {
       keys.pop_back();
     } else if (event == E::key && !keys.empty()) {
       const std::string& k = parsed.get_ref<const std::string&>();
-      if (!keys.back().insert(k).second && duplicate.empty()) duplicate = k;
+      if (!keys.back().insert(k).second && !duplicate) duplicate = k;
     }
     return true;
   };
   try {
     nlohmann::json req = nlohmann::json::parse(line, check);
-    if (!duplicate.empty()) return "duplicate key " + clientText(duplicate) + " in the request";
+    if (duplicate) return "duplicate key " + clientText(*duplicate) + " in the request";
     return req;
   } catch (const nlohmann::json::parse_error& e) {
     return std::string("malformed JSON: ") + e.what();
