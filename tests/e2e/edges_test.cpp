@@ -189,6 +189,40 @@ TEST_F(Edges, AnIdleEdgeLeavesTheKernelsMapAndItsRecordCountsOn) {
   EXPECT_EQ(ingress[0]["total"], 15);
 }
 
+// A restart with a changed policy set: a workload whose labels sort before
+// the others and a new policy would shift identity and rule numbers if they
+// were given afresh. The numbering saved with the history is resumed, so
+// the records saved before still name what they named, and new flows count
+// on in the same records.
+TEST_F(Edges, ARestartWithAChangedPolicySetKeepsTheRecordsNames) {
+  Child server = tcpServer(srv_, AF_INET, "127.0.0.1", port_);
+  ASSERT_TRUE(server.ready());
+  daemon_ = std::make_unique<Daemon>(tree_, allowPolicy("client-a", port_), "enforce");
+  ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  ASSERT_EQ(connects(a_, 10), 10);
+  ASSERT_EQ(total(records("allow", "egress", "client-a")), 10u) << last_;
+  ASSERT_EQ(daemon_->stop(), 0);
+  daemon_->writePolicy("policy.yaml",
+                       "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: aaa}\nspec:\n"
+                       "  cgroups: [aaa]\n  labels: {app: aaa}\n---\n"
+                       "apiVersion: microseg.dev/v1\nkind: Policy\nmetadata: {name: aaa-first}\nspec:\n"
+                       "  selector: {identity: aaa}\n  egress:\n    - to: [{identity: server}]\n"
+                       "      ports: [{port: " + std::to_string(port_ + 3) + ", protocol: TCP}]\n---\n" +
+                           allowPolicy("client-a", port_));
+  ASSERT_TRUE(daemon_->start()) << daemon_->log();
+  ASSERT_EQ(connects(a_, 5), 5);
+  auto egress = records("allow", "egress", "client-a");
+  ASSERT_EQ(egress.size(), 1u) << last_;
+  EXPECT_EQ(egress[0]["total"], 15);
+  EXPECT_EQ(egress[0]["rule"], "allow-client/0");
+  EXPECT_EQ(egress[0]["dst"]["workload"], "server");
+  auto ingress = records("allow", "ingress", "client-a");
+  ASSERT_EQ(ingress.size(), 1u) << last_;
+  EXPECT_EQ(ingress[0]["total"], 15);
+  EXPECT_EQ(ingress[0]["rule"], "server-in/0");
+  EXPECT_NE(daemon_->log().find("numbering of the last run resumed"), std::string::npos) << daemon_->log();
+}
+
 // The records are saved (<data-dir>/edges.json) with what of the kernel's
 // counts they hold; the restarted daemon adopts the pinned edge map, so what
 // was judged while it was down is counted too, once.

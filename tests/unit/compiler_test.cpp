@@ -756,6 +756,36 @@ TEST(RuleRegistry, IdsAreStableAndNamedAcrossChunks) {
   EXPECT_EQ(reg.nameOf(9002), "rule-9002") << "never handed out";
 }
 
+// A restarted daemon's registry takes the ids it handed out back (saved
+// with the flow history): the same rules get the same ids whatever order
+// they are asked for in, new ones come after every saved one, and an
+// inconsistent set is refused whole.
+TEST(RuleRegistry, ARestoredRegistryHandsTheSameIdsOutAgain) {
+  RuleRegistry before;
+  const uint32_t p0 = before.idFor("p", Direction::Egress, 0);
+  before.idFor("gone", Direction::Ingress, 1);
+  for (uint32_t i = 0; i < 5000; i++) before.idFor("big", Direction::Egress, i);
+  const uint32_t q2 = before.idFor("q", Direction::Ingress, 2);
+
+  RuleRegistry after;
+  ASSERT_TRUE(after.restore(before.handedOut(), before.nextId()));
+  EXPECT_EQ(after.idFor("q", Direction::Ingress, 2), q2) << "asked first, same id";
+  EXPECT_EQ(after.idFor("p", Direction::Egress, 0), p0);
+  EXPECT_EQ(after.nameOf(q2), "q/2");
+  EXPECT_EQ(after.nameOf(before.idFor("big", Direction::Egress, 4321)), "big/4321");
+  EXPECT_EQ(after.nameOf(2), "gone/1") << "a rule of a policy since removed keeps its name";
+  const uint32_t fresh = after.idFor("new", Direction::Egress, 0);
+  EXPECT_EQ(fresh, before.nextId()) << "after every saved id";
+  EXPECT_EQ(after.nameOf(fresh), "new/0");
+  EXPECT_FALSE(after.restore(before.handedOut(), before.nextId())) << "only into a registry in no use";
+
+  auto twice = before.handedOut();
+  twice[0].ids[0].push_back(q2);
+  RuleRegistry refused;
+  EXPECT_FALSE(refused.restore(twice, before.nextId())) << "an id twice";
+  EXPECT_EQ(refused.idFor("p", Direction::Egress, 0), 1u) << "nothing was taken";
+}
+
 // A generation's rule table is a copy of the last one with some policies'
 // rules swapped; the copies share the index and must not see each other's
 // changes.

@@ -11,6 +11,8 @@
 
 #include "edges/edge_history.h"
 #include "edges/edge_ledger.h"
+#include "edges/numbering.h"
+#include "policy/parser.h"
 #include "flows/flow_store.h"
 
 namespace microseg::edges {
@@ -227,6 +229,67 @@ TEST_F(EdgeHistoryFile, AMissingFileIsEmptyAndABadOneNamesWhatIsWrong) {
   EXPECT_NE(bad.error().str().find("version"), std::string::npos) << bad.error().str();
   std::ofstream(path, std::ios::trunc) << "{not json";
   EXPECT_FALSE(loadHistory(path, 0));
+}
+
+}  // namespace
+}  // namespace microseg::edges
+
+namespace microseg::edges {
+namespace {
+
+policy::Bundle bundleOf(const std::string& yaml) {
+  auto r = policy::parseText(yaml, "t.yaml");
+  policy::validateBundle(r.bundle, r.errors);
+  for (const auto& e : r.errors) ADD_FAILURE() << e.str();
+  return r.bundle;
+}
+
+std::string workload(const std::string& name) {
+  return "apiVersion: microseg.dev/v1\nkind: Workload\nmetadata: {name: " + name + "}\nspec:\n  cgroups: [" + name +
+         "]\n---\n";
+}
+
+std::string externalRange(const std::string& name, const std::string& cidr) {
+  return "apiVersion: microseg.dev/v1\nkind: External\nmetadata: {name: " + name + "}\nspec:\n  cidrs: [" + cidr +
+         "]\n---\n";
+}
+
+// Saved with the history and resumed, the numbering gives the label sets
+// and ranges it knew their numbers again, although a new workload and a
+// new range now sort before them (numbered afresh, they would shift).
+TEST_F(EdgeHistoryFile, TheNumberingIsSavedAndGivesTheSameIdentitiesAgain) {
+  const auto before = identity::assignIdentities(
+      bundleOf(workload("m-web") + workload("z-db") + externalRange("corp-net", "10.0.0.0/8")));
+  compiler::RuleRegistry rules;
+  const uint32_t rule = rules.idFor("web-out", policy::Direction::Egress, 0);
+  const Numbering saved = numberingOf(before, rules);
+  const std::string path = dir_ + "/edges.json";
+  ASSERT_TRUE(saveHistory(path, {}, EdgeLedger{}, &saved));
+  auto back = loadHistory(path, 0);
+  ASSERT_TRUE(back) << back.error().str();
+  ASSERT_TRUE(back->numbering);
+
+  const auto changed = bundleOf(workload("a-new") + workload("m-web") + workload("z-db") +
+                                externalRange("aaa", "192.168.0.0/16") + externalRange("corp-net", "10.0.0.0/8"));
+  const auto afresh = identity::assignIdentities(changed);
+  EXPECT_NE(afresh.byWorkload.at("m-web"), before.byWorkload.at("m-web")) << "the case this is for";
+  const auto resumed = identity::assignIdentities(changed, previousTable(*back->numbering));
+  EXPECT_EQ(resumed.byWorkload.at("m-web"), before.byWorkload.at("m-web"));
+  EXPECT_EQ(resumed.byWorkload.at("z-db"), before.byWorkload.at("z-db"));
+  EXPECT_EQ(resumed.byExternal.at("corp-net"), before.byExternal.at("corp-net"));
+  EXPECT_NE(resumed.byWorkload.at("a-new"), before.byWorkload.at("m-web"));
+  EXPECT_NE(resumed.byWorkload.at("a-new"), before.byWorkload.at("z-db"));
+
+  compiler::RuleRegistry again;
+  ASSERT_TRUE(again.restore(back->numbering->rules, back->numbering->nextRuleId));
+  again.idFor("aaa-first", policy::Direction::Egress, 0);
+  EXPECT_EQ(again.idFor("web-out", policy::Direction::Egress, 0), rule);
+
+  // A history without one (an older daemon's) reads as none.
+  ASSERT_TRUE(saveHistory(path, {}, EdgeLedger{}));
+  back = loadHistory(path, 0);
+  ASSERT_TRUE(back) << back.error().str();
+  EXPECT_FALSE(back->numbering);
 }
 
 }  // namespace

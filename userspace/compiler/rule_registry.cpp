@@ -43,7 +43,60 @@ uint32_t RuleRegistry::idFor(const std::string& policy, policy::Direction dir, u
 std::string RuleRegistry::nameOf(uint32_t id) const {
   if (id == 0 || id >= next_) return "rule-" + std::to_string(id);
   const Name& n = byId_[(id - 1) / kChunk][(id - 1) % kChunk];
+  if (n.policy == kNoPolicy) return "rule-" + std::to_string(id);
   return *policies_[n.policy] + "/" + std::to_string(n.index);
+}
+
+std::vector<RuleRegistry::PolicyIds> RuleRegistry::handedOut() const {
+  std::vector<PolicyIds> out;
+  out.reserve(policies_.size());
+  for (const std::string* name : policies_) {
+    const PolicyRules& r = byPolicy_.at(*name);
+    out.push_back(PolicyIds{*name, {r.ids[0], r.ids[1]}});
+  }
+  return out;
+}
+
+bool RuleRegistry::restore(const std::vector<PolicyIds>& saved, uint32_t next) {
+  if (next_ != 1 || !byPolicy_.empty()) return false;
+  // Checked whole first: nothing is taken from an inconsistent set.
+  uint32_t top = 0;
+  std::vector<bool> seen;
+  std::unordered_map<std::string, bool> names;
+  for (const auto& p : saved) {
+    if (!names.emplace(p.policy, true).second) return false;
+    for (const auto& ids : p.ids) {
+      for (uint32_t id : ids) {
+        if (id == MS_RULE_NONE) continue;
+        if (id > kMaxRestoredId) return false;
+        if (seen.size() <= id) seen.resize(size_t(id) + 1, false);
+        if (seen[id]) return false;
+        seen[id] = true;
+        top = std::max(top, id);
+      }
+    }
+  }
+  if (next > kMaxRestoredId + 1) return false;
+  next_ = std::max(next, top + 1);
+  for (uint32_t at = 0; at + 1 < next_; at += kChunk) {
+    auto chunk = std::make_unique<Name[]>(kChunk);
+    for (uint32_t i = 0; i < kChunk; i++) chunk[i] = {kNoPolicy, 0};
+    byId_.push_back(std::move(chunk));
+  }
+  for (const auto& p : saved) {
+    auto it = byPolicy_.emplace(p.policy, PolicyRules{}).first;
+    it->second.slot = static_cast<uint32_t>(policies_.size());
+    policies_.push_back(&it->first);
+    tiers_.push_back(policy::Tier::Application);
+    for (int d = 0; d < 2; d++) {
+      it->second.ids[d] = p.ids[d];
+      for (uint32_t index = 0; index < p.ids[d].size(); index++) {
+        const uint32_t id = p.ids[d][index];
+        if (id != MS_RULE_NONE) byId_[(id - 1) / kChunk][(id - 1) % kChunk] = {it->second.slot, index};
+      }
+    }
+  }
+  return true;
 }
 
 void RuleRegistry::setTier(const std::string& policy, policy::Tier tier) {
@@ -53,7 +106,8 @@ void RuleRegistry::setTier(const std::string& policy, policy::Tier tier) {
 
 policy::Tier RuleRegistry::tierOf(uint32_t id) const {
   if (id == 0 || id >= next_) return policy::Tier::Application;
-  return tiers_[byId_[(id - 1) / kChunk][(id - 1) % kChunk].policy];
+  const uint32_t slot = byId_[(id - 1) / kChunk][(id - 1) % kChunk].policy;
+  return slot == kNoPolicy ? policy::Tier::Application : tiers_[slot];
 }
 
 const RuleInfo& RuleTable::at(uint32_t id) const {

@@ -40,6 +40,21 @@ class RuleRegistry {
   void setTier(const std::string& policy, policy::Tier tier);
   policy::Tier tierOf(uint32_t id) const;  // Application for an id it never handed out
 
+  // Every id handed out, by policy (saved with the flow records' history,
+  // edges/numbering.h, so a restart hands the same ones out again).
+  struct PolicyIds {
+    std::string policy;
+    std::vector<uint32_t> ids[2];  // egress, ingress; by index (MS_RULE_NONE: none)
+  };
+  std::vector<PolicyIds> handedOut() const;
+  uint32_t nextId() const { return next_; }
+  // A registry that has handed nothing out takes these back: the same
+  // (policy, direction, index) gets the same id, a new one an id above
+  // `next` and every saved one. False, and nothing taken, if they cannot be
+  // (an id twice, above kMaxRestoredId, or this registry in use).
+  bool restore(const std::vector<PolicyIds>& saved, uint32_t next);
+  static constexpr uint32_t kMaxRestoredId = 1u << 24;
+
  private:
   // Per policy name: the ids of its rules, per direction, by index.
   struct PolicyRules {
@@ -51,9 +66,10 @@ class RuleRegistry {
   std::vector<const std::string*> policies_;  // slot -> a key of byPolicy_ (its nodes never move)
   std::vector<policy::Tier> tiers_;           // slot -> its tier
   struct Name {
-    uint32_t policy;  // slot
+    uint32_t policy;  // slot (kNoPolicy: an id a restore did not name)
     uint32_t index;
   };
+  static constexpr uint32_t kNoPolicy = ~0u;
   // id - 1 -> its rule, in chunks of kChunk: 8 bytes a rule, without a
   // doubling vector's slack and copy (100k rules: 0.8 MB, not 2.1).
   static constexpr uint32_t kChunk = 4096;

@@ -460,6 +460,7 @@ void Daemon::tookGenerationLocked(const ReloadOutcome& r, const std::string& why
   watchCgroupsLocked(r.cgroups);
   classifiedLocked(r.cgroups);
   if (grantsLoaded_) syncGrantsLocked();  // a workload's identity may have changed
+  edgesDirty_ = true;                     // the numbering the history is saved with may have too
   lastApplyMs_ = r.ms.total;
   const auto& docs = reloader_->loaderStats();
   const auto& cs = reloader_->compilerStats();

@@ -94,6 +94,18 @@ void Daemon::loadEdgeHistoryLocked() {
   }
   const size_t n = h->records.size();
   flowStore_.restore(std::move(h->records));
+  // The numbers the records (and the adopted edges) are written in: the
+  // first reload gives the same label sets, ranges and rules the same ones.
+  if (h->numbering) {
+    if (reloader_->resumeNumbering(edges::previousTable(*h->numbering), h->numbering->rules,
+                                   h->numbering->nextRuleId)) {
+      spdlog::info("edges: numbering of the last run resumed ({} workload and {} range identities, rule ids below {})",
+                   h->numbering->workloads.size(), h->numbering->ranges.size(), h->numbering->nextRuleId);
+    } else {
+      spdlog::warn("edges: the saved rule ids in {} are inconsistent; numbering afresh (older records may name "
+                   "other rules)", historyPath(config_));
+    }
+  }
   // The ledger says what of the kernel's counts the records hold: only
   // true of the map it was taken from. A fresh map starts from zero.
   if (datapath_->adopted()) edgeLedger_ = std::move(h->ledger);
@@ -110,7 +122,8 @@ void Daemon::edgesTickLocked(bool force) {
   if (!edgesDirty_ && expired == 0 && !force) return;
   std::error_code ec;
   std::filesystem::create_directories(config_.dataDir, ec);
-  if (auto r = edges::saveHistory(historyPath(config_), flowStore_.all(), edgeLedger_); !r) {
+  const edges::Numbering numbering = edges::numberingOf(gen().ids, reloader_->rules());
+  if (auto r = edges::saveHistory(historyPath(config_), flowStore_.all(), edgeLedger_, &numbering); !r) {
     if (edgeSaveFailures_++ == 0) spdlog::error("edges: {}", r.error().str());
     return;
   }

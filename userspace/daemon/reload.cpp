@@ -162,4 +162,11 @@ Candidate Reloader::candidate(const ReloadRequest& req) const {
   return out;
 }
 
+bool Reloader::resumeNumbering(identity::IdentityTable previous,
+                               const std::vector<compiler::RuleRegistry::PolicyIds>& rules, uint32_t nextRuleId) {
+  if (gen_.loaded || !registry_.restore(rules, nextRuleId)) return false;
+  gen_.ids = std::move(previous);
+  return true;
+}
+
 }  // namespace microseg::daemon

@@ -95,6 +95,12 @@ class Reloader {
 
   // The generation of an adopted earlier run's maps: new ones continue its numbers.
   void adopt(uint64_t number) { gen_.number = number; }
+  // The numbering of a restarted daemon's last run (edges/numbering.h):
+  // the first reload gives the label sets, ranges and rules it knew the
+  // same numbers again. Before the first reload only; false (nothing taken)
+  // if the rule ids cannot be.
+  bool resumeNumbering(identity::IdentityTable previous,
+                       const std::vector<compiler::RuleRegistry::PolicyIds>& rules, uint32_t nextRuleId);
   ReloadOutcome reload(const ReloadRequest& request);
   // The generation `request` would make, built with a loader and compiler of
   // its own: the caches, the registry, the generation in force and the

@@ -110,10 +110,12 @@ flows::FlowRecord recordOf(const json& j) {
 
 }  // namespace
 
-json historyToJson(const std::vector<flows::FlowRecord>& records, const EdgeLedger& ledger) {
+json historyToJson(const std::vector<flows::FlowRecord>& records, const EdgeLedger& ledger, const Numbering* numbering) {
   json recs = json::array();
   for (const auto& r : records) recs.push_back(recordJson(r));
-  return json{{"version", kHistoryVersion}, {"records", std::move(recs)}, {"ledger", ledger.toJson()}};
+  json out{{"version", kHistoryVersion}, {"records", std::move(recs)}, {"ledger", ledger.toJson()}};
+  if (numbering != nullptr) out["numbering"] = numberingToJson(*numbering);
+  return out;
 }
 
 Result<EdgeHistory> historyFromJson(const json& j, int64_t cutoffWallNs) {
@@ -136,14 +138,20 @@ Result<EdgeHistory> historyFromJson(const json& j, int64_t cutoffWallNs) {
   auto ledger = EdgeLedger::fromJson(j.contains("ledger") ? j["ledger"] : json::array());
   if (!ledger) return ledger.error();
   h.ledger = std::move(*ledger);
+  if (j.contains("numbering")) {
+    auto n = numberingFromJson(j["numbering"]);
+    if (!n) return n.error();
+    h.numbering = std::move(*n);
+  }
   return h;
 }
 
 Result<void> saveHistory(const std::string& path, const std::vector<flows::FlowRecord>& records,
-                         const EdgeLedger& ledger) {
+                         const EdgeLedger& ledger, const Numbering* numbering) {
   // comm is whatever bytes a process named itself: not always UTF-8, which
   // a JSON text must be (U+FFFD instead, as the flow log writes it).
-  const std::string text = historyToJson(records, ledger).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  const std::string text =
+      historyToJson(records, ledger, numbering).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   return writeFileAtomically(path, text, "edge history");
 }
 

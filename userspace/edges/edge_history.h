@@ -5,12 +5,15 @@
 // kernel counted after that moment.
 //
 // Records older than the retention (by last seen) are not saved, and not
-// read back. Identities and rule ids are saved as numbers: the daemon gives
-// the same ones to the same policy set (identity/identities.h, the
-// compiler's rule registry), and the kernel's adopted edges carry them too.
+// read back. Identities and rule ids are saved as numbers, with the
+// numbering they are written in (numbering.h): a restarted daemon numbers
+// the same label sets, ranges and rules the same way, so the records (and
+// the kernel's adopted edges, which carry the numbers too) keep naming what
+// they named.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +21,7 @@
 
 #include "common/result.h"
 #include "edges/edge_ledger.h"
+#include "edges/numbering.h"
 #include "flows/flow_store.h"
 
 namespace microseg::edges {
@@ -25,17 +29,19 @@ namespace microseg::edges {
 struct EdgeHistory {
   std::vector<flows::FlowRecord> records;
   EdgeLedger ledger;
+  std::optional<Numbering> numbering;  // absent from a file of an older daemon
 };
 
 inline constexpr int kHistoryVersion = 1;
 
-nlohmann::json historyToJson(const std::vector<flows::FlowRecord>& records, const EdgeLedger& ledger);
+nlohmann::json historyToJson(const std::vector<flows::FlowRecord>& records, const EdgeLedger& ledger,
+                             const Numbering* numbering = nullptr);
 // Records last seen before `cutoffWallNs` are left out.
 Result<EdgeHistory> historyFromJson(const nlohmann::json& j, int64_t cutoffWallNs);
 
 // Atomic: a temporary file in the same directory, fsync, rename.
 Result<void> saveHistory(const std::string& path, const std::vector<flows::FlowRecord>& records,
-                         const EdgeLedger& ledger);
+                         const EdgeLedger& ledger, const Numbering* numbering = nullptr);
 // A missing file is an empty history.
 Result<EdgeHistory> loadHistory(const std::string& path, int64_t cutoffWallNs);
 
