@@ -37,9 +37,27 @@ struct {
 /* How many addresses a run may bind (the reference's maxAddresses). */
 volatile __u8 ms_dns_max_addrs = MS_DNS_MAX_ADDRS;
 
+struct export_ctx {
+	struct ms_dns_state *s;
+	struct ms_dns_test_result *r;
+};
+
+/* One label start's suffix hash (a callback: unrolled, the 64 of them were
+ * walked again on each of the parser's exits). */
+static long export_suffix(__u64 i, void *arg)
+{
+	struct export_ctx *c = arg;
+	__u32 k = i & (MS_DNS_MAX_STARTS - 1);
+
+	c->r->suffix[k] = k < c->s->n_starts ? dns_suffix_hash(c->s, k) : 0;
+	c->r->suffix_at[k] = k < c->s->n_starts ? c->s->start_at[k] : 0;
+	return 0;
+}
+
 SEC("cgroup_skb/ingress")
 int ms_dns_test(struct __sk_buff *skb)
 {
+	struct export_ctx ctx;
 	struct ms_dns_test_result *r;
 	struct ms_dns_state *s;
 	__u32 zero = 0, len;
@@ -66,9 +84,8 @@ int ms_dns_test(struct __sk_buff *skb)
 	r->qlen = s->qlen;
 	r->n_starts = s->n_starts;
 	__builtin_memcpy(r->qtext, s->qtext, sizeof(r->qtext));
-	for (i = 0; i < MS_DNS_MAX_STARTS; i++) {
-		r->suffix[i] = i < s->n_starts ? dns_suffix_hash(s, i) : 0;
-		r->suffix_at[i] = i < s->n_starts ? s->start_at[i] : 0;
-	}
+	ctx.s = s;
+	ctx.r = r;
+	bpf_loop(MS_DNS_MAX_STARTS, export_suffix, &ctx, 0);
 	return 1;
 }

@@ -895,7 +895,7 @@ std::vector<FqdnBadCase> fqdnBadCases() {
       {"TwoWildcards", fqdnRule("[{fqdn: \"*.*.example.com\"}]"), to0,
        "has a '*' that is not the whole first label", 7, 19},
       // Alone, '*' is not "*." and so an ordinary label with a '*' in it.
-      {"StarAlone", fqdnRule("[{fqdn: \"*\"}]"), to0, "has a '*'", 7, 19},
+      {"StarAlone", fqdnRule("[{fqdn: \"*\"}]"), to0, "is a '*' without a suffix", 7, 19},
       {"WildcardOfTopLevelDomain", fqdnRule("[{fqdn: \"*.com\"}]"), to0,
        "leaves a single label under '*' (a wildcard of a whole top-level domain)", 7, 19},
       {"SingleLabel", fqdnRule("[{fqdn: localhost}]"), to0,

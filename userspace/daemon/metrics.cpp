@@ -75,9 +75,10 @@ std::string Daemon::renderMetricsLocked() {
     counter("microseg_fqdn_answers_total",
             "DNS answers to workloads whose policies name fqdn peers that bound nothing: unnamed (no policy "
             "names the question), malformed (refused by the parser: malformed, truncated, over 1232 bytes, "
-            "not one question).",
+            "not one question), untrusted (not from a --fqdn-resolvers address).",
             {Sample{{{"result", "unnamed"}}, double(c->values[MS_CTR_FQDN_UNNAMED])},
-             Sample{{{"result", "malformed"}}, double(c->values[MS_CTR_FQDN_MALFORMED])}});
+             Sample{{{"result", "malformed"}}, double(c->values[MS_CTR_FQDN_MALFORMED])},
+             Sample{{{"result", "untrusted"}}, double(c->values[MS_CTR_FQDN_UNTRUSTED])}});
     counter("microseg_fqdn_dns_unseen_total",
             "TCP connects of workloads whose policies name fqdn peers to port 53 (DNS over TCP) or 853 (DNS over "
             "TLS): the kernel cannot read those answers, so they bind no name (policies/README.md, FQDN peers).",

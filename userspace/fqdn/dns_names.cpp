@@ -40,7 +40,8 @@ std::string checkLabels(std::string_view name) {
           shown[1] = '\0';
         }
         return std::string("has a character that is not a letter, digit, '-' or '_' ('") + shown +
-               "'; a name in another script is written in its xn-- form)";
+               (static_cast<unsigned char>(c) >= 0x80 ? "'; a name in another script is written in its xn-- form)"
+                                                       : "')");
       }
     }
     if (label.front() == '-' || label.back() == '-') return "has a label that starts or ends with '-'";
