@@ -1,0 +1,261 @@
+// End-to-end tests of FQDN peers (#27): a workload may reach `{fqdn: NAME}`
+// at the addresses a DNS answer to its own query gave for NAME, for the
+// answer's TTL (clamped into --fqdn-min-ttl/--fqdn-max-ttl), and nowhere
+// else; another workload that did not ask gets nothing, and neither does an
+// answer nobody asked for. Real kernel, real daemon, a DNS responder
+// (dns_responder.h) in a "remote" network namespace.
+//
+// Topology: `client` in netns C (10.93.0.1, fd00:93::1) and `other` in netns
+// O (10.93.1.1, routed through R), both veth'd to the remote netns R, which
+// holds the resolver (10.93.0.53:53, UDP) and TCP listeners on :8080 at
+// 10.93.0.2-.5 and fd00:93::2-3. The processes in R are outside the
+// managed tree.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dns_responder.h"
+#include "harness.h"
+#include "policies.h"
+
+namespace microseg::e2e {
+namespace {
+
+using dns::kTypeA;
+using dns::kTypeAaaa;
+using dns::Via;
+
+constexpr int kPort = 8080;       // the TCP port the fqdn rules allow
+constexpr int kCatchPort = 9053;  // client's UDP port an unsolicited answer is sent to
+const char* const kResolver = "10.93.0.53";
+
+std::string doc(const std::string& kind, const std::string& name, const std::string& spec) {
+  return "---\napiVersion: microseg.dev/v1\nkind: " + kind + "\nmetadata: {name: " + name + "}\nspec:\n" + spec;
+}
+
+// `client` and `other` (both `tier: app`) get the same policy: DNS to the
+// resolver, TCP/8080 to api.example.test and *.svc.example.test; and UDP
+// from the resolver to kCatchPort, so that an unsolicited answer is
+// delivered (and could only be refused a binding, not the packet).
+std::string policy() {
+  std::string y;
+  for (const char* w : {"client", "other"}) {
+    y += doc("Workload", w, std::string("  cgroups: [\"") + w + "\"]\n  labels: {app: " + w + ", tier: app}\n");
+  }
+  return y + doc("Policy", "app-out",
+                 "  selector: {matchLabels: {tier: app}}\n  egress:\n"
+                 "    - to: [{cidr: " + std::string(kResolver) + "/32}]\n      ports: [{port: 53, protocol: UDP}]\n"
+                 "    - to: [{fqdn: api.example.test}, {fqdn: \"*.svc.example.test\"}]\n"
+                 "      ports: [{port: " + std::to_string(kPort) + ", protocol: TCP}]\n"
+                 "  ingress:\n"
+                 "    - from: [{cidr: " + std::string(kResolver) + "/32}]\n"
+                 "      ports: [{port: " + std::to_string(kCatchPort) + ", protocol: UDP}]\n");
+}
+
+// What the resolver serves; `apiTtl` is api.example.test's TTL (A and AAAA).
+dns::Zone zone(uint32_t apiTtl = 30) {
+  dns::Zone z;
+  z.a("api.example.test", "10.93.0.2", apiTtl)
+      .aaaa("api.example.test", "fd00:93::2", apiTtl)
+      .a("a.svc.example.test", "10.93.0.3")
+      .a("deep.a.svc.example.test", "10.93.0.5")
+      .a("svc.example.test", "10.93.0.4")
+      .cname("www.svc.example.test", "lb.cdn.test")
+      .a("lb.cdn.test", "10.93.0.4")
+      .cname("alias.other.test", "api.example.test")
+      .a("evil.test", "10.93.0.3")
+      .a("api.example.test.evil.test", "10.93.0.3")
+      .a("zero.svc.example.test", "10.93.0.3", 0);
+  return z;
+}
+
+class Fqdn : public WorkloadTest {
+ protected:
+  void SetUp() override {
+    WorkloadTest::SetUp();
+    client_ = tree_.create("client");
+    other_ = tree_.create("other");
+    ASSERT_TRUE(nsC_.ok() && nsO_.ok() && nsR_.ok());
+    const std::string prefix = "ms" + std::to_string(getpid() % 100000);
+    ASSERT_TRUE(vethPair(nsC_, {"10.93.0.1/24", "fd00:93::1/64"}, nsR_,
+                         {"10.93.0.2/24", "10.93.0.3/24", "10.93.0.4/24", "10.93.0.5/24", "10.93.0.53/24",
+                          "fd00:93::2/64", "fd00:93::3/64"},
+                         prefix + "f"));
+    ASSERT_TRUE(vethPair(nsO_, {"10.93.1.1/24"}, nsR_, {"10.93.1.254/24"}, prefix + "g"));
+    ASSERT_TRUE(nsO_.ip({"route", "add", "10.93.0.0/24", "via", "10.93.1.254"}));
+    remote_ = ownCgroup();  // outside the managed tree: nobody judges R's side
+    servers_.push_back(tcpServer(remote_, AF_INET, "0.0.0.0", kPort, nsR_.path()));
+    servers_.push_back(tcpServer(remote_, AF_INET6, "::", kPort, nsR_.path()));
+    for (const auto& s : servers_) ASSERT_TRUE(s.ready());
+  }
+
+  // Starts the resolver with `z` and the daemon (enforce) with the TTL flags.
+  void start(const dns::Zone& z = zone(), const std::vector<std::string>& ttlFlags = {"--fqdn-min-ttl", "1s",
+                                                                                       "--fqdn-max-ttl", "1h"}) {
+    resolver_ = std::make_unique<Child>(dns::responder(remote_, AF_INET, kResolver, z, nsR_.path()));
+    ASSERT_TRUE(resolver_->ready());
+    daemon_ = std::make_unique<Daemon>(tree_, policy(), "enforce", ttlFlags);
+    ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  }
+
+  // `cg` (in `ns`) asks the resolver; 0 if the answer's addresses are `expected`.
+  int resolveIn(const std::string& cg, const std::string& ns, const std::string& name, uint16_t type, Via via,
+                const std::vector<std::string>& expected) {
+    return runIn(cg, [=] { return dns::resolveExpect(AF_INET, kResolver, name, type, via, expected); }, 5000, ns);
+  }
+  int resolveAsClient(const std::string& name, const std::vector<std::string>& expected, Via via = Via::Sendto,
+                      uint16_t type = kTypeA) {
+    return resolveIn(client_, nsC_.path(), name, type, via, expected);
+  }
+  int tcpIn(const std::string& cg, const std::string& ns, const std::string& addr, int port = kPort) {
+    const int family = addr.find(':') == std::string::npos ? AF_INET : AF_INET6;
+    return runIn(cg, [=] { return tcpConnect(family, addr, port, 2000); }, 5000, ns);
+  }
+  int clientTcp(const std::string& addr, int port = kPort) { return tcpIn(client_, nsC_.path(), addr, port); }
+  int otherTcp(const std::string& addr) { return tcpIn(other_, nsO_.path(), addr); }
+
+  // A resolution with `via`, then: the answer's address is reachable on
+  // the rule's port, nothing else is.
+  void resolvedNameIsReachable(Via via) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    EXPECT_EQ(clientTcp("10.93.0.2"), EPERM) << "nothing bound before the answer";
+    ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}, via), 0);
+    EXPECT_EQ(clientTcp("10.93.0.2"), 0) << "bound to api.example.test by the answer\n" << daemon_->log();
+    EXPECT_EQ(clientTcp("10.93.0.3"), EPERM) << "never resolved";
+    EXPECT_EQ(clientTcp("10.93.0.2", kPort + 1), EPERM) << "the rule's port only";
+  }
+
+  std::string client_, other_, remote_;
+  Netns nsC_, nsO_, nsR_;
+  std::vector<Child> servers_;
+  std::unique_ptr<Child> resolver_;
+};
+
+TEST_F(Fqdn, AnAnswerToAnUnconnectedQueryBindsItsAddress) { resolvedNameIsReachable(Via::Sendto); }
+
+TEST_F(Fqdn, AnAnswerToAConnectedQueryBindsItsAddress) { resolvedNameIsReachable(Via::Connected); }
+
+// The binding is the resolving workload's: `other` has the same policy but
+// did not ask, so api.example.test's address is nothing to it, until it
+// asks itself.
+TEST_F(Fqdn, AWorkloadThatDidNotResolveTheNameIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0);
+  EXPECT_EQ(otherTcp("10.93.0.2"), EPERM) << "client's answer binds nothing for other";
+  ASSERT_EQ(resolveIn(other_, nsO_.path(), "api.example.test", kTypeA, Via::Sendto, {"10.93.0.2"}), 0);
+  EXPECT_EQ(otherTcp("10.93.0.2"), 0) << "its own answer does (the same policy allows it)";
+}
+
+// TTL 2 s (above --fqdn-min-ttl 1s): bound at once and at half the TTL,
+// gone a second after it ran out.
+TEST_F(Fqdn, ABindingEndsWithTheAnswersTtl) {
+  ASSERT_NO_FATAL_FAILURE(start(zone(/*apiTtl=*/2)));
+  ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
+  const auto answered = std::chrono::steady_clock::now();
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0);
+  std::this_thread::sleep_until(answered + std::chrono::milliseconds(1000));
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0) << "still within the TTL (not cut to --fqdn-min-ttl)";
+  // No readiness signal for an expiry: wait it out.
+  std::this_thread::sleep_until(answered + std::chrono::milliseconds(3000));
+  EXPECT_EQ(clientTcp("10.93.0.2"), EPERM) << "the TTL ran out";
+  // Asking again binds again.
+  ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0);
+}
+
+// The TTL is clamped into [min, max]: with both 2 s, a TTL of 0 still binds
+// (for 2 s) and a TTL of 3600 binds for 2 s only.
+TEST_F(Fqdn, TtlsAreClampedIntoTheDaemonsBounds) {
+  ASSERT_NO_FATAL_FAILURE(start(zone(/*apiTtl=*/3600), {"--fqdn-min-ttl", "2s", "--fqdn-max-ttl", "2s"}));
+  ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
+  ASSERT_EQ(resolveAsClient("zero.svc.example.test", {"10.93.0.3"}), 0);
+  const auto answered = std::chrono::steady_clock::now();
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0);
+  EXPECT_EQ(clientTcp("10.93.0.3"), 0) << "TTL 0 raised to --fqdn-min-ttl";
+  std::this_thread::sleep_until(answered + std::chrono::milliseconds(3000));
+  EXPECT_EQ(clientTcp("10.93.0.2"), EPERM) << "TTL 3600 cut to --fqdn-max-ttl";
+  EXPECT_EQ(clientTcp("10.93.0.3"), EPERM);
+}
+
+// `*.svc.example.test` matches one or more labels before the suffix, never
+// the suffix itself.
+TEST_F(Fqdn, AWildcardMatchesNamesBelowItsSuffixOnly) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(resolveAsClient("a.svc.example.test", {"10.93.0.3"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.3"), 0);
+  ASSERT_EQ(resolveAsClient("deep.a.svc.example.test", {"10.93.0.5"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.5"), 0) << "two labels below the suffix";
+  ASSERT_EQ(resolveAsClient("svc.example.test", {"10.93.0.4"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.4"), EPERM) << "the suffix is not matched by *.svc.example.test";
+}
+
+// www.svc.example.test -> CNAME lb.cdn.test -> A 10.93.0.4: the address
+// belongs to the question's name, which the wildcard matches.
+TEST_F(Fqdn, AnAddressAtTheEndOfACnameChainBelongsToTheQuestion) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  EXPECT_EQ(clientTcp("10.93.0.4"), EPERM);
+  ASSERT_EQ(resolveAsClient("www.svc.example.test", {"10.93.0.4"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.4"), 0);
+}
+
+// The other way round: alias.other.test -> CNAME api.example.test -> A
+// 10.93.0.2. The address is alias.other.test's (the question's), which no
+// policy names: the chain's last name lends it nothing.
+TEST_F(Fqdn, ACnameChainToAPolicyNameDoesNotLendThatName) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(resolveAsClient("alias.other.test", {"10.93.0.2"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.2"), EPERM);
+}
+
+// Names no policy uses bind their addresses to nothing: a name of its own,
+// and one that merely starts with a policy's name.
+TEST_F(Fqdn, ANameNoPolicyUsesAllowsNothing) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(resolveAsClient("evil.test", {"10.93.0.3"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.3"), EPERM);
+  ASSERT_EQ(resolveAsClient("api.example.test.evil.test", {"10.93.0.3"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.3"), EPERM);
+}
+
+// An answer from the resolver's address and port 53 that no query of the
+// client's asked for: delivered (the ingress rule admits it), yet it binds
+// nothing.
+TEST_F(Fqdn, AnUnsolicitedAnswerBindsNothing) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  dns::UdpCatcher catcher(client_, AF_INET, "0.0.0.0", kCatchPort, nsC_.path());
+  ASSERT_TRUE(catcher.ready());
+  const auto forged = dns::buildResponse(0x4242, "api.example.test", kTypeA,
+                                         {{"api.example.test", kTypeA, 30, "10.93.0.3"}});
+  ASSERT_EQ(runIn(remote_, [&] { return dns::sendFrom53(AF_INET, kResolver, "10.93.0.1", kCatchPort, forged); },
+                  5000, nsR_.path()),
+            0);
+  ASSERT_TRUE(catcher.received(2000)) << "the forged answer reached the client's socket";
+  EXPECT_EQ(clientTcp("10.93.0.3"), EPERM) << "an answer nobody asked for binds nothing";
+  // The real exchange still binds (so the refusal above is not a broken path).
+  ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0);
+  EXPECT_EQ(clientTcp("10.93.0.3"), EPERM);
+}
+
+// AAAA: the IPv6 address binds and is reached over IPv6 (the query itself
+// goes over IPv4).
+TEST_F(Fqdn, AnAaaaAnswerBindsAnIpv6Address) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  EXPECT_EQ(clientTcp("fd00:93::2"), EPERM);
+  ASSERT_EQ(resolveAsClient("api.example.test", {"fd00:93::2"}, Via::Sendto, kTypeAaaa), 0);
+  EXPECT_EQ(clientTcp("fd00:93::2"), 0);
+  EXPECT_EQ(clientTcp("fd00:93::3"), EPERM);
+  EXPECT_EQ(clientTcp("10.93.0.2"), EPERM) << "the AAAA answer binds no IPv4 address";
+}
+
+}  // namespace
+}  // namespace microseg::e2e
