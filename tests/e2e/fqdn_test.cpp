@@ -45,7 +45,8 @@ std::string doc(const std::string& kind, const std::string& name, const std::str
 // resolver, TCP/8080 to api.example.test and *.svc.example.test; and UDP
 // from the resolver to kCatchPort, so that an unsolicited answer is
 // delivered (and could only be refused a binding, not the packet).
-std::string policy() {
+// `tcpPeers` replaces the fqdn peers for the baseline test.
+std::string policy(const std::string& tcpPeers = "{fqdn: api.example.test}, {fqdn: \"*.svc.example.test\"}") {
   std::string y;
   for (const char* w : {"client", "other"}) {
     y += doc("Workload", w, std::string("  cgroups: [\"") + w + "\"]\n  labels: {app: " + w + ", tier: app}\n");
@@ -53,7 +54,7 @@ std::string policy() {
   return y + doc("Policy", "app-out",
                  "  selector: {matchLabels: {tier: app}}\n  egress:\n"
                  "    - to: [{cidr: " + std::string(kResolver) + "/32}]\n      ports: [{port: 53, protocol: UDP}]\n"
-                 "    - to: [{fqdn: api.example.test}, {fqdn: \"*.svc.example.test\"}]\n"
+                 "    - to: [" + tcpPeers + "]\n"
                  "      ports: [{port: " + std::to_string(kPort) + ", protocol: TCP}]\n"
                  "  ingress:\n"
                  "    - from: [{cidr: " + std::string(kResolver) + "/32}]\n"
@@ -138,6 +139,42 @@ class Fqdn : public WorkloadTest {
   std::vector<Child> servers_;
   std::unique_ptr<Child> resolver_;
 };
+
+// The baseline, without fqdn peers (a cidr peer for 10.93.0.2 instead): the
+// network, the resolver, the listeners and the catcher work, and under the
+// daemon the DNS exchange and the ingress rule pass. A failure of the other
+// tests is then the feature's, not the set-up's.
+TEST_F(Fqdn, TheTestNetworkWorksUnderACidrPolicy) {
+  resolver_ = std::make_unique<Child>(dns::responder(remote_, AF_INET, kResolver, zone(), nsR_.path()));
+  ASSERT_TRUE(resolver_->ready());
+  EXPECT_EQ(resolveAsClient("api.example.test", {"10.93.0.9"}), ENOENT) << "the helper checks the answer";
+  for (const char* a : {"10.93.0.2", "10.93.0.3", "10.93.0.4", "10.93.0.5", "fd00:93::2", "fd00:93::3"}) {
+    EXPECT_EQ(clientTcp(a), 0) << a << " (no daemon yet)";
+  }
+  daemon_ = std::make_unique<Daemon>(tree_, policy("{cidr: 10.93.0.2/32}"), "enforce");
+  ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  for (Via via : {Via::Sendto, Via::Connected}) {
+    SCOPED_TRACE(via == Via::Sendto ? "sendto" : "connected");
+    EXPECT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}, via), 0);
+    EXPECT_EQ(resolveAsClient("www.svc.example.test", {"10.93.0.4"}, via), 0) << "a CNAME chain";
+    EXPECT_EQ(resolveAsClient("api.example.test", {"fd00:93::2"}, via, kTypeAaaa), 0);
+    EXPECT_EQ(resolveIn(other_, nsO_.path(), "api.example.test", kTypeA, via, {"10.93.0.2"}), 0);
+  }
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0);
+  EXPECT_EQ(otherTcp("10.93.0.2"), 0) << "other reaches R through its route";
+  EXPECT_EQ(clientTcp("10.93.0.3"), EPERM);
+  dns::UdpCatcher catcher(client_, AF_INET, "0.0.0.0", kCatchPort, nsC_.path());
+  ASSERT_TRUE(catcher.ready());
+  const auto msg = dns::buildResponse(1, "api.example.test", kTypeA, {{"api.example.test", kTypeA, 30, "10.93.0.3"}});
+  auto sendFrom = [&](const char* from) {
+    return runIn(remote_, [&] { return dns::sendFrom53(AF_INET, from, "10.93.0.1", kCatchPort, msg); }, 5000,
+                 nsR_.path());
+  };
+  ASSERT_EQ(sendFrom(kResolver), 0);
+  EXPECT_TRUE(catcher.received(2000)) << "from the resolver: admitted by the ingress rule";
+  ASSERT_EQ(sendFrom("10.93.0.2"), 0);
+  EXPECT_FALSE(catcher.received(500)) << "from elsewhere: dropped";
+}
 
 TEST_F(Fqdn, AnAnswerToAnUnconnectedQueryBindsItsAddress) { resolvedNameIsReachable(Via::Sendto); }
 
@@ -259,3 +296,4 @@ TEST_F(Fqdn, AnAaaaAnswerBindsAnIpv6Address) {
 
 }  // namespace
 }  // namespace microseg::e2e
+
