@@ -154,6 +154,19 @@ Zone& Zone::cname(const std::string& name, const std::string& target, uint32_t t
   return *this;
 }
 
+Zone& Zone::flags(const std::string& name, uint16_t flags) {
+  flags_.emplace_back(lower(name), flags);
+  return *this;
+}
+
+uint16_t Zone::flagsFor(const std::string& name) const {
+  uint16_t f = 0;
+  for (const auto& [n, v] : flags_) {
+    if (n == lower(name)) f = uint16_t(f | v);
+  }
+  return f;
+}
+
 std::vector<Record> Zone::answer(const std::string& name, uint16_t type) const {
   std::vector<Record> out;
   std::string cur = lower(name);
@@ -180,9 +193,9 @@ std::vector<uint8_t> buildQuery(uint16_t id, const std::string& name, uint16_t t
 }
 
 std::vector<uint8_t> buildResponse(uint16_t id, const std::string& name, uint16_t type,
-                                   const std::vector<Record>& answers) {
+                                   const std::vector<Record>& answers, uint16_t flags) {
   Writer w;
-  header(w, id, 0x8580, uint16_t(answers.size()));  // QR AA RD RA, NOERROR
+  header(w, id, uint16_t(0x8580 | flags), uint16_t(answers.size()));  // QR AA RD RA, NOERROR
   w.name(name, false);
   w.u16(type);
   w.u16(1);
@@ -262,7 +275,7 @@ Child responder(const std::string& cgroup, int family, const std::string& addr, 
           uint16_t id = 0, type = 0;
           std::string name;
           if (n <= 0 || !parseQuery(buf, size_t(n), id, name, type)) continue;
-          const auto answer = buildResponse(id, name, type, zone.answer(name, type));
+          const auto answer = buildResponse(id, name, type, zone.answer(name, type), zone.flagsFor(name));
           sendto(fd, answer.data(), answer.size(), 0, reinterpret_cast<sockaddr*>(&from), fl);
         }
       },

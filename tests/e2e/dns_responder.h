@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "harness.h"
@@ -20,6 +21,8 @@ namespace microseg::e2e::dns {
 inline constexpr uint16_t kTypeA = 1;
 inline constexpr uint16_t kTypeCname = 5;
 inline constexpr uint16_t kTypeAaaa = 28;
+inline constexpr uint16_t kFlagTc = 0x0200;       // truncated
+inline constexpr uint16_t kRcodeNxdomain = 3;
 
 struct Record {
   std::string name;  // owner, without the trailing dot
@@ -36,20 +39,25 @@ class Zone {
   Zone& a(const std::string& name, const std::string& addr, uint32_t ttl = 30);
   Zone& aaaa(const std::string& name, const std::string& addr, uint32_t ttl = 30);
   Zone& cname(const std::string& name, const std::string& target, uint32_t ttl = 30);
+  // Header flags added to every answer for `name`: kFlagTc, an RCODE...
+  Zone& flags(const std::string& name, uint16_t flags);
+  uint16_t flagsFor(const std::string& name) const;
   // The answer section for a question (empty: the name has no such records).
   std::vector<Record> answer(const std::string& name, uint16_t type) const;
 
  private:
   std::vector<Record> records_;
+  std::vector<std::pair<std::string, uint16_t>> flags_;
 };
 
 // A query: one question (IN class), RD set.
 std::vector<uint8_t> buildQuery(uint16_t id, const std::string& name, uint16_t type);
-// A response (QR, AA, RD, RA; RCODE 0) with the question copied and
-// `answers` in the answer section. Owner names and CNAME targets are
-// compressed against names written before (the question's is 0xC00C).
+// A response (QR, AA, RD, RA; RCODE 0; or'ed with `flags`) with the
+// question copied and `answers` in the answer section. Owner names and
+// CNAME targets are compressed against names written before (the
+// question's is 0xC00C).
 std::vector<uint8_t> buildResponse(uint16_t id, const std::string& name, uint16_t type,
-                                   const std::vector<Record>& answers);
+                                   const std::vector<Record>& answers, uint16_t flags = 0);
 
 // What a response says: its id, question, and the A/AAAA addresses of its
 // answer section (any owner), as text. ok is false for a message that does

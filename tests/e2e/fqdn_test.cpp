@@ -74,7 +74,11 @@ dns::Zone zone(uint32_t apiTtl = 30) {
       .cname("alias.other.test", "api.example.test")
       .a("evil.test", "10.93.0.3")
       .a("api.example.test.evil.test", "10.93.0.3")
-      .a("zero.svc.example.test", "10.93.0.3", 0);
+      .a("zero.svc.example.test", "10.93.0.3", 0)
+      .a("tc.svc.example.test", "10.93.0.4")
+      .flags("tc.svc.example.test", dns::kFlagTc)
+      .a("nx.svc.example.test", "10.93.0.5")
+      .flags("nx.svc.example.test", dns::kRcodeNxdomain);
   return z;
 }
 
@@ -281,6 +285,17 @@ TEST_F(Fqdn, AnUnsolicitedAnswerBindsNothing) {
   ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
   EXPECT_EQ(clientTcp("10.93.0.2"), 0);
   EXPECT_EQ(clientTcp("10.93.0.3"), EPERM);
+}
+
+// Answers the parser refuses bind nothing, though they carry an A record
+// of a name the wildcard matches: one with TC set (the full answer would
+// come over TCP, which is not parsed) and an NXDOMAIN.
+TEST_F(Fqdn, TruncatedAndFailedAnswersBindNothing) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(resolveAsClient("tc.svc.example.test", {"10.93.0.4"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.4"), EPERM) << "truncated";
+  ASSERT_EQ(resolveAsClient("nx.svc.example.test", {"10.93.0.5"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.5"), EPERM) << "RCODE 3";
 }
 
 // AAAA: the IPv6 address binds and is reached over IPv6 (the query itself
