@@ -257,6 +257,16 @@ TEST_F(Fqdn, ACnameChainToAPolicyNameDoesNotLendThatName) {
   EXPECT_EQ(clientTcp("10.93.0.2"), EPERM);
 }
 
+// DNS names are case-insensitive: a question written in mixed case (and
+// answered so, the question copied) binds the policy's lowercase name.
+TEST_F(Fqdn, ANameInMixedCaseIsTheSameName) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(resolveAsClient("API.Example.TEST", {"10.93.0.2"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0);
+  ASSERT_EQ(resolveAsClient("B.SVC.example.test", {}), 0) << "no records: binds nothing, allows nothing";
+  EXPECT_EQ(clientTcp("10.93.0.3"), EPERM);
+}
+
 // Names no policy uses bind their addresses to nothing: a name of its own,
 // and one that merely starts with a policy's name.
 TEST_F(Fqdn, ANameNoPolicyUsesAllowsNothing) {
