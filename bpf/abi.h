@@ -24,7 +24,7 @@
 
 /* Bump when any struct or map below changes incompatibly (pinned state of an
  * older layout is then replaced, see the daemon's adoption logic). */
-#define MS_ABI_VERSION 9
+#define MS_ABI_VERSION 10
 
 /* ---- identities ------------------------------------------------------ */
 /*
@@ -54,6 +54,10 @@
 /* Identities of remote address ranges (the ipcache: `External` objects and
  * inline `cidr` peers) start here; below it are workloads. */
 #define MS_IDENTITY_FIRST_EXTERNAL (1u << 24)
+/* FQDN peers (`{fqdn: NAME}`, one per pattern a policy names) start here:
+ * above every range identity, so the datapath looks one up as itself, then
+ * as world, like a range (see ms_fqdn_bindings). */
+#define MS_IDENTITY_FIRST_FQDN     0xf0000000u
 
 /* ---- enums ------------------------------------------------------------ */
 enum ms_mode {
@@ -116,6 +120,7 @@ enum ms_peer_via {
 	MS_PEER_VIA_ADDRESS = 0, /* its address (ipcache), or a reserved identity */
 	MS_PEER_VIA_SOCKET  = 1, /* its socket, looked up in this netns */
 	MS_PEER_VIA_WIRE    = 2, /* the verified wire identity of its SYN */
+	MS_PEER_VIA_FQDN    = 3, /* a name the subject resolved (ms_fqdn_bindings) */
 };
 
 /* Rule id 0 means "no rule" (default deny); ids are stable per
@@ -142,12 +147,15 @@ struct ms_config {
 	__u64 host_netns_cookie; /* network namespace of the daemon ("this host") */
 	__u32 wire_key_id;    /* cluster key that signs the wire identity of
 	                         this node's SYNs (ms_wire_keys); 0: send none */
-	__u32 _pad0;
+	__u32 fqdn_min_ttl_s; /* a DNS answer's TTL is raised to this ... */
 	__s64 tai_offset_ns;  /* CLOCK_TAI - CLOCK_MONOTONIC, as the daemon last
 	                         read it: the wire identity's time is the coarse
 	                         monotonic clock plus this (a fraction of the
 	                         cost of bpf_ktime_get_tai_ns(); the offset
 	                         moves only when the clock is stepped) */
+	__u32 fqdn_max_ttl_s; /* ... and lowered to this (`--fqdn-min-ttl`,
+	                         `--fqdn-max-ttl`; ms_fqdn_bindings) */
+	__u32 _pad1;
 };
 
 /* ---- cgroup -> identity: ms_cgroups_<slot> (inner HASH) --------------- */
@@ -173,6 +181,10 @@ struct ms_config {
 #define MS_IDENT_F_ISOLATE_INGRESS (1u << 1) /* default-deny ingress */
 #define MS_IDENT_F_RANGES_EGRESS   (1u << 2) /* has port-range entries (ms_ranges) */
 #define MS_IDENT_F_RANGES_INGRESS  (1u << 3)
+#define MS_IDENT_F_FQDN            (1u << 4) /* egress rules name fqdn peers: DNS
+                                                answers it receives bind names
+                                                (ms_fqdn_bindings), which its
+                                                remote destinations consult */
 
 struct ms_identity_value {
 	__u32 mode;           /* enum ms_mode; INHERIT = use ms_config.mode */
@@ -286,6 +298,68 @@ struct ms_grant_value {
 /* ---- addresses --------------------------------------------------------- */
 struct ms_addr {
 	__u8 a[16];           /* IPv6, or IPv4 mapped (::ffff:a.b.c.d) */
+};
+
+/* ---- FQDN peers: ms_fqdn_names, ms_fqdn_bindings, ms_fqdn_texts -------- */
+/*
+ * `{fqdn: NAME}` peers (#27). A UDP DNS answer (source port 53) that
+ * reaches a socket of a workload with MS_IDENT_F_FQDN as the answer to a
+ * query that socket sent (a connected socket's reply, or an answer to a
+ * recent exchange of ms_udp_flows) is parsed at ingress (lib/dns.bpf.h)
+ * before the workload can read it. Its question's name is looked up in
+ * ms_fqdn_names: the exact name, else the longest suffix a wildcard names
+ * (`*.example.com`: one or more labels before "example.com"); a hit whose
+ * text equals the name's (the hash only finds the entry) binds each A/AAAA
+ * address on the question's CNAME chain, for this workload only:
+ * {subject, address} -> {fqdn peer, expiry}, the TTL clamped to
+ * [fqdn_min_ttl_s, fqdn_max_ttl_s]. An egress flow of that workload to a
+ * remote address (world or a range identity) with an unexpired binding is
+ * judged twice: as the fqdn peer and as the address's identity; a deny of
+ * either wins, else an allow of either (policies/README.md, "FQDN peers").
+ *
+ * ms_fqdn_names (HASH; pinned, not per slot: the daemon adds a generation's
+ * patterns before it flips, removes gone ones after, and removes the
+ * bindings of a peer it no longer has). Keys: exact names by the FNV-1a 64
+ * hash of the normal form (as lib/dns.bpf.h hashes names); wildcard
+ * suffixes by a polynomial hash (h = h * MS_FQDN_POLY + c over the suffix's
+ * characters, from 0), which the kernel gets for every suffix of the
+ * question from the prefix hashes at its label starts.
+ */
+#define MS_FQDN_POLY 0x100000001b3ULL
+#define MS_FQDN_EXACT    0u
+#define MS_FQDN_WILDCARD 1u
+#define MS_FQDN_TEXT 256u    /* > 253 characters, the longest name */
+
+struct ms_fqdn_name_key {
+	__u64 hash;           /* see above */
+	__u32 kind;           /* MS_FQDN_EXACT | MS_FQDN_WILDCARD */
+	__u32 _pad0;
+};
+
+struct ms_fqdn_name_value {
+	__u32 peer;           /* the fqdn peer (>= MS_IDENTITY_FIRST_FQDN) */
+	__u32 len;            /* characters of text */
+	char  text[MS_FQDN_TEXT]; /* the name, or the wildcard's suffix, normal form */
+};
+
+/* ms_fqdn_bindings (LRU_HASH; pinned: bindings outlive a daemon restart) */
+struct ms_fqdn_binding_key {
+	__u32 subject;        /* the workload that resolved the name */
+	__u32 _pad0;
+	struct ms_addr addr;  /* an address of the answer (IPv4 mapped) */
+};
+
+struct ms_fqdn_binding_value {
+	__u64 expires_ns;     /* coarse CLOCK_MONOTONIC; bound while now < this */
+	__u64 name;           /* FNV-1a 64 of the question (ms_fqdn_texts) */
+	__u32 peer;           /* the fqdn peer */
+	__u32 ttl_s;          /* the TTL as clamped */
+};
+
+/* ms_fqdn_texts (LRU_HASH; pinned): question hash -> the name as resolved,
+ * so flow records and `microseg fqdn` name what bound an address. */
+struct ms_fqdn_text {
+	char name[MS_FQDN_TEXT];
 };
 
 /* ---- ipcache: ms_ipcache_<slot> (inner LPM_TRIE) ------------------------ */
@@ -485,6 +559,12 @@ enum ms_counter {
 	MS_CTR_EDGES_FULL,      /* judged flows of a NEW edge that ms_edges had no
 	                           room for: counted nowhere else, so each gets an
 	                           event of its own (see ms_edges) */
+	MS_CTR_FQDN_BOUND,      /* addresses bound to a name (ms_fqdn_bindings writes) */
+	MS_CTR_FQDN_UNNAMED,    /* DNS answers to an fqdn workload whose question no
+	                           policy names (or too long to compare): nothing bound */
+	MS_CTR_FQDN_MALFORMED,  /* DNS answers to an fqdn workload the parser refused
+	                           (malformed, truncated, oversized, ...): nothing bound */
+	MS_CTR_FQDN_JUDGED,     /* egress flows judged with a name's binding */
 	MS_CTR_MAX,
 };
 
@@ -575,6 +655,8 @@ struct ms_event {
 	                         answer logged, a full ms_edges) */
 	__u8  _pad0[5];
 	char  comm[16];       /* egress: current->comm; ingress: empty */
+	__u64 fqdn_name;      /* egress to an address bound by a name: the name's
+	                         hash (ms_fqdn_texts has its text); 0 otherwise */
 };
 
 /* ---- wire identity (cluster mode): ms_wire_keys (ARRAY key id -> key) ---- */
@@ -650,6 +732,9 @@ struct ms_wire_key {
 #define MS_MAX_IPCACHE         (1u << 18)
 #define MS_MAX_REMOTE_LISTENERS 65536u
 #define MS_MAX_GRANT_ENTRIES   65536u
+#define MS_MAX_FQDN_NAMES      16384u  /* patterns policies name */
+#define MS_MAX_FQDN_BINDINGS   65536u  /* (workload, address) bound by a name (LRU) */
+#define MS_MAX_FQDN_TEXTS      4096u   /* names that bound something (LRU) */
 #define MS_MAX_EDGES           65536u  /* preallocated: ~7 MiB of kernel memory */
 /* 2 MiB: ~15k events. The daemon's reader thread (datapath/event_spool.h)
  * drains it every 100 ms, and the kernel wakes it when the ring is a

@@ -40,6 +40,7 @@
 #include "bpf/lib/addr.bpf.h"
 #include "bpf/lib/edges.bpf.h"
 #include "bpf/lib/events.bpf.h"
+#include "bpf/lib/fqdn.bpf.h"
 #include "bpf/lib/identity.bpf.h"
 #include "bpf/lib/kernel.bpf.h"
 #include "bpf/lib/maps.bpf.h"
@@ -211,6 +212,33 @@ static __always_inline void policy_verdict(const struct ms_gen *g, struct ms_flo
 	}
 }
 
+/* Step 4 for a destination bound by a name (f->fqdn_peer): after the
+ * address's verdict, the fqdn peer's (its entries, then world's and any
+ * peer's, as for a range). A deny of either wins whatever the tier, else
+ * an allow of either: a name never opens what a rule for the address
+ * closes (abi.h: ms_fqdn_names). */
+static __always_inline void fqdn_verdict(const struct ms_gen *g, struct ms_flow *f,
+					 const struct ms_cgroup_value *subject)
+{
+	__u32 ranges = MS_IDENT_F_RANGES_EGRESS;
+	struct ms_policy_value *pv;
+
+	if (f->reason == MS_REASON_RULE && f->verdict == MS_VERDICT_DENY)
+		return;
+	if (subject)
+		ranges = subject->isolation & MS_IDENT_F_RANGES_EGRESS;
+	pv = policy_lookup(g, f->subject, f->fqdn_peer, f->direction, f->protocol, f->dst_port, ranges);
+	if (!pv)
+		return;
+	if (pv->verdict == MS_VERDICT_ALLOW && f->reason == MS_REASON_RULE && f->verdict == MS_VERDICT_ALLOW)
+		return; /* allowed either way: the address's rule says so */
+	f->verdict = pv->verdict;
+	f->rule_id = pv->rule_id;
+	f->reason = MS_REASON_RULE;
+	f->peer = f->fqdn_peer;
+	f->peer_via = MS_PEER_VIA_FQDN;
+}
+
 /* Steps 4-5: the verdict, counted per rule (index MS_RULE_NONE: default
  * denies), and the mode (the identity's, else the global one). */
 static __always_inline int judge(const struct ms_gen *g, struct ms_flow *f,
@@ -221,6 +249,8 @@ static __always_inline int judge(const struct ms_gen *g, struct ms_flow *f,
 	if (subject && subject->mode != MS_MODE_INHERIT)
 		mode = subject->mode;
 	policy_verdict(g, f, subject);
+	if (ms_unlikely(f->fqdn_peer))
+		fqdn_verdict(g, f, subject);
 	if (ms_unlikely(f->reason == MS_REASON_GRANT))
 		count(MS_CTR_GRANT_ALLOWED); /* rule_id is a grant's: no rule hit */
 	else if (f->reason != MS_REASON_NOT_ISOLATED)
@@ -548,6 +578,10 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	}
 	if (f.peer == MS_IDENTITY_MULTICAST)
 		count(MS_CTR_MULTICAST);
+	/* A remote address the subject may have resolved by a name. */
+	if (ms_unlikely(subject && (subject->isolation & MS_IDENT_F_FQDN)) && at == MS_AT_REMOTE &&
+	    (f.peer == MS_IDENTITY_WORLD || f.peer >= MS_IDENTITY_FIRST_EXTERNAL))
+		fqdn_bound(&f);
 	pass = judge(&g, &f, subject);
 	if (!pass || f.protocol != MS_PROTO_UDP)
 		return pass;
@@ -566,6 +600,21 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 }
 
 /* ---- ingress: cgroup_skb/ingress ---------------------------------------- */
+
+/* A DNS answer to a query of `sk` (a connected socket's reply, or an
+ * answer to its exchange): what it binds, if the socket's workload names
+ * fqdn peers (lib/fqdn.bpf.h). An answer nobody asked for binds nothing. */
+static __always_inline void dns_answer(struct __sk_buff *skb, const struct ms_gen *g, struct bpf_sock *sk,
+				       const struct ms_pkt *p)
+{
+	const struct ms_cgroup_value *entry;
+	__u64 cgroup_id;
+	__u32 id = sk_identity(g->cgroups, g->cfg, sk, &cgroup_id, &entry);
+
+	if (id < MS_IDENTITY_FIRST_WORKLOAD || !entry || !(entry->isolation & MS_IDENT_F_FQDN))
+		return;
+	fqdn_learn(skb, (__u32)p->l4_off + 8, id);
+}
 
 /* A SYN from another node: its wire identity, if it has one, is the peer
  * (f->peer, f->peer_via). Returns -1 to go on and judge; for a forged one,
@@ -632,8 +681,11 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 		st = bpf_sk_storage_get(&ms_sockets, sk, 0, 0);
 		if (st && (st->flags & MS_SOCK_F_CONNECTED) &&
 		    (st->peer_cgroup == MS_UDP_PEER_REMOTE ||
-		     local_sender_cgroup(skb, &p, proto) == st->peer_cgroup))
+		     local_sender_cgroup(skb, &p, proto) == st->peer_cgroup)) {
+			if (ms_unlikely(p.sport == bpf_htons(53)))
+				dns_answer(skb, &g, sk, &p);
 			return 1;
+		}
 	}
 
 	f.src_addr = p.src;
@@ -654,6 +706,8 @@ static __always_inline int decide_ingress(struct __sk_buff *skb, struct bpf_sock
 		    local_sender_cgroup(skb, &p, proto) != uf->peer_cgroup)
 			uf = NULL;
 		known = udp_known(&g, uf, false, cookie, &p.src, p.sport, now);
+		if (ms_unlikely(known == MS_UDP_ANSWER && p.sport == bpf_htons(53)))
+			dns_answer(skb, &g, sk, &p);
 		if (known != MS_UDP_NEW) {
 			if (ms_unlikely(known == MS_UDP_ANSWER && (g.cfg->flags & MS_CONFIG_F_LOG_ALLOWED))) {
 				f.subject = sk_identity(g.cgroups, g.cfg, sk, &f.dst_cgroup_id, &subject);

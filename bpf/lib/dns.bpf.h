@@ -33,6 +33,7 @@
 #define MS_DNS_NAME_MAX 253     /* normal form, without the trailing dot */
 #define MS_DNS_LABEL_MAX 63
 #define MS_DNS_STEPS 32768      /* > 400 + 32 * 801: see the file comment */
+#define MS_DNS_MAX_STARTS 64    /* label starts of the question kept (suffixes) */
 
 enum ms_dns_outcome {          /* fqdn::DnsOutcome, in its order */
 	MS_DNS_BOUND = 0,
@@ -96,7 +97,21 @@ struct ms_dns_state {
 	__u8 state;
 	__u8 outcome;
 	__u8 max_addrs;
-	__u8 _pad0[7];
+	__u8 n_starts;         /* label starts of the question after its first */
+	__u16 qlen;            /* characters of the question's normal form */
+	__u8 _pad0[4];
+	/* The question's normal form (for ms_fqdn_names: abi.h), its
+	 * polynomial hash (MS_FQDN_POLY) and, at the start of each label after
+	 * the first, the polynomial hash of what came before and where it is:
+	 * the hash of every suffix follows from these (lib/fqdn.bpf.h). */
+	char qtext[MS_FQDN_TEXT];
+	__u64 qpoly;
+	__u64 start_poly[MS_DNS_MAX_STARTS];
+	__u16 start_at[MS_DNS_MAX_STARTS];
+	/* What lib/fqdn.bpf.h writes, built here: its stack is short. */
+	struct ms_fqdn_name_key name_key;
+	struct ms_fqdn_binding_key bind_key;
+	struct ms_fqdn_binding_value bind_value;
 };
 
 #define MS_FNV_OFFSET 0xcbf29ce484222325ULL
@@ -126,15 +141,26 @@ static __always_inline void dns_name_start(struct ms_dns_name *n, __u32 at, bool
 	n->valid = 1;
 }
 
-static __always_inline void dns_hash(struct ms_dns_name *n, __u8 c)
+static __always_inline void dns_hash(struct ms_dns_state *s, struct ms_dns_name *n, __u8 c)
 {
 	n->hash = (n->hash ^ c) * MS_FNV_PRIME;
+	if (s->state == MS_DNS_ST_QNAME) {
+		__u8 k = s->n_starts;
+
+		s->qtext[n->norm_len & (MS_FQDN_TEXT - 1)] = c;
+		if (c == '.' && k < MS_DNS_MAX_STARTS) {
+			s->start_poly[k & (MS_DNS_MAX_STARTS - 1)] = s->qpoly * MS_FQDN_POLY + c;
+			s->start_at[k & (MS_DNS_MAX_STARTS - 1)] = n->norm_len + 1;
+			s->n_starts = k + 1;
+		}
+		s->qpoly = s->qpoly * MS_FQDN_POLY + c;
+	}
 	n->norm_len++;
 }
 
 /* One byte of the name as fqdn::normalName() reads its text: lowercased,
  * labels split at '.', one trailing '.' dropped. */
-static __always_inline void dns_feed(struct ms_dns_name *n, __u8 c)
+static __always_inline void dns_feed(struct ms_dns_state *s, struct ms_dns_name *n, __u8 c)
 {
 	if (c == '.') {
 		if (n->cur == 0 || n->last == '-')
@@ -144,7 +170,7 @@ static __always_inline void dns_feed(struct ms_dns_name *n, __u8 c)
 		return;
 	}
 	if (n->pending_dot) {
-		dns_hash(n, '.');
+		dns_hash(s, n, '.');
 		n->pending_dot = 0;
 	}
 	if (c >= 'A' && c <= 'Z')
@@ -158,7 +184,7 @@ static __always_inline void dns_feed(struct ms_dns_name *n, __u8 c)
 	if (n->cur > MS_DNS_LABEL_MAX)
 		n->valid = 0;
 	n->last = c;
-	dns_hash(n, c);
+	dns_hash(s, n, c);
 }
 
 static __always_inline void dns_name_end(struct ms_dns_name *n)
@@ -177,7 +203,7 @@ static __always_inline int dns_name_step(struct ms_dns_state *s, struct ms_dns_n
 	__u8 b;
 
 	if (n->left) {
-		dns_feed(n, dns_byte(s, n->pos));
+		dns_feed(s, n, dns_byte(s, n->pos));
 		n->pos++;
 		n->left--;
 		return 0;
@@ -211,7 +237,7 @@ static __always_inline int dns_name_step(struct ms_dns_state *s, struct ms_dns_n
 	if (n->raw_len > MS_DNS_NAME_MAX + 1)
 		return -1;
 	if (n->started)
-		dns_feed(n, '.');
+		dns_feed(s, n, '.');
 	n->started = 1;
 	n->left = b;
 	n->pos++;
@@ -323,6 +349,7 @@ static long dns_step(__u64 i, void *ctx)
 			return dns_done(s, MS_DNS_MALFORMED);
 		s->qtype = dns_be16(s, next);
 		s->chain[0] = s->name.hash;
+		s->qlen = s->name.norm_len;
 		s->n_chain = 1;
 		s->pos = next + 4;
 		return dns_next_record(s);
@@ -364,6 +391,10 @@ static __always_inline void dns_parse(struct __sk_buff *skb, __u32 off, __u32 le
 	s->id = 0;
 	s->qtype = 0;
 	s->max_addrs = max_addrs;
+	s->n_starts = 0;
+	s->qlen = 0;
+	s->qpoly = 0;
+	__builtin_memset(s->qtext, 0, sizeof(s->qtext));
 	if (n > MS_DNS_MSG_MAX) {
 		s->outcome = MS_DNS_OVERSIZED;
 		return;

@@ -57,6 +57,9 @@ struct ms_flow {
 	__u8 reason;
 	__u8 peer_via;        /* enum ms_peer_via */
 	__u8 in_edge;         /* counted in ms_edges (ms_event.in_edge) */
+	__u32 fqdn_peer;      /* egress: the fqdn peer the destination is bound
+	                         to for the subject (lib/fqdn.bpf.h), 0 if none */
+	__u64 fqdn_name;      /* and the name that bound it (ms_event.fqdn_name) */
 };
 
 #define MS_EVENT_QUERY_EVERY 16
@@ -101,6 +104,7 @@ static __always_inline void emit_event(const struct ms_flow *f)
 	e->reason = f->reason;
 	e->peer_via = f->peer_via;
 	e->in_edge = f->in_edge;
+	e->fqdn_name = f->fqdn_name;
 	__builtin_memset(e->_pad0, 0, sizeof(e->_pad0));
 	if (egress) {
 		/* process context: the caller */

@@ -15,6 +15,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "bpf/abi.h"
+#include "bpf/lib/dns.bpf.h"
 
 /* The daemon pins every map of this object (after attach) and a restarted
  * daemon adopts them, but for the ones tagged MS_PER_RUN: their content
@@ -145,6 +146,38 @@ struct {
 	__type(key, struct ms_udp_flow_key);
 	__type(value, struct ms_udp_flow_value);
 } ms_udp_flows SEC(".maps");
+
+/* FQDN peers (abi.h: ms_fqdn_names): the patterns policies name, what
+ * DNS answers bound, and the names that bound it. Pinned and adopted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MS_MAX_FQDN_NAMES);
+	__type(key, struct ms_fqdn_name_key);
+	__type(value, struct ms_fqdn_name_value);
+} ms_fqdn_names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MS_MAX_FQDN_BINDINGS);
+	__type(key, struct ms_fqdn_binding_key);
+	__type(value, struct ms_fqdn_binding_value);
+} ms_fqdn_bindings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MS_MAX_FQDN_TEXTS);
+	__type(key, __u64);
+	__type(value, struct ms_fqdn_text);
+} ms_fqdn_texts SEC(".maps");
+
+/* The DNS parser's per-CPU scratch (lib/dns.bpf.h: too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ms_dns_state);
+} ms_dns_scratch SEC(".maps") MS_PER_RUN;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

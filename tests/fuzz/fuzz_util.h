@@ -91,6 +91,7 @@ inline std::string dump(const policy::ParseResult& r) {
       case Peer::Kind::Identity: t += " id " + p.identity; break;
       case Peer::Kind::Reserved: t += " reserved" + std::to_string(int(p.reserved)); break;
       case Peer::Kind::Cidr: t += " cidr " + p.cidrText(); break;
+      case Peer::Kind::Fqdn: t += " fqdn " + p.identity; break;
     }
     return t;
   };

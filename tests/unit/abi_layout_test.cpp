@@ -10,7 +10,9 @@
 #define PIN(type, size) static_assert(sizeof(type) == (size), #type " size changed")
 #define AT(type, field, off) static_assert(offsetof(type, field) == (off), #type "." #field " moved")
 
-PIN(struct ms_config, 64);
+PIN(struct ms_config, 72);
+AT(struct ms_config, fqdn_min_ttl_s, 52);
+AT(struct ms_config, fqdn_max_ttl_s, 64);
 AT(struct ms_config, tai_offset_ns, 56);
 AT(struct ms_config, wire_key_id, 48);
 AT(struct ms_config, active_slot, 0);
@@ -21,6 +23,12 @@ AT(struct ms_config, abi_version, 20);
 AT(struct ms_config, answer_ttl_ns, 24);
 AT(struct ms_config, root_cgroup_id, 32);
 AT(struct ms_config, host_netns_cookie, 40);
+
+PIN(struct ms_fqdn_name_key, 16);
+PIN(struct ms_fqdn_name_value, 8 + MS_FQDN_TEXT);
+PIN(struct ms_fqdn_binding_key, 24);
+PIN(struct ms_fqdn_binding_value, 24);
+AT(struct ms_fqdn_binding_value, peer, 16);
 
 PIN(struct ms_cgroup_value, 8);
 AT(struct ms_cgroup_value, flags, 4);
@@ -114,7 +122,8 @@ AT(struct ms_edge_value, event_ns, 24);
 AT(struct ms_edge_value, addr, 32);
 static_assert(MS_CONFIG_F_BENCH_NO_EDGES != MS_CONFIG_F_LOG_ALLOWED, "config flags overlap");
 
-PIN(struct ms_event, 112);
+PIN(struct ms_event, 120);
+AT(struct ms_event, fqdn_name, 112);
 AT(struct ms_event, src_cgroup_id, 8);
 AT(struct ms_event, dst_cgroup_id, 16);
 AT(struct ms_event, generation, 24);

@@ -130,7 +130,8 @@ TEST_F(ConfigFile, BadValuesAreLocated) {
   EXPECT_EQ(oneError("mode: enforce\nmodes: monitor\n"),
             "2:1: error: unknown setting 'modes' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, dataDir, "
             "defaultEnforcement, edgeRetention, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, "
-            "logAllowed, logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, "
+            "fqdnMaxTtl, fqdnMinTtl, logAllowed, logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, "
+            "nodeTtl, policy, "
             "rescanIntervalMs, revokeEstablished, socket, socketGroup, stateDir, wireIdentity)");
   EXPECT_EQ(oneError("mode: on\n"), "1:7: error: mode: 'on' is not one of enforce, monitor");
   EXPECT_EQ(oneError("mode: monitor\nmode: enforce\n"), "2:1: error: duplicate key 'mode'");
@@ -168,7 +169,8 @@ TEST_F(ConfigFile, ControlCharactersAreRefused) {
   EXPECT_EQ(oneError("\"mo\\x01de\": x\n"),
             "1:1: error: unknown setting 'mo\\x01de' (known: answerTtlSeconds, cgroupRoot, clusterPrefix, "
             "dataDir, defaultEnforcement, edgeRetention, etcdCacert, etcdCert, etcdEndpoints, etcdKey, flowLog, flowStoreSize, "
-            "logAllowed, logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, nodeTtl, policy, rescanIntervalMs, "
+            "fqdnMaxTtl, fqdnMinTtl, logAllowed, logLevel, maxGrant, metricsListen, mode, nodeAddresses, nodeName, "
+            "nodeTtl, policy, rescanIntervalMs, "
             "revokeEstablished, socket, socketGroup, stateDir, wireIdentity)");
 }
 

@@ -115,6 +115,9 @@ class FakeDatapath : public Datapath {
   // What a test put in ms_edges.
   EdgeEntries edgeEntries;
   Result<EdgeEntries> edges() const override { return edgeEntries; }
+  // What a test put in ms_fqdn_bindings.
+  std::vector<FqdnBinding> fqdnBindingEntries;
+  Result<std::vector<FqdnBinding>> fqdnBindings() const override { return fqdnBindingEntries; }
   Result<EdgeEntries> removeEdges(const std::vector<ms_edge_key>& keys) override {
     EdgeEntries out;
     for (const auto& k : keys) {

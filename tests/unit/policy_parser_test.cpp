@@ -599,10 +599,10 @@ const BadCase kBad[] = {
      "spec.egress[0].to[0]: 'except' needs 'cidr' (the range to take the exceptions out of)", 7, 21, true},
     {"CidrAndIdentity", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.0.0.0/8, identity: w}]\n",
      "spec.egress[0].to[0]: a peer is exactly one of: a selector (matchLabels/matchExpressions), identity, "
-     "reserved, cidr", 7, 12, true},
+     "reserved, cidr, fqdn", 7, 12, true},
     {"CidrPeerUnknownField", POL_HEAD POL_SEL "  egress:\n" "    - to: [{cidr: 10.0.0.0/8, exclude: [10.1.0.0/16]}]\n",
      "spec.egress[0].to[0]: unknown field 'exclude' (allowed: matchLabels, matchExpressions, identity, "
-     "reserved, cidr, except)", 7, 31, true},
+     "reserved, cidr, except, fqdn)", 7, 31, true},
     {"IngressCidrPeerMapped", POL_HEAD POL_SEL "  ingress:\n" "    - from: [{cidr: \"::ffff:10.0.0.0/104\"}]\n",
      "spec.ingress[0].from[0].cidr: '::ffff:10.0.0.0/104' is IPv4-mapped IPv6; write the IPv4 form 10.0.0.0/8", 7, 21, true},
     {"IngressCidrPeerPrefixTooLong", POL_HEAD POL_SEL "  ingress:\n" "    - from: [{cidr: \"fd00::/129\"}]\n",

@@ -40,6 +40,7 @@
 #include "cli/exit_codes.h"
 #include "cli/format.h"
 #include "cli/grant_commands.h"
+#include "cli/fqdn_command.h"
 #include "cli/promote_command.h"
 #include "cli/push.h"
 #include "cli/request.h"
@@ -524,6 +525,12 @@ int main(int argc, char** argv) {
   reachCmd->add_option("-o,--output", reachArgs.output, "table, json or dot")
       ->check(CLI::IsMember({"table", "json", "dot"}));
 
+  std::string fqdnWorkload;
+  auto* fqdnCmd = app.add_subcommand(
+      "fqdn", "addresses DNS answers bound to names (fqdn peers), per workload, with the time left");
+  fqdnCmd->add_option("--workload", fqdnWorkload, "only this workload's");
+  addOutput(fqdnCmd);
+
   cli::SuggestArgs suggestArgs;
   auto* suggestCmd = app.add_subcommand(
       "suggest", "least-privilege Policy documents from the observed flows (review, validate, apply)");
@@ -633,6 +640,7 @@ int main(int argc, char** argv) {
   if (show->parsed()) return cmdSimple(g, command::kPolicyShow, cli::printPolicyShow);
   if (graph->parsed()) return cmdGraph(g, graphFormat);
   if (reachCmd->parsed()) return cli::cmdReach(g.socket, reachArgs);
+  if (fqdnCmd->parsed()) return cli::cmdFqdn(g.socket, g.json(), fqdnWorkload);
   if (suggestCmd->parsed()) return cli::cmdSuggest(g.socket, suggestArgs);
   if (importK8s->parsed()) return cmdImportK8s(k8sFiles, k8sPattern, k8sPatternOpt->count() > 0);
   return fail("no command given (see 'microseg --help')", kUsage);

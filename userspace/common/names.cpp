@@ -57,6 +57,7 @@ const char* peerViaName(uint8_t v) {
   switch (v) {
     case MS_PEER_VIA_SOCKET: return "socket";
     case MS_PEER_VIA_WIRE: return "wire";
+    case MS_PEER_VIA_FQDN: return "fqdn";
     default: return "address";
   }
 }

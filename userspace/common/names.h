@@ -49,6 +49,7 @@ inline constexpr const char* kExplain = "explain";
 inline constexpr const char* kWorkloads = "workloads";
 inline constexpr const char* kGraph = "graph";
 inline constexpr const char* kReach = "reach";
+inline constexpr const char* kFqdn = "fqdn";
 inline constexpr const char* kSuggest = "suggest";
 inline constexpr const char* kUninstall = "uninstall";
 inline constexpr const char* kClusterStatus = "cluster.status";

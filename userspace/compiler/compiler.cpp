@@ -496,7 +496,19 @@ std::vector<std::pair<uint32_t, ms_identity_value>> Compiler::identitySettings(c
   std::vector<std::pair<uint32_t, ms_identity_value>> out;
   const std::vector<const Part*>& all = set.all;
   struct IdentState {
-    bool egressSelected = false, ingressSelected = false, monitor = false, enforce = false;
+    bool egressSelected = false, ingressSelected = false, monitor = false, enforce = false, fqdn = false;
+  };
+  // Does an egress rule of `p` name an fqdn peer? (Only a policy with cidr
+  // or fqdn peers can.)
+  auto namesFqdn = [](const policy::Policy& p) {
+    if (!p.hasCidrPeers) return false;
+    for (const auto& r : p.egress) {
+      if (!r.peers) continue;
+      for (const auto& peer : *r.peers) {
+        if (peer.kind == policy::Peer::Kind::Fqdn) return true;
+      }
+    }
+    return false;
   };
   // Every workload identity (sorted), each found by bisection.
   std::vector<std::pair<uint32_t, IdentState>> state;
@@ -504,6 +516,7 @@ std::vector<std::pair<uint32_t, ms_identity_value>> Compiler::identitySettings(c
   for (uint32_t id : state_->workloads) state.emplace_back(id, IdentState{});
   for (const Part* part : all) {
     const policy::Policy& p = *part->policy;
+    const bool fqdn = namesFqdn(p);
     for (uint32_t s : part->subjects) {
       auto at = std::lower_bound(state.begin(), state.end(), s,
                                  [](const auto& e, uint32_t id) { return e.first < id; });
@@ -517,6 +530,7 @@ std::vector<std::pair<uint32_t, ms_identity_value>> Compiler::identitySettings(c
       }
       if (p.enforcement == policy::Enforcement::Monitor) st.monitor = true;
       if (p.enforcement == policy::Enforcement::Enforce) st.enforce = true;
+      st.fqdn |= fqdn;
     }
   }
   for (const auto& [id, st] : state) {
@@ -527,6 +541,7 @@ std::vector<std::pair<uint32_t, ms_identity_value>> Compiler::identitySettings(c
       v.flags = (st.egressSelected ? MS_IDENT_F_ISOLATE_EGRESS : 0u) |
                 (st.ingressSelected ? MS_IDENT_F_ISOLATE_INGRESS : 0u);
     }
+    if (st.fqdn) v.flags |= MS_IDENT_F_FQDN;  // its DNS answers bind names (abi.h: ms_fqdn_names)
     v.mode = st.monitor ? MS_MODE_MONITOR : st.enforce ? MS_MODE_ENFORCE : MS_MODE_INHERIT;
     out.emplace_back(id, v);
     selection.push_back({id, st.egressSelected, st.ingressSelected, (v.flags & MS_IDENT_F_ISOLATE_EGRESS) != 0,

@@ -78,6 +78,9 @@ void PeerExpander::expandInto(const policy::Peer& p, std::vector<uint32_t>& out)
       }
       break;
     case policy::Peer::Kind::Cidr: addRanges(ids_.byCidrPeer, p.cidrText(), out); break;
+    // The fqdn identities whose names the pattern matches (its own and any
+    // more specific pattern's, identities.h).
+    case policy::Peer::Kind::Fqdn: addRanges(ids_.byFqdnPeer, p.identity, out); break;
   }
 }
 

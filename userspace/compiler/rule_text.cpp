@@ -43,6 +43,7 @@ std::string peerText(const policy::Peer& p) {
               : p.reserved == policy::ReservedPeer::World ? "world"
                                                           : "unmanaged");
     case policy::Peer::Kind::Selector: return selectorText(p.selector());
+    case policy::Peer::Kind::Fqdn: return "fqdn: " + p.identity;
     case policy::Peer::Kind::Cidr: {
       std::string s = "cidr: " + p.cidr().str();
       if (p.except().empty()) return s;

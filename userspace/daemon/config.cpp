@@ -21,6 +21,8 @@ nlohmann::json DaemonConfig::toJson() const {
               {"max_grant_seconds", maxGrantSeconds},
               {"revoke_established", revokeOnChange ? "on-change" : "never"},
               {"edge_retention_seconds", edgeRetentionSeconds},
+              {"fqdn_min_ttl_seconds", fqdnMinTtlSeconds},
+              {"fqdn_max_ttl_seconds", fqdnMaxTtlSeconds},
               {"cluster",
                cluster.enabled() ? json{{"etcd_endpoints", cluster.etcdEndpoints},
                                         {"node_name", cluster.nodeName},

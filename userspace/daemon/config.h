@@ -45,6 +45,11 @@ struct DaemonConfig {
   // How long an observed edge (a flow record) is kept after it was last
   // seen, across restarts (<dataDir>/edges.json): --edge-retention.
   int64_t edgeRetentionSeconds = 7 * 86400;
+  // How long a DNS answer binds its addresses to a name (fqdn peers): its
+  // TTL raised to the minimum, lowered to the maximum (--fqdn-min-ttl,
+  // --fqdn-max-ttl).
+  int64_t fqdnMinTtlSeconds = 5;
+  int64_t fqdnMaxTtlSeconds = 3600;
 
   // Cluster mode (README "Cluster"): on when etcd endpoints are given.
   struct Cluster {

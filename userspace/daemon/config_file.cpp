@@ -49,7 +49,7 @@ const std::set<std::string> kKnown = {
     "stateDir",   "flowLog",          "logAllowed",    "answerTtlSeconds", "defaultEnforcement",
     "logLevel",   "rescanIntervalMs", "metricsListen", "flowStoreSize", "dataDir",
     "etcdEndpoints", "nodeName", "nodeAddresses", "clusterPrefix", "etcdCacert", "etcdCert", "etcdKey", "nodeTtl",
-    "wireIdentity", "maxGrant", "revokeEstablished", "edgeRetention"};
+    "wireIdentity", "maxGrant", "revokeEstablished", "edgeRetention", "fqdnMinTtl", "fqdnMaxTtl"};
 
 std::string listOf(const std::set<std::string>& items) {
   std::string list;
@@ -217,6 +217,15 @@ void ConfigReader::setting(const std::string& key, const Node& v) {
       std::string err;
       if (auto d = parseLongDuration(s, err)) {
         cfg_.edgeRetentionSeconds = *d;
+      } else {
+        error(v, key + ": " + err);
+      }
+    }
+  } else if (key == "fqdnMinTtl" || key == "fqdnMaxTtl") {
+    if (str(v, key, s)) {
+      std::string err;
+      if (auto d = parseDuration(s, err)) {
+        (key == "fqdnMinTtl" ? cfg_.fqdnMinTtlSeconds : cfg_.fqdnMaxTtlSeconds) = *d;
       } else {
         error(v, key + ": " + err);
       }

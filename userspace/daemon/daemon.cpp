@@ -231,6 +231,7 @@ int Daemon::setup() {
   registerCommands();
   registerQueries();
   registerReach();
+  registerFqdn();
   registerSuggest();
   registerDiff();
   registerGrants();

@@ -169,6 +169,7 @@ class Daemon {
   void registerCommands();            // commands.cpp
   void registerQueries();             // queries.cpp
   void registerReach();               // reach_command.cpp
+  void registerFqdn();                // fqdn_command.cpp
   void registerSuggest();             // suggest_command.cpp
   void registerDiff();                // diff_command.cpp
   // grant_command.cpp: temporary access (grants/grants.h).

@@ -95,6 +95,12 @@ int main(int argc, char** argv) {
   auto* oEdgeRetention = app.add_option("--edge-retention", edgeRetention,
                                         "how long observed edges (flow records) are kept across restarts, in "
                                         "<data-dir>/edges.json (30m, 8h, 7d) [7d]");
+  std::string fqdnMinTtl, fqdnMaxTtl;
+  auto* oFqdnMin = app.add_option("--fqdn-min-ttl", fqdnMinTtl,
+                                  "shortest time a DNS answer binds an address to an fqdn peer, whatever its TTL "
+                                  "(0s, 5s, 1m) [5s]");
+  auto* oFqdnMax = app.add_option("--fqdn-max-ttl", fqdnMaxTtl,
+                                  "longest time a DNS answer binds an address to an fqdn peer (1m, 1h) [1h]");
   app.add_flag("--cleanup", cleanup,
                "detach and remove all pinned state under --state-dir, then exit (like `microseg uninstall`)");
   CLI11_PARSE(app, argc, argv);
@@ -153,6 +159,22 @@ int main(int argc, char** argv) {
     }
     cfg.edgeRetentionSeconds = *d;
   }
+  for (auto [opt, text, out, flag] : {std::tuple{oFqdnMin, &fqdnMinTtl, &cfg.fqdnMinTtlSeconds, "--fqdn-min-ttl"},
+                                      std::tuple{oFqdnMax, &fqdnMaxTtl, &cfg.fqdnMaxTtlSeconds, "--fqdn-max-ttl"}}) {
+    if (!*opt) continue;
+    std::string err;
+    auto d = microseg::grants::parseDuration(*text, err);
+    if (!d) {
+      std::cerr << "microsegd: " << flag << ": " << err << "\n";
+      return 2;
+    }
+    *out = *d;
+  }
+  if (cfg.fqdnMinTtlSeconds > cfg.fqdnMaxTtlSeconds) {
+    std::cerr << "microsegd: --fqdn-min-ttl (" << cfg.fqdnMinTtlSeconds << " s) is longer than --fqdn-max-ttl ("
+              << cfg.fqdnMaxTtlSeconds << " s)\n";
+    return 2;
+  }
   if (*oDefault) {
     cfg.defaultEnforcement = defaultEnforcement == "selected"
                                  ? microseg::compiler::DefaultEnforcement::Selected
@@ -193,6 +215,8 @@ int main(int argc, char** argv) {
     opts.mode = c.mode;
     opts.logAllowed = c.logAllowed;
     opts.answerTtlNs = uint64_t(c.answerTtlSeconds) * 1000000000ull;
+    opts.fqdnMinTtlSeconds = static_cast<uint32_t>(c.fqdnMinTtlSeconds);
+    opts.fqdnMaxTtlSeconds = static_cast<uint32_t>(c.fqdnMaxTtlSeconds);
     auto dp = microseg::datapath::BpfDatapath::load(opts);
     if (!dp) return dp.error();
     return std::unique_ptr<microseg::datapath::Datapath>(std::move(dp.value()));

@@ -68,6 +68,19 @@ std::string Daemon::renderMetricsLocked() {
     counter("microseg_grant_allowed_total",
             "Flows no policy rule allowed that an unexpired grant (`microseg grant`) let through.",
             one(double(c->values[MS_CTR_GRANT_ALLOWED])));
+    counter("microseg_fqdn_addresses_bound_total",
+            "Addresses DNS answers bound to an fqdn peer for the workload that resolved them (a binding "
+            "renewed counts again).",
+            one(double(c->values[MS_CTR_FQDN_BOUND])));
+    counter("microseg_fqdn_answers_total",
+            "DNS answers to workloads whose policies name fqdn peers that bound nothing: unnamed (no policy "
+            "names the question), malformed (refused by the parser: malformed, truncated, over 1232 bytes, "
+            "not one question).",
+            {Sample{{{"result", "unnamed"}}, double(c->values[MS_CTR_FQDN_UNNAMED])},
+             Sample{{{"result", "malformed"}}, double(c->values[MS_CTR_FQDN_MALFORMED])}});
+    counter("microseg_fqdn_judged_total",
+            "Egress flows to an address a name bound for the caller, judged as the fqdn peer too.",
+            one(double(c->values[MS_CTR_FQDN_JUDGED])));
   }
   gauge("microseg_grants_active", "Temporary access grants in force (`microseg grants`).",
         one(double(grants_.activeCount())));

@@ -1,5 +1,7 @@
 #include "daemon/reload.h"
 
+#include "fqdn/name_entries.h"
+
 #include <chrono>
 #include <optional>
 
@@ -108,6 +110,7 @@ ReloadOutcome Reloader::reload(const ReloadRequest& req) {
     if (auto it = ids.byWorkload.find(workload); it != ids.byWorkload.end()) next.modeOverrides[it->second] = mode;
   }
   next.addresses = req.addresses;
+  next.fqdnNames = fqdn::nameEntries(ids.fqdns);
   const auto applyFrom = Clock::now();
   if (auto r = datapath_.applyGeneration(next); !r) {
     out.errors.push_back("datapath: " + r.error().str());

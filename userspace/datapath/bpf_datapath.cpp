@@ -186,6 +186,8 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
   // Settings (not state) always come from this run's options.
   dp->config_.flags = options.logAllowed ? MS_CONFIG_F_LOG_ALLOWED : 0;
   dp->config_.answer_ttl_ns = options.answerTtlNs;
+  dp->config_.fqdn_min_ttl_s = options.fqdnMinTtlSeconds;
+  dp->config_.fqdn_max_ttl_s = options.fqdnMaxTtlSeconds;
   dp->config_.abi_version = MS_ABI_VERSION;
   dp->config_.root_cgroup_id = *rootId;
   dp->config_.host_netns_cookie = options.hostNetnsCookie;
@@ -357,6 +359,10 @@ Result<void> BpfDatapath::applyGeneration(const Generation& gen) {
     auto fresh = freshSlot(next, gen.policy);
     if (!fresh) return fresh.error();
     if (auto r = installSlot(inactive, std::move(fresh.value())); !r) return r;
+  }
+  if (auto r = writeFqdnNames(gen.fqdnNames); !r) {
+    synced_ = false;
+    return r;
   }
   if (auto r = flip(inactive, gen.number); !r) {
     synced_ = false;

@@ -35,6 +35,8 @@ struct BpfOptions {
   uint32_t mode = MS_MODE_MONITOR;
   bool logAllowed = false;
   uint64_t answerTtlNs = 30ull * 1000 * 1000 * 1000;
+  uint32_t fqdnMinTtlSeconds = 5;     // ms_config.fqdn_min_ttl_s
+  uint32_t fqdnMaxTtlSeconds = 3600;  // ms_config.fqdn_max_ttl_s
   uint32_t ringbufBytes = MS_RINGBUF_BYTES;
   uint64_t hostNetnsCookie = 0;  // netns of the daemon (SO_NETNS_COOKIE)
 };
@@ -86,6 +88,7 @@ class BpfDatapath final : public Datapath {
   Result<SweepStep> expireUdpExchanges() override;
   Result<EdgeEntries> edges() const override;  // bpf_datapath_readback.cpp
   Result<EdgeEntries> removeEdges(const std::vector<ms_edge_key>& keys) override;  // bpf_datapath_readback.cpp
+  Result<std::vector<FqdnBinding>> fqdnBindings() const override;                  // bpf_datapath_fqdn.cpp
   Result<int> drainEvents(const EventHandler& handler) override;
   int eventFd() const override;
 
@@ -166,6 +169,9 @@ class BpfDatapath final : public Datapath {
   // first setGrants(), then kept.
   GrantEntries grants_;
   bool grantsRead_ = false;
+  // Writes a generation's names into ms_fqdn_names, before it is in force
+  // (bpf_datapath_fqdn.cpp).
+  Result<void> writeFqdnNames(const std::vector<std::pair<ms_fqdn_name_key, ms_fqdn_name_value>>& want);
   const EventHandler* handler_ = nullptr;
   std::string pinDir_;
   std::vector<std::string> legacyDirs_;  // pinned state to retire after attach

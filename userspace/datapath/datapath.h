@@ -70,6 +70,15 @@ struct Generation {
   std::map<uint32_t, uint32_t> modeOverrides;
   // Addresses of this host and of workloads' netns (see AddressEntry).
   std::vector<AddressEntry> addresses;
+  // The names its fqdn peers bind (fqdn/name_entries.h), sorted by key.
+  std::vector<std::pair<ms_fqdn_name_key, ms_fqdn_name_value>> fqdnNames;
+};
+
+// An address a DNS answer bound to a name for a workload (ms_fqdn_bindings).
+struct FqdnBinding {
+  ms_fqdn_binding_key key{};
+  ms_fqdn_binding_value value{};
+  std::string name;  // the question as resolved ("" if ms_fqdn_texts lost it)
 };
 
 using EventHandler = std::function<void(const ms_event&)>;
@@ -164,6 +173,9 @@ class Datapath {
   // value (lookup-and-delete: a flow counted up to the removal is in it, one
   // after starts the edge anew). A key no longer there is skipped.
   virtual Result<EdgeEntries> removeEdges(const std::vector<ms_edge_key>& keys) = 0;
+  // Every binding of ms_fqdn_bindings, expired ones included (the caller
+  // compares expires_ns with the coarse monotonic clock).
+  virtual Result<std::vector<FqdnBinding>> fqdnBindings() const = 0;
   // Drains pending events into the handler; returns how many.
   virtual Result<int> drainEvents(const EventHandler& handler) = 0;
   // fd that becomes readable when the kernel forces a wakeup (ring > 1/4 full).

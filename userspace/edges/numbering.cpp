@@ -15,6 +15,7 @@ Numbering numberingOf(const identity::IdentityTable& ids, const compiler::RuleRe
     members.cidrPeers = e.cidrPeers;
     n.ranges.emplace(id, std::move(members));
   }
+  for (const auto& [id, f] : ids.fqdns) n.names.emplace(id, f.pattern);
   n.rules = rules.handedOut();
   n.nextRuleId = rules.nextId();
   return n;
@@ -24,18 +25,21 @@ identity::IdentityTable previousTable(const Numbering& n) {
   identity::IdentityTable t;
   t.labels = n.workloads;
   t.externals = n.ranges;
+  for (const auto& [id, pattern] : n.names) t.fqdns[id].pattern = pattern;
   return t;
 }
 
 json numberingToJson(const Numbering& n) {
-  json workloads = json::array(), ranges = json::array(), rules = json::array();
+  json workloads = json::array(), ranges = json::array(), names = json::array(), rules = json::array();
   for (const auto& [id, labels] : n.workloads) workloads.push_back({{"id", id}, {"labels", labels}});
   for (const auto& [id, e] : n.ranges) {
     ranges.push_back({{"id", id}, {"externals", e.externals}, {"cidr_peers", e.cidrPeers}});
   }
+  for (const auto& [id, pattern] : n.names) names.push_back({{"id", id}, {"fqdn", pattern}});
   for (const auto& p : n.rules) rules.push_back({{"policy", p.policy}, {"egress", p.ids[0]}, {"ingress", p.ids[1]}});
   return json{{"workloads", std::move(workloads)},
               {"ranges", std::move(ranges)},
+              {"names", std::move(names)},
               {"rules", std::move(rules)},
               {"next_rule_id", n.nextRuleId}};
 }
@@ -58,11 +62,22 @@ Result<Numbering> numberingFromJson(const json& j) {
     }
     for (const auto& r : j.at("ranges")) {
       const uint32_t id = r.at("id").get<uint32_t>();
-      if (id < MS_IDENTITY_FIRST_EXTERNAL) return bad("numbering.ranges", "an id outside the ranges' range");
+      if (id < MS_IDENTITY_FIRST_EXTERNAL || id >= MS_IDENTITY_FIRST_FQDN) {
+        return bad("numbering.ranges", "an id outside the ranges' range");
+      }
       identity::ExternalIdentity e;
       e.externals = r.at("externals").get<std::vector<std::string>>();
       e.cidrPeers = r.at("cidr_peers").get<std::vector<std::string>>();
       if (!n.ranges.emplace(id, std::move(e)).second) return bad("numbering.ranges", "an id twice");
+    }
+    if (j.contains("names")) {  // absent in the files of earlier versions
+      for (const auto& f : j.at("names")) {
+        const uint32_t id = f.at("id").get<uint32_t>();
+        if (id < MS_IDENTITY_FIRST_FQDN) return bad("numbering.names", "an id outside the names' range");
+        if (!n.names.emplace(id, f.at("fqdn").get<std::string>()).second) {
+          return bad("numbering.names", "an id twice");
+        }
+      }
     }
     for (const auto& p : j.at("rules")) {
       compiler::RuleRegistry::PolicyIds ids;

@@ -22,6 +22,7 @@ namespace microseg::edges {
 struct Numbering {
   std::map<uint32_t, policy::Labels> workloads;            // identity -> label set
   std::map<uint32_t, identity::ExternalIdentity> ranges;   // identity -> members (no prefixes)
+  std::map<uint32_t, std::string> names;                   // identity -> fqdn pattern
   std::vector<compiler::RuleRegistry::PolicyIds> rules;
   uint32_t nextRuleId = 1;
 };

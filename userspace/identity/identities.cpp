@@ -1,5 +1,7 @@
 #include "identity/identities.h"
 
+#include "fqdn/dns_names.h"
+
 #include <algorithm>
 #include <atomic>
 #include <set>
@@ -33,6 +35,7 @@ std::string IdentityTable::nameOf(uint32_t identity) const {
     return *r != '\0' ? r : "reserved-" + std::to_string(identity);
   }
   if (auto e = externals.find(identity); e != externals.end()) return e->second.name();
+  if (auto f = fqdns.find(identity); f != fqdns.end()) return "fqdn:" + f->second.pattern;
   auto it = workloads.find(identity);
   if (it == workloads.end() || it->second.empty()) return "identity-" + std::to_string(identity);
   std::string s;
@@ -263,6 +266,63 @@ void assignFleetWorkloads(const policy::Bundle& bundle, const FleetIdentities& f
   }
 }
 
+// Does the pattern text `outer` match every name `inner` matches?
+bool patternCovers(const fqdn::NamePattern& outer, const fqdn::NamePattern& inner) {
+  if (!inner.wildcard) return fqdn::matches(outer, inner.name);
+  if (!outer.wildcard) return false;
+  return inner.name == outer.name ||
+         (inner.name.size() > outer.name.size() && inner.name.ends_with(outer.name) &&
+          inner.name[inner.name.size() - outer.name.size() - 1] == '.');
+}
+
+// One identity per pattern the policies name: kept from `previous`, else
+// the smallest free id from MS_IDENTITY_FIRST_FQDN, in sorted order.
+void assignFqdns(const policy::Bundle& bundle, const IdentityTable& previous, IdentityTable& out) {
+  std::set<std::string> texts;
+  for (const auto& p : bundle.policies) {
+    if (!p.hasCidrPeers) continue;
+    policy::forEachRulePeer(p, [&](const policy::Peer& peer) {
+      if (peer.kind == policy::Peer::Kind::Fqdn) texts.insert(peer.identity);
+    });
+  }
+  if (texts.empty()) return;
+  std::map<std::string, uint32_t> prevByText;
+  for (const auto& [id, f] : previous.fqdns) prevByText[f.pattern] = id;
+  std::map<std::string, uint32_t> byText;
+  std::set<uint32_t> used;
+  for (const auto& t : texts) {
+    if (auto it = prevByText.find(t); it != prevByText.end()) {
+      byText[t] = it->second;
+      used.insert(it->second);
+    }
+  }
+  uint32_t next = MS_IDENTITY_FIRST_FQDN;
+  for (const auto& t : texts) {
+    if (byText.count(t)) continue;
+    while (used.count(next)) next++;
+    byText[t] = next;
+    used.insert(next);
+  }
+  std::map<std::string, fqdn::NamePattern> parsed;
+  for (const auto& t : texts) {
+    std::string err;
+    auto p = fqdn::parsePattern(t, err);
+    if (p) parsed.emplace(t, *p);  // the parser stored only patterns it parsed
+  }
+  for (const auto& [t, id] : byText) {
+    FqdnIdentity& f = out.fqdns[id];
+    f.pattern = t;
+    auto inner = parsed.find(t);
+    if (inner == parsed.end()) continue;
+    for (const auto& [o, outer] : parsed) {
+      if (!patternCovers(outer, inner->second)) continue;
+      f.coveredBy.push_back(o);
+      out.byFqdnPeer[o].push_back(id);
+    }
+  }
+  for (auto& [t, ids] : out.byFqdnPeer) std::sort(ids.begin(), ids.end());
+}
+
 }  // namespace
 
 IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable& previous,
@@ -276,6 +336,7 @@ IdentityTable assignIdentities(const policy::Bundle& bundle, const IdentityTable
     assignWorkloads(bundle, previous, out);
   }
   assignRanges(bundle, previous, out);
+  assignFqdns(bundle, previous, out);
   return out;
 }
 

@@ -3,7 +3,11 @@
 //  - address ranges (Externals and inline cidr peers): one per distinct set of
 //    things an address can belong to at once, as long as that set exists. The
 //    ipcache maps prefixes to these; the kernel looks a peer's address up in
-//    an LPM trie holding it (most specific prefix wins).
+//    an LPM trie holding it (most specific prefix wins);
+//  - names (fqdn peers): one per distinct pattern, as long as a policy names
+//    it. A DNS answer binds its addresses to the most specific pattern
+//    matching its question (bpf/abi.h: ms_fqdn_names), so each identity
+//    stands for every pattern that matches its own.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +30,13 @@ struct ExternalIdentity {
   std::vector<policy::Cidr> prefixes;  // ipcache prefixes with this identity, sorted
   // "corp-net", "corp-net,partner", "cidr:10.0.0.0/8", "corp-net,cidr:10.0.0.0/8".
   std::string name() const;
+};
+
+// The identity of the names whose most specific pattern is `pattern`
+// (the exact name, else the longest wildcard suffix).
+struct FqdnIdentity {
+  std::string pattern;                 // fqdn::NamePattern::text()
+  std::vector<std::string> coveredBy;  // every pattern matching it (itself included), sorted
 };
 
 struct IpcachePrefix {
@@ -56,7 +67,13 @@ struct IdentityTable {
   // is MS_IDENTITY_WORLD.
   std::vector<IpcachePrefix> ipcache;
 
-  // "payments", "a,b" for a shared identity, an ExternalIdentity::name(), or
+  // Name identities (>= MS_IDENTITY_FIRST_FQDN), and per pattern a policy
+  // names every identity it covers (sorted).
+  std::map<uint32_t, FqdnIdentity> fqdns;
+  std::map<std::string, std::vector<uint32_t>> byFqdnPeer;
+
+  // "payments", "a,b" for a shared identity, an ExternalIdentity::name(),
+  // "fqdn:api.example.com" for a name identity, or
   // the reserved names host/world/unmanaged/any; "identity-<n>" if unknown.
   std::string nameOf(uint32_t identity) const;
 

@@ -104,8 +104,10 @@ struct PeerDetail {
 // Which workloads a policy governs, or which peers a rule names.
 // Members by size: 56 bytes (a peer in nearly every rule).
 struct Peer {
-  enum class Kind : uint8_t { Selector, Identity, Reserved, Cidr };
-  // Kind::Identity: a Workload's metadata.name, or (peers only) an External's
+  enum class Kind : uint8_t { Selector, Identity, Reserved, Cidr, Fqdn };
+  // Kind::Identity: a Workload's metadata.name, or (peers only) an External's.
+  // Kind::Fqdn (egress peers only): the name pattern in its normal form
+  // (fqdn::NamePattern::text(): "api.example.com", "*.example.com").
   std::string identity;
   SourceLocation loc;
   Kind kind = Kind::Selector;
@@ -203,9 +205,10 @@ struct Policy {
   // with `ingress: []` isolates ingress with nothing allowed.
   bool hasEgress = false;
   bool hasIngress = false;
-  // Some rule has a `cidr` peer. Set by the parser; code that builds a
-  // Policy by hand must set it too: identity assignment and the reload's
-  // "same identity inputs" check look at cidr peers only where it is set.
+  // Some rule has a `cidr` or an `fqdn` peer (each has identities of its
+  // own). Set by the parser; code that builds a Policy by hand must set it
+  // too: identity assignment and the reload's "same identity inputs" check
+  // look at cidr and fqdn peers only where it is set.
   bool hasCidrPeers = false;
   // spec.staged: validated and compiled beside the set in force, never
   // enforced (policies/README.md, "Staged policies"): the daemon leaves it

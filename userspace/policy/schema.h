@@ -112,11 +112,12 @@ class DocParser {
   std::optional<Cidr> cidrValue(const yaml::Node& node, const std::string& path);
   std::optional<std::vector<CidrItem>> cidrList(const yaml::Node& node, const std::string& path, bool required);
   std::optional<Peer> cidrPeer(const yaml::Node& node, const std::string& path);
+  std::optional<Peer> fqdnPeer(const yaml::Node& node, const std::string& path, Direction dir);
   void annotations(const yaml::Node& node);
   std::optional<LabelSelector> selector(const yaml::Node& node, const std::string& path);
   std::optional<Peer> subject(const yaml::Node& node, const std::string& path);
   std::optional<Peer> selectorOrIdentity(const yaml::Node& node, const std::string& path);
-  std::optional<Peer> peer(const yaml::Node& node, const std::string& path);
+  std::optional<Peer> peer(const yaml::Node& node, const std::string& path, Direction dir);
   std::vector<Rule> rules(const yaml::Node& node, const std::string& path, Direction dir);
   std::optional<PortRange> port(const yaml::Node& node, const std::string& path);
 

@@ -399,7 +399,7 @@ void DocParser::policyDoc(const yaml::Node& spec, const Meta& meta, Bundle& out)
       }
     }
   }
-  forEachRulePeer(p, [&](const Peer& peer) { p.hasCidrPeers |= peer.kind == Peer::Kind::Cidr; });
+  forEachRulePeer(p, [&](const Peer& peer) { p.hasCidrPeers |= peer.kind == Peer::Kind::Cidr || peer.kind == Peer::Kind::Fqdn; });
   if (ok) out.policies.push_back(std::move(p));
 }
 

@@ -2,12 +2,13 @@
 #include "policy/schema.h"
 #include "policy/progress.h"
 #include "policy/value_checks.h"
+#include "fqdn/dns_names.h"
 
 #include <algorithm>
 
 namespace microseg::policy {
 
-std::optional<Peer> DocParser::peer(const yaml::Node& node, const std::string& path) {
+std::optional<Peer> DocParser::peer(const yaml::Node& node, const std::string& path, Direction dir) {
   auto reserved = [&](const yaml::Node& n, const std::string& name) -> std::optional<Peer> {
     Peer p;
     p.kind = Peer::Kind::Reserved;
@@ -25,24 +26,49 @@ std::optional<Peer> DocParser::peer(const yaml::Node& node, const std::string& p
     return p;
   };
   if (node.IsScalar()) return reserved(node, std::string(node.Scalar()));
-  if (!checkMap(node, path, {"matchLabels", "matchExpressions", "identity", "reserved", "cidr", "except"})) {
+  if (!checkMap(node, path, {"matchLabels", "matchExpressions", "identity", "reserved", "cidr", "except", "fqdn"})) {
     return std::nullopt;
   }
   int forms = (node["identity"] ? 1 : 0) + (node["reserved"] ? 1 : 0) +
               ((node["matchLabels"] || node["matchExpressions"]) ? 1 : 0) +
-              ((node["cidr"] || node["except"]) ? 1 : 0);
+              ((node["cidr"] || node["except"]) ? 1 : 0) + (node["fqdn"] ? 1 : 0);
   if (forms > 1) {
     error(node, path + ": a peer is exactly one of: a selector (matchLabels/matchExpressions), "
-                       "identity, reserved, cidr");
+                       "identity, reserved, cidr, fqdn");
     return std::nullopt;
   }
   if (node["cidr"] || node["except"]) return cidrPeer(node, path);
+  if (auto f = node["fqdn"]) return fqdnPeer(f, path + ".fqdn", dir);
   if (auto r = node["reserved"]) {
     auto name = scalar(r, path + ".reserved");
     if (!name) return std::nullopt;
     return reserved(r, *name);
   }
   return selectorOrIdentity(node, path);
+}
+
+// `{fqdn: NAME}`: a name or `*.suffix` (fqdn/dns_names.h), egress only (the
+// kernel binds names from the DNS answers a workload receives: it knows
+// where a workload connects by name, not who calls it).
+std::optional<Peer> DocParser::fqdnPeer(const yaml::Node& node, const std::string& path, Direction dir) {
+  if (dir == Direction::Ingress) {
+    error(node, path + ": an fqdn peer is only valid in 'to' (egress): a name says where a workload connects, "
+                       "not who calls it");
+    return std::nullopt;
+  }
+  auto text = scalar(node, path);
+  if (!text) return std::nullopt;
+  std::string why;
+  auto pattern = fqdn::parsePattern(*text, why);
+  if (!pattern) {
+    error(node, path + ": '" + shown(*text) + "' is not a DNS name or *.suffix pattern: " + why);
+    return std::nullopt;
+  }
+  Peer p;
+  p.kind = Peer::Kind::Fqdn;
+  p.loc = loc(node);
+  p.identity = pattern->text();
+  return p;
 }
 
 std::optional<Peer> DocParser::cidrPeer(const yaml::Node& node, const std::string& path) {
@@ -187,7 +213,7 @@ std::optional<Rule> DocParser::ruleItem(const yaml::Node& item, const std::strin
       r.peers->reserve(peers.size());
       size_t j = 0;
       for (const yaml::Node p : yaml::items(peers)) {
-        if (auto parsed = peer(p, pp + "[" + std::to_string(j) + "]")) r.peers->push_back(std::move(*parsed));
+        if (auto parsed = peer(p, pp + "[" + std::to_string(j) + "]", dir)) r.peers->push_back(std::move(*parsed));
         j++;
       }
     }

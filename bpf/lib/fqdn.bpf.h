@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * FQDN peers (#27; abi.h: ms_fqdn_names): the DNS answers a workload
+ * receives bind their addresses to the name's fqdn peer, for that workload
+ * only (fqdn_learn, at ingress, before the workload can read the answer);
+ * its egress to a bound address is judged as that peer too (fqdn_bound,
+ * fqdn_verdict in decide.bpf.h).
+ */
+#ifndef MICROSEG_BPF_LIB_FQDN_H
+#define MICROSEG_BPF_LIB_FQDN_H
+
+#include <linux/bpf.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+
+#include "bpf/abi.h"
+#include "bpf/lib/dns.bpf.h"
+#include "bpf/lib/kernel.bpf.h"
+#include "bpf/lib/maps.bpf.h"
+#include "bpf/lib/packet.bpf.h"
+
+#define MS_NS_PER_S 1000000000ULL
+
+/* MS_FQDN_POLY^e for e < 512 (mod 2^64), without a branch: a branch per
+ * bit would give the verifier 2^9 states to walk per suffix. */
+static __always_inline __u64 fqdn_pow(__u32 e)
+{
+	__u64 r = 1, b = MS_FQDN_POLY, mask;
+
+	for (int i = 0; i < 9; i++) {
+		mask = -(__u64)(e & 1);
+		r *= (b & mask) | (1 & ~mask);
+		b *= b;
+		e >>= 1;
+	}
+	return r;
+}
+
+/* The wildcard suffix search and the text comparison run as bpf_loop
+ * callbacks: unrolled, each exit of one loop would have the verifier walk
+ * the rest of the function again. */
+struct fqdn_search {
+	struct ms_dns_state *s;
+	struct ms_fqdn_name_value *v;
+	__u32 found;           /* suffix: index of the first label start that hit */
+	__u32 start;           /* compare: where the entry's text starts */
+	__u32 equal;
+	__u32 _pad0;
+};
+
+static __always_inline __u64 fqdn_suffix_hash(const struct ms_dns_state *s, __u32 i)
+{
+	__u32 at = s->start_at[i & (MS_DNS_MAX_STARTS - 1)];
+
+	/* suffix = whole - prefix * B^(suffix length) */
+	return s->qpoly - s->start_poly[i & (MS_DNS_MAX_STARTS - 1)] * fqdn_pow(s->qlen - at);
+}
+
+static long fqdn_suffix_step(__u64 i, void *ctx)
+{
+	struct fqdn_search *c = ctx;
+	struct ms_dns_state *s = c->s;
+
+	if (i >= s->n_starts || s->start_at[i & (MS_DNS_MAX_STARTS - 1)] >= s->qlen)
+		return 1;
+	s->name_key.hash = fqdn_suffix_hash(s, i);
+	s->name_key.kind = MS_FQDN_WILDCARD;
+	if (bpf_map_lookup_elem(&ms_fqdn_names, &s->name_key)) {
+		c->found = i;
+		return 1;
+	}
+	return 0;
+}
+
+/* The pattern the question of `s` falls under: its exact name, else the
+ * longest suffix a wildcard names; `*start` is where the entry's text
+ * starts in the question. By hash only: see fqdn_text_equal(). */
+static __always_inline struct ms_fqdn_name_value *fqdn_match(struct fqdn_search *c, struct ms_dns_state *s,
+							       __u32 *start)
+{
+	struct ms_fqdn_name_key *key = &s->name_key;
+	struct ms_fqdn_name_value *v;
+
+	__builtin_memset(key, 0, sizeof(*key));
+	key->hash = s->chain[0];
+	key->kind = MS_FQDN_EXACT;
+	v = bpf_map_lookup_elem(&ms_fqdn_names, key);
+	if (v) {
+		*start = 0;
+		return v;
+	}
+	c->s = s;
+	c->found = MS_DNS_MAX_STARTS;
+	bpf_loop(MS_DNS_MAX_STARTS, fqdn_suffix_step, c, 0);
+	if (c->found >= MS_DNS_MAX_STARTS)
+		return NULL;
+	key->hash = fqdn_suffix_hash(s, c->found);
+	key->kind = MS_FQDN_WILDCARD;
+	*start = s->start_at[c->found & (MS_DNS_MAX_STARTS - 1)];
+	return bpf_map_lookup_elem(&ms_fqdn_names, key);
+}
+
+static long fqdn_compare_step(__u64 i, void *ctx)
+{
+	struct fqdn_search *c = ctx;
+
+	if (i >= c->v->len)
+		return 1;
+	if (c->s->qtext[(c->start + i) & (MS_FQDN_TEXT - 1)] != c->v->text[i & (MS_FQDN_TEXT - 1)]) {
+		c->equal = 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* The entry's text is the question's from `start` on: a crafted name whose
+ * hash collides with a policy's binds nothing. */
+static __always_inline bool fqdn_text_equal(struct fqdn_search *c, struct ms_dns_state *s, __u32 start,
+					    struct ms_fqdn_name_value *v)
+{
+	if (start > s->qlen || v->len != s->qlen - start)
+		return false;
+	c->s = s;
+	c->v = v;
+	c->start = start;
+	c->equal = 1;
+	bpf_loop(MS_FQDN_TEXT, fqdn_compare_step, c, 0);
+	return c->equal;
+}
+
+/* A UDP DNS answer (source port 53; its message at `off` of the packet)
+ * to a query of the socket of workload `subject`, whose policy names fqdn
+ * peers: bind what it says. The datagram itself passes or not as it would
+ * without this. A global function: the verifier checks it once, not at
+ * each of its callers (its loops are long). Returns 0. */
+__noinline int fqdn_learn(struct __sk_buff *skb, __u32 off, __u32 subject)
+{
+	struct ms_fqdn_binding_value *bv;
+	struct ms_fqdn_binding_key *bk;
+	struct fqdn_search c = {};
+	struct ms_fqdn_name_value *v;
+	struct ms_dns_state *s;
+	struct ms_config *cfg;
+	__u32 zero = 0, start = 0, ttl;
+	__u64 now;
+
+	if (!skb)
+		return 0;
+	s = bpf_map_lookup_elem(&ms_dns_scratch, &zero);
+	cfg = bpf_map_lookup_elem(&ms_config, &zero);
+	if (!s || !cfg)
+		return 0;
+	if (skb->len <= off) {
+		count(MS_CTR_FQDN_MALFORMED);
+		return 0;
+	}
+	dns_parse(skb, off, skb->len - off, s, MS_DNS_MAX_ADDRS);
+	if (s->outcome != MS_DNS_BOUND) {
+		if (s->outcome != MS_DNS_REFUSED) /* an error answer (NXDOMAIN, ...) is no fault */
+			count(MS_CTR_FQDN_MALFORMED);
+		return 0;
+	}
+	if (s->n_addrs == 0)
+		return 0;
+	v = fqdn_match(&c, s, &start);
+	if (!v || !fqdn_text_equal(&c, s, start, v)) {
+		count(MS_CTR_FQDN_UNNAMED);
+		return 0;
+	}
+	now = bpf_ktime_get_coarse_ns();
+	bk = &s->bind_key;
+	bv = &s->bind_value;
+	__builtin_memset(bk, 0, sizeof(*bk));
+	__builtin_memset(bv, 0, sizeof(*bv));
+	bk->subject = subject;
+	bv->name = s->chain[0];
+	bv->peer = v->peer;
+	for (int i = 0; i < MS_DNS_MAX_ADDRS; i++) {
+		if (i >= s->n_addrs)
+			break;
+		ttl = s->addrs[i].ttl;
+		if (ttl < cfg->fqdn_min_ttl_s)
+			ttl = cfg->fqdn_min_ttl_s;
+		if (ttl > cfg->fqdn_max_ttl_s)
+			ttl = cfg->fqdn_max_ttl_s;
+		bk->addr = s->addrs[i].addr;
+		bv->ttl_s = ttl;
+		bv->expires_ns = now + ttl * MS_NS_PER_S;
+		if (bpf_map_update_elem(&ms_fqdn_bindings, bk, bv, BPF_ANY) == 0)
+			count(MS_CTR_FQDN_BOUND);
+	}
+	bpf_map_update_elem(&ms_fqdn_texts, &s->chain[0], s->qtext, BPF_ANY);
+	return 0;
+}
+
+/* An egress flow's destination bound by a name the subject resolved:
+ * f->fqdn_peer, f->fqdn_name (0 if none or expired). */
+static __always_inline void fqdn_bound(struct ms_flow *f)
+{
+	struct ms_fqdn_binding_key key = {};
+	struct ms_fqdn_binding_value *v;
+
+	key.subject = f->subject;
+	key.addr = f->dst_addr;
+	v = bpf_map_lookup_elem(&ms_fqdn_bindings, &key);
+	if (!v || bpf_ktime_get_coarse_ns() >= v->expires_ns)
+		return;
+	f->fqdn_peer = v->peer;
+	f->fqdn_name = v->name;
+	count(MS_CTR_FQDN_JUDGED);
+}
+
+#endif /* MICROSEG_BPF_LIB_FQDN_H */
