@@ -352,7 +352,7 @@ int sendFrom53(int family, const std::string& from, const std::string& to, int t
 }
 
 UdpCatcher::UdpCatcher(const std::string& cgroup, int family, const std::string& addr, int port,
-                       const std::string& netnsPath) {
+                       const std::string& netnsPath, const FirstSend& first) {
   if (pipe2(pipe_, O_CLOEXEC) != 0) return;
   const int signal = pipe_[1];
   child_ = std::make_unique<Child>(
@@ -364,6 +364,15 @@ UdpCatcher::UdpCatcher(const std::string& cgroup, int family, const std::string&
         sockaddr_storage ss;
         const socklen_t len = sockaddrOf(family, addr, port, ss);
         if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return -1;
+        if (first.msg.empty()) return fd;
+        sockaddr_storage to;
+        const socklen_t tl = sockaddrOf(family, first.to, first.port, to);
+        if (first.via == Via::Connected) {
+          if (connect(fd, reinterpret_cast<sockaddr*>(&to), tl) != 0) return -1;
+          if (send(fd, first.msg.data(), first.msg.size(), 0) < 0) return -1;
+        } else if (sendto(fd, first.msg.data(), first.msg.size(), 0, reinterpret_cast<sockaddr*>(&to), tl) < 0) {
+          return -1;
+        }
         return fd;
       },
       [signal](int fd) {

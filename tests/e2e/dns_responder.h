@@ -24,6 +24,9 @@ inline constexpr uint16_t kTypeAaaa = 28;
 inline constexpr uint16_t kFlagTc = 0x0200;       // truncated
 inline constexpr uint16_t kRcodeNxdomain = 3;
 
+// How a workload sends its query: connect() then send(), or sendto().
+enum class Via { Connected, Sendto };
+
 struct Record {
   std::string name;  // owner, without the trailing dot
   uint16_t type = kTypeA;
@@ -82,7 +85,6 @@ Child responder(const std::string& cgroup, int family, const std::string& addr, 
 // the answer with the query's id and returns 0 with its addresses, or the
 // errno of the failing call (ETIMEDOUT: no answer; EBADMSG: one that does
 // not parse or answers another question).
-enum class Via { Connected, Sendto };
 int resolve(int family, const std::string& resolver, const std::string& name, uint16_t type, Via via,
             std::vector<std::string>& addresses, int timeoutMs = 2000);
 // resolve(), then 0 only if the addresses are exactly `expected` (in answer
@@ -98,11 +100,19 @@ int sendFrom53(int family, const std::string& from, const std::string& to, int t
 // A UDP socket of a workload bound to `addr`:`port` that waits for
 // datagrams (a Child in `cgroup` and the netns at `netnsPath`): received()
 // says whether one arrived, so a test knows an unsolicited answer was
-// delivered, not dropped on the way.
+// delivered, not dropped on the way. With `first.msg`, the socket sends it
+// before it is ready (connect()+send() or sendto()): a query whose socket
+// stays open for what else comes.
+struct FirstSend {
+  std::vector<uint8_t> msg;
+  std::string to;
+  int port = 53;
+  Via via = Via::Sendto;
+};
 class UdpCatcher {
  public:
   UdpCatcher(const std::string& cgroup, int family, const std::string& addr, int port,
-             const std::string& netnsPath);
+             const std::string& netnsPath, const FirstSend& first = {});
   ~UdpCatcher();
   UdpCatcher(const UdpCatcher&) = delete;
   UdpCatcher& operator=(const UdpCatcher&) = delete;

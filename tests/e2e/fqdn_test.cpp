@@ -34,6 +34,7 @@ using dns::kTypeAaaa;
 using dns::Via;
 
 constexpr int kPort = 8080;       // the TCP port the fqdn rules allow
+constexpr int kApiPort = 8443;    // a TCP port only api.example.test is allowed
 constexpr int kCatchPort = 9053;  // client's UDP port an unsolicited answer is sent to
 const char* const kResolver = "10.93.0.53";
 
@@ -42,11 +43,13 @@ std::string doc(const std::string& kind, const std::string& name, const std::str
 }
 
 // `client` and `other` (both `tier: app`) get the same policy: DNS to the
-// resolver, TCP/8080 to api.example.test and *.svc.example.test; and UDP
-// from the resolver to kCatchPort, so that an unsolicited answer is
-// delivered (and could only be refused a binding, not the packet).
-// `tcpPeers` replaces the fqdn peers for the baseline test.
+// resolver, TCP/8080 to api.example.test and *.svc.example.test, TCP/8443
+// to api.example.test only; and UDP from the resolver to kCatchPort, so
+// that an unsolicited answer is delivered (and could only be refused a
+// binding, not the packet). `tcpPeers` replaces the fqdn peers for the
+// baseline test.
 std::string policy(const std::string& tcpPeers = "{fqdn: api.example.test}, {fqdn: \"*.svc.example.test\"}") {
+  const std::string apiPeer = tcpPeers.find("fqdn") != std::string::npos ? "{fqdn: api.example.test}" : tcpPeers;
   std::string y;
   for (const char* w : {"client", "other"}) {
     y += doc("Workload", w, std::string("  cgroups: [\"") + w + "\"]\n  labels: {app: " + w + ", tier: app}\n");
@@ -56,6 +59,8 @@ std::string policy(const std::string& tcpPeers = "{fqdn: api.example.test}, {fqd
                  "    - to: [{cidr: " + std::string(kResolver) + "/32}]\n      ports: [{port: 53, protocol: UDP}]\n"
                  "    - to: [" + tcpPeers + "]\n"
                  "      ports: [{port: " + std::to_string(kPort) + ", protocol: TCP}]\n"
+                 "    - to: [" + apiPeer + "]\n"
+                 "      ports: [{port: " + std::to_string(kApiPort) + ", protocol: TCP}]\n"
                  "  ingress:\n"
                  "    - from: [{cidr: " + std::string(kResolver) + "/32}]\n"
                  "      ports: [{port: " + std::to_string(kCatchPort) + ", protocol: UDP}]\n");
@@ -75,6 +80,7 @@ dns::Zone zone(uint32_t apiTtl = 30) {
       .a("evil.test", "10.93.0.3")
       .a("api.example.test.evil.test", "10.93.0.3")
       .a("zero.svc.example.test", "10.93.0.3", 0)
+      .a("shared.svc.example.test", "10.93.0.2")
       .a("tc.svc.example.test", "10.93.0.4")
       .flags("tc.svc.example.test", dns::kFlagTc)
       .a("nx.svc.example.test", "10.93.0.5")
@@ -99,6 +105,7 @@ class Fqdn : public WorkloadTest {
     remote_ = ownCgroup();  // outside the managed tree: nobody judges R's side
     servers_.push_back(tcpServer(remote_, AF_INET, "0.0.0.0", kPort, nsR_.path()));
     servers_.push_back(tcpServer(remote_, AF_INET6, "::", kPort, nsR_.path()));
+    servers_.push_back(tcpServer(remote_, AF_INET, "0.0.0.0", kApiPort, nsR_.path()));
     for (const auto& s : servers_) ASSERT_TRUE(s.ready());
   }
 
@@ -306,6 +313,47 @@ TEST_F(Fqdn, TruncatedAndFailedAnswersBindNothing) {
   EXPECT_EQ(clientTcp("10.93.0.4"), EPERM) << "truncated";
   ASSERT_EQ(resolveAsClient("nx.svc.example.test", {"10.93.0.5"}), 0);
   EXPECT_EQ(clientTcp("10.93.0.5"), EPERM) << "RCODE 3";
+}
+
+// An answer from the resolver's address and port to a socket that did ask,
+// but not that: another id, another question. The socket's real exchange
+// binds (api.example.test); the other answer, which the application would
+// throw away as not its own, binds nothing.
+TEST_F(Fqdn, AnAnswerToAQuestionTheSocketDidNotAskBindsNothing) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  struct Case {
+    Via via;
+    int port;
+    const char* forgedAddr;
+  };
+  for (const Case& c : {Case{Via::Sendto, 9054, "10.93.0.3"}, Case{Via::Connected, 9055, "10.93.0.4"}}) {
+    SCOPED_TRACE(c.via == Via::Sendto ? "sendto" : "connected");
+    dns::UdpCatcher asker(client_, AF_INET, "10.93.0.1", c.port, nsC_.path(),
+                          {dns::buildQuery(0x0101, "api.example.test", kTypeA), kResolver, 53, c.via});
+    ASSERT_TRUE(asker.ready());
+    ASSERT_TRUE(asker.received(2000)) << "the real answer";
+    const auto other = dns::buildResponse(0x0202, "a.svc.example.test", kTypeA,
+                                          {{"a.svc.example.test", kTypeA, 30, c.forgedAddr}});
+    ASSERT_EQ(runIn(remote_, [&] { return dns::sendFrom53(AF_INET, kResolver, "10.93.0.1", c.port, other); }, 5000,
+                    nsR_.path()),
+              0);
+    ASSERT_TRUE(asker.received(2000)) << "delivered: it comes from the peer the socket asked";
+    EXPECT_EQ(clientTcp("10.93.0.2"), 0) << "the real answer bound";
+    EXPECT_EQ(clientTcp(c.forgedAddr), EPERM) << "an answer to a question not asked binds nothing";
+  }
+}
+
+// One address, two names: api.example.test (allowed on 8080 and 8443) and
+// shared.svc.example.test (8080 only) both resolve to 10.93.0.2. Resolving
+// the second does not take the first's binding away: 8443 stays allowed
+// while api.example.test's TTL runs.
+TEST_F(Fqdn, TwoNamesOfOneAddressBothHold) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.2", kApiPort), 0);
+  ASSERT_EQ(resolveAsClient("shared.svc.example.test", {"10.93.0.2"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.2", kPort), 0);
+  EXPECT_EQ(clientTcp("10.93.0.2", kApiPort), 0) << "api.example.test's binding still holds";
 }
 
 // AAAA: the IPv6 address binds and is reached over IPv6 (the query itself
