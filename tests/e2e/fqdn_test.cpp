@@ -109,6 +109,22 @@ class Fqdn : public WorkloadTest {
     for (const auto& s : servers_) ASSERT_TRUE(s.ready());
   }
 
+  void TearDown() override {
+    if (HasFailure() && daemon_ && daemon_->started()) {
+      auto b = daemon_->request("fqdn");
+      std::cerr << "---- fqdn bindings ----\n" << (b ? b->dump() : "(no answer)") << "\n";
+      auto st = daemon_->status();
+      if (st) std::cerr << "---- counters ----\n" << (*st)["counters"].dump() << "\n";
+    }
+    WorkloadTest::TearDown();
+  }
+
+  // The daemon's `fqdn` bindings (microseg fqdn), [] if it does not answer.
+  nlohmann::json bindings() {
+    auto b = daemon_->request("fqdn");
+    return b ? (*b)["bindings"] : nlohmann::json::array();
+  }
+
   // Starts the resolver with `z` and the daemon (enforce) with the TTL flags.
   void start(const dns::Zone& z = zone(), const std::vector<std::string>& ttlFlags = {"--fqdn-min-ttl", "1s",
                                                                                        "--fqdn-max-ttl", "1h"}) {
@@ -143,6 +159,13 @@ class Fqdn : public WorkloadTest {
     EXPECT_EQ(clientTcp("10.93.0.2"), 0) << "bound to api.example.test by the answer\n" << daemon_->log();
     EXPECT_EQ(clientTcp("10.93.0.3"), EPERM) << "never resolved";
     EXPECT_EQ(clientTcp("10.93.0.2", kPort + 1), EPERM) << "the rule's port only";
+    // What `microseg fqdn` shows: one binding, the client's.
+    const auto b = bindings();
+    ASSERT_EQ(b.size(), 1u) << b.dump();
+    EXPECT_EQ(b[0]["workload"], "client");
+    EXPECT_EQ(b[0]["name"], "api.example.test");
+    EXPECT_EQ(b[0]["address"], "10.93.0.2");
+    EXPECT_EQ(b[0]["ttl_s"], 30);
   }
 
   std::string client_, other_, remote_;
@@ -308,6 +331,7 @@ TEST_F(Fqdn, AnUnsolicitedAnswerBindsNothing) {
             0);
   ASSERT_TRUE(catcher.received(2000)) << "the forged answer reached the client's socket";
   EXPECT_EQ(clientTcp("10.93.0.3"), EPERM) << "an answer nobody asked for binds nothing";
+  EXPECT_EQ(bindings().size(), 0u) << bindings().dump();
   // The real exchange still binds (so the refusal above is not a broken path).
   ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
   EXPECT_EQ(clientTcp("10.93.0.2"), 0);
