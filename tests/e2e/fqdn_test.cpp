@@ -159,6 +159,9 @@ class Fqdn : public WorkloadTest {
     EXPECT_EQ(clientTcp("10.93.0.2"), 0) << "bound to api.example.test by the answer\n" << daemon_->log();
     EXPECT_EQ(clientTcp("10.93.0.3"), EPERM) << "never resolved";
     EXPECT_EQ(clientTcp("10.93.0.2", kPort + 1), EPERM) << "the rule's port only";
+    EXPECT_EQ(runIn(client_, [] { return tcpConnectV4Mapped("10.93.0.2", kPort); }, 5000, nsC_.path()), 0)
+        << "IPv4-mapped IPv6 is the IPv4 address";
+    EXPECT_EQ(runIn(client_, [] { return tcpConnectV4Mapped("10.93.0.3", kPort); }, 5000, nsC_.path()), EPERM);
     // What `microseg fqdn` shows: one binding, the client's.
     const auto b = bindings();
     ASSERT_EQ(b.size(), 1u) << b.dump();
