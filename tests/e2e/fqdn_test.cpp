@@ -46,10 +46,11 @@ std::string doc(const std::string& kind, const std::string& name, const std::str
 // resolver, TCP/8080 to api.example.test and *.svc.example.test, TCP/8443
 // to api.example.test only; and UDP from the resolver to kCatchPort, so
 // that an unsolicited answer is delivered (and could only be refused a
-// binding, not the packet). `tcpPeers` replaces the fqdn peers for the
-// baseline test.
-std::string policy(const std::string& tcpPeers = "{fqdn: api.example.test}, {fqdn: \"*.svc.example.test\"}") {
-  const std::string apiPeer = tcpPeers.find("fqdn") != std::string::npos ? "{fqdn: api.example.test}" : tcpPeers;
+// binding, not the packet). `tcpPeers` and `apiPeer` replace the peers of
+// the 8080 and 8443 rules.
+const char* const kTcpPeers = "{fqdn: api.example.test}, {fqdn: \"*.svc.example.test\"}";
+const char* const kWildcardPeer = "{fqdn: \"*.svc.example.test\"}";
+std::string policy(const std::string& tcpPeers = kTcpPeers, const std::string& apiPeer = "{fqdn: api.example.test}") {
   std::string y;
   for (const char* w : {"client", "other"}) {
     y += doc("Workload", w, std::string("  cgroups: [\"") + w + "\"]\n  labels: {app: " + w + ", tier: app}\n");
@@ -134,6 +135,18 @@ class Fqdn : public WorkloadTest {
     ASSERT_TRUE(daemon_->started()) << daemon_->log();
   }
 
+  uint64_t generation() {
+    auto s = daemon_->status();
+    return s ? (*s)["policy_generation"].get<uint64_t>() : 0;
+  }
+  // Replaces the policy and waits until the daemon has applied it.
+  void apply(const std::string& yaml) {
+    const uint64_t g0 = generation();
+    daemon_->writePolicy("policy.yaml", yaml);
+    for (int i = 0; i < 150 && generation() == g0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_GT(generation(), g0) << daemon_->log();
+  }
+
   // `cg` (in `ns`) asks the resolver; 0 if the answer's addresses are `expected`.
   int resolveIn(const std::string& cg, const std::string& ns, const std::string& name, uint16_t type, Via via,
                 const std::vector<std::string>& expected) {
@@ -188,7 +201,7 @@ TEST_F(Fqdn, TheTestNetworkWorksUnderACidrPolicy) {
   for (const char* a : {"10.93.0.2", "10.93.0.3", "10.93.0.4", "10.93.0.5", "fd00:93::2", "fd00:93::3"}) {
     EXPECT_EQ(clientTcp(a), 0) << a << " (no daemon yet)";
   }
-  daemon_ = std::make_unique<Daemon>(tree_, policy("{cidr: 10.93.0.2/32}"), "enforce");
+  daemon_ = std::make_unique<Daemon>(tree_, policy("{cidr: 10.93.0.2/32}", "{cidr: 10.93.0.2/32}"), "enforce");
   ASSERT_TRUE(daemon_->started()) << daemon_->log();
   for (Via via : {Via::Sendto, Via::Connected}) {
     SCOPED_TRACE(via == Via::Sendto ? "sendto" : "connected");
@@ -391,6 +404,31 @@ TEST_F(Fqdn, TwoNamesOfOneAddressBothHold) {
   ASSERT_EQ(resolveAsClient("shared.svc.example.test", {"10.93.0.2"}), 0);
   EXPECT_EQ(clientTcp("10.93.0.2", kPort), 0);
   EXPECT_EQ(clientTcp("10.93.0.2", kApiPort), 0) << "api.example.test's binding still holds";
+}
+
+// A new policy generation keeps the bindings of the names it still names
+// and drops those of a name no rule names any more.
+TEST_F(Fqdn, APolicyChangeKeepsTheBindingsOfTheNamesItKeeps) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
+  ASSERT_EQ(resolveAsClient("a.svc.example.test", {"10.93.0.3"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0);
+  EXPECT_EQ(clientTcp("10.93.0.3"), 0);
+  ASSERT_NO_FATAL_FAILURE(apply(policy(kWildcardPeer, kWildcardPeer)));
+  EXPECT_EQ(clientTcp("10.93.0.2"), EPERM) << "api.example.test is no peer any more";
+  EXPECT_EQ(clientTcp("10.93.0.3"), 0) << "*.svc.example.test's binding is kept";
+  for (const auto& b : bindings()) EXPECT_NE(b["name"], "api.example.test") << b.dump();
+}
+
+// Bindings are pinned: a restarted daemon finds them and they still hold.
+TEST_F(Fqdn, BindingsOutliveADaemonRestart) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
+  ASSERT_EQ(daemon_->stop(), 0);
+  ASSERT_TRUE(daemon_->start()) << daemon_->log();
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0);
+  EXPECT_EQ(clientTcp("10.93.0.3"), EPERM);
+  EXPECT_EQ(bindings().size(), 1u) << bindings().dump();
 }
 
 // AAAA: the IPv6 address binds and is reached over IPv6 (the query itself
