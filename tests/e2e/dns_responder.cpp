@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -167,8 +168,25 @@ uint16_t Zone::flagsFor(const std::string& name) const {
   return f;
 }
 
+Zone& Zone::flood(const std::string& suffix) {
+  flood_ = lower(suffix);
+  return *this;
+}
+
 std::vector<Record> Zone::answer(const std::string& name, uint16_t type) const {
   std::vector<Record> out;
+  const std::string n = lower(name), tail = "." + flood_;
+  if (!flood_.empty() && type == kTypeA && n.size() > tail.size() + 1 && n[0] == 'n' &&
+      n.compare(n.size() - tail.size(), tail.size(), tail) == 0) {
+    const uint32_t k = uint32_t(std::strtoul(n.c_str() + 1, nullptr, 10)) & 0x7ffff;
+    for (uint32_t i = 0; i < kFloodAddresses; i++) {
+      const uint32_t a = (100u << 24 | 64u << 16) + k * kFloodAddresses + i;
+      out.push_back({name, kTypeA, 3600,
+                     std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 255) + "." +
+                         std::to_string(a >> 8 & 255) + "." + std::to_string(a & 255)});
+    }
+    return out;
+  }
   std::string cur = lower(name);
   for (size_t links = 0; links < 8; links++) {
     auto it = std::find_if(records_.begin(), records_.end(),
@@ -330,6 +348,32 @@ int resolveExpect(int family, const std::string& resolver, const std::string& na
   const int rc = resolve(family, resolver, name, type, via, got, timeoutMs);
   if (rc != 0) return rc;
   return got == expected ? 0 : ENOENT;
+}
+
+int resolveFlood(int family, const std::string& resolver, const std::string& suffix, int count, int timeoutMs) {
+  int fd = socket(family, SOCK_DGRAM, 0);
+  if (fd < 0) return errno;
+  sockaddr_storage ss;
+  const socklen_t sl = sockaddrOf(family, resolver, 53, ss);
+  int rc = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) == 0 ? 0 : errno;
+  for (int k = 0; rc == 0 && k < count; k++) {
+    const auto q = buildQuery(uint16_t(k), "n" + std::to_string(k) + "." + suffix, kTypeA);
+    if (send(fd, q.data(), q.size(), 0) < 0) {
+      rc = errno;
+      break;
+    }
+    uint8_t buf[1500];
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, timeoutMs) <= 0) {
+      rc = ETIMEDOUT;
+      break;
+    }
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    const Parsed r = n > 0 ? parseResponse(buf, size_t(n)) : Parsed{};
+    if (!r.ok || r.id != uint16_t(k) || r.addresses.size() != size_t(kFloodAddresses)) rc = EBADMSG;
+  }
+  close(fd);
+  return rc;
 }
 
 int sendFrom53(int family, const std::string& from, const std::string& to, int toPort,

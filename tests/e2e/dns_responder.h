@@ -23,6 +23,7 @@ inline constexpr uint16_t kTypeCname = 5;
 inline constexpr uint16_t kTypeAaaa = 28;
 inline constexpr uint16_t kFlagTc = 0x0200;       // truncated
 inline constexpr uint16_t kRcodeNxdomain = 3;
+inline constexpr int kFloodAddresses = 8;
 
 // How a workload sends its query: connect() then send(), or sendto().
 enum class Via { Connected, Sendto };
@@ -45,12 +46,17 @@ class Zone {
   // Header flags added to every answer for `name`: kFlagTc, an RCODE...
   Zone& flags(const std::string& name, uint16_t flags);
   uint16_t flagsFor(const std::string& name) const;
+  // Names n<K>.<suffix> (K a number below 2^19) have kFloodAddresses A
+  // records each, 100.64.0.0 + K * 8 + i, TTL 3600: many names with many
+  // addresses, none written out.
+  Zone& flood(const std::string& suffix);
   // The answer section for a question (empty: the name has no such records).
   std::vector<Record> answer(const std::string& name, uint16_t type) const;
 
  private:
   std::vector<Record> records_;
   std::vector<std::pair<std::string, uint16_t>> flags_;
+  std::string flood_;
 };
 
 // A query: one question (IN class), RD set.
@@ -91,6 +97,12 @@ int resolve(int family, const std::string& resolver, const std::string& name, ui
 // order); ENOENT if they differ.
 int resolveExpect(int family, const std::string& resolver, const std::string& name, uint16_t type, Via via,
                   const std::vector<std::string>& expected, int timeoutMs = 2000);
+
+// For a forked workload: resolves n0.<suffix> ... n<count-1>.<suffix> (a
+// Zone::flood()) one after the other on one connected socket; 0 when every
+// answer came with its kFloodAddresses addresses, else the errno.
+int resolveFlood(int family, const std::string& resolver, const std::string& suffix, int count,
+                 int timeoutMs = 2000);
 
 // Sends `msg` from `from`:53 (SO_REUSEADDR, beside a responder()) to
 // `to`:`toPort`; 0 or the errno. For a process in the responder's netns.

@@ -82,6 +82,7 @@ dns::Zone zone(uint32_t apiTtl = 30) {
       .a("api.example.test.evil.test", "10.93.0.3")
       .a("zero.svc.example.test", "10.93.0.3", 0)
       .a("shared.svc.example.test", "10.93.0.2")
+      .flood("flood.svc.example.test")
       .a("tc.svc.example.test", "10.93.0.4")
       .flags("tc.svc.example.test", dns::kFlagTc)
       .a("nx.svc.example.test", "10.93.0.5")
@@ -404,6 +405,20 @@ TEST_F(Fqdn, TwoNamesOfOneAddressBothHold) {
   ASSERT_EQ(resolveAsClient("shared.svc.example.test", {"10.93.0.2"}), 0);
   EXPECT_EQ(clientTcp("10.93.0.2", kPort), 0);
   EXPECT_EQ(clientTcp("10.93.0.2", kApiPort), 0) << "api.example.test's binding still holds";
+}
+
+// One workload cannot take another's bindings away: `other` resolves more
+// names (each with 8 addresses, all under its wildcard) than the bindings
+// table holds (MS_MAX_FQDN_BINDINGS, 65536) between client's answer and
+// client's connect, and client's binding, well within its TTL, still holds.
+TEST_F(Fqdn, AnotherWorkloadsManyAnswersDoNotEvictABinding) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
+  constexpr int kNames = 9000;  // 72000 addresses
+  ASSERT_EQ(runIn(other_, [] { return dns::resolveFlood(AF_INET, kResolver, "flood.svc.example.test", kNames); },
+                  90000, nsO_.path()),
+            0);
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0) << "client's binding (TTL 30) evicted by other's answers";
 }
 
 // A new policy generation keeps the bindings of the names it still names
