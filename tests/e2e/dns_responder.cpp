@@ -350,13 +350,14 @@ int resolveExpect(int family, const std::string& resolver, const std::string& na
   return got == expected ? 0 : ENOENT;
 }
 
-int resolveFlood(int family, const std::string& resolver, const std::string& suffix, int count, int timeoutMs) {
+int resolveFlood(int family, const std::string& resolver, const std::string& suffix, int first, int count,
+                 int timeoutMs) {
   int fd = socket(family, SOCK_DGRAM, 0);
   if (fd < 0) return errno;
   sockaddr_storage ss;
   const socklen_t sl = sockaddrOf(family, resolver, 53, ss);
   int rc = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) == 0 ? 0 : errno;
-  for (int k = 0; rc == 0 && k < count; k++) {
+  for (int k = first; rc == 0 && k < first + count; k++) {
     const auto q = buildQuery(uint16_t(k), "n" + std::to_string(k) + "." + suffix, kTypeA);
     if (send(fd, q.data(), q.size(), 0) < 0) {
       rc = errno;

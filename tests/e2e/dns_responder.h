@@ -98,10 +98,11 @@ int resolve(int family, const std::string& resolver, const std::string& name, ui
 int resolveExpect(int family, const std::string& resolver, const std::string& name, uint16_t type, Via via,
                   const std::vector<std::string>& expected, int timeoutMs = 2000);
 
-// For a forked workload: resolves n0.<suffix> ... n<count-1>.<suffix> (a
-// Zone::flood()) one after the other on one connected socket; 0 when every
-// answer came with its kFloodAddresses addresses, else the errno.
-int resolveFlood(int family, const std::string& resolver, const std::string& suffix, int count,
+// For a forked workload: resolves n<first>.<suffix> ... n<first+count-1>.
+// <suffix> (a Zone::flood()) one after the other on one connected socket;
+// 0 when every answer came with its kFloodAddresses addresses, else the
+// errno.
+int resolveFlood(int family, const std::string& resolver, const std::string& suffix, int first, int count,
                  int timeoutMs = 2000);
 
 // Sends `msg` from `from`:53 (SO_REUSEADDR, beside a responder()) to
