@@ -317,6 +317,11 @@ struct ms_addr {
  * judged twice: as the fqdn peer and as the address's identity; a deny of
  * either wins, else an allow of either (policies/README.md, "FQDN peers").
  *
+ * Only answers from a trusted resolver bind (ms_fqdn_resolvers: the
+ * daemon's --fqdn-resolvers, by default the nameservers of the host's
+ * /etc/resolv.conf): a workload allowed to ask any DNS server could
+ * otherwise ask one it runs itself and bind any address to any name.
+ *
  * ms_fqdn_names (HASH; pinned, not per slot: the daemon adds a generation's
  * patterns before it flips, removes gone ones after, and removes the
  * bindings of a peer it no longer has). Keys: exact names by the FNV-1a 64
@@ -565,6 +570,12 @@ enum ms_counter {
 	MS_CTR_FQDN_MALFORMED,  /* DNS answers to an fqdn workload the parser refused
 	                           (malformed, truncated, oversized, ...): nothing bound */
 	MS_CTR_FQDN_JUDGED,     /* egress flows judged with a name's binding */
+	MS_CTR_FQDN_UNTRUSTED,  /* DNS answers to an fqdn workload from an address
+	                           that is not a trusted resolver
+	                           (ms_fqdn_resolvers): nothing bound */
+	MS_CTR_FQDN_DNS_UNSEEN, /* TCP connects of an fqdn workload to port 53 (DNS
+	                           over TCP) or 853 (DNS over TLS): answers the
+	                           kernel cannot read, which bind nothing */
 	MS_CTR_MAX,
 };
 
@@ -735,6 +746,7 @@ struct ms_wire_key {
 #define MS_MAX_FQDN_NAMES      16384u  /* patterns policies name */
 #define MS_MAX_FQDN_BINDINGS   65536u  /* (workload, address) bound by a name (LRU) */
 #define MS_MAX_FQDN_TEXTS      4096u   /* names that bound something (LRU) */
+#define MS_MAX_FQDN_RESOLVERS  64u     /* trusted resolver addresses */
 #define MS_MAX_EDGES           65536u  /* preallocated: ~7 MiB of kernel memory */
 /* 2 MiB: ~15k events. The daemon's reader thread (datapath/event_spool.h)
  * drains it every 100 ms, and the kernel wakes it when the ring is a

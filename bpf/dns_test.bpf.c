@@ -17,6 +17,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 _Static_assert(MS_DNS_TEST_CHAIN == MS_DNS_MAX_CHAIN, "chain sizes");
 _Static_assert(MS_DNS_TEST_ADDRS == MS_DNS_MAX_ADDRS, "address counts");
+_Static_assert(MS_DNS_TEST_STARTS == MS_DNS_MAX_STARTS, "label starts");
 _Static_assert(sizeof(struct ms_dns_test_addr) == sizeof(struct ms_dns_addr), "address layout");
 
 struct {
@@ -62,5 +63,12 @@ int ms_dns_test(struct __sk_buff *skb)
 		r->chain[i] = i < s->n_chain ? s->chain[i] : 0;
 	for (i = 0; i < MS_DNS_MAX_ADDRS; i++)
 		__builtin_memcpy(&r->addrs[i], &s->addrs[i], sizeof(r->addrs[i]));
+	r->qlen = s->qlen;
+	r->n_starts = s->n_starts;
+	__builtin_memcpy(r->qtext, s->qtext, sizeof(r->qtext));
+	for (i = 0; i < MS_DNS_MAX_STARTS; i++) {
+		r->suffix[i] = i < s->n_starts ? dns_suffix_hash(s, i) : 0;
+		r->suffix_at[i] = i < s->n_starts ? s->start_at[i] : 0;
+	}
 	return 1;
 }

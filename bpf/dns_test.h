@@ -14,6 +14,7 @@
 #define MS_DNS_TEST_CHAIN 33    /* MS_DNS_MAX_CHAIN */
 #define MS_DNS_TEST_ADDRS 8     /* MS_DNS_MAX_ADDRS */
 #define MS_DNS_TEST_OFFSET 28   /* the message follows an IPv4 and a UDP header */
+#define MS_DNS_TEST_STARTS 64   /* MS_DNS_MAX_STARTS */
 
 struct ms_dns_test_addr {
 	struct ms_addr addr;
@@ -35,6 +36,15 @@ struct ms_dns_test_result {
 	__u16 _pad1;
 	__u64 chain[MS_DNS_TEST_CHAIN];  /* hashes: the question's, then CNAME targets */
 	struct ms_dns_test_addr addrs[MS_DNS_TEST_ADDRS];
+	/* The question as lib/fqdn.bpf.h compares it with a policy's names,
+	 * and the hash of its suffix from each label start after the first
+	 * (what wildcards are looked up by). */
+	__u16 qlen;
+	__u16 n_starts;
+	__u32 _pad2;
+	char qtext[MS_FQDN_TEXT];
+	__u64 suffix[MS_DNS_TEST_STARTS];
+	__u16 suffix_at[MS_DNS_TEST_STARTS];
 };
 
 #endif /* MICROSEG_BPF_DNS_TEST_H */

@@ -578,10 +578,13 @@ static __always_inline int decide_egress(struct bpf_sock_addr *ctx, const struct
 	}
 	if (f.peer == MS_IDENTITY_MULTICAST)
 		count(MS_CTR_MULTICAST);
-	/* A remote address the subject may have resolved by a name. */
-	if (ms_unlikely(subject && (subject->isolation & MS_IDENT_F_FQDN)) && at == MS_AT_REMOTE &&
-	    (f.peer == MS_IDENTITY_WORLD || f.peer >= MS_IDENTITY_FIRST_EXTERNAL))
-		fqdn_bound(&f);
+	if (ms_unlikely(subject && (subject->isolation & MS_IDENT_F_FQDN))) {
+		/* A remote address the subject may have resolved by a name. */
+		if (at == MS_AT_REMOTE && (f.peer == MS_IDENTITY_WORLD || f.peer >= MS_IDENTITY_FIRST_EXTERNAL))
+			fqdn_bound(&f);
+		if (f.protocol == MS_PROTO_TCP && (port == bpf_htons(53) || port == bpf_htons(853)))
+			count(MS_CTR_FQDN_DNS_UNSEEN);
+	}
 	pass = judge(&g, &f, subject);
 	if (!pass || f.protocol != MS_PROTO_UDP)
 		return pass;
@@ -613,6 +616,10 @@ static __always_inline void dns_answer(struct __sk_buff *skb, const struct ms_ge
 
 	if (id < MS_IDENTITY_FIRST_WORKLOAD || !entry || !(entry->isolation & MS_IDENT_F_FQDN))
 		return;
+	if (!bpf_map_lookup_elem(&ms_fqdn_resolvers, &p->src)) {
+		count(MS_CTR_FQDN_UNTRUSTED);
+		return;
+	}
 	fqdn_learn(skb, (__u32)p->l4_off + 8, id);
 }
 

@@ -371,6 +371,31 @@ static long dns_step(__u64 i, void *ctx)
 	return dns_done(s, MS_DNS_MALFORMED);
 }
 
+/* MS_FQDN_POLY^e for e < 512 (mod 2^64), without a branch: a branch per
+ * bit would give the verifier 2^9 states to walk per suffix. */
+static __always_inline __u64 dns_pow(__u32 e)
+{
+	__u64 r = 1, b = MS_FQDN_POLY, mask;
+
+	for (int i = 0; i < 9; i++) {
+		mask = -(__u64)(e & 1);
+		r *= (b & mask) | (1 & ~mask);
+		b *= b;
+		e >>= 1;
+	}
+	return r;
+}
+
+/* The polynomial hash (MS_FQDN_POLY) of the question's suffix from its
+ * i-th recorded label start on (abi.h: ms_fqdn_names). */
+static __always_inline __u64 dns_suffix_hash(const struct ms_dns_state *s, __u32 i)
+{
+	__u32 at = s->start_at[i & (MS_DNS_MAX_STARTS - 1)];
+
+	/* suffix = whole - prefix * B^(suffix length) */
+	return s->qpoly - s->start_poly[i & (MS_DNS_MAX_STARTS - 1)] * dns_pow(s->qlen - at);
+}
+
 /* Parses the `len` bytes of a DNS message at `off` of the packet into
  * `s` (s->outcome, and for MS_DNS_BOUND the rest), binding at most
  * `max_addrs` addresses. */

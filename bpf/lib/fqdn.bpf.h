@@ -21,21 +21,6 @@
 
 #define MS_NS_PER_S 1000000000ULL
 
-/* MS_FQDN_POLY^e for e < 512 (mod 2^64), without a branch: a branch per
- * bit would give the verifier 2^9 states to walk per suffix. */
-static __always_inline __u64 fqdn_pow(__u32 e)
-{
-	__u64 r = 1, b = MS_FQDN_POLY, mask;
-
-	for (int i = 0; i < 9; i++) {
-		mask = -(__u64)(e & 1);
-		r *= (b & mask) | (1 & ~mask);
-		b *= b;
-		e >>= 1;
-	}
-	return r;
-}
-
 /* The wildcard suffix search and the text comparison run as bpf_loop
  * callbacks: unrolled, each exit of one loop would have the verifier walk
  * the rest of the function again. */
@@ -48,14 +33,6 @@ struct fqdn_search {
 	__u32 _pad0;
 };
 
-static __always_inline __u64 fqdn_suffix_hash(const struct ms_dns_state *s, __u32 i)
-{
-	__u32 at = s->start_at[i & (MS_DNS_MAX_STARTS - 1)];
-
-	/* suffix = whole - prefix * B^(suffix length) */
-	return s->qpoly - s->start_poly[i & (MS_DNS_MAX_STARTS - 1)] * fqdn_pow(s->qlen - at);
-}
-
 static long fqdn_suffix_step(__u64 i, void *ctx)
 {
 	struct fqdn_search *c = ctx;
@@ -63,7 +40,7 @@ static long fqdn_suffix_step(__u64 i, void *ctx)
 
 	if (i >= s->n_starts || s->start_at[i & (MS_DNS_MAX_STARTS - 1)] >= s->qlen)
 		return 1;
-	s->name_key.hash = fqdn_suffix_hash(s, i);
+	s->name_key.hash = dns_suffix_hash(s, i);
 	s->name_key.kind = MS_FQDN_WILDCARD;
 	if (bpf_map_lookup_elem(&ms_fqdn_names, &s->name_key)) {
 		c->found = i;
@@ -94,7 +71,7 @@ static __always_inline struct ms_fqdn_name_value *fqdn_match(struct fqdn_search 
 	bpf_loop(MS_DNS_MAX_STARTS, fqdn_suffix_step, c, 0);
 	if (c->found >= MS_DNS_MAX_STARTS)
 		return NULL;
-	key->hash = fqdn_suffix_hash(s, c->found);
+	key->hash = dns_suffix_hash(s, c->found);
 	key->kind = MS_FQDN_WILDCARD;
 	*start = s->start_at[c->found & (MS_DNS_MAX_STARTS - 1)];
 	return bpf_map_lookup_elem(&ms_fqdn_names, key);

@@ -171,6 +171,14 @@ struct {
 	__type(value, struct ms_fqdn_text);
 } ms_fqdn_texts SEC(".maps");
 
+/* Trusted resolvers (abi.h: ms_fqdn_names): address -> 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MS_MAX_FQDN_RESOLVERS);
+	__type(key, struct ms_addr);
+	__type(value, __u8);
+} ms_fqdn_resolvers SEC(".maps");
+
 /* The DNS parser's per-CPU scratch (lib/dns.bpf.h: too big for the stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

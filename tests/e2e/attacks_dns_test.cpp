@@ -23,6 +23,7 @@
 #include "bpf/dns_test.h"
 #include "dns_test.skel.h"
 #include "fqdn/dns_response.h"
+#include "fqdn/name_entries.h"
 
 namespace microseg::e2e {
 namespace {
@@ -261,6 +262,21 @@ TEST(AttacksDns, KernelParserAgreesWithTheReferenceOnRandomAndMutatedMessages) {
         expect(got.addrs[a].owner == fnv(want.addresses[a].owner), "owner " + std::to_string(a));
       }
       expect(got.dropped == want.addressesDropped, "dropped");
+      // What ms_fqdn_names is looked up by (lib/fqdn.bpf.h): the question's
+      // text, and the hash of its suffix after each of its first 64 dots.
+      const std::string& q = want.chain[0];
+      expect(got.qlen == q.size() && std::string(got.qtext, got.qlen) == q,
+             "question text: kernel '" + std::string(got.qtext, std::min<size_t>(got.qlen, sizeof(got.qtext))) + "'");
+      std::vector<size_t> starts;
+      for (size_t p = q.find('.'); p != std::string::npos && starts.size() < MS_DNS_TEST_STARTS; p = q.find('.', p + 1)) {
+        starts.push_back(p + 1);
+      }
+      expect(got.n_starts == starts.size(), "label starts: kernel " + std::to_string(got.n_starts) + ", want " +
+                                                std::to_string(starts.size()));
+      for (size_t k = 0; diff.empty() && k < starts.size(); k++) {
+        expect(got.suffix_at[k] == starts[k] && got.suffix[k] == fqdn::suffixHash(q.substr(starts[k])),
+               "suffix hash from " + std::to_string(starts[k]) + " (" + q.substr(starts[k]) + ")");
+      }
       withAddresses += !want.addresses.empty();
       chains += want.chain.size() > 1;
       dropped += want.addressesDropped > 0;

@@ -118,6 +118,7 @@ class FakeDatapath : public Datapath {
   // What a test put in ms_fqdn_bindings.
   std::vector<FqdnBinding> fqdnBindingEntries;
   Result<std::vector<FqdnBinding>> fqdnBindings() const override { return fqdnBindingEntries; }
+  Result<std::string> fqdnText(uint64_t) const override { return std::string(); }
   Result<EdgeEntries> removeEdges(const std::vector<ms_edge_key>& keys) override {
     EdgeEntries out;
     for (const auto& k : keys) {

@@ -31,18 +31,32 @@ TEST(FqdnNames, PatternsAreNormalisedAndBadOnesSayWhy) {
     EXPECT_FALSE(parsePattern(t, e)) << t;
     return e;
   };
-  EXPECT_EQ(bad("api.*.com"), "'api.*.com' is not a DNS name: it has a '*' that is not the whole first label");
-  EXPECT_EQ(bad("*example.com"), "'*example.com' is not a DNS name: it has a '*' that is not the whole first label");
-  EXPECT_EQ(bad("*.com"), "'*.com' is not a DNS name: it leaves a single label under '*' (a wildcard of a whole "
+  EXPECT_EQ(bad("api.*.com"), "not a DNS name: it has a '*' that is not the whole first label");
+  EXPECT_EQ(bad("*example.com"), "not a DNS name: it has a '*' that is not the whole first label");
+  EXPECT_EQ(bad("*.com"), "not a DNS name: it leaves a single label under '*' (a wildcard of a whole "
                           "top-level domain)");
   EXPECT_EQ(bad("localhost"),
-            "'localhost' is not a DNS name: it has a single label (write the full name, e.g. api.example.com)");
-  EXPECT_EQ(bad("a..b"), "'a..b' is not a DNS name: it has an empty label");
-  EXPECT_EQ(bad(""), "'' is not a DNS name: it is empty");
-  EXPECT_EQ(bad("-a.b"), "'-a.b' is not a DNS name: it has a label that starts or ends with '-'");
-  EXPECT_EQ(bad("a b.c"), "'a b.c' is not a DNS name: it has a character that is not a letter, digit, '-' or '_' (' ')");
+            "not a DNS name: it has a single label (write the full name, e.g. api.example.com)");
+  EXPECT_EQ(bad("a..b"), "not a DNS name: it has an empty label");
+  EXPECT_EQ(bad(""), "not a DNS name: it is empty");
+  EXPECT_EQ(bad("-a.b"), "not a DNS name: it has a label that starts or ends with '-'");
+  EXPECT_EQ(bad("a b.c"), "not a DNS name: it has a character that is not a letter, digit, '-' or '_' (' '; a "
+                         "name in another script is written in its xn-- form)");
+  EXPECT_EQ(bad("b\xc3\xbc" "cher.de"), "not a DNS name: it has a character that is not a letter, digit, '-' or '_' "
+                                     "('\\xc3'; a name in another script is written in its xn-- form)");
+  EXPECT_EQ(bad("*"), "not a DNS name: it is a '*' without a suffix (write *.example.com)");
+  EXPECT_EQ(bad("*."), "not a DNS name: it is a '*' without a suffix (write *.example.com)");
+  EXPECT_NE(bad("10.0.0.1").find("an address is a cidr peer"), std::string::npos);
+  EXPECT_NE(bad("*.10.0.0").find("ends in a number"), std::string::npos);
+  std::string ok;
+  EXPECT_TRUE(parsePattern("x.2d.example.com", ok)) << ok;  // a number is fine elsewhere
+  std::string suffix252;
+  while (suffix252.size() < 252) suffix252 += "abcdefgh.";
+  suffix252.resize(252);
+  suffix252.back() = 'x';
+  EXPECT_NE(bad("*." + suffix252).find("its suffix is 252 characters long (at most 251"), std::string::npos);
   EXPECT_EQ(bad(std::string(64, 'a') + ".com"),
-            "'" + std::string(64, 'a') + ".com' is not a DNS name: it has a label of 64 characters (at most 63)");
+            "not a DNS name: it has a label of 64 characters (at most 63)");
   std::string long254;
   while (long254.size() < 254) long254 += "abcdefghi.";
   long254.resize(254);

@@ -746,6 +746,221 @@ INSTANTIATE_TEST_SUITE_P(Policy, PolicyParserBad, ::testing::ValuesIn(kBad),
 
 TEST(PolicyParser, BadTableIsLargeEnough) { EXPECT_GE(std::size(kBad), 60u); }
 
+// ---- FQDN peers (`{fqdn: NAME}`, egress `to:` only) -------------------------
+
+// A workload and a policy whose egress names `peers` (one flow list); the
+// policy's rule list starts on line 11, its `to:` on line 12.
+std::string fqdnDoc(const std::string& peers) {
+  return "apiVersion: microseg.dev/v1\n"       // 1
+         "kind: Workload\n"                    // 2
+         "metadata: {name: w}\n"               // 3
+         "spec: {cgroups: [w]}\n"              // 4
+         "---\n"                               // 5
+         "apiVersion: microseg.dev/v1\n"       // 6
+         "kind: Policy\n"                      // 7
+         "metadata: {name: p}\n"               // 8
+         "spec:\n"                             // 9
+         "  selector: {identity: w}\n"         // 10
+         "  egress:\n"                         // 11
+         "    - to: " + peers + "\n"           // 12
+         "      ports: [{port: 443, protocol: TCP}]\n";  // 13
+}
+
+TEST(PolicyParserFqdn, AcceptedFormsAreNormalised) {
+  auto r = parseText(fqdnDoc("[{fqdn: api.example.com}, {fqdn: \"*.example.com\"}, {fqdn: API.Example.COM.},"
+                             " {fqdn: \"*.CDN.Example.net.\"}, {fqdn: _acme-challenge.my_host.example.org},"
+                             " {fqdn: 'x-1.y2'}]"),
+                     "fqdn.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  validateBundle(r.bundle, r.errors);
+  ASSERT_TRUE(r.errors.empty()) << "an fqdn peer names no Workload or External: " << dump(r.errors);
+  ASSERT_EQ(r.bundle.policies.size(), 1u);
+  const Policy& p = r.bundle.policies[0];
+  ASSERT_EQ(p.egress.size(), 1u);
+  ASSERT_TRUE(p.egress[0].peers.has_value());
+  const auto& to = *p.egress[0].peers;
+  ASSERT_EQ(to.size(), 6u);
+  const char* want[] = {"api.example.com",  "*.example.com",   "api.example.com",
+                        "*.cdn.example.net", "_acme-challenge.my_host.example.org", "x-1.y2"};
+  for (size_t i = 0; i < to.size(); i++) {
+    EXPECT_EQ(to[i].kind, Peer::Kind::Fqdn) << i;
+    EXPECT_EQ(to[i].identity, want[i]) << i;
+    EXPECT_EQ(to[i].loc.file, "fqdn.yaml");
+    EXPECT_EQ(to[i].loc.line, 12) << i;
+  }
+  EXPECT_EQ(to[0].loc.column, 19);  // the value, as for cidr peers
+  EXPECT_EQ(to[1].loc.column, 44);  // the opening quote
+  EXPECT_TRUE(p.hasCidrPeers) << "an fqdn peer is an identity input, like a cidr peer";
+}
+
+TEST(PolicyParserFqdn, BlockStyleAndOtherActions) {
+  auto r = parseText("apiVersion: microseg.dev/v1\n"        // 1
+                     "kind: Policy\n"                       // 2
+                     "metadata: {name: p}\n"                // 3
+                     "spec:\n"                              // 4
+                     "  selector: {matchLabels: {app: a}}\n"  // 5
+                     "  egress:\n"                          // 6
+                     "    - action: deny\n"                 // 7
+                     "      to:\n"                          // 8
+                     "        - fqdn: \"*.ads.example\"\n"  // 9
+                     "    - to:\n"                          // 10
+                     "        - fqdn: example.com\n"        // 11
+                     "        - world\n",                   // 12
+                     "b.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  const Policy& p = r.bundle.policies[0];
+  ASSERT_EQ(p.egress.size(), 2u);
+  EXPECT_EQ(p.egress[0].action, Action::Deny);
+  ASSERT_EQ(p.egress[0].peers->size(), 1u);
+  EXPECT_EQ((*p.egress[0].peers)[0].kind, Peer::Kind::Fqdn);
+  EXPECT_EQ((*p.egress[0].peers)[0].identity, "*.ads.example");
+  EXPECT_EQ((*p.egress[0].peers)[0].loc.line, 9);
+  EXPECT_EQ((*p.egress[0].peers)[0].loc.column, 17);
+  ASSERT_EQ(p.egress[1].peers->size(), 2u);
+  EXPECT_EQ((*p.egress[1].peers)[0].identity, "example.com");
+  EXPECT_EQ((*p.egress[1].peers)[1].kind, Peer::Kind::Reserved);
+  EXPECT_TRUE(p.hasCidrPeers);
+}
+
+TEST(PolicyParserFqdn, WithoutCidrOrFqdnPeersHasCidrPeersIsFalse) {
+  auto r = parseText(fqdnDoc("[{identity: w}, world]"), "n.yaml");
+  ASSERT_TRUE(r.ok()) << dump(r.errors);
+  EXPECT_FALSE(r.bundle.policies[0].hasCidrPeers);
+}
+
+// The bounds of RFC 1035, written without the trailing dot: 253 characters,
+// labels of 63.
+TEST(PolicyParserFqdn, LengthBoundsAreInclusive) {
+  const std::string l63(63, 'a');
+  const std::string n253 = l63 + "." + l63 + "." + l63 + "." + std::string(61, 'b');
+  ASSERT_EQ(n253.size(), 253u);
+  for (const std::string& name : {n253, n253 + ".", "*." + l63 + ".example.com", l63 + ".com"}) {
+    auto r = parseText(fqdnDoc("[{fqdn: \"" + name + "\"}]"), "len.yaml");
+    ASSERT_TRUE(r.ok()) << name << "\n" << dump(r.errors);
+    const Peer& peer = (*r.bundle.policies[0].egress[0].peers)[0];
+    EXPECT_EQ(peer.kind, Peer::Kind::Fqdn);
+    EXPECT_EQ(peer.identity, name.back() == '.' ? name.substr(0, name.size() - 1) : name);
+  }
+}
+
+TEST(PolicyParserFqdn, EveryBadPeerOfAListIsReported) {
+  auto r = parseText(fqdnDoc("[{fqdn: a..b}, {fqdn: ok.example}, {fqdn: \"*.com\"}]"), "m.yaml");
+  ASSERT_FALSE(r.ok());
+  ASSERT_EQ(r.errors.size(), 2u) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].message.rfind("spec.egress[0].to[0].fqdn: ", 0), 0u) << dump(r.errors);
+  EXPECT_EQ(r.errors[0].loc.column, 19);
+  EXPECT_EQ(r.errors[1].message.rfind("spec.egress[0].to[2].fqdn: ", 0), 0u) << dump(r.errors);
+  EXPECT_EQ(r.errors[1].loc.column, 53);
+  for (const auto& e : r.errors) EXPECT_EQ(e.loc.line, 12);
+}
+
+// An unquoted `*.example.com` is a YAML alias, not a string: an error,
+// never a peer that quietly means something else.
+TEST(PolicyParserFqdn, UnquotedWildcardIsAnError) {
+  auto r = parseText(fqdnDoc("[{fqdn: *.example.com}]"), "alias.yaml");
+  EXPECT_FALSE(r.ok());
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_EQ(r.errors[0].loc.line, 12) << dump(r.errors);
+}
+
+struct FqdnBadCase {
+  std::string name;
+  std::string yaml;
+  std::string path;  // the message starts with "<path>: "
+  std::string why;   // and contains this
+  int line;
+  int column;
+};
+
+// One egress (or ingress) rule whose peer list is `peers`, on line 7.
+// Columns: "    - to: [{fqdn: V}]" '{'=12 V=19; "    - from: [{fqdn: V}]" V=21.
+std::string fqdnRule(const std::string& peers, bool ingress = false) {
+  return std::string(POL_HEAD POL_SEL) + (ingress ? "  ingress:\n    - from: " : "  egress:\n    - to: ") + peers +
+         "\n";
+}
+
+std::vector<FqdnBadCase> fqdnBadCases() {
+  const std::string l63(63, 'a');
+  const std::string n254 = l63 + "." + l63 + "." + l63 + "." + std::string(62, 'b');
+  const std::string to0 = "spec.egress[0].to[0].fqdn";
+  return {
+      {"InFrom", fqdnRule("[{fqdn: api.example.com}]", true), "spec.ingress[0].from[0].fqdn",
+       "an fqdn peer is only valid in 'to' (egress)", 7, 21},
+      {"InFromEvenIfMalformed", fqdnRule("[{fqdn: [a]}]", true), "spec.ingress[0].from[0].fqdn",
+       "only valid in 'to' (egress)", 7, 21},
+      {"WildcardNotFirst", fqdnRule("[{fqdn: api.*.example.com}]"), to0,
+       "has a '*' that is not the whole first label", 7, 19},
+      {"WildcardInsideLabel", fqdnRule("[{fqdn: \"a*.example.com\"}]"), to0,
+       "has a '*' that is not the whole first label", 7, 19},
+      {"TwoWildcards", fqdnRule("[{fqdn: \"*.*.example.com\"}]"), to0,
+       "has a '*' that is not the whole first label", 7, 19},
+      // Alone, '*' is not "*." and so an ordinary label with a '*' in it.
+      {"StarAlone", fqdnRule("[{fqdn: \"*\"}]"), to0, "has a '*'", 7, 19},
+      {"WildcardOfTopLevelDomain", fqdnRule("[{fqdn: \"*.com\"}]"), to0,
+       "leaves a single label under '*' (a wildcard of a whole top-level domain)", 7, 19},
+      {"SingleLabel", fqdnRule("[{fqdn: localhost}]"), to0,
+       "has a single label (write the full name, e.g. api.example.com)", 7, 19},
+      {"TooLong", fqdnRule("[{fqdn: " + n254 + "}]"), to0, "is 254 characters long (at most 253)", 7, 19},
+      {"LabelTooLong", fqdnRule("[{fqdn: " + std::string(64, 'a') + ".example.com}]"), to0,
+       "has a label of 64 characters (at most 63)", 7, 19},
+      {"EmptyString", fqdnRule("[{fqdn: \"\"}]"), to0, "is empty", 7, 19},
+      {"OnlyADot", fqdnRule("[{fqdn: \".\"}]"), to0, "is empty", 7, 19},
+      {"EmptyLabel", fqdnRule("[{fqdn: a..example.com}]"), to0, "has an empty label", 7, 19},
+      {"LeadingDot", fqdnRule("[{fqdn: .example.com}]"), to0, "has an empty label", 7, 19},
+      {"LabelStartsWithDash", fqdnRule("[{fqdn: -api.example.com}]"), to0,
+       "has a label that starts or ends with '-'", 7, 19},
+      {"LabelEndsWithDash", fqdnRule("[{fqdn: api.example-.com}]"), to0,
+       "has a label that starts or ends with '-'", 7, 19},
+      {"Space", fqdnRule("[{fqdn: \"api example.com\"}]"), to0,
+       "has a character that is not a letter, digit, '-' or '_' (' ')", 7, 19},
+      {"UrlNotAName", fqdnRule("[{fqdn: \"https://api.example.com\"}]"), to0,
+       "has a character that is not a letter, digit, '-' or '_' (':')", 7, 19},
+      {"List", fqdnRule("[{fqdn: [api.example.com]}]"), to0, "must be a string", 7, 19},
+      {"EmptyValue", fqdnRule("[{fqdn: }]"), to0, "must be a string", 7, 13},  // located at the key
+      {"Ipv6Address", fqdnRule("[{fqdn: \"2001:db8::1\"}]"), to0,
+       "has a character that is not a letter, digit, '-' or '_' (':')", 7, 19},
+      {"Map", fqdnRule("[{fqdn: {name: api.example.com}}]"), to0, "must be a string", 7, 19},
+      {"ControlCharacter", fqdnRule("[{fqdn: \"api.example.com\\x01\"}]"), to0, "contains a control character", 7,
+       19},
+      // Exactly one form per peer map: located at the map.
+      {"WithCidr", fqdnRule("[{fqdn: api.example.com, cidr: 10.0.0.0/8}]"), "spec.egress[0].to[0]",
+       "a peer is exactly one of: a selector (matchLabels/matchExpressions), identity, reserved, cidr, fqdn", 7, 12},
+      {"WithExcept", fqdnRule("[{fqdn: api.example.com, except: [10.0.0.0/8]}]"), "spec.egress[0].to[0]",
+       "a peer is exactly one of", 7, 12},
+      {"WithIdentity", fqdnRule("[{identity: w, fqdn: api.example.com}]"), "spec.egress[0].to[0]",
+       "a peer is exactly one of", 7, 12},
+      {"WithMatchLabels", fqdnRule("[{matchLabels: {app: x}, fqdn: api.example.com}]"), "spec.egress[0].to[0]",
+       "a peer is exactly one of", 7, 12},
+      {"SecondPeerOfTheList", fqdnRule("[world, {fqdn: \"*.com\"}]"), "spec.egress[0].to[1].fqdn",
+       "a wildcard of a whole top-level domain", 7, 26},
+  };
+}
+
+class PolicyParserFqdnBad : public ::testing::TestWithParam<FqdnBadCase> {};
+
+TEST_P(PolicyParserFqdnBad, ReportsLocatedDiagnostic) {
+  const FqdnBadCase& c = GetParam();
+  auto r = parseText(c.yaml, "bad.yaml");
+  ASSERT_FALSE(r.ok()) << c.yaml;
+  const Diagnostic* hit = nullptr;
+  for (const auto& e : r.errors) {
+    if (e.message.find(c.why) != std::string::npos) {
+      hit = &e;
+      break;
+    }
+  }
+  ASSERT_NE(hit, nullptr) << "no diagnostic contains \"" << c.why << "\"; got:\n" << dump(r.errors);
+  EXPECT_EQ(hit->message.rfind(c.path + ": ", 0), 0u) << "the message names the path " << c.path << ": "
+                                                      << hit->message;
+  EXPECT_EQ(hit->loc.file, "bad.yaml");
+  EXPECT_EQ(hit->loc.line, c.line) << hit->str();
+  EXPECT_EQ(hit->loc.column, c.column) << hit->str();
+  EXPECT_EQ(r.errors.size(), 1u) << "one problem, one diagnostic:\n" << dump(r.errors);
+}
+
+INSTANTIATE_TEST_SUITE_P(Policy, PolicyParserFqdnBad, ::testing::ValuesIn(fqdnBadCases()),
+                         [](const ::testing::TestParamInfo<FqdnBadCase>& info) { return info.param.name; });
+
 // The example of the language brief, verbatim.
 TEST(PolicyParser, BriefExample) {
   auto r = parseText(

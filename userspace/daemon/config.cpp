@@ -23,6 +23,7 @@ nlohmann::json DaemonConfig::toJson() const {
               {"edge_retention_seconds", edgeRetentionSeconds},
               {"fqdn_min_ttl_seconds", fqdnMinTtlSeconds},
               {"fqdn_max_ttl_seconds", fqdnMaxTtlSeconds},
+              {"fqdn_resolvers", fqdnResolvers},
               {"cluster",
                cluster.enabled() ? json{{"etcd_endpoints", cluster.etcdEndpoints},
                                         {"node_name", cluster.nodeName},

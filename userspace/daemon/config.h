@@ -50,6 +50,9 @@ struct DaemonConfig {
   // --fqdn-max-ttl).
   int64_t fqdnMinTtlSeconds = 5;
   int64_t fqdnMaxTtlSeconds = 3600;
+  // Resolvers whose answers bind names (--fqdn-resolvers); empty: the
+  // nameservers of /etc/resolv.conf.
+  std::vector<std::string> fqdnResolvers;
 
   // Cluster mode (README "Cluster"): on when etcd endpoints are given.
   struct Cluster {

@@ -49,7 +49,7 @@ const std::set<std::string> kKnown = {
     "stateDir",   "flowLog",          "logAllowed",    "answerTtlSeconds", "defaultEnforcement",
     "logLevel",   "rescanIntervalMs", "metricsListen", "flowStoreSize", "dataDir",
     "etcdEndpoints", "nodeName", "nodeAddresses", "clusterPrefix", "etcdCacert", "etcdCert", "etcdKey", "nodeTtl",
-    "wireIdentity", "maxGrant", "revokeEstablished", "edgeRetention", "fqdnMinTtl", "fqdnMaxTtl"};
+    "wireIdentity", "maxGrant", "revokeEstablished", "edgeRetention", "fqdnMinTtl", "fqdnMaxTtl", "fqdnResolvers"};
 
 std::string listOf(const std::set<std::string>& items) {
   std::string list;
@@ -179,8 +179,10 @@ void ConfigReader::setting(const std::string& key, const Node& v) {
     if (uint(v, key, 100, 60000, n)) cfg_.rescanIntervalMs = static_cast<uint32_t>(n);
   } else if (key == "dataDir") {
     if (str(v, key, s)) cfg_.dataDir = s;
-  } else if (key == "etcdEndpoints" || key == "nodeAddresses") {
-    auto& list = key == "etcdEndpoints" ? cfg_.cluster.etcdEndpoints : cfg_.cluster.nodeAddresses;
+  } else if (key == "etcdEndpoints" || key == "nodeAddresses" || key == "fqdnResolvers") {
+    auto& list = key == "etcdEndpoints"   ? cfg_.cluster.etcdEndpoints
+                 : key == "fqdnResolvers" ? cfg_.fqdnResolvers
+                                          : cfg_.cluster.nodeAddresses;
     list.clear();
     if (v.IsSequence()) {
       for (const Node p : policy::yaml::items(v)) {

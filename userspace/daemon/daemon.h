@@ -133,6 +133,7 @@ class Daemon {
   // A flow of the record counted by metrics (and the staged would-deny
   // count): `n` flows judged by `workload`.
   void countFlowsLocked(const flows::FlowRecord& r, const std::string& workload, uint64_t n);
+  void noteFqdnNameLocked(uint64_t hash);  // events.cpp
 
   // edges.cpp: the kernel's observed edges (ms_edges) folded into the flow
   // records, and the records' history across restarts (<dataDir>/edges.json).
@@ -236,6 +237,7 @@ class Daemon {
   std::unique_ptr<Reloader> reloader_;
   std::map<uint64_t, identity::CgroupInfo> cgroups_;  // by cgroup id
   std::map<uint64_t, std::string> cgroupPaths_, cgroupWorkloads_;
+  std::map<uint64_t, std::string> fqdnNames_;  // flows::FlowContext::fqdnNames
   std::map<std::string, uint32_t> workloadModes_;  // runtime overrides by workload name
   FsIdentity pathsOwner_;  // who named the policy paths in force (root unless a `policy apply`)
   uint64_t hostNetnsCookie_ = 0;

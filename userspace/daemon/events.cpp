@@ -26,6 +26,7 @@ flows::FlowContext Daemon::flowContextLocked() const {
   ctx.rules = &reloader_->rules();
   ctx.monotonicToRealtimeNs = clockOffsetNs_;
   ctx.staged = gen().staged.get();
+  ctx.fqdnNames = &fqdnNames_;
   return ctx;
 }
 
@@ -35,6 +36,14 @@ void Daemon::writeFlowLine(const flows::FlowRecord& r, uint64_t delta) {
   // the flow log only with --log-allowed, as before edges.
   if (r.key.verdict == MS_VERDICT_ALLOW && !config_.logAllowed) return;
   flowLog_.write(flows::recordLine(r, delta, flowContextLocked()));
+}
+
+// The text of a name that bound a destination (ms_fqdn_texts), read once;
+// the cache is bounded like the kernel's map.
+void Daemon::noteFqdnNameLocked(uint64_t hash) {
+  if (fqdnNames_.size() >= MS_MAX_FQDN_TEXTS) fqdnNames_.clear();
+  auto text = datapath_->fqdnText(hash);
+  if (text && !text->empty()) fqdnNames_[hash] = *text;
 }
 
 void Daemon::countFlowsLocked(const flows::FlowRecord& r, const std::string& workload, uint64_t n) {
@@ -55,6 +64,7 @@ void Daemon::drainEventsLocked() {
   if (auto r = events_->take(eventBatch_); !r) spdlog::warn("datapath: {}", r.error().str());
   auto onEvict = [this](const flows::FlowRecord& r) { writeFlowLine(r, r.count - r.flushedCount); };
   for (const ms_event& e : eventBatch_) {
+    if (e.fqdn_name != 0 && !fqdnNames_.count(e.fqdn_name)) noteFqdnNameLocked(e.fqdn_name);
     const bool counts = e.in_edge == 0;
     const flows::FlowRecord& r =
         flowStore_.add(e, static_cast<int64_t>(e.timestamp_ns) + clockOffsetNs_, onEvict, counts);

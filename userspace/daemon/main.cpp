@@ -98,9 +98,15 @@ int main(int argc, char** argv) {
   std::string fqdnMinTtl, fqdnMaxTtl;
   auto* oFqdnMin = app.add_option("--fqdn-min-ttl", fqdnMinTtl,
                                   "shortest time a DNS answer binds an address to an fqdn peer, whatever its TTL "
-                                  "(0s, 5s, 1m) [5s]");
+                                  "(1s, 5s, 1m) [5s]");
   auto* oFqdnMax = app.add_option("--fqdn-max-ttl", fqdnMaxTtl,
                                   "longest time a DNS answer binds an address to an fqdn peer (1m, 1h) [1h]");
+  std::vector<std::string> fqdnResolvers;
+  auto* oFqdnResolvers =
+      app.add_option("--fqdn-resolvers", fqdnResolvers,
+                     "addresses of the DNS resolvers whose answers bind names to fqdn peers, comma-separated "
+                     "[the nameservers of /etc/resolv.conf]")
+          ->delimiter(',');
   app.add_flag("--cleanup", cleanup,
                "detach and remove all pinned state under --state-dir, then exit (like `microseg uninstall`)");
   CLI11_PARSE(app, argc, argv);
@@ -170,6 +176,7 @@ int main(int argc, char** argv) {
     }
     *out = *d;
   }
+  if (*oFqdnResolvers) cfg.fqdnResolvers = fqdnResolvers;
   if (cfg.fqdnMinTtlSeconds > cfg.fqdnMaxTtlSeconds) {
     std::cerr << "microsegd: --fqdn-min-ttl (" << cfg.fqdnMinTtlSeconds << " s) is longer than --fqdn-max-ttl ("
               << cfg.fqdnMaxTtlSeconds << " s)\n";
@@ -217,6 +224,7 @@ int main(int argc, char** argv) {
     opts.answerTtlNs = uint64_t(c.answerTtlSeconds) * 1000000000ull;
     opts.fqdnMinTtlSeconds = static_cast<uint32_t>(c.fqdnMinTtlSeconds);
     opts.fqdnMaxTtlSeconds = static_cast<uint32_t>(c.fqdnMaxTtlSeconds);
+    opts.fqdnResolvers = c.fqdnResolvers;
     auto dp = microseg::datapath::BpfDatapath::load(opts);
     if (!dp) return dp.error();
     return std::unique_ptr<microseg::datapath::Datapath>(std::move(dp.value()));

@@ -78,6 +78,10 @@ std::string Daemon::renderMetricsLocked() {
             "not one question).",
             {Sample{{{"result", "unnamed"}}, double(c->values[MS_CTR_FQDN_UNNAMED])},
              Sample{{{"result", "malformed"}}, double(c->values[MS_CTR_FQDN_MALFORMED])}});
+    counter("microseg_fqdn_dns_unseen_total",
+            "TCP connects of workloads whose policies name fqdn peers to port 53 (DNS over TCP) or 853 (DNS over "
+            "TLS): the kernel cannot read those answers, so they bind no name (policies/README.md, FQDN peers).",
+            one(double(c->values[MS_CTR_FQDN_DNS_UNSEEN])));
     counter("microseg_fqdn_judged_total",
             "Egress flows to an address a name bound for the caller, judged as the fqdn peer too.",
             one(double(c->values[MS_CTR_FQDN_JUDGED])));

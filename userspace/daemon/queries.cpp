@@ -10,6 +10,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "fqdn/name_entries.h"
 #include "common/names.h"
 #include "common/text.h"
 #include "control/protocol.h"
@@ -65,6 +66,13 @@ std::set<uint32_t> Daemon::resolvePeerFilterLocked(const std::string& spec) cons
   }
   // A remote address: the identity the ipcache gives it.
   if (auto addr = policy::parseAddress(spec)) return {identity::lookupAddress(gen().ids, *addr)};
+  // A name (fqdn peers): fqdn:PATTERN as a policy writes it, or fqdn:NAME,
+  // the identity an answer for that name binds (its most specific pattern).
+  if (spec.rfind("fqdn:", 0) == 0) {
+    if (auto id = fqdn::identityOfName(gen().ids.fqdns, spec.substr(5))) return {*id};
+    throw ControlError(control::kErrBadRequest,
+                       "'" + spec + "': no policy names " + spec.substr(5) + " or a pattern matching it", {});
+  }
   if (spec.find('=') == std::string::npos) {
     throw ControlError(control::kErrBadRequest,
                        "'" + spec + "' is neither a workload, an External, an IP address, a reserved name "

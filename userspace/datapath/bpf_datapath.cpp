@@ -193,6 +193,7 @@ Result<std::unique_ptr<BpfDatapath>> BpfDatapath::load(const BpfOptions& options
   dp->config_.host_netns_cookie = options.hostNetnsCookie;
   dp->config_.tai_offset_ns = taiOffsetNs();
   if (auto r = dp->writeConfig(); !r) return r.error();
+  if (auto r = dp->writeFqdnResolvers(options.fqdnResolvers); !r) return r.error();
 
   dp->ring_.reset(ring_buffer__new(
       bpf_map__fd(skel->maps.ms_events),

@@ -37,6 +37,7 @@ struct BpfOptions {
   uint64_t answerTtlNs = 30ull * 1000 * 1000 * 1000;
   uint32_t fqdnMinTtlSeconds = 5;     // ms_config.fqdn_min_ttl_s
   uint32_t fqdnMaxTtlSeconds = 3600;  // ms_config.fqdn_max_ttl_s
+  std::vector<std::string> fqdnResolvers;  // ms_fqdn_resolvers; empty: /etc/resolv.conf's nameservers
   uint32_t ringbufBytes = MS_RINGBUF_BYTES;
   uint64_t hostNetnsCookie = 0;  // netns of the daemon (SO_NETNS_COOKIE)
 };
@@ -89,6 +90,7 @@ class BpfDatapath final : public Datapath {
   Result<EdgeEntries> edges() const override;  // bpf_datapath_readback.cpp
   Result<EdgeEntries> removeEdges(const std::vector<ms_edge_key>& keys) override;  // bpf_datapath_readback.cpp
   Result<std::vector<FqdnBinding>> fqdnBindings() const override;                  // bpf_datapath_fqdn.cpp
+  Result<std::string> fqdnText(uint64_t hash) const override;                      // bpf_datapath_fqdn.cpp
   Result<int> drainEvents(const EventHandler& handler) override;
   int eventFd() const override;
 
@@ -171,6 +173,7 @@ class BpfDatapath final : public Datapath {
   bool grantsRead_ = false;
   // Writes a generation's names into ms_fqdn_names, before it is in force
   // (bpf_datapath_fqdn.cpp).
+  Result<void> writeFqdnResolvers(const std::vector<std::string>& addresses);
   Result<void> writeFqdnNames(const std::vector<std::pair<ms_fqdn_name_key, ms_fqdn_name_value>>& want);
   const EventHandler* handler_ = nullptr;
   std::string pinDir_;

@@ -3,12 +3,17 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "datapath/bpf_datapath.h"
 #include "datapath/map_writes.h"
+#include "policy/cidr.h"
 #include "microseg.skel.h"
 
 namespace microseg::datapath {
@@ -19,7 +24,65 @@ bool sameName(const ms_fqdn_name_value& a, const ms_fqdn_name_value& b) {
   return a.peer == b.peer && a.len == b.len && std::memcmp(a.text, b.text, sizeof(a.text)) == 0;
 }
 
+// The nameservers of a resolv.conf (`nameserver ADDR` lines).
+std::vector<std::string> resolvConfNameservers(const std::string& path) {
+  std::vector<std::string> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string key, addr;
+    if (words >> key >> addr && key == "nameserver") out.push_back(addr);
+  }
+  return out;
+}
+
 }  // namespace
+
+// A setting of this run: the map is emptied (an adopted one holds the last
+// run's) and filled. An address that does not parse is an error naming it.
+Result<void> BpfDatapath::writeFqdnResolvers(const std::vector<std::string>& addresses) {
+  std::vector<std::string> wanted = addresses;
+  const bool fromResolvConf = wanted.empty();
+  if (fromResolvConf) wanted = resolvConfNameservers("/etc/resolv.conf");
+  std::vector<ms_addr> parsed;
+  for (const auto& a : wanted) {
+    auto addr = policy::parseAddress(a);
+    if (!addr) {
+      if (fromResolvConf) {
+        spdlog::warn("fqdn: /etc/resolv.conf names '{}', not an address: its answers bind no names", a);
+        continue;
+      }
+      return Error{"set fqdn resolvers", a, EINVAL, "not an IPv4 or IPv6 address"};
+    }
+    parsed.push_back(*addr);
+  }
+  if (parsed.size() > MS_MAX_FQDN_RESOLVERS) {
+    return Error{"set fqdn resolvers", "--fqdn-resolvers", EINVAL,
+                 "more than " + std::to_string(MS_MAX_FQDN_RESOLVERS) + " addresses"};
+  }
+  const int fd = bpf_map__fd(skel_->maps.ms_fqdn_resolvers);
+  std::vector<ms_addr> held;
+  ms_addr key{}, next{};
+  bool first = true;
+  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    held.push_back(key);
+  }
+  for (const auto& k : held) {
+    if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) return sysError("delete from map", "ms_fqdn_resolvers");
+  }
+  const uint8_t one = 1;
+  for (const auto& a : parsed) {
+    if (auto r = updateElem(fd, "ms_fqdn_resolvers", &a, &one); !r) return r;
+  }
+  std::string list;
+  for (const auto& a : parsed) list += (list.empty() ? "" : ", ") + policy::formatAddress(a);
+  spdlog::info("fqdn: answers of {} bind names{}", list.empty() ? "no resolver" : list,
+               fromResolvConf ? " (the nameservers of /etc/resolv.conf)" : "");
+  return {};
+}
 
 // What the map holds is read first (an adopted map holds the last run's
 // names). An entry that is gone or changed is removed, and so are the
@@ -79,6 +142,15 @@ Result<void> BpfDatapath::writeFqdnNames(const std::vector<std::pair<ms_fqdn_nam
     if (auto r = updateElem(names, "ms_fqdn_names", &k, &v); !r) return r;
   }
   return {};
+}
+
+Result<std::string> BpfDatapath::fqdnText(uint64_t hash) const {
+  ms_fqdn_text t{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ms_fqdn_texts), &hash, &t) != 0) {
+    if (errno == ENOENT) return std::string();
+    return sysError("lookup in map", "ms_fqdn_texts");
+  }
+  return std::string(t.name, strnlen(t.name, sizeof(t.name)));
 }
 
 Result<std::vector<FqdnBinding>> BpfDatapath::fqdnBindings() const {

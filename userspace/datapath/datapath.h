@@ -176,6 +176,9 @@ class Datapath {
   // Every binding of ms_fqdn_bindings, expired ones included (the caller
   // compares expires_ns with the coarse monotonic clock).
   virtual Result<std::vector<FqdnBinding>> fqdnBindings() const = 0;
+  // The name as resolved whose FNV-1a hash is `hash` (ms_fqdn_texts); ""
+  // if the map no longer has it.
+  virtual Result<std::string> fqdnText(uint64_t hash) const = 0;
   // Drains pending events into the handler; returns how many.
   virtual Result<int> drainEvents(const EventHandler& handler) = 0;
   // fd that becomes readable when the kernel forces a wakeup (ring > 1/4 full).

@@ -68,6 +68,14 @@ nlohmann::json eventToJson(const ms_event& e, const FlowContext& ctx) {
   json dst = end(e.dst_identity, e.dst_cgroup_id);
   dst["addr"] = formatAddr(e.dst_addr);
   dst["port"] = ntohs(e.dst_port);
+  // An address a DNS answer bound for the caller: the name it resolved.
+  if (e.fqdn_name != 0) {
+    json name = nullptr;
+    if (ctx.fqdnNames != nullptr) {
+      if (auto n = ctx.fqdnNames->find(e.fqdn_name); n != ctx.fqdnNames->end()) name = text::toUtf8(n->second);
+    }
+    dst["name"] = std::move(name);
+  }
   json out{{"time", isoTime(static_cast<int64_t>(e.timestamp_ns) + ctx.monotonicToRealtimeNs)},
               {"verdict", verdictName(e.verdict)},
               {"direction", directionName(e.direction)},
@@ -108,6 +116,7 @@ nlohmann::json recordToJson(const FlowRecord& r, uint64_t delta, const FlowConte
   e.hook = r.hook;
   e.reason = r.key.reason;
   e.peer_via = r.key.peerVia;
+  e.fqdn_name = r.fqdnName;
   std::strncpy(e.comm, r.comm.c_str(), sizeof(e.comm) - 1);
   nlohmann::json j = eventToJson(e, ctx);
   j["time"] = isoTime(r.lastSeenNs);

@@ -25,6 +25,9 @@ struct FlowContext {
   // The generation's staged set (null: it has no staged policy, and records
   // carry no staged_verdict/staged_rule).
   const diff::StagedSet* staged = nullptr;
+  // The names DNS answers bound destinations with (ms_event.fqdn_name ->
+  // the name as resolved), as far as the daemon has read them.
+  const std::map<uint64_t, std::string>* fqdnNames = nullptr;
 };
 
 // IPv4-mapped addresses print as IPv4.

@@ -70,6 +70,7 @@ const FlowRecord& FlowStore::add(const ms_event& e, int64_t wallNs,
   r.dstCgroupId = e.dst_cgroup_id;
   r.pid = e.pid;
   r.comm.assign(e.comm, strnlen(e.comm, sizeof(e.comm)));
+  r.fqdnName = e.fqdn_name;
   r.srcAddr = e.src_addr;
   r.srcPort = ntohs(e.src_port);
   r.dstAddr = e.dst_addr;

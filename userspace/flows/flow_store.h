@@ -56,6 +56,7 @@ struct FlowRecord {
   ms_addr dstAddr{};
   uint64_t generation = 0;
   uint8_t hook = 0;
+  uint64_t fqdnName = 0;  // ms_event.fqdn_name: the name that bound the destination (0: none)
   // Its verdict under "in force + staged" (diff/staged.h), judged once per
   // staged set (stagedStamp: that set's compiled stamp; 0: never judged).
   uint64_t stagedStamp = 0;

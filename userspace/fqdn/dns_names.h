@@ -26,8 +26,10 @@ struct NamePattern {
 };
 
 // Parses a pattern: labels of letters, digits, '-' and '_' (not starting or
-// ending with '-'), at least two labels, a single leading `*.` allowed and
-// a '*' nowhere else. nullopt with `err` saying what is wrong.
+// ending with '-'), at least two labels, the last not a number, a single
+// leading `*.` allowed and a '*' nowhere else. nullopt with `err` saying
+// what is wrong ("not a DNS name: it has an empty label"; the caller names
+// the text).
 std::optional<NamePattern> parsePattern(std::string_view text, std::string& err);
 
 // A name as a DNS message carries it, in the same normal form (lowercased,

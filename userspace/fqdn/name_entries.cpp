@@ -19,6 +19,27 @@ uint64_t suffixHash(std::string_view suffix) {
   return h;
 }
 
+std::optional<uint32_t> identityOfName(const std::map<uint32_t, identity::FqdnIdentity>& fqdns,
+                                       std::string_view text) {
+  std::string err;
+  auto want = parsePattern(text, err);
+  if (!want) return std::nullopt;
+  for (const auto& [id, f] : fqdns) {
+    if (f.pattern == want->text()) return id;
+  }
+  if (want->wildcard) return std::nullopt;
+  std::optional<uint32_t> best;
+  size_t bestLen = 0;
+  for (const auto& [id, f] : fqdns) {
+    auto p = parsePattern(f.pattern, err);
+    if (p && p->wildcard && matches(*p, want->name) && p->name.size() >= bestLen) {
+      best = id;
+      bestLen = p->name.size();
+    }
+  }
+  return best;
+}
+
 NameEntries nameEntries(const std::map<uint32_t, identity::FqdnIdentity>& fqdns) {
   NameEntries out;
   for (const auto& [id, f] : fqdns) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -23,6 +24,12 @@ using NameEntries = std::vector<std::pair<ms_fqdn_name_key, ms_fqdn_name_value>>
 uint64_t nameHash(std::string_view name);
 // The polynomial hash of a wildcard's suffix (MS_FQDN_POLY, from 0).
 uint64_t suffixHash(std::string_view suffix);
+
+// The identity an answer for `text` binds: `text` a pattern as a policy
+// writes it ("*.example.com": that pattern's), or a name (the identity of
+// its exact pattern, else of the longest wildcard matching it).
+std::optional<uint32_t> identityOfName(const std::map<uint32_t, identity::FqdnIdentity>& fqdns,
+                                       std::string_view text);
 
 // The entries of every name identity, sorted by key bytes.
 NameEntries nameEntries(const std::map<uint32_t, identity::FqdnIdentity>& fqdns);

@@ -61,7 +61,7 @@ std::optional<Peer> DocParser::fqdnPeer(const yaml::Node& node, const std::strin
   std::string why;
   auto pattern = fqdn::parsePattern(*text, why);
   if (!pattern) {
-    error(node, path + ": '" + shown(*text) + "' is not a DNS name or *.suffix pattern: " + why);
+    error(node, path + ": '" + shown(*text) + "' is " + why);
     return std::nullopt;
   }
   Peer p;
