@@ -38,14 +38,15 @@ using dns::Via;
 constexpr int kPort = 8080;       // the TCP port the fqdn rules allow
 constexpr int kApiPort = 8443;    // a TCP port only api.example.test is allowed
 constexpr int kCatchPort = 9053;  // client's UDP port an unsolicited answer is sent to
-const char* const kResolver = "10.93.0.53";
+const char* const kResolver = "10.93.0.53";       // the trusted one (--fqdn-resolvers)
+const char* const kOtherResolver = "10.93.0.54";  // allowed by policy, not trusted
 
 std::string doc(const std::string& kind, const std::string& name, const std::string& spec) {
   return "---\napiVersion: microseg.dev/v1\nkind: " + kind + "\nmetadata: {name: " + name + "}\nspec:\n" + spec;
 }
 
 // `client` and `other` (both `tier: app`) get the same policy: DNS to the
-// resolver, TCP/8080 to api.example.test and *.svc.example.test, TCP/8443
+// resolvers (10.93.0.52/30), TCP/8080 to api.example.test and *.svc.example.test, TCP/8443
 // to api.example.test only; and UDP from the resolver to kCatchPort, so
 // that an unsolicited answer is delivered (and could only be refused a
 // binding, not the packet). `tcpPeers` and `apiPeer` replace the peers of
@@ -59,7 +60,7 @@ std::string policy(const std::string& tcpPeers = kTcpPeers, const std::string& a
   }
   return y + doc("Policy", "app-out",
                  "  selector: {matchLabels: {tier: app}}\n  egress:\n"
-                 "    - to: [{cidr: " + std::string(kResolver) + "/32}]\n      ports: [{port: 53, protocol: UDP}]\n"
+                 "    - to: [{cidr: 10.93.0.52/30}]\n      ports: [{port: 53, protocol: UDP}]\n"
                  "    - to: [" + tcpPeers + "]\n"
                  "      ports: [{port: " + std::to_string(kPort) + ", protocol: TCP}]\n"
                  "    - to: [" + apiPeer + "]\n"
@@ -101,7 +102,7 @@ class Fqdn : public WorkloadTest {
     ASSERT_TRUE(nsC_.ok() && nsO_.ok() && nsR_.ok());
     const std::string prefix = "ms" + std::to_string(getpid() % 100000);
     ASSERT_TRUE(vethPair(nsC_, {"10.93.0.1/24", "fd00:93::1/64"}, nsR_,
-                         {"10.93.0.2/24", "10.93.0.3/24", "10.93.0.4/24", "10.93.0.5/24", "10.93.0.53/24",
+                         {"10.93.0.2/24", "10.93.0.3/24", "10.93.0.4/24", "10.93.0.5/24", "10.93.0.53/24", "10.93.0.54/24",
                           "fd00:93::2/64", "fd00:93::3/64"},
                          prefix + "f"));
     ASSERT_TRUE(vethPair(nsO_, {"10.93.1.1/24"}, nsR_, {"10.93.1.254/24"}, prefix + "g"));
@@ -129,12 +130,16 @@ class Fqdn : public WorkloadTest {
     return b ? (*b)["bindings"] : nlohmann::json::array();
   }
 
-  // Starts the resolver with `z` and the daemon (enforce) with the TTL flags.
+  // Starts the resolvers with `z` and the daemon (enforce) with the TTL
+  // flags, trusting kResolver's answers only.
   void start(const dns::Zone& z = zone(), const std::vector<std::string>& ttlFlags = {"--fqdn-min-ttl", "1s",
                                                                                        "--fqdn-max-ttl", "1h"}) {
     resolver_ = std::make_unique<Child>(dns::responder(remote_, AF_INET, kResolver, z, nsR_.path()));
-    ASSERT_TRUE(resolver_->ready());
-    daemon_ = std::make_unique<Daemon>(tree_, policy(), "enforce", ttlFlags);
+    otherResolver_ = std::make_unique<Child>(dns::responder(remote_, AF_INET, kOtherResolver, z, nsR_.path()));
+    ASSERT_TRUE(resolver_->ready() && otherResolver_->ready());
+    std::vector<std::string> args = ttlFlags;
+    args.insert(args.end(), {"--fqdn-resolvers", kResolver});
+    daemon_ = std::make_unique<Daemon>(tree_, policy(), "enforce", args);
     ASSERT_TRUE(daemon_->started()) << daemon_->log();
   }
 
@@ -152,8 +157,8 @@ class Fqdn : public WorkloadTest {
 
   // `cg` (in `ns`) asks the resolver; 0 if the answer's addresses are `expected`.
   int resolveIn(const std::string& cg, const std::string& ns, const std::string& name, uint16_t type, Via via,
-                const std::vector<std::string>& expected) {
-    return runIn(cg, [=] { return dns::resolveExpect(AF_INET, kResolver, name, type, via, expected); }, 5000, ns);
+                const std::vector<std::string>& expected, const std::string& resolver = kResolver) {
+    return runIn(cg, [=] { return dns::resolveExpect(AF_INET, resolver, name, type, via, expected); }, 5000, ns);
   }
   int resolveAsClient(const std::string& name, const std::vector<std::string>& expected, Via via = Via::Sendto,
                       uint16_t type = kTypeA) {
@@ -190,7 +195,7 @@ class Fqdn : public WorkloadTest {
   std::string client_, other_, remote_;
   Netns nsC_, nsO_, nsR_;
   std::vector<Child> servers_;
-  std::unique_ptr<Child> resolver_;
+  std::unique_ptr<Child> resolver_, otherResolver_;
 };
 
 // The baseline, without fqdn peers (a cidr peer for 10.93.0.2 instead): the
@@ -368,10 +373,28 @@ TEST_F(Fqdn, TruncatedAndFailedAnswersBindNothing) {
   EXPECT_EQ(clientTcp("10.93.0.5"), EPERM) << "RCODE 3";
 }
 
-// An answer from the resolver's address and port to a socket that did ask,
-// but not that: another id, another question. The socket's real exchange
-// binds (api.example.test); the other answer, which the application would
-// throw away as not its own, binds nothing.
+// The same answer from a resolver the policy lets the client ask but the
+// daemon does not trust (--fqdn-resolvers names only kResolver) binds
+// nothing: a workload could otherwise ask a server of its own.
+TEST_F(Fqdn, AnAnswerFromAnUntrustedResolverBindsNothing) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  for (Via via : {Via::Sendto, Via::Connected}) {
+    SCOPED_TRACE(via == Via::Sendto ? "sendto" : "connected");
+    ASSERT_EQ(resolveIn(client_, nsC_.path(), "api.example.test", kTypeA, via, {"10.93.0.2"}, kOtherResolver), 0)
+        << "the answer reaches the client";
+    EXPECT_EQ(clientTcp("10.93.0.2"), EPERM);
+  }
+  EXPECT_EQ(bindings().size(), 0u) << bindings().dump();
+  ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.2"), 0) << "the trusted resolver's answer binds";
+}
+
+// An answer from the trusted resolver's address and port to a socket that
+// did ask, but not that: another id, another question. The socket's real
+// exchange binds (api.example.test); the other answer, which a stub
+// resolver would throw away as not its own, binds nothing. (More than
+// policies/README.md promises: it counts any datagram from port 53 of the
+// peer the socket asked, within --answer-ttl, as an answer.)
 TEST_F(Fqdn, AnAnswerToAQuestionTheSocketDidNotAskBindsNothing) {
   ASSERT_NO_FATAL_FAILURE(start());
   struct Case {
