@@ -281,16 +281,6 @@ TEST_F(Fqdn, TtlsAreClampedIntoTheDaemonsBounds) {
   EXPECT_EQ(clientTcp("10.93.0.3"), EPERM);
 }
 
-// `--fqdn-min-ttl 0s` (an example value of its --help): the daemon takes
-// it, and then a TTL of 0 binds for no time at all, while others bind.
-TEST_F(Fqdn, AZeroMinimumTtlLeavesATtlOfZeroUnbound) {
-  ASSERT_NO_FATAL_FAILURE(start(zone(), {"--fqdn-min-ttl", "0s", "--fqdn-max-ttl", "1h"}));
-  ASSERT_EQ(resolveAsClient("zero.svc.example.test", {"10.93.0.3"}), 0);
-  EXPECT_EQ(clientTcp("10.93.0.3"), EPERM) << "TTL 0, not raised";
-  ASSERT_EQ(resolveAsClient("a.svc.example.test", {"10.93.0.3"}), 0);
-  EXPECT_EQ(clientTcp("10.93.0.3"), 0) << "TTL 30";
-}
-
 // `*.svc.example.test` matches one or more labels before the suffix, never
 // the suffix itself.
 TEST_F(Fqdn, AWildcardMatchesNamesBelowItsSuffixOnly) {
