@@ -3,12 +3,14 @@
 # compared with an empty BPF program and with nftables, how fast policy is
 # compiled and applied, and whether the event path keeps up and counts losses.
 #
-#   scripts/bench.sh [--quick] [--hooks-only | --no-cluster | --cluster-only | --wire-only] [--json FILE]
+#   scripts/bench.sh [--quick] [--hooks-only | --fqdn-only | --no-cluster | --cluster-only | --wire-only] [--json FILE]
 #
 #   --quick      smoke run (about a minute here, plus the build if sources changed): fewer
 #                configurations, rounds, iterations
 #   --hooks-only only section 1 (per-hook cost; 1d: the observed-edge update,
-#                monitor vs enforce; 1e: connection ages), for iterating on the datapath
+#                monitor vs enforce; 1e: connection ages; 1f: FQDN peers), for iterating on the datapath
+#   --fqdn-only  only section 1f (FQDN peers: DNS answers at ingress, connect4 to a
+#                remote address; scripts/bench/fqdn.sh), for iterating on it
 #   --no-cluster skip sections 5 and 6 (cluster mode; they need /usr/bin/etcd)
 #   --cluster-only only section 5, for iterating on cluster mode
 #   --wire-only  only section 6 (wire identity), for iterating on it
@@ -61,6 +63,7 @@ REPO=$(pwd)
 
 QUICK=0
 HOOKS_ONLY=0
+FQDN_ONLY=0
 NO_CLUSTER=0
 CLUSTER_ONLY=0
 WIRE_ONLY=0
@@ -69,6 +72,7 @@ while (($#)); do
   case "$1" in
     --quick) QUICK=1 ;;
     --hooks-only) HOOKS_ONLY=1 ;;
+    --fqdn-only) FQDN_ONLY=1 ;;
     --no-cluster) NO_CLUSTER=1 ;;
     --cluster-only) CLUSTER_ONLY=1 ;;
     --wire-only) WIRE_ONLY=1 ;;
@@ -79,8 +83,8 @@ while (($#)); do
   esac
   shift
 done
-if ((HOOKS_ONLY + CLUSTER_ONLY + WIRE_ONLY > 1 || (NO_CLUSTER && (CLUSTER_ONLY || WIRE_ONLY)))); then
-  echo "bench: --hooks-only, --cluster-only and --wire-only exclude each other, and --no-cluster the last two" >&2; exit 2
+if ((HOOKS_ONLY + FQDN_ONLY + CLUSTER_ONLY + WIRE_ONLY > 1 || (NO_CLUSTER && (CLUSTER_ONLY || WIRE_ONLY)))); then
+  echo "bench: --hooks-only, --fqdn-only, --cluster-only and --wire-only exclude each other, and --no-cluster the last two" >&2; exit 2
 fi
 if [[ $(id -u) -ne 0 ]]; then
   echo "bench: run as root (it loads BPF programs into its own throwaway cgroups)" >&2
@@ -104,7 +108,7 @@ for p in nftables; do
   fi
 done
 cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-CLUSTER_TARGET=""; ((NO_CLUSTER || HOOKS_ONLY)) || CLUSTER_TARGET="microseg-bench-cluster microseg-bench-wire"
+CLUSTER_TARGET=""; ((NO_CLUSTER || HOOKS_ONLY || FQDN_ONLY)) || CLUSTER_TARGET="microseg-bench-cluster microseg-bench-wire"
 make -C "$BUILD" -j"$(nproc)" --no-print-directory microsegd microseg microseg-bench $CLUSTER_TARGET >/dev/null
 MSD="$BUILD/microsegd"
 MSC="$BUILD/microseg"
@@ -518,7 +522,7 @@ gen_policy() {  # rules identities [changed]
   echo "$f"
 }
 for cfg in "${HOOK_CONFIGS[@]}" "$PATH_CONFIG"; do
-  ((CLUSTER_ONLY || WIRE_ONLY)) && break
+  ((CLUSTER_ONLY || WIRE_ONLY || FQDN_ONLY)) && break
   read -r R I <<<"$cfg"
   gen_policy "$R" "$I" >/dev/null
   gen_policy "$R" "$I" changed >/dev/null
@@ -572,12 +576,12 @@ if ((CLUSTER_ONLY)); then
 fi
 
 # ---- 1. per-hook cost -----------------------------------------------------------
-say "1. Per-hook cost (kernel bpf stats), empty-program floor first"
-for ((rep = 0; rep < HOOK_REPS; rep++)); do
+((FQDN_ONLY)) || say "1. Per-hook cost (kernel bpf stats), empty-program floor first"
+for ((rep = 0; rep < HOOK_REPS * !FQDN_ONLY; rep++)); do
   run_tool floor --cgroup "$BENCH/floor" --iters "$HOOK_ITERS" --port "$PA" >"$WORK/floor.json"
   jq -c '.[] | {section:"floor"} + .' "$WORK/floor.json" >>"$RAW"
 done
-note "floor: $(jq -rs '[.[] | select(.section=="floor") | .progs.empty_connect4.ns_per_run // empty | floor] | map(tostring) | join(" / ")' "$RAW") ns per empty connect4 run (repetitions)"
+((FQDN_ONLY)) || note "floor: $(jq -rs '[.[] | select(.section=="floor") | .progs.empty_connect4.ns_per_run // empty | floor] | map(tostring) | join(" / ")' "$RAW") ns per empty connect4 run (repetitions)"
 
 read -r R0 I0 <<<"${HOOK_CONFIGS[0]}"
 say "Starting microsegd (cgroup root $MSROOT, state $STATE)"
@@ -590,6 +594,20 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 wait_generation 1
+
+# 1f. FQDN peers, side by side (scripts/bench/fqdn.sh): with --fqdn-only, here and alone.
+source "$REPO/scripts/bench/fqdn.sh"
+# BENCH_FQDN_ROUNDS overrides its rounds.
+FQDN_TITLE="1f. FQDN peers: DNS answers at ingress (1/8/32 records) and connect4 to a remote address, policy with / without an fqdn peer"
+if ((FQDN_ONLY)); then
+  say "$FQDN_TITLE, ${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS} rounds"
+  fqdn_section "${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS}"
+  say "Results ($(($(date +%s) - STARTED)) s, section 1f only: the medians above; records in $RAW's copy $JSON_OUT)"
+  mkdir -p "$(dirname "$JSON_OUT")"
+  jq -s '[.[] | select(.section == "meta" or .section == "fqdn")]' "$RAW" >"$JSON_OUT"
+  echo "kernel mitigations: $MITIGATIONS"
+  exit 0
+fi
 
 for cfg in "${HOOK_CONFIGS[@]}"; do
   read -r R I <<<"$cfg"
@@ -691,6 +709,10 @@ source "$REPO/scripts/bench/ages.sh"
 # BENCH_AGE_ROUNDS overrides its rounds.
 say "1e. TCP connect loop with connection ages off / on (revocation possible), ${BENCH_AGE_ROUNDS:-$FLAT_ROUNDS} rounds"
 ages_section "${BENCH_AGE_ROUNDS:-$FLAT_ROUNDS}"
+
+# 1f. FQDN peers side by side (scripts/bench/fqdn.sh, sourced above).
+say "$FQDN_TITLE, ${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS} rounds"
+fqdn_section "${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS}"
 
 if ((HOOKS_ONLY)); then
   say "Results ($(($(date +%s) - STARTED)) s, section 1 only)"
