@@ -602,7 +602,7 @@ FQDN_TITLE="1f. FQDN peers: DNS answers at ingress (1/8/32 records) and connect4
 if ((FQDN_ONLY)); then
   say "$FQDN_TITLE, ${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS} rounds"
   fqdn_section "${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS}"
-  say "Results ($(($(date +%s) - STARTED)) s, section 1f only: the medians above; records in $RAW's copy $JSON_OUT)"
+  say "Results ($(($(date +%s) - STARTED)) s, section 1f only: the figures above; its records: $JSON_OUT)"
   mkdir -p "$(dirname "$JSON_OUT")"
   jq -s '[.[] | select(.section == "meta" or .section == "fqdn")]' "$RAW" >"$JSON_OUT"
   echo "kernel mitigations: $MITIGATIONS"

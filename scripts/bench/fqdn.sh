@@ -11,7 +11,8 @@
 #   and receives an answer of 1, 8 or 32 A records ($FQ_B, +1, ...: the
 #   parser reads the 32, binds 8). "with": every answer is parsed and binds;
 #   "without": it is not parsed (the flag is off): the difference is what
-#   parsing + binding costs.
+#   parsing + binding costs. `dns-unnamed`: 8 records for other.bench.example,
+#   a name no policy names: parsed, nothing bound (parse vs bind).
 #   connect4 to a remote address (ms_connect4 ns per run, all ms_ programs
 #   per connect, wall ns per TCP connect+accept+close): a listener of
 #   microseg-bench in the netns $NETNS (veth ${VETH}a/b, a /29 of
@@ -91,6 +92,11 @@ YAML
         raw "$(jq -c --argjson round "$round" --arg p "$pol" '{section:"fqdn", round:$round, policy:$p, test:"dns"} + .' <<<"$out")"
         [[ $(jq .errors <<<"$out") == 0 ]] || note "!! dns $pol $rec records: $(jq -r '"\(.errors) errors (\(.errno))"' <<<"$out")"
       done
+      # A question no policy names (8 records): parsed, nothing bound.
+      out=$(run_tool fqdn-loop --cgroup "$MSROOT/w0" --kind dns --server "$server" ${server_ns:+--server-netns "$server_ns"} \
+        --name other.bench.example --records 8 --first-addr "$FQ_B" --iters "$HOOK_ITERS" --stats-pin-dir "$STATE")
+      raw "$(jq -c --argjson round "$round" --arg p "$pol" '{section:"fqdn", round:$round, policy:$p, test:"dns-unnamed"} + .' <<<"$out")"
+      [[ $(jq .errors <<<"$out") == 0 ]] || note "!! dns-unnamed $pol: $(jq -r '"\(.errors) errors (\(.errno))"' <<<"$out")"
       out=$(run_tool fqdn-loop --cgroup "$MSROOT/w0" --kind dns-unconn --server "$server" ${server_ns:+--server-netns "$server_ns"} \
         --name api.bench.example --records 8 --first-addr "$FQ_B" --iters "$HOOK_ITERS" --stats-pin-dir "$STATE")
       raw "$(jq -c --argjson round "$round" --arg p "$pol" '{section:"fqdn", round:$round, policy:$p, test:"dns-unconn"} + .' <<<"$out")"
@@ -105,7 +111,7 @@ YAML
         [[ $(jq .errors <<<"$out") == 0 ]] || note "!! connect $pol $target: $(jq -r '"\(.errors) errors (\(.errno))"' <<<"$out")"
       done
       if ((round == 0)) && [[ $pol == with ]]; then
-        note "bindings of w0 after the answers: $("$MSC" fqdn -o json | jq -c '[.bindings[]? | select(.workload=="w0") | .address] | sort')"
+        note "microseg fqdn after the answers: $("$MSC" fqdn -o json | jq -c '[.bindings[]? | select(.workload=="w0")] | {bound: length, addresses: (map(.address) | sort_by(split(".") | map(tonumber))), first: .[0]}')"
       fi
     done
   done
