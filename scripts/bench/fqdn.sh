@@ -132,7 +132,8 @@ YAML
       (map(select(.policy==\"without\") | $ing) | $med) as \$wo | (map(select(.policy==\"with\") | $ing) | $med) as \$w |
       (group_by(.round) | map((map(select(.policy==\"with\"))[0] | $ing) - (map(select(.policy==\"without\"))[0] | $ing)) | $med) as \$d |
       (map(select(.policy==\"with\")) | map(.progs.ms_ingress.runs / .iters) | $med) as \$runs |
-      \"\(.[0].test) \(.[0].records) record(s): ms_ingress per answer without \(\$wo | floor) ns, with \(\$w | floor) ns, difference \(\$d | floor) ns (median of rounds' differences; \(\$runs * 100 | floor / 100) runs per answer; wall \(map(select(.policy==\"without\") | .ns_per_op) | $med | floor)/\(map(select(.policy==\"with\") | .ns_per_op) | $med | floor) ns)\") | .[]" "$RAW" |
+      (group_by(.round) | map((map(select(.policy==\"with\"))[0] | $ing) / (map(select(.policy==\"without\"))[0] | $ing)) | $med) as \$r |
+      \"\(.[0].test) \(.[0].records) record(s): ms_ingress per answer without \(\$wo | floor) ns, with \(\$w | floor) ns, difference \(\$d | floor) ns = \(\$r * 10 | floor / 10)x (medians of rounds' differences / ratios; \(\$runs * 100 | floor / 100) runs per answer; wall \(map(select(.policy==\"without\") | .ns_per_op) | $med | floor)/\(map(select(.policy==\"with\") | .ns_per_op) | $med | floor) ns)\") | .[]" "$RAW" |
     while IFS= read -r line; do note "medians: $line"; done
   note "connect4 to a remote address, ms_connect4 ns per run, without-unbound/with-unbound/with-bound by round: $(jq -rs \
     "$sel | map(select(.test==\"connect\")) | group_by(.round) | map(sort_by([(.policy != \"without\"), (.target != \"unbound\")]) | map($c4 | floor | tostring) | join(\"/\")) | join(\"  \")" "$RAW")"
