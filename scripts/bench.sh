@@ -583,10 +583,12 @@ for ((rep = 0; rep < HOOK_REPS * !FQDN_ONLY; rep++)); do
 done
 ((FQDN_ONLY)) || note "floor: $(jq -rs '[.[] | select(.section=="floor") | .progs.empty_connect4.ns_per_run // empty | floor] | map(tostring) | join(" / ")' "$RAW") ns per empty connect4 run (repetitions)"
 
+# 1f's addresses (scripts/bench/fqdn.sh): its DNS responder is a resolver microsegd trusts.
+source "$REPO/scripts/bench/fqdn.sh"
 read -r R0 I0 <<<"${HOOK_CONFIGS[0]}"
 say "Starting microsegd (cgroup root $MSROOT, state $STATE)"
 "$MSD" --cgroup-root "$MSROOT" --policy "$(gen_policy "$R0" "$I0")" --mode enforce \
-  --socket "$SOCK" --state-dir "$STATE" --flow-log "$FLOWS" --data-dir "$WORK/data" 2>"$DLOG" &
+  --socket "$SOCK" --state-dir "$STATE" --flow-log "$FLOWS" --data-dir "$WORK/data" --fqdn-resolvers "$(fqdn_resolvers)" 2>"$DLOG" &
 DAEMON_PID=$!
 for _ in $(seq 600); do
   "$MSC" status >/dev/null 2>&1 && break
@@ -595,8 +597,7 @@ for _ in $(seq 600); do
 done
 wait_generation 1
 
-# 1f. FQDN peers, side by side (scripts/bench/fqdn.sh): with --fqdn-only, here and alone.
-source "$REPO/scripts/bench/fqdn.sh"
+# 1f. FQDN peers, side by side (scripts/bench/fqdn.sh, sourced above): with --fqdn-only, here and alone.
 # BENCH_FQDN_ROUNDS overrides its rounds.
 FQDN_TITLE="1f. FQDN peers: DNS answers at ingress (1/8/32 records) and connect4 to a remote address, policy with / without an fqdn peer"
 if ((FQDN_ONLY)); then
@@ -710,7 +711,7 @@ source "$REPO/scripts/bench/ages.sh"
 say "1e. TCP connect loop with connection ages off / on (revocation possible), ${BENCH_AGE_ROUNDS:-$FLAT_ROUNDS} rounds"
 ages_section "${BENCH_AGE_ROUNDS:-$FLAT_ROUNDS}"
 
-# 1f. FQDN peers side by side (scripts/bench/fqdn.sh, sourced above).
+# 1f. FQDN peers side by side (scripts/bench/fqdn.sh, sourced before microsegd started).
 say "$FQDN_TITLE, ${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS} rounds"
 fqdn_section "${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS}"
 

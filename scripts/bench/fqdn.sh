@@ -26,26 +26,36 @@
 # The netns and veth are removed at the end (bench.sh's cleanup removes them
 # on failure; section 5 makes its own later, under the same names). Uses
 # bench.sh's MSC, MSROOT, PA, STATE, WORK, RAW, NETNS, VETH, HOOK_ITERS,
-# run_tool, raw, note, set_mode, apply_policy.
+# run_tool, raw, note, set_mode, apply_policy (sourced before microsegd
+# starts, for fqdn_resolvers).
+#
+# Only answers of trusted resolvers bind (microsegd --fqdn-resolvers):
+# bench.sh starts microsegd with fqdn_resolvers' list (127.0.0.1 and $FQ_U,
+# the two places the responder may be). `dns-untrusted`: the same 8-record
+# answer from 127.0.0.2:53 (or $FQ_X:53 in the netns), not in that list:
+# not parsed, nothing bound (the resolver check alone).
+net_fqdn="198.19.$((($$ / 32) % 256)).$((($$ % 32) * 8))"
+FQ_A="${net_fqdn%.*}.$((${net_fqdn##*.} + 1))"   # this side of the veth
+FQ_U="${net_fqdn%.*}.$((${net_fqdn##*.} + 2))"   # unbound target (and the netns responder)
+FQ_B="${net_fqdn%.*}.$((${net_fqdn##*.} + 3))"   # bound target: the answers' first address
+FQ_X="${net_fqdn%.*}.$((${net_fqdn##*.} + 4))"   # the netns's untrusted responder
+fqdn_resolvers() { echo "127.0.0.1,$FQ_U"; }
 fqdn_section() {
-  local rounds=$1 round pol order kind rec target out server server_ns="" dst
-  local net="198.19.$((($$ / 32) % 256)).$((($$ % 32) * 8))"
-  local fq_a="${net%.*}.$((${net##*.} + 1))"
-  FQ_U="${net%.*}.$((${net##*.} + 2))"
-  FQ_B="${net%.*}.$((${net##*.} + 3))"
+  local rounds=$1 round pol order kind rec target out server server_ns="" untrusted dst
   ip netns add "$NETNS"
   ip link add "${VETH}a" type veth peer name "${VETH}b" netns "$NETNS"
-  ip addr add "$fq_a/29" dev "${VETH}a"
+  ip addr add "$FQ_A/29" dev "${VETH}a"
   ip link set "${VETH}a" up
   ip -n "$NETNS" addr add "$FQ_U/29" dev "${VETH}b"
   ip -n "$NETNS" addr add "$FQ_B/29" dev "${VETH}b"
+  ip -n "$NETNS" addr add "$FQ_X/29" dev "${VETH}b"
   ip -n "$NETNS" link set "${VETH}b" up
   ip -n "$NETNS" link set lo up
   if ss -Hlun 'sport = :53' | grep -q .; then
-    server=$FQ_U server_ns="/run/netns/$NETNS"
+    server=$FQ_U untrusted=$FQ_X server_ns="/run/netns/$NETNS"
     note "UDP port 53 is in use here: the DNS responder runs on $FQ_U:53 in $NETNS (answers arrive over the veth)"
   else
-    server=127.0.0.1
+    server=127.0.0.1 untrusted=127.0.0.2
     note "DNS responder on 127.0.0.1:53 (loopback; answers from a local socket: the sender is looked up)"
   fi
   local dir="$WORK/fqdn"
@@ -66,7 +76,7 @@ metadata: {name: fqdn-bench}
 spec:
   selector: {identity: w0}
   egress:
-    - to: [{reserved: host}, {cidr: $FQ_U/32}]
+    - to: [{reserved: host}, {cidr: $FQ_U/32}, {cidr: $FQ_X/32}]
       ports: [{port: 53, protocol: UDP}]
     - to: [{cidr: $FQ_U/32}]
       ports: [{port: $PA, protocol: TCP}]
@@ -97,6 +107,11 @@ YAML
         --name other.bench.example --records 8 --first-addr "$FQ_B" --iters "$HOOK_ITERS" --stats-pin-dir "$STATE")
       raw "$(jq -c --argjson round "$round" --arg p "$pol" '{section:"fqdn", round:$round, policy:$p, test:"dns-unnamed"} + .' <<<"$out")"
       [[ $(jq .errors <<<"$out") == 0 ]] || note "!! dns-unnamed $pol: $(jq -r '"\(.errors) errors (\(.errno))"' <<<"$out")"
+      # The same answer from a resolver microsegd does not trust.
+      out=$(run_tool fqdn-loop --cgroup "$MSROOT/w0" --kind dns --server "$untrusted" ${server_ns:+--server-netns "$server_ns"} \
+        --name api.bench.example --records 8 --first-addr "$FQ_B" --iters "$HOOK_ITERS" --stats-pin-dir "$STATE")
+      raw "$(jq -c --argjson round "$round" --arg p "$pol" '{section:"fqdn", round:$round, policy:$p, test:"dns-untrusted"} + .' <<<"$out")"
+      [[ $(jq .errors <<<"$out") == 0 ]] || note "!! dns-untrusted $pol: $(jq -r '"\(.errors) errors (\(.errno))"' <<<"$out")"
       out=$(run_tool fqdn-loop --cgroup "$MSROOT/w0" --kind dns-unconn --server "$server" ${server_ns:+--server-netns "$server_ns"} \
         --name api.bench.example --records 8 --first-addr "$FQ_B" --iters "$HOOK_ITERS" --stats-pin-dir "$STATE")
       raw "$(jq -c --argjson round "$round" --arg p "$pol" '{section:"fqdn", round:$round, policy:$p, test:"dns-unconn"} + .' <<<"$out")"
