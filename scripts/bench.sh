@@ -50,7 +50,10 @@
 # 127.0.0.1 / ::1 only, but for section 5's connects to B's listener in the
 # netns microseg-bench-<pid> (a veth in 198.18.0.0/15, the benchmarking
 # range) and section 6's to node B in the netns microseg-bench-<pid>-w (the
-# same range); section 5's etcd listens on 127.0.0.1, section 6's also on
+# same range); section 1f's DNS responder is on 127.0.0.1:53 and 127.0.0.2:53
+# if UDP port 53 is free here, else in the netns microseg-bench-<pid> (a
+# veth in 198.19.0.0/16, removed before section 5 makes its own), where its
+# connect target listens too; section 5's etcd listens on 127.0.0.1, section 6's also on
 # A's end of its veth (B's daemon reaches it from its netns), data in the
 # temp dir. Section 6's node B has the cgroup subtree <bench>/msb and the
 # state dir /sys/fs/bpf/microseg-bench-<pid>-b. Everything is removed on exit, also on failure or Ctrl-C.
