@@ -3,12 +3,14 @@
 # compared with an empty BPF program and with nftables, how fast policy is
 # compiled and applied, and whether the event path keeps up and counts losses.
 #
-#   scripts/bench.sh [--quick] [--hooks-only | --no-cluster | --cluster-only | --wire-only] [--json FILE]
+#   scripts/bench.sh [--quick] [--hooks-only | --fqdn-only | --no-cluster | --cluster-only | --wire-only] [--json FILE]
 #
 #   --quick      smoke run (about a minute here, plus the build if sources changed): fewer
 #                configurations, rounds, iterations
 #   --hooks-only only section 1 (per-hook cost; 1d: the observed-edge update,
-#                monitor vs enforce; 1e: connection ages), for iterating on the datapath
+#                monitor vs enforce; 1e: connection ages; 1f: FQDN peers), for iterating on the datapath
+#   --fqdn-only  only section 1f (FQDN peers: DNS answers at ingress, connect4 to a
+#                remote address; scripts/bench/fqdn.sh), for iterating on it
 #   --no-cluster skip sections 5 and 6 (cluster mode; they need /usr/bin/etcd)
 #   --cluster-only only section 5, for iterating on cluster mode
 #   --wire-only  only section 6 (wire identity), for iterating on it
@@ -48,7 +50,10 @@
 # 127.0.0.1 / ::1 only, but for section 5's connects to B's listener in the
 # netns microseg-bench-<pid> (a veth in 198.18.0.0/15, the benchmarking
 # range) and section 6's to node B in the netns microseg-bench-<pid>-w (the
-# same range); section 5's etcd listens on 127.0.0.1, section 6's also on
+# same range); section 1f's DNS responder is on 127.0.0.1:53 and 127.0.0.2:53
+# if UDP port 53 is free here, else in the netns microseg-bench-<pid> (a
+# veth in 198.19.0.0/16, removed before section 5 makes its own), where its
+# connect target listens too; section 5's etcd listens on 127.0.0.1, section 6's also on
 # A's end of its veth (B's daemon reaches it from its netns), data in the
 # temp dir. Section 6's node B has the cgroup subtree <bench>/msb and the
 # state dir /sys/fs/bpf/microseg-bench-<pid>-b. Everything is removed on exit, also on failure or Ctrl-C.
@@ -61,6 +66,7 @@ REPO=$(pwd)
 
 QUICK=0
 HOOKS_ONLY=0
+FQDN_ONLY=0
 NO_CLUSTER=0
 CLUSTER_ONLY=0
 WIRE_ONLY=0
@@ -69,6 +75,7 @@ while (($#)); do
   case "$1" in
     --quick) QUICK=1 ;;
     --hooks-only) HOOKS_ONLY=1 ;;
+    --fqdn-only) FQDN_ONLY=1 ;;
     --no-cluster) NO_CLUSTER=1 ;;
     --cluster-only) CLUSTER_ONLY=1 ;;
     --wire-only) WIRE_ONLY=1 ;;
@@ -79,8 +86,8 @@ while (($#)); do
   esac
   shift
 done
-if ((HOOKS_ONLY + CLUSTER_ONLY + WIRE_ONLY > 1 || (NO_CLUSTER && (CLUSTER_ONLY || WIRE_ONLY)))); then
-  echo "bench: --hooks-only, --cluster-only and --wire-only exclude each other, and --no-cluster the last two" >&2; exit 2
+if ((HOOKS_ONLY + FQDN_ONLY + CLUSTER_ONLY + WIRE_ONLY > 1 || (NO_CLUSTER && (CLUSTER_ONLY || WIRE_ONLY)))); then
+  echo "bench: --hooks-only, --fqdn-only, --cluster-only and --wire-only exclude each other, and --no-cluster the last two" >&2; exit 2
 fi
 if [[ $(id -u) -ne 0 ]]; then
   echo "bench: run as root (it loads BPF programs into its own throwaway cgroups)" >&2
@@ -104,7 +111,7 @@ for p in nftables; do
   fi
 done
 cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-CLUSTER_TARGET=""; ((NO_CLUSTER || HOOKS_ONLY)) || CLUSTER_TARGET="microseg-bench-cluster microseg-bench-wire"
+CLUSTER_TARGET=""; ((NO_CLUSTER || HOOKS_ONLY || FQDN_ONLY)) || CLUSTER_TARGET="microseg-bench-cluster microseg-bench-wire"
 make -C "$BUILD" -j"$(nproc)" --no-print-directory microsegd microseg microseg-bench $CLUSTER_TARGET >/dev/null
 MSD="$BUILD/microsegd"
 MSC="$BUILD/microseg"
@@ -518,7 +525,7 @@ gen_policy() {  # rules identities [changed]
   echo "$f"
 }
 for cfg in "${HOOK_CONFIGS[@]}" "$PATH_CONFIG"; do
-  ((CLUSTER_ONLY || WIRE_ONLY)) && break
+  ((CLUSTER_ONLY || WIRE_ONLY || FQDN_ONLY)) && break
   read -r R I <<<"$cfg"
   gen_policy "$R" "$I" >/dev/null
   gen_policy "$R" "$I" changed >/dev/null
@@ -572,17 +579,19 @@ if ((CLUSTER_ONLY)); then
 fi
 
 # ---- 1. per-hook cost -----------------------------------------------------------
-say "1. Per-hook cost (kernel bpf stats), empty-program floor first"
-for ((rep = 0; rep < HOOK_REPS; rep++)); do
+((FQDN_ONLY)) || say "1. Per-hook cost (kernel bpf stats), empty-program floor first"
+for ((rep = 0; rep < HOOK_REPS * !FQDN_ONLY; rep++)); do
   run_tool floor --cgroup "$BENCH/floor" --iters "$HOOK_ITERS" --port "$PA" >"$WORK/floor.json"
   jq -c '.[] | {section:"floor"} + .' "$WORK/floor.json" >>"$RAW"
 done
-note "floor: $(jq -rs '[.[] | select(.section=="floor") | .progs.empty_connect4.ns_per_run // empty | floor] | map(tostring) | join(" / ")' "$RAW") ns per empty connect4 run (repetitions)"
+((FQDN_ONLY)) || note "floor: $(jq -rs '[.[] | select(.section=="floor") | .progs.empty_connect4.ns_per_run // empty | floor] | map(tostring) | join(" / ")' "$RAW") ns per empty connect4 run (repetitions)"
 
+# 1f's addresses (scripts/bench/fqdn.sh): its DNS responder is a resolver microsegd trusts.
+source "$REPO/scripts/bench/fqdn.sh"
 read -r R0 I0 <<<"${HOOK_CONFIGS[0]}"
 say "Starting microsegd (cgroup root $MSROOT, state $STATE)"
 "$MSD" --cgroup-root "$MSROOT" --policy "$(gen_policy "$R0" "$I0")" --mode enforce \
-  --socket "$SOCK" --state-dir "$STATE" --flow-log "$FLOWS" --data-dir "$WORK/data" 2>"$DLOG" &
+  --socket "$SOCK" --state-dir "$STATE" --flow-log "$FLOWS" --data-dir "$WORK/data" --fqdn-resolvers "$(fqdn_resolvers)" 2>"$DLOG" &
 DAEMON_PID=$!
 for _ in $(seq 600); do
   "$MSC" status >/dev/null 2>&1 && break
@@ -590,6 +599,19 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 wait_generation 1
+
+# 1f. FQDN peers, side by side (scripts/bench/fqdn.sh, sourced above): with --fqdn-only, here and alone.
+# BENCH_FQDN_ROUNDS overrides its rounds.
+FQDN_TITLE="1f. FQDN peers: DNS answers at ingress (1/8/32 records) and connect4 to a remote address, policy with / without an fqdn peer"
+if ((FQDN_ONLY)); then
+  say "$FQDN_TITLE, ${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS} rounds"
+  fqdn_section "${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS}"
+  say "Results ($(($(date +%s) - STARTED)) s, section 1f only: the figures above; its records: $JSON_OUT)"
+  mkdir -p "$(dirname "$JSON_OUT")"
+  jq -s '[.[] | select(.section == "meta" or .section == "fqdn")]' "$RAW" >"$JSON_OUT"
+  echo "kernel mitigations: $MITIGATIONS"
+  exit 0
+fi
 
 for cfg in "${HOOK_CONFIGS[@]}"; do
   read -r R I <<<"$cfg"
@@ -691,6 +713,10 @@ source "$REPO/scripts/bench/ages.sh"
 # BENCH_AGE_ROUNDS overrides its rounds.
 say "1e. TCP connect loop with connection ages off / on (revocation possible), ${BENCH_AGE_ROUNDS:-$FLAT_ROUNDS} rounds"
 ages_section "${BENCH_AGE_ROUNDS:-$FLAT_ROUNDS}"
+
+# 1f. FQDN peers side by side (scripts/bench/fqdn.sh, sourced before microsegd started).
+say "$FQDN_TITLE, ${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS} rounds"
+fqdn_section "${BENCH_FQDN_ROUNDS:-$FLAT_ROUNDS}"
 
 if ((HOOKS_ONLY)); then
   say "Results ($(($(date +%s) - STARTED)) s, section 1 only)"

@@ -5,6 +5,10 @@
 //                 report wall time per operation plus the kernel's per-program
 //                 accounting (run_time_ns / run_cnt) for the pinned links of a
 //                 microseg state dir
+//   fqdn-loop     section 1f: a DNS query/answer loop (a responder of this
+//                 tool on --server, in --server-netns if given) or a TCP
+//                 connect loop to --dest (listener in --listener-netns), in a
+//                 child placed in a cgroup, measured as `loop` is
 //   floor         attach EMPTY programs (scripts/bench/empty.bpf.c) to a
 //                 throwaway cgroup and measure the same loops: the floor
 //   controlplane  time parse / compile / applyGeneration (real BpfDatapath,
@@ -17,14 +21,17 @@
 //
 // Safety: this tool attaches only to the cgroup given with --cgroup (bench.sh
 // passes its own <cgroup2>/microseg-bench-<pid>/...), refuses level-0 cgroups,
-// never pins anything, talks only to 127.0.0.1 / ::1, and every loop is bounded
-// by an iteration count or a duration.
+// never pins anything, talks only to 127.0.0.1 / ::1 (fqdn-loop: also to
+// the address it is given, of a netns bench.sh made), and every loop is
+// bounded by an iteration count or a duration.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -405,7 +412,9 @@ struct Worker {
 };
 
 // Forks a child that joins `cg`, sets up, reports ready, waits for go, runs.
-Worker startWorker(const std::string& cg, Loop loop) {
+// (L: Loop, or any loop with setup() / run() / port / seconds: FqdnLoop.)
+template <typename L>
+Worker startWorker(const std::string& cg, L loop) {
   int up[2], down[2];
   if (pipe2(up, O_CLOEXEC) != 0 || pipe2(down, O_CLOEXEC) != 0) die("pipe failed");
   pid_t pid = fork();
@@ -449,8 +458,8 @@ struct Measured {
 };
 
 // Runs `procs` children of `loop` in `cg`; `snapshot` reads program stats.
-template <typename Snap>
-Measured measure(const std::string& cg, const Loop& loop, int procs, Snap snapshot) {
+template <typename L, typename Snap>
+Measured measure(const std::string& cg, const L& loop, int procs, Snap snapshot) {
   std::vector<Worker> ws;
   for (int i = 0; i < procs; i++) {
     ws.push_back(startWorker(cg, loop));
@@ -591,6 +600,240 @@ int cmdFloor(const Args& a) {
   for (bpf_link* l : links) bpf_link__destroy(l);
   close(cfd);
   bench_empty_bpf__destroy(skel);
+  std::cout << out.dump() << "\n";
+  return 0;
+}
+
+// ---- fqdn-loop: section 1f (scripts/bench/fqdn.sh) --------------------------
+// dns / dns-unconn: the child (in --cgroup) sends a DNS query for --name to
+// --server:--server-port and waits for the answer, per iteration: one
+// answer through cgroup_skb/ingress. The answer (--records A records,
+// addresses --first-addr, +1, ...) comes from a responder process of this
+// tool that stays in the tool's cgroup (so no microseg program runs for
+// it), its socket made in --server-netns if given. dns: one connected
+// socket (connect() judged before the timed loop); dns-unconn: send()to /
+// recvfrom() on an unconnected one (an exchange: ms_udp_flows).
+// connect: TCP connect+accept+close to --dest:--port, the listener made in
+// --listener-netns (this tool's socket there: no microseg program judges
+// its side).
+enum class FqdnKind { Dns, DnsUnconn, Connect };
+
+// Creates a socket in the netns at `nsPath` ("" = this one): enters it,
+// makes the socket, comes back.
+int socketIn(const std::string& nsPath, int type) {
+  if (nsPath.empty()) return socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  int target = open(nsPath.c_str(), O_RDONLY | O_CLOEXEC);
+  if (self < 0 || target < 0) die("open netns " + nsPath);
+  if (setns(target, CLONE_NEWNET) != 0) die("setns " + nsPath);
+  int s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  if (setns(self, CLONE_NEWNET) != 0) die("setns back");
+  close(self);
+  close(target);
+  return s;
+}
+
+sockaddr_in ipv4(const std::string& addr, int port) {
+  sockaddr_in s{};
+  s.sin_family = AF_INET;
+  s.sin_port = htons(uint16_t(port));
+  if (inet_pton(AF_INET, addr.c_str(), &s.sin_addr) != 1) die("bad IPv4 address '" + addr + "'");
+  return s;
+}
+
+void putName(std::vector<uint8_t>& m, const std::string& name) {
+  size_t s = 0;
+  while (s < name.size()) {
+    size_t e = name.find('.', s);
+    if (e == std::string::npos) e = name.size();
+    m.push_back(uint8_t(e - s));
+    m.insert(m.end(), name.begin() + long(s), name.begin() + long(e));
+    s = e + 1;
+  }
+  m.push_back(0);
+}
+
+void put16(std::vector<uint8_t>& m, uint16_t v) {
+  m.push_back(uint8_t(v >> 8));
+  m.push_back(uint8_t(v));
+}
+
+// A query (qr 0, rd) or its answer (qr 1, ra, NOERROR) with `records` A
+// records owned by the question (a pointer to it), TTL `ttl`.
+std::vector<uint8_t> dnsMessage(const std::string& name, bool answer, int records, uint32_t firstAddr, uint32_t ttl) {
+  std::vector<uint8_t> m;
+  put16(m, 0x4242);
+  put16(m, answer ? 0x8180 : 0x0100);
+  put16(m, 1);
+  put16(m, answer ? uint16_t(records) : 0);
+  put16(m, 0);
+  put16(m, 0);
+  putName(m, name);
+  put16(m, 1);  // A
+  put16(m, 1);  // IN
+  for (int i = 0; answer && i < records; i++) {
+    put16(m, 0xc00c);
+    put16(m, 1);
+    put16(m, 1);
+    put16(m, uint16_t(ttl >> 16));
+    put16(m, uint16_t(ttl));
+    put16(m, 4);
+    const uint32_t a = firstAddr + uint32_t(i);
+    put16(m, uint16_t(a >> 16));
+    put16(m, uint16_t(a));
+  }
+  return m;
+}
+
+struct FqdnLoop {
+  FqdnKind kind = FqdnKind::Dns;
+  int port = 0;  // dns: the server's; connect: the destination's
+  uint64_t iters = 0;
+  double seconds = 0;
+  sockaddr_in dst{};
+  int lfd = -1;  // connect: the listener (made in the parent, inherited)
+  std::vector<uint8_t> query;
+  int cfd = -1;  // dns: the connected socket
+
+  bool setup() {
+    if (kind != FqdnKind::Dns) return true;
+    cfd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    return cfd >= 0 && connect(cfd, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)) == 0;
+  }
+
+  LoopResult run() {
+    LoopResult r;
+    auto fail = [&r] {
+      if (r.errors++ == 0) r.firstErrno = errno ? errno : ETIMEDOUT;
+    };
+    const uint64_t t0 = nowNs();
+    const uint64_t deadline = seconds > 0 ? t0 + uint64_t(seconds * 1e9) : UINT64_MAX;
+    int ufd = kind == FqdnKind::DnsUnconn ? socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0) : -1;
+    uint8_t buf[2048];
+    uint64_t i = 0;
+    for (; i < iters; i++) {
+      if ((i & 63) == 0 && nowNs() > deadline) break;
+      if (kind == FqdnKind::Connect) {
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) { fail(); continue; }
+        linger lg{1, 0};
+        setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        if (connect(s, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)) != 0) {
+          fail();
+          close(s);
+          continue;
+        }
+        int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) fail(); else close(c);
+        close(s);
+        continue;
+      }
+      const int fd = kind == FqdnKind::Dns ? cfd : ufd;
+      errno = 0;
+      const ssize_t sent = kind == FqdnKind::Dns
+                               ? send(fd, query.data(), query.size(), 0)
+                               : sendto(fd, query.data(), query.size(), 0, reinterpret_cast<sockaddr*>(&dst), sizeof(dst));
+      if (sent != ssize_t(query.size())) { fail(); continue; }
+      pollfd pf{fd, POLLIN, 0};
+      if (poll(&pf, 1, 1000) != 1 || recv(fd, buf, sizeof(buf), 0) <= 0) fail();
+    }
+    r.ns = nowNs() - t0;
+    r.iters = i;
+    if (ufd >= 0) close(ufd);
+    return r;
+  }
+};
+
+// The responder: answers every datagram on `fd` with `answer` (the query's
+// id copied), until killed (or the tool ends). Returns its pid.
+pid_t startResponder(int fd, std::vector<uint8_t> answer) {
+  pid_t pid = fork();
+  if (pid < 0) die("fork failed");
+  if (pid != 0) return pid;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the tool, however it ends
+  if (getppid() == 1) _exit(0);
+  uint8_t q[2048];
+  for (;;) {
+    sockaddr_in from{};
+    socklen_t flen = sizeof(from);
+    const ssize_t n = recvfrom(fd, q, sizeof(q), 0, reinterpret_cast<sockaddr*>(&from), &flen);
+    if (n < 2) continue;
+    answer[0] = q[0];
+    answer[1] = q[1];
+    sendto(fd, answer.data(), answer.size(), 0, reinterpret_cast<sockaddr*>(&from), flen);
+  }
+}
+
+int cmdFqdnLoop(const Args& a) {
+  const std::string cg = a.get("cgroup");
+  checkCgroup(cg);
+  const std::string kindName = a.get("kind", "dns");
+  FqdnKind kind;
+  if (kindName == "dns") kind = FqdnKind::Dns;
+  else if (kindName == "dns-unconn") kind = FqdnKind::DnsUnconn;
+  else if (kindName == "connect") kind = FqdnKind::Connect;
+  else die("fqdn-loop: unknown --kind '" + kindName + "' (dns|dns-unconn|connect)");
+  FqdnLoop loop;
+  loop.kind = kind;
+  loop.iters = uint64_t(a.num("iters", 1000));
+  loop.seconds = std::stod(a.get("seconds", "0"));
+  const std::string name = a.get("name", "api.bench.example");
+  const int records = int(a.num("records", 1));
+  if (records < 0 || records > 64) die("fqdn-loop: --records 0..64");
+  pid_t responder = -1;
+  int sfd = -1;
+  json info;
+  if (kind == FqdnKind::Connect) {
+    loop.port = int(a.num("port", 50001));
+    loop.dst = ipv4(a.get("dest"), loop.port);
+    loop.lfd = socketIn(a.get("listener-netns"), SOCK_STREAM);
+    int one = 1;
+    setsockopt(loop.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in any = ipv4("0.0.0.0", loop.port);
+    if (loop.lfd < 0 || bind(loop.lfd, reinterpret_cast<sockaddr*>(&any), sizeof(any)) != 0 ||
+        listen(loop.lfd, 512) != 0) {
+      die("fqdn-loop: listener on port " + std::to_string(loop.port) + ": " + std::strerror(errno));
+    }
+    info = {{"dest", a.get("dest")}, {"port", loop.port}};
+  } else {
+    loop.port = int(a.num("server-port", 53));
+    loop.dst = ipv4(a.get("server", "127.0.0.1"), loop.port);
+    sockaddr_in first = ipv4(a.get("first-addr", "198.19.0.3"), 0);
+    const auto ttl = uint32_t(a.num("ttl", 300));
+    loop.query = dnsMessage(name, false, 0, 0, 0);
+    auto answer = dnsMessage(name, true, records, ntohl(first.sin_addr.s_addr), ttl);
+    sfd = socketIn(a.get("server-netns"), SOCK_DGRAM);
+    if (sfd < 0 || bind(sfd, reinterpret_cast<sockaddr*>(&loop.dst), sizeof(loop.dst)) != 0) {
+      die("fqdn-loop: responder on " + a.get("server", "127.0.0.1") + ":" + std::to_string(loop.port) + ": " +
+          std::strerror(errno));
+    }
+    responder = startResponder(sfd, answer);
+    info = {{"server", a.get("server", "127.0.0.1")}, {"name", name}, {"records", records},
+            {"answer_bytes", answer.size()}};
+  }
+  const auto dirs = a.all("stats-pin-dir");
+  int statsFd = -1;
+  if (!dirs.empty()) {
+    statsFd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+    if (statsFd < 0) die("BPF_ENABLE_STATS failed (kernel >= 5.8 needed)");
+  }
+  auto snap = [&] {
+    std::map<std::string, ProgStat> all;
+    for (const auto& d : dirs) {
+      for (auto& [k, v] : pinnedProgStats(d)) all[k] = v;
+    }
+    return all;
+  };
+  Measured m = measure(cg, loop, 1, snap);
+  if (statsFd >= 0) close(statsFd);
+  if (responder > 0) {
+    kill(responder, SIGKILL);
+    waitpid(responder, nullptr, 0);
+  }
+  if (sfd >= 0) close(sfd);
+  if (loop.lfd >= 0) close(loop.lfd);
+  json out = measuredJson(kindName, m, 1);
+  out.update(info);
   std::cout << out.dump() << "\n";
   return 0;
 }
@@ -1188,7 +1431,7 @@ int cmdReport(const Args& a) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: microseg-bench gen-policy|loop|floor|controlplane|report [--key value...]\n";
+    std::cerr << "usage: microseg-bench gen-policy|loop|floor|fqdn-loop|controlplane|report [--key value...]\n";
     return 2;
   }
   libbpf_set_print([](enum libbpf_print_level level, const char* fmt, va_list ap) -> int {
@@ -1200,6 +1443,7 @@ int main(int argc, char** argv) {
   if (cmd == "gen-policy") return cmdGenPolicy(a);
   if (cmd == "loop") return cmdLoop(a);
   if (cmd == "floor") return cmdFloor(a);
+  if (cmd == "fqdn-loop") return cmdFqdnLoop(a);
   if (cmd == "controlplane") return cmdControlPlane(a);
   if (cmd == "report") return cmdReport(a);
   die("unknown command '" + cmd + "'");
