@@ -311,11 +311,12 @@ struct ms_addr {
  * (`*.example.com`: one or more labels before "example.com"); a hit whose
  * text equals the name's (the hash only finds the entry) binds each A/AAAA
  * address on the question's CNAME chain, for this workload only:
- * {subject, address} -> {fqdn peer, expiry}, the TTL clamped to
- * [fqdn_min_ttl_s, fqdn_max_ttl_s]. An egress flow of that workload to a
- * remote address (world or a range identity) with an unexpired binding is
- * judged twice: as the fqdn peer and as the address's identity; a deny of
- * either wins, else an allow of either (policies/README.md, "FQDN peers").
+ * {subject, address} -> {fqdn peer, expiry} (up to MS_FQDN_SLOTS peers
+ * an address), the TTL clamped to [fqdn_min_ttl_s, fqdn_max_ttl_s]. An
+ * egress flow of that workload to a remote address (world or a range
+ * identity) with unexpired bindings is judged as each fqdn peer and as the
+ * address's identity; a deny of any wins, else an allow of any
+ * (policies/README.md, "FQDN peers").
  *
  * Only answers from a trusted resolver bind (ms_fqdn_resolvers: the
  * daemon's --fqdn-resolvers, by default the nameservers of the host's
@@ -354,11 +355,20 @@ struct ms_fqdn_binding_key {
 	struct ms_addr addr;  /* an address of the answer (IPv4 mapped) */
 };
 
-struct ms_fqdn_binding_value {
+/* An address may stand for several names (a CDN, a shared VIP): each
+ * slot is one fqdn peer's binding; a new peer takes an empty or expired
+ * slot, else the one that expires first. */
+#define MS_FQDN_SLOTS 4
+
+struct ms_fqdn_bound {
 	__u64 expires_ns;     /* coarse CLOCK_MONOTONIC; bound while now < this */
 	__u64 name;           /* FNV-1a 64 of the question (ms_fqdn_texts) */
-	__u32 peer;           /* the fqdn peer */
+	__u32 peer;           /* the fqdn peer; 0: an empty slot */
 	__u32 ttl_s;          /* the TTL as clamped */
+};
+
+struct ms_fqdn_binding_value {
+	struct ms_fqdn_bound slot[MS_FQDN_SLOTS];
 };
 
 /* ms_fqdn_texts (LRU_HASH; pinned): question hash -> the name as resolved,

@@ -212,31 +212,60 @@ static __always_inline void policy_verdict(const struct ms_gen *g, struct ms_flo
 	}
 }
 
-/* Step 4 for a destination bound by a name (f->fqdn_peer): after the
- * address's verdict, the fqdn peer's (its entries, then world's and any
- * peer's, as for a range). A deny of either wins whatever the tier, else
- * an allow of either: a name never opens what a rule for the address
- * closes (abi.h: ms_fqdn_names). */
+/* Step 4 for a destination bound by names (f->fqdn): after the address's
+ * verdict, each unexpired fqdn peer's (its entries, then world's and any
+ * peer's, as for a range). A deny of any wins whatever the tier, else an
+ * allow of any: a name never opens what a rule for the address closes
+ * (abi.h: ms_fqdn_names). */
 static __always_inline void fqdn_verdict(const struct ms_gen *g, struct ms_flow *f,
 					 const struct ms_cgroup_value *subject)
 {
-	__u32 ranges = MS_IDENT_F_RANGES_EGRESS;
+	struct ms_fqdn_binding_value *v = f->fqdn;
+	__u32 ranges = MS_IDENT_F_RANGES_EGRESS, allow = MS_FQDN_SLOTS, allow_rule = 0;
+	__u64 now = bpf_ktime_get_coarse_ns();
 	struct ms_policy_value *pv;
+	bool judged = false;
 
-	if (f->reason == MS_REASON_RULE && f->verdict == MS_VERDICT_DENY)
+	if (!v || (f->reason == MS_REASON_RULE && f->verdict == MS_VERDICT_DENY))
 		return;
 	if (subject)
 		ranges = subject->isolation & MS_IDENT_F_RANGES_EGRESS;
-	pv = policy_lookup(g, f->subject, f->fqdn_peer, f->direction, f->protocol, f->dst_port, ranges);
-	if (!pv)
+	for (__u32 k = 0; k < MS_FQDN_SLOTS; k++) {
+		__u32 peer = v->slot[k].peer;
+
+		if (peer == 0 || now >= v->slot[k].expires_ns)
+			continue;
+		judged = true;
+		pv = policy_lookup(g, f->subject, peer, f->direction, f->protocol, f->dst_port, ranges);
+		if (!pv)
+			continue;
+		if (pv->verdict != MS_VERDICT_ALLOW) {
+			count(MS_CTR_FQDN_JUDGED);
+			f->verdict = pv->verdict;
+			f->rule_id = pv->rule_id;
+			f->reason = MS_REASON_RULE;
+			f->peer = peer;
+			f->peer_via = MS_PEER_VIA_FQDN;
+			f->fqdn_name = v->slot[k].name;
+			return;
+		}
+		if (allow == MS_FQDN_SLOTS) {
+			allow = k;
+			allow_rule = pv->rule_id;
+		}
+	}
+	if (judged)
+		count(MS_CTR_FQDN_JUDGED);
+	/* No name allows it, or the address's rule allows it either way. */
+	if (allow == MS_FQDN_SLOTS || (f->reason == MS_REASON_RULE && f->verdict == MS_VERDICT_ALLOW))
 		return;
-	if (pv->verdict == MS_VERDICT_ALLOW && f->reason == MS_REASON_RULE && f->verdict == MS_VERDICT_ALLOW)
-		return; /* allowed either way: the address's rule says so */
-	f->verdict = pv->verdict;
-	f->rule_id = pv->rule_id;
+	allow &= MS_FQDN_SLOTS - 1;
+	f->verdict = MS_VERDICT_ALLOW;
+	f->rule_id = allow_rule;
 	f->reason = MS_REASON_RULE;
-	f->peer = f->fqdn_peer;
+	f->peer = v->slot[allow].peer;
 	f->peer_via = MS_PEER_VIA_FQDN;
+	f->fqdn_name = v->slot[allow].name;
 }
 
 /* Steps 4-5: the verdict, counted per rule (index MS_RULE_NONE: default
@@ -249,7 +278,7 @@ static __always_inline int judge(const struct ms_gen *g, struct ms_flow *f,
 	if (subject && subject->mode != MS_MODE_INHERIT)
 		mode = subject->mode;
 	policy_verdict(g, f, subject);
-	if (ms_unlikely(f->fqdn_peer))
+	if (ms_unlikely(f->fqdn != NULL))
 		fqdn_verdict(g, f, subject);
 	if (ms_unlikely(f->reason == MS_REASON_GRANT))
 		count(MS_CTR_GRANT_ALLOWED); /* rule_id is a grant's: no rule hit */

@@ -57,9 +57,11 @@ struct ms_flow {
 	__u8 reason;
 	__u8 peer_via;        /* enum ms_peer_via */
 	__u8 in_edge;         /* counted in ms_edges (ms_event.in_edge) */
-	__u32 fqdn_peer;      /* egress: the fqdn peer the destination is bound
-	                         to for the subject (lib/fqdn.bpf.h), 0 if none */
-	__u64 fqdn_name;      /* and the name that bound it (ms_event.fqdn_name) */
+	/* egress: the names the destination is bound to for the subject
+	 * (lib/fqdn.bpf.h), NULL if none; the one that decided, if one did
+	 * (ms_event.fqdn_name) */
+	struct ms_fqdn_binding_value *fqdn;
+	__u64 fqdn_name;
 };
 
 #define MS_EVENT_QUERY_EVERY 16

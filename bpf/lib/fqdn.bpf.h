@@ -105,6 +105,72 @@ static __always_inline bool fqdn_text_equal(struct fqdn_search *c, struct ms_dns
 	return c->equal;
 }
 
+/* Binding the answer's addresses, one a step (a bpf_loop callback). */
+struct fqdn_bind {
+	struct ms_dns_state *s;
+	__u64 now;
+	__u32 peer;
+	__u32 min_ttl;
+	__u32 max_ttl;
+	__u32 _pad0;
+};
+
+/* The slot of `v` a binding to `peer` goes in: its own, else an empty or
+ * expired one, else the one that expires first. */
+static __always_inline __u32 fqdn_slot(const struct ms_fqdn_binding_value *v, __u32 peer, __u64 now)
+{
+	__u64 first = ~0ULL;
+	__u32 free = MS_FQDN_SLOTS, soonest = 0;
+
+	for (__u32 k = 0; k < MS_FQDN_SLOTS; k++) {
+		if (v->slot[k].peer == peer)
+			return k;
+		if (free == MS_FQDN_SLOTS && (v->slot[k].peer == 0 || v->slot[k].expires_ns <= now))
+			free = k;
+		if (v->slot[k].expires_ns < first) {
+			first = v->slot[k].expires_ns;
+			soonest = k;
+		}
+	}
+	return free < MS_FQDN_SLOTS ? free : soonest;
+}
+
+static long fqdn_bind_step(__u64 i, void *arg)
+{
+	struct fqdn_bind *b = arg;
+	struct ms_dns_state *s = b->s;
+	struct ms_fqdn_binding_value *v;
+	struct ms_fqdn_bound *slot;
+	__u32 k = i & (MS_DNS_MAX_ADDRS - 1), ttl;
+
+	if (k >= s->n_addrs)
+		return 1;
+	ttl = s->addrs[k].ttl;
+	if (ttl < b->min_ttl)
+		ttl = b->min_ttl;
+	if (ttl > b->max_ttl)
+		ttl = b->max_ttl;
+	s->bind_key.addr = s->addrs[k].addr;
+	v = bpf_map_lookup_elem(&ms_fqdn_bindings, &s->bind_key);
+	if (v) {
+		/* In place: another CPU's answer for the same address at the
+		 * same moment may take the same slot (the next answer binds
+		 * again). */
+		slot = &v->slot[fqdn_slot(v, b->peer, b->now) & (MS_FQDN_SLOTS - 1)];
+	} else {
+		__builtin_memset(&s->bind_value, 0, sizeof(s->bind_value));
+		slot = &s->bind_value.slot[0];
+	}
+	slot->expires_ns = b->now + ttl * MS_NS_PER_S;
+	slot->name = s->chain[0];
+	slot->ttl_s = ttl;
+	slot->peer = b->peer;
+	if (!v && bpf_map_update_elem(&ms_fqdn_bindings, &s->bind_key, &s->bind_value, BPF_NOEXIST) != 0)
+		return 0;
+	count(MS_CTR_FQDN_BOUND);
+	return 0;
+}
+
 /* A UDP DNS answer (source port 53; its message at `off` of the packet)
  * to a query of the socket of workload `subject`, whose policy names fqdn
  * peers: bind what it says. The datagram itself passes or not as it would
@@ -112,14 +178,12 @@ static __always_inline bool fqdn_text_equal(struct fqdn_search *c, struct ms_dns
  * each of its callers (its loops are long). Returns 0. */
 __noinline int fqdn_learn(struct __sk_buff *skb, __u32 off, __u32 subject)
 {
-	struct ms_fqdn_binding_value *bv;
-	struct ms_fqdn_binding_key *bk;
 	struct fqdn_search c = {};
+	struct fqdn_bind b = {};
 	struct ms_fqdn_name_value *v;
 	struct ms_dns_state *s;
 	struct ms_config *cfg;
-	__u32 zero = 0, start = 0, ttl;
-	__u64 now;
+	__u32 zero = 0, start = 0;
 
 	if (!skb)
 		return 0;
@@ -144,47 +208,28 @@ __noinline int fqdn_learn(struct __sk_buff *skb, __u32 off, __u32 subject)
 		count(MS_CTR_FQDN_UNNAMED);
 		return 0;
 	}
-	now = bpf_ktime_get_coarse_ns();
-	bk = &s->bind_key;
-	bv = &s->bind_value;
-	__builtin_memset(bk, 0, sizeof(*bk));
-	__builtin_memset(bv, 0, sizeof(*bv));
-	bk->subject = subject;
-	bv->name = s->chain[0];
-	bv->peer = v->peer;
-	for (int i = 0; i < MS_DNS_MAX_ADDRS; i++) {
-		if (i >= s->n_addrs)
-			break;
-		ttl = s->addrs[i].ttl;
-		if (ttl < cfg->fqdn_min_ttl_s)
-			ttl = cfg->fqdn_min_ttl_s;
-		if (ttl > cfg->fqdn_max_ttl_s)
-			ttl = cfg->fqdn_max_ttl_s;
-		bk->addr = s->addrs[i].addr;
-		bv->ttl_s = ttl;
-		bv->expires_ns = now + ttl * MS_NS_PER_S;
-		if (bpf_map_update_elem(&ms_fqdn_bindings, bk, bv, BPF_ANY) == 0)
-			count(MS_CTR_FQDN_BOUND);
-	}
+	b.s = s;
+	b.now = bpf_ktime_get_coarse_ns();
+	b.peer = v->peer;
+	b.min_ttl = cfg->fqdn_min_ttl_s;
+	b.max_ttl = cfg->fqdn_max_ttl_s;
+	__builtin_memset(&s->bind_key, 0, sizeof(s->bind_key));
+	s->bind_key.subject = subject;
+	bpf_loop(MS_DNS_MAX_ADDRS, fqdn_bind_step, &b, 0);
 	bpf_map_update_elem(&ms_fqdn_texts, &s->chain[0], s->qtext, BPF_ANY);
 	return 0;
 }
 
-/* An egress flow's destination bound by a name the subject resolved:
- * f->fqdn_peer, f->fqdn_name (0 if none or expired). */
+/* An egress flow's destination bound by names the subject resolved:
+ * f->fqdn (NULL if none; decide.bpf.h's fqdn_verdict() skips expired
+ * slots). */
 static __always_inline void fqdn_bound(struct ms_flow *f)
 {
 	struct ms_fqdn_binding_key key = {};
-	struct ms_fqdn_binding_value *v;
 
 	key.subject = f->subject;
 	key.addr = f->dst_addr;
-	v = bpf_map_lookup_elem(&ms_fqdn_bindings, &key);
-	if (!v || bpf_ktime_get_coarse_ns() >= v->expires_ns)
-		return;
-	f->fqdn_peer = v->peer;
-	f->fqdn_name = v->name;
-	count(MS_CTR_FQDN_JUDGED);
+	f->fqdn = bpf_map_lookup_elem(&ms_fqdn_bindings, &key);
 }
 
 #endif /* MICROSEG_BPF_LIB_FQDN_H */

@@ -32,21 +32,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-socklen_t sockaddrOf(int family, const std::string& addr, int port, sockaddr_storage& ss) {
-  std::memset(&ss, 0, sizeof(ss));
-  if (family == AF_INET) {
-    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
-    s->sin_family = AF_INET;
-    s->sin_port = htons(uint16_t(port));
-    inet_pton(AF_INET, addr.c_str(), &s->sin_addr);
-    return sizeof(sockaddr_in);
-  }
-  auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
-  s->sin6_family = AF_INET6;
-  s->sin6_port = htons(uint16_t(port));
-  inet_pton(AF_INET6, addr.c_str(), &s->sin6_addr);
-  return sizeof(sockaddr_in6);
-}
 
 // A message being written, with the offsets of the names written so far
 // (for compression pointers).
@@ -277,7 +262,7 @@ Child responder(const std::string& cgroup, int family, const std::string& addr, 
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         sockaddr_storage ss;
-        const socklen_t len = sockaddrOf(family, addr, 53, ss);
+        const socklen_t len = makeAddr(family, addr, 53, ss);
         if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return -1;
         return fd;
       },
@@ -306,7 +291,7 @@ int resolve(int family, const std::string& resolver, const std::string& name, ui
   int fd = socket(family, SOCK_DGRAM, 0);
   if (fd < 0) return errno;
   sockaddr_storage ss;
-  const socklen_t sl = sockaddrOf(family, resolver, 53, ss);
+  const socklen_t sl = makeAddr(family, resolver, 53, ss);
   const uint16_t id = uint16_t(getpid() ^ nowMs());
   const auto q = buildQuery(id, name, type);
   int rc = 0;
@@ -355,7 +340,7 @@ int resolveFlood(int family, const std::string& resolver, const std::string& suf
   int fd = socket(family, SOCK_DGRAM, 0);
   if (fd < 0) return errno;
   sockaddr_storage ss;
-  const socklen_t sl = sockaddrOf(family, resolver, 53, ss);
+  const socklen_t sl = makeAddr(family, resolver, 53, ss);
   int rc = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) == 0 ? 0 : errno;
   for (int k = first; rc == 0 && k < first + count; k++) {
     const auto q = buildQuery(uint16_t(k), "n" + std::to_string(k) + "." + suffix, kTypeA);
@@ -385,8 +370,8 @@ int sendFrom53(int family, const std::string& from, const std::string& to, int t
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
   sockaddr_storage src, dst;
-  const socklen_t sl = sockaddrOf(family, from, 53, src);
-  const socklen_t dl = sockaddrOf(family, to, toPort, dst);
+  const socklen_t sl = makeAddr(family, from, 53, src);
+  const socklen_t dl = makeAddr(family, to, toPort, dst);
   int rc = 0;
   if (bind(fd, reinterpret_cast<sockaddr*>(&src), sl) != 0 ||
       sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&dst), dl) < 0) {
@@ -407,11 +392,11 @@ UdpCatcher::UdpCatcher(const std::string& cgroup, int family, const std::string&
         int one = 1;
         if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         sockaddr_storage ss;
-        const socklen_t len = sockaddrOf(family, addr, port, ss);
+        const socklen_t len = makeAddr(family, addr, port, ss);
         if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return -1;
         if (first.msg.empty()) return fd;
         sockaddr_storage to;
-        const socklen_t tl = sockaddrOf(family, first.to, first.port, to);
+        const socklen_t tl = makeAddr(family, first.to, first.port, to);
         if (first.via == Via::Connected) {
           if (connect(fd, reinterpret_cast<sockaddr*>(&to), tl) != 0) return -1;
           if (send(fd, first.msg.data(), first.msg.size(), 0) < 0) return -1;

@@ -415,9 +415,7 @@ TEST_F(Fqdn, DISABLED_AnAnswerToAQuestionTheSocketDidNotAskBindsNothing) {
 // shared.svc.example.test (8080 only) both resolve to 10.93.0.2. Resolving
 // the second does not take the first's binding away: 8443 stays allowed
 // while api.example.test's TTL runs.
-// DISABLED: a known limit of this version (policies/README.md, FQDN peers,
-// Limits; issue #27): ms_fqdn_bindings holds one name per (workload, address): the last answer wins. The test is what the fix must pass.
-TEST_F(Fqdn, DISABLED_TwoNamesOfOneAddressBothHold) {
+TEST_F(Fqdn, TwoNamesOfOneAddressBothHold) {
   ASSERT_NO_FATAL_FAILURE(start());
   ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
   EXPECT_EQ(clientTcp("10.93.0.2", kApiPort), 0);
@@ -464,6 +462,43 @@ TEST_F(Fqdn, APolicyChangeKeepsTheBindingsOfTheNamesItKeeps) {
   EXPECT_EQ(clientTcp("10.93.0.2"), EPERM) << "api.example.test is no peer any more";
   EXPECT_EQ(clientTcp("10.93.0.3"), 0) << "*.svc.example.test's binding is kept";
   for (const auto& b : bindings()) EXPECT_NE(b["name"], "api.example.test") << b.dump();
+}
+
+// Precedence (policies/README.md, FQDN peers): a bound address is judged
+// as its name and as its address, and a deny of either wins. An admin deny
+// of 10.93.0.2 closes what api.example.test's allow opens; a deny of the
+// name closes what an allow of the address's cidr opens. The flow record
+// of a flow a name decided says so and names the name the caller resolved.
+TEST_F(Fqdn, ADenyOfTheAddressOrOfTheNameWins) {
+  const std::string adminDeny = doc("Policy", "no-10-93-0-2",
+                                    "  tier: admin\n  priority: 10\n  selector: {matchLabels: {tier: app}}\n"
+                                    "  egress:\n    - action: deny\n      to: [{cidr: 10.93.0.2/32}]\n"
+                                    "      ports: [{port: " + std::to_string(kPort) + ", protocol: TCP}]\n");
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_NO_FATAL_FAILURE(apply(policy("{fqdn: api.example.test}") + adminDeny));
+  ASSERT_EQ(resolveAsClient("api.example.test", {"10.93.0.2"}), 0);
+  EXPECT_EQ(clientTcp("10.93.0.2"), EPERM) << "the admin deny of the address beats the name's allow";
+  EXPECT_EQ(clientTcp("10.93.0.2", kApiPort), 0) << "the name's allow on another port";
+
+  const std::string nameDeny = doc("Policy", "no-api",
+                                   "  selector: {matchLabels: {tier: app}}\n"
+                                   "  egress:\n    - action: deny\n      to: [{fqdn: api.example.test}]\n"
+                                   "      ports: [{port: " + std::to_string(kPort) + ", protocol: TCP}]\n");
+  ASSERT_NO_FATAL_FAILURE(apply(policy("{cidr: 10.93.0.0/29}") + nameDeny));
+  EXPECT_EQ(clientTcp("10.93.0.3"), 0) << "the cidr allows an address no name binds";
+  EXPECT_EQ(clientTcp("10.93.0.2"), EPERM) << "the name's deny beats the cidr's allow";
+
+  auto r = daemon_->cli({"flows", "--verdict", "allow", "--to", "fqdn:api.example.test", "-o", "json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  bool named = false;
+  const auto reply = nlohmann::json::parse(r.out);
+  for (const auto& f : reply["records"]) {
+    if (f["dst"]["port"] != kApiPort || f["direction"] != "egress") continue;
+    EXPECT_EQ(f["peer_via"], "fqdn") << f.dump();
+    EXPECT_EQ(f["dst"]["name"], "api.example.test") << f.dump();
+    named = true;
+  }
+  EXPECT_TRUE(named) << "a flow record of the name's allow on " << kApiPort << ":\n" << r.out;
 }
 
 // Bindings are pinned: a restarted daemon finds them and they still hold.

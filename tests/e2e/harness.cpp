@@ -319,21 +319,6 @@ bool enter(const std::string& cgroup, const std::string& netnsPath) {
   return ok;
 }
 
-socklen_t makeAddr(int family, const std::string& addr, int port, sockaddr_storage& ss) {
-  std::memset(&ss, 0, sizeof(ss));
-  if (family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, addr.c_str(), &a->sin_addr);
-    return sizeof(*a);
-  }
-  auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-  a->sin6_family = AF_INET6;
-  a->sin6_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET6, addr.c_str(), &a->sin6_addr);
-  return sizeof(*a);
-}
 
 bool waitPid(pid_t pid, int timeoutMs, int* status) { return reap(pid, timeoutMs, status); }
 
@@ -351,6 +336,22 @@ void killTracked(PidKind kind) {
 }
 
 }  // namespace
+
+socklen_t makeAddr(int family, const std::string& addr, int port, sockaddr_storage& ss) {
+  std::memset(&ss, 0, sizeof(ss));
+  if (family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, addr.c_str(), &a->sin_addr);
+    return sizeof(*a);
+  }
+  auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+  a->sin6_family = AF_INET6;
+  a->sin6_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET6, addr.c_str(), &a->sin6_addr);
+  return sizeof(*a);
+}
 
 int attachedPrograms(const std::string& path, int type) {
   const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

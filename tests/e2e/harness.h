@@ -98,6 +98,9 @@ class Netns {
 bool vethPair(const Netns& a, const std::vector<std::string>& aAddrs, const Netns& b,
               const std::vector<std::string>& bAddrs, const std::string& prefix);
 
+// `addr`:`port` of `family` as a socket address; its length.
+socklen_t makeAddr(int family, const std::string& addr, int port, sockaddr_storage& ss);
+
 // The cgroup of this test process (outside every test's managed tree): a
 // process there is "host" to microseg.
 std::string ownCgroup();

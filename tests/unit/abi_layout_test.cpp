@@ -27,8 +27,9 @@ AT(struct ms_config, host_netns_cookie, 40);
 PIN(struct ms_fqdn_name_key, 16);
 PIN(struct ms_fqdn_name_value, 8 + MS_FQDN_TEXT);
 PIN(struct ms_fqdn_binding_key, 24);
-PIN(struct ms_fqdn_binding_value, 24);
-AT(struct ms_fqdn_binding_value, peer, 16);
+PIN(struct ms_fqdn_bound, 24);
+AT(struct ms_fqdn_bound, peer, 16);
+PIN(struct ms_fqdn_binding_value, 24 * MS_FQDN_SLOTS);
 
 PIN(struct ms_cgroup_value, 8);
 AT(struct ms_cgroup_value, flags, 4);

@@ -69,7 +69,13 @@ json Daemon::statusLocked() {
                     {"wire_identity_unsent", c->values[MS_CTR_WIRE_UNSENT]},
                     {"wire_identity_verified", c->values[MS_CTR_WIRE_VERIFIED]},
                     {"wire_identity_invalid", c->values[MS_CTR_WIRE_INVALID]},
-                    {"wire_identity_absent", c->values[MS_CTR_WIRE_ABSENT]}};
+                    {"wire_identity_absent", c->values[MS_CTR_WIRE_ABSENT]},
+                    {"fqdn_addresses_bound", c->values[MS_CTR_FQDN_BOUND]},
+                    {"fqdn_answers_unnamed", c->values[MS_CTR_FQDN_UNNAMED]},
+                    {"fqdn_answers_malformed", c->values[MS_CTR_FQDN_MALFORMED]},
+                    {"fqdn_answers_untrusted", c->values[MS_CTR_FQDN_UNTRUSTED]},
+                    {"fqdn_judged", c->values[MS_CTR_FQDN_JUDGED]},
+                    {"fqdn_dns_unseen", c->values[MS_CTR_FQDN_DNS_UNSEEN]}};
   }
   return json{{"version_string", kVersion},
               {"mode", modeName(datapath_->mode())},

@@ -122,19 +122,33 @@ Result<void> BpfDatapath::writeFqdnNames(const std::vector<std::pair<ms_fqdn_nam
     if (!kept.count(v.peer)) stale.insert(v.peer);
   }
   if (!stale.empty()) {
+    // A slot of a stale peer is emptied; an entry left with none goes.
     const int bindings = bpf_map__fd(skel_->maps.ms_fqdn_bindings);
-    std::vector<ms_fqdn_binding_key> drop;
+    std::vector<std::pair<ms_fqdn_binding_key, ms_fqdn_binding_value>> touched;
     ms_fqdn_binding_key bk{}, bnext{};
     first = true;
     while (bpf_map_get_next_key(bindings, first ? nullptr : &bk, &bnext) == 0) {
       first = false;
       bk = bnext;
       ms_fqdn_binding_value v{};
-      if (bpf_map_lookup_elem(bindings, &bk, &v) == 0 && stale.count(v.peer)) drop.push_back(bk);
+      if (bpf_map_lookup_elem(bindings, &bk, &v) != 0) continue;
+      bool changed = false;
+      for (auto& slot : v.slot) {
+        if (slot.peer != 0 && stale.count(slot.peer)) {
+          slot = ms_fqdn_bound{};
+          changed = true;
+        }
+      }
+      if (changed) touched.emplace_back(bk, v);
     }
-    for (const auto& k : drop) {
-      if (bpf_map_delete_elem(bindings, &k) != 0 && errno != ENOENT) {
-        return sysError("delete from map", "ms_fqdn_bindings");
+    for (const auto& [k, v] : touched) {
+      const bool empty = std::all_of(std::begin(v.slot), std::end(v.slot), [](const ms_fqdn_bound& b) { return b.peer == 0; });
+      if (empty) {
+        if (bpf_map_delete_elem(bindings, &k) != 0 && errno != ENOENT) {
+          return sysError("delete from map", "ms_fqdn_bindings");
+        }
+      } else if (bpf_map_update_elem(bindings, &k, &v, BPF_EXIST) != 0 && errno != ENOENT) {
+        return sysError("update of map", "ms_fqdn_bindings");
       }
     }
   }
@@ -162,12 +176,17 @@ Result<std::vector<FqdnBinding>> BpfDatapath::fqdnBindings() const {
   while (bpf_map_get_next_key(bindings, first ? nullptr : &key, &next) == 0) {
     first = false;
     key = next;
-    FqdnBinding b;
-    b.key = key;
-    if (bpf_map_lookup_elem(bindings, &key, &b.value) != 0) continue;  // evicted meanwhile
-    ms_fqdn_text t{};
-    if (bpf_map_lookup_elem(texts, &b.value.name, &t) == 0) b.name.assign(t.name, strnlen(t.name, sizeof(t.name)));
-    out.push_back(std::move(b));
+    ms_fqdn_binding_value v{};
+    if (bpf_map_lookup_elem(bindings, &key, &v) != 0) continue;  // evicted meanwhile
+    for (const auto& slot : v.slot) {
+      if (slot.peer == 0) continue;
+      FqdnBinding b;
+      b.key = key;
+      b.value = slot;
+      ms_fqdn_text t{};
+      if (bpf_map_lookup_elem(texts, &slot.name, &t) == 0) b.name.assign(t.name, strnlen(t.name, sizeof(t.name)));
+      out.push_back(std::move(b));
+    }
   }
   return out;
 }

@@ -74,10 +74,11 @@ struct Generation {
   std::vector<std::pair<ms_fqdn_name_key, ms_fqdn_name_value>> fqdnNames;
 };
 
-// An address a DNS answer bound to a name for a workload (ms_fqdn_bindings).
+// An address a DNS answer bound to a name for a workload: one slot of an
+// entry of ms_fqdn_bindings.
 struct FqdnBinding {
   ms_fqdn_binding_key key{};
-  ms_fqdn_binding_value value{};
+  ms_fqdn_bound value{};
   std::string name;  // the question as resolved ("" if ms_fqdn_texts lost it)
 };
 
