@@ -575,6 +575,9 @@ enum ms_counter {
 	                           room for: counted nowhere else, so each gets an
 	                           event of its own (see ms_edges) */
 	MS_CTR_FQDN_BOUND,      /* addresses bound to a name (ms_fqdn_bindings writes) */
+	MS_CTR_FQDN_ENTRIES,    /* of which new (workload, address) entries: what the
+	                           table holds, plus what the daemon removed, plus
+	                           what its LRU evicted, adds up to this */
 	MS_CTR_FQDN_UNNAMED,    /* DNS answers to an fqdn workload whose question no
 	                           policy names (or too long to compare): nothing bound */
 	MS_CTR_FQDN_MALFORMED,  /* DNS answers to an fqdn workload the parser refused

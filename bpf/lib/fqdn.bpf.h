@@ -165,8 +165,11 @@ static long fqdn_bind_step(__u64 i, void *arg)
 	slot->name = s->chain[0];
 	slot->ttl_s = ttl;
 	slot->peer = b->peer;
-	if (!v && bpf_map_update_elem(&ms_fqdn_bindings, &s->bind_key, &s->bind_value, BPF_NOEXIST) != 0)
-		return 0;
+	if (!v) {
+		if (bpf_map_update_elem(&ms_fqdn_bindings, &s->bind_key, &s->bind_value, BPF_NOEXIST) != 0)
+			return 0;
+		count(MS_CTR_FQDN_ENTRIES);
+	}
 	count(MS_CTR_FQDN_BOUND);
 	return 0;
 }

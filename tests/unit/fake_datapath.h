@@ -119,6 +119,7 @@ class FakeDatapath : public Datapath {
   std::vector<FqdnBinding> fqdnBindingEntries;
   Result<std::vector<FqdnBinding>> fqdnBindings() const override { return fqdnBindingEntries; }
   Result<std::string> fqdnText(uint64_t) const override { return std::string(); }
+  Result<FqdnTable> fqdnTable() const override { return FqdnTable{fqdnBindingEntries.size(), 0}; }
   Result<EdgeEntries> removeEdges(const std::vector<ms_edge_key>& keys) override {
     EdgeEntries out;
     for (const auto& k : keys) {

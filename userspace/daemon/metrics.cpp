@@ -72,6 +72,22 @@ std::string Daemon::renderMetricsLocked() {
             "Addresses DNS answers bound to an fqdn peer for the workload that resolved them (a binding "
             "renewed counts again).",
             one(double(c->values[MS_CTR_FQDN_BOUND])));
+    if (auto t = datapath_->fqdnTable()) {
+      gauge("microseg_fqdn_binding_entries",
+            "(workload, address) entries of the kernel's bindings table (MS_MAX_FQDN_BINDINGS), expired ones "
+            "included until they are reused or evicted.",
+            one(double(t->entries)));
+      // Entries leave the LRU table only by the daemon's removes and by
+      // eviction: what is missing from the ones the kernel inserted was
+      // evicted. (The kernel's count outlives a restart, the daemon's
+      // removes do not: after one, an earlier run's removes count here.)
+      const uint64_t inserted = c->values[MS_CTR_FQDN_ENTRIES];
+      const uint64_t accounted = t->entries + t->removed;
+      counter("microseg_fqdn_binding_evictions_total",
+              "Entries of the bindings table its LRU evicted to make room (inserted - held - removed by the "
+              "daemon): a binding lost before its TTL if it was not expired.",
+              one(double(inserted > accounted ? inserted - accounted : 0)));
+    }
     counter("microseg_fqdn_answers_total",
             "DNS answers to workloads whose policies name fqdn peers that bound nothing: unnamed (no policy "
             "names the question), malformed (refused by the parser: malformed, truncated, over 1232 bytes, "

@@ -91,6 +91,7 @@ class BpfDatapath final : public Datapath {
   Result<EdgeEntries> removeEdges(const std::vector<ms_edge_key>& keys) override;  // bpf_datapath_readback.cpp
   Result<std::vector<FqdnBinding>> fqdnBindings() const override;                  // bpf_datapath_fqdn.cpp
   Result<std::string> fqdnText(uint64_t hash) const override;                      // bpf_datapath_fqdn.cpp
+  Result<FqdnTable> fqdnTable() const override;                                    // bpf_datapath_fqdn.cpp
   Result<int> drainEvents(const EventHandler& handler) override;
   int eventFd() const override;
 
@@ -171,6 +172,7 @@ class BpfDatapath final : public Datapath {
   // first setGrants(), then kept.
   GrantEntries grants_;
   bool grantsRead_ = false;
+  uint64_t fqdnRemoved_ = 0;  // ms_fqdn_bindings entries this run deleted
   // Writes a generation's names into ms_fqdn_names, before it is in force
   // (bpf_datapath_fqdn.cpp).
   Result<void> writeFqdnResolvers(const std::vector<std::string>& addresses);

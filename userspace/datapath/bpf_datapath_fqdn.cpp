@@ -144,7 +144,9 @@ Result<void> BpfDatapath::writeFqdnNames(const std::vector<std::pair<ms_fqdn_nam
     for (const auto& [k, v] : touched) {
       const bool empty = std::all_of(std::begin(v.slot), std::end(v.slot), [](const ms_fqdn_bound& b) { return b.peer == 0; });
       if (empty) {
-        if (bpf_map_delete_elem(bindings, &k) != 0 && errno != ENOENT) {
+        if (bpf_map_delete_elem(bindings, &k) == 0) {
+          fqdnRemoved_++;
+        } else if (errno != ENOENT) {
           return sysError("delete from map", "ms_fqdn_bindings");
         }
       } else if (bpf_map_update_elem(bindings, &k, &v, BPF_EXIST) != 0 && errno != ENOENT) {
@@ -165,6 +167,20 @@ Result<std::string> BpfDatapath::fqdnText(uint64_t hash) const {
     return sysError("lookup in map", "ms_fqdn_texts");
   }
   return std::string(t.name, strnlen(t.name, sizeof(t.name)));
+}
+
+Result<Datapath::FqdnTable> BpfDatapath::fqdnTable() const {
+  const int bindings = bpf_map__fd(skel_->maps.ms_fqdn_bindings);
+  FqdnTable t;
+  t.removed = fqdnRemoved_;
+  ms_fqdn_binding_key key{}, next{};
+  bool first = true;
+  while (bpf_map_get_next_key(bindings, first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    t.entries++;
+  }
+  return t;
 }
 
 Result<std::vector<FqdnBinding>> BpfDatapath::fqdnBindings() const {

@@ -180,6 +180,14 @@ class Datapath {
   // The name as resolved whose FNV-1a hash is `hash` (ms_fqdn_texts); ""
   // if the map no longer has it.
   virtual Result<std::string> fqdnText(uint64_t hash) const = 0;
+  // The entries ms_fqdn_bindings holds now, and how many this run removed
+  // (their peer's pattern went): with MS_CTR_FQDN_ENTRIES, what its LRU
+  // evicted.
+  struct FqdnTable {
+    uint64_t entries = 0;
+    uint64_t removed = 0;
+  };
+  virtual Result<FqdnTable> fqdnTable() const = 0;
   // Drains pending events into the handler; returns how many.
   virtual Result<int> drainEvents(const EventHandler& handler) = 0;
   // fd that becomes readable when the kernel forces a wakeup (ring > 1/4 full).
