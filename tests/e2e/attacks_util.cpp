@@ -31,22 +31,13 @@ std::string ports(std::initializer_list<std::pair<int, const char*>> list) {
 }
 
 socklen_t sockaddrOf(int family, const std::string& addr, int port, const std::string& dev, sockaddr_storage& ss) {
-  std::memset(&ss, 0, sizeof(ss));
-  if (family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, addr.c_str(), &a->sin_addr);
-    return sizeof(*a);
-  }
+  const socklen_t len = makeAddr(family, addr, port, ss);
   auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-  a->sin6_family = AF_INET6;
-  a->sin6_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET6, addr.c_str(), &a->sin6_addr);
-  if (!dev.empty() && (IN6_IS_ADDR_LINKLOCAL(&a->sin6_addr) || IN6_IS_ADDR_MULTICAST(&a->sin6_addr))) {
+  if (family == AF_INET6 && !dev.empty() &&
+      (IN6_IS_ADDR_LINKLOCAL(&a->sin6_addr) || IN6_IS_ADDR_MULTICAST(&a->sin6_addr))) {
     a->sin6_scope_id = if_nametoindex(dev.c_str());
   }
-  return sizeof(*a);
+  return len;
 }
 
 int bindToDevice(int fd, const std::string& dev) {

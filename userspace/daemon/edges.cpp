@@ -1,8 +1,8 @@
 // The kernel's observed edges (bpf/abi.h: ms_edges) -> flow records, and the
 // records' history across restarts (edges/edge_history.h).
+#include "common/kernel_clock.h"
 #include "daemon/daemon.h"
 
-#include <time.h>
 
 #include <spdlog/spdlog.h>
 
@@ -29,13 +29,6 @@ constexpr int64_t kSaveEveryMs = 10000;
 // the retention, at most 10 minutes.
 uint64_t edgeIdleNs(const DaemonConfig& c) {
   return static_cast<uint64_t>(std::min<int64_t>(c.edgeRetentionSeconds * 1000000000 / 4, 600ll * 1000000000));
-}
-
-// The edges' clock (bpf/lib/edges.bpf.h): CLOCK_MONOTONIC_COARSE.
-uint64_t edgeClockNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace
@@ -67,7 +60,7 @@ void Daemon::foldEdgesLocked() {
 
   // Idle edges leave the map with their last counts (nothing counted up to
   // the removal is lost; a flow after it makes the edge new again).
-  const uint64_t now = edgeClockNs(), idle = edgeIdleNs(config_);
+  const uint64_t now = kernelCoarseNs(), idle = edgeIdleNs(config_);
   std::vector<ms_edge_key> stale;
   for (const auto& [k, v] : *entries) {
     if (v.last_ns != 0 && now > v.last_ns && now - v.last_ns > idle) stale.push_back(k);

@@ -2,10 +2,9 @@
 // bound to names, per workload, with the fqdn peer and the time left
 // (bpf/abi.h: ms_fqdn_bindings). Expired bindings the kernel has not
 // reused yet are left out.
-#include <time.h>
-
 #include <algorithm>
 
+#include "common/kernel_clock.h"
 #include "common/names.h"
 #include "control/server.h"
 #include "daemon/daemon.h"
@@ -16,13 +15,6 @@ namespace microseg::daemon {
 namespace {
 
 using nlohmann::json;
-
-// The bindings' clock (lib/fqdn.bpf.h): CLOCK_MONOTONIC_COARSE.
-uint64_t coarseNowNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 }  // namespace
 
@@ -41,7 +33,7 @@ void Daemon::registerFqdn() {
     }
     auto bindings = datapath_->fqdnBindings();
     if (!bindings) throw control::ControlError(control::kErrInternal, bindings.error().str(), {});
-    const uint64_t now = coarseNowNs();
+    const uint64_t now = kernelCoarseNs();  // the bindings' clock (lib/fqdn.bpf.h)
     std::vector<json> rows;
     for (const auto& b : *bindings) {
       if (b.value.expires_ns <= now) continue;

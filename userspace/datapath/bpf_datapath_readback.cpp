@@ -1,6 +1,7 @@
 // What the kernel tells the daemon back: the counters, each rule's hits,
 // the UDP exchanges that expired (a sweep a step at a time) and the verdict
 // events of the ring buffer. The writing side is bpf_datapath.cpp.
+#include "common/kernel_clock.h"
 #include "datapath/bpf_datapath.h"
 
 #include <bpf/bpf.h>
@@ -103,9 +104,7 @@ Result<std::map<uint32_t, uint64_t>> BpfDatapath::ruleHits(uint32_t maxRuleId) c
 
 Result<Datapath::SweepStep> BpfDatapath::expireUdpExchanges() {
   const int fd = bpf_map__fd(skel_->maps.ms_udp_flows);
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  const uint64_t now = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+  const uint64_t now = kernelCoarseNs();
   // Batches of entries from a bucket cursor (deleting what was read does not
   // disturb it); the expired ones of each batch are deleted together. A
   // datagram that renews an entry between the two loses it: one answer is

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <set>
 
+#include "common/kernel_clock.h"
 #include "datapath/bpf_datapath.h"
 #include "datapath/map_writes.h"
 #include "microseg.skel.h"
@@ -23,10 +24,7 @@ int64_t taiOffsetNs() {
 Result<void> BpfDatapath::refreshClock() {
   // The observed edges' clock (bpf/lib/edges.bpf.h): one store into the
   // mapped .bss, the clock bpf_ktime_get_coarse_ns() reads.
-  timespec coarse{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &coarse);
-  __atomic_store_n(&skel_->bss->ms_edge_clock_ns, uint64_t(coarse.tv_sec) * 1000000000ull + uint64_t(coarse.tv_nsec),
-                   __ATOMIC_RELAXED);
+  __atomic_store_n(&skel_->bss->ms_edge_clock_ns, kernelCoarseNs(), __ATOMIC_RELAXED);
   const int64_t now = taiOffsetNs();
   const int64_t moved = now - config_.tai_offset_ns;
   if (moved > -10000000 && moved < 10000000) return {};
